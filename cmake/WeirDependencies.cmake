@@ -1,0 +1,18 @@
+# Finds weir's dependencies, all from Debian packages (installed by .ci/setup).
+# Nothing is vendored or downloaded.
+find_package(Threads REQUIRED)
+find_package(absl REQUIRED)
+find_package(fmt REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(simdjson REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
+pkg_check_modules(ROCKSDB REQUIRED IMPORTED_TARGET rocksdb)
+pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
+
+if(WEIR_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(WEIR_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

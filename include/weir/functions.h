@@ -1,0 +1,259 @@
+// User functions and their contexts: ProcessFunction, KeyedProcessFunction
+// (with event-time and processing-time timers), BroadcastProcessFunction, the
+// Collector they emit through and typed side outputs (OutputTag).
+//
+// One instance of a function runs per worker (each worker gets its own copy of
+// the object you pass), so a function may keep per-worker members without
+// locking. Functions report failure by returning a non-OK absl::Status (or by
+// throwing); the job then fails with a status naming the operator.
+//
+// Example:
+//
+//   class CountPerUser : public weir::KeyedProcessFunction<uint64_t, Event, Count> {
+//    public:
+//     absl::Status ProcessElement(const Event& e, Context& ctx, weir::Collector<Count>& out) override {
+//       int64_t& n = counts_[ctx.CurrentKey()];
+//       ++n;
+//       ctx.timer_service().RegisterEventTimeTimer(ctx.timestamp() + 60'000);
+//       return absl::OkStatus();
+//     }
+//     absl::Status OnTimer(weir::Timestamp ts, OnTimerContext& ctx,
+//                          weir::Collector<Count>& out) override {
+//       out.Collect(Count{ctx.CurrentKey(), counts_[ctx.CurrentKey()]});
+//       return absl::OkStatus();
+//     }
+//    private:
+//     absl::flat_hash_map<uint64_t, int64_t> counts_;
+//   };
+
+#ifndef WEIR_FUNCTIONS_H_
+#define WEIR_FUNCTIONS_H_
+
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "weir/internal/operator.h"
+#include "weir/time.h"
+
+namespace weir {
+
+// Where a function emits its results. Records get the timestamp of the
+// element being processed (or of the timer firing) unless given one.
+// Not thread-safe; valid only during the call it is passed to.
+template <class T>
+class Collector {
+ public:
+  // Internal: created by the runtime.
+  Collector(internal::Emitter<T>* emitter, size_t batch_size)
+      : emitter_(emitter), batch_size_(batch_size) {
+    batch_.reserve(batch_size);
+  }
+  Collector(const Collector&) = delete;
+  Collector& operator=(const Collector&) = delete;
+
+  void Collect(T value) { CollectWithTimestamp(std::move(value), timestamp_); }
+  void CollectWithTimestamp(T value, Timestamp timestamp) {
+    batch_.Push(std::move(value), timestamp);
+    if (batch_.size() >= batch_size_) Flush();
+  }
+
+  // Internal: the default timestamp for Collect().
+  void SetTimestamp(Timestamp timestamp) { timestamp_ = timestamp; }
+  // Internal: hands buffered records downstream.
+  void Flush() {
+    if (batch_.empty()) return;
+    emitter_->EmitBatch(batch_);
+    batch_.clear();
+  }
+
+ private:
+  internal::Emitter<T>* emitter_;
+  size_t batch_size_;
+  Timestamp timestamp_ = kMinTimestamp;
+  internal::Batch<T> batch_;
+};
+
+// Names a typed side output of a Process operator. Declare it once and use
+// the same tag in the function (ctx.Output) and when wiring
+// (stream.SideOutput(tag)). Records sent to a side output that nothing
+// consumes are discarded.
+//
+//   const weir::OutputTag<std::string> kRejected("rejected");
+template <class U>
+class OutputTag {
+ public:
+  explicit OutputTag(std::string id) : id_(std::move(id)) {}
+  const std::string& id() const { return id_; }
+
+ private:
+  std::string id_;
+};
+
+// What a function learns about where it runs; passed to Open().
+struct RuntimeContext {
+  std::string operator_name;
+  int worker_index = 0;
+  int parallelism = 1;
+  int max_parallelism = 128;
+};
+
+// Which clock a timer belongs to.
+enum class TimeDomain { kEventTime, kProcessingTime };
+
+namespace internal {
+struct ContextAccess;
+}  // namespace internal
+
+// The context every process function gets: the current element's timestamp,
+// the operator's watermark, processing time and side outputs.
+class ProcessContext {
+ public:
+  // Event timestamp of the element being processed (or of the timer firing).
+  Timestamp timestamp() const { return timestamp_; }
+  // The operator's current watermark.
+  Timestamp current_watermark() const { return op_->current_watermark(); }
+  // Processing time now, milliseconds since the epoch.
+  Timestamp current_processing_time() const { return op_->env().Now(); }
+  int worker_index() const { return op_->env().worker_index; }
+
+  // Emits `value` to the side output `tag`, with the current timestamp.
+  template <class U>
+  void Output(const OutputTag<U>& tag, U value) {
+    if (auto* channel = op_->side_outputs().template Find<U>(tag.id())) {
+      channel->Push(std::move(value), timestamp_);
+    }
+  }
+
+ protected:
+  explicit ProcessContext(internal::OperatorBase* op) : op_(op) {}
+  ~ProcessContext() = default;
+
+ private:
+  friend struct internal::ContextAccess;
+  internal::OperatorBase* op_;
+  Timestamp timestamp_ = kMinTimestamp;
+};
+
+// Registers and deletes timers for the current key. Timers are deduplicated
+// per (key, timestamp). Event-time timers fire when the watermark reaches
+// their timestamp (all fire at end of input); processing-time timers fire
+// when the wall clock does.
+class TimerService {
+ public:
+  virtual ~TimerService() = default;
+  virtual Timestamp CurrentProcessingTime() const = 0;
+  virtual Timestamp CurrentWatermark() const = 0;
+  virtual void RegisterEventTimeTimer(Timestamp time) = 0;
+  virtual void RegisterProcessingTimeTimer(Timestamp time) = 0;
+  virtual void DeleteEventTimeTimer(Timestamp time) = 0;
+  virtual void DeleteProcessingTimeTimer(Timestamp time) = 0;
+};
+
+// A function applied to each element of a (non-keyed) stream.
+template <class IN, class OUT>
+class ProcessFunction {
+ public:
+  class Context : public ProcessContext {
+   public:
+    explicit Context(internal::OperatorBase* op) : ProcessContext(op) {}
+  };
+
+  virtual ~ProcessFunction() = default;
+  virtual absl::Status Open(const RuntimeContext& runtime) {
+    (void)runtime;
+    return absl::OkStatus();
+  }
+  virtual absl::Status ProcessElement(const IN& value, Context& ctx, Collector<OUT>& out) = 0;
+  virtual absl::Status Close() { return absl::OkStatus(); }
+};
+
+// A function applied to each element of a KeyedStream, with the current key
+// and timers. (Keyed state is reached through this context too.)
+template <class K, class IN, class OUT>
+class KeyedProcessFunction {
+ public:
+  class Context : public ProcessContext {
+   public:
+    Context(internal::OperatorBase* op, TimerService* timers) : ProcessContext(op), timers_(timers) {}
+    // The key of the element being processed (or of the timer firing).
+    const K& CurrentKey() const { return *key_; }
+    TimerService& timer_service() { return *timers_; }
+
+   private:
+    friend struct internal::ContextAccess;
+    TimerService* timers_;
+    const K* key_ = nullptr;
+  };
+  class OnTimerContext : public Context {
+   public:
+    using Context::Context;
+    TimeDomain time_domain() const { return domain_; }
+
+   private:
+    friend struct internal::ContextAccess;
+    TimeDomain domain_ = TimeDomain::kEventTime;
+  };
+
+  virtual ~KeyedProcessFunction() = default;
+  virtual absl::Status Open(const RuntimeContext& runtime) {
+    (void)runtime;
+    return absl::OkStatus();
+  }
+  virtual absl::Status ProcessElement(const IN& value, Context& ctx, Collector<OUT>& out) = 0;
+  // Called when a timer registered for `ctx.CurrentKey()` fires.
+  virtual absl::Status OnTimer(Timestamp timestamp, OnTimerContext& ctx, Collector<OUT>& out) {
+    (void)timestamp;
+    (void)ctx;
+    (void)out;
+    return absl::OkStatus();
+  }
+  virtual absl::Status Close() { return absl::OkStatus(); }
+};
+
+// Joins a stream with a broadcast stream: every worker sees every broadcast
+// element (ProcessBroadcastElement) and its share of the main stream
+// (ProcessElement). Broadcast elements should update state identically on
+// every worker.
+template <class IN, class B, class OUT>
+class BroadcastProcessFunction {
+ public:
+  // Context for main-stream elements (broadcast state is read-only here).
+  class ReadOnlyContext : public ProcessContext {
+   public:
+    explicit ReadOnlyContext(internal::OperatorBase* op) : ProcessContext(op) {}
+  };
+  // Context for broadcast elements.
+  class Context : public ProcessContext {
+   public:
+    explicit Context(internal::OperatorBase* op) : ProcessContext(op) {}
+  };
+
+  virtual ~BroadcastProcessFunction() = default;
+  virtual absl::Status Open(const RuntimeContext& runtime) {
+    (void)runtime;
+    return absl::OkStatus();
+  }
+  virtual absl::Status ProcessElement(const IN& value, ReadOnlyContext& ctx, Collector<OUT>& out) = 0;
+  virtual absl::Status ProcessBroadcastElement(const B& value, Context& ctx, Collector<OUT>& out) = 0;
+  virtual absl::Status Close() { return absl::OkStatus(); }
+};
+
+namespace internal {
+// Lets the runtime set what contexts expose.
+struct ContextAccess {
+  static void SetTimestamp(ProcessContext& ctx, Timestamp ts) { ctx.timestamp_ = ts; }
+  template <class Ctx, class K>
+  static void SetKey(Ctx& ctx, const K* key) {
+    ctx.key_ = key;
+  }
+  template <class Ctx>
+  static void SetDomain(Ctx& ctx, TimeDomain domain) {
+    ctx.domain_ = domain;
+  }
+};
+}  // namespace internal
+
+}  // namespace weir
+
+#endif  // WEIR_FUNCTIONS_H_

@@ -1,0 +1,415 @@
+// The physical operator model shared by every operator template: typed data
+// inputs and outputs, in-band control (watermarks, idleness, end of input),
+// failures, per-operator counters and the interfaces the worker loop drives.
+// Internal: users never name these types.
+
+#ifndef WEIR_INTERNAL_OPERATOR_H_
+#define WEIR_INTERNAL_OPERATOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <typeindex>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "weir/internal/batch.h"
+#include "weir/time.h"
+
+namespace weir::internal {
+
+// ---------------------------------------------------------------------------
+// Failures.
+
+// Thrown inside a worker to unwind from a failing operator to the worker
+// loop, which records the status and stops the job. Never escapes the runtime.
+class OperatorFailure {
+ public:
+  explicit OperatorFailure(absl::Status status) : status_(std::move(status)) {}
+  const absl::Status& status() const { return status_; }
+
+ private:
+  absl::Status status_;
+};
+
+// Returns `status` with the operator and worker named in its message.
+absl::Status AnnotateStatus(const absl::Status& status, const std::string& op_name, int worker);
+
+// Converts the exception being handled (inside a catch block) into a status
+// naming the operator.
+absl::Status StatusFromCurrentException(const std::string& op_name, int worker);
+
+// ---------------------------------------------------------------------------
+// Per-worker environment.
+
+class JobShared;
+
+// What every operator instance of one worker can see. Owned by the job.
+struct WorkerEnv {
+  int worker_index = 0;
+  int parallelism = 1;
+  int max_parallelism = 128;
+  size_t batch_size = 1024;
+  size_t queue_capacity = 64;
+  JobShared* job = nullptr;
+
+  // Wakes worker `worker` if it sleeps (data arrived or ring space freed).
+  void Notify(int worker) const;
+  // True once JobHandle::Stop() was called: sources finish their input.
+  bool stop_requested() const;
+  // Processing time, milliseconds since the epoch.
+  Timestamp Now() const;
+};
+
+// Counters of one operator instance. Written by one worker thread only
+// (plain load + store, no read-modify-write), read by anyone.
+struct OperatorMetrics {
+  std::string name;
+  int worker = 0;
+  std::atomic<int64_t> records_in{0};
+  std::atomic<int64_t> records_out{0};
+  std::atomic<int64_t> timers_fired{0};
+
+  static void Add(std::atomic<int64_t>& counter, int64_t n) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Data plumbing.
+
+// One input edge of an operator, as seen by its upstream.
+template <class T>
+class Input {
+ public:
+  virtual ~Input() = default;
+  // Delivers records; the receiver may move values out of `batch`.
+  virtual void OnBatch(Batch<T>& batch) = 0;
+  virtual void OnWatermark(Timestamp watermark) = 0;
+  virtual void OnIdle() = 0;
+  virtual void OnEnd() = 0;
+};
+
+// The output side of an operator: fans batches and control out to every
+// downstream input (a stream consumed twice is copied for all but the last).
+template <class T>
+class Emitter {
+ public:
+  void AddDownstream(Input<T>* input) { downstream_.push_back(input); }
+  bool has_downstream() const { return !downstream_.empty(); }
+  void set_metrics(OperatorMetrics* metrics) { metrics_ = metrics; }
+
+  void EmitBatch(Batch<T>& batch) {
+    if (batch.empty()) return;
+    if (metrics_ != nullptr) OperatorMetrics::Add(metrics_->records_out, static_cast<int64_t>(batch.size()));
+    const size_t n = downstream_.size();
+    for (size_t i = 0; i + 1 < n; ++i) {
+      copy_.values = batch.values;
+      copy_.timestamps = batch.timestamps;
+      downstream_[i]->OnBatch(copy_);
+    }
+    if (n > 0) downstream_[n - 1]->OnBatch(batch);
+  }
+  void EmitWatermark(Timestamp watermark) {
+    for (Input<T>* d : downstream_) d->OnWatermark(watermark);
+  }
+  void EmitIdle() {
+    for (Input<T>* d : downstream_) d->OnIdle();
+  }
+  void EmitEnd() {
+    for (Input<T>* d : downstream_) d->OnEnd();
+  }
+
+ private:
+  std::vector<Input<T>*> downstream_;
+  OperatorMetrics* metrics_ = nullptr;
+  Batch<T> copy_;
+};
+
+// Combines the watermark, idleness and end of input of several inputs into
+// an operator's own: the watermark is the minimum over non-idle inputs, an
+// ended input counts as watermark +inf, the operator is idle when every
+// input that has not ended is idle.
+class InputSet {
+ public:
+  explicit InputSet(int num_inputs);
+
+  int size() const { return static_cast<int>(inputs_.size()); }
+  Timestamp watermark() const { return emitted_; }
+  bool idle() const { return idle_; }
+  bool ended() const { return ended_count_ == size(); }
+
+  // A batch arrived on `input`: it is active again.
+  void Activate(int input);
+  // Returns the combined watermark if it advanced.
+  std::optional<Timestamp> Watermark(int input, Timestamp watermark);
+  // Marks `input` idle. Returns the combined watermark if it advanced;
+  // sets *became_idle when the operator as a whole just turned idle.
+  std::optional<Timestamp> Idle(int input, bool* became_idle);
+  // Marks `input` ended. Returns true when every input has ended.
+  bool End(int input);
+
+ private:
+  struct State {
+    Timestamp watermark = kMinTimestamp;
+    bool idle = false;
+    bool ended = false;
+  };
+  std::optional<Timestamp> Recompute();
+
+  std::vector<State> inputs_;
+  Timestamp emitted_ = kMinTimestamp;
+  bool idle_ = false;
+  int ended_count_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Side outputs.
+
+class SideChannelBase {
+ public:
+  virtual ~SideChannelBase() = default;
+  virtual void Flush() = 0;
+  virtual void Watermark(Timestamp watermark) = 0;
+  virtual void Idle() = 0;
+  virtual void End() = 0;
+};
+
+template <class U>
+class SideChannel final : public SideChannelBase {
+ public:
+  SideChannel(OperatorMetrics* metrics, size_t batch_size) : batch_size_(batch_size) {
+    emitter_.set_metrics(metrics);
+  }
+  Emitter<U>& emitter() { return emitter_; }
+  void Push(U value, Timestamp ts) {
+    batch_.Push(std::move(value), ts);
+    if (batch_.size() >= batch_size_) Flush();
+  }
+  void Flush() override {
+    emitter_.EmitBatch(batch_);
+    batch_.clear();
+  }
+  void Watermark(Timestamp watermark) override { emitter_.EmitWatermark(watermark); }
+  void Idle() override { emitter_.EmitIdle(); }
+  void End() override { emitter_.EmitEnd(); }
+
+ private:
+  Emitter<U> emitter_;
+  Batch<U> batch_;
+  size_t batch_size_;
+};
+
+// The side outputs of one operator instance, by OutputTag id. A side output
+// nobody consumes has no channel, and records sent to it are discarded (as in
+// Flink).
+class SideOutputs {
+ public:
+  template <class U>
+  SideChannel<U>* Find(const std::string& tag_id) {
+    if (channels_.empty()) return nullptr;
+    auto it = channels_.find(tag_id);
+    if (it == channels_.end() || it->second.type != std::type_index(typeid(U))) return nullptr;
+    return static_cast<SideChannel<U>*>(it->second.channel.get());
+  }
+
+  template <class U>
+  absl::StatusOr<SideChannel<U>*> GetOrCreate(const std::string& tag_id, OperatorMetrics* metrics,
+                                              size_t batch_size) {
+    auto it = channels_.find(tag_id);
+    if (it != channels_.end()) {
+      if (it->second.type != std::type_index(typeid(U))) {
+        return absl::InvalidArgumentError("side output '" + tag_id +
+                                          "' is used with two different record types");
+      }
+      return static_cast<SideChannel<U>*>(it->second.channel.get());
+    }
+    auto channel = std::make_unique<SideChannel<U>>(metrics, batch_size);
+    SideChannel<U>* raw = channel.get();
+    channels_.emplace(tag_id, Entry{std::type_index(typeid(U)), std::move(channel)});
+    return raw;
+  }
+
+  void FlushAll() {
+    for (auto& [id, entry] : channels_) entry.channel->Flush();
+  }
+  void WatermarkAll(Timestamp watermark) {
+    for (auto& [id, entry] : channels_) entry.channel->Watermark(watermark);
+  }
+  void IdleAll() {
+    for (auto& [id, entry] : channels_) entry.channel->Idle();
+  }
+  void EndAll() {
+    for (auto& [id, entry] : channels_) entry.channel->End();
+  }
+
+ private:
+  struct Entry {
+    std::type_index type;
+    std::unique_ptr<SideChannelBase> channel;
+  };
+  absl::flat_hash_map<std::string, Entry> channels_;
+};
+
+// ---------------------------------------------------------------------------
+// Operators.
+
+// Base of every physical operator instance (one per operator per worker).
+// Receives control per input port and combines it with an InputSet; derived
+// classes decide what an advanced watermark, idleness and end of input mean.
+class OperatorBase {
+ public:
+  OperatorBase(const WorkerEnv& env, std::string name, int num_inputs);
+  virtual ~OperatorBase() = default;
+  OperatorBase(const OperatorBase&) = delete;
+  OperatorBase& operator=(const OperatorBase&) = delete;
+
+  // Called before the first record / after the last, on the thread that
+  // starts the job / the worker's thread.
+  virtual absl::Status Open() { return absl::OkStatus(); }
+  virtual absl::Status Close() { return absl::OkStatus(); }
+
+  const std::string& name() const { return metrics_->name; }
+  const WorkerEnv& env() const { return env_; }
+  OperatorMetrics& metrics() { return *metrics_; }
+  std::shared_ptr<OperatorMetrics> shared_metrics() const { return metrics_; }
+  SideOutputs& side_outputs() { return side_outputs_; }
+  Timestamp current_watermark() const { return inputs_.watermark(); }
+
+  // Control arriving on input port `port`.
+  void HandleActivate(int port) { inputs_.Activate(port); }
+  void HandleWatermark(int port, Timestamp watermark);
+  void HandleIdle(int port);
+  void HandleEnd(int port);
+
+  // Raises a failure for this operator (unwinds to the worker loop).
+  [[noreturn]] void Fail(const absl::Status& status) const;
+  // Inside a catch block: raises the current exception as this operator's failure.
+  [[noreturn]] void FailFromCurrentException() const;
+
+ protected:
+  // The combined watermark advanced to `watermark`.
+  virtual void OnWatermarkAdvanced(Timestamp watermark) = 0;
+  // Every input is idle.
+  virtual void OnInputsIdle() = 0;
+  // Every input ended (the watermark has already advanced to +inf).
+  virtual void OnInputsEnded() = 0;
+
+  const WorkerEnv& env_;
+  std::shared_ptr<OperatorMetrics> metrics_;
+  InputSet inputs_;
+  SideOutputs side_outputs_;
+};
+
+// An operator with one typed main output (and any side outputs). Forwards
+// control to all of them after flushing what it holds.
+template <class Out>
+class OperatorWithOutput : public OperatorBase {
+ public:
+  OperatorWithOutput(const WorkerEnv& env, std::string name, int num_inputs)
+      : OperatorBase(env, std::move(name), num_inputs) {
+    output_.set_metrics(metrics_.get());
+  }
+  Emitter<Out>& output() { return output_; }
+
+ protected:
+  // Emits whatever the operator buffered (collectors); called before any
+  // control element leaves, so records never overtake their watermark.
+  virtual void FlushBuffered() {}
+
+  void OnWatermarkAdvanced(Timestamp watermark) override {
+    FlushBuffered();
+    side_outputs_.FlushAll();
+    output_.EmitWatermark(watermark);
+    side_outputs_.WatermarkAll(watermark);
+  }
+  void OnInputsIdle() override {
+    FlushBuffered();
+    side_outputs_.FlushAll();
+    output_.EmitIdle();
+    side_outputs_.IdleAll();
+  }
+  void OnInputsEnded() override {
+    FlushBuffered();
+    side_outputs_.FlushAll();
+    output_.EmitEnd();
+    side_outputs_.EndAll();
+  }
+
+  Emitter<Out> output_;
+};
+
+// Adapts one input port of an operator to the Input<T> its upstream sees:
+// control goes to the operator's InputSet, batches to `on_batch` (one
+// std::function call per batch, not per record).
+template <class T>
+class PortInput final : public Input<T> {
+ public:
+  PortInput(OperatorBase* op, int port, std::function<void(Batch<T>&)> on_batch)
+      : op_(op), port_(port), on_batch_(std::move(on_batch)) {}
+  void OnBatch(Batch<T>& batch) override {
+    op_->HandleActivate(port_);
+    OperatorMetrics::Add(op_->metrics().records_in, static_cast<int64_t>(batch.size()));
+    on_batch_(batch);
+  }
+  void OnWatermark(Timestamp watermark) override { op_->HandleWatermark(port_, watermark); }
+  void OnIdle() override { op_->HandleIdle(port_); }
+  void OnEnd() override { op_->HandleEnd(port_); }
+
+ private:
+  OperatorBase* op_;
+  int port_;
+  std::function<void(Batch<T>&)> on_batch_;
+};
+
+// ---------------------------------------------------------------------------
+// What the worker loop drives.
+
+// A source subtask: polled without blocking while the worker is not
+// backpressured.
+class SourceTaskBase {
+ public:
+  virtual ~SourceTaskBase() = default;
+  // Returns true if it emitted anything.
+  virtual bool Poll() = 0;
+  virtual bool finished() const = 0;
+};
+
+// The receiving end of an exchange on one worker.
+class ReceiverBase {
+ public:
+  virtual ~ReceiverBase() = default;
+  // Processes what arrived; returns true if it did anything.
+  virtual bool Drain() = 0;
+  virtual bool finished() const = 0;
+};
+
+// The sending end of an exchange on one worker.
+class SenderBase {
+ public:
+  virtual ~SenderBase() = default;
+  // Moves held-back batches into rings with free space; returns true if any moved.
+  virtual bool TryFlush() = 0;
+  // True while batches wait for ring space (the worker is backpressured).
+  virtual bool HasPending() const = 0;
+};
+
+// An operator with processing-time timers.
+class ProcessingTimeDriven {
+ public:
+  virtual ~ProcessingTimeDriven() = default;
+  // The earliest pending processing-time timer, or kMaxTimestamp.
+  virtual Timestamp NextProcessingTimer() const = 0;
+  virtual void FireProcessingTimers(Timestamp now) = 0;
+};
+
+}  // namespace weir::internal
+
+#endif  // WEIR_INTERNAL_OPERATOR_H_

@@ -1,0 +1,744 @@
+// The physical operators: one instance per logical operator per worker.
+// Operators between two exchanges call each other directly (fused), one
+// virtual call per batch; the user function is a member of concrete type, so
+// calls into it are direct. Internal.
+
+#ifndef WEIR_INTERNAL_OPERATORS_H_
+#define WEIR_INTERNAL_OPERATORS_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <queue>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "weir/functions.h"
+#include "weir/internal/batch.h"
+#include "weir/internal/operator.h"
+#include "weir/internal/spsc_ring.h"
+#include "weir/key.h"
+#include "weir/sink.h"
+#include "weir/source.h"
+#include "weir/time.h"
+
+namespace weir::internal {
+
+template <class T>
+struct IsStatusOr : std::false_type {};
+template <class T>
+struct IsStatusOr<absl::StatusOr<T>> : std::true_type {};
+
+// Runs `body` (which calls user code); converts anything it throws, except
+// an OperatorFailure from further downstream, into `op`'s failure.
+template <class Body>
+void GuardUserCode(const OperatorBase& op, Body&& body) {
+  try {
+    body();
+  } catch (const OperatorFailure&) {
+    throw;
+  } catch (...) {
+    op.FailFromCurrentException();
+  }
+}
+
+// Fails `op` if `status` is not OK.
+inline void CheckUserStatus(const OperatorBase& op, const absl::Status& status) {
+  if (!status.ok()) [[unlikely]] op.Fail(status);
+}
+
+inline RuntimeContext MakeRuntimeContext(const OperatorBase& op) {
+  return RuntimeContext{op.name(), op.env().worker_index, op.env().parallelism, op.env().max_parallelism};
+}
+
+// ---------------------------------------------------------------------------
+// Map / Filter / FlatMap.
+
+template <class In, class Out, class F>
+class MapOp final : public OperatorWithOutput<Out> {
+ public:
+  MapOp(const WorkerEnv& env, std::string name, F fn)
+      : OperatorWithOutput<Out>(env, std::move(name), 1),
+        fn_(std::move(fn)),
+        port_(this, 0, [this](Batch<In>& batch) { Process(batch); }) {}
+  Input<In>* port() { return &port_; }
+
+ private:
+  void Process(Batch<In>& in) {
+    out_.values.reserve(in.size());
+    GuardUserCode(*this, [&] {
+      for (In& value : in.values) {
+        if constexpr (IsStatusOr<std::invoke_result_t<F&, In&&>>::value) {
+          auto result = fn_(std::move(value));
+          CheckUserStatus(*this, result.status());
+          out_.values.push_back(*std::move(result));
+        } else {
+          out_.values.push_back(fn_(std::move(value)));
+        }
+      }
+    });
+    out_.timestamps.swap(in.timestamps);
+    this->output_.EmitBatch(out_);
+    out_.clear();
+  }
+
+  F fn_;
+  PortInput<In> port_;
+  Batch<Out> out_;
+};
+
+template <class T, class F>
+class FilterOp final : public OperatorWithOutput<T> {
+ public:
+  FilterOp(const WorkerEnv& env, std::string name, F fn)
+      : OperatorWithOutput<T>(env, std::move(name), 1),
+        fn_(std::move(fn)),
+        port_(this, 0, [this](Batch<T>& batch) { Process(batch); }) {}
+  Input<T>* port() { return &port_; }
+
+ private:
+  void Process(Batch<T>& batch) {
+    size_t kept = 0;
+    GuardUserCode(*this, [&] {
+      for (size_t idx = 0; idx < batch.size(); ++idx) {
+        bool keep;
+        if constexpr (IsStatusOr<std::invoke_result_t<F&, const T&>>::value) {
+          auto result = fn_(std::as_const(batch.values[idx]));
+          CheckUserStatus(*this, result.status());
+          keep = *result;
+        } else {
+          keep = fn_(std::as_const(batch.values[idx]));
+        }
+        if (keep) {
+          if (kept != idx) {
+            batch.values[kept] = std::move(batch.values[idx]);
+            batch.timestamps[kept] = batch.timestamps[idx];
+          }
+          ++kept;
+        }
+      }
+    });
+    batch.values.erase(batch.values.begin() + static_cast<ptrdiff_t>(kept), batch.values.end());
+    batch.timestamps.resize(kept);
+    this->output_.EmitBatch(batch);
+  }
+
+  F fn_;
+  PortInput<T> port_;
+};
+
+template <class In, class Out, class F>
+class FlatMapOp final : public OperatorWithOutput<Out> {
+ public:
+  FlatMapOp(const WorkerEnv& env, std::string name, F fn)
+      : OperatorWithOutput<Out>(env, std::move(name), 1),
+        fn_(std::move(fn)),
+        collector_(&this->output_, env.batch_size),
+        port_(this, 0, [this](Batch<In>& batch) { Process(batch); }) {}
+  Input<In>* port() { return &port_; }
+
+ protected:
+  void FlushBuffered() override { collector_.Flush(); }
+
+ private:
+  void Process(Batch<In>& in) {
+    GuardUserCode(*this, [&] {
+      for (size_t idx = 0; idx < in.size(); ++idx) {
+        collector_.SetTimestamp(in.timestamps[idx]);
+        if constexpr (std::is_same_v<std::invoke_result_t<F&, In&&, Collector<Out>&>, absl::Status>) {
+          CheckUserStatus(*this, fn_(std::move(in.values[idx]), collector_));
+        } else {
+          fn_(std::move(in.values[idx]), collector_);
+        }
+      }
+    });
+    collector_.Flush();
+  }
+
+  F fn_;
+  Collector<Out> collector_;
+  PortInput<In> port_;
+};
+
+// ---------------------------------------------------------------------------
+// Process functions.
+
+template <class In, class Out, class Fn>
+class ProcessOp final : public OperatorWithOutput<Out> {
+ public:
+  ProcessOp(const WorkerEnv& env, std::string name, Fn fn)
+      : OperatorWithOutput<Out>(env, std::move(name), 1),
+        fn_(std::move(fn)),
+        collector_(&this->output_, env.batch_size),
+        ctx_(this),
+        port_(this, 0, [this](Batch<In>& batch) { Process(batch); }) {}
+  Input<In>* port() { return &port_; }
+
+  absl::Status Open() override { return fn_.Open(MakeRuntimeContext(*this)); }
+  absl::Status Close() override { return fn_.Close(); }
+
+ protected:
+  void FlushBuffered() override { collector_.Flush(); }
+
+ private:
+  void Process(Batch<In>& in) {
+    GuardUserCode(*this, [&] {
+      for (size_t idx = 0; idx < in.size(); ++idx) {
+        ContextAccess::SetTimestamp(ctx_, in.timestamps[idx]);
+        collector_.SetTimestamp(in.timestamps[idx]);
+        CheckUserStatus(*this, fn_.ProcessElement(in.values[idx], ctx_, collector_));
+      }
+    });
+    collector_.Flush();
+  }
+
+  Fn fn_;
+  Collector<Out> collector_;
+  typename ProcessFunction<In, Out>::Context ctx_;
+  PortInput<In> port_;
+};
+
+// Timers of one domain for a keyed operator: deduplicated per (timestamp,
+// key), fired in timestamp order, deletable.
+template <class K>
+class KeyedTimerQueue {
+ public:
+  void Register(Timestamp ts, const K& key) {
+    if (registered_.emplace(ts, key).second) heap_.push(Entry{ts, next_seq_++, key});
+  }
+  void Delete(Timestamp ts, const K& key) { registered_.erase(std::pair<Timestamp, K>(ts, key)); }
+
+  // The earliest live timer, or kMaxTimestamp.
+  Timestamp Next() {
+    SkipDeleted();
+    return heap_.empty() ? kMaxTimestamp : heap_.top().ts;
+  }
+
+  // Pops the earliest live timer with timestamp <= limit into *ts / *key.
+  bool PopUpTo(Timestamp limit, Timestamp* ts, K* key) {
+    SkipDeleted();
+    if (heap_.empty() || heap_.top().ts > limit) return false;
+    Entry entry = heap_.top();
+    heap_.pop();
+    registered_.erase(std::pair<Timestamp, K>(entry.ts, entry.key));
+    *ts = entry.ts;
+    *key = std::move(entry.key);
+    return true;
+  }
+
+  size_t size() const { return registered_.size(); }
+
+ private:
+  struct Entry {
+    Timestamp ts;
+    uint64_t seq;
+    K key;
+    bool operator>(const Entry& other) const {
+      return ts != other.ts ? ts > other.ts : seq > other.seq;
+    }
+  };
+  void SkipDeleted() {
+    while (!heap_.empty() &&
+           !registered_.contains(std::pair<Timestamp, K>(heap_.top().ts, heap_.top().key))) {
+      heap_.pop();
+    }
+  }
+
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_;
+  absl::flat_hash_set<std::pair<Timestamp, K>> registered_;
+  uint64_t next_seq_ = 0;
+};
+
+template <class K, class In, class Out, class KeyFn, class Fn>
+class KeyedProcessOp final : public OperatorWithOutput<Out>, public ProcessingTimeDriven {
+ public:
+  KeyedProcessOp(const WorkerEnv& env, std::string name, KeyFn key_fn, Fn fn)
+      : OperatorWithOutput<Out>(env, std::move(name), 1),
+        key_fn_(std::move(key_fn)),
+        fn_(std::move(fn)),
+        collector_(&this->output_, env.batch_size),
+        timers_(this),
+        ctx_(this, &timers_),
+        timer_ctx_(this, &timers_),
+        port_(this, 0, [this](Batch<In>& batch) { Process(batch); }) {}
+  Input<In>* port() { return &port_; }
+
+  absl::Status Open() override { return fn_.Open(MakeRuntimeContext(*this)); }
+  absl::Status Close() override { return fn_.Close(); }
+
+  Timestamp NextProcessingTimer() const override { return processing_timers_.Next(); }
+  void FireProcessingTimers(Timestamp now) override {
+    Timestamp ts;
+    // Processing-time output is stamped just above the watermark, so it is never late.
+    const Timestamp wm = this->current_watermark();
+    const Timestamp out_ts = wm == kMinTimestamp || wm == kMaxTimestamp ? wm : wm + 1;
+    while (processing_timers_.PopUpTo(now, &ts, &timer_key_)) {
+      Fire(ts, TimeDomain::kProcessingTime, out_ts);
+    }
+    collector_.Flush();
+    this->side_outputs_.FlushAll();
+  }
+
+ protected:
+  void FlushBuffered() override { collector_.Flush(); }
+  void OnWatermarkAdvanced(Timestamp watermark) override {
+    Timestamp ts;
+    while (event_timers_.PopUpTo(watermark, &ts, &timer_key_)) {
+      Fire(ts, TimeDomain::kEventTime, ts);
+    }
+    OperatorWithOutput<Out>::OnWatermarkAdvanced(watermark);
+  }
+
+ private:
+  using Function = KeyedProcessFunction<K, In, Out>;
+
+  // The TimerService handed to the function: scoped to the current key.
+  class Timers final : public TimerService {
+   public:
+    explicit Timers(KeyedProcessOp* op) : op_(op) {}
+    Timestamp CurrentProcessingTime() const override { return op_->env().Now(); }
+    Timestamp CurrentWatermark() const override { return op_->current_watermark(); }
+    void RegisterEventTimeTimer(Timestamp time) override {
+      op_->event_timers_.Register(time, *op_->current_key_);
+    }
+    void RegisterProcessingTimeTimer(Timestamp time) override {
+      op_->processing_timers_.Register(time, *op_->current_key_);
+    }
+    void DeleteEventTimeTimer(Timestamp time) override {
+      op_->event_timers_.Delete(time, *op_->current_key_);
+    }
+    void DeleteProcessingTimeTimer(Timestamp time) override {
+      op_->processing_timers_.Delete(time, *op_->current_key_);
+    }
+
+   private:
+    KeyedProcessOp* op_;
+  };
+
+  void Process(Batch<In>& in) {
+    GuardUserCode(*this, [&] {
+      for (size_t idx = 0; idx < in.size(); ++idx) {
+        const In& value = in.values[idx];
+        const K key = key_fn_(value);
+        current_key_ = &key;
+        ContextAccess::SetKey<typename Function::Context>(ctx_, &key);
+        ContextAccess::SetTimestamp(ctx_, in.timestamps[idx]);
+        collector_.SetTimestamp(in.timestamps[idx]);
+        CheckUserStatus(*this, fn_.ProcessElement(value, ctx_, collector_));
+      }
+    });
+    current_key_ = nullptr;
+    collector_.Flush();
+  }
+
+  void Fire(Timestamp ts, TimeDomain domain, Timestamp out_ts) {
+    current_key_ = &timer_key_;
+    ContextAccess::SetKey<typename Function::Context>(timer_ctx_, &timer_key_);
+    ContextAccess::SetDomain<typename Function::OnTimerContext>(timer_ctx_, domain);
+    ContextAccess::SetTimestamp(timer_ctx_, out_ts);
+    collector_.SetTimestamp(out_ts);
+    OperatorMetrics::Add(this->metrics_->timers_fired, 1);
+    GuardUserCode(*this, [&] { CheckUserStatus(*this, fn_.OnTimer(ts, timer_ctx_, collector_)); });
+    current_key_ = nullptr;
+  }
+
+  KeyFn key_fn_;
+  Fn fn_;
+  Collector<Out> collector_;
+  Timers timers_;
+  typename Function::Context ctx_;
+  typename Function::OnTimerContext timer_ctx_;
+  PortInput<In> port_;
+  const K* current_key_ = nullptr;
+  K timer_key_{};
+  mutable KeyedTimerQueue<K> event_timers_;
+  mutable KeyedTimerQueue<K> processing_timers_;
+};
+
+template <class In, class B, class Out, class Fn>
+class BroadcastProcessOp final : public OperatorWithOutput<Out> {
+ public:
+  BroadcastProcessOp(const WorkerEnv& env, std::string name, Fn fn)
+      : OperatorWithOutput<Out>(env, std::move(name), 2),
+        fn_(std::move(fn)),
+        collector_(&this->output_, env.batch_size),
+        ctx_(this),
+        broadcast_ctx_(this),
+        main_port_(this, 0, [this](Batch<In>& batch) { ProcessMain(batch); }),
+        broadcast_port_(this, 1, [this](Batch<B>& batch) { ProcessBroadcast(batch); }) {}
+  Input<In>* main_port() { return &main_port_; }
+  Input<B>* broadcast_port() { return &broadcast_port_; }
+
+  absl::Status Open() override { return fn_.Open(MakeRuntimeContext(*this)); }
+  absl::Status Close() override { return fn_.Close(); }
+
+ protected:
+  void FlushBuffered() override { collector_.Flush(); }
+
+ private:
+  using Function = BroadcastProcessFunction<In, B, Out>;
+
+  void ProcessMain(Batch<In>& in) {
+    GuardUserCode(*this, [&] {
+      for (size_t idx = 0; idx < in.size(); ++idx) {
+        ContextAccess::SetTimestamp(ctx_, in.timestamps[idx]);
+        collector_.SetTimestamp(in.timestamps[idx]);
+        CheckUserStatus(*this, fn_.ProcessElement(in.values[idx], ctx_, collector_));
+      }
+    });
+    collector_.Flush();
+  }
+  void ProcessBroadcast(Batch<B>& in) {
+    GuardUserCode(*this, [&] {
+      for (size_t idx = 0; idx < in.size(); ++idx) {
+        ContextAccess::SetTimestamp(broadcast_ctx_, in.timestamps[idx]);
+        collector_.SetTimestamp(in.timestamps[idx]);
+        CheckUserStatus(*this, fn_.ProcessBroadcastElement(in.values[idx], broadcast_ctx_, collector_));
+      }
+    });
+    collector_.Flush();
+  }
+
+  Fn fn_;
+  Collector<Out> collector_;
+  typename Function::ReadOnlyContext ctx_;
+  typename Function::Context broadcast_ctx_;
+  PortInput<In> main_port_;
+  PortInput<B> broadcast_port_;
+};
+
+// ---------------------------------------------------------------------------
+// Union and sink.
+
+template <class T>
+class UnionOp final : public OperatorWithOutput<T> {
+ public:
+  UnionOp(const WorkerEnv& env, std::string name, int num_inputs)
+      : OperatorWithOutput<T>(env, std::move(name), num_inputs) {
+    for (int port = 0; port < num_inputs; ++port) {
+      ports_.push_back(std::make_unique<PortInput<T>>(
+          this, port, [this](Batch<T>& batch) { this->output_.EmitBatch(batch); }));
+    }
+  }
+  Input<T>* port(int index) { return ports_[index].get(); }
+
+ private:
+  std::vector<std::unique_ptr<PortInput<T>>> ports_;
+};
+
+template <class T>
+class SinkOp final : public OperatorBase {
+ public:
+  SinkOp(const WorkerEnv& env, std::string name, std::unique_ptr<SinkWriter<T>> writer)
+      : OperatorBase(env, std::move(name), 1),
+        writer_(std::move(writer)),
+        port_(this, 0, [this](Batch<T>& batch) { Write(batch); }) {}
+  Input<T>* port() { return &port_; }
+
+  absl::Status Close() override { return writer_->Close(); }
+
+ protected:
+  void OnWatermarkAdvanced(Timestamp) override {}
+  void OnInputsIdle() override {}
+  void OnInputsEnded() override {
+    GuardUserCode(*this, [&] { CheckUserStatus(*this, writer_->Flush()); });
+  }
+
+ private:
+  void Write(Batch<T>& batch) {
+    GuardUserCode(*this, [&] {
+      CheckUserStatus(*this, writer_->Write(std::span<T>(batch.values),
+                                            std::span<const Timestamp>(batch.timestamps)));
+    });
+  }
+
+  std::unique_ptr<SinkWriter<T>> writer_;
+  PortInput<T> port_;
+};
+
+// ---------------------------------------------------------------------------
+// Sources.
+
+template <class T>
+class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
+ public:
+  SourceTask(const WorkerEnv& env, std::string name, std::unique_ptr<SourceReader<T>> reader,
+             const WatermarkStrategy<T>& strategy, int num_splits)
+      : OperatorWithOutput<T>(env, std::move(name), 0),
+        reader_(std::move(reader)),
+        emits_watermarks_(strategy.emits_watermarks()),
+        max_delay_ms_(strategy.max_delay_ms()),
+        idle_timeout_ms_(strategy.idle_timeout_ms().value_or(-1)),
+        out_(&this->output_, env.batch_size, strategy.assigner(), num_splits) {
+    const Timestamp now = env.Now();
+    for (auto& split : out_.splits_) split.last_active_ms = now;
+  }
+
+  absl::Status Close() override { return reader_->Close(); }
+
+  bool finished() const override { return finished_; }
+
+  bool Poll() override {
+    if (finished_) return false;
+    if (this->env_.stop_requested()) {
+      Finish();
+      return true;
+    }
+    absl::StatusOr<PollResult> result = PollResult::kNothingAvailable;
+    GuardUserCode(*this, [&] { result = reader_->Poll(out_); });
+    if (!result.ok()) this->Fail(result.status());
+    int64_t emitted = 0;
+    for (auto& split : out_.splits_) emitted += split.records;
+    OperatorMetrics::Add(this->metrics_->records_in, emitted);
+    if (!out_.batch_.empty()) out_.FlushBatch();
+    if (*result == PollResult::kEndOfInput) {
+      Finish();
+      return true;
+    }
+    return UpdateWatermark() || emitted > 0;
+  }
+
+ private:
+  // Recomputes the watermark over non-idle splits; returns true if it emitted control.
+  bool UpdateWatermark() {
+    const bool check_timeout = idle_timeout_ms_ >= 0;
+    const Timestamp now = check_timeout ? this->env_.Now() : 0;
+    Timestamp combined = kMaxTimestamp;
+    int active = 0;
+    int unfinished = 0;
+    for (auto& split : out_.splits_) {
+      if (split.records > 0) {
+        split.last_active_ms = now;
+        split.records = 0;
+      }
+      if (split.finished) continue;
+      ++unfinished;
+      if (split.idle || (check_timeout && now - split.last_active_ms >= idle_timeout_ms_)) continue;
+      ++active;
+      const Timestamp wm = emits_watermarks_ && split.max_timestamp != kMinTimestamp
+                               ? split.max_timestamp - max_delay_ms_ - 1
+                               : kMinTimestamp;
+      combined = std::min(combined, wm);
+    }
+    if (!out_.splits_.empty() && unfinished == 0) {
+      Finish();
+      return true;
+    }
+    if (active == 0) {
+      if (idle_) return false;
+      idle_ = true;
+      this->output_.EmitIdle();
+      return true;
+    }
+    if (idle_) idle_ = false;
+    if (combined > emitted_watermark_) {
+      emitted_watermark_ = combined;
+      this->output_.EmitWatermark(combined);
+      return true;
+    }
+    return false;
+  }
+
+  void Finish() {
+    if (!out_.batch_.empty()) out_.FlushBatch();
+    finished_ = true;
+    this->output_.EmitWatermark(kMaxTimestamp);
+    this->output_.EmitEnd();
+  }
+
+  std::unique_ptr<SourceReader<T>> reader_;
+  bool emits_watermarks_;
+  int64_t max_delay_ms_;
+  int64_t idle_timeout_ms_;
+  SourceOutput<T> out_;
+  Timestamp emitted_watermark_ = kMinTimestamp;
+  bool idle_ = false;
+  bool finished_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// Exchanges.
+
+// The rings of one exchange: one per (from, to) worker pair.
+template <class T>
+class ExchangeChannels {
+ public:
+  ExchangeChannels(int parallelism, size_t capacity) : parallelism_(parallelism) {
+    for (int idx = 0; idx < parallelism * parallelism; ++idx) {
+      rings_.push_back(std::make_unique<SpscRing<Envelope<T>>>(capacity));
+    }
+  }
+  SpscRing<Envelope<T>>& ring(int from, int to) { return *rings_[from * parallelism_ + to]; }
+
+ private:
+  int parallelism_;
+  std::vector<std::unique_ptr<SpscRing<Envelope<T>>>> rings_;
+};
+
+// The sending end on one worker. `Route` maps a record to a destination
+// worker, or is nullptr for broadcast. A batch that does not fit its ring
+// waits in an outbox; while any does, the worker stops polling sources
+// (backpressure) but keeps draining its inputs (no deadlock).
+template <class T, class Route>
+class ExchangeSender final : public Input<T>, public SenderBase {
+ public:
+  ExchangeSender(const WorkerEnv& env, std::shared_ptr<ExchangeChannels<T>> channels, Route route,
+                 bool broadcast)
+      : env_(env),
+        channels_(std::move(channels)),
+        route_(std::move(route)),
+        broadcast_(broadcast),
+        staging_(env.parallelism),
+        outbox_(env.parallelism) {}
+
+  void OnBatch(Batch<T>& batch) override {
+    const int parallelism = env_.parallelism;
+    if (broadcast_) {
+      for (int dest = 0; dest < parallelism; ++dest) {
+        Envelope<T> envelope;
+        if (dest + 1 < parallelism) {
+          envelope.batch.values = batch.values;
+          envelope.batch.timestamps = batch.timestamps;
+        } else {
+          envelope.batch = std::move(batch);
+        }
+        Send(dest, std::move(envelope));
+      }
+      return;
+    }
+    if (parallelism == 1) {
+      Envelope<T> envelope;
+      envelope.batch = std::move(batch);
+      Send(0, std::move(envelope));
+      return;
+    }
+    for (size_t idx = 0; idx < batch.size(); ++idx) {
+      const int dest = route_(batch.values[idx]);
+      staging_[dest].Push(std::move(batch.values[idx]), batch.timestamps[idx]);
+    }
+    for (int dest = 0; dest < parallelism; ++dest) {
+      if (staging_[dest].empty()) continue;
+      Envelope<T> envelope;
+      envelope.batch = std::move(staging_[dest]);
+      staging_[dest] = Batch<T>();
+      staging_[dest].reserve(env_.batch_size / static_cast<size_t>(parallelism) + 16);
+      Send(dest, std::move(envelope));
+    }
+  }
+  void OnWatermark(Timestamp watermark) override { SendControl(EnvelopeKind::kWatermark, watermark); }
+  void OnIdle() override { SendControl(EnvelopeKind::kIdle, kMinTimestamp); }
+  void OnEnd() override { SendControl(EnvelopeKind::kEnd, kMaxTimestamp); }
+
+  bool TryFlush() override {
+    if (pending_ == 0) return false;
+    bool moved_any = false;
+    for (int dest = 0; dest < env_.parallelism; ++dest) {
+      auto& box = outbox_[dest];
+      bool moved = false;
+      while (!box.empty() && Ring(dest).TryPush(box.front())) {
+        box.pop_front();
+        --pending_;
+        moved = true;
+      }
+      if (moved) {
+        env_.Notify(dest);
+        moved_any = true;
+      }
+    }
+    return moved_any;
+  }
+  bool HasPending() const override { return pending_ > 0; }
+
+ private:
+  SpscRing<Envelope<T>>& Ring(int dest) { return channels_->ring(env_.worker_index, dest); }
+
+  void Send(int dest, Envelope<T>&& envelope) {
+    auto& box = outbox_[dest];
+    if (box.empty() && Ring(dest).TryPush(envelope)) {
+      env_.Notify(dest);
+      return;
+    }
+    box.push_back(std::move(envelope));
+    ++pending_;
+  }
+  void SendControl(EnvelopeKind kind, Timestamp watermark) {
+    for (int dest = 0; dest < env_.parallelism; ++dest) {
+      Envelope<T> envelope;
+      envelope.kind = kind;
+      envelope.watermark = watermark;
+      Send(dest, std::move(envelope));
+    }
+  }
+
+  const WorkerEnv& env_;
+  std::shared_ptr<ExchangeChannels<T>> channels_;
+  Route route_;
+  bool broadcast_;
+  std::vector<Batch<T>> staging_;
+  std::vector<std::deque<Envelope<T>>> outbox_;
+  size_t pending_ = 0;
+};
+
+// The receiving end on one worker: one input port per sending worker.
+template <class T>
+class ExchangeReceiver final : public OperatorWithOutput<T>, public ReceiverBase {
+ public:
+  ExchangeReceiver(const WorkerEnv& env, std::string name, std::shared_ptr<ExchangeChannels<T>> channels)
+      : OperatorWithOutput<T>(env, std::move(name), env.parallelism), channels_(std::move(channels)) {}
+
+  bool finished() const override { return this->inputs_.ended(); }
+
+  bool Drain() override {
+    // A bounded number per ring per call keeps the worker loop fair.
+    constexpr int kMaxPerRing = 8;
+    bool progressed = false;
+    for (int from = 0; from < this->env_.parallelism; ++from) {
+      auto& ring = channels_->ring(from, this->env_.worker_index);
+      int popped = 0;
+      while (popped < kMaxPerRing && ring.TryPop(envelope_)) {
+        ++popped;
+        Dispatch(from);
+      }
+      if (popped > 0) {
+        this->env_.Notify(from);
+        progressed = true;
+      }
+    }
+    return progressed;
+  }
+
+ private:
+  void Dispatch(int from) {
+    switch (envelope_.kind) {
+      case EnvelopeKind::kBatch:
+        this->HandleActivate(from);
+        OperatorMetrics::Add(this->metrics_->records_in, static_cast<int64_t>(envelope_.batch.size()));
+        this->output_.EmitBatch(envelope_.batch);
+        envelope_.batch.clear();
+        break;
+      case EnvelopeKind::kWatermark:
+        this->HandleWatermark(from, envelope_.watermark);
+        break;
+      case EnvelopeKind::kIdle:
+        this->HandleIdle(from);
+        break;
+      case EnvelopeKind::kEnd:
+        this->HandleEnd(from);
+        break;
+    }
+  }
+
+  std::shared_ptr<ExchangeChannels<T>> channels_;
+  Envelope<T> envelope_;
+};
+
+}  // namespace weir::internal
+
+#endif  // WEIR_INTERNAL_OPERATORS_H_

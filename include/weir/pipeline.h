@@ -1,0 +1,151 @@
+// Pipeline: builds a dataflow graph and runs it on worker threads.
+//
+// Every worker runs subtask i of every operator. Operators between two
+// exchanges (KeyBy, Broadcast) run fused on the same thread; exchanges move
+// batches between workers through bounded rings.
+//
+// Example:
+//
+//   weir::Pipeline pipeline({.parallelism = 2});
+//   pipeline.Source(weir::testing::VectorSource<int>({1, 2, 3}))
+//       .Map([](int x) { return x * 2; })
+//       .Sink([](const int& x) { std::printf("%d\n", x); });
+//   absl::Status status = pipeline.Run();       // blocks until the input ends
+//
+//   // or, for unbounded input:
+//   absl::StatusOr<weir::JobHandle> job = pipeline.Start();
+//   ...
+//   job->Stop();                                // drain and finish
+//   absl::Status status = job->Wait();
+
+#ifndef WEIR_PIPELINE_H_
+#define WEIR_PIPELINE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "weir/internal/graph.h"
+#include "weir/source.h"
+#include "weir/stream.h"
+#include "weir/time.h"
+
+namespace weir {
+
+struct PipelineOptions {
+  // Number of worker threads; every operator runs once per worker.
+  // Default: 1
+  int parallelism = 1;
+  // Number of key groups: the unit in which keys (and later keyed state) are
+  // distributed over workers, and the largest parallelism a job can use.
+  // Must be in [parallelism, 32768].
+  // Default: 128
+  int max_parallelism = 128;
+  // Records per batch handed between operators and workers.
+  // Default: 1024
+  size_t batch_size = 1024;
+  // Capacity, in batches, of the ring between each pair of workers in an
+  // exchange. Full rings backpressure the sources.
+  // Default: 64
+  size_t queue_capacity = 64;
+  // The job's name, used in errors and metrics.
+  // Default: "weir"
+  std::string job_name = "weir";
+};
+
+// Counters of one operator on one worker.
+struct OperatorMetricsSnapshot {
+  std::string name;
+  int worker = 0;
+  int64_t records_in = 0;
+  int64_t records_out = 0;
+  int64_t timers_fired = 0;
+};
+
+namespace internal {
+class Job;
+}  // namespace internal
+
+// A running job. Thread-safe: Stop, Cancel and Metrics may be called from
+// any thread while another waits. Destroying a handle of a running job
+// cancels it and waits for its threads.
+class JobHandle {
+ public:
+  explicit JobHandle(std::shared_ptr<internal::Job> job);
+  JobHandle(JobHandle&&) noexcept;
+  JobHandle& operator=(JobHandle&&) noexcept;
+  ~JobHandle();
+
+  // Asks sources to finish: each emits the final watermark and end of input,
+  // everything in flight is processed, event-time timers fire, sinks flush.
+  // Wait() then returns OK (unless something failed).
+  void Stop();
+  // Abandons the job as soon as possible; Wait() returns kCancelled.
+  void Cancel();
+  // Blocks until every worker has finished; returns the job's status: OK,
+  // the first failure (naming the operator), or kCancelled.
+  absl::Status Wait();
+  // True once every worker has finished.
+  bool done() const;
+  // Per operator and worker counters (live while running).
+  std::vector<OperatorMetricsSnapshot> Metrics() const;
+
+ private:
+  std::shared_ptr<internal::Job> job_;
+};
+
+// A dataflow job under construction. Not thread-safe while building.
+// Streams made from a pipeline refer to it: keep it alive while using them.
+class Pipeline {
+ public:
+  explicit Pipeline(PipelineOptions options = {});
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+  Pipeline(Pipeline&&) noexcept;
+  Pipeline& operator=(Pipeline&&) noexcept;
+  ~Pipeline();
+
+  // Adds a source. Its records get timestamps and watermarks from `strategy`
+  // (default: the source's own timestamps, no watermarks until end of input).
+  template <class T>
+  Stream<T> Source(std::shared_ptr<weir::Source<T>> source,
+                   WatermarkStrategy<T> strategy = WatermarkStrategy<T>::NoWatermarks()) {
+    return Stream<T>(graph_.get(), internal::AddSourceNode<T>(graph_.get(), std::move(source), std::move(strategy)));
+  }
+  template <class S, class = std::enable_if_t<std::is_base_of_v<weir::Source<typename S::Record>, S>>>
+  Stream<typename S::Record> Source(
+      std::shared_ptr<S> source,
+      WatermarkStrategy<typename S::Record> strategy = WatermarkStrategy<typename S::Record>::NoWatermarks()) {
+    using T = typename S::Record;
+    return Source<T>(std::shared_ptr<weir::Source<T>>(std::move(source)), std::move(strategy));
+  }
+  template <class S, class = std::enable_if_t<std::is_base_of_v<weir::Source<typename S::Record>, S>>>
+  Stream<typename S::Record> Source(
+      std::unique_ptr<S> source,
+      WatermarkStrategy<typename S::Record> strategy = WatermarkStrategy<typename S::Record>::NoWatermarks()) {
+    return Source(std::shared_ptr<S>(std::move(source)), std::move(strategy));
+  }
+
+  // Runs the job to completion (until every source ends) on `parallelism`
+  // threads. Returns OK, or the first failure naming the operator.
+  absl::Status Run();
+  // Starts the job and returns at once. Configuration errors (bad options,
+  // no sink, a source that cannot list its splits) are returned here.
+  absl::StatusOr<JobHandle> Start();
+
+  const PipelineOptions& options() const { return options_; }
+
+ private:
+  PipelineOptions options_;
+  std::unique_ptr<internal::Graph> graph_;
+};
+
+}  // namespace weir
+
+#endif  // WEIR_PIPELINE_H_

@@ -1,0 +1,108 @@
+// The interface connectors implement to write a pipeline's results out.
+//
+// A Sink creates one SinkWriter per worker. The writer receives batches of
+// records and flushes at the end of input; it is shaped for two-phase commit:
+// at each checkpoint barrier the runtime calls PreCommit(n), and once
+// checkpoint n is complete, Commit(n) with what PreCommit returned.
+//
+// Example:
+//
+//   pipeline.Source(...).Sink([](const Event& e) { std::cout << e.id << "\n"; });
+
+#ifndef WEIR_SINK_H_
+#define WEIR_SINK_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "weir/time.h"
+
+namespace weir {
+
+// What a writer is created with.
+struct SinkContext {
+  std::string operator_name;
+  int worker_index = 0;
+  int parallelism = 1;
+};
+
+// Writes the records of one worker. Called only from that worker's thread.
+template <class T>
+class SinkWriter {
+ public:
+  virtual ~SinkWriter() = default;
+  // Writes a batch; may move out of `values`. A non-OK status fails the job.
+  virtual absl::Status Write(std::span<T> values, std::span<const Timestamp> timestamps) = 0;
+  // Makes everything written so far durable/visible. Called at end of input.
+  virtual absl::Status Flush() { return absl::OkStatus(); }
+  // Phase one of a checkpoint: flush and return what Commit needs later
+  // (e.g. a transaction id). Default: Flush() and nothing to commit.
+  virtual absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) {
+    (void)checkpoint_id;
+    absl::Status status = Flush();
+    if (!status.ok()) return status;
+    return std::string();
+  }
+  // Phase two: checkpoint `checkpoint_id` is complete.
+  virtual absl::Status Commit(int64_t checkpoint_id, const std::string& committable) {
+    (void)checkpoint_id;
+    (void)committable;
+    return absl::OkStatus();
+  }
+  virtual absl::Status Close() { return absl::OkStatus(); }
+};
+
+// A data sink: a factory of writers. Thread-safety: CreateWriter is called
+// from the thread that starts the job.
+template <class T>
+class Sink {
+ public:
+  using Record = T;
+  virtual ~Sink() = default;
+  virtual absl::StatusOr<std::unique_ptr<SinkWriter<T>>> CreateWriter(const SinkContext& context) = 0;
+};
+
+// A sink that calls `fn(value)` for every record, on the worker's thread (so
+// `fn` must be thread-safe when parallelism > 1). `fn` returns void or
+// absl::Status.
+template <class T, class F>
+class FunctionSink final : public Sink<T> {
+ public:
+  explicit FunctionSink(F fn) : fn_(std::move(fn)) {}
+
+  absl::StatusOr<std::unique_ptr<SinkWriter<T>>> CreateWriter(const SinkContext&) override {
+    return std::make_unique<Writer>(&fn_);
+  }
+
+ private:
+  class Writer final : public SinkWriter<T> {
+   public:
+    explicit Writer(F* fn) : fn_(fn) {}
+    absl::Status Write(std::span<T> values, std::span<const Timestamp>) override {
+      for (T& value : values) {
+        if constexpr (std::is_same_v<std::invoke_result_t<F&, T&>, absl::Status>) {
+          absl::Status status = (*fn_)(value);
+          if (!status.ok()) return status;
+        } else {
+          (*fn_)(value);
+        }
+      }
+      return absl::OkStatus();
+    }
+
+   private:
+    F* fn_;
+  };
+  F fn_;
+};
+
+}  // namespace weir
+
+#endif  // WEIR_SINK_H_

@@ -1,0 +1,443 @@
+// Streams: the typed handles a pipeline is built from.
+//
+// A Stream<T> is a cheap handle to one operator's output in a Pipeline's
+// graph; its methods add operators and return new handles. Nothing runs until
+// Pipeline::Run() / Start().
+//
+// Example:
+//
+//   weir::Pipeline pipeline({.parallelism = 2});
+//   auto events = pipeline.Source(source, weir::WatermarkStrategy<Event>::BoundedOutOfOrderness(
+//                                             absl::Seconds(2)));
+//   events.Filter([](const Event& e) { return e.duration_ms > 0; }).Name("non-empty")
+//       .Map([](const Event& e) { return Seconds{e.content_id, e.duration_ms / 1000.0}; })
+//       .KeyBy([](const Seconds& s) { return s.content_id; })
+//       .Process(RunningTotal{})
+//       .Sink([](const Total& t) { std::cout << t.content_id << " " << t.seconds << "\n"; });
+
+#ifndef WEIR_STREAM_H_
+#define WEIR_STREAM_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "weir/functions.h"
+#include "weir/internal/graph.h"
+#include "weir/internal/operators.h"
+#include "weir/key.h"
+#include "weir/sink.h"
+#include "weir/source.h"
+#include "weir/time.h"
+
+namespace weir {
+
+template <class T>
+class Stream;
+template <class K, class T, class KeyFn = std::function<K(const T&)>>
+class KeyedStream;
+template <class T>
+class BroadcastStream;
+template <class T, class B>
+class BroadcastConnectedStream;
+
+namespace internal {
+
+template <class T>
+struct StatusOrValue {
+  using type = T;
+};
+template <class T>
+struct StatusOrValue<absl::StatusOr<T>> {
+  using type = T;
+};
+
+// Deduces OUT from a class derived from ProcessFunction<In, OUT> (etc.).
+template <class In, class Out>
+Out ProcessOutputOf(const ProcessFunction<In, Out>*);
+template <class K, class In, class Out>
+Out KeyedProcessOutputOf(const KeyedProcessFunction<K, In, Out>*);
+template <class In, class B, class Out>
+Out BroadcastProcessOutputOf(const BroadcastProcessFunction<In, B, Out>*);
+
+template <class In, class Fn, class = void>
+struct ProcessFnTraits {
+  static constexpr bool kValid = false;
+  using Out = void;
+};
+template <class In, class Fn>
+struct ProcessFnTraits<In, Fn, std::void_t<decltype(ProcessOutputOf<In>(std::declval<Fn*>()))>> {
+  static constexpr bool kValid = true;
+  using Out = decltype(ProcessOutputOf<In>(std::declval<Fn*>()));
+};
+template <class K, class In, class Fn, class = void>
+struct KeyedProcessFnTraits {
+  static constexpr bool kValid = false;
+  using Out = void;
+};
+template <class K, class In, class Fn>
+struct KeyedProcessFnTraits<K, In, Fn,
+                            std::void_t<decltype(KeyedProcessOutputOf<K, In>(std::declval<Fn*>()))>> {
+  static constexpr bool kValid = true;
+  using Out = decltype(KeyedProcessOutputOf<K, In>(std::declval<Fn*>()));
+};
+template <class In, class B, class Fn, class = void>
+struct BroadcastProcessFnTraits {
+  static constexpr bool kValid = false;
+  using Out = void;
+};
+template <class In, class B, class Fn>
+struct BroadcastProcessFnTraits<
+    In, B, Fn, std::void_t<decltype(BroadcastProcessOutputOf<In, B>(std::declval<Fn*>()))>> {
+  static constexpr bool kValid = true;
+  using Out = decltype(BroadcastProcessOutputOf<In, B>(std::declval<Fn*>()));
+};
+
+// Adds a one-input operator node whose physical operator `Op` is built with
+// (name, args...) and exposes port() and output().
+template <class In, class Out, class Op, class... Args>
+int AddOneInputNode(Graph* graph, int input, std::string kind, Args... args) {
+  LogicalNode& node = graph->Add(std::move(kind), {input});
+  node.instantiate = [args...](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
+    Op* op = worker.Add<Op>(self.name, args...);
+    worker.output<In>(self.inputs[0]).AddDownstream(op->port());
+    worker.SetOutput(self.id, op->output(), op);
+    return absl::OkStatus();
+  };
+  return node.id;
+}
+
+// Adds an exchange. `make_route(env)` returns the record -> worker function.
+template <class T, class MakeRoute>
+int AddExchangeNode(Graph* graph, int input, std::string kind, MakeRoute make_route, bool broadcast) {
+  LogicalNode& node = graph->Add(std::move(kind), {input});
+  node.prepare = [](const LogicalNode& self, JobBuilder& job) -> absl::Status {
+    job.SetShared(self.id, std::make_shared<ExchangeChannels<T>>(job.parallelism(), job.queue_capacity()));
+    return absl::OkStatus();
+  };
+  node.instantiate = [make_route, broadcast](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
+    auto channels = std::static_pointer_cast<ExchangeChannels<T>>(worker.shared[self.id]);
+    auto route = make_route(worker.env);
+    auto sender = std::make_unique<ExchangeSender<T, decltype(route)>>(worker.env, channels, std::move(route),
+                                                                        broadcast);
+    worker.output<T>(self.inputs[0]).AddDownstream(sender.get());
+    worker.senders.push_back(std::move(sender));
+    auto* receiver = worker.Add<ExchangeReceiver<T>>(self.name, channels);
+    worker.receivers.push_back(receiver);
+    worker.SetOutput(self.id, receiver->output(), receiver);
+    return absl::OkStatus();
+  };
+  return node.id;
+}
+
+template <class T>
+int AddSinkNode(Graph* graph, int input, std::shared_ptr<Sink<T>> sink) {
+  LogicalNode& node = graph->Add("Sink", {input});
+  node.is_sink = true;
+  node.instantiate = [sink](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
+    SinkContext context{self.name, worker.env.worker_index, worker.env.parallelism};
+    absl::StatusOr<std::unique_ptr<SinkWriter<T>>> writer = sink->CreateWriter(context);
+    if (!writer.ok()) return writer.status();
+    auto* op = worker.Add<SinkOp<T>>(self.name, *std::move(writer));
+    worker.output<T>(self.inputs[0]).AddDownstream(op->port());
+    worker.operators[self.id] = op;
+    return absl::OkStatus();
+  };
+  return node.id;
+}
+
+template <class T>
+int AddSourceNode(Graph* graph, std::shared_ptr<Source<T>> source, WatermarkStrategy<T> strategy) {
+  LogicalNode& node = graph->Add("Source", {});
+  node.prepare = [source](const LogicalNode& self, JobBuilder& job) -> absl::Status {
+    absl::StatusOr<std::vector<SourceSplit>> splits = source->DiscoverSplits();
+    if (!splits.ok()) return splits.status();
+    job.SetShared(self.id, std::make_shared<std::vector<SourceSplit>>(*std::move(splits)));
+    return absl::OkStatus();
+  };
+  node.instantiate = [source, strategy](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
+    const auto& all_splits = *std::static_pointer_cast<std::vector<SourceSplit>>(worker.shared[self.id]);
+    SourceReaderContext context{self.name, worker.env.worker_index, worker.env.parallelism, {}};
+    for (size_t idx = 0; idx < all_splits.size(); ++idx) {
+      if (static_cast<int>(idx % static_cast<size_t>(worker.env.parallelism)) == worker.env.worker_index) {
+        context.splits.push_back(all_splits[idx]);
+      }
+    }
+    const int num_splits = static_cast<int>(context.splits.size());
+    absl::StatusOr<std::unique_ptr<SourceReader<T>>> reader = source->CreateReader(context);
+    if (!reader.ok()) return reader.status();
+    auto* task = worker.Add<SourceTask<T>>(self.name, *std::move(reader), strategy, num_splits);
+    worker.sources.push_back(task);
+    worker.SetOutput(self.id, task->output(), task);
+    return absl::OkStatus();
+  };
+  return node.id;
+}
+
+}  // namespace internal
+
+// A handle to a stream of T records. Copyable; valid while its Pipeline lives.
+template <class T>
+class Stream {
+ public:
+  using Record = T;
+
+  // Internal: made by Pipeline and by other streams.
+  Stream(internal::Graph* graph, int node) : graph_(graph), node_(node) {}
+
+  // Names the operator that produces this stream (used in errors and metrics).
+  Stream& Name(std::string name) {
+    graph_->node(node_).name = std::move(name);
+    return *this;
+  }
+
+  // One output per input: `U fn(T)` (or `fn(const T&)`), or
+  // `absl::StatusOr<U> fn(T)` where an error fails the job.
+  template <class F>
+  auto Map(F fn) const {
+    static_assert(std::is_invocable_v<F&, T&&>,
+                  "weir: Map expects a function callable as `U fn(T)` or `U fn(const T&)` "
+                  "or `absl::StatusOr<U> fn(const T&)`");
+    using Result = std::invoke_result_t<F&, T&&>;
+    static_assert(!std::is_void_v<Result>, "weir: a Map function must return a value (use Sink or FlatMap)");
+    using U = typename internal::StatusOrValue<std::decay_t<Result>>::type;
+    return Stream<U>(graph_, internal::AddOneInputNode<T, U, internal::MapOp<T, U, F>>(graph_, node_, "Map", fn));
+  }
+
+  // Keeps the records for which `fn` returns true: `bool fn(const T&)` or
+  // `absl::StatusOr<bool> fn(const T&)`.
+  template <class F>
+  Stream Filter(F fn) const {
+    static_assert(std::is_invocable_v<F&, const T&>,
+                  "weir: Filter expects `bool fn(const T&)` or `absl::StatusOr<bool> fn(const T&)`");
+    using Result = std::decay_t<std::invoke_result_t<F&, const T&>>;
+    static_assert(std::is_convertible_v<Result, bool> || std::is_same_v<Result, absl::StatusOr<bool>>,
+                  "weir: a Filter function must return bool or absl::StatusOr<bool>");
+    return Stream(graph_, internal::AddOneInputNode<T, T, internal::FilterOp<T, F>>(graph_, node_, "Filter", fn));
+  }
+
+  // Zero or more outputs per input:
+  // `void fn(T, weir::Collector<U>&)` or `absl::Status fn(const T&, weir::Collector<U>&)`.
+  template <class U, class F>
+  Stream<U> FlatMap(F fn) const {
+    static_assert(std::is_invocable_v<F&, T&&, Collector<U>&>,
+                  "weir: FlatMap<U> expects `void fn(T, weir::Collector<U>&)` or "
+                  "`absl::Status fn(const T&, weir::Collector<U>&)`");
+    return Stream<U>(graph_,
+                     internal::AddOneInputNode<T, U, internal::FlatMapOp<T, U, F>>(graph_, node_, "FlatMap", fn));
+  }
+
+  // Applies a ProcessFunction<T, OUT> (copied once per worker).
+  template <class Fn>
+  auto Process(Fn fn) const {
+    using Traits = internal::ProcessFnTraits<T, Fn>;
+    static_assert(Traits::kValid,
+                  "weir: Stream<T>::Process expects a class derived from weir::ProcessFunction<T, OUT>");
+    static_assert(std::is_copy_constructible_v<Fn>,
+                  "weir: process functions are copied once per worker and must be copy-constructible");
+    using Out = typename Traits::Out;
+    return Stream<Out>(graph_, internal::AddOneInputNode<T, Out, internal::ProcessOp<T, Out, Fn>>(
+                                   graph_, node_, "Process", fn));
+  }
+
+  // Partitions by key: records with equal keys go to the same worker, in
+  // order. `K key_fn(const T&)`, where K is integral, std::string,
+  // std::array<uint8_t, N>, a pair/tuple of those, or has weir::KeyTraits.
+  template <class KeyFn>
+  auto KeyBy(KeyFn key_fn) const {
+    static_assert(std::is_invocable_v<KeyFn&, const T&>, "weir: KeyBy expects `K key_fn(const T&)`");
+    using K = std::decay_t<std::invoke_result_t<KeyFn&, const T&>>;
+    static_assert(kHasKeyTraits<K>,
+                  "weir: KeyBy key type has no stable hash: use an integral type, std::string, "
+                  "std::array<uint8_t, N>, a pair/tuple of those, or specialize weir::KeyTraits<K> "
+                  "with `static uint64_t Hash(const K&)`");
+    auto make_route = [key_fn](const internal::WorkerEnv& env) {
+      return [key_fn, max_parallelism = env.max_parallelism, parallelism = env.parallelism](const T& value) {
+        return WorkerForKeyGroup(KeyGroupOf(key_fn(value), max_parallelism), max_parallelism, parallelism);
+      };
+    };
+    const int exchange = internal::AddExchangeNode<T>(graph_, node_, "KeyBy", make_route, false);
+    return KeyedStream<K, T, KeyFn>(graph_, exchange, key_fn);
+  }
+
+  // Merges this stream with others of the same type.
+  template <class... Others>
+  Stream Union(const Others&... others) const {
+    static_assert((std::is_same_v<Others, Stream<T>> && ...), "weir: Union takes streams of the same type");
+    std::vector<int> inputs = {node_, others.node_...};
+    if (((others.graph_ != graph_) || ...)) {
+      graph_->RecordError(absl::InvalidArgumentError("Union of streams from different pipelines"));
+    }
+    internal::LogicalNode& node = graph_->Add("Union", inputs);
+    node.instantiate = [](const internal::LogicalNode& self, internal::WorkerBuilder& worker) -> absl::Status {
+      auto* op = worker.Add<internal::UnionOp<T>>(self.name, static_cast<int>(self.inputs.size()));
+      for (size_t port = 0; port < self.inputs.size(); ++port) {
+        worker.output<T>(self.inputs[port]).AddDownstream(op->port(static_cast<int>(port)));
+      }
+      worker.SetOutput(self.id, op->output(), op);
+      return absl::OkStatus();
+    };
+    return Stream(graph_, node.id);
+  }
+
+  // Sends every record to every worker (the dimension side of a broadcast join).
+  BroadcastStream<T> Broadcast() const {
+    auto make_route = [](const internal::WorkerEnv&) { return [](const T&) { return 0; }; };
+    return BroadcastStream<T>(graph_, internal::AddExchangeNode<T>(graph_, node_, "Broadcast", make_route, true));
+  }
+
+  // Connects this stream with a broadcast stream; follow with Process().
+  template <class B>
+  BroadcastConnectedStream<T, B> Connect(const BroadcastStream<B>& broadcast) const {
+    if (broadcast.graph() != graph_) {
+      graph_->RecordError(absl::InvalidArgumentError("Connect of streams from different pipelines"));
+    }
+    return BroadcastConnectedStream<T, B>(graph_, node_, broadcast.node());
+  }
+
+  // The records a Process operator sent to `tag` with ctx.Output(tag, ...).
+  template <class U>
+  Stream<U> SideOutput(const OutputTag<U>& tag) const {
+    internal::LogicalNode& node = graph_->Add("SideOutput[" + tag.id() + "]", {node_});
+    node.instantiate = [id = tag.id()](const internal::LogicalNode& self,
+                                       internal::WorkerBuilder& worker) -> absl::Status {
+      internal::OperatorBase* op = worker.operators[self.inputs[0]];
+      if (op == nullptr) return absl::InvalidArgumentError("side output '" + id + "' of an operator without outputs");
+      absl::StatusOr<internal::SideChannel<U>*> channel =
+          op->side_outputs().template GetOrCreate<U>(id, &op->metrics(), worker.env.batch_size);
+      if (!channel.ok()) return channel.status();
+      worker.SetOutput(self.id, (*channel)->emitter(), op);
+      return absl::OkStatus();
+    };
+    return Stream<U>(graph_, node.id);
+  }
+
+  // Writes every record to `sink` (one writer per worker).
+  Stream Sink(std::shared_ptr<weir::Sink<T>> sink, std::string name = "") const {
+    const int id = internal::AddSinkNode<T>(graph_, node_, std::move(sink));
+    if (!name.empty()) graph_->node(id).name = std::move(name);
+    return *this;
+  }
+  Stream Sink(std::unique_ptr<weir::Sink<T>> sink, std::string name = "") const {
+    return Sink(std::shared_ptr<weir::Sink<T>>(std::move(sink)), std::move(name));
+  }
+  // Calls `fn(T&)` for every record on the worker's thread: `void fn(const T&)`
+  // or `absl::Status fn(const T&)`. `fn` is shared by all workers.
+  template <class F, class = std::enable_if_t<!std::is_convertible_v<F, std::shared_ptr<weir::Sink<T>>>>>
+  Stream Sink(F fn, std::string name = "") const {
+    static_assert(std::is_invocable_v<F&, T&>,
+                  "weir: Sink expects a weir::Sink<T>, or `void fn(const T&)` / `absl::Status fn(const T&)`");
+    return Sink(std::shared_ptr<weir::Sink<T>>(std::make_shared<FunctionSink<T, F>>(std::move(fn))),
+                std::move(name));
+  }
+
+  internal::Graph* graph() const { return graph_; }
+  int node() const { return node_; }
+
+ private:
+  template <class U>
+  friend class Stream;
+  internal::Graph* graph_;
+  int node_;
+};
+
+// A stream partitioned by key (from Stream::KeyBy).
+template <class K, class T, class KeyFn>
+class KeyedStream {
+ public:
+  KeyedStream(internal::Graph* graph, int node, KeyFn key_fn)
+      : graph_(graph), node_(node), key_fn_(std::move(key_fn)) {}
+  // Converts to the type-erased form KeyedStream<K, T>.
+  template <class OtherFn,
+            class = std::enable_if_t<!std::is_same_v<OtherFn, KeyFn> && std::is_constructible_v<KeyFn, OtherFn>>>
+  KeyedStream(const KeyedStream<K, T, OtherFn>& other)  // NOLINT(google-explicit-constructor)
+      : graph_(other.graph()), node_(other.node()), key_fn_(other.key_fn()) {}
+
+  KeyedStream& Name(std::string name) {
+    graph_->node(node_).name = std::move(name);
+    return *this;
+  }
+
+  // Applies a KeyedProcessFunction<K, T, OUT> (copied once per worker).
+  template <class Fn>
+  auto Process(Fn fn) const {
+    using Traits = internal::KeyedProcessFnTraits<K, T, Fn>;
+    static_assert(Traits::kValid,
+                  "weir: KeyedStream<K, T>::Process expects a class derived from "
+                  "weir::KeyedProcessFunction<K, T, OUT> (K = the type KeyBy's function returns)");
+    static_assert(std::is_copy_constructible_v<Fn>,
+                  "weir: process functions are copied once per worker and must be copy-constructible");
+    using Out = typename Traits::Out;
+    return Stream<Out>(graph_,
+                       internal::AddOneInputNode<T, Out, internal::KeyedProcessOp<K, T, Out, KeyFn, Fn>>(
+                           graph_, node_, "KeyedProcess", key_fn_, fn));
+  }
+
+  // The partitioned records as a plain stream.
+  Stream<T> AsStream() const { return Stream<T>(graph_, node_); }
+
+  internal::Graph* graph() const { return graph_; }
+  int node() const { return node_; }
+  const KeyFn& key_fn() const { return key_fn_; }
+
+ private:
+  internal::Graph* graph_;
+  int node_;
+  KeyFn key_fn_;
+};
+
+// A stream whose every record reaches every worker (from Stream::Broadcast).
+template <class T>
+class BroadcastStream {
+ public:
+  BroadcastStream(internal::Graph* graph, int node) : graph_(graph), node_(node) {}
+  internal::Graph* graph() const { return graph_; }
+  int node() const { return node_; }
+
+ private:
+  internal::Graph* graph_;
+  int node_;
+};
+
+// A stream connected with a broadcast stream (from Stream::Connect).
+template <class T, class B>
+class BroadcastConnectedStream {
+ public:
+  BroadcastConnectedStream(internal::Graph* graph, int main_node, int broadcast_node)
+      : graph_(graph), main_node_(main_node), broadcast_node_(broadcast_node) {}
+
+  // Applies a BroadcastProcessFunction<T, B, OUT> (copied once per worker).
+  template <class Fn>
+  auto Process(Fn fn) const {
+    using Traits = internal::BroadcastProcessFnTraits<T, B, Fn>;
+    static_assert(Traits::kValid,
+                  "weir: BroadcastConnectedStream<T, B>::Process expects a class derived from "
+                  "weir::BroadcastProcessFunction<T, B, OUT>");
+    static_assert(std::is_copy_constructible_v<Fn>,
+                  "weir: process functions are copied once per worker and must be copy-constructible");
+    using Out = typename Traits::Out;
+    internal::LogicalNode& node = graph_->Add("BroadcastProcess", {main_node_, broadcast_node_});
+    node.instantiate = [fn](const internal::LogicalNode& self, internal::WorkerBuilder& worker) -> absl::Status {
+      auto* op = worker.Add<internal::BroadcastProcessOp<T, B, Out, Fn>>(self.name, fn);
+      worker.output<T>(self.inputs[0]).AddDownstream(op->main_port());
+      worker.output<B>(self.inputs[1]).AddDownstream(op->broadcast_port());
+      worker.SetOutput(self.id, op->output(), op);
+      return absl::OkStatus();
+    };
+    return Stream<Out>(graph_, node.id);
+  }
+
+ private:
+  internal::Graph* graph_;
+  int main_node_;
+  int broadcast_node_;
+};
+
+}  // namespace weir
+
+#endif  // WEIR_STREAM_H_

@@ -1,0 +1,275 @@
+// Test helpers: an in-memory source over a vector (with timestamps, splits and
+// optional out-of-order jitter), a collecting sink, and a runner that drives
+// a pipeline to completion with a deadline and reports its counters.
+//
+// Example:
+//
+//   weir::Pipeline pipeline({.parallelism = 4});
+//   auto sink = weir::testing::CollectingSink<int>::Create();
+//   pipeline.Source(weir::testing::VectorSource<int>::Create({1, 2, 3}))
+//       .Map([](int x) { return x + 1; })
+//       .Sink(sink);
+//   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+//   ASSERT_TRUE(result.status.ok());
+//   EXPECT_THAT(sink->Values(), UnorderedElementsAre(2, 3, 4));
+
+#ifndef WEIR_TESTING_H_
+#define WEIR_TESTING_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <span>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "weir/pipeline.h"
+#include "weir/sink.h"
+#include "weir/source.h"
+#include "weir/time.h"
+
+namespace weir::testing {
+
+template <class T>
+struct TimestampedValue {
+  T value;
+  Timestamp timestamp = 0;
+};
+
+struct VectorSourceOptions {
+  // Number of splits; record i belongs to split i % splits, and each split
+  // emits its records in order (or jittered, below).
+  // Default: 4
+  int splits = 4;
+  // Records emitted per split per poll.
+  // Default: 1024
+  size_t records_per_poll = 1024;
+  // Emits each split's records ordered by timestamp + a random delay in
+  // [0, jitter]: records arrive out of order by up to `jitter`.
+  // Default: no jitter
+  absl::Duration jitter = absl::ZeroDuration();
+  // Seed of the jitter.
+  // Default: 42
+  uint64_t seed = 42;
+  // When true, exhausted splits report idle and the source never ends by
+  // itself (JobHandle::Stop() ends it), like a caught-up Kafka partition.
+  // Default: false
+  bool unbounded = false;
+};
+
+// A source over an in-memory vector.
+template <class T>
+class VectorSource final : public Source<T> {
+ public:
+  // Records with explicit timestamps.
+  static std::shared_ptr<VectorSource> Create(std::vector<TimestampedValue<T>> records,
+                                              VectorSourceOptions options = {}) {
+    return std::shared_ptr<VectorSource>(new VectorSource(std::move(records), options));
+  }
+  // Values stamped with their index (0, 1, 2, ...).
+  static std::shared_ptr<VectorSource> Create(std::vector<T> values, VectorSourceOptions options = {}) {
+    std::vector<TimestampedValue<T>> records;
+    records.reserve(values.size());
+    for (size_t idx = 0; idx < values.size(); ++idx) {
+      records.push_back({std::move(values[idx]), static_cast<Timestamp>(idx)});
+    }
+    return Create(std::move(records), options);
+  }
+
+  absl::StatusOr<std::vector<SourceSplit>> DiscoverSplits() override {
+    if (options_.splits < 1) return absl::InvalidArgumentError("VectorSourceOptions.splits must be >= 1");
+    std::vector<SourceSplit> splits;
+    for (int split = 0; split < options_.splits; ++split) splits.push_back({absl::StrCat("vector-", split)});
+    return splits;
+  }
+
+  absl::StatusOr<std::unique_ptr<SourceReader<T>>> CreateReader(const SourceReaderContext& context) override {
+    std::vector<int> split_numbers;
+    for (const SourceSplit& split : context.splits) {
+      split_numbers.push_back(std::stoi(split.id.substr(split.id.find('-') + 1)));
+    }
+    return std::unique_ptr<SourceReader<T>>(new Reader(this, std::move(split_numbers)));
+  }
+
+ private:
+  VectorSource(std::vector<TimestampedValue<T>> records, VectorSourceOptions options)
+      : options_(options), records_(std::move(records)) {}
+
+  // The record indexes of `split`, in emission order.
+  std::vector<size_t> Order(int split) const {
+    std::vector<size_t> order;
+    for (size_t idx = static_cast<size_t>(split); idx < records_.size();
+         idx += static_cast<size_t>(options_.splits)) {
+      order.push_back(idx);
+    }
+    const int64_t jitter = absl::ToInt64Milliseconds(options_.jitter);
+    if (jitter > 0) {
+      std::mt19937_64 rng(options_.seed + static_cast<uint64_t>(split));
+      std::uniform_int_distribution<int64_t> delay(0, jitter);
+      std::vector<std::pair<Timestamp, size_t>> keyed;
+      for (size_t idx : order) keyed.push_back({records_[idx].timestamp + delay(rng), idx});
+      std::stable_sort(keyed.begin(), keyed.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (size_t pos = 0; pos < keyed.size(); ++pos) order[pos] = keyed[pos].second;
+    }
+    return order;
+  }
+
+  class Reader final : public SourceReader<T> {
+   public:
+    Reader(const VectorSource* source, std::vector<int> splits) : source_(source) {
+      for (int split : splits) orders_.push_back(source->Order(split));
+      cursors_.assign(orders_.size(), 0);
+    }
+
+    absl::StatusOr<PollResult> Poll(SourceOutput<T>& out) override {
+      bool any_left = false;
+      for (size_t split = 0; split < orders_.size(); ++split) {
+        const auto& order = orders_[split];
+        size_t& cursor = cursors_[split];
+        const size_t end = std::min(order.size(), cursor + source_->options_.records_per_poll);
+        for (; cursor < end; ++cursor) {
+          const TimestampedValue<T>& record = source_->records_[order[cursor]];
+          out.Collect(static_cast<int>(split), record.value, record.timestamp);
+        }
+        if (cursor < order.size()) {
+          any_left = true;
+        } else if (source_->options_.unbounded) {
+          out.MarkIdle(static_cast<int>(split));
+        } else {
+          out.FinishSplit(static_cast<int>(split));
+        }
+      }
+      if (any_left) return PollResult::kMoreAvailable;
+      return source_->options_.unbounded ? PollResult::kNothingAvailable : PollResult::kEndOfInput;
+    }
+
+   private:
+    const VectorSource* source_;
+    std::vector<std::vector<size_t>> orders_;
+    std::vector<size_t> cursors_;
+  };
+
+  VectorSourceOptions options_;
+  std::vector<TimestampedValue<T>> records_;
+};
+
+// A sink that keeps every record it receives (thread-safe).
+template <class T>
+class CollectingSink final : public Sink<T> {
+ public:
+  static std::shared_ptr<CollectingSink> Create() { return std::shared_ptr<CollectingSink>(new CollectingSink()); }
+
+  absl::StatusOr<std::unique_ptr<SinkWriter<T>>> CreateWriter(const SinkContext&) override {
+    return std::unique_ptr<SinkWriter<T>>(new Writer(this));
+  }
+
+  // Every value received so far (workers' outputs interleaved in arrival order).
+  std::vector<T> Values() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<T> values;
+    values.reserve(records_.size());
+    for (const auto& record : records_) values.push_back(record.value);
+    return values;
+  }
+  std::vector<TimestampedValue<T>> Records() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return records_;
+  }
+  size_t size() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return records_.size();
+  }
+  // How many writers flushed at end of input.
+  int flushes() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return flushes_;
+  }
+
+ private:
+  CollectingSink() = default;
+
+  class Writer final : public SinkWriter<T> {
+   public:
+    explicit Writer(CollectingSink* sink) : sink_(sink) {}
+    absl::Status Write(std::span<T> values, std::span<const Timestamp> timestamps) override {
+      std::lock_guard<std::mutex> lock(sink_->mutex_);
+      for (size_t idx = 0; idx < values.size(); ++idx) {
+        sink_->records_.push_back({std::move(values[idx]), timestamps[idx]});
+      }
+      return absl::OkStatus();
+    }
+    absl::Status Flush() override {
+      std::lock_guard<std::mutex> lock(sink_->mutex_);
+      ++sink_->flushes_;
+      return absl::OkStatus();
+    }
+
+   private:
+    CollectingSink* sink_;
+  };
+
+  mutable std::mutex mutex_;
+  std::vector<TimestampedValue<T>> records_;
+  int flushes_ = 0;
+};
+
+// The outcome of RunToCompletion.
+struct JobResult {
+  absl::Status status;
+  std::vector<OperatorMetricsSnapshot> metrics;
+
+  // Sums of a counter over the workers of the operator named `name`.
+  int64_t RecordsIn(const std::string& name) const { return Sum(name, &OperatorMetricsSnapshot::records_in); }
+  int64_t RecordsOut(const std::string& name) const { return Sum(name, &OperatorMetricsSnapshot::records_out); }
+  int64_t TimersFired(const std::string& name) const {
+    return Sum(name, &OperatorMetricsSnapshot::timers_fired);
+  }
+
+ private:
+  int64_t Sum(const std::string& name, int64_t OperatorMetricsSnapshot::*field) const {
+    int64_t total = 0;
+    for (const auto& m : metrics) {
+      if (m.name == name) total += m.*field;
+    }
+    return total;
+  }
+};
+
+// Runs `pipeline` until its input ends. If it has not finished after
+// `timeout`, cancels it and reports kDeadlineExceeded (so a hanging test
+// fails instead of blocking the suite).
+inline JobResult RunToCompletion(Pipeline& pipeline, absl::Duration timeout = absl::Seconds(60)) {
+  JobResult result;
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  if (!job.ok()) {
+    result.status = job.status();
+    return result;
+  }
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!job->done() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  if (!job->done()) {
+    job->Cancel();
+    (void)job->Wait();
+    result.metrics = job->Metrics();
+    result.status = absl::DeadlineExceededError(
+        absl::StrCat("the pipeline did not finish within ", absl::FormatDuration(timeout)));
+    return result;
+  }
+  result.status = job->Wait();
+  result.metrics = job->Metrics();
+  return result;
+}
+
+}  // namespace weir::testing
+
+#endif  // WEIR_TESTING_H_

@@ -1,0 +1,158 @@
+#include "lib/runtime/job.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace weir::internal {
+
+void WorkerEnv::Notify(int worker) const { job->signal(worker).Notify(); }
+bool WorkerEnv::stop_requested() const { return job->stop_requested.load(std::memory_order_relaxed); }
+Timestamp WorkerEnv::Now() const { return absl::ToUnixMillis(absl::Now()); }
+
+namespace {
+
+absl::Status ValidateOptions(const PipelineOptions& options) {
+  if (options.parallelism < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("PipelineOptions.parallelism must be >= 1, got ",
+                                                   options.parallelism));
+  }
+  if (options.max_parallelism < options.parallelism || options.max_parallelism > 32768) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PipelineOptions.max_parallelism must be in [parallelism, 32768], got ",
+                     options.max_parallelism, " with parallelism ", options.parallelism));
+  }
+  if (options.batch_size < 1) {
+    return absl::InvalidArgumentError("PipelineOptions.batch_size must be >= 1");
+  }
+  if (options.queue_capacity < 1) {
+    return absl::InvalidArgumentError("PipelineOptions.queue_capacity must be >= 1");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NodeError(const LogicalNode& node, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat("operator '", node.name, "': ", status.message()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options, const Graph& graph) {
+  if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
+  if (!graph.error().ok()) return graph.error();
+  bool has_sink = false;
+  for (const auto& node : graph.nodes()) has_sink |= node->is_sink;
+  if (!has_sink) return absl::InvalidArgumentError("the pipeline has no sink: nothing would be written");
+
+  const int num_nodes = static_cast<int>(graph.nodes().size());
+  JobBuilder job_builder(options.parallelism, options.max_parallelism, options.batch_size,
+                         options.queue_capacity, num_nodes);
+  for (const auto& node : graph.nodes()) {
+    if (!node->prepare) continue;
+    if (absl::Status status = node->prepare(*node, job_builder); !status.ok()) return NodeError(*node, status);
+  }
+
+  std::shared_ptr<Job> job(new Job());
+  job->shared_owner_ = std::make_unique<JobShared>(options.parallelism);
+  job->shared_ = job->shared_owner_.get();
+  for (int worker = 0; worker < options.parallelism; ++worker) {
+    auto env = std::make_unique<WorkerEnv>();
+    env->worker_index = worker;
+    env->parallelism = options.parallelism;
+    env->max_parallelism = options.max_parallelism;
+    env->batch_size = options.batch_size;
+    env->queue_capacity = options.queue_capacity;
+    env->job = job->shared_;
+
+    WorkerBuilder builder(*env, job_builder.shared(), num_nodes);
+    for (const auto& node : graph.nodes()) {
+      absl::Status status;
+      try {
+        status = node->instantiate(*node, builder);
+      } catch (...) {
+        status = StatusFromCurrentException(node->name, worker);
+      }
+      if (!status.ok()) return NodeError(*node, status);
+    }
+    for (const auto& op : builder.owned_operators) job->metrics_.push_back(op->shared_metrics());
+    job->workers_.push_back(std::make_unique<Worker>(std::move(builder), job->shared_->signal(worker)));
+    job->envs_.push_back(std::move(env));
+  }
+  for (auto& worker : job->workers_) {
+    if (absl::Status status = worker->Open(); !status.ok()) {
+      for (auto& opened : job->workers_) (void)opened->Close();
+      return status;
+    }
+  }
+
+  job->running_workers_.store(options.parallelism);
+  for (int worker = 0; worker < options.parallelism; ++worker) {
+    job->threads_.emplace_back([raw = job.get(), worker] { raw->RunWorker(worker); });
+  }
+  return job;
+}
+
+Job::~Job() {
+  Cancel();
+  (void)Wait();
+}
+
+void Job::RunWorker(int worker_index) {
+  Worker& worker = *workers_[worker_index];
+  absl::Status status = worker.Run(shared_->abort);
+  if (!status.ok()) Fail(status);
+  absl::Status closed = worker.Close();
+  if (!closed.ok()) Fail(closed);
+  running_workers_.fetch_sub(1);
+}
+
+void Job::Fail(const absl::Status& status) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (failure_.ok()) failure_ = status;
+  }
+  shared_->abort.store(true);
+  shared_->NotifyAll();
+}
+
+void Job::Stop() {
+  shared_->stop_requested.store(true);
+  shared_->NotifyAll();
+}
+
+void Job::Cancel() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (joined_ || done()) return;
+    cancelled_ = true;
+  }
+  shared_->abort.store(true);
+  shared_->NotifyAll();
+}
+
+absl::Status Job::Wait() {
+  std::lock_guard<std::mutex> wait_lock(wait_mutex_);
+  if (!joined_) {
+    for (std::thread& thread : threads_) thread.join();
+    std::lock_guard<std::mutex> lock(mutex_);
+    joined_ = true;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!failure_.ok()) return failure_;
+  if (cancelled_) return absl::CancelledError("the job was cancelled");
+  return absl::OkStatus();
+}
+
+std::vector<OperatorMetricsSnapshot> Job::Metrics() const {
+  std::vector<OperatorMetricsSnapshot> out;
+  out.reserve(metrics_.size());
+  for (const auto& m : metrics_) {
+    out.push_back(OperatorMetricsSnapshot{m->name, m->worker, m->records_in.load(std::memory_order_relaxed),
+                                          m->records_out.load(std::memory_order_relaxed),
+                                          m->timers_fired.load(std::memory_order_relaxed)});
+  }
+  return out;
+}
+
+}  // namespace weir::internal

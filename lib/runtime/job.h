@@ -1,0 +1,79 @@
+// Job: one run of a pipeline's graph on `parallelism` worker threads.
+
+#ifndef WEIR_LIB_RUNTIME_JOB_H_
+#define WEIR_LIB_RUNTIME_JOB_H_
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lib/runtime/worker.h"
+#include "lib/runtime/worker_signal.h"
+#include "weir/internal/graph.h"
+#include "weir/internal/operator.h"
+#include "weir/pipeline.h"
+
+namespace weir::internal {
+
+// State every worker of a job shares: wake-up signals and the stop/cancel flags.
+class JobShared {
+ public:
+  explicit JobShared(int parallelism) {
+    for (int idx = 0; idx < parallelism; ++idx) signals_.push_back(std::make_unique<WorkerSignal>());
+  }
+  WorkerSignal& signal(int worker) { return *signals_[worker]; }
+  void NotifyAll() {
+    for (auto& signal : signals_) signal->Notify();
+  }
+
+  std::atomic<bool> stop_requested{false};
+  // Set on Cancel() and on the first failure: workers leave their loops.
+  std::atomic<bool> abort{false};
+
+ private:
+  std::vector<std::unique_ptr<WorkerSignal>> signals_;
+};
+
+class Job {
+ public:
+  // Validates the options and graph, prepares and instantiates every
+  // operator on every worker, opens them and starts the threads.
+  static absl::StatusOr<std::shared_ptr<Job>> Start(const PipelineOptions& options, const Graph& graph);
+
+  ~Job();
+
+  void Stop();
+  void Cancel();
+  absl::Status Wait();
+  bool done() const { return running_workers_.load() == 0; }
+  std::vector<OperatorMetricsSnapshot> Metrics() const;
+
+  // Records the first failure and aborts every worker.
+  void Fail(const absl::Status& status);
+
+ private:
+  Job() = default;
+  void RunWorker(int worker_index);
+
+  JobShared* shared_ = nullptr;
+  std::unique_ptr<JobShared> shared_owner_;
+  std::vector<std::unique_ptr<WorkerEnv>> envs_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::shared_ptr<OperatorMetrics>> metrics_;
+  std::vector<std::thread> threads_;
+  std::atomic<int> running_workers_{0};
+
+  std::mutex wait_mutex_;  // serializes joining the threads
+  std::mutex mutex_;       // guards the fields below
+  absl::Status failure_;
+  bool cancelled_ = false;
+  bool joined_ = false;
+};
+
+}  // namespace weir::internal
+
+#endif  // WEIR_LIB_RUNTIME_JOB_H_

@@ -1,0 +1,120 @@
+// Non-template parts of the operator model: watermark combination, failure
+// reporting.
+
+#include "weir/internal/operator.h"
+
+#include <algorithm>
+#include <exception>
+#include <string>
+#include <typeinfo>
+
+#include "absl/strings/str_cat.h"
+
+namespace weir::internal {
+
+absl::Status AnnotateStatus(const absl::Status& status, const std::string& op_name, int worker) {
+  return absl::Status(status.code(),
+                      absl::StrCat("operator '", op_name, "' (worker ", worker, "): ", status.message()));
+}
+
+absl::Status StatusFromCurrentException(const std::string& op_name, int worker) {
+  std::string what;
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    what = absl::StrCat("threw ", typeid(e).name(), ": ", e.what());
+  } catch (...) {
+    what = "threw an exception of unknown type";
+  }
+  return absl::InternalError(absl::StrCat("operator '", op_name, "' (worker ", worker, ") ", what));
+}
+
+InputSet::InputSet(int num_inputs) : inputs_(num_inputs) {}
+
+void InputSet::Activate(int input) {
+  inputs_[input].idle = false;
+  idle_ = false;
+}
+
+std::optional<Timestamp> InputSet::Recompute() {
+  Timestamp combined = kMaxTimestamp;
+  bool any_active = false;
+  for (const State& state : inputs_) {
+    // Ended inputs count as +inf; idle ones do not hold the watermark back.
+    if (state.ended || state.idle) continue;
+    any_active = true;
+    combined = std::min(combined, state.watermark);
+  }
+  if (!any_active && !ended()) return std::nullopt;
+  if (combined > emitted_) {
+    emitted_ = combined;
+    return combined;
+  }
+  return std::nullopt;
+}
+
+std::optional<Timestamp> InputSet::Watermark(int input, Timestamp watermark) {
+  State& state = inputs_[input];
+  state.idle = false;
+  idle_ = false;
+  if (watermark > state.watermark) state.watermark = watermark;
+  return Recompute();
+}
+
+std::optional<Timestamp> InputSet::Idle(int input, bool* became_idle) {
+  inputs_[input].idle = true;
+  bool all_idle = true;
+  for (const State& state : inputs_) {
+    if (!state.idle && !state.ended) all_idle = false;
+  }
+  *became_idle = all_idle && !idle_;
+  if (all_idle) idle_ = true;
+  return Recompute();
+}
+
+bool InputSet::End(int input) {
+  State& state = inputs_[input];
+  if (!state.ended) {
+    state.ended = true;
+    state.watermark = kMaxTimestamp;
+    ++ended_count_;
+  }
+  return ended();
+}
+
+OperatorBase::OperatorBase(const WorkerEnv& env, std::string name, int num_inputs)
+    : env_(env), metrics_(std::make_shared<OperatorMetrics>()), inputs_(num_inputs) {
+  metrics_->name = std::move(name);
+  metrics_->worker = env.worker_index;
+}
+
+void OperatorBase::HandleWatermark(int port, Timestamp watermark) {
+  if (std::optional<Timestamp> advanced = inputs_.Watermark(port, watermark)) {
+    OnWatermarkAdvanced(*advanced);
+  }
+}
+
+void OperatorBase::HandleIdle(int port) {
+  bool became_idle = false;
+  std::optional<Timestamp> advanced = inputs_.Idle(port, &became_idle);
+  if (advanced) OnWatermarkAdvanced(*advanced);
+  if (became_idle) OnInputsIdle();
+}
+
+void OperatorBase::HandleEnd(int port) {
+  const bool all_ended = inputs_.End(port);
+  if (std::optional<Timestamp> advanced = inputs_.Watermark(port, kMaxTimestamp)) {
+    OnWatermarkAdvanced(*advanced);
+  }
+  if (all_ended) OnInputsEnded();
+}
+
+void OperatorBase::Fail(const absl::Status& status) const {
+  throw OperatorFailure(AnnotateStatus(status, name(), env_.worker_index));
+}
+
+void OperatorBase::FailFromCurrentException() const {
+  throw OperatorFailure(StatusFromCurrentException(name(), env_.worker_index));
+}
+
+}  // namespace weir::internal

@@ -1,0 +1,112 @@
+#include "lib/runtime/worker.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "lib/runtime/worker_signal.h"
+
+namespace weir::internal {
+
+namespace {
+// The longest a worker sleeps without being woken: sources that are polled
+// (e.g. Kafka) and idleness timeouts are checked at least this often.
+constexpr std::chrono::microseconds kMaxSleep{1000};
+}  // namespace
+
+Worker::Worker(WorkerBuilder&& built, WorkerSignal& signal)
+    : signal_(signal),
+      operators_(std::move(built.owned_operators)),
+      senders_(std::move(built.senders)),
+      sources_(std::move(built.sources)),
+      receivers_(std::move(built.receivers)),
+      processing_timers_(std::move(built.processing_timers)),
+      env_(built.env) {}
+
+absl::Status Worker::Open() {
+  for (auto& op : operators_) {
+    absl::Status status;
+    try {
+      status = op->Open();
+    } catch (...) {
+      return StatusFromCurrentException(op->name(), env_.worker_index);
+    }
+    if (!status.ok()) return AnnotateStatus(status, op->name(), env_.worker_index);
+  }
+  return absl::OkStatus();
+}
+
+bool Worker::Finished() const {
+  for (SourceTaskBase* source : sources_) {
+    if (!source->finished()) return false;
+  }
+  for (ReceiverBase* receiver : receivers_) {
+    if (!receiver->finished()) return false;
+  }
+  for (const auto& sender : senders_) {
+    if (sender->HasPending()) return false;
+  }
+  return true;
+}
+
+absl::Status Worker::Run(const std::atomic<bool>& abort) {
+  try {
+    while (!abort.load(std::memory_order_relaxed)) {
+      bool progressed = false;
+      for (auto& sender : senders_) progressed |= sender->TryFlush();
+      for (ReceiverBase* receiver : receivers_) progressed |= receiver->Drain();
+
+      bool backpressured = false;
+      for (const auto& sender : senders_) backpressured |= sender->HasPending();
+      if (!backpressured) {
+        for (SourceTaskBase* source : sources_) {
+          if (!source->finished()) progressed |= source->Poll();
+        }
+      }
+
+      Timestamp next_timer = kMaxTimestamp;
+      if (!processing_timers_.empty()) {
+        const Timestamp now = env_.Now();
+        for (ProcessingTimeDriven* timers : processing_timers_) {
+          if (timers->NextProcessingTimer() <= now) {
+            timers->FireProcessingTimers(now);
+            progressed = true;
+          }
+          next_timer = std::min(next_timer, timers->NextProcessingTimer());
+        }
+        if (next_timer != kMaxTimestamp) next_timer -= now;
+      }
+
+      if (Finished()) break;
+      if (!progressed) {
+        auto sleep = kMaxSleep;
+        if (next_timer < 1) {
+          sleep = std::chrono::microseconds(0);
+        } else if (next_timer < 1000) {
+          sleep = std::min(sleep, std::chrono::microseconds(next_timer * 1000));
+        }
+        if (sleep.count() > 0) signal_.Sleep(sleep);
+      }
+    }
+  } catch (const OperatorFailure& failure) {
+    return failure.status();
+  } catch (...) {
+    return StatusFromCurrentException("<runtime>", env_.worker_index);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Worker::Close() {
+  absl::Status first;
+  for (auto& op : operators_) {
+    absl::Status status;
+    try {
+      status = op->Close();
+    } catch (...) {
+      status = StatusFromCurrentException(op->name(), env_.worker_index);
+    }
+    if (!status.ok() && first.ok()) first = AnnotateStatus(status, op->name(), env_.worker_index);
+  }
+  return first;
+}
+
+}  // namespace weir::internal

@@ -1,0 +1,50 @@
+// Worker: the cooperative loop one thread runs over its share of every
+// operator.
+
+#ifndef WEIR_LIB_RUNTIME_WORKER_H_
+#define WEIR_LIB_RUNTIME_WORKER_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "weir/internal/graph.h"
+#include "weir/internal/operator.h"
+
+namespace weir::internal {
+
+class WorkerSignal;
+
+// Owns the physical operators of one worker and drives them:
+//   1. move held-back batches into exchange rings that have room;
+//   2. drain incoming rings (bounded per ring, for fairness);
+//   3. poll sources, unless a batch is still held back (backpressure);
+//   4. fire due processing-time timers;
+//   5. sleep briefly when nothing moved.
+// It never blocks on a full ring, so it cannot deadlock.
+class Worker {
+ public:
+  Worker(WorkerBuilder&& built, WorkerSignal& signal);
+
+  // Opens every operator (on the starting thread).
+  absl::Status Open();
+  // Runs until all input ended, or `abort` is set. Returns the first failure.
+  absl::Status Run(const std::atomic<bool>& abort);
+  // Closes every operator; returns the first error.
+  absl::Status Close();
+
+ private:
+  bool Finished() const;
+
+  WorkerSignal& signal_;
+  std::vector<std::unique_ptr<OperatorBase>> operators_;
+  std::vector<std::unique_ptr<SenderBase>> senders_;
+  std::vector<SourceTaskBase*> sources_;
+  std::vector<ReceiverBase*> receivers_;
+  std::vector<ProcessingTimeDriven*> processing_timers_;
+  const WorkerEnv& env_;
+};
+
+}  // namespace weir::internal
+
+#endif  // WEIR_LIB_RUNTIME_WORKER_H_

@@ -1,0 +1,2 @@
+#include "weir/internal/spsc_ring.h"
+#include "gtest/gtest.h"
