@@ -71,13 +71,13 @@ class SourceOutput {
  public:
   // Emits `value` read from `split` with the timestamp the source knows
   // (e.g. the broker timestamp); a timestamp assigner may replace it.
-  void Collect(int split, T value, Timestamp source_timestamp) {
-    SplitState& s = splits_[split];
-    const Timestamp ts = assigner_ ? assigner_(value, source_timestamp) : source_timestamp;
-    if (ts > s.max_timestamp) s.max_timestamp = ts;
-    ++s.records;
-    batch_.Push(std::move(value), ts);
-    if (batch_.size() >= batch_size_) FlushBatch();
+  void Collect(int split, const T& value, Timestamp source_timestamp) {
+    batch_.values.push_back(value);
+    Stamp(split, source_timestamp);
+  }
+  void Collect(int split, T&& value, Timestamp source_timestamp) {
+    batch_.values.push_back(std::move(value));
+    Stamp(split, source_timestamp);
   }
 
   // Declares that `split` has nothing more to read for now (e.g. caught up
@@ -104,6 +104,16 @@ class SourceOutput {
                std::function<Timestamp(const T&, Timestamp)> assigner, int num_splits)
       : emitter_(emitter), batch_size_(batch_size), assigner_(std::move(assigner)), splits_(num_splits) {
     batch_.reserve(batch_size);
+  }
+  // Completes the record just appended to batch_.values.
+  void Stamp(int split, Timestamp source_timestamp) {
+    SplitState& s = splits_[split];
+    const Timestamp ts = assigner_ ? assigner_(batch_.values.back(), source_timestamp) : source_timestamp;
+    if (ts > s.max_timestamp) s.max_timestamp = ts;
+    ++s.records;
+    s.idle = false;
+    batch_.timestamps.push_back(ts);
+    if (batch_.values.size() >= batch_size_) FlushBatch();
   }
   void FlushBatch() {
     emitter_->EmitBatch(batch_);

@@ -93,74 +93,74 @@ class VectorSource final : public Source<T> {
   }
 
   absl::StatusOr<std::unique_ptr<SourceReader<T>>> CreateReader(const SourceReaderContext& context) override {
-    std::vector<int> split_numbers;
+    std::vector<const std::vector<TimestampedValue<T>>*> splits;
     for (const SourceSplit& split : context.splits) {
-      split_numbers.push_back(std::stoi(split.id.substr(split.id.find('-') + 1)));
+      splits.push_back(&splits_[std::stoul(split.id.substr(split.id.find('-') + 1))]);
     }
-    return std::unique_ptr<SourceReader<T>>(new Reader(this, std::move(split_numbers)));
+    return std::unique_ptr<SourceReader<T>>(new Reader(options_, std::move(splits)));
   }
 
  private:
-  VectorSource(std::vector<TimestampedValue<T>> records, VectorSourceOptions options)
-      : options_(options), records_(std::move(records)) {}
-
-  // The record indexes of `split`, in emission order.
-  std::vector<size_t> Order(int split) const {
-    std::vector<size_t> order;
-    for (size_t idx = static_cast<size_t>(split); idx < records_.size();
-         idx += static_cast<size_t>(options_.splits)) {
-      order.push_back(idx);
-    }
+  // Cuts the records into splits once: record i goes to split i % splits, each
+  // split in emission order (jittered if asked), stored contiguously so a
+  // reader streams through memory.
+  VectorSource(std::vector<TimestampedValue<T>> records, VectorSourceOptions options) : options_(options) {
+    const size_t num_splits = static_cast<size_t>(std::max(options_.splits, 1));
+    splits_.resize(num_splits);
+    for (size_t split = 0; split < num_splits; ++split) splits_[split].reserve(records.size() / num_splits + 1);
+    for (size_t idx = 0; idx < records.size(); ++idx) splits_[idx % num_splits].push_back(std::move(records[idx]));
     const int64_t jitter = absl::ToInt64Milliseconds(options_.jitter);
-    if (jitter > 0) {
-      std::mt19937_64 rng(options_.seed + static_cast<uint64_t>(split));
+    if (jitter <= 0) return;
+    for (size_t split = 0; split < num_splits; ++split) {
+      std::mt19937_64 rng(options_.seed + split);
       std::uniform_int_distribution<int64_t> delay(0, jitter);
-      std::vector<std::pair<Timestamp, size_t>> keyed;
-      for (size_t idx : order) keyed.push_back({records_[idx].timestamp + delay(rng), idx});
-      std::stable_sort(keyed.begin(), keyed.end(),
-                       [](const auto& a, const auto& b) { return a.first < b.first; });
-      for (size_t pos = 0; pos < keyed.size(); ++pos) order[pos] = keyed[pos].second;
+      std::vector<std::pair<Timestamp, size_t>> order;
+      order.reserve(splits_[split].size());
+      for (size_t idx = 0; idx < splits_[split].size(); ++idx) {
+        order.push_back({splits_[split][idx].timestamp + delay(rng), idx});
+      }
+      std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::vector<TimestampedValue<T>> reordered;
+      reordered.reserve(order.size());
+      for (const auto& [key, idx] : order) reordered.push_back(std::move(splits_[split][idx]));
+      splits_[split] = std::move(reordered);
     }
-    return order;
   }
 
   class Reader final : public SourceReader<T> {
    public:
-    Reader(const VectorSource* source, std::vector<int> splits) : source_(source) {
-      for (int split : splits) orders_.push_back(source->Order(split));
-      cursors_.assign(orders_.size(), 0);
-    }
+    Reader(const VectorSourceOptions& options, std::vector<const std::vector<TimestampedValue<T>>*> splits)
+        : options_(options), splits_(std::move(splits)), cursors_(splits_.size(), 0) {}
 
     absl::StatusOr<PollResult> Poll(SourceOutput<T>& out) override {
       bool any_left = false;
-      for (size_t split = 0; split < orders_.size(); ++split) {
-        const auto& order = orders_[split];
+      for (size_t split = 0; split < splits_.size(); ++split) {
+        const std::vector<TimestampedValue<T>>& records = *splits_[split];
         size_t& cursor = cursors_[split];
-        const size_t end = std::min(order.size(), cursor + source_->options_.records_per_poll);
+        const size_t end = std::min(records.size(), cursor + options_.records_per_poll);
         for (; cursor < end; ++cursor) {
-          const TimestampedValue<T>& record = source_->records_[order[cursor]];
-          out.Collect(static_cast<int>(split), record.value, record.timestamp);
+          out.Collect(static_cast<int>(split), records[cursor].value, records[cursor].timestamp);
         }
-        if (cursor < order.size()) {
+        if (cursor < records.size()) {
           any_left = true;
-        } else if (source_->options_.unbounded) {
+        } else if (options_.unbounded) {
           out.MarkIdle(static_cast<int>(split));
         } else {
           out.FinishSplit(static_cast<int>(split));
         }
       }
       if (any_left) return PollResult::kMoreAvailable;
-      return source_->options_.unbounded ? PollResult::kNothingAvailable : PollResult::kEndOfInput;
+      return options_.unbounded ? PollResult::kNothingAvailable : PollResult::kEndOfInput;
     }
 
    private:
-    const VectorSource* source_;
-    std::vector<std::vector<size_t>> orders_;
+    VectorSourceOptions options_;
+    std::vector<const std::vector<TimestampedValue<T>>*> splits_;
     std::vector<size_t> cursors_;
   };
 
   VectorSourceOptions options_;
-  std::vector<TimestampedValue<T>> records_;
+  std::vector<std::vector<TimestampedValue<T>>> splits_;
 };
 
 // A sink that keeps every record it receives (thread-safe).

@@ -1,5 +1,8 @@
 #include "lib/runtime/job.h"
 
+#include <pthread.h>
+
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -99,6 +102,9 @@ Job::~Job() {
 }
 
 void Job::RunWorker(int worker_index) {
+  // Visible in top, perf and gdb.
+  const std::string thread_name = absl::StrCat("weir-w", worker_index);
+  pthread_setname_np(pthread_self(), thread_name.c_str());
   Worker& worker = *workers_[worker_index];
   absl::Status status = worker.Run(shared_->abort);
   if (!status.ok()) Fail(status);

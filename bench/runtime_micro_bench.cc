@@ -1,0 +1,109 @@
+// Google Benchmark micro benches of the runtime's building blocks: the SPSC
+// ring between workers, key -> key group -> worker routing, and a KeyBy
+// exchange through a whole pipeline.
+//
+//   build/release/bench/weir-bench-micro [--benchmark_format=json]
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "weir/internal/batch.h"
+#include "weir/internal/spsc_ring.h"
+#include "weir/key.h"
+#include "weir/testing.h"
+#include "weir/weir.h"
+
+namespace weir {
+namespace {
+
+void BM_RingPushPopSameThread(benchmark::State& state) {
+  internal::SpscRing<uint64_t> ring(1024);
+  uint64_t value = 0;
+  uint64_t out = 0;
+  for (auto _ : state) {
+    uint64_t v = value++;
+    ring.TryPush(v);
+    ring.TryPop(out);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RingPushPopSameThread);
+
+// Envelopes of 1024-record batches across two threads: the exchange's unit of transfer.
+void BM_RingBatchesAcrossThreads(benchmark::State& state) {
+  constexpr int kBatch = 1024;
+  internal::SpscRing<internal::Envelope<uint64_t>> ring(static_cast<size_t>(state.range(0)));
+  std::atomic<bool> done{false};
+  std::atomic<int64_t> received{0};
+  std::thread consumer([&] {
+    internal::Envelope<uint64_t> envelope;
+    int64_t count = 0;
+    while (!done.load(std::memory_order_relaxed)) {
+      while (ring.TryPop(envelope)) count += static_cast<int64_t>(envelope.batch.size());
+    }
+    while (ring.TryPop(envelope)) count += static_cast<int64_t>(envelope.batch.size());
+    received = count;
+  });
+  for (auto _ : state) {
+    internal::Envelope<uint64_t> envelope;
+    envelope.batch.values.resize(kBatch);
+    envelope.batch.timestamps.resize(kBatch);
+    while (!ring.TryPush(envelope)) {
+    }
+  }
+  done = true;
+  consumer.join();
+  state.SetItemsProcessed(received.load());
+}
+BENCHMARK(BM_RingBatchesAcrossThreads)->Arg(4)->Arg(64)->UseRealTime();
+
+void BM_KeyGroupRouteInt(benchmark::State& state) {
+  const int parallelism = static_cast<int>(state.range(0));
+  uint64_t key = 0;
+  for (auto _ : state) {
+    const int worker = WorkerForKeyGroup(KeyGroupOf(key++, 128), 128, parallelism);
+    benchmark::DoNotOptimize(worker);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_KeyGroupRouteInt)->Arg(2)->Arg(4);
+
+void BM_KeyGroupRouteString(benchmark::State& state) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 4096; ++i) keys.push_back("content-" + std::to_string(i * 7919));
+  size_t i = 0;
+  for (auto _ : state) {
+    const int worker = WorkerForKeyGroup(KeyGroupOf(keys[i++ & 4095], 128), 128, 2);
+    benchmark::DoNotOptimize(worker);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_KeyGroupRouteString);
+
+// Source -> KeyBy -> sink through the runtime, 4M integers per iteration.
+void BM_KeyByExchangePipeline(benchmark::State& state) {
+  const int parallelism = static_cast<int>(state.range(0));
+  std::vector<uint64_t> values(4'000'000);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = i * 2654435761u;
+  auto source = testing::VectorSource<uint64_t>::Create(values);
+  for (auto _ : state) {
+    Pipeline pipeline({.parallelism = parallelism});
+    std::atomic<int64_t> count{0};
+    pipeline.Source(source).KeyBy([](uint64_t v) { return v; }).AsStream().Sink([&count](const uint64_t&) {
+      count.fetch_add(1, std::memory_order_relaxed);
+    });
+    if (!pipeline.Run().ok() || count.load() != static_cast<int64_t>(values.size())) {
+      state.SkipWithError("pipeline failed");
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(values.size()));
+}
+BENCHMARK(BM_KeyByExchangePipeline)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+}  // namespace weir

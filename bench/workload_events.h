@@ -1,0 +1,162 @@
+// The synthetic engagement events of ../shared/BENCHMARKS.md, generated
+// before timing starts from a fixed seed, and the bench command line / JSON
+// output contract shared by the weir-bench-* binaries.
+
+#ifndef WEIR_BENCH_WORKLOAD_EVENTS_H_
+#define WEIR_BENCH_WORKLOAD_EVENTS_H_
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace weir::bench {
+
+enum class EventType : uint8_t { kPlay, kPause, kFinish, kClick };
+
+inline constexpr std::array<std::string_view, 5> kDevices = {"ios", "android", "web", "tv", "desktop"};
+
+struct Event {
+  uint64_t event_id = 0;
+  uint64_t content_id = 0;
+  uint64_t user_id = 0;
+  int64_t event_ts = 0;  // ms
+  int32_t duration_ms = 0;
+  EventType event_type = EventType::kPlay;
+  std::string_view device;  // one of kDevices
+};
+
+struct GeneratorOptions {
+  uint64_t events = 20'000'000;
+  uint64_t content_ids = 10'000;
+  // Zipf exponent for content popularity; 0 = uniform.
+  double zipf = 0.0;
+  uint64_t seed = 20261124;
+  int64_t start_ts = 1'767'225'600'000;  // 2026-01-01T00:00:00Z
+  int64_t events_per_second = 100'000;
+  int64_t max_out_of_order_ms = 2'000;
+};
+
+// ~100,000 events per second of event time, up to 2 s out of order.
+inline std::vector<Event> GenerateEvents(const GeneratorOptions& options) {
+  std::mt19937_64 rng(options.seed);
+  std::uniform_int_distribution<uint64_t> uniform_content(0, options.content_ids - 1);
+  std::uniform_int_distribution<int> type(0, 3);
+  std::uniform_int_distribution<int32_t> duration(0, 600'000);
+  std::uniform_int_distribution<int> device(0, static_cast<int>(kDevices.size()) - 1);
+  std::uniform_int_distribution<int64_t> jitter(0, options.max_out_of_order_ms);
+  std::vector<double> zipf_cdf;
+  if (options.zipf > 0) {
+    zipf_cdf.resize(options.content_ids);
+    double total = 0;
+    for (uint64_t k = 0; k < options.content_ids; ++k) {
+      total += 1.0 / std::pow(static_cast<double>(k + 1), options.zipf);
+      zipf_cdf[k] = total;
+    }
+    for (double& c : zipf_cdf) c /= total;
+  }
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<Event> events(options.events);
+  for (uint64_t i = 0; i < options.events; ++i) {
+    Event& e = events[i];
+    e.event_id = i;
+    if (zipf_cdf.empty()) {
+      e.content_id = uniform_content(rng);
+    } else {
+      e.content_id = static_cast<uint64_t>(
+          std::lower_bound(zipf_cdf.begin(), zipf_cdf.end(), unit(rng)) - zipf_cdf.begin());
+    }
+    e.user_id = rng();
+    e.event_type = static_cast<EventType>(type(rng));
+    const int64_t in_order = options.start_ts + static_cast<int64_t>(i) * 1000 / options.events_per_second;
+    e.event_ts = in_order - jitter(rng);
+    e.duration_ms = duration(rng);
+    e.device = kDevices[device(rng)];
+  }
+  return events;
+}
+
+// --events=N, --json=FILE, --zipf=S, --parallelism=1,2 (parsed by hand: the
+// bench binaries have no other flags).
+struct BenchFlags {
+  uint64_t events = 20'000'000;
+  std::string json;
+  double zipf = 0.0;
+  std::vector<int> parallelism = {1, 2};
+  int repeat = 3;
+};
+
+inline BenchFlags ParseFlags(int argc, char** argv, uint64_t default_events) {
+  BenchFlags flags;
+  flags.events = default_events;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      const size_t len = std::strlen(name);
+      return arg.compare(0, len, name) == 0 ? arg.c_str() + len : nullptr;
+    };
+    if (const char* events_v = value("--events=")) {
+      flags.events = std::strtoull(events_v, nullptr, 10);
+    } else if (const char* json_v = value("--json=")) {
+      flags.json = json_v;
+    } else if (const char* zipf_v = value("--zipf=")) {
+      flags.zipf = std::strtod(zipf_v, nullptr);
+    } else if (const char* repeat_v = value("--repeat=")) {
+      flags.repeat = std::atoi(repeat_v);
+    } else if (const char* par_v = value("--parallelism=")) {
+      flags.parallelism.clear();
+      for (const char* p = par_v; *p != '\0';) {
+        flags.parallelism.push_back(std::atoi(p));
+        const char* comma = std::strchr(p, ',');
+        if (comma == nullptr) break;
+        p = comma + 1;
+      }
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s [--events=N] [--json=FILE] [--zipf=S] [--parallelism=1,2] [--repeat=R]\n",
+                   argv[0]);
+      std::exit(2);
+    }
+  }
+  return flags;
+}
+
+struct BenchResult {
+  std::string name;
+  std::string variant;
+  int parallelism = 1;
+  double events_per_sec = 0;
+  double seconds = 0;
+};
+
+inline void WriteJson(const std::string& path, const std::string& workload, uint64_t events,
+                      const std::vector<BenchResult>& results) {
+  if (path.empty()) return;
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) {
+    std::perror(path.c_str());
+    std::exit(1);
+  }
+  std::fprintf(f, "{\"workload\": \"%s\", \"events\": %llu,\n \"results\": [", workload.c_str(),
+               static_cast<unsigned long long>(events));
+  for (size_t i = 0; i < results.size(); ++i) {
+    const BenchResult& r = results[i];
+    std::fprintf(f,
+                 "%s\n   {\"name\": \"%s\", \"variant\": \"%s\", \"parallelism\": %d, "
+                 "\"events_per_sec\": %.6g, \"seconds\": %.6g}",
+                 i == 0 ? "" : ",", r.name.c_str(), r.variant.c_str(), r.parallelism, r.events_per_sec,
+                 r.seconds);
+  }
+  std::fprintf(f, "]}\n");
+  std::fclose(f);
+}
+
+}  // namespace weir::bench
+
+#endif  // WEIR_BENCH_WORKLOAD_EVENTS_H_
