@@ -94,9 +94,10 @@ void BM_KeyByExchangePipeline(benchmark::State& state) {
   for (auto _ : state) {
     Pipeline pipeline({.parallelism = parallelism});
     std::atomic<int64_t> count{0};
-    pipeline.Source(source).KeyBy([](uint64_t v) { return v; }).AsStream().Sink([&count](const uint64_t&) {
-      count.fetch_add(1, std::memory_order_relaxed);
-    });
+    pipeline.Source(source)
+        .KeyBy([](uint64_t v) { return v; })
+        .AsStream()
+        .Sink([&count](const uint64_t&) { count.fetch_add(1, std::memory_order_relaxed); });
     if (!pipeline.Run().ok() || count.load() != static_cast<int64_t>(values.size())) {
       state.SkipWithError("pipeline failed");
     }

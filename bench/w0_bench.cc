@@ -88,20 +88,25 @@ class CountingSink final : public Sink<Totals> {
   std::atomic<double> checksum_{0};
 };
 
-double RunWeir(const std::shared_ptr<testing::VectorSource<Event>>& source, int parallelism, uint64_t events) {
+double RunWeir(const std::shared_ptr<testing::VectorSource<Event>>& source, int parallelism,
+               uint64_t events) {
   Pipeline pipeline({.parallelism = parallelism});
   auto sink = std::make_shared<CountingSink>();
   pipeline.Source(source)
-      .Map([](const Event& e) { return Seconds{e.content_id, e.duration_ms / 1000.0}; })
+      .Map([](const Event& e) {
+        return Seconds{e.content_id, e.duration_ms / 1000.0};
+      })
       .KeyBy([](const Seconds& s) { return s.content_id; })
       .Process(RunningTotals{})
       .Sink(sink);
   const auto start = std::chrono::steady_clock::now();
   absl::Status status = pipeline.Run();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!status.ok() || sink->count() != static_cast<int64_t>(events)) {
-    std::fprintf(stderr, "weir W0 failed: %s, sink saw %lld of %llu events\n", status.ToString().c_str(),
-                 static_cast<long long>(sink->count()), static_cast<unsigned long long>(events));
+    std::fprintf(stderr, "weir W0 failed: %s, sink saw %lld of %llu events\n",
+                 status.ToString().c_str(), static_cast<long long>(sink->count()),
+                 static_cast<unsigned long long>(events));
     std::exit(1);
   }
   return seconds;
@@ -120,7 +125,8 @@ double RunBaseline(const std::vector<Event>& events) {
     ++emitted;
     checksum += acc.sum;
   }
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (emitted != static_cast<int64_t>(events.size()) || checksum < 0) std::exit(1);
   return elapsed;
 }
@@ -140,8 +146,8 @@ int Main(int argc, char** argv) {
   auto source = testing::VectorSource<Event>::Create(std::move(records), source_options);
 
   std::vector<BenchResult> results;
-  std::printf("W0: %llu events, best of %d runs each\n", static_cast<unsigned long long>(flags.events),
-              flags.repeat);
+  std::printf("W0: %llu events, best of %d runs each\n",
+              static_cast<unsigned long long>(flags.events), flags.repeat);
   // Contenders alternate so that machine noise hits all of them alike.
   std::vector<double> baseline_best(1, 1e30);
   std::vector<double> weir_best(flags.parallelism.size(), 1e30);
@@ -157,8 +163,9 @@ int Main(int argc, char** argv) {
     results.push_back({"weir", "memory", flags.parallelism[i], n / weir_best[i], weir_best[i]});
   }
   for (const BenchResult& r : results) {
-    std::printf("  %-8s p=%d  %12.0f events/s  (%.3f s)  %.2fx baseline\n", r.name.c_str(), r.parallelism,
-                r.events_per_sec, r.seconds, r.events_per_sec / results[0].events_per_sec);
+    std::printf("  %-8s p=%d  %12.0f events/s  (%.3f s)  %.2fx baseline\n", r.name.c_str(),
+                r.parallelism, r.events_per_sec, r.seconds,
+                r.events_per_sec / results[0].events_per_sec);
   }
   WriteJson(flags.json, "W0", flags.events, results);
   return 0;

@@ -20,7 +20,8 @@ namespace weir::bench {
 
 enum class EventType : uint8_t { kPlay, kPause, kFinish, kClick };
 
-inline constexpr std::array<std::string_view, 5> kDevices = {"ios", "android", "web", "tv", "desktop"};
+inline constexpr std::array<std::string_view, 5> kDevices = {"ios", "android", "web", "tv",
+                                                             "desktop"};
 
 struct Event {
   uint64_t event_id = 0;
@@ -74,7 +75,8 @@ inline std::vector<Event> GenerateEvents(const GeneratorOptions& options) {
     }
     e.user_id = rng();
     e.event_type = static_cast<EventType>(type(rng));
-    const int64_t in_order = options.start_ts + static_cast<int64_t>(i) * 1000 / options.events_per_second;
+    const int64_t in_order =
+        options.start_ts + static_cast<int64_t>(i) * 1000 / options.events_per_second;
     e.event_ts = in_order - jitter(rng);
     e.duration_ms = duration(rng);
     e.device = kDevices[device(rng)];
@@ -118,9 +120,10 @@ inline BenchFlags ParseFlags(int argc, char** argv, uint64_t default_events) {
         p = comma + 1;
       }
     } else {
-      std::fprintf(stderr,
-                   "usage: %s [--events=N] [--json=FILE] [--zipf=S] [--parallelism=1,2] [--repeat=R]\n",
-                   argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s [--events=N] [--json=FILE] [--zipf=S] [--parallelism=1,2] [--repeat=R]\n",
+          argv[0]);
       std::exit(2);
     }
   }
@@ -150,8 +153,8 @@ inline void WriteJson(const std::string& path, const std::string& workload, uint
     std::fprintf(f,
                  "%s\n   {\"name\": \"%s\", \"variant\": \"%s\", \"parallelism\": %d, "
                  "\"events_per_sec\": %.6g, \"seconds\": %.6g}",
-                 i == 0 ? "" : ",", r.name.c_str(), r.variant.c_str(), r.parallelism, r.events_per_sec,
-                 r.seconds);
+                 i == 0 ? "" : ",", r.name.c_str(), r.variant.c_str(), r.parallelism,
+                 r.events_per_sec, r.seconds);
   }
   std::fprintf(f, "]}\n");
   std::fclose(f);

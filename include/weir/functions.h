@@ -11,7 +11,8 @@
 //
 //   class CountPerUser : public weir::KeyedProcessFunction<uint64_t, Event, Count> {
 //    public:
-//     absl::Status ProcessElement(const Event& e, Context& ctx, weir::Collector<Count>& out) override {
+//     absl::Status ProcessElement(const Event& e, Context& ctx, weir::Collector<Count>& out)
+//     override {
 //       int64_t& n = counts_[ctx.CurrentKey()];
 //       ++n;
 //       ctx.timer_service().RegisterEventTimeTimer(ctx.timestamp() + 60'000);
@@ -175,7 +176,8 @@ class KeyedProcessFunction {
  public:
   class Context : public ProcessContext {
    public:
-    Context(internal::OperatorBase* op, TimerService* timers) : ProcessContext(op), timers_(timers) {}
+    Context(internal::OperatorBase* op, TimerService* timers)
+        : ProcessContext(op), timers_(timers) {}
     // The key of the element being processed (or of the timer firing).
     const K& CurrentKey() const { return *key_; }
     TimerService& timer_service() { return *timers_; }
@@ -234,8 +236,10 @@ class BroadcastProcessFunction {
     (void)runtime;
     return absl::OkStatus();
   }
-  virtual absl::Status ProcessElement(const IN& value, ReadOnlyContext& ctx, Collector<OUT>& out) = 0;
-  virtual absl::Status ProcessBroadcastElement(const B& value, Context& ctx, Collector<OUT>& out) = 0;
+  virtual absl::Status ProcessElement(const IN& value, ReadOnlyContext& ctx,
+                                      Collector<OUT>& out) = 0;
+  virtual absl::Status ProcessBroadcastElement(const B& value, Context& ctx,
+                                               Collector<OUT>& out) = 0;
   virtual absl::Status Close() { return absl::OkStatus(); }
 };
 

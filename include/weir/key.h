@@ -102,8 +102,11 @@ template <class... Ts>
 struct KeyTraits<std::tuple<Ts...>> {
   static uint64_t Hash(const std::tuple<Ts...>& key) {
     uint64_t h = 0x51ed270b27f4a3c5ULL;
-    std::apply([&h](const Ts&... parts) { ((h = internal::CombineHashes(h, KeyTraits<Ts>::Hash(parts))), ...); },
-               key);
+    std::apply(
+        [&h](const Ts&... parts) {
+          ((h = internal::CombineHashes(h, KeyTraits<Ts>::Hash(parts))), ...);
+        },
+        key);
     return h;
   }
 };
@@ -112,8 +115,8 @@ struct KeyTraits<std::tuple<Ts...>> {
 template <class K, class = void>
 inline constexpr bool kHasKeyTraits = false;
 template <class K>
-inline constexpr bool kHasKeyTraits<K, std::void_t<decltype(KeyTraits<K>::Hash(std::declval<const K&>()))>> =
-    true;
+inline constexpr bool
+    kHasKeyTraits<K, std::void_t<decltype(KeyTraits<K>::Hash(std::declval<const K&>()))>> = true;
 
 // The key group of a key hash: in [0, max_parallelism).
 inline int KeyGroupForHash(uint64_t hash, int max_parallelism) {

@@ -116,19 +116,22 @@ class Pipeline {
   template <class T>
   Stream<T> Source(std::shared_ptr<weir::Source<T>> source,
                    WatermarkStrategy<T> strategy = WatermarkStrategy<T>::NoWatermarks()) {
-    return Stream<T>(graph_.get(), internal::AddSourceNode<T>(graph_.get(), std::move(source), std::move(strategy)));
+    return Stream<T>(graph_.get(), internal::AddSourceNode<T>(graph_.get(), std::move(source),
+                                                              std::move(strategy)));
   }
-  template <class S, class = std::enable_if_t<std::is_base_of_v<weir::Source<typename S::Record>, S>>>
-  Stream<typename S::Record> Source(
-      std::shared_ptr<S> source,
-      WatermarkStrategy<typename S::Record> strategy = WatermarkStrategy<typename S::Record>::NoWatermarks()) {
+  template <class S,
+            class = std::enable_if_t<std::is_base_of_v<weir::Source<typename S::Record>, S>>>
+  Stream<typename S::Record> Source(std::shared_ptr<S> source,
+                                    WatermarkStrategy<typename S::Record> strategy =
+                                        WatermarkStrategy<typename S::Record>::NoWatermarks()) {
     using T = typename S::Record;
     return Source<T>(std::shared_ptr<weir::Source<T>>(std::move(source)), std::move(strategy));
   }
-  template <class S, class = std::enable_if_t<std::is_base_of_v<weir::Source<typename S::Record>, S>>>
-  Stream<typename S::Record> Source(
-      std::unique_ptr<S> source,
-      WatermarkStrategy<typename S::Record> strategy = WatermarkStrategy<typename S::Record>::NoWatermarks()) {
+  template <class S,
+            class = std::enable_if_t<std::is_base_of_v<weir::Source<typename S::Record>, S>>>
+  Stream<typename S::Record> Source(std::unique_ptr<S> source,
+                                    WatermarkStrategy<typename S::Record> strategy =
+                                        WatermarkStrategy<typename S::Record>::NoWatermarks()) {
     return Source(std::shared_ptr<S>(std::move(source)), std::move(strategy));
   }
 

@@ -66,7 +66,8 @@ class Sink {
  public:
   using Record = T;
   virtual ~Sink() = default;
-  virtual absl::StatusOr<std::unique_ptr<SinkWriter<T>>> CreateWriter(const SinkContext& context) = 0;
+  virtual absl::StatusOr<std::unique_ptr<SinkWriter<T>>> CreateWriter(
+      const SinkContext& context) = 0;
 };
 
 // A sink that calls `fn(value)` for every record, on the worker's thread (so

@@ -94,21 +94,25 @@ class SourceOutput {
   friend class internal::SourceTask<T>;
   struct SplitState {
     Timestamp max_timestamp = kMinTimestamp;
-    int64_t records = 0;            // emitted since the last poll ended
-    Timestamp last_active_ms = 0;   // processing time of the last poll with records
+    int64_t records = 0;           // emitted since the last poll ended
+    Timestamp last_active_ms = 0;  // processing time of the last poll with records
     bool idle = false;
     bool finished = false;
   };
 
   SourceOutput(internal::Emitter<T>* emitter, size_t batch_size,
                std::function<Timestamp(const T&, Timestamp)> assigner, int num_splits)
-      : emitter_(emitter), batch_size_(batch_size), assigner_(std::move(assigner)), splits_(num_splits) {
+      : emitter_(emitter),
+        batch_size_(batch_size),
+        assigner_(std::move(assigner)),
+        splits_(num_splits) {
     batch_.reserve(batch_size);
   }
   // Completes the record just appended to batch_.values.
   void Stamp(int split, Timestamp source_timestamp) {
     SplitState& s = splits_[split];
-    const Timestamp ts = assigner_ ? assigner_(batch_.values.back(), source_timestamp) : source_timestamp;
+    const Timestamp ts =
+        assigner_ ? assigner_(batch_.values.back(), source_timestamp) : source_timestamp;
     if (ts > s.max_timestamp) s.max_timestamp = ts;
     ++s.records;
     s.idle = false;

@@ -81,8 +81,8 @@ struct KeyedProcessFnTraits {
   using Out = void;
 };
 template <class K, class In, class Fn>
-struct KeyedProcessFnTraits<K, In, Fn,
-                            std::void_t<decltype(KeyedProcessOutputOf<K, In>(std::declval<Fn*>()))>> {
+struct KeyedProcessFnTraits<
+    K, In, Fn, std::void_t<decltype(KeyedProcessOutputOf<K, In>(std::declval<Fn*>()))>> {
   static constexpr bool kValid = true;
   using Out = decltype(KeyedProcessOutputOf<K, In>(std::declval<Fn*>()));
 };
@@ -114,17 +114,20 @@ int AddOneInputNode(Graph* graph, int input, std::string kind, Args... args) {
 
 // Adds an exchange. `make_route(env)` returns the record -> worker function.
 template <class T, class MakeRoute>
-int AddExchangeNode(Graph* graph, int input, std::string kind, MakeRoute make_route, bool broadcast) {
+int AddExchangeNode(Graph* graph, int input, std::string kind, MakeRoute make_route,
+                    bool broadcast) {
   LogicalNode& node = graph->Add(std::move(kind), {input});
   node.prepare = [](const LogicalNode& self, JobBuilder& job) -> absl::Status {
-    job.SetShared(self.id, std::make_shared<ExchangeChannels<T>>(job.parallelism(), job.queue_capacity()));
+    job.SetShared(self.id,
+                  std::make_shared<ExchangeChannels<T>>(job.parallelism(), job.queue_capacity()));
     return absl::OkStatus();
   };
-  node.instantiate = [make_route, broadcast](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
+  node.instantiate = [make_route, broadcast](const LogicalNode& self,
+                                             WorkerBuilder& worker) -> absl::Status {
     auto channels = std::static_pointer_cast<ExchangeChannels<T>>(worker.shared[self.id]);
     auto route = make_route(worker.env);
-    auto sender = std::make_unique<ExchangeSender<T, decltype(route)>>(worker.env, channels, std::move(route),
-                                                                        broadcast);
+    auto sender = std::make_unique<ExchangeSender<T, decltype(route)>>(worker.env, channels,
+                                                                       std::move(route), broadcast);
     worker.output<T>(self.inputs[0]).AddDownstream(sender.get());
     worker.senders.push_back(std::move(sender));
     auto* receiver = worker.Add<ExchangeReceiver<T>>(self.name, channels);
@@ -160,11 +163,14 @@ int AddSourceNode(Graph* graph, std::shared_ptr<Source<T>> source, WatermarkStra
     job.SetShared(self.id, std::make_shared<std::vector<SourceSplit>>(*std::move(splits)));
     return absl::OkStatus();
   };
-  node.instantiate = [source, strategy](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
-    const auto& all_splits = *std::static_pointer_cast<std::vector<SourceSplit>>(worker.shared[self.id]);
+  node.instantiate = [source, strategy](const LogicalNode& self,
+                                        WorkerBuilder& worker) -> absl::Status {
+    const auto& all_splits =
+        *std::static_pointer_cast<std::vector<SourceSplit>>(worker.shared[self.id]);
     SourceReaderContext context{self.name, worker.env.worker_index, worker.env.parallelism, {}};
     for (size_t idx = 0; idx < all_splits.size(); ++idx) {
-      if (static_cast<int>(idx % static_cast<size_t>(worker.env.parallelism)) == worker.env.worker_index) {
+      if (static_cast<int>(idx % static_cast<size_t>(worker.env.parallelism)) ==
+          worker.env.worker_index) {
         context.splits.push_back(all_splits[idx]);
       }
     }
@@ -204,21 +210,26 @@ class Stream {
                   "weir: Map expects a function callable as `U fn(T)` or `U fn(const T&)` "
                   "or `absl::StatusOr<U> fn(const T&)`");
     using Result = std::invoke_result_t<F&, T&&>;
-    static_assert(!std::is_void_v<Result>, "weir: a Map function must return a value (use Sink or FlatMap)");
+    static_assert(!std::is_void_v<Result>,
+                  "weir: a Map function must return a value (use Sink or FlatMap)");
     using U = typename internal::StatusOrValue<std::decay_t<Result>>::type;
-    return Stream<U>(graph_, internal::AddOneInputNode<T, U, internal::MapOp<T, U, F>>(graph_, node_, "Map", fn));
+    return Stream<U>(graph_, internal::AddOneInputNode<T, U, internal::MapOp<T, U, F>>(
+                                 graph_, node_, "Map", fn));
   }
 
   // Keeps the records for which `fn` returns true: `bool fn(const T&)` or
   // `absl::StatusOr<bool> fn(const T&)`.
   template <class F>
   Stream Filter(F fn) const {
-    static_assert(std::is_invocable_v<F&, const T&>,
-                  "weir: Filter expects `bool fn(const T&)` or `absl::StatusOr<bool> fn(const T&)`");
+    static_assert(
+        std::is_invocable_v<F&, const T&>,
+        "weir: Filter expects `bool fn(const T&)` or `absl::StatusOr<bool> fn(const T&)`");
     using Result = std::decay_t<std::invoke_result_t<F&, const T&>>;
-    static_assert(std::is_convertible_v<Result, bool> || std::is_same_v<Result, absl::StatusOr<bool>>,
-                  "weir: a Filter function must return bool or absl::StatusOr<bool>");
-    return Stream(graph_, internal::AddOneInputNode<T, T, internal::FilterOp<T, F>>(graph_, node_, "Filter", fn));
+    static_assert(
+        std::is_convertible_v<Result, bool> || std::is_same_v<Result, absl::StatusOr<bool>>,
+        "weir: a Filter function must return bool or absl::StatusOr<bool>");
+    return Stream(graph_, internal::AddOneInputNode<T, T, internal::FilterOp<T, F>>(graph_, node_,
+                                                                                    "Filter", fn));
   }
 
   // Zero or more outputs per input:
@@ -228,18 +239,20 @@ class Stream {
     static_assert(std::is_invocable_v<F&, T&&, Collector<U>&>,
                   "weir: FlatMap<U> expects `void fn(T, weir::Collector<U>&)` or "
                   "`absl::Status fn(const T&, weir::Collector<U>&)`");
-    return Stream<U>(graph_,
-                     internal::AddOneInputNode<T, U, internal::FlatMapOp<T, U, F>>(graph_, node_, "FlatMap", fn));
+    return Stream<U>(graph_, internal::AddOneInputNode<T, U, internal::FlatMapOp<T, U, F>>(
+                                 graph_, node_, "FlatMap", fn));
   }
 
   // Applies a ProcessFunction<T, OUT> (copied once per worker).
   template <class Fn>
   auto Process(Fn fn) const {
     using Traits = internal::ProcessFnTraits<T, Fn>;
-    static_assert(Traits::kValid,
-                  "weir: Stream<T>::Process expects a class derived from weir::ProcessFunction<T, OUT>");
-    static_assert(std::is_copy_constructible_v<Fn>,
-                  "weir: process functions are copied once per worker and must be copy-constructible");
+    static_assert(
+        Traits::kValid,
+        "weir: Stream<T>::Process expects a class derived from weir::ProcessFunction<T, OUT>");
+    static_assert(
+        std::is_copy_constructible_v<Fn>,
+        "weir: process functions are copied once per worker and must be copy-constructible");
     using Out = typename Traits::Out;
     return Stream<Out>(graph_, internal::AddOneInputNode<T, Out, internal::ProcessOp<T, Out, Fn>>(
                                    graph_, node_, "Process", fn));
@@ -250,15 +263,18 @@ class Stream {
   // std::array<uint8_t, N>, a pair/tuple of those, or has weir::KeyTraits.
   template <class KeyFn>
   auto KeyBy(KeyFn key_fn) const {
-    static_assert(std::is_invocable_v<KeyFn&, const T&>, "weir: KeyBy expects `K key_fn(const T&)`");
+    static_assert(std::is_invocable_v<KeyFn&, const T&>,
+                  "weir: KeyBy expects `K key_fn(const T&)`");
     using K = std::decay_t<std::invoke_result_t<KeyFn&, const T&>>;
     static_assert(kHasKeyTraits<K>,
                   "weir: KeyBy key type has no stable hash: use an integral type, std::string, "
                   "std::array<uint8_t, N>, a pair/tuple of those, or specialize weir::KeyTraits<K> "
                   "with `static uint64_t Hash(const K&)`");
     auto make_route = [key_fn](const internal::WorkerEnv& env) {
-      return [key_fn, max_parallelism = env.max_parallelism, parallelism = env.parallelism](const T& value) {
-        return WorkerForKeyGroup(KeyGroupOf(key_fn(value), max_parallelism), max_parallelism, parallelism);
+      return [key_fn, max_parallelism = env.max_parallelism,
+              parallelism = env.parallelism](const T& value) {
+        return WorkerForKeyGroup(KeyGroupOf(key_fn(value), max_parallelism), max_parallelism,
+                                 parallelism);
       };
     };
     const int exchange = internal::AddExchangeNode<T>(graph_, node_, "KeyBy", make_route, false);
@@ -268,13 +284,15 @@ class Stream {
   // Merges this stream with others of the same type.
   template <class... Others>
   Stream Union(const Others&... others) const {
-    static_assert((std::is_same_v<Others, Stream<T>> && ...), "weir: Union takes streams of the same type");
+    static_assert((std::is_same_v<Others, Stream<T>> && ...),
+                  "weir: Union takes streams of the same type");
     std::vector<int> inputs = {node_, others.node_...};
     if (((others.graph_ != graph_) || ...)) {
       graph_->RecordError(absl::InvalidArgumentError("Union of streams from different pipelines"));
     }
     internal::LogicalNode& node = graph_->Add("Union", inputs);
-    node.instantiate = [](const internal::LogicalNode& self, internal::WorkerBuilder& worker) -> absl::Status {
+    node.instantiate = [](const internal::LogicalNode& self,
+                          internal::WorkerBuilder& worker) -> absl::Status {
       auto* op = worker.Add<internal::UnionOp<T>>(self.name, static_cast<int>(self.inputs.size()));
       for (size_t port = 0; port < self.inputs.size(); ++port) {
         worker.output<T>(self.inputs[port]).AddDownstream(op->port(static_cast<int>(port)));
@@ -288,14 +306,16 @@ class Stream {
   // Sends every record to every worker (the dimension side of a broadcast join).
   BroadcastStream<T> Broadcast() const {
     auto make_route = [](const internal::WorkerEnv&) { return [](const T&) { return 0; }; };
-    return BroadcastStream<T>(graph_, internal::AddExchangeNode<T>(graph_, node_, "Broadcast", make_route, true));
+    return BroadcastStream<T>(
+        graph_, internal::AddExchangeNode<T>(graph_, node_, "Broadcast", make_route, true));
   }
 
   // Connects this stream with a broadcast stream; follow with Process().
   template <class B>
   BroadcastConnectedStream<T, B> Connect(const BroadcastStream<B>& broadcast) const {
     if (broadcast.graph() != graph_) {
-      graph_->RecordError(absl::InvalidArgumentError("Connect of streams from different pipelines"));
+      graph_->RecordError(
+          absl::InvalidArgumentError("Connect of streams from different pipelines"));
     }
     return BroadcastConnectedStream<T, B>(graph_, node_, broadcast.node());
   }
@@ -307,7 +327,9 @@ class Stream {
     node.instantiate = [id = tag.id()](const internal::LogicalNode& self,
                                        internal::WorkerBuilder& worker) -> absl::Status {
       internal::OperatorBase* op = worker.operators[self.inputs[0]];
-      if (op == nullptr) return absl::InvalidArgumentError("side output '" + id + "' of an operator without outputs");
+      if (op == nullptr)
+        return absl::InvalidArgumentError("side output '" + id +
+                                          "' of an operator without outputs");
       absl::StatusOr<internal::SideChannel<U>*> channel =
           op->side_outputs().template GetOrCreate<U>(id, &op->metrics(), worker.env.batch_size);
       if (!channel.ok()) return channel.status();
@@ -328,10 +350,12 @@ class Stream {
   }
   // Calls `fn(T&)` for every record on the worker's thread: `void fn(const T&)`
   // or `absl::Status fn(const T&)`. `fn` is shared by all workers.
-  template <class F, class = std::enable_if_t<!std::is_convertible_v<F, std::shared_ptr<weir::Sink<T>>>>>
+  template <class F,
+            class = std::enable_if_t<!std::is_convertible_v<F, std::shared_ptr<weir::Sink<T>>>>>
   Stream Sink(F fn, std::string name = "") const {
-    static_assert(std::is_invocable_v<F&, T&>,
-                  "weir: Sink expects a weir::Sink<T>, or `void fn(const T&)` / `absl::Status fn(const T&)`");
+    static_assert(
+        std::is_invocable_v<F&, T&>,
+        "weir: Sink expects a weir::Sink<T>, or `void fn(const T&)` / `absl::Status fn(const T&)`");
     return Sink(std::shared_ptr<weir::Sink<T>>(std::make_shared<FunctionSink<T, F>>(std::move(fn))),
                 std::move(name));
   }
@@ -353,8 +377,8 @@ class KeyedStream {
   KeyedStream(internal::Graph* graph, int node, KeyFn key_fn)
       : graph_(graph), node_(node), key_fn_(std::move(key_fn)) {}
   // Converts to the type-erased form KeyedStream<K, T>.
-  template <class OtherFn,
-            class = std::enable_if_t<!std::is_same_v<OtherFn, KeyFn> && std::is_constructible_v<KeyFn, OtherFn>>>
+  template <class OtherFn, class = std::enable_if_t<!std::is_same_v<OtherFn, KeyFn> &&
+                                                    std::is_constructible_v<KeyFn, OtherFn>>>
   KeyedStream(const KeyedStream<K, T, OtherFn>& other)  // NOLINT(google-explicit-constructor)
       : graph_(other.graph()), node_(other.node()), key_fn_(other.key_fn()) {}
 
@@ -370,12 +394,13 @@ class KeyedStream {
     static_assert(Traits::kValid,
                   "weir: KeyedStream<K, T>::Process expects a class derived from "
                   "weir::KeyedProcessFunction<K, T, OUT> (K = the type KeyBy's function returns)");
-    static_assert(std::is_copy_constructible_v<Fn>,
-                  "weir: process functions are copied once per worker and must be copy-constructible");
+    static_assert(
+        std::is_copy_constructible_v<Fn>,
+        "weir: process functions are copied once per worker and must be copy-constructible");
     using Out = typename Traits::Out;
-    return Stream<Out>(graph_,
-                       internal::AddOneInputNode<T, Out, internal::KeyedProcessOp<K, T, Out, KeyFn, Fn>>(
-                           graph_, node_, "KeyedProcess", key_fn_, fn));
+    return Stream<Out>(
+        graph_, internal::AddOneInputNode<T, Out, internal::KeyedProcessOp<K, T, Out, KeyFn, Fn>>(
+                    graph_, node_, "KeyedProcess", key_fn_, fn));
   }
 
   // The partitioned records as a plain stream.
@@ -418,11 +443,13 @@ class BroadcastConnectedStream {
     static_assert(Traits::kValid,
                   "weir: BroadcastConnectedStream<T, B>::Process expects a class derived from "
                   "weir::BroadcastProcessFunction<T, B, OUT>");
-    static_assert(std::is_copy_constructible_v<Fn>,
-                  "weir: process functions are copied once per worker and must be copy-constructible");
+    static_assert(
+        std::is_copy_constructible_v<Fn>,
+        "weir: process functions are copied once per worker and must be copy-constructible");
     using Out = typename Traits::Out;
     internal::LogicalNode& node = graph_->Add("BroadcastProcess", {main_node_, broadcast_node_});
-    node.instantiate = [fn](const internal::LogicalNode& self, internal::WorkerBuilder& worker) -> absl::Status {
+    node.instantiate = [fn](const internal::LogicalNode& self,
+                            internal::WorkerBuilder& worker) -> absl::Status {
       auto* op = worker.Add<internal::BroadcastProcessOp<T, B, Out, Fn>>(self.name, fn);
       worker.output<T>(self.inputs[0]).AddDownstream(op->main_port());
       worker.output<B>(self.inputs[1]).AddDownstream(op->broadcast_port());

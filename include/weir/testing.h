@@ -76,7 +76,8 @@ class VectorSource final : public Source<T> {
     return std::shared_ptr<VectorSource>(new VectorSource(std::move(records), options));
   }
   // Values stamped with their index (0, 1, 2, ...).
-  static std::shared_ptr<VectorSource> Create(std::vector<T> values, VectorSourceOptions options = {}) {
+  static std::shared_ptr<VectorSource> Create(std::vector<T> values,
+                                              VectorSourceOptions options = {}) {
     std::vector<TimestampedValue<T>> records;
     records.reserve(values.size());
     for (size_t idx = 0; idx < values.size(); ++idx) {
@@ -86,13 +87,16 @@ class VectorSource final : public Source<T> {
   }
 
   absl::StatusOr<std::vector<SourceSplit>> DiscoverSplits() override {
-    if (options_.splits < 1) return absl::InvalidArgumentError("VectorSourceOptions.splits must be >= 1");
+    if (options_.splits < 1)
+      return absl::InvalidArgumentError("VectorSourceOptions.splits must be >= 1");
     std::vector<SourceSplit> splits;
-    for (int split = 0; split < options_.splits; ++split) splits.push_back({absl::StrCat("vector-", split)});
+    for (int split = 0; split < options_.splits; ++split)
+      splits.push_back({absl::StrCat("vector-", split)});
     return splits;
   }
 
-  absl::StatusOr<std::unique_ptr<SourceReader<T>>> CreateReader(const SourceReaderContext& context) override {
+  absl::StatusOr<std::unique_ptr<SourceReader<T>>> CreateReader(
+      const SourceReaderContext& context) override {
     std::vector<const std::vector<TimestampedValue<T>>*> splits;
     for (const SourceSplit& split : context.splits) {
       splits.push_back(&splits_[std::stoul(split.id.substr(split.id.find('-') + 1))]);
@@ -104,11 +108,14 @@ class VectorSource final : public Source<T> {
   // Cuts the records into splits once: record i goes to split i % splits, each
   // split in emission order (jittered if asked), stored contiguously so a
   // reader streams through memory.
-  VectorSource(std::vector<TimestampedValue<T>> records, VectorSourceOptions options) : options_(options) {
+  VectorSource(std::vector<TimestampedValue<T>> records, VectorSourceOptions options)
+      : options_(options) {
     const size_t num_splits = static_cast<size_t>(std::max(options_.splits, 1));
     splits_.resize(num_splits);
-    for (size_t split = 0; split < num_splits; ++split) splits_[split].reserve(records.size() / num_splits + 1);
-    for (size_t idx = 0; idx < records.size(); ++idx) splits_[idx % num_splits].push_back(std::move(records[idx]));
+    for (size_t split = 0; split < num_splits; ++split)
+      splits_[split].reserve(records.size() / num_splits + 1);
+    for (size_t idx = 0; idx < records.size(); ++idx)
+      splits_[idx % num_splits].push_back(std::move(records[idx]));
     const int64_t jitter = absl::ToInt64Milliseconds(options_.jitter);
     if (jitter <= 0) return;
     for (size_t split = 0; split < num_splits; ++split) {
@@ -119,7 +126,8 @@ class VectorSource final : public Source<T> {
       for (size_t idx = 0; idx < splits_[split].size(); ++idx) {
         order.push_back({splits_[split][idx].timestamp + delay(rng), idx});
       }
-      std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::stable_sort(order.begin(), order.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
       std::vector<TimestampedValue<T>> reordered;
       reordered.reserve(order.size());
       for (const auto& [key, idx] : order) reordered.push_back(std::move(splits_[split][idx]));
@@ -129,7 +137,8 @@ class VectorSource final : public Source<T> {
 
   class Reader final : public SourceReader<T> {
    public:
-    Reader(const VectorSourceOptions& options, std::vector<const std::vector<TimestampedValue<T>>*> splits)
+    Reader(const VectorSourceOptions& options,
+           std::vector<const std::vector<TimestampedValue<T>>*> splits)
         : options_(options), splits_(std::move(splits)), cursors_(splits_.size(), 0) {}
 
     absl::StatusOr<PollResult> Poll(SourceOutput<T>& out) override {
@@ -167,7 +176,9 @@ class VectorSource final : public Source<T> {
 template <class T>
 class CollectingSink final : public Sink<T> {
  public:
-  static std::shared_ptr<CollectingSink> Create() { return std::shared_ptr<CollectingSink>(new CollectingSink()); }
+  static std::shared_ptr<CollectingSink> Create() {
+    return std::shared_ptr<CollectingSink>(new CollectingSink());
+  }
 
   absl::StatusOr<std::unique_ptr<SinkWriter<T>>> CreateWriter(const SinkContext&) override {
     return std::unique_ptr<SinkWriter<T>>(new Writer(this));
@@ -229,8 +240,12 @@ struct JobResult {
   std::vector<OperatorMetricsSnapshot> metrics;
 
   // Sums of a counter over the workers of the operator named `name`.
-  int64_t RecordsIn(const std::string& name) const { return Sum(name, &OperatorMetricsSnapshot::records_in); }
-  int64_t RecordsOut(const std::string& name) const { return Sum(name, &OperatorMetricsSnapshot::records_out); }
+  int64_t RecordsIn(const std::string& name) const {
+    return Sum(name, &OperatorMetricsSnapshot::records_in);
+  }
+  int64_t RecordsOut(const std::string& name) const {
+    return Sum(name, &OperatorMetricsSnapshot::records_out);
+  }
   int64_t TimersFired(const std::string& name) const {
     return Sum(name, &OperatorMetricsSnapshot::timers_fired);
   }

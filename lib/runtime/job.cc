@@ -11,15 +11,17 @@
 namespace weir::internal {
 
 void WorkerEnv::Notify(int worker) const { job->signal(worker).Notify(); }
-bool WorkerEnv::stop_requested() const { return job->stop_requested.load(std::memory_order_relaxed); }
+bool WorkerEnv::stop_requested() const {
+  return job->stop_requested.load(std::memory_order_relaxed);
+}
 Timestamp WorkerEnv::Now() const { return absl::ToUnixMillis(absl::Now()); }
 
 namespace {
 
 absl::Status ValidateOptions(const PipelineOptions& options) {
   if (options.parallelism < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("PipelineOptions.parallelism must be >= 1, got ",
-                                                   options.parallelism));
+    return absl::InvalidArgumentError(
+        absl::StrCat("PipelineOptions.parallelism must be >= 1, got ", options.parallelism));
   }
   if (options.max_parallelism < options.parallelism || options.max_parallelism > 32768) {
     return absl::InvalidArgumentError(
@@ -36,24 +38,28 @@ absl::Status ValidateOptions(const PipelineOptions& options) {
 }
 
 absl::Status NodeError(const LogicalNode& node, const absl::Status& status) {
-  return absl::Status(status.code(), absl::StrCat("operator '", node.name, "': ", status.message()));
+  return absl::Status(status.code(),
+                      absl::StrCat("operator '", node.name, "': ", status.message()));
 }
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options, const Graph& graph) {
+absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
+                                                const Graph& graph) {
   if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
   if (!graph.error().ok()) return graph.error();
   bool has_sink = false;
   for (const auto& node : graph.nodes()) has_sink |= node->is_sink;
-  if (!has_sink) return absl::InvalidArgumentError("the pipeline has no sink: nothing would be written");
+  if (!has_sink)
+    return absl::InvalidArgumentError("the pipeline has no sink: nothing would be written");
 
   const int num_nodes = static_cast<int>(graph.nodes().size());
   JobBuilder job_builder(options.parallelism, options.max_parallelism, options.batch_size,
                          options.queue_capacity, num_nodes);
   for (const auto& node : graph.nodes()) {
     if (!node->prepare) continue;
-    if (absl::Status status = node->prepare(*node, job_builder); !status.ok()) return NodeError(*node, status);
+    if (absl::Status status = node->prepare(*node, job_builder); !status.ok())
+      return NodeError(*node, status);
   }
 
   std::shared_ptr<Job> job(new Job());
@@ -79,7 +85,8 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options, 
       if (!status.ok()) return NodeError(*node, status);
     }
     for (const auto& op : builder.owned_operators) job->metrics_.push_back(op->shared_metrics());
-    job->workers_.push_back(std::make_unique<Worker>(std::move(builder), job->shared_->signal(worker)));
+    job->workers_.push_back(
+        std::make_unique<Worker>(std::move(builder), job->shared_->signal(worker)));
     job->envs_.push_back(std::move(env));
   }
   for (auto& worker : job->workers_) {
@@ -154,7 +161,8 @@ std::vector<OperatorMetricsSnapshot> Job::Metrics() const {
   std::vector<OperatorMetricsSnapshot> out;
   out.reserve(metrics_.size());
   for (const auto& m : metrics_) {
-    out.push_back(OperatorMetricsSnapshot{m->name, m->worker, m->records_in.load(std::memory_order_relaxed),
+    out.push_back(OperatorMetricsSnapshot{m->name, m->worker,
+                                          m->records_in.load(std::memory_order_relaxed),
                                           m->records_out.load(std::memory_order_relaxed),
                                           m->timers_fired.load(std::memory_order_relaxed)});
   }

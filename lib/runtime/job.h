@@ -23,7 +23,8 @@ namespace weir::internal {
 class JobShared {
  public:
   explicit JobShared(int parallelism) {
-    for (int idx = 0; idx < parallelism; ++idx) signals_.push_back(std::make_unique<WorkerSignal>());
+    for (int idx = 0; idx < parallelism; ++idx)
+      signals_.push_back(std::make_unique<WorkerSignal>());
   }
   WorkerSignal& signal(int worker) { return *signals_[worker]; }
   void NotifyAll() {
@@ -42,7 +43,8 @@ class Job {
  public:
   // Validates the options and graph, prepares and instantiates every
   // operator on every worker, opens them and starts the threads.
-  static absl::StatusOr<std::shared_ptr<Job>> Start(const PipelineOptions& options, const Graph& graph);
+  static absl::StatusOr<std::shared_ptr<Job>> Start(const PipelineOptions& options,
+                                                    const Graph& graph);
 
   ~Job();
 

@@ -13,8 +13,8 @@
 namespace weir::internal {
 
 absl::Status AnnotateStatus(const absl::Status& status, const std::string& op_name, int worker) {
-  return absl::Status(status.code(),
-                      absl::StrCat("operator '", op_name, "' (worker ", worker, "): ", status.message()));
+  return absl::Status(status.code(), absl::StrCat("operator '", op_name, "' (worker ", worker,
+                                                  "): ", status.message()));
 }
 
 absl::Status StatusFromCurrentException(const std::string& op_name, int worker) {

@@ -19,7 +19,8 @@ namespace weir::internal {
 // source splits, creates exchange rings.
 class JobBuilder {
  public:
-  JobBuilder(int parallelism, int max_parallelism, size_t batch_size, size_t queue_capacity, int num_nodes)
+  JobBuilder(int parallelism, int max_parallelism, size_t batch_size, size_t queue_capacity,
+             int num_nodes)
       : parallelism_(parallelism),
         max_parallelism_(max_parallelism),
         batch_size_(batch_size),
@@ -45,7 +46,10 @@ class JobBuilder {
 struct WorkerBuilder {
   WorkerBuilder(const WorkerEnv& worker_env, const std::vector<std::shared_ptr<void>>& shared_state,
                 int num_nodes)
-      : env(worker_env), shared(shared_state), outputs(num_nodes, nullptr), operators(num_nodes, nullptr) {}
+      : env(worker_env),
+        shared(shared_state),
+        outputs(num_nodes, nullptr),
+        operators(num_nodes, nullptr) {}
 
   const WorkerEnv& env;
   const std::vector<std::shared_ptr<void>>& shared;

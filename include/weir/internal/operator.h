@@ -108,7 +108,8 @@ class Emitter {
 
   void EmitBatch(Batch<T>& batch) {
     if (batch.empty()) return;
-    if (metrics_ != nullptr) OperatorMetrics::Add(metrics_->records_out, static_cast<int64_t>(batch.size()));
+    if (metrics_ != nullptr)
+      OperatorMetrics::Add(metrics_->records_out, static_cast<int64_t>(batch.size()));
     const size_t n = downstream_.size();
     for (size_t i = 0; i + 1 < n; ++i) {
       copy_.values = batch.values;

@@ -51,11 +51,13 @@ void GuardUserCode(const OperatorBase& op, Body&& body) {
 
 // Fails `op` if `status` is not OK.
 inline void CheckUserStatus(const OperatorBase& op, const absl::Status& status) {
-  if (!status.ok()) [[unlikely]] op.Fail(status);
+  if (!status.ok()) [[unlikely]]
+    op.Fail(status);
 }
 
 inline RuntimeContext MakeRuntimeContext(const OperatorBase& op) {
-  return RuntimeContext{op.name(), op.env().worker_index, op.env().parallelism, op.env().max_parallelism};
+  return RuntimeContext{op.name(), op.env().worker_index, op.env().parallelism,
+                        op.env().max_parallelism};
 }
 
 // ---------------------------------------------------------------------------
@@ -152,7 +154,8 @@ class FlatMapOp final : public OperatorWithOutput<Out> {
     GuardUserCode(*this, [&] {
       for (size_t idx = 0; idx < in.size(); ++idx) {
         collector_.SetTimestamp(in.timestamps[idx]);
-        if constexpr (std::is_same_v<std::invoke_result_t<F&, In&&, Collector<Out>&>, absl::Status>) {
+        if constexpr (std::is_same_v<std::invoke_result_t<F&, In&&, Collector<Out>&>,
+                                     absl::Status>) {
           CheckUserStatus(*this, fn_(std::move(in.values[idx]), collector_));
         } else {
           fn_(std::move(in.values[idx]), collector_);
@@ -400,7 +403,8 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
       for (size_t idx = 0; idx < in.size(); ++idx) {
         ContextAccess::SetTimestamp(broadcast_ctx_, in.timestamps[idx]);
         collector_.SetTimestamp(in.timestamps[idx]);
-        CheckUserStatus(*this, fn_.ProcessBroadcastElement(in.values[idx], broadcast_ctx_, collector_));
+        CheckUserStatus(*this,
+                        fn_.ProcessBroadcastElement(in.values[idx], broadcast_ctx_, collector_));
       }
     });
     collector_.Flush();
@@ -632,7 +636,9 @@ class ExchangeSender final : public Input<T>, public SenderBase {
       Send(dest, std::move(envelope));
     }
   }
-  void OnWatermark(Timestamp watermark) override { SendControl(EnvelopeKind::kWatermark, watermark); }
+  void OnWatermark(Timestamp watermark) override {
+    SendControl(EnvelopeKind::kWatermark, watermark);
+  }
   void OnIdle() override { SendControl(EnvelopeKind::kIdle, kMinTimestamp); }
   void OnEnd() override { SendControl(EnvelopeKind::kEnd, kMaxTimestamp); }
 
@@ -690,8 +696,10 @@ class ExchangeSender final : public Input<T>, public SenderBase {
 template <class T>
 class ExchangeReceiver final : public OperatorWithOutput<T>, public ReceiverBase {
  public:
-  ExchangeReceiver(const WorkerEnv& env, std::string name, std::shared_ptr<ExchangeChannels<T>> channels)
-      : OperatorWithOutput<T>(env, std::move(name), env.parallelism), channels_(std::move(channels)) {}
+  ExchangeReceiver(const WorkerEnv& env, std::string name,
+                   std::shared_ptr<ExchangeChannels<T>> channels)
+      : OperatorWithOutput<T>(env, std::move(name), env.parallelism),
+        channels_(std::move(channels)) {}
 
   bool finished() const override { return this->inputs_.ended(); }
 
@@ -719,7 +727,8 @@ class ExchangeReceiver final : public OperatorWithOutput<T>, public ReceiverBase
     switch (envelope_.kind) {
       case EnvelopeKind::kBatch:
         this->HandleActivate(from);
-        OperatorMetrics::Add(this->metrics_->records_in, static_cast<int64_t>(envelope_.batch.size()));
+        OperatorMetrics::Add(this->metrics_->records_in,
+                             static_cast<int64_t>(envelope_.batch.size()));
         this->output_.EmitBatch(envelope_.batch);
         envelope_.batch.clear();
         break;
