@@ -570,20 +570,28 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
 // ---------------------------------------------------------------------------
 // Exchanges.
 
-// The rings of one exchange: one per (from, to) worker pair.
+// The rings of one exchange: one per (from, to) worker pair, plus a return
+// ring per pair through which the receiver hands emptied batches back to the
+// sender. Recycling keeps allocation off the hot path and memory owned by the
+// thread that allocated it.
 template <class T>
 class ExchangeChannels {
  public:
   ExchangeChannels(int parallelism, size_t capacity) : parallelism_(parallelism) {
     for (int idx = 0; idx < parallelism * parallelism; ++idx) {
       rings_.push_back(std::make_unique<SpscRing<Envelope<T>>>(capacity));
+      returns_.push_back(std::make_unique<SpscRing<Batch<T>>>(capacity));
     }
   }
+  // Data from worker `from` to worker `to`.
   SpscRing<Envelope<T>>& ring(int from, int to) { return *rings_[from * parallelism_ + to]; }
+  // Emptied batches going back from worker `to` to worker `from`.
+  SpscRing<Batch<T>>& returns(int from, int to) { return *returns_[from * parallelism_ + to]; }
 
  private:
   int parallelism_;
   std::vector<std::unique_ptr<SpscRing<Envelope<T>>>> rings_;
+  std::vector<std::unique_ptr<SpscRing<Batch<T>>>> returns_;
 };
 
 // The sending end on one worker. `Route` maps a record to a destination
@@ -607,19 +615,22 @@ class ExchangeSender final : public Input<T>, public SenderBase {
     if (broadcast_) {
       for (int dest = 0; dest < parallelism; ++dest) {
         Envelope<T> envelope;
+        envelope.batch = Recycled(dest);
         if (dest + 1 < parallelism) {
-          envelope.batch.values = batch.values;
-          envelope.batch.timestamps = batch.timestamps;
+          envelope.batch.values.assign(batch.values.begin(), batch.values.end());
+          envelope.batch.timestamps.assign(batch.timestamps.begin(), batch.timestamps.end());
         } else {
-          envelope.batch = std::move(batch);
+          std::swap(envelope.batch, batch);
         }
         Send(dest, std::move(envelope));
       }
       return;
     }
     if (parallelism == 1) {
+      // The upstream keeps a recycled batch in exchange for the full one.
       Envelope<T> envelope;
-      envelope.batch = std::move(batch);
+      envelope.batch = Recycled(0);
+      std::swap(envelope.batch, batch);
       Send(0, std::move(envelope));
       return;
     }
@@ -631,8 +642,7 @@ class ExchangeSender final : public Input<T>, public SenderBase {
       if (staging_[dest].empty()) continue;
       Envelope<T> envelope;
       envelope.batch = std::move(staging_[dest]);
-      staging_[dest] = Batch<T>();
-      staging_[dest].reserve(env_.batch_size / static_cast<size_t>(parallelism) + 16);
+      staging_[dest] = Recycled(dest);
       Send(dest, std::move(envelope));
     }
   }
@@ -664,6 +674,13 @@ class ExchangeSender final : public Input<T>, public SenderBase {
 
  private:
   SpscRing<Envelope<T>>& Ring(int dest) { return channels_->ring(env_.worker_index, dest); }
+
+  // An empty batch with capacity: one `dest` handed back, or a new one.
+  Batch<T> Recycled(int dest) {
+    Batch<T> batch;
+    if (!channels_->returns(env_.worker_index, dest).TryPop(batch)) batch.reserve(env_.batch_size);
+    return batch;
+  }
 
   void Send(int dest, Envelope<T>&& envelope) {
     auto& box = outbox_[dest];
@@ -731,6 +748,10 @@ class ExchangeReceiver final : public OperatorWithOutput<T>, public ReceiverBase
                              static_cast<int64_t>(envelope_.batch.size()));
         this->output_.EmitBatch(envelope_.batch);
         envelope_.batch.clear();
+        // Hand the buffers back to the sender (dropped if its return ring is full).
+        if (envelope_.batch.values.capacity() > 0) {
+          channels_->returns(from, this->env_.worker_index).TryPush(envelope_.batch);
+        }
         break;
       case EnvelopeKind::kWatermark:
         this->HandleWatermark(from, envelope_.watermark);
