@@ -4,7 +4,10 @@ find_package(Threads REQUIRED)
 find_package(absl REQUIRED)
 find_package(fmt REQUIRED)
 find_package(Protobuf REQUIRED)
+find_package(ZLIB REQUIRED)       # crc32 of checkpoint files
 find_package(simdjson REQUIRED)
+find_package(CURL REQUIRED)      # S3 checkpoint storage (libcurl's SigV4 signing)
+find_package(OpenSSL REQUIRED)   # SHA-256 payload hashes for S3 requests
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
 pkg_check_modules(ROCKSDB REQUIRED IMPORTED_TARGET rocksdb)

@@ -35,6 +35,7 @@
 
 #include "absl/status/status.h"
 #include "weir/internal/operator.h"
+#include "weir/state.h"
 #include "weir/time.h"
 
 namespace weir {
@@ -176,15 +177,24 @@ class KeyedProcessFunction {
  public:
   class Context : public ProcessContext {
    public:
-    Context(internal::OperatorBase* op, TimerService* timers)
-        : ProcessContext(op), timers_(timers) {}
+    Context(internal::OperatorBase* op, TimerService* timers, internal::StateAccess* state)
+        : ProcessContext(op), timers_(timers), state_(state) {}
     // The key of the element being processed (or of the timer firing).
     const K& CurrentKey() const { return *key_; }
     TimerService& timer_service() { return *timers_; }
 
+    // The state named by `descriptor` (a ValueStateDescriptor<T>,
+    // ListStateDescriptor<T> or MapStateDescriptor<UK, UV>), scoped to the
+    // current key: ValueState<T>, ListState<T> or MapState<UK, UV>.
+    template <class Descriptor>
+    auto GetState(const Descriptor& descriptor) {
+      return internal::GetState(*state_, descriptor);
+    }
+
    private:
     friend struct internal::ContextAccess;
     TimerService* timers_;
+    internal::StateAccess* state_;
     const K* key_ = nullptr;
   };
   class OnTimerContext : public Context {

@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "weir/checkpoint.h"
 #include "weir/internal/graph.h"
 #include "weir/source.h"
 #include "weir/stream.h"
@@ -42,6 +43,12 @@ struct PipelineOptions {
   // Number of worker threads; every operator runs once per worker.
   // Default: 1
   int parallelism = 1;
+  // Periodic checkpoints and the storage they go to. With a storage set, the
+  // job restores from its newest complete checkpoint when it starts, and
+  // takes a final checkpoint when its input ends (or on Stop()), so
+  // two-phase sinks commit everything.
+  // Default: off
+  CheckpointOptions checkpoints;
   // Number of key groups: the unit in which keys (and later keyed state) are
   // distributed over workers, and the largest parallelism a job can use.
   // Must be in [parallelism, 32768].
@@ -74,7 +81,8 @@ class Job;
 
 // A running job. Thread-safe: Stop, Cancel and Metrics may be called from
 // any thread while another waits. Destroying a handle of a running job
-// cancels it and waits for its threads.
+// cancels it and waits for its threads. The job keeps what it runs (sources,
+// sinks, functions) alive: the Pipeline may be destroyed while it runs.
 class JobHandle {
  public:
   explicit JobHandle(std::shared_ptr<internal::Job> job);
@@ -95,6 +103,8 @@ class JobHandle {
   bool done() const;
   // Per operator and worker counters (live while running).
   std::vector<OperatorMetricsSnapshot> Metrics() const;
+  // The id of the newest complete checkpoint of this run (0: none yet).
+  int64_t last_completed_checkpoint() const;
 
  private:
   std::shared_ptr<internal::Job> job_;

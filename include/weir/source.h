@@ -22,6 +22,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +38,9 @@ namespace weir {
 struct SourceSplit {
   // A stable, unique id (used in errors, metrics and checkpoints).
   std::string id;
+  // The split's position from the checkpoint being restored (what the
+  // reader's SnapshotState returned for it), or nullopt: start afresh.
+  std::optional<std::string> state;
 };
 
 // What a reader is created with.
@@ -138,6 +142,19 @@ class SourceReader {
  public:
   virtual ~SourceReader() = default;
   virtual absl::StatusOr<PollResult> Poll(SourceOutput<T>& output) = 0;
+  // The position of each of this reader's splits (in SourceReaderContext
+  // order) right after the records it has emitted; called at a checkpoint
+  // barrier. A source that cannot be checkpointed keeps the default, and a
+  // job with checkpoints enabled fails with a clear error.
+  virtual absl::StatusOr<std::vector<std::string>> SnapshotState(int64_t checkpoint_id) {
+    (void)checkpoint_id;
+    return absl::UnimplementedError("this source does not support checkpoints");
+  }
+  // Checkpoint `checkpoint_id` is complete (e.g. commit offsets to Kafka).
+  virtual absl::Status NotifyCheckpointComplete(int64_t checkpoint_id) {
+    (void)checkpoint_id;
+    return absl::OkStatus();
+  }
   virtual absl::Status Close() { return absl::OkStatus(); }
 };
 

@@ -107,6 +107,10 @@ int AddOneInputNode(Graph* graph, int input, std::string kind, Args... args) {
     Op* op = worker.Add<Op>(self.name, args...);
     worker.output<In>(self.inputs[0]).AddDownstream(op->port());
     worker.SetOutput(self.id, op->output(), op);
+    // The worker loop fires processing-time timers only of operators it knows.
+    if constexpr (std::is_base_of_v<ProcessingTimeDriven, Op>) {
+      worker.processing_timers.push_back(op);
+    }
     return absl::OkStatus();
   };
   return node.id;
@@ -126,8 +130,8 @@ int AddExchangeNode(Graph* graph, int input, std::string kind, MakeRoute make_ro
                                              WorkerBuilder& worker) -> absl::Status {
     auto channels = std::static_pointer_cast<ExchangeChannels<T>>(worker.shared[self.id]);
     auto route = make_route(worker.env);
-    auto sender = std::make_unique<ExchangeSender<T, decltype(route)>>(worker.env, channels,
-                                                                       std::move(route), broadcast);
+    auto sender = std::make_unique<ExchangeSender<T, decltype(route)>>(
+        worker.env, self.name, channels, std::move(route), broadcast);
     worker.output<T>(self.inputs[0]).AddDownstream(sender.get());
     worker.senders.push_back(std::move(sender));
     auto* receiver = worker.Add<ExchangeReceiver<T>>(self.name, channels);
@@ -146,7 +150,7 @@ int AddSinkNode(Graph* graph, int input, std::shared_ptr<Sink<T>> sink) {
     SinkContext context{self.name, worker.env.worker_index, worker.env.parallelism};
     absl::StatusOr<std::unique_ptr<SinkWriter<T>>> writer = sink->CreateWriter(context);
     if (!writer.ok()) return writer.status();
-    auto* op = worker.Add<SinkOp<T>>(self.name, *std::move(writer));
+    auto* op = worker.Add<SinkOp<T>>(self.name, *std::move(writer), sink);
     worker.output<T>(self.inputs[0]).AddDownstream(op->port());
     worker.operators[self.id] = op;
     return absl::OkStatus();
@@ -168,16 +172,28 @@ int AddSourceNode(Graph* graph, std::shared_ptr<Source<T>> source, WatermarkStra
     const auto& all_splits =
         *std::static_pointer_cast<std::vector<SourceSplit>>(worker.shared[self.id]);
     SourceReaderContext context{self.name, worker.env.worker_index, worker.env.parallelism, {}};
+    std::vector<std::string> split_ids;
     for (size_t idx = 0; idx < all_splits.size(); ++idx) {
       if (static_cast<int>(idx % static_cast<size_t>(worker.env.parallelism)) ==
           worker.env.worker_index) {
         context.splits.push_back(all_splits[idx]);
+        split_ids.push_back(all_splits[idx].id);
       }
     }
-    const int num_splits = static_cast<int>(context.splits.size());
+    // Positions from the restored checkpoint, matched by split id (so they
+    // follow their split when the parallelism changed).
+    if (const RestoredState* restored = worker.env.restored()) {
+      for (const OperatorSnapshot* snapshot : restored->Snapshots(self.name)) {
+        for (SourceSplit& split : context.splits) {
+          auto it = snapshot->operator_state.find("split/" + split.id);
+          if (it != snapshot->operator_state.end()) split.state = it->second;
+        }
+      }
+    }
     absl::StatusOr<std::unique_ptr<SourceReader<T>>> reader = source->CreateReader(context);
     if (!reader.ok()) return reader.status();
-    auto* task = worker.Add<SourceTask<T>>(self.name, *std::move(reader), strategy, num_splits);
+    auto* task = worker.Add<SourceTask<T>>(self.name, *std::move(reader), strategy,
+                                           std::move(split_ids), source);
     worker.sources.push_back(task);
     worker.SetOutput(self.id, task->output(), task);
     return absl::OkStatus();

@@ -16,8 +16,14 @@
 #ifndef WEIR_TESTING_H_
 #define WEIR_TESTING_H_
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <numeric>
@@ -29,9 +35,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "weir/codec.h"
 #include "weir/pipeline.h"
 #include "weir/sink.h"
 #include "weir/source.h"
@@ -64,6 +73,10 @@ struct VectorSourceOptions {
   // itself (JobHandle::Stop() ends it), like a caught-up Kafka partition.
   // Default: false
   bool unbounded = false;
+  // Emits at most this many records per second per split (0: as fast as
+  // possible), so a test can interrupt a job mid-stream.
+  // Default: 0
+  double records_per_second = 0;
 };
 
 // A source over an in-memory vector.
@@ -101,7 +114,18 @@ class VectorSource final : public Source<T> {
     for (const SourceSplit& split : context.splits) {
       splits.push_back(&splits_[std::stoul(split.id.substr(split.id.find('-') + 1))]);
     }
-    return std::unique_ptr<SourceReader<T>>(new Reader(options_, std::move(splits)));
+    auto reader = std::make_unique<Reader>(options_, std::move(splits));
+    // Restored positions: the number of records of the split already emitted.
+    for (size_t idx = 0; idx < context.splits.size(); ++idx) {
+      if (!context.splits[idx].state) continue;
+      size_t position = 0;
+      if (!absl::SimpleAtoi(*context.splits[idx].state, &position)) {
+        return absl::DataLossError("VectorSource: bad position for split " +
+                                   context.splits[idx].id);
+      }
+      reader->Seek(idx, position);
+    }
+    return std::unique_ptr<SourceReader<T>>(std::move(reader));
   }
 
  private:
@@ -139,14 +163,37 @@ class VectorSource final : public Source<T> {
    public:
     Reader(const VectorSourceOptions& options,
            std::vector<const std::vector<TimestampedValue<T>>*> splits)
-        : options_(options), splits_(std::move(splits)), cursors_(splits_.size(), 0) {}
+        : options_(options),
+          splits_(std::move(splits)),
+          cursors_(splits_.size(), 0),
+          started_(absl::Now()),
+          start_cursors_(splits_.size(), 0) {}
+
+    void Seek(size_t split, size_t position) {
+      cursors_[split] = std::min(position, splits_[split]->size());
+      start_cursors_[split] = cursors_[split];
+    }
+
+    absl::StatusOr<std::vector<std::string>> SnapshotState(int64_t) override {
+      std::vector<std::string> states;
+      for (size_t cursor : cursors_) states.push_back(std::to_string(cursor));
+      return states;
+    }
 
     absl::StatusOr<PollResult> Poll(SourceOutput<T>& out) override {
       bool any_left = false;
+      // With a rate limit: how many records each split may have emitted by now.
+      const double allowed =
+          options_.records_per_second > 0
+              ? absl::ToDoubleSeconds(absl::Now() - started_) * options_.records_per_second
+              : 0;
       for (size_t split = 0; split < splits_.size(); ++split) {
         const std::vector<TimestampedValue<T>>& records = *splits_[split];
         size_t& cursor = cursors_[split];
-        const size_t end = std::min(records.size(), cursor + options_.records_per_poll);
+        size_t end = std::min(records.size(), cursor + options_.records_per_poll);
+        if (options_.records_per_second > 0) {
+          end = std::min(end, start_cursors_[split] + static_cast<size_t>(allowed));
+        }
         for (; cursor < end; ++cursor) {
           out.Collect(static_cast<int>(split), records[cursor].value, records[cursor].timestamp);
         }
@@ -166,6 +213,8 @@ class VectorSource final : public Source<T> {
     VectorSourceOptions options_;
     std::vector<const std::vector<TimestampedValue<T>>*> splits_;
     std::vector<size_t> cursors_;
+    absl::Time started_;
+    std::vector<size_t> start_cursors_;
   };
 
   VectorSourceOptions options_;
@@ -232,6 +281,87 @@ class CollectingSink final : public Sink<T> {
   mutable std::mutex mutex_;
   std::vector<TimestampedValue<T>> records_;
   int flushes_ = 0;
+};
+
+// A two-phase sink that proves the checkpoint protocol, also across
+// processes: PreCommit(n) writes the worker's records since the last
+// checkpoint to <dir>/pending/<n>-<worker> (fsync'ed) and returns that name;
+// Commit(n) moves it to <dir>/committed/ (idempotent, so a restarted job may
+// re-commit). Records written after the last checkpoint are never committed
+// unless a later checkpoint covers them. Records are encoded with
+// weir::Codec<T>.
+template <class T>
+class TransactionalFileSink final : public Sink<T> {
+ public:
+  explicit TransactionalFileSink(std::string dir) : dir_(std::move(dir)) {
+    std::filesystem::create_directories(dir_ + "/pending");
+    std::filesystem::create_directories(dir_ + "/committed");
+  }
+
+  absl::StatusOr<std::unique_ptr<SinkWriter<T>>> CreateWriter(const SinkContext& context) override {
+    return std::unique_ptr<SinkWriter<T>>(new Writer(dir_, context.worker_index));
+  }
+
+  // Every committed record, in (checkpoint, worker) order.
+  static absl::StatusOr<std::vector<T>> ReadCommitted(const std::string& dir) {
+    std::vector<std::string> files;
+    for (const auto& entry : std::filesystem::directory_iterator(dir + "/committed")) {
+      files.push_back(entry.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    std::vector<T> out;
+    for (const std::string& file : files) {
+      std::ifstream in(file, std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::string_view view(bytes);
+      while (!view.empty()) {
+        T value{};
+        if (!Codec<T>::Decode(view, value))
+          return absl::DataLossError("corrupt committed file " + file);
+        out.push_back(std::move(value));
+      }
+    }
+    return out;
+  }
+
+ private:
+  class Writer final : public SinkWriter<T> {
+   public:
+    Writer(std::string dir, int worker) : dir_(std::move(dir)), worker_(worker) {}
+    absl::Status Write(std::span<T> values, std::span<const Timestamp>) override {
+      for (const T& value : values) Codec<T>::Encode(value, buffer_);
+      return absl::OkStatus();
+    }
+    absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) override {
+      const std::string name = absl::StrFormat("%020d-%04d", checkpoint_id, worker_);
+      const std::string path = dir_ + "/pending/" + name;
+      FILE* file = std::fopen(path.c_str(), "wb");
+      if (file == nullptr) return absl::InternalError("cannot write " + path);
+      const bool ok = std::fwrite(buffer_.data(), 1, buffer_.size(), file) == buffer_.size() &&
+                      std::fflush(file) == 0 && fsync(fileno(file)) == 0;
+      std::fclose(file);
+      if (!ok) return absl::InternalError("cannot write " + path);
+      buffer_.clear();
+      return name;
+    }
+    absl::Status Commit(int64_t, const std::string& name) override {
+      if (name.empty()) return absl::OkStatus();
+      const std::string committed = dir_ + "/committed/" + name;
+      std::error_code ec;
+      if (std::filesystem::exists(committed, ec))
+        return absl::OkStatus();  // committed before a crash
+      std::filesystem::rename(dir_ + "/pending/" + name, committed, ec);
+      if (ec) return absl::InternalError("cannot commit " + name + ": " + ec.message());
+      return absl::OkStatus();
+    }
+
+   private:
+    std::string dir_;
+    int worker_;
+    std::string buffer_;  // encoded records since the last PreCommit
+  };
+
+  std::string dir_;
 };
 
 // The outcome of RunToCompletion.

@@ -1,7 +1,11 @@
 #include "lib/runtime/job.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <utility>
 
@@ -15,6 +19,11 @@ bool WorkerEnv::stop_requested() const {
   return job->stop_requested.load(std::memory_order_relaxed);
 }
 Timestamp WorkerEnv::Now() const { return absl::ToUnixMillis(absl::Now()); }
+int64_t WorkerEnv::requested_checkpoint() const {
+  return job->requested_checkpoint.load(std::memory_order_acquire);
+}
+SnapshotCollector* WorkerEnv::collector() const { return job->collector; }
+const RestoredState* WorkerEnv::restored() const { return job->restored; }
 
 namespace {
 
@@ -53,6 +62,45 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
   if (!has_sink)
     return absl::InvalidArgumentError("the pipeline has no sink: nothing would be written");
 
+  std::shared_ptr<Job> job(new Job());
+  job->shared_owner_ = std::make_unique<JobShared>(options.parallelism);
+  job->shared_ = job->shared_owner_.get();
+
+  // Checkpoint storage: restore from the newest usable checkpoint.
+  const CheckpointOptions& checkpoints = options.checkpoints;
+  CheckpointHistory history;
+  if (checkpoints.interval > absl::ZeroDuration() && checkpoints.storage.empty()) {
+    return absl::InvalidArgumentError(
+        "CheckpointOptions.interval is set but CheckpointOptions.storage is empty");
+  }
+  if (!checkpoints.storage.empty()) {
+    if (checkpoints.retained < 1)
+      return absl::InvalidArgumentError("CheckpointOptions.retained must be >= 1");
+    absl::StatusOr<std::unique_ptr<CheckpointStorage>> storage =
+        CheckpointStorage::Open(checkpoints.storage, checkpoints.s3);
+    if (!storage.ok()) return storage.status();
+    job->storage_ = *std::move(storage);
+    job->local_dir_ = checkpoints.local_dir;
+    if (job->local_dir_.empty()) {
+      const char* tmp = std::getenv("TMPDIR");
+      job->local_dir_ =
+          absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/weir-", options.job_name,
+                       "-", getpid(), "-", reinterpret_cast<uintptr_t>(job.get()));
+      job->owns_local_dir_ = true;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(job->local_dir_, ec);
+    if (ec)
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot create ", job->local_dir_, ": ", ec.message()));
+    absl::StatusOr<CheckpointHistory> loaded = LoadCheckpointHistory(
+        *job->storage_, options.job_name, options.max_parallelism, job->local_dir_);
+    if (!loaded.ok()) return loaded.status();
+    history = *std::move(loaded);
+    job->restored_ = std::move(history.restored);
+    job->shared_->restored = job->restored_.get();
+  }
+
   const int num_nodes = static_cast<int>(graph.nodes().size());
   JobBuilder job_builder(options.parallelism, options.max_parallelism, options.batch_size,
                          options.queue_capacity, num_nodes);
@@ -62,9 +110,28 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
       return NodeError(*node, status);
   }
 
-  std::shared_ptr<Job> job(new Job());
-  job->shared_owner_ = std::make_unique<JobShared>(options.parallelism);
-  job->shared_ = job->shared_owner_.get();
+  if (job->storage_ != nullptr) {
+    // The collector must exist before operators are built (they see it through their env).
+    CheckpointCoordinator::Config config;
+    config.options = checkpoints;
+    config.job_name = options.job_name;
+    config.parallelism = options.parallelism;
+    config.max_parallelism = options.max_parallelism;
+    config.first_id = history.next_id;
+    config.local_dir = job->local_dir_;
+    JobShared* shared = job->shared_;
+    config.request = [shared](int64_t id) {
+      shared->requested_checkpoint.store(id, std::memory_order_release);
+      shared->NotifyAll();
+    };
+    config.complete = [shared](int64_t id) {
+      shared->completed_checkpoint.store(id, std::memory_order_release);
+      shared->NotifyAll();
+    };
+    job->coordinator_ = std::make_unique<CheckpointCoordinator>(std::move(config), job->storage_,
+                                                                std::move(history.retained));
+    job->shared_->collector = job->coordinator_.get();
+  }
   for (int worker = 0; worker < options.parallelism; ++worker) {
     auto env = std::make_unique<WorkerEnv>();
     env->worker_index = worker;
@@ -96,9 +163,16 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
     }
   }
 
+  if (job->coordinator_ != nullptr)
+    job->coordinator_->set_expected_acks(static_cast<int>(job->metrics_.size()));
   job->running_workers_.store(options.parallelism);
+  job->shared_->unfinished_workers.store(options.parallelism);
   for (int worker = 0; worker < options.parallelism; ++worker) {
     job->threads_.emplace_back([raw = job.get(), worker] { raw->RunWorker(worker); });
+  }
+  if (job->coordinator_ != nullptr) {
+    job->coordinator_->Start();
+    job->finalizer_ = std::thread([raw = job.get()] { raw->Finalize(); });
   }
   return job;
 }
@@ -113,7 +187,7 @@ void Job::RunWorker(int worker_index) {
   const std::string thread_name = absl::StrCat("weir-w", worker_index);
   pthread_setname_np(pthread_self(), thread_name.c_str());
   Worker& worker = *workers_[worker_index];
-  absl::Status status = worker.Run(shared_->abort);
+  absl::Status status = worker.Run(*shared_);
   if (!status.ok()) Fail(status);
   absl::Status closed = worker.Close();
   if (!closed.ok()) Fail(closed);
@@ -126,6 +200,7 @@ void Job::Fail(const absl::Status& status) {
     if (failure_.ok()) failure_ = status;
   }
   shared_->abort.store(true);
+  if (coordinator_ != nullptr) coordinator_->Abandon();
   shared_->NotifyAll();
 }
 
@@ -141,13 +216,38 @@ void Job::Cancel() {
     cancelled_ = true;
   }
   shared_->abort.store(true);
+  if (coordinator_ != nullptr) coordinator_->Abandon();
   shared_->NotifyAll();
+}
+
+void Job::Finalize() {
+  while (!shared_->abort.load() && shared_->unfinished_workers.load() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  coordinator_->StopPeriodic();
+  if (!shared_->abort.load()) {
+    absl::Status status = coordinator_->CheckpointNow();
+    if (!status.ok())
+      Fail(absl::Status(status.code(), absl::StrCat("final checkpoint: ", status.message())));
+  }
+  shared_->release_workers.store(true);
+  shared_->NotifyAll();
+}
+
+int64_t Job::last_completed_checkpoint() const {
+  return coordinator_ == nullptr ? 0 : coordinator_->last_completed();
 }
 
 absl::Status Job::Wait() {
   std::lock_guard<std::mutex> wait_lock(wait_mutex_);
   if (!joined_) {
     for (std::thread& thread : threads_) thread.join();
+    if (finalizer_.joinable()) finalizer_.join();
+    if (coordinator_ != nullptr) coordinator_->Shutdown();
+    if (owns_local_dir_) {
+      std::error_code ec;
+      std::filesystem::remove_all(local_dir_, ec);
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     joined_ = true;
   }

@@ -11,6 +11,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "lib/checkpoint/coordinator.h"
+#include "lib/checkpoint/restore.h"
 #include "lib/runtime/worker.h"
 #include "lib/runtime/worker_signal.h"
 #include "weir/internal/graph.h"
@@ -32,8 +34,18 @@ class JobShared {
   }
 
   std::atomic<bool> stop_requested{false};
+  // The newest checkpoint requested / completed (0: none).
+  std::atomic<int64_t> requested_checkpoint{0};
+  std::atomic<int64_t> completed_checkpoint{0};
+  // Set when checkpointing is on / the run restored a checkpoint.
+  SnapshotCollector* collector = nullptr;
+  const RestoredState* restored = nullptr;
   // Set on Cancel() and on the first failure: workers leave their loops.
   std::atomic<bool> abort{false};
+  // With checkpointing, a worker whose input ended keeps serving checkpoint
+  // requests until every worker has ended and the final checkpoint is done.
+  std::atomic<int> unfinished_workers{0};
+  std::atomic<bool> release_workers{false};
 
  private:
   std::vector<std::unique_ptr<WorkerSignal>> signals_;
@@ -53,6 +65,7 @@ class Job {
   absl::Status Wait();
   bool done() const { return running_workers_.load() == 0; }
   std::vector<OperatorMetricsSnapshot> Metrics() const;
+  int64_t last_completed_checkpoint() const;
 
   // Records the first failure and aborts every worker.
   void Fail(const absl::Status& status);
@@ -60,6 +73,9 @@ class Job {
  private:
   Job() = default;
   void RunWorker(int worker_index);
+  // With checkpointing: once every worker's input ended, takes the final
+  // checkpoint (so two-phase sinks commit their tail) and releases the workers.
+  void Finalize();
 
   JobShared* shared_ = nullptr;
   std::unique_ptr<JobShared> shared_owner_;
@@ -67,6 +83,12 @@ class Job {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::shared_ptr<OperatorMetrics>> metrics_;
   std::vector<std::thread> threads_;
+  std::shared_ptr<CheckpointStorage> storage_;
+  std::unique_ptr<RestoredCheckpoint> restored_;
+  std::unique_ptr<CheckpointCoordinator> coordinator_;
+  std::string local_dir_;
+  bool owns_local_dir_ = false;
+  std::thread finalizer_;
   std::atomic<int> running_workers_{0};
 
   std::mutex wait_mutex_;  // serializes joining the threads

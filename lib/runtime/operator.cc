@@ -9,6 +9,7 @@
 #include <typeinfo>
 
 #include "absl/strings/str_cat.h"
+#include "weir/internal/checkpointing.h"
 
 namespace weir::internal {
 
@@ -55,18 +56,26 @@ std::optional<Timestamp> InputSet::Recompute() {
 
 std::optional<Timestamp> InputSet::Watermark(int input, Timestamp watermark) {
   State& state = inputs_[input];
-  state.idle = false;
-  idle_ = false;
+  // A watermark activates its input; an ended input (HandleEnd passes +inf
+  // after End) stays out of the idleness bookkeeping.
+  if (!state.ended) {
+    state.idle = false;
+    idle_ = false;
+  }
   if (watermark > state.watermark) state.watermark = watermark;
   return Recompute();
 }
 
+bool InputSet::AllRunningIdle() const {
+  for (const State& state : inputs_) {
+    if (!state.idle && !state.ended) return false;
+  }
+  return true;
+}
+
 std::optional<Timestamp> InputSet::Idle(int input, bool* became_idle) {
   inputs_[input].idle = true;
-  bool all_idle = true;
-  for (const State& state : inputs_) {
-    if (!state.idle && !state.ended) all_idle = false;
-  }
+  const bool all_idle = AllRunningIdle();
   *became_idle = all_idle && !idle_;
   if (all_idle) idle_ = true;
   return Recompute();
@@ -79,6 +88,8 @@ bool InputSet::End(int input) {
     state.watermark = kMaxTimestamp;
     ++ended_count_;
   }
+  // The inputs still running may all be idle now.
+  if (!ended() && AllRunningIdle()) idle_ = true;
   return ended();
 }
 
@@ -102,11 +113,63 @@ void OperatorBase::HandleIdle(int port) {
 }
 
 void OperatorBase::HandleEnd(int port) {
+  const bool was_idle = inputs_.idle();
   const bool all_ended = inputs_.End(port);
   if (std::optional<Timestamp> advanced = inputs_.Watermark(port, kMaxTimestamp)) {
     OnWatermarkAdvanced(*advanced);
   }
-  if (all_ended) OnInputsEnded();
+  MaybeCompleteAlignment();
+  if (all_ended) {
+    OnInputsEnded();
+  } else if (inputs_.idle() && !was_idle) {
+    OnInputsIdle();  // the last active input ended; the others are idle
+  }
+}
+
+void OperatorBase::HandleBarrier(int port, int64_t checkpoint_id) {
+  if (checkpoint_id <= aligned_) return;
+  if (checkpoint_id > aligning_) {
+    aligning_ = checkpoint_id;
+    blocked_.assign(static_cast<size_t>(inputs_.size()), false);
+    arrived_ = 0;
+  }
+  if (!blocked_[port]) {
+    blocked_[port] = true;
+    ++arrived_;
+  }
+  MaybeCompleteAlignment();
+}
+
+void OperatorBase::MaybeCompleteAlignment() {
+  if (aligning_ <= aligned_) return;
+  // Inputs that ended will never deliver the barrier: they count as aligned.
+  int ready = arrived_;
+  for (int port = 0; port < inputs_.size(); ++port) {
+    if (!blocked_[port] && inputs_.input_ended(port)) ++ready;
+  }
+  if (ready < inputs_.size()) return;
+  aligned_ = aligning_;
+  OnBarrierAligned(aligned_);
+  for (Replayable* port : replayables_) port->Replay();
+}
+
+void OperatorBase::AcknowledgeCheckpoint(int64_t checkpoint_id) {
+  if (checkpoint_id <= last_acknowledged_) return;
+  last_acknowledged_ = checkpoint_id;
+  SnapshotCollector* collector = env_.collector();
+  if (collector == nullptr) return;
+  OperatorSnapshot snapshot;
+  snapshot.operator_name = name();
+  snapshot.worker = env_.worker_index;
+  absl::Status status;
+  try {
+    SnapshotState(checkpoint_id, snapshot);
+  } catch (const OperatorFailure& failure) {
+    status = failure.status();
+  } catch (...) {
+    status = StatusFromCurrentException(name(), env_.worker_index);
+  }
+  collector->Acknowledge(checkpoint_id, status, std::move(snapshot));
 }
 
 void OperatorBase::Fail(const absl::Status& status) const {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "lib/runtime/job.h"
 #include "lib/runtime/worker_signal.h"
 
 namespace weir::internal {
@@ -48,9 +49,32 @@ bool Worker::Finished() const {
   return true;
 }
 
-absl::Status Worker::Run(const std::atomic<bool>& abort) {
+void Worker::ServeCheckpoints(JobShared& job) {
+  const int64_t requested = job.requested_checkpoint.load(std::memory_order_acquire);
+  if (requested > all_acknowledged_) {
+    bool all = true;
+    for (auto& op : operators_) {
+      if (op->last_acknowledged() >= requested) continue;
+      if (op->ended()) {
+        op->AcknowledgeCheckpoint(requested);
+      } else {
+        all = false;
+      }
+    }
+    if (all) all_acknowledged_ = requested;
+  }
+  const int64_t completed = job.completed_checkpoint.load(std::memory_order_acquire);
+  if (completed > notified_) {
+    notified_ = completed;
+    for (auto& op : operators_) op->NotifyCheckpointComplete(completed);
+  }
+}
+
+absl::Status Worker::Run(JobShared& job) {
+  const bool checkpointing = job.collector != nullptr;
+  bool finished = false;
   try {
-    while (!abort.load(std::memory_order_relaxed)) {
+    while (!job.abort.load(std::memory_order_relaxed)) {
       bool progressed = false;
       for (auto& sender : senders_) progressed |= sender->TryFlush();
       for (ReceiverBase* receiver : receivers_) progressed |= receiver->Drain();
@@ -75,8 +99,19 @@ absl::Status Worker::Run(const std::atomic<bool>& abort) {
         }
         if (next_timer != kMaxTimestamp) next_timer -= now;
       }
+      if (checkpointing) ServeCheckpoints(job);
 
-      if (Finished()) break;
+      if (!finished && Finished()) {
+        finished = true;
+        job.unfinished_workers.fetch_sub(1);
+      }
+      if (finished) {
+        // Without checkpoints a finished worker leaves; with them it answers
+        // checkpoint requests until the final checkpoint released it.
+        if (!checkpointing || job.release_workers.load()) break;
+        next_timer = kMaxTimestamp;
+        progressed = false;
+      }
       if (!progressed) {
         auto sleep = kMaxSleep;
         if (next_timer < 1) {
@@ -87,6 +122,7 @@ absl::Status Worker::Run(const std::atomic<bool>& abort) {
         if (sleep.count() > 0) signal_.Sleep(sleep);
       }
     }
+    if (checkpointing && !job.abort.load()) ServeCheckpoints(job);
   } catch (const OperatorFailure& failure) {
     return failure.status();
   } catch (...) {

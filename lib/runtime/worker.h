@@ -13,6 +13,7 @@
 
 namespace weir::internal {
 
+class JobShared;
 class WorkerSignal;
 
 // Owns the physical operators of one worker and drives them:
@@ -28,13 +29,17 @@ class Worker {
 
   // Opens every operator (on the starting thread).
   absl::Status Open();
-  // Runs until all input ended, or `abort` is set. Returns the first failure.
-  absl::Status Run(const std::atomic<bool>& abort);
+  // Runs until all input ended (and, with checkpointing, the job released
+  // its workers), or the job aborts. Returns the first failure.
+  absl::Status Run(JobShared& job);
   // Closes every operator; returns the first error.
   absl::Status Close();
 
  private:
   bool Finished() const;
+  // Snapshots operators that ended (their barrier will never come) and
+  // delivers checkpoint completions.
+  void ServeCheckpoints(JobShared& job);
 
   WorkerSignal& signal_;
   std::vector<std::unique_ptr<OperatorBase>> operators_;
@@ -43,6 +48,8 @@ class Worker {
   std::vector<ReceiverBase*> receivers_;
   std::vector<ProcessingTimeDriven*> processing_timers_;
   const WorkerEnv& env_;
+  int64_t all_acknowledged_ = 0;
+  int64_t notified_ = 0;
 };
 
 }  // namespace weir::internal

@@ -41,12 +41,14 @@ enum class EnvelopeKind : uint8_t {
   kWatermark,  // `watermark` holds the sender's new watermark
   kIdle,       // the sender is idle until its next batch or watermark
   kEnd,        // the sender will send nothing more
+  kBarrier,    // checkpoint barrier `checkpoint_id`
 };
 
 template <class T>
 struct Envelope {
   EnvelopeKind kind = EnvelopeKind::kBatch;
   Timestamp watermark = kMinTimestamp;
+  int64_t checkpoint_id = 0;
   Batch<T> batch;
 };
 

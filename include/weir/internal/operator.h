@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -50,6 +51,10 @@ absl::Status StatusFromCurrentException(const std::string& op_name, int worker);
 // Per-worker environment.
 
 class JobShared;
+class Replayable;
+class SnapshotCollector;
+class RestoredState;
+struct OperatorSnapshot;
 
 // What every operator instance of one worker can see. Owned by the job.
 struct WorkerEnv {
@@ -66,6 +71,12 @@ struct WorkerEnv {
   bool stop_requested() const;
   // Processing time, milliseconds since the epoch.
   Timestamp Now() const;
+  // The newest checkpoint the coordinator asked for (0: none yet).
+  int64_t requested_checkpoint() const;
+  // Where snapshots go; null when checkpointing is off.
+  SnapshotCollector* collector() const;
+  // The checkpoint this run restored from; null if none.
+  const RestoredState* restored() const;
 };
 
 // Counters of one operator instance. Written by one worker thread only
@@ -95,6 +106,7 @@ class Input {
   virtual void OnWatermark(Timestamp watermark) = 0;
   virtual void OnIdle() = 0;
   virtual void OnEnd() = 0;
+  virtual void OnBarrier(int64_t checkpoint_id) = 0;
 };
 
 // The output side of an operator: fans batches and control out to every
@@ -127,6 +139,9 @@ class Emitter {
   void EmitEnd() {
     for (Input<T>* d : downstream_) d->OnEnd();
   }
+  void EmitBarrier(int64_t checkpoint_id) {
+    for (Input<T>* d : downstream_) d->OnBarrier(checkpoint_id);
+  }
 
  private:
   std::vector<Input<T>*> downstream_;
@@ -146,6 +161,7 @@ class InputSet {
   Timestamp watermark() const { return emitted_; }
   bool idle() const { return idle_; }
   bool ended() const { return ended_count_ == size(); }
+  bool input_ended(int input) const { return inputs_[input].ended; }
 
   // A batch arrived on `input`: it is active again.
   void Activate(int input);
@@ -164,6 +180,8 @@ class InputSet {
     bool ended = false;
   };
   std::optional<Timestamp> Recompute();
+  // True when every input that has not ended is idle.
+  bool AllRunningIdle() const;
 
   std::vector<State> inputs_;
   Timestamp emitted_ = kMinTimestamp;
@@ -181,6 +199,7 @@ class SideChannelBase {
   virtual void Watermark(Timestamp watermark) = 0;
   virtual void Idle() = 0;
   virtual void End() = 0;
+  virtual void Barrier(int64_t checkpoint_id) = 0;
 };
 
 template <class U>
@@ -201,6 +220,7 @@ class SideChannel final : public SideChannelBase {
   void Watermark(Timestamp watermark) override { emitter_.EmitWatermark(watermark); }
   void Idle() override { emitter_.EmitIdle(); }
   void End() override { emitter_.EmitEnd(); }
+  void Barrier(int64_t checkpoint_id) override { emitter_.EmitBarrier(checkpoint_id); }
 
  private:
   Emitter<U> emitter_;
@@ -250,6 +270,9 @@ class SideOutputs {
   void EndAll() {
     for (auto& [id, entry] : channels_) entry.channel->End();
   }
+  void BarrierAll(int64_t checkpoint_id) {
+    for (auto& [id, entry] : channels_) entry.channel->Barrier(checkpoint_id);
+  }
 
  private:
   struct Entry {
@@ -289,6 +312,23 @@ class OperatorBase {
   void HandleWatermark(int port, Timestamp watermark);
   void HandleIdle(int port);
   void HandleEnd(int port);
+  // Barrier alignment: a port that delivered barrier n is blocked (its
+  // further input waits) until every input has delivered n; then the
+  // operator snapshots, forwards n and unblocks.
+  void HandleBarrier(int port, int64_t checkpoint_id);
+  bool blocked(int port) const { return aligning_ > aligned_ && blocked_[port]; }
+  // Ports that buffer input while blocked register to be replayed.
+  void AddReplayable(Replayable* port) { replayables_.push_back(port); }
+
+  // True once the operator will process nothing more.
+  virtual bool ended() const { return inputs_.ended(); }
+  // Takes this operator's snapshot for `checkpoint_id` and delivers it to the
+  // collector (once per checkpoint). Called at the aligned barrier, or by the
+  // worker for an operator that has ended.
+  void AcknowledgeCheckpoint(int64_t checkpoint_id);
+  int64_t last_acknowledged() const { return last_acknowledged_; }
+  // Checkpoint `checkpoint_id` is complete (its manifest is written).
+  virtual void NotifyCheckpointComplete(int64_t checkpoint_id) { (void)checkpoint_id; }
 
   // Raises a failure for this operator (unwinds to the worker loop).
   [[noreturn]] void Fail(const absl::Status& status) const;
@@ -302,11 +342,33 @@ class OperatorBase {
   virtual void OnInputsIdle() = 0;
   // Every input ended (the watermark has already advanced to +inf).
   virtual void OnInputsEnded() = 0;
+  // Every input delivered barrier `checkpoint_id`: snapshot and forward it.
+  virtual void OnBarrierAligned(int64_t checkpoint_id) = 0;
+  // Adds this operator's state to `snapshot` (default: stateless).
+  virtual void SnapshotState(int64_t checkpoint_id, OperatorSnapshot& snapshot) {
+    (void)checkpoint_id;
+    (void)snapshot;
+  }
+  void MaybeCompleteAlignment();
 
   const WorkerEnv& env_;
   std::shared_ptr<OperatorMetrics> metrics_;
   InputSet inputs_;
   SideOutputs side_outputs_;
+  // Barrier alignment.
+  int64_t aligning_ = 0;  // the barrier being aligned (or the last one)
+  int64_t aligned_ = 0;   // the last barrier fully aligned
+  std::vector<bool> blocked_;
+  int arrived_ = 0;
+  std::vector<Replayable*> replayables_;
+  int64_t last_acknowledged_ = 0;
+};
+
+// A port that buffers input while its operator has it blocked.
+class Replayable {
+ public:
+  virtual ~Replayable() = default;
+  virtual void Replay() = 0;
 };
 
 // An operator with one typed main output (and any side outputs). Forwards
@@ -343,31 +405,108 @@ class OperatorWithOutput : public OperatorBase {
     output_.EmitEnd();
     side_outputs_.EndAll();
   }
+  void OnBarrierAligned(int64_t checkpoint_id) override {
+    FlushBuffered();
+    side_outputs_.FlushAll();
+    AcknowledgeCheckpoint(checkpoint_id);
+    output_.EmitBarrier(checkpoint_id);
+    side_outputs_.BarrierAll(checkpoint_id);
+  }
 
   Emitter<Out> output_;
 };
 
 // Adapts one input port of an operator to the Input<T> its upstream sees:
 // control goes to the operator's InputSet, batches to `on_batch` (one
-// std::function call per batch, not per record).
+// std::function call per batch, not per record). While the operator has the
+// port blocked for barrier alignment, input is buffered in arrival order and
+// replayed once the barrier is aligned.
 template <class T>
-class PortInput final : public Input<T> {
+class PortInput final : public Input<T>, public Replayable {
  public:
   PortInput(OperatorBase* op, int port, std::function<void(Batch<T>&)> on_batch)
-      : op_(op), port_(port), on_batch_(std::move(on_batch)) {}
+      : op_(op), port_(port), on_batch_(std::move(on_batch)) {
+    op_->AddReplayable(this);
+  }
   void OnBatch(Batch<T>& batch) override {
+    if (op_->blocked(port_)) {
+      Envelope<T>& held = Hold(EnvelopeKind::kBatch);
+      held.batch.values = std::move(batch.values);
+      held.batch.timestamps = std::move(batch.timestamps);
+      batch.clear();
+      return;
+    }
+    Deliver(batch);
+  }
+  void OnWatermark(Timestamp watermark) override {
+    if (op_->blocked(port_)) {
+      Hold(EnvelopeKind::kWatermark).watermark = watermark;
+      return;
+    }
+    op_->HandleWatermark(port_, watermark);
+  }
+  void OnIdle() override {
+    if (op_->blocked(port_)) {
+      Hold(EnvelopeKind::kIdle);
+      return;
+    }
+    op_->HandleIdle(port_);
+  }
+  void OnEnd() override {
+    if (op_->blocked(port_)) {
+      Hold(EnvelopeKind::kEnd);
+      return;
+    }
+    op_->HandleEnd(port_);
+  }
+  void OnBarrier(int64_t checkpoint_id) override {
+    if (op_->blocked(port_)) {
+      Hold(EnvelopeKind::kBarrier).checkpoint_id = checkpoint_id;
+      return;
+    }
+    op_->HandleBarrier(port_, checkpoint_id);
+  }
+
+  void Replay() override {
+    while (!held_.empty() && !op_->blocked(port_)) {
+      Envelope<T> envelope = std::move(held_.front());
+      held_.pop_front();
+      switch (envelope.kind) {
+        case EnvelopeKind::kBatch:
+          Deliver(envelope.batch);
+          break;
+        case EnvelopeKind::kWatermark:
+          op_->HandleWatermark(port_, envelope.watermark);
+          break;
+        case EnvelopeKind::kIdle:
+          op_->HandleIdle(port_);
+          break;
+        case EnvelopeKind::kEnd:
+          op_->HandleEnd(port_);
+          break;
+        case EnvelopeKind::kBarrier:
+          op_->HandleBarrier(port_, envelope.checkpoint_id);
+          break;
+      }
+    }
+  }
+
+ private:
+  void Deliver(Batch<T>& batch) {
     op_->HandleActivate(port_);
     OperatorMetrics::Add(op_->metrics().records_in, static_cast<int64_t>(batch.size()));
     on_batch_(batch);
   }
-  void OnWatermark(Timestamp watermark) override { op_->HandleWatermark(port_, watermark); }
-  void OnIdle() override { op_->HandleIdle(port_); }
-  void OnEnd() override { op_->HandleEnd(port_); }
+  Envelope<T>& Hold(EnvelopeKind kind) {
+    held_.emplace_back();
+    held_.back().kind = kind;
+    return held_.back();
+  }
 
- private:
   OperatorBase* op_;
   int port_;
   std::function<void(Batch<T>&)> on_batch_;
+  std::deque<Envelope<T>> held_;
 };
 
 // ---------------------------------------------------------------------------

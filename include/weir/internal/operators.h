@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <queue>
 #include <span>
@@ -22,8 +23,10 @@
 #include "absl/status/statusor.h"
 #include "weir/functions.h"
 #include "weir/internal/batch.h"
+#include "weir/internal/checkpointing.h"
 #include "weir/internal/operator.h"
 #include "weir/internal/spsc_ring.h"
+#include "weir/internal/state_table.h"
 #include "weir/key.h"
 #include "weir/sink.h"
 #include "weir/source.h"
@@ -200,6 +203,8 @@ class ProcessOp final : public OperatorWithOutput<Out> {
       }
     });
     collector_.Flush();
+    // Side outputs leave with each batch too, not at the next control element.
+    this->side_outputs_.FlushAll();
   }
 
   Fn fn_;
@@ -238,6 +243,12 @@ class KeyedTimerQueue {
 
   size_t size() const { return registered_.size(); }
 
+  // Calls fn(ts, key) for every live timer.
+  template <class F>
+  void ForEach(F&& fn) const {
+    for (const auto& [ts, key] : registered_) fn(ts, key);
+  }
+
  private:
   struct Entry {
     Timestamp ts;
@@ -260,7 +271,9 @@ class KeyedTimerQueue {
 };
 
 template <class K, class In, class Out, class KeyFn, class Fn>
-class KeyedProcessOp final : public OperatorWithOutput<Out>, public ProcessingTimeDriven {
+class KeyedProcessOp final : public OperatorWithOutput<Out>,
+                             public ProcessingTimeDriven,
+                             public StateAccess {
  public:
   KeyedProcessOp(const WorkerEnv& env, std::string name, KeyFn key_fn, Fn fn)
       : OperatorWithOutput<Out>(env, std::move(name), 1),
@@ -268,13 +281,39 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>, public ProcessingTi
         fn_(std::move(fn)),
         collector_(&this->output_, env.batch_size),
         timers_(this),
-        ctx_(this, &timers_),
-        timer_ctx_(this, &timers_),
+        state_(this->name(), nullptr, size_t{1} << 20),
+        ctx_(this, &timers_, this),
+        timer_ctx_(this, &timers_, this),
         port_(this, 0, [this](Batch<In>& batch) { Process(batch); }) {}
   Input<In>* port() { return &port_; }
 
-  absl::Status Open() override { return fn_.Open(MakeRuntimeContext(*this)); }
+  absl::Status Open() override {
+    if (const RestoredState* restored = this->env_.restored()) {
+      absl::Status status = Restore(*restored);
+      if (!status.ok()) return status;
+    }
+    return fn_.Open(MakeRuntimeContext(*this));
+  }
   absl::Status Close() override { return fn_.Close(); }
+
+  KeyedStateBackend& Backend() override { return state_; }
+  // Encodes the current key into the state scope on first use per record.
+  KeyScope& Scope() override {
+    KeyScope& scope = state_.scope();
+    if (!scope_valid_) {
+      if constexpr (kHasCodec<K>) {
+        key_bytes_.clear();
+        Codec<K>::Encode(*current_key_, key_bytes_);
+        scope.SetKey(KeyGroupOf(*current_key_, this->env_.max_parallelism), key_bytes_);
+        scope.now = now_;
+        scope_valid_ = true;
+      } else {
+        throw StateError("keyed state needs a weir::Codec for the key type of operator '" +
+                         this->name() + "'");
+      }
+    }
+    return scope;
+  }
 
   Timestamp NextProcessingTimer() const override { return processing_timers_.Next(); }
   void FireProcessingTimers(Timestamp now) override {
@@ -282,6 +321,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>, public ProcessingTi
     // Processing-time output is stamped just above the watermark, so it is never late.
     const Timestamp wm = this->current_watermark();
     const Timestamp out_ts = wm == kMinTimestamp || wm == kMaxTimestamp ? wm : wm + 1;
+    now_ = now;
     while (processing_timers_.PopUpTo(now, &ts, &timer_key_)) {
       Fire(ts, TimeDomain::kProcessingTime, out_ts);
     }
@@ -291,8 +331,31 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>, public ProcessingTi
 
  protected:
   void FlushBuffered() override { collector_.Flush(); }
+
+  // Keyed state and timers, one SST per state table, keys prefixed with
+  // their key group so a restore at another parallelism takes its range.
+  void SnapshotState(int64_t checkpoint_id, OperatorSnapshot& snapshot) override {
+    const auto [begin, end] =
+        KeyGroupRange(this->env_.worker_index, this->env_.parallelism, this->env_.max_parallelism);
+    snapshot.key_group_begin = begin;
+    snapshot.key_group_end = end;
+    std::map<std::string, std::vector<KvPair>> tables = state_.Export(this->env_.Now());
+    std::vector<KvPair> timers = ExportTimers();
+    if (!timers.empty()) tables[kTimersTable] = std::move(timers);
+    const std::string dir = this->env_.collector()->StagingDir(checkpoint_id);
+    for (auto& [table, pairs] : tables) {
+      if (pairs.empty()) continue;
+      SnapshotFile file{table, "", RandomFileName(".sst")};
+      file.local_path = dir + "/" + file.shared_name;
+      absl::Status status = WriteSstFile(file.local_path, pairs);
+      if (!status.ok()) this->Fail(status);
+      snapshot.files.push_back(std::move(file));
+    }
+  }
+
   void OnWatermarkAdvanced(Timestamp watermark) override {
     Timestamp ts;
+    now_ = this->env_.Now();
     while (event_timers_.PopUpTo(watermark, &ts, &timer_key_)) {
       Fire(ts, TimeDomain::kEventTime, ts);
     }
@@ -326,11 +389,13 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>, public ProcessingTi
   };
 
   void Process(Batch<In>& in) {
+    now_ = this->env_.Now();
     GuardUserCode(*this, [&] {
       for (size_t idx = 0; idx < in.size(); ++idx) {
         const In& value = in.values[idx];
         const K key = key_fn_(value);
         current_key_ = &key;
+        scope_valid_ = false;
         ContextAccess::SetKey<typename Function::Context>(ctx_, &key);
         ContextAccess::SetTimestamp(ctx_, in.timestamps[idx]);
         collector_.SetTimestamp(in.timestamps[idx]);
@@ -339,10 +404,81 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>, public ProcessingTi
     });
     current_key_ = nullptr;
     collector_.Flush();
+    this->side_outputs_.FlushAll();
+  }
+
+  static constexpr const char* kTimersTable = "__timers";
+
+  // Timer keys: [key group][varint len][key][domain: 'e' | 'p'][timestamp, 8 bytes BE].
+  std::vector<KvPair> ExportTimers() const {
+    std::vector<KvPair> pairs;
+    if (event_timers_.size() + processing_timers_.size() == 0) return pairs;
+    if constexpr (kHasCodec<K>) {
+      auto add = [&](char domain, Timestamp ts, const K& key) {
+        std::string bytes;
+        Codec<K>::Encode(key, bytes);
+        KeyScope scope;
+        scope.SetKey(KeyGroupOf(key, this->env_.max_parallelism), bytes);
+        std::string composite = scope.composite.substr(0, scope.key_end);
+        composite.push_back(domain);
+        AppendBigEndian<uint64_t>(composite, static_cast<uint64_t>(ts));
+        pairs.emplace_back(std::move(composite), std::string());
+      };
+      event_timers_.ForEach([&](Timestamp ts, const K& key) { add('e', ts, key); });
+      processing_timers_.ForEach([&](Timestamp ts, const K& key) { add('p', ts, key); });
+    } else {
+      this->Fail(absl::FailedPreconditionError(
+          "checkpointing timers needs a weir::Codec for the key type"));
+    }
+    return pairs;
+  }
+
+  absl::Status Restore(const RestoredState& restored) {
+    const auto [begin, end] =
+        KeyGroupRange(this->env_.worker_index, this->env_.parallelism, this->env_.max_parallelism);
+    for (const OperatorSnapshot* snapshot : restored.Snapshots(this->name())) {
+      if (snapshot->key_group_end <= begin || snapshot->key_group_begin >= end) continue;
+      for (const SnapshotFile& file : snapshot->files) {
+        std::vector<KvPair> pairs;
+        absl::Status status = ReadSstFile(restored.LocalPath(file), begin, end, pairs);
+        if (!status.ok()) return status;
+        if (file.table != kTimersTable) {
+          state_.AddRestored(file.table, std::move(pairs));
+          continue;
+        }
+        if constexpr (kHasCodec<K>) {
+          for (const KvPair& pair : pairs) {
+            std::string_view in(pair.first);
+            in.remove_prefix(2);
+            uint64_t len = 0;
+            K key{};
+            if (!ReadVarint(in, len) || in.size() != len + 9) {
+              return absl::DataLossError("operator '" + this->name() + "': undecodable timer");
+            }
+            std::string_view key_bytes = in.substr(0, len);
+            in.remove_prefix(len);
+            const char domain = in[0];
+            in.remove_prefix(1);
+            uint64_t ts = 0;
+            if (!Codec<K>::Decode(key_bytes, key) || !ReadBigEndian<uint64_t>(in, ts) ||
+                (domain != 'e' && domain != 'p')) {
+              return absl::DataLossError("operator '" + this->name() + "': undecodable timer");
+            }
+            (domain == 'e' ? event_timers_ : processing_timers_)
+                .Register(static_cast<Timestamp>(ts), key);
+          }
+        } else {
+          return absl::FailedPreconditionError(
+              "restoring timers needs a weir::Codec for the key type");
+        }
+      }
+    }
+    return absl::OkStatus();
   }
 
   void Fire(Timestamp ts, TimeDomain domain, Timestamp out_ts) {
     current_key_ = &timer_key_;
+    scope_valid_ = false;
     ContextAccess::SetKey<typename Function::Context>(timer_ctx_, &timer_key_);
     ContextAccess::SetDomain<typename Function::OnTimerContext>(timer_ctx_, domain);
     ContextAccess::SetTimestamp(timer_ctx_, out_ts);
@@ -356,6 +492,10 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>, public ProcessingTi
   Fn fn_;
   Collector<Out> collector_;
   Timers timers_;
+  KeyedStateBackend state_;
+  std::string key_bytes_;
+  bool scope_valid_ = false;
+  Timestamp now_ = 0;  // processing time of the current batch (state TTL)
   typename Function::Context ctx_;
   typename Function::OnTimerContext timer_ctx_;
   PortInput<In> port_;
@@ -397,6 +537,8 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
       }
     });
     collector_.Flush();
+    // Side outputs leave with each batch too, not at the next control element.
+    this->side_outputs_.FlushAll();
   }
   void ProcessBroadcast(Batch<B>& in) {
     GuardUserCode(*this, [&] {
@@ -408,6 +550,7 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
       }
     });
     collector_.Flush();
+    this->side_outputs_.FlushAll();
   }
 
   Fn fn_;
@@ -440,19 +583,51 @@ class UnionOp final : public OperatorWithOutput<T> {
 template <class T>
 class SinkOp final : public OperatorBase {
  public:
-  SinkOp(const WorkerEnv& env, std::string name, std::unique_ptr<SinkWriter<T>> writer)
+  // `sink` is the writer's factory, kept alive as long as the writer: writers
+  // may point into it, and the job may outlive the Pipeline that built it.
+  SinkOp(const WorkerEnv& env, std::string name, std::unique_ptr<SinkWriter<T>> writer,
+         std::shared_ptr<Sink<T>> sink = nullptr)
       : OperatorBase(env, std::move(name), 1),
+        sink_(std::move(sink)),
         writer_(std::move(writer)),
         port_(this, 0, [this](Batch<T>& batch) { Write(batch); }) {}
   Input<T>* port() { return &port_; }
 
+  // Re-commits what the restored checkpoint had pre-committed (Commit must
+  // be idempotent); the old worker w's committables go to worker w % parallelism.
+  absl::Status Open() override {
+    const RestoredState* restored = env_.restored();
+    if (restored == nullptr) return absl::OkStatus();
+    for (const OperatorSnapshot* snapshot : restored->Snapshots(name())) {
+      if (snapshot->worker % env_.parallelism != env_.worker_index) continue;
+      auto it = snapshot->operator_state.find("committable");
+      if (it == snapshot->operator_state.end()) continue;
+      absl::Status status = writer_->Commit(restored->checkpoint_id(), it->second);
+      if (!status.ok()) return status;
+    }
+    return absl::OkStatus();
+  }
   absl::Status Close() override { return writer_->Close(); }
+
+  void NotifyCheckpointComplete(int64_t checkpoint_id) override {
+    for (auto it = pending_.begin(); it != pending_.end() && it->first <= checkpoint_id;) {
+      GuardUserCode(*this, [&] { CheckUserStatus(*this, writer_->Commit(it->first, it->second)); });
+      it = pending_.erase(it);
+    }
+  }
 
  protected:
   void OnWatermarkAdvanced(Timestamp) override {}
   void OnInputsIdle() override {}
   void OnInputsEnded() override {
     GuardUserCode(*this, [&] { CheckUserStatus(*this, writer_->Flush()); });
+  }
+  void OnBarrierAligned(int64_t checkpoint_id) override { AcknowledgeCheckpoint(checkpoint_id); }
+  void SnapshotState(int64_t checkpoint_id, OperatorSnapshot& snapshot) override {
+    absl::StatusOr<std::string> committable = writer_->PreCommit(checkpoint_id);
+    if (!committable.ok()) Fail(committable.status());
+    pending_[checkpoint_id] = *committable;
+    snapshot.operator_state["committable"] = *std::move(committable);
   }
 
  private:
@@ -463,8 +638,10 @@ class SinkOp final : public OperatorBase {
     });
   }
 
+  std::shared_ptr<Sink<T>> sink_;  // destroyed after writer_
   std::unique_ptr<SinkWriter<T>> writer_;
   PortInput<T> port_;
+  std::map<int64_t, std::string> pending_;  // pre-committed, awaiting completion
 };
 
 // ---------------------------------------------------------------------------
@@ -473,14 +650,20 @@ class SinkOp final : public OperatorBase {
 template <class T>
 class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
  public:
+  // `source` is the reader's factory, kept alive as long as the reader:
+  // readers may point into it, and the job may outlive the Pipeline.
   SourceTask(const WorkerEnv& env, std::string name, std::unique_ptr<SourceReader<T>> reader,
-             const WatermarkStrategy<T>& strategy, int num_splits)
+             const WatermarkStrategy<T>& strategy, std::vector<std::string> split_ids,
+             std::shared_ptr<Source<T>> source = nullptr)
       : OperatorWithOutput<T>(env, std::move(name), 0),
+        source_(std::move(source)),
         reader_(std::move(reader)),
+        split_ids_(std::move(split_ids)),
         emits_watermarks_(strategy.emits_watermarks()),
         max_delay_ms_(strategy.max_delay_ms()),
         idle_timeout_ms_(strategy.idle_timeout_ms().value_or(-1)),
-        out_(&this->output_, env.batch_size, strategy.assigner(), num_splits) {
+        out_(&this->output_, env.batch_size, strategy.assigner(),
+             static_cast<int>(split_ids_.size())) {
     const Timestamp now = env.Now();
     for (auto& split : out_.splits_) split.last_active_ms = now;
   }
@@ -488,9 +671,24 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
   absl::Status Close() override { return reader_->Close(); }
 
   bool finished() const override { return finished_; }
+  bool ended() const override { return finished_; }
+
+  void NotifyCheckpointComplete(int64_t checkpoint_id) override {
+    absl::Status status = reader_->NotifyCheckpointComplete(checkpoint_id);
+    if (!status.ok()) this->Fail(status);
+  }
 
   bool Poll() override {
     if (finished_) return false;
+    const int64_t requested = this->env_.requested_checkpoint();
+    if (requested > this->last_acknowledged()) {
+      // A barrier goes in between two polls: everything emitted so far is
+      // before it, and the reader's positions are exactly after it.
+      if (!out_.batch_.empty()) out_.FlushBatch();
+      this->AcknowledgeCheckpoint(requested);
+      this->output_.EmitBarrier(requested);
+      this->side_outputs_.BarrierAll(requested);
+    }
     if (this->env_.stop_requested()) {
       Finish();
       return true;
@@ -518,13 +716,19 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
     int active = 0;
     int unfinished = 0;
     for (auto& split : out_.splits_) {
-      if (split.records > 0) {
+      // A split that delivered in this poll advances the watermark with those
+      // records even if it then reported idle (e.g. caught up with its end).
+      const bool delivered = split.records > 0;
+      if (delivered) {
         split.last_active_ms = now;
         split.records = 0;
       }
       if (split.finished) continue;
       ++unfinished;
-      if (split.idle || (check_timeout && now - split.last_active_ms >= idle_timeout_ms_)) continue;
+      if (!delivered &&
+          (split.idle || (check_timeout && now - split.last_active_ms >= idle_timeout_ms_))) {
+        continue;
+      }
       ++active;
       const Timestamp wm = emits_watermarks_ && split.max_timestamp != kMinTimestamp
                                ? split.max_timestamp - max_delay_ms_ - 1
@@ -550,6 +754,19 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
     return false;
   }
 
+  void SnapshotState(int64_t checkpoint_id, OperatorSnapshot& snapshot) override {
+    absl::StatusOr<std::vector<std::string>> states = reader_->SnapshotState(checkpoint_id);
+    if (!states.ok()) this->Fail(states.status());
+    if (states->size() != split_ids_.size()) {
+      this->Fail(absl::InternalError("SourceReader::SnapshotState returned " +
+                                     std::to_string(states->size()) + " split states for " +
+                                     std::to_string(split_ids_.size()) + " splits"));
+    }
+    for (size_t idx = 0; idx < split_ids_.size(); ++idx) {
+      snapshot.operator_state["split/" + split_ids_[idx]] = std::move((*states)[idx]);
+    }
+  }
+
   void Finish() {
     if (!out_.batch_.empty()) out_.FlushBatch();
     finished_ = true;
@@ -557,7 +774,9 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
     this->output_.EmitEnd();
   }
 
+  std::shared_ptr<Source<T>> source_;  // destroyed after reader_
   std::unique_ptr<SourceReader<T>> reader_;
+  std::vector<std::string> split_ids_;
   bool emits_watermarks_;
   int64_t max_delay_ms_;
   int64_t idle_timeout_ms_;
@@ -601,9 +820,10 @@ class ExchangeChannels {
 template <class T, class Route>
 class ExchangeSender final : public Input<T>, public SenderBase {
  public:
-  ExchangeSender(const WorkerEnv& env, std::shared_ptr<ExchangeChannels<T>> channels, Route route,
-                 bool broadcast)
+  ExchangeSender(const WorkerEnv& env, std::string name,
+                 std::shared_ptr<ExchangeChannels<T>> channels, Route route, bool broadcast)
       : env_(env),
+        name_(std::move(name)),
         channels_(std::move(channels)),
         route_(std::move(route)),
         broadcast_(broadcast),
@@ -634,9 +854,15 @@ class ExchangeSender final : public Input<T>, public SenderBase {
       Send(0, std::move(envelope));
       return;
     }
-    for (size_t idx = 0; idx < batch.size(); ++idx) {
-      const int dest = route_(batch.values[idx]);
-      staging_[dest].Push(std::move(batch.values[idx]), batch.timestamps[idx]);
+    try {
+      for (size_t idx = 0; idx < batch.size(); ++idx) {
+        const int dest = route_(batch.values[idx]);
+        staging_[dest].Push(std::move(batch.values[idx]), batch.timestamps[idx]);
+      }
+    } catch (...) {
+      // The key function is user code: blame this exchange, not the upstream
+      // operator whose emit called it.
+      throw OperatorFailure(StatusFromCurrentException(name_, env_.worker_index));
     }
     for (int dest = 0; dest < parallelism; ++dest) {
       if (staging_[dest].empty()) continue;
@@ -651,6 +877,9 @@ class ExchangeSender final : public Input<T>, public SenderBase {
   }
   void OnIdle() override { SendControl(EnvelopeKind::kIdle, kMinTimestamp); }
   void OnEnd() override { SendControl(EnvelopeKind::kEnd, kMaxTimestamp); }
+  void OnBarrier(int64_t checkpoint_id) override {
+    SendControl(EnvelopeKind::kBarrier, kMinTimestamp, checkpoint_id);
+  }
 
   bool TryFlush() override {
     if (pending_ == 0) return false;
@@ -691,16 +920,18 @@ class ExchangeSender final : public Input<T>, public SenderBase {
     box.push_back(std::move(envelope));
     ++pending_;
   }
-  void SendControl(EnvelopeKind kind, Timestamp watermark) {
+  void SendControl(EnvelopeKind kind, Timestamp watermark, int64_t checkpoint_id = 0) {
     for (int dest = 0; dest < env_.parallelism; ++dest) {
       Envelope<T> envelope;
       envelope.kind = kind;
       envelope.watermark = watermark;
+      envelope.checkpoint_id = checkpoint_id;
       Send(dest, std::move(envelope));
     }
   }
 
   const WorkerEnv& env_;
+  std::string name_;
   std::shared_ptr<ExchangeChannels<T>> channels_;
   Route route_;
   bool broadcast_;
@@ -727,7 +958,8 @@ class ExchangeReceiver final : public OperatorWithOutput<T>, public ReceiverBase
     for (int from = 0; from < this->env_.parallelism; ++from) {
       auto& ring = channels_->ring(from, this->env_.worker_index);
       int popped = 0;
-      while (popped < kMaxPerRing && ring.TryPop(envelope_)) {
+      // A channel blocked for barrier alignment stays in its ring.
+      while (popped < kMaxPerRing && !this->blocked(from) && ring.TryPop(envelope_)) {
         ++popped;
         Dispatch(from);
       }
@@ -761,6 +993,9 @@ class ExchangeReceiver final : public OperatorWithOutput<T>, public ReceiverBase
         break;
       case EnvelopeKind::kEnd:
         this->HandleEnd(from);
+        break;
+      case EnvelopeKind::kBarrier:
+        this->HandleBarrier(from, envelope_.checkpoint_id);
         break;
     }
   }

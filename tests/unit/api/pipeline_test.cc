@@ -1,9 +1,17 @@
+// Pipeline construction and Run(): option validation, configuration errors
+// reported by Start(), and end-to-end runs of small pipelines.
+
 #include <atomic>
 #include <map>
+#include <memory>
 #include <random>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "weir/testing.h"
@@ -12,7 +20,14 @@
 namespace weir {
 namespace {
 
+using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAreArray;
+
+std::vector<int> Iota(int n) {
+  std::vector<int> values(n);
+  for (int i = 0; i < n; ++i) values[i] = i;
+  return values;
+}
 
 TEST(PipelineTest, MapFilterSink) {
   Pipeline pipeline({.parallelism = 2});
@@ -28,6 +43,232 @@ TEST(PipelineTest, MapFilterSink) {
   std::vector<int> expected;
   for (int i = 0; i < 1000; i += 2) expected.push_back(i * 3);
   EXPECT_THAT(sink->Values(), UnorderedElementsAreArray(expected));
+}
+
+// A pipeline with a source and a sink, built with `options`.
+absl::Status StartWith(PipelineOptions options) {
+  Pipeline pipeline(std::move(options));
+  pipeline.Source(testing::VectorSource<int>::Create(Iota(3))).Sink([](const int&) {});
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  if (!job.ok()) return job.status();
+  return job->Wait();
+}
+
+TEST(PipelineTest, StartRejectsBadOptions) {
+  EXPECT_EQ(StartWith({.parallelism = 0}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StartWith({.parallelism = -1}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StartWith({.parallelism = 4, .max_parallelism = 3}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StartWith({.max_parallelism = 32769}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StartWith({.batch_size = 0}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StartWith({.queue_capacity = 0}).code(), absl::StatusCode::kInvalidArgument);
+  // The limits themselves are fine.
+  EXPECT_TRUE(StartWith({.parallelism = 4, .max_parallelism = 4}).ok());
+  EXPECT_TRUE(StartWith({.max_parallelism = 32768, .batch_size = 1, .queue_capacity = 1}).ok());
+}
+
+TEST(PipelineTest, RunReportsConfigurationErrorsToo) {
+  Pipeline pipeline({.parallelism = 0});
+  pipeline.Source(testing::VectorSource<int>::Create(Iota(3))).Sink([](const int&) {});
+  EXPECT_EQ(pipeline.Run().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PipelineTest, APipelineWithoutSinkIsRejected) {
+  Pipeline pipeline;
+  pipeline.Source(testing::VectorSource<int>::Create(Iota(3))).Map([](int x) { return x; });
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("sink"));
+}
+
+TEST(PipelineTest, StreamsFromDifferentPipelinesCannotBeCombined) {
+  Pipeline first;
+  Pipeline second;
+  auto a = first.Source(testing::VectorSource<int>::Create(Iota(3)));
+  auto b = second.Source(testing::VectorSource<int>::Create(Iota(3)));
+  a.Union(b).Sink([](const int&) {});
+  EXPECT_EQ(first.Run().code(), absl::StatusCode::kInvalidArgument);
+
+  Pipeline third;
+  Pipeline fourth;
+  auto main = third.Source(testing::VectorSource<int>::Create(Iota(3)));
+  auto broadcast = fourth.Source(testing::VectorSource<int>::Create(Iota(3))).Broadcast();
+  struct Join : BroadcastProcessFunction<int, int, int> {
+    absl::Status ProcessElement(const int&, ReadOnlyContext&, Collector<int>&) override {
+      return absl::OkStatus();
+    }
+    absl::Status ProcessBroadcastElement(const int&, Context&, Collector<int>&) override {
+      return absl::OkStatus();
+    }
+  };
+  main.Connect(broadcast).Process(Join{}).Sink([](const int&) {});
+  EXPECT_EQ(third.Run().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A source whose DiscoverSplits or CreateReader fails.
+class BrokenSource final : public Source<int> {
+ public:
+  explicit BrokenSource(bool fail_discovery) : fail_discovery_(fail_discovery) {}
+  absl::StatusOr<std::vector<SourceSplit>> DiscoverSplits() override {
+    if (fail_discovery_) return absl::NotFoundError("topic 'nope' does not exist");
+    return std::vector<SourceSplit>{{"only"}};
+  }
+  absl::StatusOr<std::unique_ptr<SourceReader<int>>> CreateReader(
+      const SourceReaderContext&) override {
+    return absl::PermissionDeniedError("not allowed to read");
+  }
+
+ private:
+  bool fail_discovery_;
+};
+
+TEST(PipelineTest, SourceErrorsAreReturnedByStart) {
+  {
+    Pipeline pipeline({.parallelism = 2});
+    pipeline.Source(std::make_shared<BrokenSource>(true)).Name("kafka").Sink([](const int&) {});
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    ASSERT_FALSE(job.ok());
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kNotFound);
+    EXPECT_THAT(job.status().message(), HasSubstr("kafka"));
+    EXPECT_THAT(job.status().message(), HasSubstr("topic 'nope' does not exist"));
+  }
+  {
+    Pipeline pipeline({.parallelism = 2});
+    pipeline.Source(std::make_shared<BrokenSource>(false)).Name("kafka").Sink([](const int&) {});
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    ASSERT_FALSE(job.ok());
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_THAT(job.status().message(), HasSubstr("kafka"));
+  }
+}
+
+class FailingOpen : public ProcessFunction<int, int> {
+ public:
+  absl::Status Open(const RuntimeContext& runtime) override {
+    if (runtime.worker_index == runtime.parallelism - 1)
+      return absl::FailedPreconditionError("no connection");
+    return absl::OkStatus();
+  }
+  absl::Status ProcessElement(const int& x, Context&, Collector<int>& out) override {
+    out.Collect(x);
+    return absl::OkStatus();
+  }
+};
+
+TEST(PipelineTest, AFailingOpenFailsStart) {
+  Pipeline pipeline({.parallelism = 3});
+  pipeline.Source(testing::VectorSource<int>::Create(Iota(3)))
+      .Process(FailingOpen{})
+      .Name("connect")
+      .Sink([](const int&) {});
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(job.status().message(), HasSubstr("connect"));
+  EXPECT_THAT(job.status().message(), HasSubstr("no connection"));
+}
+
+TEST(PipelineTest, SideOutputTagUsedWithTwoTypesIsRejected) {
+  const OutputTag<int> as_int("same-id");
+  const OutputTag<std::string> as_string("same-id");
+  struct Emit : ProcessFunction<int, int> {
+    absl::Status ProcessElement(const int&, Context&, Collector<int>&) override {
+      return absl::OkStatus();
+    }
+  };
+  Pipeline pipeline;
+  auto processed = pipeline.Source(testing::VectorSource<int>::Create(Iota(3))).Process(Emit{});
+  processed.SideOutput(as_int).Sink([](const int&) {});
+  processed.SideOutput(as_string).Sink([](const std::string&) {});
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("same-id"));
+}
+
+TEST(PipelineTest, EmptyInput) {
+  for (int parallelism : {1, 3}) {
+    Pipeline pipeline({.parallelism = parallelism});
+    auto sink = testing::CollectingSink<int>::Create();
+    pipeline.Source(testing::VectorSource<int>::Create(std::vector<int>{}))
+        .KeyBy([](const int& x) { return x; })
+        .AsStream()
+        .Sink(sink);
+    testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(20));
+    ASSERT_TRUE(result.status.ok()) << result.status;
+    EXPECT_EQ(sink->size(), 0u);
+    EXPECT_EQ(sink->flushes(), parallelism);
+  }
+}
+
+TEST(PipelineTest, MoreWorkersThanSplits) {
+  Pipeline pipeline({.parallelism = 4});
+  auto sink = testing::CollectingSink<int>::Create();
+  pipeline.Source(testing::VectorSource<int>::Create(Iota(500), {.splits = 1}))
+      .KeyBy([](const int& x) { return x % 10; })
+      .AsStream()
+      .Sink(sink);
+  testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(20));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_THAT(sink->Values(), UnorderedElementsAreArray(Iota(500)));
+}
+
+// KeyBy honours a non-default max_parallelism (key groups) when routing.
+class WhereAmI : public KeyedProcessFunction<int, int, std::pair<int, int>> {
+ public:
+  absl::Status ProcessElement(const int& x, Context& ctx,
+                              Collector<std::pair<int, int>>& out) override {
+    out.Collect({x, ctx.worker_index()});
+    return absl::OkStatus();
+  }
+};
+
+TEST(PipelineTest, KeyByUsesMaxParallelismKeyGroups) {
+  constexpr int kMaxParallelism = 7;
+  constexpr int kParallelism = 3;
+  Pipeline pipeline({.parallelism = kParallelism, .max_parallelism = kMaxParallelism});
+  auto sink = testing::CollectingSink<std::pair<int, int>>::Create();
+  pipeline.Source(testing::VectorSource<int>::Create(Iota(300)))
+      .KeyBy([](const int& x) { return x; })
+      .Process(WhereAmI{})
+      .Sink(sink);
+  testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(20));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  ASSERT_EQ(sink->size(), 300u);
+  std::set<int> workers;
+  for (const auto& [x, worker] : sink->Values()) {
+    EXPECT_EQ(worker,
+              WorkerForKeyGroup(KeyGroupOf(x, kMaxParallelism), kMaxParallelism, kParallelism))
+        << x;
+    workers.insert(worker);
+  }
+  EXPECT_EQ(workers.size(), static_cast<size_t>(kParallelism));
+}
+
+TEST(PipelineTest, MovedPipelineRuns) {
+  auto sink = testing::CollectingSink<int>::Create();
+  Pipeline original({.parallelism = 2});
+  original.Source(testing::VectorSource<int>::Create(Iota(100)))
+      .Map([](int x) { return x + 1; })
+      .Sink(sink);
+  Pipeline moved = std::move(original);
+  EXPECT_EQ(moved.options().parallelism, 2);
+  ASSERT_TRUE(moved.Run().ok());
+  EXPECT_EQ(sink->size(), 100u);
+}
+
+TEST(PipelineTest, TimestampAssignerReplacesSourceTimestamps) {
+  Pipeline pipeline({.parallelism = 2});
+  auto sink = testing::CollectingSink<int>::Create();
+  pipeline
+      .Source(testing::VectorSource<int>::Create(Iota(100)),
+              WatermarkStrategy<int>::ForMonotonousTimestamps().WithTimestampAssigner(
+                  [](const int& x, Timestamp source_ts) { return 1000 * x + source_ts; }))
+      .Sink(sink);
+  ASSERT_TRUE(pipeline.Run().ok());
+  ASSERT_EQ(sink->size(), 100u);
+  for (const auto& record : sink->Records()) EXPECT_EQ(record.timestamp, 1001 * record.value);
 }
 
 }  // namespace

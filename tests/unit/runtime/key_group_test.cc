@@ -1,2 +1,355 @@
-#include "weir/internal/spsc_ring.h"
+// Tests of weir/key.h: stable key hashes, key groups, the key group -> worker
+// assignment, and keys of every supported shape routed through KeyBy.
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "weir/key.h"
+#include "weir/testing.h"
+#include "weir/weir.h"
+
+// A user-defined key type with its own stable hash. The hash deliberately
+// ignores the last decimal digit, so ids 10..19 share a key group: that lets
+// the pipeline test below prove that KeyBy used this specialization.
+namespace weir_test_keys {
+struct UserId {
+  uint64_t value = 0;
+  auto operator<=>(const UserId& other) const = default;
+  template <class H>
+  friend H AbslHashValue(H h, const UserId& id) {
+    return H::combine(std::move(h), id.value);
+  }
+};
+}  // namespace weir_test_keys
+
+template <>
+struct weir::KeyTraits<weir_test_keys::UserId> {
+  static uint64_t Hash(const weir_test_keys::UserId& id) {
+    return weir::KeyTraits<uint64_t>::Hash(id.value / 10);
+  }
+};
+
+namespace weir {
+namespace {
+
+using weir_test_keys::UserId;
+
+using Uuid = std::array<uint8_t, 16>;
+
+Uuid MakeUuid(uint8_t first) {
+  Uuid uuid{};
+  for (size_t idx = 0; idx < uuid.size(); ++idx) uuid[idx] = static_cast<uint8_t>(first + idx);
+  return uuid;
+}
+
+// Keyed state is stored per key group, so the hash of a key must never change
+// between builds: a different hash would silently orphan every key's state in
+// existing checkpoints. These constants were computed once; if this test
+// fails, the hash function changed and restoring old checkpoints breaks.
+TEST(KeyTraitsTest, HashesAreStable) {
+  EXPECT_EQ(KeyTraits<int64_t>::Hash(0), 0xb800bd6c02472607ULL);
+  EXPECT_EQ(KeyTraits<int64_t>::Hash(1), 0xcb30a855101ade54ULL);
+  EXPECT_EQ(KeyTraits<int64_t>::Hash(-1), 0xd92529b7dba27afaULL);
+  EXPECT_EQ(KeyTraits<int32_t>::Hash(42), 0x6880cd9ebdbd6eb6ULL);
+  EXPECT_EQ(KeyTraits<uint64_t>::Hash(123456789), 0xe79893f4e6383471ULL);
+  EXPECT_EQ(KeyTraits<std::string>::Hash(""), 0x9ca066f1a4ab2eeaULL);
+  EXPECT_EQ(KeyTraits<std::string>::Hash("a"), 0xe00e9b4c0df901d2ULL);
+  EXPECT_EQ(KeyTraits<std::string>::Hash("user-42"), 0x3988e8cecebc6e2fULL);
+  EXPECT_EQ(KeyTraits<std::string>::Hash("the quick brown fox jumps over the lazy dog"),
+            0x3a19e76c52a8ad5eULL);
+  Uuid uuid{};
+  for (uint8_t idx = 0; idx < 16; ++idx) uuid[idx] = idx;
+  EXPECT_EQ(KeyTraits<Uuid>::Hash(uuid), 0x31dea9b895a512f3ULL);
+  EXPECT_EQ((KeyTraits<std::pair<int64_t, std::string>>::Hash({7, "x"})), 0xd4ca95608476ff52ULL);
+  EXPECT_EQ((KeyTraits<std::tuple<int32_t, std::string, uint64_t>>::Hash({1, "y", 2})),
+            0x82258ff0a79ecfb1ULL);
+}
+
+TEST(KeyTraitsTest, KeyGroupsAreStable) {
+  EXPECT_EQ(KeyGroupOf<int64_t>(1, 1), 0);
+  EXPECT_EQ(KeyGroupOf<int64_t>(1, 2), 1);
+  EXPECT_EQ(KeyGroupOf<int64_t>(1, 7), 3);
+  EXPECT_EQ(KeyGroupOf<int64_t>(1, 128), 57);
+  EXPECT_EQ(KeyGroupOf<int64_t>(1, 1000), 281);
+  EXPECT_EQ(KeyGroupOf<int64_t>(1, 32768), 13241);
+  EXPECT_EQ(KeyGroupOf<int64_t>(-7, 128), 11);
+  EXPECT_EQ(KeyGroupOf<int64_t>(-7, 32768), 21515);
+  EXPECT_EQ(KeyGroupOf<std::string>("user-42", 7), 3);
+  EXPECT_EQ(KeyGroupOf<std::string>("user-42", 128), 16);
+  EXPECT_EQ(KeyGroupOf<std::string>("user-42", 32768), 8592);
+}
+
+TEST(KeyTraitsTest, IntegralKeysHashByValue) {
+  // The hash depends on the value, not on the integer type it is held in, so
+  // changing a key field from int32 to int64 keeps the state addressable.
+  EXPECT_EQ(KeyTraits<int32_t>::Hash(42), KeyTraits<int64_t>::Hash(42));
+  EXPECT_EQ(KeyTraits<uint16_t>::Hash(42), KeyTraits<uint64_t>::Hash(42));
+  EXPECT_EQ(KeyTraits<int32_t>::Hash(-5), KeyTraits<int64_t>::Hash(-5));
+  enum class Color : int { kRed = 3 };
+  EXPECT_EQ(KeyTraits<Color>::Hash(Color::kRed), KeyTraits<int>::Hash(3));
+}
+
+TEST(KeyTraitsTest, CompositeKeysDependOnEveryPartAndItsPosition) {
+  using Pair = std::pair<int, int>;
+  EXPECT_EQ(KeyTraits<Pair>::Hash({1, 2}), KeyTraits<Pair>::Hash({1, 2}));
+  EXPECT_NE(KeyTraits<Pair>::Hash({1, 2}), KeyTraits<Pair>::Hash({2, 1}));
+  EXPECT_NE(KeyTraits<Pair>::Hash({1, 2}), KeyTraits<Pair>::Hash({1, 3}));
+
+  using Tuple = std::tuple<std::string, int64_t, Uuid>;
+  const Tuple base{"a", 1, MakeUuid(0)};
+  EXPECT_EQ(KeyTraits<Tuple>::Hash(base), KeyTraits<Tuple>::Hash(Tuple{"a", 1, MakeUuid(0)}));
+  EXPECT_NE(KeyTraits<Tuple>::Hash(base), KeyTraits<Tuple>::Hash(Tuple{"b", 1, MakeUuid(0)}));
+  EXPECT_NE(KeyTraits<Tuple>::Hash(base), KeyTraits<Tuple>::Hash(Tuple{"a", 2, MakeUuid(0)}));
+  EXPECT_NE(KeyTraits<Tuple>::Hash(base), KeyTraits<Tuple>::Hash(Tuple{"a", 1, MakeUuid(1)}));
+
+  // Strings hash their bytes: the split between parts matters.
+  using Strings = std::pair<std::string, std::string>;
+  EXPECT_NE(KeyTraits<Strings>::Hash({"ab", "c"}), KeyTraits<Strings>::Hash({"a", "bc"}));
+
+  EXPECT_NE(KeyTraits<Uuid>::Hash(MakeUuid(0)), KeyTraits<Uuid>::Hash(MakeUuid(1)));
+  Uuid last_byte = MakeUuid(0);
+  last_byte[15] ^= 1;
+  EXPECT_NE(KeyTraits<Uuid>::Hash(MakeUuid(0)), KeyTraits<Uuid>::Hash(last_byte));
+
+  static_assert(kHasKeyTraits<int>);
+  static_assert(kHasKeyTraits<std::string>);
+  static_assert(kHasKeyTraits<Uuid>);
+  static_assert(kHasKeyTraits<std::pair<int, std::string>>);
+  static_assert(kHasKeyTraits<std::tuple<int, std::string, Uuid>>);
+  static_assert(kHasKeyTraits<UserId>);
+  static_assert(!kHasKeyTraits<double>);
+  static_assert(!kHasKeyTraits<std::vector<int>>);
+}
+
+TEST(KeyGroupTest, KeyGroupIsWithinRange) {
+  for (int max_parallelism : {1, 2, 3, 7, 128, 1000, 32768}) {
+    for (int64_t key = -5000; key < 5000; ++key) {
+      const int group = KeyGroupOf(key, max_parallelism);
+      ASSERT_GE(group, 0) << "key " << key << ", max_parallelism " << max_parallelism;
+      ASSERT_LT(group, max_parallelism) << "key " << key << ", max_parallelism " << max_parallelism;
+    }
+    for (int idx = 0; idx < 2000; ++idx) {
+      const int group = KeyGroupOf(std::string("k") + std::to_string(idx), max_parallelism);
+      ASSERT_GE(group, 0);
+      ASSERT_LT(group, max_parallelism);
+    }
+    // Extreme hashes.
+    for (uint64_t hash : {uint64_t{0}, uint64_t{1}, ~uint64_t{0}, uint64_t{1} << 63}) {
+      const int group = KeyGroupForHash(hash, max_parallelism);
+      EXPECT_GE(group, 0);
+      EXPECT_LT(group, max_parallelism);
+    }
+  }
+}
+
+// Flink's assignment: worker w owns a contiguous range of key groups, the
+// ranges are in worker order, cover every key group, every worker gets at
+// least one and their sizes differ by at most one.
+TEST(KeyGroupTest, WorkersOwnContiguousBalancedRanges) {
+  const std::vector<std::pair<int, int>> cases = {
+      {1, 1},     {2, 1},    {2, 2},     {7, 3},        {10, 3},        {128, 1},
+      {128, 2},   {128, 3},  {128, 4},   {128, 7},      {128, 100},     {128, 127},
+      {128, 128}, {1000, 6}, {32768, 5}, {32768, 1000}, {32768, 32768},
+  };
+  for (const auto& [max_parallelism, parallelism] : cases) {
+    SCOPED_TRACE(::testing::Message()
+                 << "max_parallelism " << max_parallelism << ", parallelism " << parallelism);
+    std::vector<int> range_size(parallelism, 0);
+    int previous = 0;
+    for (int group = 0; group < max_parallelism; ++group) {
+      const int worker = WorkerForKeyGroup(group, max_parallelism, parallelism);
+      ASSERT_GE(worker, 0);
+      ASSERT_LT(worker, parallelism);
+      if (group == 0) {
+        ASSERT_EQ(worker, 0);
+      } else {
+        // Non-decreasing in steps of at most one: contiguous, nothing skipped.
+        ASSERT_TRUE(worker == previous || worker == previous + 1)
+            << "group " << group << " -> worker " << worker << " after " << previous;
+      }
+      ++range_size[worker];
+      previous = worker;
+    }
+    EXPECT_EQ(previous, parallelism - 1);
+    const int floor_size = max_parallelism / parallelism;
+    for (int worker = 0; worker < parallelism; ++worker) {
+      EXPECT_GE(range_size[worker], floor_size) << "worker " << worker;
+      EXPECT_LE(range_size[worker], floor_size + 1) << "worker " << worker;
+    }
+  }
+}
+
+// Sum over groups of (observed - expected)^2 / expected.
+double ChiSquare(const std::vector<int>& counts, double expected) {
+  double chi_square = 0;
+  for (int count : counts) chi_square += (count - expected) * (count - expected) / expected;
+  return chi_square;
+}
+
+// 100k keys over 128 key groups: a uniform hash gives a chi-square statistic
+// around 127 (the degrees of freedom); 182 is the 99.9th percentile. The
+// hash is deterministic, so this either always passes or always fails.
+TEST(KeyGroupTest, IntKeysSpreadEvenly) {
+  constexpr int kGroups = 128;
+  constexpr int kKeys = 100'000;
+  std::vector<int> counts(kGroups, 0);
+  for (int key = 0; key < kKeys; ++key) ++counts[KeyGroupOf(key, kGroups)];
+  const double expected = static_cast<double>(kKeys) / kGroups;
+  EXPECT_LT(ChiSquare(counts, expected), 182.0);
+  for (int group = 0; group < kGroups; ++group) {
+    EXPECT_GT(counts[group], expected * 0.8) << "group " << group;
+    EXPECT_LT(counts[group], expected * 1.2) << "group " << group;
+  }
+}
+
+TEST(KeyGroupTest, StringKeysSpreadEvenly) {
+  constexpr int kGroups = 128;
+  constexpr int kKeys = 100'000;
+  std::vector<int> counts(kGroups, 0);
+  for (int key = 0; key < kKeys; ++key)
+    ++counts[KeyGroupOf("user-" + std::to_string(key), kGroups)];
+  const double expected = static_cast<double>(kKeys) / kGroups;
+  EXPECT_LT(ChiSquare(counts, expected), 182.0);
+  for (int group = 0; group < kGroups; ++group) {
+    EXPECT_GT(counts[group], expected * 0.8) << "group " << group;
+    EXPECT_LT(counts[group], expected * 1.2) << "group " << group;
+  }
+}
+
+TEST(KeyGroupTest, KeysSpreadEvenlyOverWorkers) {
+  constexpr int kKeys = 100'000;
+  for (int parallelism : {2, 3, 4, 7}) {
+    std::vector<int> counts(parallelism, 0);
+    for (int key = 0; key < kKeys; ++key) {
+      ++counts[WorkerForKeyGroup(KeyGroupOf(key, 128), 128, parallelism)];
+    }
+    for (int worker = 0; worker < parallelism; ++worker) {
+      // A worker owns floor or ceil of 128 / parallelism key groups.
+      const double share = static_cast<double>(kKeys) / 128.0;
+      EXPECT_GT(counts[worker], share * (128 / parallelism) * 0.9)
+          << "parallelism " << parallelism << ", worker " << worker;
+      EXPECT_LT(counts[worker], share * (128 / parallelism + 1) * 1.1)
+          << "parallelism " << parallelism << ", worker " << worker;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Keys through a pipeline: every record of a key reaches the one worker that
+// owns the key's group.
+
+// Emits (key, worker) for every element.
+template <class K>
+class RecordWorker final : public KeyedProcessFunction<K, int, std::pair<K, int>> {
+ public:
+  using Base = KeyedProcessFunction<K, int, std::pair<K, int>>;
+  absl::Status ProcessElement(const int&, typename Base::Context& ctx,
+                              Collector<std::pair<K, int>>& out) override {
+    out.Collect({ctx.CurrentKey(), ctx.worker_index()});
+    return absl::OkStatus();
+  }
+};
+
+constexpr int kParallelism = 4;
+constexpr int kMaxParallelism = 128;
+constexpr int kRecords = 6000;
+
+// Runs 0..kRecords-1 through KeyBy(key_fn) and returns, per key, the set of
+// workers that saw it and how many records it had.
+template <class KeyFn>
+auto RunKeyBy(KeyFn key_fn) {
+  using K = std::decay_t<std::invoke_result_t<KeyFn&, const int&>>;
+  Pipeline pipeline(
+      {.parallelism = kParallelism, .max_parallelism = kMaxParallelism, .batch_size = 64});
+  std::vector<int> input(kRecords);
+  for (int idx = 0; idx < kRecords; ++idx) input[idx] = idx;
+  auto sink = testing::CollectingSink<std::pair<K, int>>::Create();
+  pipeline.Source(testing::VectorSource<int>::Create(input))
+      .KeyBy(key_fn)
+      .Process(RecordWorker<K>{})
+      .Sink(sink);
+  testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(20));
+  EXPECT_TRUE(result.status.ok()) << result.status;
+  std::map<K, std::pair<std::set<int>, int>> seen;
+  for (const auto& [key, worker] : sink->Values()) {
+    seen[key].first.insert(worker);
+    ++seen[key].second;
+  }
+  return seen;
+}
+
+template <class K, class Seen>
+void ExpectEachKeyOnItsOwner(const Seen& seen, size_t expected_keys, int records_per_key) {
+  EXPECT_EQ(seen.size(), expected_keys);
+  std::set<int> workers_used;
+  for (const auto& [key, workers_and_count] : seen) {
+    const auto& [workers, count] = workers_and_count;
+    ASSERT_EQ(workers.size(), 1u) << "a key was processed by several workers";
+    const int owner =
+        WorkerForKeyGroup(KeyGroupOf<K>(key, kMaxParallelism), kMaxParallelism, kParallelism);
+    EXPECT_EQ(*workers.begin(), owner);
+    EXPECT_EQ(count, records_per_key);
+    workers_used.insert(owner);
+  }
+  EXPECT_EQ(workers_used.size(), static_cast<size_t>(kParallelism));
+}
+
+TEST(KeyByTest, IntKeys) {
+  auto seen = RunKeyBy([](const int& x) { return x % 100; });
+  ExpectEachKeyOnItsOwner<int>(seen, 100, kRecords / 100);
+}
+
+TEST(KeyByTest, StringKeys) {
+  auto seen = RunKeyBy([](const int& x) { return "k" + std::to_string(x % 50); });
+  ExpectEachKeyOnItsOwner<std::string>(seen, 50, kRecords / 50);
+}
+
+TEST(KeyByTest, PairKeys) {
+  auto seen = RunKeyBy(
+      [](const int& x) { return std::pair<int, std::string>(x % 10, std::to_string(x % 4)); });
+  // x % 10 and x % 4 together repeat every 20: 20 distinct keys.
+  ExpectEachKeyOnItsOwner<std::pair<int, std::string>>(seen, 20, kRecords / 20);
+}
+
+TEST(KeyByTest, TupleKeys) {
+  auto seen = RunKeyBy([](const int& x) {
+    return std::tuple<int64_t, std::string, uint8_t>(x % 5, x % 2 == 0 ? "even" : "odd",
+                                                     static_cast<uint8_t>(x % 3));
+  });
+  ExpectEachKeyOnItsOwner<std::tuple<int64_t, std::string, uint8_t>>(seen, 30, kRecords / 30);
+}
+
+TEST(KeyByTest, ArrayKeys) {
+  auto seen = RunKeyBy([](const int& x) { return MakeUuid(static_cast<uint8_t>(x % 40)); });
+  ExpectEachKeyOnItsOwner<Uuid>(seen, 40, kRecords / 40);
+}
+
+TEST(KeyByTest, CustomKeyTypeUsesItsKeyTraits) {
+  auto seen = RunKeyBy([](const int& x) { return UserId{static_cast<uint64_t>(x % 200)}; });
+  ExpectEachKeyOnItsOwner<UserId>(seen, 200, kRecords / 200);
+  // The specialization hashes id / 10: ids of the same decade share a worker.
+  // (With a hash of the whole id, 20 decades of 10 ids would all stay
+  // together only by a vanishingly unlikely accident.)
+  for (uint64_t decade = 0; decade < 20; ++decade) {
+    std::set<int> workers;
+    for (uint64_t id = decade * 10; id < decade * 10 + 10; ++id) {
+      const auto it = seen.find(UserId{id});
+      ASSERT_NE(it, seen.end());
+      workers.insert(*it->second.first.begin());
+    }
+    EXPECT_EQ(workers.size(), 1u) << "decade " << decade;
+  }
+}
+
+}  // namespace
+}  // namespace weir

@@ -1,0 +1,552 @@
+// The typed tables behind keyed state, and the per-operator backend that
+// owns them. Internal.
+//
+// Every state access goes through a typed, in-memory table keyed by the
+// composite key `[key group: 2B BE][varint len][key][varint len][namespace]`.
+// With the memory backend the table is the state. With RocksDB it is a
+// bounded write-back cache: misses read the KvStore, dirty entries are written
+// back at each checkpoint barrier and on eviction.
+
+#ifndef WEIR_INTERNAL_STATE_TABLE_H_
+#define WEIR_INTERNAL_STATE_TABLE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <typeindex>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "weir/codec.h"
+#include "weir/time.h"
+
+namespace weir::internal {
+
+// Raised by state access when the backing store fails (e.g. a RocksDB I/O
+// error); the operator fails with it.
+class StateError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A byte-level store behind the typed tables (RocksDB). Tables are column
+// families. Writes are buffered until Commit().
+class KvStore {
+ public:
+  virtual ~KvStore() = default;
+  // The handle of the table `name` (created on first use).
+  virtual absl::StatusOr<int> OpenTable(const std::string& name) = 0;
+  virtual absl::StatusOr<std::optional<std::string>> Get(int table, std::string_view key) = 0;
+  // Calls fn(key, value) for keys starting with `prefix`, in key order.
+  virtual absl::Status Scan(int table, std::string_view prefix,
+                            const std::function<void(std::string_view, std::string_view)>& fn) = 0;
+  virtual void Put(int table, std::string_view key, std::string_view value) = 0;
+  virtual void Delete(int table, std::string_view key) = 0;
+  // Writes what Put/Delete buffered.
+  virtual absl::Status Commit() = 0;
+};
+
+// The key and namespace state is currently scoped to. Keyed operators set it
+// per record; windows set the namespace.
+struct KeyScope {
+  std::string composite;  // [kg][len][key][len][namespace]
+  size_t key_end = 0;     // composite.substr(0, key_end) is [kg][len][key]
+  int key_group = 0;
+  Timestamp now = 0;  // processing time, for TTL
+
+  void SetKey(int group, std::string_view key_bytes) {
+    key_group = group;
+    composite.clear();
+    composite.push_back(static_cast<char>(group >> 8));
+    composite.push_back(static_cast<char>(group & 0xff));
+    AppendVarint(composite, key_bytes.size());
+    composite.append(key_bytes);
+    key_end = composite.size();
+    composite.push_back('\0');  // empty namespace
+  }
+  void SetNamespace(std::string_view ns) {
+    composite.resize(key_end);
+    AppendVarint(composite, ns.size());
+    composite.append(ns);
+  }
+};
+
+// The key group of a composite key.
+inline int KeyGroupOfComposite(std::string_view composite) {
+  return composite.size() < 2
+             ? -1
+             : (static_cast<uint8_t>(composite[0]) << 8) | static_cast<uint8_t>(composite[1]);
+}
+
+// Values in a KvStore or snapshot: [varint expire_at_ms + 1, or 0][payload].
+inline void AppendExpiry(std::string& out, Timestamp expire_at) {
+  AppendVarint(out, expire_at == kMaxTimestamp ? 0 : static_cast<uint64_t>(expire_at) + 1);
+}
+inline bool ReadExpiry(std::string_view& in, Timestamp& expire_at) {
+  uint64_t raw;
+  if (!ReadVarint(in, raw)) return false;
+  expire_at = raw == 0 ? kMaxTimestamp : static_cast<Timestamp>(raw - 1);
+  return true;
+}
+
+// A KV pair of a snapshot.
+using KvPair = std::pair<std::string, std::string>;
+
+class StateTable {
+ public:
+  StateTable(std::string name, int64_t ttl_ms, KvStore* store, int store_table, size_t max_entries)
+      : name_(std::move(name)),
+        ttl_ms_(ttl_ms),
+        store_(store),
+        store_table_(store_table),
+        max_entries_(max_entries) {}
+  virtual ~StateTable() = default;
+
+  const std::string& name() const { return name_; }
+  virtual std::type_index type() const = 0;
+  // Live entries (memory backend snapshot), unsorted.
+  virtual void Export(std::vector<KvPair>& out, Timestamp now) const = 0;
+  // Restores one exported pair (memory backend).
+  virtual absl::Status Import(std::string_view key, std::string_view value) = 0;
+  // Writes dirty entries and deletions to the store and marks them clean.
+  virtual void WriteBack() = 0;
+  // Number of cached entries.
+  virtual size_t size() const = 0;
+
+ protected:
+  Timestamp ExpiryFrom(Timestamp now) const { return ttl_ms_ > 0 ? now + ttl_ms_ : kMaxTimestamp; }
+  [[noreturn]] void StoreFailed(const absl::Status& status) const {
+    throw StateError("state '" + name_ + "': " + std::string(status.message()));
+  }
+  [[noreturn]] void Corrupt(std::string_view what) const {
+    throw StateError("state '" + name_ + "': cannot decode " + std::string(what));
+  }
+
+  std::string name_;
+  int64_t ttl_ms_;
+  KvStore* store_;
+  int store_table_;
+  size_t max_entries_;
+};
+
+// ValueState<T> storage.
+template <class T>
+class ValueTable final : public StateTable {
+ public:
+  using StateTable::StateTable;
+  std::type_index type() const override { return typeid(ValueTable<T>); }
+
+  const T* Get(const KeyScope& scope) {
+    Slot* slot = Find(scope);
+    return slot && slot->value ? &*slot->value : nullptr;
+  }
+  T* Mutable(const KeyScope& scope) {
+    Slot* slot = Find(scope);
+    if (!slot || !slot->value) return nullptr;
+    slot->dirty = true;
+    slot->expire_at = ExpiryFrom(scope.now);
+    return &*slot->value;
+  }
+  void Put(const KeyScope& scope, T value) {
+    Slot& slot = Insert(scope.composite);
+    slot.value = std::move(value);
+    slot.dirty = true;
+    slot.expire_at = ExpiryFrom(scope.now);
+  }
+  void Remove(const KeyScope& scope) {
+    if (store_ == nullptr) {
+      slots_.erase(scope.composite);
+      return;
+    }
+    Slot& slot = Insert(scope.composite);
+    slot.value.reset();
+    slot.dirty = true;
+  }
+
+  void Export(std::vector<KvPair>& out, Timestamp now) const override {
+    for (const auto& [key, slot] : slots_) {
+      if (!slot.value || slot.expire_at <= now) continue;
+      std::string value;
+      AppendExpiry(value, slot.expire_at);
+      Codec<T>::Encode(*slot.value, value);
+      out.emplace_back(key, std::move(value));
+    }
+  }
+  absl::Status Import(std::string_view key, std::string_view value) override {
+    Slot slot;
+    if (!Decode(value, slot))
+      return absl::DataLossError("state '" + name_ + "': undecodable value");
+    slots_[std::string(key)] = std::move(slot);
+    return absl::OkStatus();
+  }
+  void WriteBack() override {
+    if (store_ == nullptr) return;
+    std::string value;
+    for (auto& [key, slot] : slots_) {
+      if (!slot.dirty) continue;
+      if (slot.value) {
+        value.clear();
+        AppendExpiry(value, slot.expire_at);
+        Codec<T>::Encode(*slot.value, value);
+        store_->Put(store_table_, key, value);
+      } else {
+        store_->Delete(store_table_, key);
+      }
+      slot.dirty = false;
+    }
+  }
+  size_t size() const override { return slots_.size(); }
+
+ private:
+  struct Slot {
+    std::optional<T> value;  // nullopt: known absent (or deleted, when dirty)
+    Timestamp expire_at = kMaxTimestamp;
+    bool dirty = false;
+  };
+
+  bool Decode(std::string_view bytes, Slot& slot) const {
+    slot.value.emplace();
+    return ReadExpiry(bytes, slot.expire_at) && Codec<T>::Decode(bytes, *slot.value);
+  }
+
+  // The slot of the scope's key, loading it from the store on a miss; null
+  // when absent. Expired values read as absent.
+  Slot* Find(const KeyScope& scope) {
+    auto it = slots_.find(scope.composite);
+    if (it == slots_.end()) {
+      if (store_ == nullptr) return nullptr;
+      absl::StatusOr<std::optional<std::string>> bytes = store_->Get(store_table_, scope.composite);
+      if (!bytes.ok()) StoreFailed(bytes.status());
+      Slot& slot = Insert(scope.composite);
+      if (*bytes && !Decode(**bytes, slot)) Corrupt("value");
+      if (!*bytes) slot.value.reset();
+      it = slots_.find(scope.composite);
+    }
+    Slot& slot = it->second;
+    if (slot.value && slot.expire_at <= scope.now) {
+      if (store_ == nullptr) {
+        slots_.erase(it);
+        return nullptr;
+      }
+      slot.value.reset();
+      slot.dirty = true;
+    }
+    return &slot;
+  }
+
+  Slot& Insert(const std::string& composite) {
+    if (store_ != nullptr && slots_.size() >= max_entries_ && !slots_.contains(composite)) Evict();
+    return slots_[composite];
+  }
+
+  // Writes back and drops about a quarter of the cache (arbitrary order).
+  void Evict() {
+    WriteBack();
+    absl::Status status = store_->Commit();
+    if (!status.ok()) StoreFailed(status);
+    size_t drop = slots_.size() / 4 + 1;
+    for (auto it = slots_.begin(); it != slots_.end() && drop > 0; --drop) slots_.erase(it++);
+  }
+
+  absl::flat_hash_map<std::string, Slot> slots_;
+};
+
+// ListState<T> storage: the list of a key is one value.
+template <class T>
+class ListTable final : public StateTable {
+ public:
+  using StateTable::StateTable;
+  std::type_index type() const override { return typeid(ListTable<T>); }
+
+  // The list of the scope's key (empty if none); marks it dirty when `for_write`.
+  std::vector<T>* Get(const KeyScope& scope, bool for_write) {
+    auto it = slots_.find(scope.composite);
+    if (it == slots_.end()) {
+      std::optional<std::string> bytes;
+      if (store_ != nullptr) {
+        absl::StatusOr<std::optional<std::string>> read =
+            store_->Get(store_table_, scope.composite);
+        if (!read.ok()) StoreFailed(read.status());
+        bytes = *std::move(read);
+      }
+      if (!bytes && !for_write) return nullptr;
+      Slot& slot = Insert(scope.composite);
+      if (bytes && !Decode(*bytes, slot)) Corrupt("list");
+      it = slots_.find(scope.composite);
+    }
+    Slot& slot = it->second;
+    if (slot.expire_at <= scope.now) {
+      slot.items.clear();
+      slot.expire_at = kMaxTimestamp;
+      slot.dirty = true;
+    }
+    if (for_write) {
+      slot.dirty = true;
+      slot.expire_at = ExpiryFrom(scope.now);
+    }
+    return &slot.items;
+  }
+
+  void Export(std::vector<KvPair>& out, Timestamp now) const override {
+    for (const auto& [key, slot] : slots_) {
+      if (slot.items.empty() || slot.expire_at <= now) continue;
+      out.emplace_back(key, Encode(slot));
+    }
+  }
+  absl::Status Import(std::string_view key, std::string_view value) override {
+    Slot slot;
+    if (!Decode(value, slot)) return absl::DataLossError("state '" + name_ + "': undecodable list");
+    slots_[std::string(key)] = std::move(slot);
+    return absl::OkStatus();
+  }
+  void WriteBack() override {
+    if (store_ == nullptr) return;
+    for (auto& [key, slot] : slots_) {
+      if (!slot.dirty) continue;
+      if (slot.items.empty()) {
+        store_->Delete(store_table_, key);
+      } else {
+        store_->Put(store_table_, key, Encode(slot));
+      }
+      slot.dirty = false;
+    }
+  }
+  size_t size() const override { return slots_.size(); }
+
+ private:
+  struct Slot {
+    std::vector<T> items;
+    Timestamp expire_at = kMaxTimestamp;
+    bool dirty = false;
+  };
+  static std::string Encode(const Slot& slot) {
+    std::string value;
+    AppendExpiry(value, slot.expire_at);
+    Codec<std::vector<T>>::Encode(slot.items, value);
+    return value;
+  }
+  static bool Decode(std::string_view bytes, Slot& slot) {
+    return ReadExpiry(bytes, slot.expire_at) && Codec<std::vector<T>>::Decode(bytes, slot.items);
+  }
+  Slot& Insert(const std::string& composite) {
+    if (store_ != nullptr && slots_.size() >= max_entries_ && !slots_.contains(composite)) {
+      WriteBack();
+      absl::Status status = store_->Commit();
+      if (!status.ok()) StoreFailed(status);
+      size_t drop = slots_.size() / 4 + 1;
+      for (auto it = slots_.begin(); it != slots_.end() && drop > 0; --drop) slots_.erase(it++);
+    }
+    return slots_[composite];
+  }
+
+  absl::flat_hash_map<std::string, Slot> slots_;
+};
+
+// MapState<UK, UV> storage: one entry per (composite, user key), stored as
+// composite + encoded user key. A key's whole map is cached together.
+template <class UK, class UV>
+class MapTable final : public StateTable {
+ public:
+  using StateTable::StateTable;
+  std::type_index type() const override { return typeid(MapTable<UK, UV>); }
+
+  struct Entry {
+    std::optional<UV> value;  // nullopt: deleted (until written back)
+    Timestamp expire_at = kMaxTimestamp;
+    bool dirty = false;
+  };
+  // Encoded user key -> entry; byte order = user key order for built-in codecs.
+  using Entries = std::map<std::string, Entry>;
+
+  // The map of the scope's key; null if it has none and !for_write.
+  Entries* Get(const KeyScope& scope, bool for_write) {
+    auto it = slots_.find(scope.composite);
+    if (it == slots_.end()) {
+      Entries loaded;
+      if (store_ != nullptr) {
+        absl::Status status = store_->Scan(
+            store_table_, scope.composite, [&](std::string_view key, std::string_view value) {
+              Entry entry;
+              entry.value.emplace();
+              std::string_view bytes = value;
+              if (!ReadExpiry(bytes, entry.expire_at) || !Codec<UV>::Decode(bytes, *entry.value)) {
+                Corrupt("map entry");
+              }
+              loaded.emplace(std::string(key.substr(scope.composite.size())), std::move(entry));
+            });
+        if (!status.ok()) StoreFailed(status);
+      }
+      if (loaded.empty() && !for_write) return nullptr;
+      if (store_ != nullptr && slots_.size() >= max_entries_) Evict();
+      it = slots_.emplace(scope.composite, std::move(loaded)).first;
+    }
+    // Expired entries read as deleted.
+    for (auto& [user_key, entry] : it->second) {
+      if (entry.value && entry.expire_at <= scope.now) {
+        entry.value.reset();
+        entry.dirty = true;
+      }
+    }
+    return &it->second;
+  }
+
+  Timestamp Expiry(Timestamp now) const { return ExpiryFrom(now); }
+  bool has_store() const { return store_ != nullptr; }
+
+  void Export(std::vector<KvPair>& out, Timestamp now) const override {
+    for (const auto& [key, entries] : slots_) {
+      for (const auto& [user_key, entry] : entries) {
+        if (!entry.value || entry.expire_at <= now) continue;
+        std::string value;
+        AppendExpiry(value, entry.expire_at);
+        Codec<UV>::Encode(*entry.value, value);
+        out.emplace_back(key + user_key, std::move(value));
+      }
+    }
+  }
+  absl::Status Import(std::string_view key, std::string_view value) override {
+    // The composite is [kg 2B][varint][key][varint][ns]; the rest is the user key.
+    std::string_view rest = key.substr(2);
+    uint64_t len;
+    if (!ReadVarint(rest, len) || rest.size() < len)
+      return absl::DataLossError("state '" + name_ + "': bad key");
+    rest.remove_prefix(len);
+    if (!ReadVarint(rest, len) || rest.size() < len)
+      return absl::DataLossError("state '" + name_ + "': bad key");
+    rest.remove_prefix(len);
+    const size_t composite_size = key.size() - rest.size();
+    Entry entry;
+    entry.value.emplace();
+    std::string_view bytes = value;
+    if (!ReadExpiry(bytes, entry.expire_at) || !Codec<UV>::Decode(bytes, *entry.value)) {
+      return absl::DataLossError("state '" + name_ + "': undecodable map entry");
+    }
+    slots_[std::string(key.substr(0, composite_size))][std::string(rest)] = std::move(entry);
+    return absl::OkStatus();
+  }
+  void WriteBack() override {
+    if (store_ == nullptr) return;
+    for (auto& [key, entries] : slots_) {
+      for (auto it = entries.begin(); it != entries.end();) {
+        Entry& entry = it->second;
+        if (entry.dirty) {
+          const std::string full = key + it->first;
+          if (entry.value) {
+            std::string value;
+            AppendExpiry(value, entry.expire_at);
+            Codec<UV>::Encode(*entry.value, value);
+            store_->Put(store_table_, full, value);
+          } else {
+            store_->Delete(store_table_, full);
+          }
+          entry.dirty = false;
+        }
+        it = entry.value ? std::next(it) : entries.erase(it);
+      }
+    }
+  }
+  size_t size() const override { return slots_.size(); }
+
+ private:
+  void Evict() {
+    WriteBack();
+    absl::Status status = store_->Commit();
+    if (!status.ok()) StoreFailed(status);
+    size_t drop = slots_.size() / 4 + 1;
+    for (auto it = slots_.begin(); it != slots_.end() && drop > 0; --drop) slots_.erase(it++);
+  }
+
+  absl::flat_hash_map<std::string, Entries> slots_;
+};
+
+// The keyed state of one operator instance: its tables by name, the scope
+// they are accessed in, and restored bytes waiting for their table's type.
+class KeyedStateBackend {
+ public:
+  KeyedStateBackend(std::string operator_name, KvStore* store, size_t max_entries_per_table)
+      : operator_name_(std::move(operator_name)),
+        store_(store),
+        max_entries_(max_entries_per_table) {}
+
+  KeyScope& scope() { return scope_; }
+  KvStore* store() const { return store_; }
+
+  template <class Table>
+  Table* GetOrCreate(const std::string& name, int64_t ttl_ms) {
+    auto it = tables_.find(name);
+    if (it != tables_.end()) {
+      if (it->second->type() != std::type_index(typeid(Table))) {
+        throw StateError("state '" + name + "' of operator '" + operator_name_ +
+                         "' is used with two different kinds or types");
+      }
+      return static_cast<Table*>(it->second.get());
+    }
+    int store_table = -1;
+    if (store_ != nullptr) {
+      absl::StatusOr<int> opened = store_->OpenTable(operator_name_ + "/" + name);
+      if (!opened.ok()) throw StateError(std::string(opened.status().message()));
+      store_table = *opened;
+    }
+    auto table = std::make_unique<Table>(name, ttl_ms, store_, store_table, max_entries_);
+    Table* raw = table.get();
+    tables_.emplace(name, std::move(table));
+    if (auto pending = pending_.find(name); pending != pending_.end()) {
+      for (const KvPair& pair : pending->second) {
+        absl::Status status = raw->Import(pair.first, pair.second);
+        if (!status.ok()) throw StateError(std::string(status.message()));
+      }
+      pending_.erase(pending);
+    }
+    return raw;
+  }
+
+  // Restored pairs of table `name` (memory backend); imported when the table is first used.
+  void AddRestored(const std::string& name, std::vector<KvPair> pairs) {
+    auto& pending = pending_[name];
+    for (KvPair& pair : pairs) pending.push_back(std::move(pair));
+  }
+
+  // Every table's live entries, plus restored ones not yet claimed, by table name.
+  std::map<std::string, std::vector<KvPair>> Export(Timestamp now) const {
+    std::map<std::string, std::vector<KvPair>> out;
+    for (const auto& [name, table] : tables_) table->Export(out[name], now);
+    for (const auto& [name, pairs] : pending_) {
+      auto& into = out[name];
+      into.insert(into.end(), pairs.begin(), pairs.end());
+    }
+    return out;
+  }
+
+  // RocksDB: writes every dirty entry to the store.
+  absl::Status WriteBack() {
+    if (store_ == nullptr) return absl::OkStatus();
+    for (auto& [name, table] : tables_) table->WriteBack();
+    return store_->Commit();
+  }
+
+  std::vector<std::string> table_names() const {
+    std::vector<std::string> names;
+    for (const auto& [name, table] : tables_) names.push_back(name);
+    return names;
+  }
+
+ private:
+  std::string operator_name_;
+  KvStore* store_;
+  size_t max_entries_;
+  KeyScope scope_;
+  absl::flat_hash_map<std::string, std::unique_ptr<StateTable>> tables_;
+  std::map<std::string, std::vector<KvPair>> pending_;
+};
+
+}  // namespace weir::internal
+
+#endif  // WEIR_INTERNAL_STATE_TABLE_H_

@@ -1,0 +1,230 @@
+// Keyed state: ValueState, ListState and MapState, scoped to the current key
+// (and a namespace, which windows use), obtained from a keyed context by a
+// descriptor; and the StateBackend that holds it.
+//
+// State is checkpointed with the job and restored on restart, redistributed
+// by key group when the parallelism changes.
+//
+// Example:
+//
+//   class Totals final : public weir::KeyedProcessFunction<uint64_t, Event, Total> {
+//    public:
+//     absl::Status ProcessElement(const Event& e, Context& ctx, weir::Collector<Total>& out)
+//     override {
+//       weir::ValueState<int64_t> count = ctx.GetState(kCount);
+//       count.Update(count.value().value_or(0) + 1);
+//       out.Collect(Total{ctx.CurrentKey(), *count.Get()});
+//       return absl::OkStatus();
+//     }
+//    private:
+//     static inline const weir::ValueStateDescriptor<int64_t> kCount{"count"};
+//   };
+//
+// Handles are cheap views; they always act on the key being processed.
+
+#ifndef WEIR_STATE_H_
+#define WEIR_STATE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "weir/codec.h"
+#include "weir/internal/state_table.h"
+
+namespace weir {
+
+// Names a ValueState<T>. `ttl`: entries not written for this long read as
+// absent and are cleaned up (zero: never expire).
+template <class T>
+struct ValueStateDescriptor {
+  std::string name;
+  absl::Duration ttl = absl::ZeroDuration();
+};
+
+template <class T>
+struct ListStateDescriptor {
+  std::string name;
+  absl::Duration ttl = absl::ZeroDuration();
+};
+
+template <class K, class V>
+struct MapStateDescriptor {
+  std::string name;
+  absl::Duration ttl = absl::ZeroDuration();
+};
+
+namespace internal {
+// What state handles need from the operator: the backend and the current
+// scope, brought up to date for the record being processed.
+class StateAccess {
+ public:
+  virtual ~StateAccess() = default;
+  virtual KeyedStateBackend& Backend() = 0;
+  virtual KeyScope& Scope() = 0;
+};
+}  // namespace internal
+
+// One value per key (and namespace).
+template <class T>
+class ValueState {
+ public:
+  ValueState(internal::ValueTable<T>* table, internal::StateAccess* access)
+      : table_(table), access_(access) {}
+
+  // The value, or nullopt.
+  std::optional<T> value() const {
+    const T* v = Get();
+    return v ? std::optional<T>(*v) : std::nullopt;
+  }
+  // The value without copying, or nullptr; valid until the next state call.
+  const T* Get() const { return table_->Get(access_->Scope()); }
+  // The value for in-place update, or nullptr; valid until the next state call.
+  T* Mutable() { return table_->Mutable(access_->Scope()); }
+  void Update(T value) { table_->Put(access_->Scope(), std::move(value)); }
+  void Clear() { table_->Remove(access_->Scope()); }
+
+ private:
+  internal::ValueTable<T>* table_;
+  internal::StateAccess* access_;
+};
+
+// A list per key (and namespace).
+template <class T>
+class ListState {
+ public:
+  ListState(internal::ListTable<T>* table, internal::StateAccess* access)
+      : table_(table), access_(access) {}
+
+  // The elements (empty if none); valid until the next state call.
+  const std::vector<T>& Get() const {
+    static const std::vector<T> kEmpty;
+    const std::vector<T>* items = table_->Get(access_->Scope(), false);
+    return items ? *items : kEmpty;
+  }
+  void Add(T value) { table_->Get(access_->Scope(), true)->push_back(std::move(value)); }
+  void Update(std::vector<T> values) { *table_->Get(access_->Scope(), true) = std::move(values); }
+  void Clear() { table_->Get(access_->Scope(), true)->clear(); }
+
+ private:
+  internal::ListTable<T>* table_;
+  internal::StateAccess* access_;
+};
+
+// A map per key (and namespace). Iteration is in encoded-key order (numeric
+// for integers, lexicographic for strings).
+template <class K, class V>
+class MapState {
+ public:
+  MapState(internal::MapTable<K, V>* table, internal::StateAccess* access)
+      : table_(table), access_(access) {}
+
+  const V* Find(const K& key) const {
+    auto* entries = table_->Get(access_->Scope(), false);
+    if (entries == nullptr) return nullptr;
+    auto it = entries->find(Encode(key));
+    return it == entries->end() || !it->second.value ? nullptr : &*it->second.value;
+  }
+  std::optional<V> Get(const K& key) const {
+    const V* v = Find(key);
+    return v ? std::optional<V>(*v) : std::nullopt;
+  }
+  bool Contains(const K& key) const { return Find(key) != nullptr; }
+  void Put(const K& key, V value) {
+    internal::KeyScope& scope = access_->Scope();
+    auto& entry = (*table_->Get(scope, true))[Encode(key)];
+    entry.value = std::move(value);
+    entry.dirty = true;
+    entry.expire_at = table_->Expiry(scope.now);
+  }
+  void Remove(const K& key) {
+    auto* entries = table_->Get(access_->Scope(), false);
+    if (entries == nullptr) return;
+    auto it = entries->find(Encode(key));
+    if (it == entries->end()) return;
+    if (table_->has_store()) {
+      it->second.value.reset();
+      it->second.dirty = true;
+    } else {
+      entries->erase(it);
+    }
+  }
+  // Calls fn(key, value) for every entry, in key order.
+  template <class F>
+  void ForEach(F&& fn) const {
+    auto* entries = table_->Get(access_->Scope(), false);
+    if (entries == nullptr) return;
+    for (const auto& [bytes, entry] : *entries) {
+      if (!entry.value) continue;
+      K key{};
+      std::string_view in = bytes;
+      if (!Codec<K>::Decode(in, key)) throw internal::StateError("map state: undecodable key");
+      fn(static_cast<const K&>(key), *entry.value);
+    }
+  }
+  std::vector<K> Keys() const {
+    std::vector<K> keys;
+    ForEach([&keys](const K& key, const V&) { keys.push_back(key); });
+    return keys;
+  }
+  bool IsEmpty() const {
+    bool empty = true;
+    ForEach([&empty](const K&, const V&) { empty = false; });
+    return empty;
+  }
+  void Clear() {
+    auto* entries = table_->Get(access_->Scope(), false);
+    if (entries == nullptr) return;
+    for (auto it = entries->begin(); it != entries->end();) {
+      if (table_->has_store()) {
+        it->second.value.reset();
+        it->second.dirty = true;
+        ++it;
+      } else {
+        it = entries->erase(it);
+      }
+    }
+  }
+
+ private:
+  static std::string Encode(const K& key) {
+    std::string bytes;
+    Codec<K>::Encode(key, bytes);
+    return bytes;
+  }
+  internal::MapTable<K, V>* table_;
+  internal::StateAccess* access_;
+};
+
+namespace internal {
+// The state of `descriptor` in `access`'s backend.
+template <class T>
+ValueState<T> GetState(StateAccess& access, const ValueStateDescriptor<T>& descriptor) {
+  WEIR_REQUIRE_CODEC(T);
+  return ValueState<T>(access.Backend().template GetOrCreate<ValueTable<T>>(
+                           descriptor.name, absl::ToInt64Milliseconds(descriptor.ttl)),
+                       &access);
+}
+template <class T>
+ListState<T> GetState(StateAccess& access, const ListStateDescriptor<T>& descriptor) {
+  WEIR_REQUIRE_CODEC(T);
+  return ListState<T>(access.Backend().template GetOrCreate<ListTable<T>>(
+                          descriptor.name, absl::ToInt64Milliseconds(descriptor.ttl)),
+                      &access);
+}
+template <class K, class V>
+MapState<K, V> GetState(StateAccess& access, const MapStateDescriptor<K, V>& descriptor) {
+  WEIR_REQUIRE_CODEC(K);
+  WEIR_REQUIRE_CODEC(V);
+  return MapState<K, V>(access.Backend().template GetOrCreate<MapTable<K, V>>(
+                            descriptor.name, absl::ToInt64Milliseconds(descriptor.ttl)),
+                        &access);
+}
+}  // namespace internal
+
+}  // namespace weir
+
+#endif  // WEIR_STATE_H_

@@ -1,0 +1,54 @@
+// Finding and loading the checkpoint a starting job restores from.
+
+#ifndef WEIR_LIB_CHECKPOINT_RESTORE_H_
+#define WEIR_LIB_CHECKPOINT_RESTORE_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lib/checkpoint/manifest.pb.h"
+#include "weir/checkpoint.h"
+#include "weir/internal/checkpointing.h"
+
+namespace weir::internal {
+
+// A checkpoint whose manifest and files are verified and downloaded.
+class RestoredCheckpoint final : public RestoredState {
+ public:
+  RestoredCheckpoint(checkpoint::Manifest manifest, std::string local_dir);
+
+  int64_t checkpoint_id() const override { return manifest_.checkpoint_id(); }
+  std::vector<const OperatorSnapshot*> Snapshots(const std::string& name) const override;
+  std::string LocalPath(const SnapshotFile& file) const override { return file.local_path; }
+  const checkpoint::Manifest& manifest() const { return manifest_; }
+
+ private:
+  checkpoint::Manifest manifest_;
+  std::multimap<std::string, OperatorSnapshot> snapshots_;
+};
+
+// What Start() found in storage.
+struct CheckpointHistory {
+  // The newest usable checkpoint, or null when the storage holds none.
+  std::unique_ptr<RestoredCheckpoint> restored;
+  // The manifests retention should keep tracking (the restored one).
+  std::vector<checkpoint::Manifest> retained;
+  // The next checkpoint id (above every id in storage).
+  int64_t next_id = 1;
+};
+
+// Loads the newest checkpoint of `job` whose manifest and files verify
+// (size and crc32), downloading its files into `local_dir`. A corrupt or
+// partial checkpoint is logged and skipped for the one before it. If
+// checkpoints exist but none is usable: kDataLoss (never a silent empty
+// start). A different max_parallelism: kInvalidArgument.
+absl::StatusOr<CheckpointHistory> LoadCheckpointHistory(CheckpointStorage& storage,
+                                                        const std::string& job, int max_parallelism,
+                                                        const std::string& local_dir);
+
+}  // namespace weir::internal
+
+#endif  // WEIR_LIB_CHECKPOINT_RESTORE_H_
