@@ -34,6 +34,7 @@
 #include "weir/checkpoint.h"
 #include "weir/internal/graph.h"
 #include "weir/source.h"
+#include "weir/state.h"
 #include "weir/stream.h"
 #include "weir/time.h"
 
@@ -43,6 +44,9 @@ struct PipelineOptions {
   // Number of worker threads; every operator runs once per worker.
   // Default: 1
   int parallelism = 1;
+  // Where keyed state lives: StateBackend::Memory() or StateBackend::RocksDb(dir).
+  // Default: memory
+  StateBackend state_backend = StateBackend::Memory();
   // Periodic checkpoints and the storage they go to. With a storage set, the
   // job restores from its newest complete checkpoint when it starts, and
   // takes a final checkpoint when its input ends (or on Stop()), so

@@ -57,6 +57,53 @@ struct MapStateDescriptor {
   absl::Duration ttl = absl::ZeroDuration();
 };
 
+// Options of the RocksDB state backend.
+struct RocksDbStateOptions {
+  // All the memory keyed state may use, for every operator and worker of the
+  // job together: one RocksDB block cache (which also accounts the write
+  // buffers, through one write-buffer manager) and the in-memory write-back
+  // caches in front of RocksDB. State beyond it lives on disk.
+  // Default: 512 MiB
+  size_t state_memory_limit = size_t{512} << 20;
+  // The share of state_memory_limit for the write-back caches (hot keys cost
+  // a hash-map update); the rest goes to RocksDB.
+  // Default: 0.25
+  double write_back_cache_share = 0.25;
+};
+
+// Where keyed state lives.
+//
+//   StateBackend::Memory()          typed hash maps; fastest; bounded by RAM
+//   StateBackend::RocksDb("/var/lib/app/state")
+//                                   one RocksDB instance per keyed operator and
+//                                   worker under that directory (WAL off:
+//                                   checkpoints give durability), a bounded
+//                                   write-back cache in front
+//
+// Either way state is checkpointed to CheckpointOptions::storage; the local
+// RocksDB directory is scratch space, wiped when a job starts.
+class StateBackend {
+ public:
+  static StateBackend Memory() { return StateBackend(); }
+  static StateBackend RocksDb(std::string dir, RocksDbStateOptions options = {}) {
+    StateBackend backend;
+    backend.rocksdb_ = true;
+    backend.dir_ = std::move(dir);
+    backend.options_ = options;
+    return backend;
+  }
+
+  bool is_rocksdb() const { return rocksdb_; }
+  const std::string& dir() const { return dir_; }
+  const RocksDbStateOptions& rocksdb_options() const { return options_; }
+
+ private:
+  StateBackend() = default;
+  bool rocksdb_ = false;
+  std::string dir_;
+  RocksDbStateOptions options_;
+};
+
 namespace internal {
 // What state handles need from the operator: the backend and the current
 // scope, brought up to date for the record being processed.

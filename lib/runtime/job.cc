@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lib/state/rocksdb_store.h"
 
 namespace weir::internal {
 
@@ -24,6 +25,7 @@ int64_t WorkerEnv::requested_checkpoint() const {
 }
 SnapshotCollector* WorkerEnv::collector() const { return job->collector; }
 const RestoredState* WorkerEnv::restored() const { return job->restored; }
+StateStoreFactory* WorkerEnv::state_stores() const { return job->state_stores; }
 
 namespace {
 
@@ -99,6 +101,15 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
     history = *std::move(loaded);
     job->restored_ = std::move(history.restored);
     job->shared_->restored = job->restored_.get();
+  }
+
+  if (options.state_backend.is_rocksdb()) {
+    absl::StatusOr<std::unique_ptr<StateStoreFactory>> stores =
+        NewRocksDbStoreFactory(options.state_backend.dir(), options.job_name, options.parallelism,
+                               options.state_backend.rocksdb_options());
+    if (!stores.ok()) return stores.status();
+    job->state_stores_ = *std::move(stores);
+    job->shared_->state_stores = job->state_stores_.get();
   }
 
   const int num_nodes = static_cast<int>(graph.nodes().size());

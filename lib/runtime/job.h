@@ -40,6 +40,7 @@ class JobShared {
   // Set when checkpointing is on / the run restored a checkpoint.
   SnapshotCollector* collector = nullptr;
   const RestoredState* restored = nullptr;
+  StateStoreFactory* state_stores = nullptr;
   // Set on Cancel() and on the first failure: workers leave their loops.
   std::atomic<bool> abort{false};
   // With checkpointing, a worker whose input ended keeps serving checkpoint
@@ -86,6 +87,7 @@ class Job {
   std::shared_ptr<CheckpointStorage> storage_;
   std::unique_ptr<RestoredCheckpoint> restored_;
   std::unique_ptr<CheckpointCoordinator> coordinator_;
+  std::unique_ptr<StateStoreFactory> state_stores_;
   std::string local_dir_;
   bool owns_local_dir_ = false;
   std::thread finalizer_;

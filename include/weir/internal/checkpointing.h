@@ -17,16 +17,6 @@
 
 namespace weir::internal {
 
-// A local file holding one state table of one operator instance, as an SST
-// of (composite key, value) pairs.
-struct SnapshotFile {
-  std::string table;
-  std::string local_path;
-  // Name under the storage's shared/ folder. Files with the same name are
-  // identical (incremental snapshots upload each name once).
-  std::string shared_name;
-};
-
 // The snapshot of one operator instance at one checkpoint.
 struct OperatorSnapshot {
   std::string operator_name;
@@ -60,6 +50,20 @@ class RestoredState {
   virtual std::vector<const OperatorSnapshot*> Snapshots(const std::string& name) const = 0;
   // The downloaded local copy of a snapshot file.
   virtual std::string LocalPath(const SnapshotFile& file) const = 0;
+};
+
+// Creates the byte stores of keyed operators (the RocksDB backend).
+class StateStoreFactory {
+ public:
+  virtual ~StateStoreFactory() = default;
+  // A fresh store for one keyed operator instance owning key groups
+  // [begin, end), filled from `restore_from` (snapshots of the same operator,
+  // possibly taken at another parallelism).
+  virtual absl::StatusOr<std::unique_ptr<KvStore>> Create(
+      const std::string& operator_name, int worker, int key_group_begin, int key_group_end,
+      const std::vector<const OperatorSnapshot*>& restore_from, const RestoredState* restored) = 0;
+  // How many entries each state table may cache in memory.
+  virtual size_t max_cached_entries_per_table() const = 0;
 };
 
 // Writes `pairs` (any order, unique keys) as an SST file at `path`.

@@ -54,6 +54,7 @@ class JobShared;
 class Replayable;
 class SnapshotCollector;
 class RestoredState;
+class StateStoreFactory;
 struct OperatorSnapshot;
 
 // What every operator instance of one worker can see. Owned by the job.
@@ -77,6 +78,8 @@ struct WorkerEnv {
   SnapshotCollector* collector() const;
   // The checkpoint this run restored from; null if none.
   const RestoredState* restored() const;
+  // Stores for keyed state (RocksDB); null for the memory backend.
+  StateStoreFactory* state_stores() const;
 };
 
 // Counters of one operator instance. Written by one worker thread only

@@ -288,7 +288,19 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   Input<In>* port() { return &port_; }
 
   absl::Status Open() override {
-    if (const RestoredState* restored = this->env_.restored()) {
+    const RestoredState* restored = this->env_.restored();
+    if (StateStoreFactory* stores = this->env_.state_stores()) {
+      const auto [begin, end] = KeyGroupRange(this->env_.worker_index, this->env_.parallelism,
+                                              this->env_.max_parallelism);
+      std::vector<const OperatorSnapshot*> snapshots;
+      if (restored != nullptr) snapshots = restored->Snapshots(this->name());
+      absl::StatusOr<std::unique_ptr<KvStore>> store =
+          stores->Create(this->name(), this->env_.worker_index, begin, end, snapshots, restored);
+      if (!store.ok()) return store.status();
+      store_ = *std::move(store);
+      state_.set_store(store_.get(), stores->max_cached_entries_per_table());
+    }
+    if (restored != nullptr) {
       absl::Status status = Restore(*restored);
       if (!status.ok()) return status;
     }
@@ -339,10 +351,18 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
         KeyGroupRange(this->env_.worker_index, this->env_.parallelism, this->env_.max_parallelism);
     snapshot.key_group_begin = begin;
     snapshot.key_group_end = end;
-    std::map<std::string, std::vector<KvPair>> tables = state_.Export(this->env_.Now());
+    const std::string dir = this->env_.collector()->StagingDir(checkpoint_id);
+    std::map<std::string, std::vector<KvPair>> tables;
+    if (store_ != nullptr) {
+      // RocksDB: write the cache back, then an incremental checkpoint of the instance.
+      absl::Status status = state_.WriteBack();
+      if (status.ok()) status = store_->Snapshot(dir, snapshot.files);
+      if (!status.ok()) this->Fail(status);
+    } else {
+      tables = state_.Export(this->env_.Now());
+    }
     std::vector<KvPair> timers = ExportTimers();
     if (!timers.empty()) tables[kTimersTable] = std::move(timers);
-    const std::string dir = this->env_.collector()->StagingDir(checkpoint_id);
     for (auto& [table, pairs] : tables) {
       if (pairs.empty()) continue;
       SnapshotFile file{table, "", RandomFileName(".sst")};
@@ -439,11 +459,27 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     for (const OperatorSnapshot* snapshot : restored.Snapshots(this->name())) {
       if (snapshot->key_group_end <= begin || snapshot->key_group_begin >= end) continue;
       for (const SnapshotFile& file : snapshot->files) {
+        if (store_ != nullptr && file.table != kTimersTable) continue;
+        if (store_ == nullptr && file.table.rfind("rocksdb:", 0) == 0) {
+          return absl::FailedPreconditionError(
+              "operator '" + this->name() +
+              "': the checkpoint holds RocksDB state; restore it with "
+              "StateBackend::RocksDb");
+        }
         std::vector<KvPair> pairs;
         absl::Status status = ReadSstFile(restored.LocalPath(file), begin, end, pairs);
         if (!status.ok()) return status;
         if (file.table != kTimersTable) {
-          state_.AddRestored(file.table, std::move(pairs));
+          // A store restored its own files in StateStoreFactory::Create.
+          if (store_ == nullptr) {
+            if (file.table.rfind("rocksdb:", 0) == 0) {
+              return absl::FailedPreconditionError(
+                  "operator '" + this->name() +
+                  "': the checkpoint holds RocksDB state; restore it "
+                  "with StateBackend::RocksDb");
+            }
+            state_.AddRestored(file.table, std::move(pairs));
+          }
           continue;
         }
         if constexpr (kHasCodec<K>) {
@@ -492,6 +528,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   Fn fn_;
   Collector<Out> collector_;
   Timers timers_;
+  std::unique_ptr<KvStore> store_;  // RocksDB; null for the memory backend
   KeyedStateBackend state_;
   std::string key_bytes_;
   bool scope_valid_ = false;

@@ -37,11 +37,26 @@ class StateError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A local file of a snapshot, to be uploaded under storage's shared/ folder.
+struct SnapshotFile {
+  // The state table the file holds (an SST of composite key -> value), or
+  // "rocksdb:<file name>" for a file of a RocksDB instance's checkpoint.
+  std::string table;
+  std::string local_path;
+  // Name under shared/. Files with the same name are identical (incremental
+  // snapshots upload each name once).
+  std::string shared_name;
+};
+
 // A byte-level store behind the typed tables (RocksDB). Tables are column
 // families. Writes are buffered until Commit().
 class KvStore {
  public:
   virtual ~KvStore() = default;
+  // Writes a consistent copy of everything committed into `staging_dir` and
+  // lists its files.
+  virtual absl::Status Snapshot(const std::string& staging_dir,
+                                std::vector<SnapshotFile>& files) = 0;
   // The handle of the table `name` (created on first use).
   virtual absl::StatusOr<int> OpenTable(const std::string& name) = 0;
   virtual absl::StatusOr<std::optional<std::string>> Get(int table, std::string_view key) = 0;
@@ -478,6 +493,11 @@ class KeyedStateBackend {
 
   KeyScope& scope() { return scope_; }
   KvStore* store() const { return store_; }
+  // Puts a store behind the tables (before any table is created).
+  void set_store(KvStore* store, size_t max_entries_per_table) {
+    store_ = store;
+    max_entries_ = max_entries_per_table;
+  }
 
   template <class Table>
   Table* GetOrCreate(const std::string& name, int64_t ttl_ms) {
@@ -491,7 +511,7 @@ class KeyedStateBackend {
     }
     int store_table = -1;
     if (store_ != nullptr) {
-      absl::StatusOr<int> opened = store_->OpenTable(operator_name_ + "/" + name);
+      absl::StatusOr<int> opened = store_->OpenTable(name);
       if (!opened.ok()) throw StateError(std::string(opened.status().message()));
       store_table = *opened;
     }
