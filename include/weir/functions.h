@@ -233,12 +233,31 @@ class BroadcastProcessFunction {
   // Context for main-stream elements (broadcast state is read-only here).
   class ReadOnlyContext : public ProcessContext {
    public:
-    explicit ReadOnlyContext(internal::OperatorBase* op) : ProcessContext(op) {}
+    ReadOnlyContext(internal::OperatorBase* op, internal::BroadcastStateStore* store)
+        : ProcessContext(op), store_(store) {}
+    // The broadcast state named by `descriptor`, read-only.
+    template <class K, class V>
+    ReadOnlyBroadcastState<K, V> GetBroadcastState(const MapStateDescriptor<K, V>& descriptor) {
+      return ReadOnlyBroadcastState<K, V>(internal::GetBroadcastTable(*store_, descriptor));
+    }
+
+   private:
+    internal::BroadcastStateStore* store_;
   };
   // Context for broadcast elements.
   class Context : public ProcessContext {
    public:
-    explicit Context(internal::OperatorBase* op) : ProcessContext(op) {}
+    Context(internal::OperatorBase* op, internal::BroadcastStateStore* store)
+        : ProcessContext(op), store_(store) {}
+    // The broadcast state named by `descriptor`, writable: checkpointed with
+    // the job and restored on every worker.
+    template <class K, class V>
+    BroadcastState<K, V> GetBroadcastState(const MapStateDescriptor<K, V>& descriptor) {
+      return BroadcastState<K, V>(internal::GetBroadcastTable(*store_, descriptor));
+    }
+
+   private:
+    internal::BroadcastStateStore* store_;
   };
 
   virtual ~BroadcastProcessFunction() = default;

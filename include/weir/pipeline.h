@@ -109,6 +109,9 @@ class JobHandle {
   std::vector<OperatorMetricsSnapshot> Metrics() const;
   // The id of the newest complete checkpoint of this run (0: none yet).
   int64_t last_completed_checkpoint() const;
+  // Takes a checkpoint now (besides the periodic ones) and waits until it is
+  // complete; returns its id. kFailedPrecondition without checkpoint storage.
+  absl::StatusOr<int64_t> TriggerCheckpoint();
 
  private:
   std::shared_ptr<internal::Job> job_;

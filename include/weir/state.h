@@ -33,6 +33,7 @@
 
 #include "absl/time/time.h"
 #include "weir/codec.h"
+#include "weir/internal/broadcast_state.h"
 #include "weir/internal/state_table.h"
 
 namespace weir {
@@ -246,7 +247,48 @@ class MapState {
   internal::StateAccess* access_;
 };
 
+// Broadcast state as ProcessElement sees it: read-only (every worker holds
+// the same copy; only ProcessBroadcastElement writes it). Iteration order is
+// unspecified.
+template <class K, class V>
+class ReadOnlyBroadcastState {
+ public:
+  explicit ReadOnlyBroadcastState(internal::BroadcastTable<K, V>* table) : table_(table) {}
+  const V* Get(const K& key) const {
+    auto it = table_->map.find(key);
+    return it == table_->map.end() ? nullptr : &it->second;
+  }
+  bool Contains(const K& key) const { return table_->map.contains(key); }
+  size_t size() const { return table_->map.size(); }
+  template <class F>
+  void ForEach(F&& fn) const {
+    for (const auto& [key, value] : table_->map) fn(key, value);
+  }
+
+ protected:
+  internal::BroadcastTable<K, V>* table_;
+};
+
+// Broadcast state as ProcessBroadcastElement sees it: writable. Update it
+// the same way on every worker (from the broadcast element only).
+template <class K, class V>
+class BroadcastState : public ReadOnlyBroadcastState<K, V> {
+ public:
+  using ReadOnlyBroadcastState<K, V>::ReadOnlyBroadcastState;
+  void Put(const K& key, V value) { this->table_->map.insert_or_assign(key, std::move(value)); }
+  void Remove(const K& key) { this->table_->map.erase(key); }
+  void Clear() { this->table_->map.clear(); }
+};
+
 namespace internal {
+template <class K, class V>
+BroadcastTable<K, V>* GetBroadcastTable(BroadcastStateStore& store,
+                                        const MapStateDescriptor<K, V>& descriptor) {
+  WEIR_REQUIRE_CODEC(K);
+  WEIR_REQUIRE_CODEC(V);
+  return store.template GetOrCreate<K, V>(descriptor.name);
+}
+
 // The state of `descriptor` in `access`'s backend.
 template <class T>
 ValueState<T> GetState(StateAccess& access, const ValueStateDescriptor<T>& descriptor) {

@@ -35,5 +35,6 @@ absl::Status JobHandle::Wait() { return job_->Wait(); }
 bool JobHandle::done() const { return job_->done(); }
 std::vector<OperatorMetricsSnapshot> JobHandle::Metrics() const { return job_->Metrics(); }
 int64_t JobHandle::last_completed_checkpoint() const { return job_->last_completed_checkpoint(); }
+absl::StatusOr<int64_t> JobHandle::TriggerCheckpoint() { return job_->TriggerCheckpoint(); }
 
 }  // namespace weir

@@ -245,6 +245,18 @@ void Job::Finalize() {
   shared_->NotifyAll();
 }
 
+absl::StatusOr<int64_t> Job::TriggerCheckpoint() {
+  if (coordinator_ == nullptr) {
+    return absl::FailedPreconditionError("checkpoints need PipelineOptions.checkpoints.storage");
+  }
+  if (shared_->unfinished_workers.load() == 0 || shared_->abort.load()) {
+    return absl::FailedPreconditionError("the job has finished");
+  }
+  absl::Status status = coordinator_->CheckpointNow();
+  if (!status.ok()) return status;
+  return coordinator_->last_completed();
+}
+
 int64_t Job::last_completed_checkpoint() const {
   return coordinator_ == nullptr ? 0 : coordinator_->last_completed();
 }

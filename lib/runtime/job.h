@@ -67,6 +67,7 @@ class Job {
   bool done() const { return running_workers_.load() == 0; }
   std::vector<OperatorMetricsSnapshot> Metrics() const;
   int64_t last_completed_checkpoint() const;
+  absl::StatusOr<int64_t> TriggerCheckpoint();
 
   // Records the first failure and aborts every worker.
   void Fail(const absl::Status& status);

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "weir/functions.h"
 #include "weir/internal/batch.h"
+#include "weir/internal/broadcast_state.h"
 #include "weir/internal/checkpointing.h"
 #include "weir/internal/operator.h"
 #include "weir/internal/spsc_ring.h"
@@ -549,18 +550,36 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
       : OperatorWithOutput<Out>(env, std::move(name), 2),
         fn_(std::move(fn)),
         collector_(&this->output_, env.batch_size),
-        ctx_(this),
-        broadcast_ctx_(this),
+        ctx_(this, &broadcast_state_),
+        broadcast_ctx_(this, &broadcast_state_),
         main_port_(this, 0, [this](Batch<In>& batch) { ProcessMain(batch); }),
         broadcast_port_(this, 1, [this](Batch<B>& batch) { ProcessBroadcast(batch); }) {}
   Input<In>* main_port() { return &main_port_; }
   Input<B>* broadcast_port() { return &broadcast_port_; }
 
-  absl::Status Open() override { return fn_.Open(MakeRuntimeContext(*this)); }
+  // Broadcast state is the same on every worker: restored from any worker's
+  // snapshot (worker 0 writes it).
+  absl::Status Open() override {
+    if (const RestoredState* restored = this->env_.restored()) {
+      for (const OperatorSnapshot* snapshot : restored->Snapshots(this->name())) {
+        for (const auto& [key, bytes] : snapshot->operator_state) {
+          if (key.rfind(kPrefix, 0) == 0)
+            broadcast_state_.AddRestored(key.substr(kPrefix.size()), bytes);
+        }
+      }
+    }
+    return fn_.Open(MakeRuntimeContext(*this));
+  }
   absl::Status Close() override { return fn_.Close(); }
 
  protected:
   void FlushBuffered() override { collector_.Flush(); }
+  void SnapshotState(int64_t, OperatorSnapshot& snapshot) override {
+    if (this->env_.worker_index != 0) return;
+    for (auto& [name, bytes] : broadcast_state_.Export()) {
+      snapshot.operator_state[std::string(kPrefix) + name] = std::move(bytes);
+    }
+  }
 
  private:
   using Function = BroadcastProcessFunction<In, B, Out>;
@@ -590,8 +609,11 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
     this->side_outputs_.FlushAll();
   }
 
+  static constexpr std::string_view kPrefix = "broadcast/";
+
   Fn fn_;
   Collector<Out> collector_;
+  BroadcastStateStore broadcast_state_;
   typename Function::ReadOnlyContext ctx_;
   typename Function::Context broadcast_ctx_;
   PortInput<In> main_port_;

@@ -240,3 +240,34 @@ TEST_F(CheckpointJobTest, IntervalWithoutStorageIsAConfigurationError) {
 
 }  // namespace
 }  // namespace weir
+
+namespace weir {
+namespace {
+
+TEST_F(CheckpointJobTest, TriggerCheckpointTakesOneNow) {
+  auto pipeline = Build(2, 6000, 1500);
+  absl::StatusOr<JobHandle> job = pipeline->Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  absl::StatusOr<int64_t> id = job->TriggerCheckpoint();
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_GT(*id, 0);
+  EXPECT_GE(job->last_completed_checkpoint(), *id);
+  job->Cancel();
+  (void)job->Wait();
+}
+
+TEST(TriggerCheckpointTest, NeedsStorage) {
+  Pipeline pipeline;
+  testing::VectorSourceOptions options;
+  options.unbounded = true;
+  pipeline.Source(testing::VectorSource<int64_t>::Create(std::vector<int64_t>{1, 2, 3}, options))
+      .Sink([](const int64_t&) {});
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->TriggerCheckpoint().status().code(), absl::StatusCode::kFailedPrecondition);
+  job->Stop();
+  EXPECT_TRUE(job->Wait().ok());
+}
+
+}  // namespace
+}  // namespace weir

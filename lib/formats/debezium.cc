@@ -1,0 +1,628 @@
+// The Debezium envelope decoder behind weir/formats/debezium.h.
+//
+// One pass of simdjson On-Demand over the message. With the schema/payload
+// wrapper, the schema's and the payload's raw text are noted on the way and
+// read afterwards from the same (padded) buffer: the schema first (or taken
+// from the cache when its text is byte-identical to the previous message's,
+// which is the normal case), then the payload with the schema at hand.
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lib/formats/str_cat.h"
+#include "lib/formats/debezium_field.h"
+#include "lib/formats/debezium_schema.h"
+#include "lib/formats/decimal.h"
+#include "lib/formats/json_reader.h"
+#include "simdjson.h"
+#include "weir/formats/debezium.h"
+
+namespace weir::debezium {
+
+std::string_view OpName(Op op) {
+  switch (op) {
+    case Op::kCreate:
+      return "c";
+    case Op::kUpdate:
+      return "u";
+    case Op::kDelete:
+      return "d";
+    case Op::kRead:
+      return "r";
+    case Op::kTruncate:
+      return "t";
+    case Op::kTombstone:
+      return "tombstone";
+  }
+  return "?";
+}
+
+namespace internal {
+namespace {
+
+using weir::internal::Cat;
+
+namespace ondemand = simdjson::ondemand;
+using weir::internal::CheckDocumentEnd;
+using weir::internal::JsonError;
+using weir::internal::ReadInt64;
+using weir::internal::ReadNull;
+using weir::internal::SkipValue;
+using weir::internal::TypeOf;
+using weir::internal::Unexpected;
+
+bool IsBlankOrNull(std::string_view json) {
+  size_t begin = 0;
+  size_t end = json.size();
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (begin < end && space(json[begin])) ++begin;
+  while (end > begin && space(json[end - 1])) --end;
+  const std::string_view trimmed = json.substr(begin, end - begin);
+  return trimmed.empty() || trimmed == "null";
+}
+
+absl::Status WithContext(std::string_view context, const absl::Status& status) {
+  if (context.empty()) return status;
+  return absl::Status(status.code(), Cat(context, ": ", status.message()));
+}
+
+absl::Status FieldError(std::string_view context, std::string_view field,
+                        const absl::Status& status) {
+  return WithContext(context,
+                     absl::Status(status.code(), Cat("field \"", field, "\": ",
+                                                              status.message())));
+}
+
+// The envelope fields; anything else is ignored.
+enum class EnvelopeKey { kNone, kOp, kBefore, kAfter, kSource, kTsMs, kOther };
+
+EnvelopeKey ClassifyEnvelopeKey(std::string_view key) {
+  if (key == "op") return EnvelopeKey::kOp;
+  if (key == "before") return EnvelopeKey::kBefore;
+  if (key == "after") return EnvelopeKey::kAfter;
+  if (key == "source") return EnvelopeKey::kSource;
+  if (key == "ts_ms") return EnvelopeKey::kTsMs;
+  if (key == "ts_us" || key == "ts_ns" || key == "transaction") return EnvelopeKey::kOther;
+  return EnvelopeKey::kNone;
+}
+
+std::optional<Op> ParseOp(std::string_view text) {
+  if (text == "c") return Op::kCreate;
+  if (text == "u") return Op::kUpdate;
+  if (text == "d") return Op::kDelete;
+  if (text == "r") return Op::kRead;
+  if (text == "t") return Op::kTruncate;
+  return std::nullopt;
+}
+
+// What the envelope said, collected while reading it.
+struct EnvelopeState {
+  std::optional<Op> op;
+  bool has_before = false;
+  bool has_after = false;
+  std::optional<int64_t> ts_ms;
+};
+
+}  // namespace
+
+class DecoderCore {
+ public:
+  DecoderCore(std::vector<FieldSpec> specs, absl::flat_hash_map<std::string, int> columns,
+              DecoderOptions options)
+      : specs_(std::move(specs)), columns_(std::move(columns)), options_(options) {}
+
+  absl::Status DecodeChange(std::string_view json, void* before, void* after,
+                            ChangeHeader& header, SourceInfo& source);
+  absl::Status DecodeRow(std::string_view json, void* row, bool& is_null);
+
+ private:
+  // The schema text last seen and what it resolved to.
+  struct CachedSchema {
+    bool valid = false;
+    std::string text;
+    ResolvedSchema resolved;
+  };
+
+  // Copies `json` into the padded buffer simdjson reads.
+  void Load(std::string_view json);
+  // A view of text inside the buffer, padded by the rest of the buffer.
+  simdjson::padded_string_view View(std::string_view inside) const;
+  absl::Status Iterate(std::string_view inside, ondemand::document& document);
+
+  // Reads {"schema": ..., "payload": ...} markers: an object (its raw text)
+  // or null.
+  static absl::Status CaptureObjectOrNull(ondemand::value& value, std::string_view what,
+                                          std::optional<std::string_view>& text);
+  absl::Status Resolve(std::string_view schema_text, bool envelope, CachedSchema& cache,
+                       const ResolvedSchema*& resolved);
+
+  absl::Status ReadEnvelopeField(EnvelopeKey key, ondemand::value& value,
+                                 const ResolvedSchema* schema, void* before, void* after,
+                                 EnvelopeState& state, SourceInfo& source);
+  absl::Status ReadRow(ondemand::object& object, const ResolvedSchema* schema, void* row,
+                       bool enforce_required, std::string_view context);
+  static absl::Status ReadSource(ondemand::value& value, SourceInfo& source);
+
+  std::vector<FieldSpec> specs_;
+  absl::flat_hash_map<std::string, int> columns_;
+  DecoderOptions options_;
+  ondemand::parser parser_;
+  std::string buffer_;
+  size_t length_ = 0;
+  CachedSchema envelope_schema_;
+  CachedSchema row_schema_;
+  FieldValue scratch_;
+  std::vector<uint8_t> seen_;
+};
+
+void DecoderCore::Load(std::string_view json) {
+  if (buffer_.size() < json.size() + simdjson::SIMDJSON_PADDING) {
+    buffer_.resize(json.size() + simdjson::SIMDJSON_PADDING);
+  }
+  std::memcpy(buffer_.data(), json.data(), json.size());
+  std::memset(buffer_.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
+  length_ = json.size();
+}
+
+simdjson::padded_string_view DecoderCore::View(std::string_view inside) const {
+  const size_t offset = static_cast<size_t>(inside.data() - buffer_.data());
+  return simdjson::padded_string_view(inside.data(), inside.size(), buffer_.size() - offset);
+}
+
+absl::Status DecoderCore::Iterate(std::string_view inside, ondemand::document& document) {
+  if (auto error = parser_.iterate(View(inside)).get(document)) return JsonError(error);
+  return absl::OkStatus();
+}
+
+absl::Status DecoderCore::CaptureObjectOrNull(ondemand::value& value, std::string_view what,
+                                              std::optional<std::string_view>& text) {
+  text.reset();
+  absl::StatusOr<bool> is_null = ReadNull(value);
+  if (!is_null.ok() || *is_null) return is_null.status();
+  ondemand::object object;
+  if (value.get_object().get(object)) {
+    return FieldError("", what, Unexpected("object or null", value));
+  }
+  std::string_view raw;
+  if (auto error = object.raw_json().get(raw)) return JsonError(error);
+  text = raw;
+  return absl::OkStatus();
+}
+
+absl::Status DecoderCore::Resolve(std::string_view schema_text, bool envelope,
+                                  CachedSchema& cache, const ResolvedSchema*& resolved) {
+  if (cache.valid && cache.text == schema_text) {
+    resolved = &cache.resolved;
+    return absl::OkStatus();
+  }
+  cache.valid = false;
+  ondemand::document document;
+  if (absl::Status status = Iterate(schema_text, document); !status.ok()) return status;
+  ondemand::object object;
+  if (auto error = document.get_object().get(object)) return JsonError(error);
+  if (absl::Status status = ResolveSchema(object, envelope, columns_, cache.resolved);
+      !status.ok()) {
+    return status;
+  }
+  cache.text.assign(schema_text);
+  cache.valid = true;
+  resolved = &cache.resolved;
+  return absl::OkStatus();
+}
+
+absl::Status DecoderCore::ReadRow(ondemand::object& object, const ResolvedSchema* schema,
+                                  void* row, bool enforce_required, std::string_view context) {
+  seen_.assign(specs_.size(), 0);
+  for (auto field_result : object) {
+    ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    std::string_view key;
+    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    ondemand::value& value = field.value();
+    auto found = columns_.find(weir::internal::ToAbsl(key));
+    if (found == columns_.end()) {
+      // Not declared (e.g. a column added after the job was written).
+      if (absl::Status status = SkipValue(value, 2); !status.ok()) return status;
+      continue;
+    }
+    const size_t idx = static_cast<size_t>(found->second);
+    const FieldSpec& spec = specs_[idx];
+    seen_[idx] = 1;
+    absl::StatusOr<bool> is_null = ReadNull(value);
+    if (!is_null.ok()) return is_null.status();
+    if (*is_null) {
+      if (spec.required && enforce_required) {
+        return FieldError(context, spec.name,
+                          absl::InvalidArgumentError("required, but the value is null"));
+      }
+      spec.clear(row);
+      continue;
+    }
+    const ColumnSchema* column = nullptr;
+    if (schema != nullptr && (*schema)[idx].has_value()) column = &*(*schema)[idx];
+    if (absl::Status status = ConvertField(spec, column, value, scratch_); !status.ok()) {
+      return FieldError(context, spec.name, status);
+    }
+    spec.assign(row, scratch_);
+  }
+  if (enforce_required) {
+    for (size_t idx = 0; idx < specs_.size(); ++idx) {
+      if (specs_[idx].required && seen_[idx] == 0) {
+        return FieldError(context, specs_[idx].name,
+                          absl::InvalidArgumentError("required, but missing"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DecoderCore::ReadSource(ondemand::value& value, SourceInfo& source) {
+  absl::StatusOr<bool> is_null = ReadNull(value);
+  if (!is_null.ok() || *is_null) return is_null.status();
+  ondemand::object object;
+  if (value.get_object().get(object)) {
+    return FieldError("", "source", Unexpected("object or null", value));
+  }
+  for (auto field_result : object) {
+    ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    std::string_view key;
+    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    ondemand::value& field_value = field.value();
+    std::string* text = nullptr;
+    std::optional<int64_t>* number = nullptr;
+    if (key == "version") {
+      text = &source.version;
+    } else if (key == "connector") {
+      text = &source.connector;
+    } else if (key == "name") {
+      text = &source.name;
+    } else if (key == "db") {
+      text = &source.db;
+    } else if (key == "schema") {
+      text = &source.schema;
+    } else if (key == "table") {
+      text = &source.table;
+    } else if (key == "snapshot") {
+      text = &source.snapshot;
+    } else if (key == "lsn") {
+      number = &source.lsn;
+    } else if (key == "txId") {
+      number = &source.tx_id;
+    }
+    absl::StatusOr<bool> field_null = ReadNull(field_value);
+    if (!field_null.ok()) return field_null.status();
+    if (*field_null) continue;
+    if (text != nullptr) {
+      absl::StatusOr<ondemand::json_type> type = TypeOf(field_value);
+      if (!type.ok()) return type.status();
+      if (*type == ondemand::json_type::boolean && key == "snapshot") {
+        bool flag = false;
+        if (auto error = field_value.get_bool().get(flag)) return JsonError(error);
+        *text = flag ? "true" : "false";
+        continue;
+      }
+      absl::StatusOr<std::string_view> read = weir::internal::ReadString(field_value);
+      if (!read.ok()) return FieldError("source", key, read.status());
+      text->assign(*read);
+    } else if (number != nullptr || key == "ts_ms") {
+      absl::StatusOr<int64_t> read = ReadInt64(field_value);
+      if (!read.ok()) return FieldError("source", key, read.status());
+      if (number != nullptr) {
+        *number = *read;
+      } else {
+        source.ts_ms = *read;
+      }
+    } else if (absl::Status status = SkipValue(field_value, 3); !status.ok()) {
+      return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DecoderCore::ReadEnvelopeField(EnvelopeKey key, ondemand::value& value,
+                                            const ResolvedSchema* schema, void* before,
+                                            void* after, EnvelopeState& state,
+                                            SourceInfo& source) {
+  switch (key) {
+    case EnvelopeKey::kOp: {
+      absl::StatusOr<std::string_view> text = weir::internal::ReadString(value);
+      if (!text.ok()) return FieldError("", "op", text.status());
+      state.op = ParseOp(*text);
+      if (!state.op.has_value()) {
+        return FieldError("", "op",
+                          absl::InvalidArgumentError(Cat(
+                              "unknown operation ", weir::internal::QuoteForError(*text),
+                              " (expected c, u, d, r or t)")));
+      }
+      return absl::OkStatus();
+    }
+    case EnvelopeKey::kBefore:
+    case EnvelopeKey::kAfter: {
+      const bool is_after = key == EnvelopeKey::kAfter;
+      const std::string_view name = is_after ? "after" : "before";
+      bool& has_row = is_after ? state.has_after : state.has_before;
+      absl::StatusOr<bool> is_null = ReadNull(value);
+      if (!is_null.ok()) return is_null.status();
+      if (*is_null) {
+        has_row = false;
+        return absl::OkStatus();
+      }
+      ondemand::object object;
+      if (value.get_object().get(object)) {
+        return FieldError("", name, Unexpected("object or null", value));
+      }
+      has_row = true;
+      return ReadRow(object, schema, is_after ? after : before,
+                     is_after || options_.strict_before, name);
+    }
+    case EnvelopeKey::kSource:
+      return ReadSource(value, source);
+    case EnvelopeKey::kTsMs: {
+      absl::StatusOr<bool> is_null = ReadNull(value);
+      if (!is_null.ok()) return is_null.status();
+      if (*is_null) {
+        state.ts_ms.reset();
+        return absl::OkStatus();
+      }
+      absl::StatusOr<int64_t> ts = ReadInt64(value);
+      if (!ts.ok()) return FieldError("", "ts_ms", ts.status());
+      state.ts_ms = *ts;
+      return absl::OkStatus();
+    }
+    case EnvelopeKey::kOther:
+    case EnvelopeKey::kNone:
+      return SkipValue(value, 2);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DecoderCore::DecodeChange(std::string_view json, void* before, void* after,
+                                       ChangeHeader& header, SourceInfo& source) {
+  header = ChangeHeader();
+  if (IsBlankOrNull(json)) return absl::OkStatus();  // a tombstone
+  Load(json);
+  ondemand::document document;
+  if (absl::Status status = Iterate(std::string_view(buffer_.data(), length_), document);
+      !status.ok()) {
+    return status;
+  }
+  ondemand::object top;
+  if (auto error = document.get_object().get(top)) {
+    if (error == simdjson::INCORRECT_TYPE) {
+      return absl::InvalidArgumentError("not a Debezium change event: expected a JSON object");
+    }
+    return JsonError(error);
+  }
+
+  EnvelopeState state;
+  std::optional<std::string_view> schema_text;
+  std::optional<std::string_view> payload_text;
+  bool saw_payload = false;
+  bool saw_envelope = false;
+  for (auto field_result : top) {
+    ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    std::string_view key;
+    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    ondemand::value& value = field.value();
+    if (key == "schema") {
+      if (absl::Status status = CaptureObjectOrNull(value, "schema", schema_text); !status.ok()) {
+        return status;
+      }
+    } else if (key == "payload") {
+      saw_payload = true;
+      if (absl::Status status = CaptureObjectOrNull(value, "payload", payload_text);
+          !status.ok()) {
+        return status;
+      }
+    } else if (EnvelopeKey envelope_key = ClassifyEnvelopeKey(key);
+               envelope_key != EnvelopeKey::kNone) {
+      saw_envelope = true;
+      if (absl::Status status =
+              ReadEnvelopeField(envelope_key, value, nullptr, before, after, state, source);
+          !status.ok()) {
+        return status;
+      }
+    } else if (absl::Status status = SkipValue(value, 1); !status.ok()) {
+      return status;
+    }
+  }
+  if (absl::Status status = CheckDocumentEnd(document); !status.ok()) return status;
+
+  if (!saw_payload && schema_text.has_value()) {
+    // A bare envelope with a stray "schema": unused, but validated all the same.
+    if (absl::Status status = Iterate(*schema_text, document); !status.ok()) return status;
+    ondemand::value root;
+    if (auto error = document.get_value().get(root)) return JsonError(error);
+    if (absl::Status status = SkipValue(root, 1); !status.ok()) return status;
+  }
+  if (saw_payload) {
+    if (saw_envelope) {
+      return absl::InvalidArgumentError(
+          "not a Debezium change event: both \"payload\" and envelope fields at the top level");
+    }
+    if (!payload_text.has_value()) return absl::OkStatus();  // {"schema":..., "payload":null}
+    const ResolvedSchema* schema = nullptr;
+    if (schema_text.has_value()) {
+      if (absl::Status status = Resolve(*schema_text, true, envelope_schema_, schema);
+          !status.ok()) {
+        return status;
+      }
+    }
+    if (absl::Status status = Iterate(*payload_text, document); !status.ok()) return status;
+    ondemand::object payload;
+    if (auto error = document.get_object().get(payload)) return JsonError(error);
+    for (auto field_result : payload) {
+      ondemand::field field;
+      if (auto error = std::move(field_result).get(field)) return JsonError(error);
+      std::string_view key;
+      if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+      if (absl::Status status = ReadEnvelopeField(ClassifyEnvelopeKey(key), field.value(), schema,
+                                                  before, after, state, source);
+          !status.ok()) {
+        return status;
+      }
+    }
+  }
+
+  if (!state.op.has_value()) {
+    return absl::InvalidArgumentError("not a Debezium change event: no \"op\" field");
+  }
+  const Op op = *state.op;
+  const std::string_view op_name = OpName(op);
+  switch (op) {
+    case Op::kCreate:
+    case Op::kRead:
+    case Op::kUpdate:
+      if (!state.has_after) {
+        return absl::InvalidArgumentError(
+            Cat("op \"", op_name, "\" without an \"after\" row"));
+      }
+      break;
+    case Op::kDelete:
+      if (state.has_after) {
+        return absl::InvalidArgumentError("op \"d\" with an \"after\" row");
+      }
+      break;
+    case Op::kTruncate:
+      if (state.has_before || state.has_after) {
+        return absl::InvalidArgumentError("op \"t\" with a row");
+      }
+      break;
+    case Op::kTombstone:
+      break;
+  }
+  header.op = op;
+  header.has_before = state.has_before;
+  header.has_after = state.has_after;
+  header.ts_ms = state.ts_ms;
+  return absl::OkStatus();
+}
+
+absl::Status DecoderCore::DecodeRow(std::string_view json, void* row, bool& is_null) {
+  is_null = false;
+  if (IsBlankOrNull(json)) {
+    is_null = true;
+    return absl::OkStatus();
+  }
+  Load(json);
+  const std::string_view whole(buffer_.data(), length_);
+  ondemand::document document;
+  if (absl::Status status = Iterate(whole, document); !status.ok()) return status;
+  ondemand::object top;
+  if (auto error = document.get_object().get(top)) {
+    if (error == simdjson::INCORRECT_TYPE) {
+      return absl::InvalidArgumentError("expected a JSON object");
+    }
+    return JsonError(error);
+  }
+  // Is it {"schema": {...}|null, "payload": {...}|null}? Otherwise the
+  // object is the row itself.
+  std::optional<std::string_view> schema_text;
+  std::optional<std::string_view> payload_text;
+  bool saw_schema = false;
+  bool saw_payload = false;
+  bool saw_other = false;
+  for (auto field_result : top) {
+    ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    std::string_view key;
+    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    ondemand::value& value = field.value();
+    const bool is_schema = key == "schema" && !saw_schema;
+    const bool is_payload = key == "payload" && !saw_payload;
+    if (is_schema || is_payload) {
+      absl::StatusOr<ondemand::json_type> type = TypeOf(value);
+      if (!type.ok()) return type.status();
+      if (*type == ondemand::json_type::object || *type == ondemand::json_type::null) {
+        if (absl::Status status =
+                CaptureObjectOrNull(value, key, is_schema ? schema_text : payload_text);
+            !status.ok()) {
+          return status;
+        }
+        (is_schema ? saw_schema : saw_payload) = true;
+        continue;
+      }
+    }
+    saw_other = true;
+    if (absl::Status status = SkipValue(value, 1); !status.ok()) return status;
+  }
+  if (absl::Status status = CheckDocumentEnd(document); !status.ok()) return status;
+
+  const ResolvedSchema* schema = nullptr;
+  std::string_view row_text = whole;
+  if (saw_schema && saw_payload && !saw_other) {
+    if (!payload_text.has_value()) {
+      is_null = true;
+      return absl::OkStatus();
+    }
+    if (schema_text.has_value()) {
+      if (absl::Status status = Resolve(*schema_text, false, row_schema_, schema); !status.ok()) {
+        return status;
+      }
+    }
+    row_text = *payload_text;
+  }
+  if (absl::Status status = Iterate(row_text, document); !status.ok()) return status;
+  ondemand::object object;
+  if (auto error = document.get_object().get(object)) return JsonError(error);
+  return ReadRow(object, schema, row, /*enforce_required=*/true, "");
+}
+
+void DecoderCoreDeleter::operator()(DecoderCore* core) const { delete core; }
+
+absl::StatusOr<DecoderCorePtr> NewDecoderCore(const std::vector<FieldSpec>& specs,
+                                              const DecoderOptions& options) {
+  absl::flat_hash_map<std::string, int> columns;
+  for (size_t idx = 0; idx < specs.size(); ++idx) {
+    const FieldSpec& spec = specs[idx];
+    if (spec.name.empty()) {
+      return absl::InvalidArgumentError(
+          Cat("debezium::Fields: field #", idx, " has an empty name"));
+    }
+    if (!columns.emplace(spec.name, static_cast<int>(idx)).second) {
+      return absl::InvalidArgumentError(
+          Cat("debezium::Fields: field \"", spec.name, "\" is declared twice"));
+    }
+    if (spec.semantic == Semantic::kDecimal) {
+      const bool integer_target = spec.target != TargetKind::kFloat &&
+                                  spec.target != TargetKind::kDouble &&
+                                  spec.target != TargetKind::kString;
+      if (integer_target && !spec.decimal.scale.has_value()) {
+        return absl::InvalidArgumentError(Cat(
+            "debezium::Fields: field \"", spec.name,
+            "\": Decimal() into an integer member needs the scale of its units, e.g. "
+            "Decimal(2) for cents"));
+      }
+      if (spec.decimal.scale.has_value() &&
+          (*spec.decimal.scale > weir::internal::kMaxDecimalScale ||
+           *spec.decimal.scale < -weir::internal::kMaxDecimalScale)) {
+        return absl::InvalidArgumentError(Cat(
+            "debezium::Fields: field \"", spec.name, "\": decimal scale out of range"));
+      }
+    }
+  }
+  return DecoderCorePtr(new DecoderCore(specs, std::move(columns), options));
+}
+
+absl::Status DecodeChangeInto(DecoderCore& core, std::string_view json, void* before, void* after,
+                              ChangeHeader& header, SourceInfo& source) {
+  return core.DecodeChange(json, before, after, header, source);
+}
+
+absl::Status DecodeRowInto(DecoderCore& core, std::string_view json, void* row, bool& is_null) {
+  return core.DecodeRow(json, row, is_null);
+}
+
+}  // namespace internal
+}  // namespace weir::debezium

@@ -1,0 +1,509 @@
+#include "lib/formats/debezium_field.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "absl/numeric/int128.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "lib/formats/str_cat.h"
+#include "lib/formats/debezium_schema.h"
+#include "lib/formats/debezium_time.h"
+#include "lib/formats/decimal.h"
+#include "lib/formats/json_reader.h"
+#include "simdjson.h"
+#include "weir/formats/debezium.h"
+
+namespace weir::debezium::internal {
+namespace {
+
+using weir::internal::Cat;
+
+namespace ondemand = simdjson::ondemand;
+using weir::internal::DecimalNumber;
+using weir::internal::Describe;
+using weir::internal::JsonError;
+using weir::internal::NumberText;
+using weir::internal::QuoteForError;
+using weir::internal::ReadInt64;
+using weir::internal::ReadInteger;
+using weir::internal::ReadString;
+using weir::internal::SkipValue;
+using weir::internal::TypeOf;
+using weir::internal::Unexpected;
+
+constexpr std::string_view kDecimalName = "org.apache.kafka.connect.data.Decimal";
+constexpr std::string_view kVariableScaleDecimalName = "io.debezium.data.VariableScaleDecimal";
+
+// Values of columns nest at most this deep below the row.
+constexpr int kColumnDepth = 3;
+
+const char* TargetName(TargetKind kind) {
+  switch (kind) {
+    case TargetKind::kInt8:
+      return "int8";
+    case TargetKind::kInt16:
+      return "int16";
+    case TargetKind::kInt32:
+      return "int32";
+    case TargetKind::kInt64:
+      return "int64";
+    case TargetKind::kUInt8:
+      return "uint8";
+    case TargetKind::kUInt16:
+      return "uint16";
+    case TargetKind::kUInt32:
+      return "uint32";
+    case TargetKind::kUInt64:
+      return "uint64";
+    case TargetKind::kFloat:
+      return "float";
+    case TargetKind::kDouble:
+      return "double";
+    case TargetKind::kBool:
+      return "bool";
+    case TargetKind::kString:
+      return "string";
+    case TargetKind::kUuidBytes:
+      return "uuid bytes";
+  }
+  return "?";
+}
+
+bool IsIntegerTarget(TargetKind kind) {
+  switch (kind) {
+    case TargetKind::kInt8:
+    case TargetKind::kInt16:
+    case TargetKind::kInt32:
+    case TargetKind::kInt64:
+    case TargetKind::kUInt8:
+    case TargetKind::kUInt16:
+    case TargetKind::kUInt32:
+    case TargetKind::kUInt64:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsFloatTarget(TargetKind kind) {
+  return kind == TargetKind::kFloat || kind == TargetKind::kDouble;
+}
+
+std::string Int128ToString(absl::int128 value) {
+  if (value == 0) return "0";
+  const bool negative = value < 0;
+  absl::uint128 magnitude = negative ? -absl::uint128(value) : absl::uint128(value);
+  std::string digits;
+  while (magnitude != 0) {
+    digits.push_back(static_cast<char>('0' + static_cast<int>(magnitude % 10)));
+    magnitude /= 10;
+  }
+  if (negative) digits.push_back('-');
+  return std::string(digits.rbegin(), digits.rend());
+}
+
+template <class I>
+bool InRange(absl::int128 value) {
+  return value >= absl::int128(std::numeric_limits<I>::min()) &&
+         value <= absl::int128(std::numeric_limits<I>::max());
+}
+
+// Stores `value` for an integer target, checking the target's range.
+absl::Status StoreInteger(absl::int128 value, TargetKind kind, FieldValue& out) {
+  bool fits = false;
+  switch (kind) {
+    case TargetKind::kInt8:
+      fits = InRange<int8_t>(value);
+      break;
+    case TargetKind::kInt16:
+      fits = InRange<int16_t>(value);
+      break;
+    case TargetKind::kInt32:
+      fits = InRange<int32_t>(value);
+      break;
+    case TargetKind::kInt64:
+      fits = InRange<int64_t>(value);
+      break;
+    case TargetKind::kUInt8:
+      fits = InRange<uint8_t>(value);
+      break;
+    case TargetKind::kUInt16:
+      fits = InRange<uint16_t>(value);
+      break;
+    case TargetKind::kUInt32:
+      fits = InRange<uint32_t>(value);
+      break;
+    case TargetKind::kUInt64:
+      fits = InRange<uint64_t>(value);
+      break;
+    default:
+      return absl::InternalError("not an integer target");
+  }
+  if (!fits) {
+    return absl::InvalidArgumentError(
+        Cat(Int128ToString(value), " out of range for ", TargetName(kind)));
+  }
+  if (kind == TargetKind::kUInt8 || kind == TargetKind::kUInt16 || kind == TargetKind::kUInt32 ||
+      kind == TargetKind::kUInt64) {
+    out.uint_value = static_cast<uint64_t>(value);
+  } else {
+    out.int_value = static_cast<int64_t>(value);
+  }
+  return absl::OkStatus();
+}
+
+// The non-finite values Kafka Connect's JsonConverter writes as strings.
+std::optional<double> NonFinite(std::string_view text) {
+  if (text == "NaN") return std::numeric_limits<double>::quiet_NaN();
+  if (text == "Infinity") return std::numeric_limits<double>::infinity();
+  if (text == "-Infinity") return -std::numeric_limits<double>::infinity();
+  return std::nullopt;
+}
+
+absl::Status StoreFloat(double value, TargetKind kind, std::string_view shown, FieldValue& out) {
+  if (kind == TargetKind::kFloat && std::isfinite(value) &&
+      std::fabs(value) > static_cast<double>(std::numeric_limits<float>::max())) {
+    return absl::InvalidArgumentError(Cat(shown, " out of range for float"));
+  }
+  out.double_value = value;
+  return absl::OkStatus();
+}
+
+absl::Status ConvertFloat(TargetKind kind, ondemand::value& value, FieldValue& out) {
+  absl::StatusOr<ondemand::json_type> type = TypeOf(value);
+  if (!type.ok()) return type.status();
+  if (*type == ondemand::json_type::string) {
+    std::string_view text;
+    if (auto error = value.get_string().get(text)) return JsonError(error);
+    if (std::optional<double> special = NonFinite(text)) {
+      out.double_value = *special;
+      return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(
+        Cat("expected number, got string ", QuoteForError(text)));
+  }
+  if (*type != ondemand::json_type::number) return Unexpected("number", value);
+  absl::StatusOr<std::string_view> text = NumberText(value);
+  if (!text.ok()) return text.status();
+  double parsed = 0;
+  auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), parsed);
+  if (error == std::errc::result_out_of_range) {
+    return absl::InvalidArgumentError(
+        Cat("number ", QuoteForError(*text), " out of range for ", TargetName(kind)));
+  }
+  if (error != std::errc() || end != text->data() + text->size()) {
+    return absl::DataLossError(Cat("malformed number ", QuoteForError(*text)));
+  }
+  return StoreFloat(parsed, kind, *text, out);
+}
+
+absl::Status ConvertAuto(TargetKind kind, ondemand::value& value, FieldValue& out) {
+  if (IsIntegerTarget(kind)) {
+    absl::StatusOr<absl::int128> integer = ReadInteger(value);
+    if (!integer.ok()) return integer.status();
+    return StoreInteger(*integer, kind, out);
+  }
+  if (IsFloatTarget(kind)) return ConvertFloat(kind, value, out);
+  if (kind == TargetKind::kBool) {
+    absl::StatusOr<ondemand::json_type> type = TypeOf(value);
+    if (!type.ok()) return type.status();
+    if (*type != ondemand::json_type::boolean) return Unexpected("boolean", value);
+    if (auto error = value.get_bool().get(out.bool_value)) return JsonError(error);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string_view> text = ReadString(value);
+  if (!text.ok()) return text.status();
+  out.string_value.assign(*text);
+  return absl::OkStatus();
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, either case.
+bool ParseUuid(std::string_view text, UuidBytes& bytes) {
+  if (text.size() != 36) return false;
+  size_t byte_idx = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    if (pos == 8 || pos == 13 || pos == 18 || pos == 23) {
+      if (text[pos] != '-') return false;
+      ++pos;
+      continue;
+    }
+    const int high = HexValue(text[pos]);
+    const int low = HexValue(text[pos + 1]);
+    if (high < 0 || low < 0) return false;
+    bytes[byte_idx++] = static_cast<uint8_t>(high * 16 + low);
+    pos += 2;
+  }
+  return byte_idx == bytes.size();
+}
+
+absl::Status ConvertUuid(TargetKind kind, ondemand::value& value, FieldValue& out) {
+  absl::StatusOr<ondemand::json_type> type = TypeOf(value);
+  if (!type.ok()) return type.status();
+  if (*type != ondemand::json_type::string) return Unexpected("UUID string", value);
+  std::string_view text;
+  if (auto error = value.get_string().get(text)) return JsonError(error);
+  if (!ParseUuid(text, out.uuid_bytes)) {
+    return absl::InvalidArgumentError(Cat(QuoteForError(text), " is not a UUID"));
+  }
+  if (kind == TargetKind::kString) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out.string_value.clear();
+    for (size_t idx = 0; idx < out.uuid_bytes.size(); ++idx) {
+      if (idx == 4 || idx == 6 || idx == 8 || idx == 10) out.string_value.push_back('-');
+      out.string_value.push_back(kHex[out.uuid_bytes[idx] >> 4]);
+      out.string_value.push_back(kHex[out.uuid_bytes[idx] & 0xf]);
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string_view TrimTrailingSpace(std::string_view text) {
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\n' ||
+                           text.back() == '\r')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+// io.debezium.data.Json is a string holding JSON text. A JSON value that is
+// not a string (a converter that embeds it) is kept as its raw text.
+absl::Status ConvertJson(ondemand::value& value, FieldValue& out) {
+  absl::StatusOr<ondemand::json_type> type = TypeOf(value);
+  if (!type.ok()) return type.status();
+  if (*type == ondemand::json_type::string) {
+    std::string_view text;
+    if (auto error = value.get_string().get(text)) return JsonError(error);
+    out.string_value.assign(text);
+    return absl::OkStatus();
+  }
+  const char* start = value.raw_json_token().data();
+  if (absl::Status status = SkipValue(value, kColumnDepth); !status.ok()) return status;
+  const char* end = nullptr;
+  if (auto error = value.current_location().get(end)) return JsonError(error);
+  out.string_value.assign(TrimTrailingSpace(std::string_view(start, end - start)));
+  return absl::OkStatus();
+}
+
+absl::Status ConvertTime(const FieldSpec& spec, const ColumnSchema* column,
+                         ondemand::value& value, FieldValue& out) {
+  std::optional<TimeType> wire = spec.time.type;
+  if (column != nullptr) {
+    if (std::optional<TimeType> named = TimeTypeFromSchemaName(column->name)) wire = named;
+  }
+  const bool zoned = wire == TimeType::kZonedTimestamp || wire == TimeType::kZonedTime;
+  absl::StatusOr<ondemand::json_type> type = TypeOf(value);
+  if (!type.ok()) return type.status();
+  absl::StatusOr<int64_t> converted;
+  if (*type == ondemand::json_type::string && (!wire.has_value() || zoned)) {
+    std::string_view text;
+    if (auto error = value.get_string().get(text)) return JsonError(error);
+    converted = wire == TimeType::kZonedTime ? ParseZonedTime(text, spec.time.unit)
+                                             : ParseZonedTimestamp(text, spec.time.unit);
+  } else if (*type == ondemand::json_type::number && wire.has_value() && !zoned) {
+    absl::StatusOr<int64_t> integer = ReadInt64(value);
+    if (!integer.ok()) return integer.status();
+    converted = ConvertIntegerTime(*integer, *wire, spec.time.unit);
+  } else if (*type == ondemand::json_type::number && !wire.has_value()) {
+    return absl::InvalidArgumentError(
+        Cat("integer time ", Describe(value),
+                     " without a schema: declare its Debezium type, e.g. "
+                     "EpochMicros(TimeType::kMicroTimestamp)"));
+  } else {
+    return Unexpected(zoned ? "ISO-8601 string" : "integer", value);
+  }
+  if (!converted.ok()) return converted.status();
+  out.int_value = *converted;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DecimalNumber> DecodeBase64Decimal(std::string_view text, int64_t scale) {
+  std::string bytes;
+  if (!absl::Base64Unescape(weir::internal::ToAbsl(text), &bytes)) {
+    return absl::InvalidArgumentError(
+        Cat("precise decimal ", QuoteForError(text), " is not base64"));
+  }
+  return weir::internal::DecimalFromUnscaledBytes(bytes, scale);
+}
+
+// io.debezium.data.VariableScaleDecimal: {"scale": 2, "value": "<base64>"}.
+absl::StatusOr<DecimalNumber> ReadVariableScaleDecimal(ondemand::value& value) {
+  ondemand::object object;
+  if (value.get_object().get(object)) return Unexpected("VariableScaleDecimal object", value);
+  std::optional<int64_t> scale;
+  std::optional<std::string> base64;
+  for (auto field_result : object) {
+    ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    std::string_view key;
+    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    if (key == "scale") {
+      absl::StatusOr<int64_t> read = ReadInt64(field.value());
+      if (!read.ok()) {
+        return absl::Status(read.status().code(),
+                            Cat("\"scale\": ", read.status().message()));
+      }
+      scale = *read;
+    } else if (key == "value") {
+      absl::StatusOr<std::string_view> read = ReadString(field.value());
+      if (!read.ok()) {
+        return absl::Status(read.status().code(),
+                            Cat("\"value\": ", read.status().message()));
+      }
+      base64.emplace(*read);
+    } else if (absl::Status status = SkipValue(field.value(), kColumnDepth); !status.ok()) {
+      return status;
+    }
+  }
+  if (!scale.has_value() || !base64.has_value()) {
+    return absl::InvalidArgumentError(
+        "VariableScaleDecimal needs both \"scale\" and \"value\"");
+  }
+  return DecodeBase64Decimal(*base64, *scale);
+}
+
+enum class DecimalEncoding { kUnknown, kBytes, kNumber, kText, kVariableScale };
+
+absl::Status ConvertDecimal(const FieldSpec& spec, const ColumnSchema* column,
+                            ondemand::value& value, FieldValue& out) {
+  DecimalEncoding encoding = DecimalEncoding::kUnknown;
+  std::optional<int64_t> bytes_scale = spec.decimal.scale;
+  if (column != nullptr) {
+    if (column->name == kDecimalName) {
+      encoding = DecimalEncoding::kBytes;
+      if (column->scale.has_value()) bytes_scale = column->scale;
+    } else if (column->name == kVariableScaleDecimalName) {
+      encoding = DecimalEncoding::kVariableScale;
+    } else if (column->type == "string") {
+      encoding = DecimalEncoding::kText;
+    } else if (column->type == "float64" || column->type == "float32" ||
+               column->type.starts_with("int")) {
+      encoding = DecimalEncoding::kNumber;
+    }
+  }
+  absl::StatusOr<ondemand::json_type> type = TypeOf(value);
+  if (!type.ok()) return type.status();
+  if (encoding == DecimalEncoding::kUnknown) {
+    switch (*type) {
+      case ondemand::json_type::number:
+        encoding = DecimalEncoding::kNumber;
+        break;
+      case ondemand::json_type::object:
+        encoding = DecimalEncoding::kVariableScale;
+        break;
+      case ondemand::json_type::string:
+        encoding = spec.decimal.mode.value_or(DecimalMode::kPrecise) == DecimalMode::kPrecise
+                       ? DecimalEncoding::kBytes
+                       : DecimalEncoding::kText;
+        break;
+      default:
+        return Unexpected("decimal", value);
+    }
+  }
+
+  absl::StatusOr<DecimalNumber> number;
+  switch (encoding) {
+    case DecimalEncoding::kBytes: {
+      if (*type != ondemand::json_type::string) return Unexpected("base64 decimal bytes", value);
+      std::string_view text;
+      if (auto error = value.get_string().get(text)) return JsonError(error);
+      if (!bytes_scale.has_value()) {
+        return absl::InvalidArgumentError(
+            "precise decimal without a scale: the schema has no \"scale\" parameter; declare "
+            "Decimal(scale)");
+      }
+      number = DecodeBase64Decimal(text, *bytes_scale);
+      break;
+    }
+    case DecimalEncoding::kText:
+    case DecimalEncoding::kNumber: {
+      std::string_view text;
+      if (*type == ondemand::json_type::string) {
+        if (auto error = value.get_string().get(text)) return JsonError(error);
+        if (std::optional<double> special = NonFinite(text); special && IsFloatTarget(spec.target)) {
+          out.double_value = *special;
+          return absl::OkStatus();
+        }
+      } else if (*type == ondemand::json_type::number) {
+        absl::StatusOr<std::string_view> token = NumberText(value);
+        if (!token.ok()) return token.status();
+        text = *token;
+      } else {
+        return Unexpected(encoding == DecimalEncoding::kText ? "decimal string" : "number", value);
+      }
+      number = weir::internal::ParseDecimalText(text);
+      break;
+    }
+    case DecimalEncoding::kVariableScale:
+      if (*type != ondemand::json_type::object) {
+        return Unexpected("VariableScaleDecimal object", value);
+      }
+      number = ReadVariableScaleDecimal(value);
+      break;
+    case DecimalEncoding::kUnknown:
+      break;
+  }
+  if (!number.ok()) return number.status();
+
+  if (IsIntegerTarget(spec.target)) {
+    // Create() guarantees the scale of integer targets.
+    absl::StatusOr<absl::int128> scaled =
+        weir::internal::DecimalToScaledInt(*number, spec.decimal.scale.value_or(0));
+    if (!scaled.ok()) return scaled.status();
+    if (!StoreInteger(*scaled, spec.target, out).ok()) {
+      return absl::InvalidArgumentError(Cat(
+          "decimal ", weir::internal::DecimalToString(*number), " out of range for ",
+          TargetName(spec.target), " at scale ", spec.decimal.scale.value_or(0)));
+    }
+    return absl::OkStatus();
+  }
+  if (IsFloatTarget(spec.target)) {
+    absl::StatusOr<double> converted =
+        weir::internal::DecimalToBinaryFloat(*number, spec.target == TargetKind::kFloat);
+    if (!converted.ok()) return converted.status();
+    out.double_value = *converted;
+    return absl::OkStatus();
+  }
+  if (spec.decimal.scale.has_value()) {
+    number = weir::internal::RescaleDecimal(*number, *spec.decimal.scale);
+    if (!number.ok()) return number.status();
+  }
+  out.string_value = weir::internal::DecimalToString(*number);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ConvertField(const FieldSpec& spec, const ColumnSchema* column,
+                          ondemand::value& value, FieldValue& out) {
+  switch (spec.semantic) {
+    case Semantic::kAuto:
+      return ConvertAuto(spec.target, value, out);
+    case Semantic::kUuid:
+      return ConvertUuid(spec.target, value, out);
+    case Semantic::kJson:
+      return ConvertJson(value, out);
+    case Semantic::kTime:
+      return ConvertTime(spec, column, value, out);
+    case Semantic::kDecimal:
+      return ConvertDecimal(spec, column, value, out);
+  }
+  return absl::InternalError("unknown field semantic");
+}
+
+}  // namespace weir::debezium::internal

@@ -1,0 +1,170 @@
+#include "lib/formats/debezium_schema.h"
+
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lib/formats/str_cat.h"
+#include "lib/formats/json_reader.h"
+#include "simdjson.h"
+
+namespace weir::debezium::internal {
+namespace {
+
+using weir::internal::Cat;
+
+namespace ondemand = simdjson::ondemand;
+using weir::internal::JsonError;
+using weir::internal::ReadNull;
+using weir::internal::ReadString;
+using weir::internal::SkipValue;
+using weir::internal::TypeOf;
+using weir::internal::Unexpected;
+
+// Envelope -> before/after -> columns; deeper structs (a column that is a
+// struct, e.g. VariableScaleDecimal) are validated but not kept.
+constexpr int kMaxSchemaLevels = 3;
+
+struct SchemaNode {
+  std::string type;
+  std::string name;
+  std::string field;
+  std::optional<int32_t> scale;
+  std::vector<SchemaNode> fields;
+};
+
+absl::Status SchemaError(std::string_view what, const absl::Status& cause) {
+  return absl::Status(cause.code(), Cat("schema: ", what, ": ", cause.message()));
+}
+
+absl::Status ReadParameters(ondemand::value& value, SchemaNode& node, int depth) {
+  absl::StatusOr<bool> is_null = ReadNull(value);
+  if (!is_null.ok() || *is_null) return is_null.status();
+  ondemand::object object;
+  if (value.get_object().get(object)) return SchemaError("\"parameters\"", Unexpected("object", value));
+  for (auto field_result : object) {
+    ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    std::string_view key;
+    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    if (key != "scale") {
+      if (absl::Status status = SkipValue(field.value(), depth + 1); !status.ok()) return status;
+      continue;
+    }
+    // Kafka Connect writes parameters as strings ("2").
+    absl::StatusOr<std::string_view> text = ReadString(field.value());
+    if (!text.ok()) return SchemaError("\"scale\"", text.status());
+    int32_t scale = 0;
+    auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), scale);
+    if (error != std::errc() || end != text->data() + text->size()) {
+      return absl::InvalidArgumentError(
+          Cat("schema: \"scale\" is not an int32: ", weir::internal::QuoteForError(*text)));
+    }
+    node.scale = scale;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadNode(ondemand::object& object, int level, int depth, SchemaNode& node);
+
+absl::Status ReadFields(ondemand::value& value, int level, int depth, SchemaNode& node) {
+  absl::StatusOr<bool> is_null = ReadNull(value);
+  if (!is_null.ok() || *is_null) return is_null.status();
+  if (level >= kMaxSchemaLevels) return SkipValue(value, depth);
+  ondemand::array array;
+  if (value.get_array().get(array)) return SchemaError("\"fields\"", Unexpected("array", value));
+  for (auto element_result : array) {
+    ondemand::value element;
+    if (auto error = std::move(element_result).get(element)) return JsonError(error);
+    absl::StatusOr<ondemand::json_type> element_type = TypeOf(element);
+    if (!element_type.ok()) return element_type.status();
+    if (*element_type != ondemand::json_type::object) {
+      return SchemaError("\"fields\" element", Unexpected("object", element));
+    }
+    ondemand::object child_object;
+    if (auto error = element.get_object().get(child_object)) return JsonError(error);
+    SchemaNode child;
+    if (absl::Status status = ReadNode(child_object, level + 1, depth + 2, child); !status.ok()) {
+      return status;
+    }
+    node.fields.push_back(std::move(child));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadNode(ondemand::object& object, int level, int depth, SchemaNode& node) {
+  if (depth > weir::internal::kMaxJsonDepth) {
+    return absl::InvalidArgumentError("schema: nested too deeply");
+  }
+  for (auto field_result : object) {
+    ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    std::string_view key;
+    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    ondemand::value& value = field.value();
+    std::string* text_member = nullptr;
+    if (key == "type") {
+      text_member = &node.type;
+    } else if (key == "name") {
+      text_member = &node.name;
+    } else if (key == "field") {
+      text_member = &node.field;
+    }
+    if (text_member != nullptr) {
+      absl::StatusOr<bool> is_null = ReadNull(value);
+      if (!is_null.ok()) return is_null.status();
+      if (*is_null) continue;
+      absl::StatusOr<std::string_view> text = ReadString(value);
+      if (!text.ok()) return SchemaError(Cat("\"", key, "\""), text.status());
+      text_member->assign(*text);
+    } else if (key == "parameters") {
+      if (absl::Status status = ReadParameters(value, node, depth + 1); !status.ok()) return status;
+    } else if (key == "fields") {
+      if (absl::Status status = ReadFields(value, level, depth + 1, node); !status.ok()) {
+        return status;
+      }
+    } else if (absl::Status status = SkipValue(value, depth + 1); !status.ok()) {
+      return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ResolveSchema(ondemand::object& schema, bool envelope,
+                           const absl::flat_hash_map<std::string, int>& columns,
+                           ResolvedSchema& resolved) {
+  SchemaNode root;
+  if (absl::Status status = ReadNode(schema, 0, 1, root); !status.ok()) return status;
+  resolved.assign(columns.size(), std::nullopt);
+  const SchemaNode* row = &root;
+  if (envelope) {
+    row = nullptr;
+    for (const SchemaNode& child : root.fields) {
+      if (child.field == "after") {
+        row = &child;
+        break;
+      }
+      if (child.field == "before") row = &child;
+    }
+    if (row == nullptr) return absl::OkStatus();
+  }
+  for (const SchemaNode& column : row->fields) {
+    auto found = columns.find(column.field);
+    if (found == columns.end()) continue;
+    resolved[static_cast<size_t>(found->second)] =
+        ColumnSchema{column.type, column.name, column.scale};
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace weir::debezium::internal

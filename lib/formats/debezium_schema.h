@@ -1,0 +1,45 @@
+// The Kafka Connect schema that JsonConverter puts beside a Debezium
+// payload ({"schema": ..., "payload": ...}), reduced to what decoding the
+// declared columns needs: each column's type, logical name (e.g.
+// "io.debezium.time.ZonedTimestamp") and decimal scale.
+
+#ifndef WEIR_LIB_FORMATS_DEBEZIUM_SCHEMA_H_
+#define WEIR_LIB_FORMATS_DEBEZIUM_SCHEMA_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "simdjson.h"
+
+namespace weir::debezium::internal {
+
+struct ColumnSchema {
+  // Kafka Connect type: "int32", "int64", "float64", "boolean", "string",
+  // "bytes", "struct", ...
+  std::string type;
+  // The logical type's name, or empty.
+  std::string name;
+  // parameters.scale of org.apache.kafka.connect.data.Decimal.
+  std::optional<int32_t> scale;
+};
+
+// What the schema says about each declared column, by declaration index;
+// nullopt for a column the schema does not have.
+using ResolvedSchema = std::vector<std::optional<ColumnSchema>>;
+
+// Reads the schema object `schema`. With `envelope`, the row schema is the
+// one of the envelope's "after" (or "before") field; otherwise `schema`
+// describes the row itself. `columns` maps declared column names to their
+// index. kInvalidArgument/kDataLoss for a malformed schema.
+absl::Status ResolveSchema(simdjson::ondemand::object& schema, bool envelope,
+                           const absl::flat_hash_map<std::string, int>& columns,
+                           ResolvedSchema& resolved);
+
+}  // namespace weir::debezium::internal
+
+#endif  // WEIR_LIB_FORMATS_DEBEZIUM_SCHEMA_H_
