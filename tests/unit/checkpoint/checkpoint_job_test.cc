@@ -230,6 +230,30 @@ TEST_F(CheckpointJobTest, MissingStateFilesFailWithDataLossInsteadOfStartingEmpt
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
 }
 
+TEST_F(CheckpointJobTest, TruncatedStateFileFallsBackToAnOlderCheckpoint) {
+  RunAndCrash(2, 6000, 3);
+  // Truncate the newest state file: the checkpoints referencing it fail their
+  // checksum, an older one (which does not reference it) is used.
+  std::filesystem::path newest;
+  std::filesystem::file_time_type newest_time;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(root_ / "checkpoints" / "count" / "shared")) {
+    if (newest.empty() || entry.last_write_time() > newest_time) {
+      newest = entry.path();
+      newest_time = entry.last_write_time();
+    }
+  }
+  ASSERT_FALSE(newest.empty());
+  std::filesystem::resize_file(newest, std::filesystem::file_size(newest) / 2);
+
+  auto pipeline = Build(2, 6000, 0);
+  absl::Status status = pipeline->Run();
+  ASSERT_TRUE(status.ok()) << status;
+  std::vector<Count> committed = Committed();
+  committed.erase(std::unique(committed.begin(), committed.end()), committed.end());
+  EXPECT_EQ(committed, Expected(6000));
+}
+
 TEST_F(CheckpointJobTest, IntervalWithoutStorageIsAConfigurationError) {
   PipelineOptions options;
   options.checkpoints.interval = absl::Seconds(1);
