@@ -5,15 +5,21 @@
 #ifndef WEIR_BENCH_WORKLOAD_EVENTS_H_
 #define WEIR_BENCH_WORKLOAD_EVENTS_H_
 
+#include <stdlib.h>
+#include <sys/resource.h>
+
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace weir::bench {
@@ -84,8 +90,8 @@ inline std::vector<Event> GenerateEvents(const GeneratorOptions& options) {
   return events;
 }
 
-// --events=N, --json=FILE, --zipf=S, --parallelism=1,2 (parsed by hand: the
-// bench binaries have no other flags).
+// --events=N, --json=FILE, --zipf=S, --parallelism=1,2, --repeat=R, plus the
+// bench's own flags (parsed by hand: the bench binaries have no other flags).
 struct BenchFlags {
   uint64_t events = 20'000'000;
   std::string json;
@@ -94,7 +100,15 @@ struct BenchFlags {
   int repeat = 3;
 };
 
-inline BenchFlags ParseFlags(int argc, char** argv, uint64_t default_events) {
+// A flag only one bench has, e.g. {"--keys=", "N", [&](const char* v) { ... }}.
+struct ExtraFlag {
+  const char* prefix;
+  const char* value_name;
+  std::function<void(const char* value)> parse;
+};
+
+inline BenchFlags ParseFlags(int argc, char** argv, uint64_t default_events,
+                             const std::vector<ExtraFlag>& extra = {}) {
   BenchFlags flags;
   flags.events = default_events;
   for (int i = 1; i < argc; ++i) {
@@ -103,6 +117,7 @@ inline BenchFlags ParseFlags(int argc, char** argv, uint64_t default_events) {
       const size_t len = std::strlen(name);
       return arg.compare(0, len, name) == 0 ? arg.c_str() + len : nullptr;
     };
+    bool known = true;
     if (const char* events_v = value("--events=")) {
       flags.events = std::strtoull(events_v, nullptr, 10);
     } else if (const char* json_v = value("--json=")) {
@@ -120,10 +135,24 @@ inline BenchFlags ParseFlags(int argc, char** argv, uint64_t default_events) {
         p = comma + 1;
       }
     } else {
-      std::fprintf(
-          stderr,
-          "usage: %s [--events=N] [--json=FILE] [--zipf=S] [--parallelism=1,2] [--repeat=R]\n",
-          argv[0]);
+      known = false;
+      for (const ExtraFlag& flag : extra) {
+        if (const char* extra_v = value(flag.prefix)) {
+          flag.parse(extra_v);
+          known = true;
+          break;
+        }
+      }
+    }
+    if (!known) {
+      std::string extra_usage;
+      for (const ExtraFlag& flag : extra) {
+        extra_usage += std::string(" [") + flag.prefix + flag.value_name + "]";
+      }
+      std::fprintf(stderr,
+                   "usage: %s [--events=N] [--json=FILE] [--zipf=S] [--parallelism=1,2] "
+                   "[--repeat=R]%s\n",
+                   argv[0], extra_usage.c_str());
       std::exit(2);
     }
   }
@@ -136,6 +165,8 @@ struct BenchResult {
   int parallelism = 1;
   double events_per_sec = 0;
   double seconds = 0;
+  // More numeric fields of this result (e.g. {"bytes", 1.2e9}), written after "seconds".
+  std::vector<std::pair<std::string, double>> fields = {};
 };
 
 inline void WriteJson(const std::string& path, const std::string& workload, uint64_t events,
@@ -152,13 +183,55 @@ inline void WriteJson(const std::string& path, const std::string& workload, uint
     const BenchResult& r = results[i];
     std::fprintf(f,
                  "%s\n   {\"name\": \"%s\", \"variant\": \"%s\", \"parallelism\": %d, "
-                 "\"events_per_sec\": %.6g, \"seconds\": %.6g}",
+                 "\"events_per_sec\": %.6g, \"seconds\": %.6g",
                  i == 0 ? "" : ",", r.name.c_str(), r.variant.c_str(), r.parallelism,
                  r.events_per_sec, r.seconds);
+    for (const auto& [field, field_value] : r.fields) {
+      std::fprintf(f, ", \"%s\": %.17g", field.c_str(), field_value);
+    }
+    std::fprintf(f, "}");
   }
   std::fprintf(f, "]}\n");
   std::fclose(f);
 }
+
+// CPU time (user + system) of every thread of this process so far: on this
+// shared machine a run's wall time includes waiting for a core, its CPU time
+// does not.
+inline double ProcessCpuSeconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it
+// when destroyed: RocksDB state, local checkpoints.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& name) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string path =
+        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + name + "-XXXXXX";
+    if (::mkdtemp(path.data()) == nullptr) {
+      std::perror(path.c_str());
+      std::exit(1);
+    }
+    path_ = path;
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  ~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 }  // namespace weir::bench
 

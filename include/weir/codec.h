@@ -3,7 +3,8 @@
 //
 // Built in: integral types, bool, enums, float and double (order-preserving
 // big-endian encodings, so integer keys sort numerically in RocksDB),
-// std::string, std::optional<T>, std::pair<A, B>, std::vector<T>,
+// std::string (order-preserving too: strings sort lexicographically),
+// std::optional<T>, std::pair<A, B>, std::vector<T>,
 // std::array<uint8_t, N>, and protobuf messages (any type with
 // SerializeToString and ParseFromArray). For anything else, specialize:
 //
@@ -149,19 +150,38 @@ struct Codec<T, std::enable_if_t<std::is_floating_point_v<T>>> {
   }
 };
 
-// Length-prefixed bytes.
+// Order-preserving, self-delimiting bytes: each zero byte becomes 00 FF and
+// the string ends with 00 01, so encodings compare like the strings
+// (lexicographically, as MapState promises) also inside pairs. (A length
+// prefix would sort by length first.)
 template <>
 struct Codec<std::string> {
   static void Encode(const std::string& value, std::string& out) {
-    internal::AppendVarint(out, value.size());
-    out.append(value);
+    std::string_view rest = value;
+    for (size_t zero = rest.find('\0'); zero != std::string_view::npos; zero = rest.find('\0')) {
+      out.append(rest.data(), zero);
+      out.append("\0\xff", 2);
+      rest.remove_prefix(zero + 1);
+    }
+    out.append(rest);
+    out.append("\0\x01", 2);
   }
   static bool Decode(std::string_view& in, std::string& value) {
-    uint64_t size;
-    if (!internal::ReadVarint(in, size) || in.size() < size) return false;
-    value.assign(in.data(), size);
-    in.remove_prefix(size);
-    return true;
+    value.clear();
+    std::string_view rest = in;
+    for (size_t zero = rest.find('\0'); zero != std::string_view::npos; zero = rest.find('\0')) {
+      if (zero + 1 == rest.size()) return false;
+      value.append(rest.data(), zero);
+      const char next = rest[zero + 1];
+      rest.remove_prefix(zero + 2);
+      if (next == '\x01') {
+        in = rest;
+        return true;
+      }
+      if (next != '\xff') return false;
+      value.push_back('\0');
+    }
+    return false;  // no terminator
   }
 };
 
@@ -185,7 +205,7 @@ struct Codec<std::optional<T>, std::enable_if_t<kHasCodec<T>>> {
     if (value) Codec<T>::Encode(*value, out);
   }
   static bool Decode(std::string_view& in, std::optional<T>& value) {
-    if (in.empty()) return false;
+    if (in.empty() || static_cast<uint8_t>(in[0]) > 1) return false;
     const bool present = in[0] == 1;
     in.remove_prefix(1);
     if (!present) {

@@ -273,9 +273,103 @@ class BroadcastProcessFunction {
 };
 
 namespace internal {
+// Lets a broadcast-side context act on one key's state (KeyedBroadcastProcessFunction).
+template <class K, class IN, class OUT>
+class KeyedAccess {
+ public:
+  virtual ~KeyedAccess() = default;
+  // Makes `key` current for state, timers and output if this worker owns it;
+  // returns the keyed context, or null on other workers.
+  virtual typename KeyedProcessFunction<K, IN, OUT>::Context* EnterKey(const K& key) = 0;
+  virtual void LeaveKey() = 0;
+};
+}  // namespace internal
+
+// Joins a keyed stream with a broadcast stream: ProcessElement sees the
+// current key's state and timers plus the broadcast state (read-only);
+// ProcessBroadcastElement writes the broadcast state and may act on one
+// key's state with ApplyToKey.
+template <class K, class IN, class B, class OUT>
+class KeyedBroadcastProcessFunction {
+ public:
+  using KeyedContext = typename KeyedProcessFunction<K, IN, OUT>::Context;
+
+  // Context of main-stream elements: the keyed context + read-only broadcast state.
+  class ReadOnlyContext : public KeyedProcessFunction<K, IN, OUT>::Context {
+   public:
+    ReadOnlyContext(internal::OperatorBase* op, TimerService* timers, internal::StateAccess* state,
+                    internal::BroadcastStateStore* store)
+        : KeyedProcessFunction<K, IN, OUT>::Context(op, timers, state), store_(store) {}
+    template <class BK, class BV>
+    ReadOnlyBroadcastState<BK, BV> GetBroadcastState(const MapStateDescriptor<BK, BV>& descriptor) {
+      return ReadOnlyBroadcastState<BK, BV>(internal::GetBroadcastTable(*store_, descriptor));
+    }
+
+   private:
+    internal::BroadcastStateStore* store_;
+  };
+  class OnTimerContext : public KeyedProcessFunction<K, IN, OUT>::OnTimerContext {
+   public:
+    OnTimerContext(internal::OperatorBase* op, TimerService* timers, internal::StateAccess* state,
+                   internal::BroadcastStateStore* store)
+        : KeyedProcessFunction<K, IN, OUT>::OnTimerContext(op, timers, state), store_(store) {}
+    template <class BK, class BV>
+    ReadOnlyBroadcastState<BK, BV> GetBroadcastState(const MapStateDescriptor<BK, BV>& descriptor) {
+      return ReadOnlyBroadcastState<BK, BV>(internal::GetBroadcastTable(*store_, descriptor));
+    }
+
+   private:
+    internal::BroadcastStateStore* store_;
+  };
+  // Context of broadcast elements.
+  class Context : public ProcessContext {
+   public:
+    Context(internal::OperatorBase* op, internal::BroadcastStateStore* store,
+            internal::KeyedAccess<K, IN, OUT>* keyed)
+        : ProcessContext(op), store_(store), keyed_(keyed) {}
+    template <class BK, class BV>
+    BroadcastState<BK, BV> GetBroadcastState(const MapStateDescriptor<BK, BV>& descriptor) {
+      return BroadcastState<BK, BV>(internal::GetBroadcastTable(*store_, descriptor));
+    }
+    // Runs fn(KeyedContext&) with `key` as the current key, on the worker
+    // that owns it (on the others nothing happens): e.g. to release elements
+    // of that key that waited for this broadcast element.
+    template <class F>
+    void ApplyToKey(const K& key, F&& fn) {
+      if (KeyedContext* keyed = keyed_->EnterKey(key)) {
+        fn(*keyed);
+        keyed_->LeaveKey();
+      }
+    }
+
+   private:
+    internal::BroadcastStateStore* store_;
+    internal::KeyedAccess<K, IN, OUT>* keyed_;
+  };
+
+  virtual ~KeyedBroadcastProcessFunction() = default;
+  virtual absl::Status Open(const RuntimeContext& runtime) {
+    (void)runtime;
+    return absl::OkStatus();
+  }
+  virtual absl::Status ProcessElement(const IN& value, ReadOnlyContext& ctx,
+                                      Collector<OUT>& out) = 0;
+  virtual absl::Status ProcessBroadcastElement(const B& value, Context& ctx,
+                                               Collector<OUT>& out) = 0;
+  virtual absl::Status OnTimer(Timestamp timestamp, OnTimerContext& ctx, Collector<OUT>& out) {
+    (void)timestamp;
+    (void)ctx;
+    (void)out;
+    return absl::OkStatus();
+  }
+  virtual absl::Status Close() { return absl::OkStatus(); }
+};
+
+namespace internal {
 // Lets the runtime set what contexts expose.
 struct ContextAccess {
   static void SetTimestamp(ProcessContext& ctx, Timestamp ts) { ctx.timestamp_ = ts; }
+  static OperatorMetrics& Metrics(ProcessContext& ctx) { return ctx.op_->metrics(); }
   template <class Ctx, class K>
   static void SetKey(Ctx& ctx, const K* key) {
     ctx.key_ = key;

@@ -77,6 +77,9 @@ struct OperatorMetricsSnapshot {
   int64_t records_in = 0;
   int64_t records_out = 0;
   int64_t timers_fired = 0;
+  // Window operators: elements beyond allowed lateness, and state writes.
+  int64_t late_records = 0;
+  int64_t state_writes = 0;
 };
 
 namespace internal {

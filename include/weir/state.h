@@ -181,6 +181,17 @@ class MapState {
     return v ? std::optional<V>(*v) : std::nullopt;
   }
   bool Contains(const K& key) const { return Find(key) != nullptr; }
+  // The value for in-place update, or nullptr; valid until the next state call.
+  V* Mutable(const K& key) {
+    internal::KeyScope& scope = access_->Scope();
+    auto* entries = table_->Get(scope, false);
+    if (entries == nullptr) return nullptr;
+    auto it = entries->find(Encode(key));
+    if (it == entries->end() || !it->second.value) return nullptr;
+    it->second.dirty = true;
+    it->second.expire_at = table_->Expiry(scope.now);
+    return &*it->second.value;
+  }
   void Put(const K& key, V value) {
     internal::KeyScope& scope = access_->Scope();
     auto& entry = (*table_->Get(scope, true))[Encode(key)];

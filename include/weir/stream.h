@@ -34,6 +34,7 @@
 #include "weir/sink.h"
 #include "weir/source.h"
 #include "weir/time.h"
+#include "weir/window.h"
 
 namespace weir {
 
@@ -45,6 +46,10 @@ template <class T>
 class BroadcastStream;
 template <class T, class B>
 class BroadcastConnectedStream;
+template <class K, class T, class KeyFn>
+class WindowedStream;
+template <class K, class T, class KeyFn, class B>
+class KeyedBroadcastConnectedStream;
 
 namespace internal {
 
@@ -422,6 +427,22 @@ class KeyedStream {
   // The partitioned records as a plain stream.
   Stream<T> AsStream() const { return Stream<T>(graph_, node_); }
 
+  // Connects with a broadcast stream; follow with
+  // Process(KeyedBroadcastProcessFunction<K, T, B, OUT>).
+  template <class B>
+  auto Connect(const BroadcastStream<B>& broadcast) const {
+    if (broadcast.graph() != graph_) {
+      graph_->RecordError(
+          absl::InvalidArgumentError("Connect of streams from different pipelines"));
+    }
+    return KeyedBroadcastConnectedStream<K, T, KeyFn, B>(*this, broadcast.node());
+  }
+
+  // Groups each key's records into windows (see weir/window.h).
+  WindowedStream<K, T, KeyFn> Window(WindowAssigner assigner) const {
+    return WindowedStream<K, T, KeyFn>(*this, assigner);
+  }
+
   internal::Graph* graph() const { return graph_; }
   int node() const { return node_; }
   const KeyFn& key_fn() const { return key_fn_; }
@@ -430,6 +451,181 @@ class KeyedStream {
   internal::Graph* graph_;
   int node_;
   KeyFn key_fn_;
+};
+
+// A keyed stream cut into windows (from KeyedStream::Window). Configure the
+// trigger and lateness, then compute each window's result.
+template <class K, class T, class KeyFn>
+class WindowedStream {
+ public:
+  WindowedStream(KeyedStream<K, T, KeyFn> keyed, WindowAssigner assigner)
+      : keyed_(std::move(keyed)), assigner_(assigner) {}
+
+  // Also fires every `count` elements of a window.
+  WindowedStream& CountTrigger(int64_t count) {
+    trigger_.count = count;
+    return *this;
+  }
+  // Also emits partial results every `interval` of processing time while a
+  // window is open (event-time windows).
+  WindowedStream& EarlyFiring(absl::Duration interval) {
+    trigger_.early_ms = absl::ToInt64Milliseconds(interval);
+    return *this;
+  }
+  // Elements up to `lateness` behind the watermark still update (and re-emit)
+  // their windows; later ones go to the late-data side output (and are counted).
+  WindowedStream& AllowedLateness(absl::Duration lateness) {
+    lateness_ms_ = absl::ToInt64Milliseconds(lateness);
+    return *this;
+  }
+  // Where elements beyond the allowed lateness go (read with SideOutput(tag)).
+  WindowedStream& SideOutputLateData(const OutputTag<T>& tag) {
+    late_tag_ = tag;
+    return *this;
+  }
+
+  // The result of `agg` (an AggregateFunction<T, ACC, OUT>) per window.
+  template <class Agg>
+  auto Aggregate(Agg agg) const {
+    using Out = typename Agg::Output;
+    using Acc = typename Agg::Accumulator;
+    auto emit = [agg](const K&, const TimeWindow& w, const Acc& acc, Collector<Out>& out) {
+      out.CollectWithTimestamp(agg.GetResult(acc), w.max_timestamp());
+      return absl::OkStatus();
+    };
+    return Build<Out, Acc>(std::move(agg), std::move(emit), "WindowAggregate");
+  }
+
+  // The result of `agg` per window, passed with the key and window to
+  // `window_fn(const K&, const TimeWindow&, OUT) -> R`.
+  template <class Agg, class F>
+  auto Aggregate(Agg agg, F window_fn) const {
+    using AggOut = typename Agg::Output;
+    using Acc = typename Agg::Accumulator;
+    static_assert(
+        std::is_invocable_v<F&, const K&, const TimeWindow&, AggOut>,
+        "weir: Aggregate(agg, fn) expects `R fn(const K& key, const weir::TimeWindow& window, "
+        "OUT result)`");
+    using R = std::decay_t<std::invoke_result_t<F&, const K&, const TimeWindow&, AggOut>>;
+    auto emit = [agg, window_fn](const K& key, const TimeWindow& w, const Acc& acc,
+                                 Collector<R>& out) mutable {
+      out.CollectWithTimestamp(window_fn(key, w, agg.GetResult(acc)), w.max_timestamp());
+      return absl::OkStatus();
+    };
+    return Build<R, Acc>(std::move(agg), std::move(emit), "WindowAggregate");
+  }
+
+  // Folds elements with `reduce(const T&, const T&) -> T`.
+  template <class F>
+  Stream<T> Reduce(F reduce) const {
+    static_assert(std::is_invocable_r_v<T, F&, const T&, const T&>,
+                  "weir: Reduce expects `T fn(const T&, const T&)`");
+    return Aggregate(ReduceAggregate<F>(std::move(reduce)));
+  }
+
+  // Hands every window's elements to a ProcessWindowFunction<T, OUT, K>.
+  template <class Fn>
+  auto Process(Fn fn) const {
+    using Out = typename decltype(ProcessWindowOutputOf(std::declval<Fn*>()))::type;
+    using Acc = std::vector<T>;
+    auto emit = [fn](const K& key, const TimeWindow& w, const Acc& elements,
+                     Collector<Out>& out) mutable {
+      out.SetTimestamp(w.max_timestamp());
+      return fn.Process(key, w, elements, out);
+    };
+    return Build<Out, Acc>(internal::ElementsAggregate<T>(), std::move(emit), "WindowProcess");
+  }
+
+ private:
+  template <class Out>
+  struct Tag {
+    using type = Out;
+  };
+  template <class Out>
+  static Tag<Out> ProcessWindowOutputOf(const ProcessWindowFunction<T, Out, K>*);
+
+  template <class F>
+  class ReduceAggregate final : public AggregateFunction<T, std::optional<T>, T> {
+   public:
+    explicit ReduceAggregate(F fn) : fn_(std::move(fn)) {}
+    std::optional<T> CreateAccumulator() const override { return std::nullopt; }
+    void Add(const T& value, std::optional<T>& acc) const override {
+      acc = acc ? fn_(*acc, value) : value;
+    }
+    void Merge(const std::optional<T>& other, std::optional<T>& acc) const override {
+      if (other) Add(*other, acc);
+    }
+    T GetResult(const std::optional<T>& acc) const override { return *acc; }
+
+   private:
+    F fn_;
+  };
+
+  template <class Out, class Acc, class Agg, class Emit>
+  Stream<Out> Build(Agg agg, Emit emit, const char* kind) const {
+    static_assert(kHasCodec<Acc>,
+                  "weir: window accumulators live in keyed state and need a weir::Codec<ACC> "
+                  "(see weir/codec.h)");
+    Stream<Out> out = [&] {
+      if (assigner_.kind == WindowAssigner::Kind::kSession) {
+        return keyed_.Process(internal::SessionWindowFunction<K, T, Acc, Out, Agg, Emit>(
+            assigner_, trigger_, lateness_ms_, late_tag_, std::move(agg), std::move(emit)));
+      }
+      return keyed_.Process(internal::PaneWindowFunction<K, T, Acc, Out, Agg, Emit>(
+          assigner_, trigger_, lateness_ms_, late_tag_, std::move(agg), std::move(emit)));
+    }();
+    out.Name(std::string(kind) + "#" + std::to_string(out.node()));
+    return out;
+  }
+
+  KeyedStream<K, T, KeyFn> keyed_;
+  WindowAssigner assigner_;
+  WindowTrigger trigger_;
+  int64_t lateness_ms_ = 0;
+  std::optional<OutputTag<T>> late_tag_;
+};
+
+// A keyed stream connected with a broadcast stream (from KeyedStream::Connect).
+template <class K, class T, class KeyFn, class B>
+class KeyedBroadcastConnectedStream {
+ public:
+  KeyedBroadcastConnectedStream(KeyedStream<K, T, KeyFn> keyed, int broadcast_node)
+      : keyed_(std::move(keyed)), broadcast_node_(broadcast_node) {}
+
+  // Applies a KeyedBroadcastProcessFunction<K, T, B, OUT> (copied once per worker).
+  template <class Fn>
+  auto Process(Fn fn) const {
+    using Out = typename decltype(OutputOf(std::declval<Fn*>()))::type;
+    static_assert(
+        std::is_copy_constructible_v<Fn>,
+        "weir: process functions are copied once per worker and must be copy-constructible");
+    internal::Graph* graph = keyed_.graph();
+    internal::LogicalNode& node =
+        graph->Add("KeyedBroadcastProcess", {keyed_.node(), broadcast_node_});
+    node.instantiate = [fn, key_fn = keyed_.key_fn()](
+                           const internal::LogicalNode& self,
+                           internal::WorkerBuilder& worker) -> absl::Status {
+      auto* op =
+          worker.Add<internal::KeyedProcessOp<K, T, Out, KeyFn, Fn, B>>(self.name, key_fn, fn);
+      worker.output<T>(self.inputs[0]).AddDownstream(op->port());
+      worker.output<B>(self.inputs[1]).AddDownstream(op->broadcast_port());
+      worker.SetOutput(self.id, op->output(), op);
+      worker.processing_timers.push_back(op);
+      return absl::OkStatus();
+    };
+    return Stream<Out>(graph, node.id);
+  }
+
+ private:
+  template <class Out>
+  struct Tag {
+    using type = Out;
+  };
+  template <class Out>
+  static Tag<Out> OutputOf(const KeyedBroadcastProcessFunction<K, T, B, Out>*);
+
+  KeyedStream<K, T, KeyFn> keyed_;
+  int broadcast_node_;
 };
 
 // A stream whose every record reaches every worker (from Stream::Broadcast).

@@ -379,6 +379,12 @@ struct JobResult {
   int64_t TimersFired(const std::string& name) const {
     return Sum(name, &OperatorMetricsSnapshot::timers_fired);
   }
+  int64_t LateRecords(const std::string& name) const {
+    return Sum(name, &OperatorMetricsSnapshot::late_records);
+  }
+  int64_t StateWrites(const std::string& name) const {
+    return Sum(name, &OperatorMetricsSnapshot::state_writes);
+  }
 
  private:
   int64_t Sum(const std::string& name, int64_t OperatorMetricsSnapshot::*field) const {

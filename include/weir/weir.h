@@ -14,12 +14,17 @@
 #ifndef WEIR_WEIR_H_
 #define WEIR_WEIR_H_
 
+#include "weir/checkpoint.h"
+#include "weir/codec.h"
 #include "weir/functions.h"
+#include "weir/join.h"
 #include "weir/key.h"
 #include "weir/pipeline.h"
 #include "weir/sink.h"
 #include "weir/source.h"
+#include "weir/state.h"
 #include "weir/stream.h"
 #include "weir/time.h"
+#include "weir/window.h"
 
 #endif  // WEIR_WEIR_H_

@@ -6,6 +6,8 @@
 // from the cache when its text is byte-identical to the previous message's,
 // which is the normal case), then the payload with the schema at hand.
 
+#include "weir/formats/debezium.h"
+
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -18,13 +20,13 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "lib/formats/str_cat.h"
+#include "absl/strings/escaping.h"
 #include "lib/formats/debezium_field.h"
 #include "lib/formats/debezium_schema.h"
 #include "lib/formats/decimal.h"
 #include "lib/formats/json_reader.h"
+#include "lib/formats/str_cat.h"
 #include "simdjson.h"
-#include "weir/formats/debezium.h"
 
 namespace weir::debezium {
 
@@ -78,8 +80,7 @@ absl::Status WithContext(std::string_view context, const absl::Status& status) {
 absl::Status FieldError(std::string_view context, std::string_view field,
                         const absl::Status& status) {
   return WithContext(context,
-                     absl::Status(status.code(), Cat("field \"", field, "\": ",
-                                                              status.message())));
+                     absl::Status(status.code(), Cat("field \"", field, "\": ", status.message())));
 }
 
 // The envelope fields; anything else is ignored.
@@ -118,10 +119,18 @@ class DecoderCore {
  public:
   DecoderCore(std::vector<FieldSpec> specs, absl::flat_hash_map<std::string, int> columns,
               DecoderOptions options)
-      : specs_(std::move(specs)), columns_(std::move(columns)), options_(options) {}
+      : specs_(std::move(specs)), columns_(std::move(columns)), options_(std::move(options)) {
+    const std::string& placeholder = options_.unavailable_value_placeholder;
+    if (!placeholder.empty()) {
+      // Compared with raw string tokens, quotes included.
+      placeholder_tokens_[0] = Cat("\"", placeholder, "\"");
+      placeholder_tokens_[1] =
+          Cat("\"", absl::Base64Escape(weir::internal::ToAbsl(placeholder)), "\"");
+    }
+  }
 
-  absl::Status DecodeChange(std::string_view json, void* before, void* after,
-                            ChangeHeader& header, SourceInfo& source);
+  absl::Status DecodeChange(std::string_view json, void* before, void* after, ChangeHeader& header,
+                            SourceInfo& source);
   absl::Status DecodeRow(std::string_view json, void* row, bool& is_null);
 
  private:
@@ -150,6 +159,7 @@ class DecoderCore {
                                  EnvelopeState& state, SourceInfo& source);
   absl::Status ReadRow(ondemand::object& object, const ResolvedSchema* schema, void* row,
                        bool enforce_required, std::string_view context);
+  bool IsPlaceholder(ondemand::value& value) const;
   static absl::Status ReadSource(ondemand::value& value, SourceInfo& source);
 
   std::vector<FieldSpec> specs_;
@@ -160,6 +170,9 @@ class DecoderCore {
   size_t length_ = 0;
   CachedSchema envelope_schema_;
   CachedSchema row_schema_;
+  // The unavailable-value placeholder as a JSON string token, as text and
+  // as base64; empty when not checked.
+  std::string placeholder_tokens_[2];
   FieldValue scratch_;
   std::vector<uint8_t> seen_;
 };
@@ -198,8 +211,8 @@ absl::Status DecoderCore::CaptureObjectOrNull(ondemand::value& value, std::strin
   return absl::OkStatus();
 }
 
-absl::Status DecoderCore::Resolve(std::string_view schema_text, bool envelope,
-                                  CachedSchema& cache, const ResolvedSchema*& resolved) {
+absl::Status DecoderCore::Resolve(std::string_view schema_text, bool envelope, CachedSchema& cache,
+                                  const ResolvedSchema*& resolved) {
   if (cache.valid && cache.text == schema_text) {
     resolved = &cache.resolved;
     return absl::OkStatus();
@@ -219,8 +232,15 @@ absl::Status DecoderCore::Resolve(std::string_view schema_text, bool envelope,
   return absl::OkStatus();
 }
 
-absl::Status DecoderCore::ReadRow(ondemand::object& object, const ResolvedSchema* schema,
-                                  void* row, bool enforce_required, std::string_view context) {
+bool DecoderCore::IsPlaceholder(ondemand::value& value) const {
+  std::string_view token = value.raw_json_token();
+  if (token.empty() || token.front() != '"') return false;
+  while (!token.empty() && token.back() != '"') token.remove_suffix(1);  // trailing space
+  return token == placeholder_tokens_[0] || token == placeholder_tokens_[1];
+}
+
+absl::Status DecoderCore::ReadRow(ondemand::object& object, const ResolvedSchema* schema, void* row,
+                                  bool enforce_required, std::string_view context) {
   seen_.assign(specs_.size(), 0);
   for (auto field_result : object) {
     ondemand::field field;
@@ -246,6 +266,12 @@ absl::Status DecoderCore::ReadRow(ondemand::object& object, const ResolvedSchema
       }
       spec.clear(row);
       continue;
+    }
+    if (!placeholder_tokens_[0].empty() && IsPlaceholder(value)) {
+      return FieldError(context, spec.name,
+                        absl::InvalidArgumentError(
+                            "the value is Debezium's placeholder for an unchanged TOASTed "
+                            "column; set REPLICA IDENTITY FULL on the table to receive it"));
     }
     const ColumnSchema* column = nullptr;
     if (schema != nullptr && (*schema)[idx].has_value()) column = &*(*schema)[idx];
@@ -330,9 +356,8 @@ absl::Status DecoderCore::ReadSource(ondemand::value& value, SourceInfo& source)
 }
 
 absl::Status DecoderCore::ReadEnvelopeField(EnvelopeKey key, ondemand::value& value,
-                                            const ResolvedSchema* schema, void* before,
-                                            void* after, EnvelopeState& state,
-                                            SourceInfo& source) {
+                                            const ResolvedSchema* schema, void* before, void* after,
+                                            EnvelopeState& state, SourceInfo& source) {
   switch (key) {
     case EnvelopeKey::kOp: {
       absl::StatusOr<std::string_view> text = weir::internal::ReadString(value);
@@ -340,9 +365,9 @@ absl::Status DecoderCore::ReadEnvelopeField(EnvelopeKey key, ondemand::value& va
       state.op = ParseOp(*text);
       if (!state.op.has_value()) {
         return FieldError("", "op",
-                          absl::InvalidArgumentError(Cat(
-                              "unknown operation ", weir::internal::QuoteForError(*text),
-                              " (expected c, u, d, r or t)")));
+                          absl::InvalidArgumentError(Cat("unknown operation ",
+                                                         weir::internal::QuoteForError(*text),
+                                                         " (expected c, u, d, r or t)")));
       }
       return absl::OkStatus();
     }
@@ -362,8 +387,8 @@ absl::Status DecoderCore::ReadEnvelopeField(EnvelopeKey key, ondemand::value& va
         return FieldError("", name, Unexpected("object or null", value));
       }
       has_row = true;
-      return ReadRow(object, schema, is_after ? after : before,
-                     is_after || options_.strict_before, name);
+      return ReadRow(object, schema, is_after ? after : before, is_after || options_.strict_before,
+                     name);
     }
     case EnvelopeKey::kSource:
       return ReadSource(value, source);
@@ -421,8 +446,7 @@ absl::Status DecoderCore::DecodeChange(std::string_view json, void* before, void
       }
     } else if (key == "payload") {
       saw_payload = true;
-      if (absl::Status status = CaptureObjectOrNull(value, "payload", payload_text);
-          !status.ok()) {
+      if (absl::Status status = CaptureObjectOrNull(value, "payload", payload_text); !status.ok()) {
         return status;
       }
     } else if (EnvelopeKey envelope_key = ClassifyEnvelopeKey(key);
@@ -485,8 +509,7 @@ absl::Status DecoderCore::DecodeChange(std::string_view json, void* before, void
     case Op::kRead:
     case Op::kUpdate:
       if (!state.has_after) {
-        return absl::InvalidArgumentError(
-            Cat("op \"", op_name, "\" without an \"after\" row"));
+        return absl::InvalidArgumentError(Cat("op \"", op_name, "\" without an \"after\" row"));
       }
       break;
     case Op::kDelete:
@@ -599,16 +622,16 @@ absl::StatusOr<DecoderCorePtr> NewDecoderCore(const std::vector<FieldSpec>& spec
                                   spec.target != TargetKind::kDouble &&
                                   spec.target != TargetKind::kString;
       if (integer_target && !spec.decimal.scale.has_value()) {
-        return absl::InvalidArgumentError(Cat(
-            "debezium::Fields: field \"", spec.name,
-            "\": Decimal() into an integer member needs the scale of its units, e.g. "
-            "Decimal(2) for cents"));
+        return absl::InvalidArgumentError(
+            Cat("debezium::Fields: field \"", spec.name,
+                "\": Decimal() into an integer member needs the scale of its units, e.g. "
+                "Decimal(2) for cents"));
       }
       if (spec.decimal.scale.has_value() &&
           (*spec.decimal.scale > weir::internal::kMaxDecimalScale ||
            *spec.decimal.scale < -weir::internal::kMaxDecimalScale)) {
-        return absl::InvalidArgumentError(Cat(
-            "debezium::Fields: field \"", spec.name, "\": decimal scale out of range"));
+        return absl::InvalidArgumentError(
+            Cat("debezium::Fields: field \"", spec.name, "\": decimal scale out of range"));
       }
     }
   }

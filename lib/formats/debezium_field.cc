@@ -14,11 +14,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
-#include "lib/formats/str_cat.h"
 #include "lib/formats/debezium_schema.h"
 #include "lib/formats/debezium_time.h"
 #include "lib/formats/decimal.h"
 #include "lib/formats/json_reader.h"
+#include "lib/formats/str_cat.h"
 #include "simdjson.h"
 #include "weir/formats/debezium.h"
 
@@ -188,8 +188,7 @@ absl::Status ConvertFloat(TargetKind kind, ondemand::value& value, FieldValue& o
       out.double_value = *special;
       return absl::OkStatus();
     }
-    return absl::InvalidArgumentError(
-        Cat("expected number, got string ", QuoteForError(text)));
+    return absl::InvalidArgumentError(Cat("expected number, got string ", QuoteForError(text)));
   }
   if (*type != ondemand::json_type::number) return Unexpected("number", value);
   absl::StatusOr<std::string_view> text = NumberText(value);
@@ -292,16 +291,21 @@ absl::Status ConvertJson(ondemand::value& value, FieldValue& out) {
     out.string_value.assign(text);
     return absl::OkStatus();
   }
-  const char* start = value.raw_json_token().data();
+  const std::string_view token = value.raw_json_token();
   if (absl::Status status = SkipValue(value, kColumnDepth); !status.ok()) return status;
+  if (*type != ondemand::json_type::object && *type != ondemand::json_type::array) {
+    out.string_value.assign(TrimTrailingSpace(token));
+    return absl::OkStatus();
+  }
+  // A container ends where the next token starts.
   const char* end = nullptr;
   if (auto error = value.current_location().get(end)) return JsonError(error);
-  out.string_value.assign(TrimTrailingSpace(std::string_view(start, end - start)));
+  out.string_value.assign(TrimTrailingSpace(std::string_view(token.data(), end - token.data())));
   return absl::OkStatus();
 }
 
-absl::Status ConvertTime(const FieldSpec& spec, const ColumnSchema* column,
-                         ondemand::value& value, FieldValue& out) {
+absl::Status ConvertTime(const FieldSpec& spec, const ColumnSchema* column, ondemand::value& value,
+                         FieldValue& out) {
   std::optional<TimeType> wire = spec.time.type;
   if (column != nullptr) {
     if (std::optional<TimeType> named = TimeTypeFromSchemaName(column->name)) wire = named;
@@ -320,10 +324,9 @@ absl::Status ConvertTime(const FieldSpec& spec, const ColumnSchema* column,
     if (!integer.ok()) return integer.status();
     converted = ConvertIntegerTime(*integer, *wire, spec.time.unit);
   } else if (*type == ondemand::json_type::number && !wire.has_value()) {
-    return absl::InvalidArgumentError(
-        Cat("integer time ", Describe(value),
-                     " without a schema: declare its Debezium type, e.g. "
-                     "EpochMicros(TimeType::kMicroTimestamp)"));
+    return absl::InvalidArgumentError(Cat("an integer time (", Describe(value),
+                                          ") without a schema: declare its Debezium type, e.g. "
+                                          "EpochMicros(TimeType::kMicroTimestamp)"));
   } else {
     return Unexpected(zoned ? "ISO-8601 string" : "integer", value);
   }
@@ -355,15 +358,13 @@ absl::StatusOr<DecimalNumber> ReadVariableScaleDecimal(ondemand::value& value) {
     if (key == "scale") {
       absl::StatusOr<int64_t> read = ReadInt64(field.value());
       if (!read.ok()) {
-        return absl::Status(read.status().code(),
-                            Cat("\"scale\": ", read.status().message()));
+        return absl::Status(read.status().code(), Cat("\"scale\": ", read.status().message()));
       }
       scale = *read;
     } else if (key == "value") {
       absl::StatusOr<std::string_view> read = ReadString(field.value());
       if (!read.ok()) {
-        return absl::Status(read.status().code(),
-                            Cat("\"value\": ", read.status().message()));
+        return absl::Status(read.status().code(), Cat("\"value\": ", read.status().message()));
       }
       base64.emplace(*read);
     } else if (absl::Status status = SkipValue(field.value(), kColumnDepth); !status.ok()) {
@@ -371,8 +372,7 @@ absl::StatusOr<DecimalNumber> ReadVariableScaleDecimal(ondemand::value& value) {
     }
   }
   if (!scale.has_value() || !base64.has_value()) {
-    return absl::InvalidArgumentError(
-        "VariableScaleDecimal needs both \"scale\" and \"value\"");
+    return absl::InvalidArgumentError("VariableScaleDecimal needs both \"scale\" and \"value\"");
   }
   return DecodeBase64Decimal(*base64, *scale);
 }
@@ -435,7 +435,8 @@ absl::Status ConvertDecimal(const FieldSpec& spec, const ColumnSchema* column,
       std::string_view text;
       if (*type == ondemand::json_type::string) {
         if (auto error = value.get_string().get(text)) return JsonError(error);
-        if (std::optional<double> special = NonFinite(text); special && IsFloatTarget(spec.target)) {
+        if (std::optional<double> special = NonFinite(text);
+            special && IsFloatTarget(spec.target)) {
           out.double_value = *special;
           return absl::OkStatus();
         }
@@ -466,9 +467,9 @@ absl::Status ConvertDecimal(const FieldSpec& spec, const ColumnSchema* column,
         weir::internal::DecimalToScaledInt(*number, spec.decimal.scale.value_or(0));
     if (!scaled.ok()) return scaled.status();
     if (!StoreInteger(*scaled, spec.target, out).ok()) {
-      return absl::InvalidArgumentError(Cat(
-          "decimal ", weir::internal::DecimalToString(*number), " out of range for ",
-          TargetName(spec.target), " at scale ", spec.decimal.scale.value_or(0)));
+      return absl::InvalidArgumentError(Cat("decimal ", weir::internal::DecimalToString(*number),
+                                            " out of range for ", TargetName(spec.target),
+                                            " at scale ", spec.decimal.scale.value_or(0)));
     }
     return absl::OkStatus();
   }
@@ -489,8 +490,8 @@ absl::Status ConvertDecimal(const FieldSpec& spec, const ColumnSchema* column,
 
 }  // namespace
 
-absl::Status ConvertField(const FieldSpec& spec, const ColumnSchema* column,
-                          ondemand::value& value, FieldValue& out) {
+absl::Status ConvertField(const FieldSpec& spec, const ColumnSchema* column, ondemand::value& value,
+                          FieldValue& out) {
   switch (spec.semantic) {
     case Semantic::kAuto:
       return ConvertAuto(spec.target, value, out);

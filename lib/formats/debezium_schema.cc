@@ -12,8 +12,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "lib/formats/str_cat.h"
 #include "lib/formats/json_reader.h"
+#include "lib/formats/str_cat.h"
 #include "simdjson.h"
 
 namespace weir::debezium::internal {
@@ -49,7 +49,8 @@ absl::Status ReadParameters(ondemand::value& value, SchemaNode& node, int depth)
   absl::StatusOr<bool> is_null = ReadNull(value);
   if (!is_null.ok() || *is_null) return is_null.status();
   ondemand::object object;
-  if (value.get_object().get(object)) return SchemaError("\"parameters\"", Unexpected("object", value));
+  if (value.get_object().get(object))
+    return SchemaError("\"parameters\"", Unexpected("object", value));
   for (auto field_result : object) {
     ondemand::field field;
     if (auto error = std::move(field_result).get(field)) return JsonError(error);

@@ -159,7 +159,8 @@ bool ReadOffset(Cursor& cursor, int64_t& offset_seconds) {
 }
 
 std::string Quoted(std::string_view text) {
-  return Cat("\"", absl::CHexEscape(weir::internal::ToAbsl(text.substr(0, 48))), text.size() > 48 ? "...\"" : "\"");
+  return Cat("\"", absl::CHexEscape(weir::internal::ToAbsl(text.substr(0, 48))),
+             text.size() > 48 ? "...\"" : "\"");
 }
 
 }  // namespace
@@ -254,8 +255,7 @@ absl::StatusOr<int64_t> ParseZonedTime(std::string_view text, TimeUnit unit) {
   int64_t seconds_of_day = 0, nanos = 0, offset = 0;
   if (!ReadTimeOfDay(cursor, seconds_of_day, nanos) || !ReadOffset(cursor, offset) ||
       !cursor.AtEnd()) {
-    return absl::InvalidArgumentError(
-        Cat(Quoted(text), " is not an ISO-8601 time with offset"));
+    return absl::InvalidArgumentError(Cat(Quoted(text), " is not an ISO-8601 time with offset"));
   }
   int64_t utc = (seconds_of_day - offset) % kSecondsPerDay;
   if (utc < 0) utc += kSecondsPerDay;

@@ -98,8 +98,7 @@ absl::StatusOr<DecimalNumber> ParseDecimalText(std::string_view text) {
     for (; pos < text.size() && IsDigit(text[pos]); ++pos) {
       exponent = exponent * 10 + (text[pos] - '0');
       if (exponent > kMaxDecimalScale) {
-        return absl::InvalidArgumentError(
-            Cat("decimal exponent beyond +-", kMaxDecimalScale));
+        return absl::InvalidArgumentError(Cat("decimal exponent beyond +-", kMaxDecimalScale));
       }
     }
     if (negative_exponent) exponent = -exponent;
@@ -171,17 +170,15 @@ absl::StatusOr<DecimalNumber> RescaleDecimal(const DecimalNumber& number, int64_
     if (static_cast<int64_t>(number.digits.size()) + shift >
         static_cast<int64_t>(kMaxDecimalDigits)) {
       return absl::InvalidArgumentError(Cat("decimal ", Shown(number), " at scale ", scale,
-                                                     " has more than ", kMaxDecimalDigits,
-                                                     " digits"));
+                                            " has more than ", kMaxDecimalDigits, " digits"));
     }
     result.digits.append(static_cast<size_t>(shift), '0');
     return result;
   }
   const uint64_t drop = static_cast<uint64_t>(-shift);
   const auto inexact = [&] {
-    return absl::InvalidArgumentError(Cat("decimal ", Shown(number),
-                                                   " does not fit scale ", scale,
-                                                   " without rounding"));
+    return absl::InvalidArgumentError(
+        Cat("decimal ", Shown(number), " does not fit scale ", scale, " without rounding"));
   };
   if (drop >= number.digits.size()) return inexact();  // the leading digit is not zero
   for (size_t idx = number.digits.size() - drop; idx < number.digits.size(); ++idx) {
@@ -208,8 +205,7 @@ absl::StatusOr<double> DecimalToBinaryFloat(const DecimalNumber& number, bool si
   const char* type_name = single_precision ? "float" : "double";
   if (number.digits.empty()) return number.negative ? -0.0 : 0.0;
   // from_chars reads digits and exponent exactly and rounds once.
-  const std::string text =
-      Cat(number.negative ? "-" : "", number.digits, "e", -number.scale);
+  const std::string text = Cat(number.negative ? "-" : "", number.digits, "e", -number.scale);
   double value = 0;
   std::string shortest(64, '\0');
   std::to_chars_result written;
@@ -240,7 +236,7 @@ absl::StatusOr<double> DecimalToBinaryFloat(const DecimalNumber& number, bool si
   const DecimalNumber got = Normalized(*std::move(back));
   if (want.digits != got.digits || want.scale != got.scale || want.negative != got.negative) {
     return absl::InvalidArgumentError(Cat("decimal ", Shown(number), " is not exact as a ",
-                                                   type_name, " (nearest is ", shortest, ")"));
+                                          type_name, " (nearest is ", shortest, ")"));
   }
   return value;
 }

@@ -19,7 +19,8 @@ namespace weir::internal {
 // Bounds that keep hostile input cheap; far beyond what databases send
 // (PostgreSQL's NUMERIC with a declared precision has at most 1000 digits).
 inline constexpr size_t kMaxDecimalDigits = 4096;
-inline constexpr size_t kMaxDecimalBytes = 2048;
+// 1700 bytes hold at most 4094 decimal digits.
+inline constexpr size_t kMaxDecimalBytes = 1700;
 inline constexpr int64_t kMaxDecimalScale = 10000;
 
 // (-1)^negative * digits * 10^-scale, exactly.

@@ -59,14 +59,16 @@ std::string_view TrimTrailingSpace(std::string_view text) {
 
 absl::Status JsonError(simdjson::error_code error) {
   switch (error) {
-    case simdjson::INCORRECT_TYPE:
     case simdjson::NUMBER_OUT_OF_RANGE:
     case simdjson::NO_SUCH_FIELD:
     case simdjson::INDEX_OUT_OF_BOUNDS:
       return absl::InvalidArgumentError(simdjson::error_message(error));
     case simdjson::DEPTH_ERROR:
-      return absl::InvalidArgumentError(
-          Cat("JSON nested deeper than ", kMaxJsonDepth, " levels"));
+      return absl::InvalidArgumentError(Cat("JSON nested deeper than ", kMaxJsonDepth, " levels"));
+    case simdjson::INCORRECT_TYPE:
+      // Callers check a value's type before reading it, so this is a bad
+      // literal such as `tru`.
+      return absl::DataLossError("malformed JSON: invalid literal");
     default:
       return absl::DataLossError(Cat("malformed JSON: ", simdjson::error_message(error)));
   }
@@ -74,8 +76,7 @@ absl::Status JsonError(simdjson::error_code error) {
 
 absl::Status SkipValue(ondemand::value& value, int depth) {
   if (depth > kMaxJsonDepth) {
-    return absl::InvalidArgumentError(
-        Cat("JSON nested deeper than ", kMaxJsonDepth, " levels"));
+    return absl::InvalidArgumentError(Cat("JSON nested deeper than ", kMaxJsonDepth, " levels"));
   }
   ondemand::json_type type;
   if (auto error = value.type().get(type)) return JsonError(error);
@@ -139,8 +140,7 @@ absl::StatusOr<bool> ReadNull(ondemand::value& value) {
 absl::StatusOr<std::string_view> NumberText(ondemand::value& value) {
   const std::string_view text = TrimTrailingSpace(value.raw_json_token());
   if (!IsJsonNumber(text)) {
-    return absl::DataLossError(
-        Cat("malformed JSON: invalid number ", QuoteForError(text)));
+    return absl::DataLossError(Cat("malformed JSON: invalid number ", QuoteForError(text)));
   }
   return text;
 }
@@ -161,8 +161,7 @@ absl::StatusOr<absl::int128> ReadInteger(ondemand::value& value) {
   }
   // 38 digits always fit an int128.
   if (digits.size() > 38) {
-    return absl::InvalidArgumentError(Cat("integer ", QuoteForError(*text),
-                                                   " out of range"));
+    return absl::InvalidArgumentError(Cat("integer ", QuoteForError(*text), " out of range"));
   }
   absl::int128 result = 0;
   for (char c : digits) result = result * 10 + (c - '0');

@@ -23,8 +23,9 @@ namespace weir::internal {
 // Deeper JSON is rejected (Debezium events nest about five levels).
 inline constexpr int kMaxJsonDepth = 64;
 
-// kDataLoss for malformed JSON, kInvalidArgument for a value of an
-// unexpected type.
+// kDataLoss for malformed JSON (including INCORRECT_TYPE: callers check a
+// value's type before they read it), kInvalidArgument for numbers out of
+// range and nesting beyond kMaxJsonDepth.
 absl::Status JsonError(simdjson::error_code error);
 
 // Reads `value` and everything inside it, validating it; `depth` is its

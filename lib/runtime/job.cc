@@ -287,7 +287,9 @@ std::vector<OperatorMetricsSnapshot> Job::Metrics() const {
     out.push_back(OperatorMetricsSnapshot{m->name, m->worker,
                                           m->records_in.load(std::memory_order_relaxed),
                                           m->records_out.load(std::memory_order_relaxed),
-                                          m->timers_fired.load(std::memory_order_relaxed)});
+                                          m->timers_fired.load(std::memory_order_relaxed),
+                                          m->late_records.load(std::memory_order_relaxed),
+                                          m->state_writes.load(std::memory_order_relaxed)});
   }
   return out;
 }

@@ -41,7 +41,21 @@
 //   if (!decoder.ok()) return decoder.status();        // a bad declaration
 //   absl::StatusOr<weir::debezium::Change<Content>> change = decoder->Decode(kafka_value);
 //   if (!change.ok()) return change.status();          // e.g. to a dead-letter topic
-//   if (change->op == weir::debezium::Op::kDelete) Forget(change->before->id);
+//   switch (change->op) {
+//     case weir::debezium::Op::kCreate:
+//     case weir::debezium::Op::kUpdate:
+//     case weir::debezium::Op::kRead:
+//       Upsert(*change->after);
+//       break;
+//     case weir::debezium::Op::kDelete:
+//       if (change->before) Forget(change->before->id);  // key columns are always there
+//       break;
+//     case weir::debezium::Op::kTruncate:
+//       ForgetAll();
+//       break;
+//     case weir::debezium::Op::kTombstone:                // Kafka log compaction marker
+//       break;
+//   }
 //
 // Errors: kDataLoss when the bytes are not valid JSON (truncated, bad UTF-8,
 // trailing garbage); kInvalidArgument when the JSON is not a change event or
@@ -366,9 +380,10 @@ constexpr void CheckMember() {
                   "weir::debezium::EpochMillis()/EpochMicros()/...: the member must be int64_t "
                   "or std::optional<int64_t>");
   } else if constexpr (std::is_same_v<Type, Decimal>) {
-    static_assert((kIsInteger<V> && sizeof(V) <= 8) || kIsFloat<V> || std::is_same_v<V, std::string>,
-                  "weir::debezium::Decimal(): the member must be an integer (scaled units), "
-                  "double, float, std::string, or std::optional of one");
+    static_assert(
+        (kIsInteger<V> && sizeof(V) <= 8) || kIsFloat<V> || std::is_same_v<V, std::string>,
+        "weir::debezium::Decimal(): the member must be an integer (scaled units), "
+        "double, float, std::string, or std::optional of one");
   } else {
     static_assert(!sizeof(Type),
                   "weir::debezium::Fields: the type descriptor must be one of Uuid(), Json(), "
@@ -471,6 +486,15 @@ struct DecoderOptions {
   // way.
   // Default: false
   bool strict_before = false;
+
+  // What Debezium's PostgreSQL connector sends instead of an unchanged
+  // TOASTed column it could not read (its `unavailable.value.placeholder`;
+  // binary columns get the placeholder's bytes, i.e. base64 in JSON). A
+  // declared field holding it is an error naming the field rather than a
+  // bogus value; REPLICA IDENTITY FULL on the table makes the connector
+  // send the real value. Empty: no check.
+  // Default: "__debezium_unavailable_value"
+  std::string unavailable_value_placeholder = "__debezium_unavailable_value";
 };
 
 namespace internal {
@@ -520,8 +544,8 @@ class Decoder {
     change.before.emplace();
     change.after.emplace();
     internal::ChangeHeader header;
-    absl::Status status = internal::DecodeChangeInto(*core_, json, &*change.before,
-                                                     &*change.after, header, change.source);
+    absl::Status status = internal::DecodeChangeInto(*core_, json, &*change.before, &*change.after,
+                                                     header, change.source);
     if (!status.ok()) return status;
     change.op = header.op;
     change.ts_ms = header.ts_ms;

@@ -90,6 +90,10 @@ struct OperatorMetrics {
   std::atomic<int64_t> records_in{0};
   std::atomic<int64_t> records_out{0};
   std::atomic<int64_t> timers_fired{0};
+  // Elements that arrived after their windows' allowed lateness.
+  std::atomic<int64_t> late_records{0};
+  // Writes of window state (one per element with pane aggregation).
+  std::atomic<int64_t> state_writes{0};
 
   static void Add(std::atomic<int64_t>& counter, int64_t n) {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);

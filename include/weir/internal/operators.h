@@ -21,6 +21,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "weir/functions.h"
 #include "weir/internal/batch.h"
 #include "weir/internal/broadcast_state.h"
@@ -271,22 +273,74 @@ class KeyedTimerQueue {
   uint64_t next_seq_ = 0;
 };
 
-template <class K, class In, class Out, class KeyFn, class Fn>
+// The contexts a keyed operator hands its function: KeyedProcessFunction's,
+// or, with a broadcast input of type B, KeyedBroadcastProcessFunction's.
+template <class K, class In, class Out, class B>
+struct KeyedFunctionTypes {
+  using Function = KeyedProcessFunction<K, In, Out>;
+  using MainContext = typename Function::Context;
+  using TimerContext = typename Function::OnTimerContext;
+  using BroadcastContext = int;  // unused
+  using BroadcastValue = int;    // unused
+};
+template <class K, class In, class Out, class B>
+requires(!std::is_void_v<B>) struct KeyedFunctionTypes<K, In, Out, B> {
+  using Function = KeyedBroadcastProcessFunction<K, In, B, Out>;
+  using MainContext = typename Function::ReadOnlyContext;
+  using TimerContext = typename Function::OnTimerContext;
+  using BroadcastContext = typename Function::Context;
+  using BroadcastValue = B;
+};
+
+// Runs a KeyedProcessFunction (B = void) or a KeyedBroadcastProcessFunction
+// (a second input of type B, broadcast to every worker).
+template <class K, class In, class Out, class KeyFn, class Fn, class B = void>
 class KeyedProcessOp final : public OperatorWithOutput<Out>,
                              public ProcessingTimeDriven,
-                             public StateAccess {
+                             public StateAccess,
+                             public KeyedAccess<K, In, Out> {
+  static constexpr bool kBroadcast = !std::is_void_v<B>;
+  using Types = KeyedFunctionTypes<K, In, Out, B>;
+  using BValue = typename Types::BroadcastValue;
+
  public:
   KeyedProcessOp(const WorkerEnv& env, std::string name, KeyFn key_fn, Fn fn)
-      : OperatorWithOutput<Out>(env, std::move(name), 1),
+      : OperatorWithOutput<Out>(env, std::move(name), kBroadcast ? 2 : 1),
         key_fn_(std::move(key_fn)),
         fn_(std::move(fn)),
         collector_(&this->output_, env.batch_size),
         timers_(this),
         state_(this->name(), nullptr, size_t{1} << 20),
-        ctx_(this, &timers_, this),
-        timer_ctx_(this, &timers_, this),
-        port_(this, 0, [this](Batch<In>& batch) { Process(batch); }) {}
+        ctx_(MakeContext<typename Types::MainContext>()),
+        timer_ctx_(MakeContext<typename Types::TimerContext>()),
+        port_(this, 0, [this](Batch<In>& batch) { Process(batch); }) {
+    if constexpr (kBroadcast) {
+      broadcast_ctx_.emplace(this, &broadcast_state_, this);
+      broadcast_port_ = std::make_unique<PortInput<BValue>>(
+          this, 1, [this](Batch<BValue>& batch) { ProcessBroadcast(batch); });
+    }
+  }
   Input<In>* port() { return &port_; }
+  Input<BValue>* broadcast_port() { return broadcast_port_.get(); }
+
+  // KeyedAccess: a broadcast element acting on one key's state.
+  typename KeyedProcessFunction<K, In, Out>::Context* EnterKey(const K& key) override {
+    const int group = KeyGroupOf(key, this->env_.max_parallelism);
+    if (WorkerForKeyGroup(group, this->env_.max_parallelism, this->env_.parallelism) !=
+        this->env_.worker_index) {
+      return nullptr;
+    }
+    entered_key_ = key;
+    current_key_ = &entered_key_;
+    scope_valid_ = false;
+    ContextAccess::SetKey<typename KeyedProcessFunction<K, In, Out>::Context>(ctx_, &entered_key_);
+    ContextAccess::SetTimestamp(ctx_, broadcast_ctx_timestamp_);
+    return &ctx_;
+  }
+  void LeaveKey() override {
+    current_key_ = nullptr;
+    scope_valid_ = false;
+  }
 
   absl::Status Open() override {
     const RestoredState* restored = this->env_.restored();
@@ -304,6 +358,11 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     if (restored != nullptr) {
       absl::Status status = Restore(*restored);
       if (!status.ok()) return status;
+      for (const OperatorSnapshot* snapshot : restored->Snapshots(this->name())) {
+        for (const auto& [key, bytes] : snapshot->operator_state) {
+          if (key.rfind("broadcast/", 0) == 0) broadcast_state_.AddRestored(key.substr(10), bytes);
+        }
+      }
     }
     return fn_.Open(MakeRuntimeContext(*this));
   }
@@ -352,6 +411,11 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
         KeyGroupRange(this->env_.worker_index, this->env_.parallelism, this->env_.max_parallelism);
     snapshot.key_group_begin = begin;
     snapshot.key_group_end = end;
+    if (kBroadcast && this->env_.worker_index == 0) {
+      for (auto& [table, bytes] : broadcast_state_.Export()) {
+        snapshot.operator_state["broadcast/" + table] = std::move(bytes);
+      }
+    }
     const std::string dir = this->env_.collector()->StagingDir(checkpoint_id);
     std::map<std::string, std::vector<KvPair>> tables;
     if (store_ != nullptr) {
@@ -384,7 +448,34 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   }
 
  private:
-  using Function = KeyedProcessFunction<K, In, Out>;
+  using Function = typename Types::Function;
+  using KeyedBase = KeyedProcessFunction<K, In, Out>;
+
+  template <class C>
+  C MakeContext() {
+    if constexpr (kBroadcast) {
+      return C(this, &timers_, this, &broadcast_state_);
+    } else {
+      return C(this, &timers_, this);
+    }
+  }
+
+  void ProcessBroadcast(Batch<BValue>& in) {
+    now_ = this->env_.Now();
+    if constexpr (kBroadcast) {
+      GuardUserCode(*this, [&] {
+        for (size_t idx = 0; idx < in.size(); ++idx) {
+          broadcast_ctx_timestamp_ = in.timestamps[idx];
+          ContextAccess::SetTimestamp(*broadcast_ctx_, in.timestamps[idx]);
+          collector_.SetTimestamp(in.timestamps[idx]);
+          CheckUserStatus(*this,
+                          fn_.ProcessBroadcastElement(in.values[idx], *broadcast_ctx_, collector_));
+        }
+      });
+    }
+    collector_.Flush();
+    this->side_outputs_.FlushAll();
+  }
 
   // The TimerService handed to the function: scoped to the current key.
   class Timers final : public TimerService {
@@ -417,7 +508,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
         const K key = key_fn_(value);
         current_key_ = &key;
         scope_valid_ = false;
-        ContextAccess::SetKey<typename Function::Context>(ctx_, &key);
+        ContextAccess::SetKey<typename KeyedBase::Context>(ctx_, &key);
         ContextAccess::SetTimestamp(ctx_, in.timestamps[idx]);
         collector_.SetTimestamp(in.timestamps[idx]);
         CheckUserStatus(*this, fn_.ProcessElement(value, ctx_, collector_));
@@ -516,8 +607,8 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   void Fire(Timestamp ts, TimeDomain domain, Timestamp out_ts) {
     current_key_ = &timer_key_;
     scope_valid_ = false;
-    ContextAccess::SetKey<typename Function::Context>(timer_ctx_, &timer_key_);
-    ContextAccess::SetDomain<typename Function::OnTimerContext>(timer_ctx_, domain);
+    ContextAccess::SetKey<typename KeyedBase::Context>(timer_ctx_, &timer_key_);
+    ContextAccess::SetDomain<typename KeyedBase::OnTimerContext>(timer_ctx_, domain);
     ContextAccess::SetTimestamp(timer_ctx_, out_ts);
     collector_.SetTimestamp(out_ts);
     OperatorMetrics::Add(this->metrics_->timers_fired, 1);
@@ -534,11 +625,16 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   std::string key_bytes_;
   bool scope_valid_ = false;
   Timestamp now_ = 0;  // processing time of the current batch (state TTL)
-  typename Function::Context ctx_;
-  typename Function::OnTimerContext timer_ctx_;
+  BroadcastStateStore broadcast_state_;
+  typename Types::MainContext ctx_;
+  typename Types::TimerContext timer_ctx_;
+  std::optional<typename Types::BroadcastContext> broadcast_ctx_;
+  Timestamp broadcast_ctx_timestamp_ = kMinTimestamp;
   PortInput<In> port_;
+  std::unique_ptr<PortInput<BValue>> broadcast_port_;
   const K* current_key_ = nullptr;
   K timer_key_{};
+  K entered_key_{};
   mutable KeyedTimerQueue<K> event_timers_;
   mutable KeyedTimerQueue<K> processing_timers_;
 };
@@ -652,17 +748,26 @@ class SinkOp final : public OperatorBase {
         port_(this, 0, [this](Batch<T>& batch) { Write(batch); }) {}
   Input<T>* port() { return &port_; }
 
-  // Re-commits what the restored checkpoint had pre-committed (Commit must
-  // be idempotent); the old worker w's committables go to worker w % parallelism.
+  // Re-commits what the restored checkpoint had pre-committed, and the
+  // earlier committables it carries, in checkpoint order (Commit must be
+  // idempotent); the old worker w's committables go to worker w % parallelism.
   absl::Status Open() override {
     const RestoredState* restored = env_.restored();
     if (restored == nullptr) return absl::OkStatus();
     for (const OperatorSnapshot* snapshot : restored->Snapshots(name())) {
       if (snapshot->worker % env_.parallelism != env_.worker_index) continue;
-      auto it = snapshot->operator_state.find("committable");
-      if (it == snapshot->operator_state.end()) continue;
-      absl::Status status = writer_->Commit(restored->checkpoint_id(), it->second);
-      if (!status.ok()) return status;
+      std::map<int64_t, std::string> committables;
+      for (const auto& [key, value] : snapshot->operator_state) {
+        int64_t id = restored->checkpoint_id();
+        if (key == "committable" || (key.starts_with(kEarlier) &&
+                                     absl::SimpleAtoi(key.substr(sizeof(kEarlier) - 1), &id))) {
+          committables[id] = value;
+        }
+      }
+      for (const auto& [id, committable] : committables) {
+        absl::Status status = writer_->Commit(id, committable);
+        if (!status.ok()) return status;
+      }
     }
     return absl::OkStatus();
   }
@@ -685,6 +790,13 @@ class SinkOp final : public OperatorBase {
   void SnapshotState(int64_t checkpoint_id, OperatorSnapshot& snapshot) override {
     absl::StatusOr<std::string> committable = writer_->PreCommit(checkpoint_id);
     if (!committable.ok()) Fail(committable.status());
+    // Earlier committables not committed yet (their checkpoint failed, or its
+    // completion has not reached this worker): this checkpoint covers their
+    // records, so a restore from it must commit them too.
+    for (const auto& [id, earlier] : pending_) {
+      if (id < checkpoint_id && !earlier.empty())
+        snapshot.operator_state[absl::StrCat(kEarlier, id)] = earlier;
+    }
     pending_[checkpoint_id] = *committable;
     snapshot.operator_state["committable"] = *std::move(committable);
   }
@@ -696,6 +808,9 @@ class SinkOp final : public OperatorBase {
                                             std::span<const Timestamp>(batch.timestamps)));
     });
   }
+
+  // Operator state key of an earlier checkpoint's committable: + its id.
+  static constexpr char kEarlier[] = "committable/";
 
   std::shared_ptr<Sink<T>> sink_;  // destroyed after writer_
   std::unique_ptr<SinkWriter<T>> writer_;

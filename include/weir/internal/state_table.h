@@ -10,6 +10,7 @@
 #ifndef WEIR_INTERNAL_STATE_TABLE_H_
 #define WEIR_INTERNAL_STATE_TABLE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -115,6 +116,21 @@ inline bool ReadExpiry(std::string_view& in, Timestamp& expire_at) {
 // A KV pair of a snapshot.
 using KvPair = std::pair<std::string, std::string>;
 
+// The dirty entries of a table's cache (composite key -> slot with a `dirty`
+// flag), in key order, to be written back: RocksDB inserts a sorted batch
+// into its memtable (a skip list) next to the previous key, but searches
+// from the top, missing the cache at every level, for each key in hash order.
+template <class Slots>
+std::vector<typename Slots::value_type*> DirtyInKeyOrder(Slots& slots) {
+  std::vector<typename Slots::value_type*> dirty;
+  for (auto& entry : slots) {
+    if (entry.second.dirty) dirty.push_back(&entry);
+  }
+  std::sort(dirty.begin(), dirty.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  return dirty;
+}
+
 class StateTable {
  public:
   StateTable(std::string name, int64_t ttl_ms, KvStore* store, int store_table, size_t max_entries)
@@ -205,8 +221,9 @@ class ValueTable final : public StateTable {
   void WriteBack() override {
     if (store_ == nullptr) return;
     std::string value;
-    for (auto& [key, slot] : slots_) {
-      if (!slot.dirty) continue;
+    for (auto* entry : DirtyInKeyOrder(slots_)) {
+      const std::string& key = entry->first;
+      Slot& slot = entry->second;
       if (slot.value) {
         value.clear();
         AppendExpiry(value, slot.expire_at);
@@ -324,8 +341,9 @@ class ListTable final : public StateTable {
   }
   void WriteBack() override {
     if (store_ == nullptr) return;
-    for (auto& [key, slot] : slots_) {
-      if (!slot.dirty) continue;
+    for (auto* entry : DirtyInKeyOrder(slots_)) {
+      const std::string& key = entry->first;
+      Slot& slot = entry->second;
       if (slot.items.empty()) {
         store_->Delete(store_table_, key);
       } else {
@@ -395,6 +413,7 @@ class MapTable final : public StateTable {
               if (!ReadExpiry(bytes, entry.expire_at) || !Codec<UV>::Decode(bytes, *entry.value)) {
                 Corrupt("map entry");
               }
+              if (entry.expire_at != kMaxTimestamp) may_expire_ = true;
               loaded.emplace(std::string(key.substr(scope.composite.size())), std::move(entry));
             });
         if (!status.ok()) StoreFailed(status);
@@ -404,10 +423,12 @@ class MapTable final : public StateTable {
       it = slots_.emplace(scope.composite, std::move(loaded)).first;
     }
     // Expired entries read as deleted.
-    for (auto& [user_key, entry] : it->second) {
-      if (entry.value && entry.expire_at <= scope.now) {
-        entry.value.reset();
-        entry.dirty = true;
+    if (may_expire_) {
+      for (auto& [user_key, entry] : it->second) {
+        if (entry.value && entry.expire_at <= scope.now) {
+          entry.value.reset();
+          entry.dirty = true;
+        }
       }
     }
     return &it->second;
@@ -444,6 +465,7 @@ class MapTable final : public StateTable {
     if (!ReadExpiry(bytes, entry.expire_at) || !Codec<UV>::Decode(bytes, *entry.value)) {
       return absl::DataLossError("state '" + name_ + "': undecodable map entry");
     }
+    if (entry.expire_at != kMaxTimestamp) may_expire_ = true;
     slots_[std::string(key.substr(0, composite_size))][std::string(rest)] = std::move(entry);
     return absl::OkStatus();
   }
@@ -480,6 +502,10 @@ class MapTable final : public StateTable {
   }
 
   absl::flat_hash_map<std::string, Entries> slots_;
+  // False while every entry's expire_at is kMaxTimestamp (no TTL, and none
+  // restored with an expiry): Get then skips its walk over the key's entries
+  // looking for expired ones, a cache miss per entry on every access.
+  bool may_expire_ = ttl_ms_ > 0;
 };
 
 // The keyed state of one operator instance: its tables by name, the scope

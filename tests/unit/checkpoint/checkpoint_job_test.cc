@@ -105,7 +105,7 @@ class CheckpointJobTest : public ::testing::Test {
   // Starts a run and cancels it (like a crash: no final checkpoint) once
   // `checkpoints` checkpoints completed.
   void RunAndCrash(int parallelism, int n, int checkpoints) {
-    auto pipeline = Build(parallelism, n, 1500);
+    auto pipeline = Build(parallelism, n, 1000);
     absl::StatusOr<JobHandle> job = pipeline->Start();
     ASSERT_TRUE(job.ok()) << job.status();
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -144,7 +144,7 @@ class CheckpointRescaleTest : public CheckpointJobTest,
 
 TEST_P(CheckpointRescaleTest, CrashThenRestoreLosesNothingAndDuplicatesNothing) {
   const auto [before, after, unused] = GetParam();
-  constexpr int kRecords = 6000;
+  constexpr int kRecords = 12000;
   RunAndCrash(before, kRecords, 2);
   const std::vector<Count> partial = Committed();
   EXPECT_FALSE(partial.empty());

@@ -1,0 +1,1470 @@
+// Keyed state through the public API (KeyBy + KeyedProcessFunction +
+// ctx.GetState), one suite run against every backend at parallelism 1 and 2:
+//
+//   Memory           StateBackend::Memory()
+//   RocksDb          StateBackend::RocksDb(dir): everything fits the write-back cache
+//   RocksDbTinyCache StateBackend::RocksDb(dir) with write_back_cache_share = 0, i.e. the
+//                    smallest cache (1024 entries per state and worker): the tests use
+//                    more keys than that, so values are evicted (written back) and
+//                    missed (read from RocksDB) all the time
+//
+// Covered: ValueState / ListState / MapState operations against a reference
+// model over random keys; value types (numbers, strings, optional, vector,
+// pair, a protobuf message, a user struct with a weir::Codec); MapState key
+// order; several states per function; a state name used with two types;
+// TTL; state larger than the RocksDB backend's memory limit (exact results,
+// bounded RSS); checkpoint and restore of all three kinds, TTL'd state and
+// timers through cancelled runs, at another parallelism and across backends.
+//
+// Not testable here: a state of a type without a weir::Codec does not
+// compile; GetState's static_assert prints the WEIR_REQUIRE_CODEC message
+// ("weir: no weir::Codec<T> for this type. ..."). The ctest
+// state.missing_codec_is_a_compile_error compiles state/missing_codec.cc and
+// expects exactly that message (see tests/unit/CMakeLists.txt).
+
+#include <google/protobuf/timestamp.pb.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "weir/testing.h"
+#include "weir/weir.h"
+
+namespace weir {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr absl::Duration kDeadline = absl::Seconds(60);
+
+enum class Backend { kMemory, kRocksDb, kRocksDbTinyCache };
+
+std::string BackendName(Backend backend) {
+  switch (backend) {
+    case Backend::kMemory:
+      return "Memory";
+    case Backend::kRocksDb:
+      return "RocksDb";
+    case Backend::kRocksDbTinyCache:
+      return "RocksDbTinyCache";
+  }
+  return "?";
+}
+
+StateBackend MakeBackend(Backend backend, const std::filesystem::path& dir) {
+  switch (backend) {
+    case Backend::kMemory:
+      break;
+    case Backend::kRocksDb:
+      return StateBackend::RocksDb(dir.string());
+    case Backend::kRocksDbTinyCache:
+      return StateBackend::RocksDb(
+          dir.string(), {.state_memory_limit = size_t{16} << 20, .write_back_cache_share = 0});
+  }
+  return StateBackend::Memory();
+}
+
+// A fresh directory per test, for RocksDB and checkpoints.
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = absl::StrCat(info->test_suite_name(), "-", info->name());
+    for (char& c : name) {
+      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    }
+    root_ = std::filesystem::temp_directory_path() /
+            absl::StrCat("weir-state-test-", getpid(), "-", name);
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  std::filesystem::path root_;
+};
+
+struct StateCase {
+  Backend backend = Backend::kMemory;
+  int parallelism = 1;
+};
+
+std::vector<StateCase> AllStateCases() {
+  std::vector<StateCase> cases;
+  for (Backend backend : {Backend::kMemory, Backend::kRocksDb, Backend::kRocksDbTinyCache}) {
+    for (int parallelism : {1, 2}) cases.push_back({backend, parallelism});
+  }
+  return cases;
+}
+
+std::string StateCaseName(const ::testing::TestParamInfo<StateCase>& info) {
+  return absl::StrCat(BackendName(info.param.backend), "_p", info.param.parallelism);
+}
+
+class StateTest : public TempDirTest, public ::testing::WithParamInterface<StateCase> {
+ public:
+  PipelineOptions Options() const {
+    PipelineOptions options;
+    options.parallelism = GetParam().parallelism;
+    options.job_name = "state";
+    options.state_backend = MakeBackend(GetParam().backend, root_ / "rocksdb");
+    return options;
+  }
+
+  // Runs `input` through KeyBy(key_fn).Process(fn) and returns what it
+  // emitted. The source has one split, so each key's records arrive in input
+  // order.
+  template <class Out, class In, class KeyFn, class Fn>
+  absl::StatusOr<std::vector<Out>> RunKeyed(std::vector<In> input, KeyFn key_fn, Fn fn) {
+    Pipeline pipeline(Options());
+    auto sink = testing::CollectingSink<Out>::Create();
+    pipeline
+        .Source(testing::VectorSource<In>::Create(std::move(input),
+                                                  {.splits = 1, .records_per_poll = 256}))
+        .KeyBy(std::move(key_fn))
+        .Process(std::move(fn))
+        .Name("keyed")
+        .Sink(sink);
+    testing::JobResult result = testing::RunToCompletion(pipeline, kDeadline);
+    if (!result.status.ok()) return result.status;
+    return sink->Values();
+  }
+};
+
+// ---------------------------------------------------------------------------
+// ValueState operations against a reference map.
+
+enum class ValueOp : uint8_t { kUpdate, kAddInPlace, kClear, kRead };
+
+struct ValueCommand {
+  int64_t key = 0;
+  ValueOp op = ValueOp::kRead;
+  int64_t arg = 0;
+  int64_t seq = 0;
+};
+
+struct ValueSeen {
+  int64_t seq = 0;
+  std::optional<int64_t> before;  // value()
+  bool get_agrees = false;        // Get() pointed at the same value (or was null)
+  bool mutable_found = false;     // Mutable() returned a value (kAddInPlace)
+  std::optional<int64_t> after;   // value() after the operation, through a new handle
+};
+
+class ValueOps final : public KeyedProcessFunction<int64_t, ValueCommand, ValueSeen> {
+ public:
+  absl::Status ProcessElement(const ValueCommand& c, Context& ctx,
+                              Collector<ValueSeen>& out) override {
+    ValueState<int64_t> state = ctx.GetState(kState);
+    ValueSeen seen{c.seq};
+    seen.before = state.value();
+    const int64_t* get = state.Get();
+    seen.get_agrees = get == nullptr ? !seen.before : seen.before && *get == *seen.before;
+    switch (c.op) {
+      case ValueOp::kUpdate:
+        state.Update(c.arg);
+        break;
+      case ValueOp::kAddInPlace:
+        if (int64_t* value = state.Mutable()) {
+          *value += c.arg;
+          seen.mutable_found = true;
+        }
+        break;
+      case ValueOp::kClear:
+        state.Clear();
+        break;
+      case ValueOp::kRead:
+        break;
+    }
+    seen.after = ctx.GetState(kState).value();
+    out.Collect(seen);
+    return absl::OkStatus();
+  }
+
+ private:
+  static inline const ValueStateDescriptor<int64_t> kState{"value"};
+};
+
+TEST_P(StateTest, ValueStateMatchesAReferenceMapOverRandomKeys) {
+  std::mt19937_64 rng(11);
+  constexpr int kKeys = 3000;  // more than the tiny cache holds per worker
+  constexpr int kCommands = 8000;
+  std::vector<ValueCommand> input;
+  for (int seq = 0; seq < kCommands; ++seq) {
+    const uint64_t dice = rng() % 100;
+    const ValueOp op = dice < 35   ? ValueOp::kUpdate
+                       : dice < 65 ? ValueOp::kAddInPlace
+                       : dice < 75 ? ValueOp::kClear
+                                   : ValueOp::kRead;
+    input.push_back({static_cast<int64_t>(rng() % kKeys) - kKeys / 2, op,
+                     static_cast<int64_t>(rng() % 2001) - 1000, seq});
+  }
+
+  absl::StatusOr<std::vector<ValueSeen>> seen = RunKeyed<ValueSeen>(
+      input, [](const ValueCommand& c) { return c.key; }, ValueOps{});
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  ASSERT_EQ(seen->size(), input.size());
+  std::sort(seen->begin(), seen->end(),
+            [](const ValueSeen& a, const ValueSeen& b) { return a.seq < b.seq; });
+
+  std::map<int64_t, int64_t> model;
+  for (const ValueCommand& c : input) {
+    const ValueSeen& s = (*seen)[c.seq];
+    ASSERT_EQ(s.seq, c.seq);
+    auto it = model.find(c.key);
+    const std::optional<int64_t> before =
+        it == model.end() ? std::nullopt : std::optional<int64_t>(it->second);
+    switch (c.op) {
+      case ValueOp::kUpdate:
+        model[c.key] = c.arg;
+        break;
+      case ValueOp::kAddInPlace:
+        if (before) model[c.key] += c.arg;
+        break;
+      case ValueOp::kClear:
+        model.erase(c.key);
+        break;
+      case ValueOp::kRead:
+        break;
+    }
+    it = model.find(c.key);
+    const std::optional<int64_t> after =
+        it == model.end() ? std::nullopt : std::optional<int64_t>(it->second);
+    ASSERT_EQ(s.before, before) << "command " << c.seq << " on key " << c.key;
+    ASSERT_TRUE(s.get_agrees) << "command " << c.seq;
+    if (c.op == ValueOp::kAddInPlace) {
+      ASSERT_EQ(s.mutable_found, before.has_value());
+    }
+    ASSERT_EQ(s.after, after) << "command " << c.seq << " on key " << c.key;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Value types.
+
+// A user type with its own codec.
+struct Point {
+  double x = 0;
+  double y = 0;
+  bool operator==(const Point&) const = default;
+};
+
+}  // namespace
+
+template <>
+struct Codec<Point> {
+  static void Encode(const Point& p, std::string& out) {
+    Codec<double>::Encode(p.x, out);
+    Codec<double>::Encode(p.y, out);
+  }
+  static bool Decode(std::string_view& in, Point& p) {
+    return Codec<double>::Decode(in, p.x) && Codec<double>::Decode(in, p.y);
+  }
+};
+
+namespace {
+
+// A distinct value of T for each n.
+template <class T>
+T MakeValue(int64_t n);
+template <>
+int64_t MakeValue(int64_t n) {
+  return n * 1'000'003 - 500'000'000;
+}
+template <>
+double MakeValue(int64_t n) {
+  return static_cast<double>(n) * -0.25;
+}
+template <>
+std::string MakeValue(int64_t n) {
+  // Zero bytes, and now and then a long one.
+  std::string value = absl::StrCat("v", n, std::string(1, '\0'), "z");
+  if (n % 5 == 0) value.append(300, static_cast<char>('a' + n % 26));
+  return value;
+}
+template <>
+std::optional<std::string> MakeValue(int64_t n) {
+  // Present-but-empty must stay distinguishable from absent state.
+  if (n % 3 == 0) return std::nullopt;
+  return MakeValue<std::string>(n);
+}
+template <>
+std::vector<int32_t> MakeValue(int64_t n) {
+  std::vector<int32_t> value;
+  for (int64_t idx = 0; idx < n % 4; ++idx) value.push_back(static_cast<int32_t>(n - idx * 7));
+  return value;
+}
+template <>
+std::pair<int64_t, std::string> MakeValue(int64_t n) {
+  return {-n, absl::StrCat("p", n)};
+}
+template <>
+google::protobuf::Timestamp MakeValue(int64_t n) {
+  google::protobuf::Timestamp value;
+  value.set_seconds(1'700'000'000 + n);
+  value.set_nanos(static_cast<int32_t>(n % 1'000'000'000));
+  return value;
+}
+template <>
+Point MakeValue(int64_t n) {
+  return Point{static_cast<double>(n) / 3, -static_cast<double>(n)};
+}
+
+template <class T>
+bool Same(const T& a, const T& b) {
+  return a == b;
+}
+bool Same(const google::protobuf::Timestamp& a, const google::protobuf::Timestamp& b) {
+  return a.SerializeAsString() == b.SerializeAsString();
+}
+template <class T>
+bool Same(const std::optional<T>& a, const std::optional<T>& b) {
+  return a.has_value() == b.has_value() && (!a || Same(*a, *b));
+}
+
+template <class T>
+const char* TypeName();
+template <>
+const char* TypeName<int64_t>() {
+  return "int64";
+}
+template <>
+const char* TypeName<double>() {
+  return "double";
+}
+template <>
+const char* TypeName<std::string>() {
+  return "string";
+}
+template <>
+const char* TypeName<std::optional<std::string>>() {
+  return "optional";
+}
+template <>
+const char* TypeName<std::vector<int32_t>>() {
+  return "vector";
+}
+template <>
+const char* TypeName<std::pair<int64_t, std::string>>() {
+  return "pair";
+}
+template <>
+const char* TypeName<google::protobuf::Timestamp>() {
+  return "protobuf";
+}
+template <>
+const char* TypeName<Point>() {
+  return "point";
+}
+
+struct Write {
+  int64_t key = 0;
+  int64_t n = 0;
+  int64_t previous_n = -1;  // n of the key's previous record (-1: none)
+  int64_t seq = 0;
+};
+
+// One ValueState per type in Ts (named after the type). Per record, each
+// must hold MakeValue(previous_n) (or nothing), and then holds MakeValue(n).
+template <class... Ts>
+class LastValues final : public KeyedProcessFunction<int64_t, Write, int64_t> {
+ public:
+  absl::Status ProcessElement(const Write& w, Context& ctx, Collector<int64_t>& out) override {
+    absl::Status status;
+    (Check<Ts>(w, ctx, status), ...);
+    out.Collect(w.seq);
+    return status;
+  }
+
+ private:
+  template <class T>
+  struct Slot {
+    static inline const ValueStateDescriptor<T> kState{TypeName<T>()};
+  };
+
+  template <class T>
+  static void Check(const Write& w, Context& ctx, absl::Status& status) {
+    ValueState<T> state = ctx.GetState(Slot<T>::kState);
+    const std::optional<T> expected =
+        w.previous_n < 0 ? std::nullopt : std::optional<T>(MakeValue<T>(w.previous_n));
+    if (!Same(state.value(), expected) && status.ok()) {
+      status = absl::InternalError(absl::StrCat(TypeName<T>(), " state of key ", w.key,
+                                                " at record ", w.seq, ": not the last value"));
+    }
+    state.Update(MakeValue<T>(w.n));
+    if (!Same(state.value(), std::optional<T>(MakeValue<T>(w.n))) && status.ok()) {
+      status = absl::InternalError(absl::StrCat(TypeName<T>(), " state of key ", w.key,
+                                                " at record ", w.seq, ": not what was stored"));
+    }
+  }
+};
+
+TEST_P(StateTest, ValueStatesOfManyTypesKeepTheirValues) {
+  std::mt19937_64 rng(17);
+  constexpr int kKeys = 2500;
+  std::vector<Write> input;
+  std::map<int64_t, int64_t> last_n;
+  for (int seq = 0; seq < 4000; ++seq) {
+    Write w{static_cast<int64_t>(rng() % kKeys), static_cast<int64_t>(rng() % 100'000), -1, seq};
+    auto [it, inserted] = last_n.try_emplace(w.key, w.n);
+    if (!inserted) {
+      w.previous_n = it->second;
+      it->second = w.n;
+    }
+    input.push_back(w);
+  }
+  absl::StatusOr<std::vector<int64_t>> out = RunKeyed<int64_t>(
+      input, [](const Write& w) { return w.key; },
+      LastValues<int64_t, double, std::string, std::optional<std::string>, std::vector<int32_t>,
+                 std::pair<int64_t, std::string>, google::protobuf::Timestamp, Point>{});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->size(), input.size());
+}
+
+// ---------------------------------------------------------------------------
+// ListState operations against a reference map.
+
+enum class ListOp : uint8_t { kAdd, kUpdate, kClear, kRead };
+
+struct ListCommand {
+  int64_t key = 0;
+  ListOp op = ListOp::kRead;
+  int64_t arg = 0;
+  int64_t seq = 0;
+};
+
+struct ListSeen {
+  int64_t seq = 0;
+  std::vector<std::string> before;
+  std::vector<std::string> after;
+};
+
+std::string ListItem(int64_t n) { return n % 7 == 0 ? std::string(1, '\0') : absl::StrCat("i", n); }
+std::vector<std::string> ListItems(int64_t n) {
+  std::vector<std::string> items;
+  for (int64_t idx = 0; idx < n % 4; ++idx) items.push_back(ListItem(n + idx));
+  return items;
+}
+
+class ListOps final : public KeyedProcessFunction<int64_t, ListCommand, ListSeen> {
+ public:
+  absl::Status ProcessElement(const ListCommand& c, Context& ctx,
+                              Collector<ListSeen>& out) override {
+    ListState<std::string> list = ctx.GetState(kList);
+    ListSeen seen{c.seq, list.Get(), {}};
+    switch (c.op) {
+      case ListOp::kAdd:
+        list.Add(ListItem(c.arg));
+        break;
+      case ListOp::kUpdate:
+        list.Update(ListItems(c.arg));  // sometimes empty
+        break;
+      case ListOp::kClear:
+        list.Clear();
+        break;
+      case ListOp::kRead:
+        break;
+    }
+    seen.after = ctx.GetState(kList).Get();
+    out.Collect(std::move(seen));
+    return absl::OkStatus();
+  }
+
+ private:
+  static inline const ListStateDescriptor<std::string> kList{"list"};
+};
+
+TEST_P(StateTest, ListStateMatchesAReferenceMapOverRandomKeys) {
+  std::mt19937_64 rng(23);
+  constexpr int kKeys = 3000;
+  std::vector<ListCommand> input;
+  for (int seq = 0; seq < 8000; ++seq) {
+    const uint64_t dice = rng() % 100;
+    const ListOp op = dice < 55   ? ListOp::kAdd
+                      : dice < 70 ? ListOp::kUpdate
+                      : dice < 78 ? ListOp::kClear
+                                  : ListOp::kRead;
+    input.push_back(
+        {static_cast<int64_t>(rng() % kKeys), op, static_cast<int64_t>(rng() % 1000), seq});
+  }
+  absl::StatusOr<std::vector<ListSeen>> seen = RunKeyed<ListSeen>(
+      input, [](const ListCommand& c) { return c.key; }, ListOps{});
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  ASSERT_EQ(seen->size(), input.size());
+  std::sort(seen->begin(), seen->end(),
+            [](const ListSeen& a, const ListSeen& b) { return a.seq < b.seq; });
+  std::map<int64_t, std::vector<std::string>> model;
+  for (const ListCommand& c : input) {
+    const ListSeen& s = (*seen)[c.seq];
+    std::vector<std::string>& list = model[c.key];
+    ASSERT_EQ(s.before, list) << "command " << c.seq << " on key " << c.key;
+    switch (c.op) {
+      case ListOp::kAdd:
+        list.push_back(ListItem(c.arg));
+        break;
+      case ListOp::kUpdate:
+        list = ListItems(c.arg);
+        break;
+      case ListOp::kClear:
+        list.clear();
+        break;
+      case ListOp::kRead:
+        break;
+    }
+    ASSERT_EQ(s.after, list) << "command " << c.seq << " on key " << c.key;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// MapState operations against a reference map, with integer and string user
+// keys: ForEach and Keys go in key order (numeric, lexicographic).
+
+enum class MapOp : uint8_t { kPut, kRemove, kClear, kRead };
+
+template <class UK>
+struct MapCommand {
+  int64_t key = 0;
+  MapOp op = MapOp::kRead;
+  UK user_key{};
+  int64_t value = 0;
+  int64_t seq = 0;
+};
+
+template <class UK>
+struct MapSeen {
+  int64_t seq = 0;
+  std::optional<int64_t> get;  // Get(user_key) after the operation
+  bool find_agrees = false;    // Find(user_key) and Contains(user_key) agree with Get
+  std::vector<std::pair<UK, int64_t>> entries;  // ForEach, in its order
+  std::vector<UK> keys;                         // Keys()
+  bool empty = false;                           // IsEmpty()
+};
+
+template <class UK>
+class MapOps final : public KeyedProcessFunction<int64_t, MapCommand<UK>, MapSeen<UK>> {
+ public:
+  using Base = KeyedProcessFunction<int64_t, MapCommand<UK>, MapSeen<UK>>;
+  absl::Status ProcessElement(const MapCommand<UK>& c, typename Base::Context& ctx,
+                              Collector<MapSeen<UK>>& out) override {
+    MapState<UK, int64_t> map = ctx.GetState(kMap);
+    switch (c.op) {
+      case MapOp::kPut:
+        map.Put(c.user_key, c.value);
+        break;
+      case MapOp::kRemove:
+        map.Remove(c.user_key);
+        break;
+      case MapOp::kClear:
+        map.Clear();
+        break;
+      case MapOp::kRead:
+        break;
+    }
+    MapSeen<UK> seen{c.seq};
+    seen.get = map.Get(c.user_key);
+    const int64_t* found = map.Find(c.user_key);
+    seen.find_agrees = (found != nullptr) == seen.get.has_value() &&
+                       (found == nullptr || *found == *seen.get) &&
+                       map.Contains(c.user_key) == seen.get.has_value();
+    map.ForEach(
+        [&seen](const UK& key, const int64_t& value) { seen.entries.emplace_back(key, value); });
+    seen.keys = map.Keys();
+    seen.empty = map.IsEmpty();
+    out.Collect(std::move(seen));
+    return absl::OkStatus();
+  }
+
+ private:
+  static inline const MapStateDescriptor<UK, int64_t> kMap{"map"};
+};
+
+template <class UK>
+void CheckMapState(StateTest& test, const std::vector<UK>& user_keys) {
+  std::mt19937_64 rng(29);
+  constexpr int kKeys = 2500;
+  std::vector<MapCommand<UK>> input;
+  for (int seq = 0; seq < 6000; ++seq) {
+    const uint64_t dice = rng() % 100;
+    const MapOp op = dice < 55   ? MapOp::kPut
+                     : dice < 75 ? MapOp::kRemove
+                     : dice < 80 ? MapOp::kClear
+                                 : MapOp::kRead;
+    input.push_back({static_cast<int64_t>(rng() % kKeys), op, user_keys[rng() % user_keys.size()],
+                     static_cast<int64_t>(rng() % 1'000'000) - 500'000, seq});
+  }
+  absl::StatusOr<std::vector<MapSeen<UK>>> seen = test.template RunKeyed<MapSeen<UK>>(
+      input, [](const MapCommand<UK>& c) { return c.key; }, MapOps<UK>{});
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  ASSERT_EQ(seen->size(), input.size());
+  std::sort(seen->begin(), seen->end(),
+            [](const MapSeen<UK>& a, const MapSeen<UK>& b) { return a.seq < b.seq; });
+  // std::map<std::string> orders like unsigned bytes, as the codec does.
+  std::map<int64_t, std::map<UK, int64_t>> model;
+  size_t largest = 0;
+  for (const MapCommand<UK>& c : input) {
+    const MapSeen<UK>& s = (*seen)[c.seq];
+    std::map<UK, int64_t>& map = model[c.key];
+    switch (c.op) {
+      case MapOp::kPut:
+        map[c.user_key] = c.value;
+        break;
+      case MapOp::kRemove:
+        map.erase(c.user_key);
+        break;
+      case MapOp::kClear:
+        map.clear();
+        break;
+      case MapOp::kRead:
+        break;
+    }
+    largest = std::max(largest, map.size());
+    auto it = map.find(c.user_key);
+    ASSERT_EQ(s.get, it == map.end() ? std::nullopt : std::optional<int64_t>(it->second))
+        << "command " << c.seq << " on key " << c.key;
+    ASSERT_TRUE(s.find_agrees) << "command " << c.seq;
+    const std::vector<std::pair<UK, int64_t>> entries(map.begin(), map.end());
+    ASSERT_EQ(s.entries, entries) << "ForEach, command " << c.seq << " on key " << c.key;
+    std::vector<UK> keys;
+    for (const auto& [key, value] : map) keys.push_back(key);
+    ASSERT_EQ(s.keys, keys) << "Keys(), command " << c.seq;
+    ASSERT_EQ(s.empty, map.empty()) << "IsEmpty(), command " << c.seq;
+  }
+  EXPECT_GE(largest, 4u) << "the maps never grew enough to test their order";
+}
+
+TEST_P(StateTest, MapStateWithIntegerKeysIteratesInNumericOrder) {
+  std::vector<int32_t> user_keys;
+  for (int32_t key = -6; key <= 6; ++key) user_keys.push_back(key * 1000);
+  user_keys.push_back(std::numeric_limits<int32_t>::min());
+  user_keys.push_back(std::numeric_limits<int32_t>::max());
+  CheckMapState<int32_t>(*this, user_keys);
+}
+
+TEST_P(StateTest, MapStateWithStringKeysIteratesInLexicographicOrder) {
+  CheckMapState<std::string>(
+      *this, {"", "a", "aa", "ab", "b", "B", "ba", "zz", "\xff", std::string(1, '\0'),
+              std::string("a\0", 2), std::string(200, 'x'), "x", std::string(130, 'b')});
+}
+
+// ---------------------------------------------------------------------------
+// Several states in one function; one state reached through two descriptors.
+
+struct Purchase {
+  int64_t user = 0;
+  std::string item;
+  double price = 0;
+};
+
+struct UserSummary {
+  int64_t user = 0;
+  int64_t count = 0;
+  double total = 0;
+  std::vector<std::string> items;                       // in arrival order
+  std::vector<std::pair<std::string, int64_t>> counts;  // per item, in item order
+  bool operator==(const UserSummary&) const = default;
+};
+
+constexpr Timestamp kEndOfTime = 1'000'000'000'000;
+
+// Keeps four states per user and reports them when the input ends (an
+// event-time timer, which fires at end of input).
+class Summaries final : public KeyedProcessFunction<int64_t, Purchase, UserSummary> {
+ public:
+  absl::Status ProcessElement(const Purchase& p, Context& ctx, Collector<UserSummary>&) override {
+    ValueState<int64_t> count = ctx.GetState(kCount);
+    ValueState<double> total = ctx.GetState(kTotal);
+    ListState<std::string> items = ctx.GetState(kItems);
+    MapState<std::string, int64_t> counts = ctx.GetState(kCounts);
+    count.Update(count.value().value_or(0) + 1);
+    if (double* t = total.Mutable()) {
+      *t += p.price;
+    } else {
+      total.Update(p.price);
+    }
+    items.Add(p.item);
+    counts.Put(p.item, counts.Get(p.item).value_or(0) + 1);
+    // Another descriptor with the same name and type is the same state.
+    if (ctx.GetState(kCountAgain).value() != count.value())
+      return absl::InternalError("two descriptors of one state disagree");
+    ctx.timer_service().RegisterEventTimeTimer(kEndOfTime);
+    return absl::OkStatus();
+  }
+
+  absl::Status OnTimer(Timestamp, OnTimerContext& ctx, Collector<UserSummary>& out) override {
+    UserSummary summary{ctx.CurrentKey()};
+    summary.count = ctx.GetState(kCount).value().value_or(-1);
+    summary.total = ctx.GetState(kTotal).value().value_or(-1);
+    summary.items = ctx.GetState(kItems).Get();
+    ctx.GetState(kCounts).ForEach([&summary](const std::string& item, const int64_t& n) {
+      summary.counts.emplace_back(item, n);
+    });
+    out.Collect(std::move(summary));
+    return absl::OkStatus();
+  }
+
+ private:
+  static inline const ValueStateDescriptor<int64_t> kCount{"count"};
+  static inline const ValueStateDescriptor<int64_t> kCountAgain{"count"};
+  static inline const ValueStateDescriptor<double> kTotal{"total"};
+  static inline const ListStateDescriptor<std::string> kItems{"items"};
+  static inline const MapStateDescriptor<std::string, int64_t> kCounts{"counts"};
+};
+
+TEST_P(StateTest, SeveralStatesPerFunctionStayIndependent) {
+  const std::vector<std::string> catalog = {"pear", "apple", "fig", "banana", "kiwi", "date"};
+  std::mt19937_64 rng(31);
+  std::vector<Purchase> input;
+  std::map<int64_t, UserSummary> expected;
+  for (int seq = 0; seq < 5000; ++seq) {
+    Purchase p{static_cast<int64_t>(rng() % 1500), catalog[rng() % catalog.size()],
+               static_cast<double>(rng() % 1000) / 4};
+    UserSummary& s = expected[p.user];
+    s.user = p.user;
+    ++s.count;
+    s.total += p.price;
+    s.items.push_back(p.item);
+    input.push_back(p);
+  }
+  for (auto& [user, s] : expected) {
+    std::map<std::string, int64_t> counts;
+    for (const std::string& item : s.items) ++counts[item];
+    s.counts.assign(counts.begin(), counts.end());
+  }
+
+  absl::StatusOr<std::vector<UserSummary>> out = RunKeyed<UserSummary>(
+      input, [](const Purchase& p) { return p.user; }, Summaries{});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->size(), expected.size());
+  for (const UserSummary& s : *out) {
+    ASSERT_TRUE(expected.contains(s.user)) << s.user;
+    EXPECT_EQ(s, expected[s.user]) << "user " << s.user;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// One state name, two types: the job fails and says which state.
+
+template <class A, class B>
+class TwoTypesOneName final : public KeyedProcessFunction<int64_t, int64_t, int64_t> {
+ public:
+  TwoTypesOneName(A a, B b) : a_(std::move(a)), b_(std::move(b)) {}
+  absl::Status ProcessElement(const int64_t&, Context& ctx, Collector<int64_t>&) override {
+    (void)ctx.GetState(a_);
+    (void)ctx.GetState(b_);
+    return absl::OkStatus();
+  }
+
+ private:
+  A a_;
+  B b_;
+};
+
+template <class A, class B>
+void ExpectTwoTypesFail(StateTest& test, A a, B b) {
+  absl::StatusOr<std::vector<int64_t>> out = test.template RunKeyed<int64_t>(
+      std::vector<int64_t>{1, 2, 3}, [](int64_t v) { return v; },
+      TwoTypesOneName<A, B>(std::move(a), std::move(b)));
+  ASSERT_FALSE(out.ok());
+  EXPECT_THAT(out.status().message(), HasSubstr("state 'shared'"));
+  EXPECT_THAT(out.status().message(), HasSubstr("two different kinds or types"));
+  EXPECT_THAT(out.status().message(), HasSubstr("keyed"));  // the operator
+}
+
+TEST_P(StateTest, OneNameWithTwoTypesFailsTheJobWithAClearError) {
+  ExpectTwoTypesFail(*this, ValueStateDescriptor<int64_t>{"shared"},
+                     ValueStateDescriptor<std::string>{"shared"});
+  ExpectTwoTypesFail(*this, ValueStateDescriptor<int64_t>{"shared"},
+                     ListStateDescriptor<int64_t>{"shared"});
+  ExpectTwoTypesFail(*this, MapStateDescriptor<int32_t, int64_t>{"shared"},
+                     MapStateDescriptor<int64_t, int64_t>{"shared"});
+}
+
+// ---------------------------------------------------------------------------
+// TTL: entries not written for `ttl` read as absent; writes (Update,
+// Mutable, Add, Put) restart the clock, reads do not; MapState entries expire
+// one by one.
+//
+// The checks that an entry *expired* are exact: state is stamped with the
+// processing time of the batch or timer that wrote it, which is no later than
+// ctx.current_processing_time() there, and a processing-time timer at T runs
+// with a time >= T. The checks that an entry is *still alive* hold only if
+// the timer did not fire too late, so they run only when it did not (and are
+// counted); reads right after a write are always checked.
+
+constexpr int64_t kTtlMs = 100;
+
+struct TtlReport {
+  int64_t key = 0;
+  std::vector<std::string> violations;
+  int64_t alive_checks = 0;  // timing-dependent checks that could run
+};
+
+class TtlProbe final : public KeyedProcessFunction<int64_t, int64_t, TtlReport> {
+ public:
+  absl::Status ProcessElement(const int64_t&, Context& ctx, Collector<TtlReport>&) override {
+    // Everything happens in timers, whose time is known.
+    ctx.timer_service().RegisterProcessingTimeTimer(ctx.current_processing_time() + 1);
+    return absl::OkStatus();
+  }
+
+  absl::Status OnTimer(Timestamp ts, OnTimerContext& ctx, Collector<TtlReport>& out) override {
+    const Timestamp now = ctx.current_processing_time();
+    ValueState<int64_t> value = ctx.GetState(kValue);
+    ListState<std::string> list = ctx.GetState(kList);
+    MapState<int32_t, int64_t> map = ctx.GetState(kMap);
+    // The probe's own bookkeeping, in one state without TTL.
+    ValueState<Notes> notes_state = ctx.GetState(kNotes);
+    Notes notes = notes_state.value().value_or(Notes(std::vector<int64_t>(kNoteCount, 0), {}));
+    std::vector<int64_t>& note = notes.first;
+    auto expect = [&](bool ok, const std::string& what) {
+      if (!ok) notes.second.push_back(absl::StrCat("step ", note[kStep], ": ", what));
+    };
+    switch (note[kStep]) {
+      case 0: {  // write all three, read them back at once
+        value.Update(10);
+        list.Add("a");
+        map.Put(1, 1);
+        expect(value.value() == 10 && value.Get() != nullptr, "value right after Update");
+        expect(list.Get() == std::vector<std::string>{"a"}, "list right after Add");
+        expect(map.Get(1) == 1 && map.Contains(1) && !map.IsEmpty(), "map right after Put");
+        note[kWrittenAt] = ts;
+        ctx.timer_service().RegisterProcessingTimeTimer(ctx.current_processing_time() + 60);
+        break;
+      }
+      case 1: {  // alive if in time; then refresh value and list, add a second map entry
+        note[kListWasAlive] = list.Get() == std::vector<std::string>{"a"};
+        if (now < note[kWrittenAt] + kTtlMs) {
+          ++note[kAliveChecks];
+          expect(value.value() == 10, "value alive before its ttl");
+          expect(note[kListWasAlive], "list alive before its ttl");
+          expect(map.Get(1) == 1, "map entry alive before its ttl");
+        }
+        if (int64_t* v = value.Mutable()) {
+          *v += 1;
+        } else {
+          value.Update(11);
+        }
+        list.Add("b");
+        map.Put(2, 2);
+        note[kRefreshedAt] = ts;
+        note[kRefreshDone] = ctx.current_processing_time();
+        ctx.timer_service().RegisterProcessingTimeTimer(note[kRefreshDone] + 50);
+        break;
+      }
+      case 2: {  // the first map entry expired; the refreshed state lives on (if in time)
+        expect(!map.Contains(1) && !map.Get(1), "first map entry expired on its own");
+        if (now < note[kRefreshedAt] + kTtlMs) {
+          ++note[kAliveChecks];
+          expect(value.value() == 11, "value refreshed by Mutable");
+          expect(list.Get() == (note[kListWasAlive] ? std::vector<std::string>{"a", "b"}
+                                                    : std::vector<std::string>{"b"}),
+                 "list refreshed by Add");
+          expect(map.Get(2) == 2 && map.Keys() == std::vector<int32_t>{2},
+                 "second map entry alive");
+        }
+        // Due when the writes of step 1 expired: the reads just now must not
+        // have extended them.
+        ctx.timer_service().RegisterProcessingTimeTimer(note[kRefreshDone] + kTtlMs);
+        break;
+      }
+      case 3: {  // everything expired
+        expect(!value.value() && value.Get() == nullptr && value.Mutable() == nullptr,
+               "value expired");
+        expect(list.Get().empty(), "list expired");
+        expect(map.IsEmpty() && map.Keys().empty() && !map.Contains(2) && !map.Get(2),
+               "map expired");
+        out.Collect(TtlReport{ctx.CurrentKey(), notes.second, note[kAliveChecks]});
+        break;
+      }
+      default:
+        return absl::InternalError(absl::StrCat("unexpected timer ", ts));
+    }
+    ++note[kStep];
+    notes_state.Update(std::move(notes));
+    return absl::OkStatus();
+  }
+
+ private:
+  // (numbers indexed below, violations found so far)
+  using Notes = std::pair<std::vector<int64_t>, std::vector<std::string>>;
+  enum Note {
+    kStep,
+    kWrittenAt,
+    kRefreshedAt,
+    kRefreshDone,
+    kListWasAlive,
+    kAliveChecks,
+    kNoteCount
+  };
+
+  static inline const ValueStateDescriptor<int64_t> kValue{"value", absl::Milliseconds(kTtlMs)};
+  static inline const ListStateDescriptor<std::string> kList{"list", absl::Milliseconds(kTtlMs)};
+  static inline const MapStateDescriptor<int32_t, int64_t> kMap{"map", absl::Milliseconds(kTtlMs)};
+  static inline const ValueStateDescriptor<Notes> kNotes{"notes"};
+};
+
+TEST_P(StateTest, TtlExpiresEntriesNotWrittenForTtl) {
+  constexpr int kKeys = 2500;  // more than the tiny cache holds per worker
+  std::vector<int64_t> input(kKeys);
+  std::iota(input.begin(), input.end(), 0);
+  Pipeline pipeline(Options());
+  auto sink = testing::CollectingSink<TtlReport>::Create();
+  // Unbounded: processing-time timers fire only while the job runs.
+  pipeline.Source(testing::VectorSource<int64_t>::Create(input, {.unbounded = true}))
+      .KeyBy([](int64_t v) { return v; })
+      .Process(TtlProbe{})
+      .Name("ttl")
+      .Sink(sink);
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (sink->size() < kKeys && !job->done() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  job->Stop();
+  absl::Status status = job->Wait();
+  ASSERT_TRUE(status.ok()) << status;
+
+  const std::vector<TtlReport> reports = sink->Values();
+  ASSERT_EQ(reports.size(), static_cast<size_t>(kKeys));
+  int64_t alive_checks = 0;
+  for (const TtlReport& report : reports) {
+    EXPECT_THAT(report.violations, ::testing::IsEmpty()) << "key " << report.key;
+    alive_checks += report.alive_checks;
+  }
+  // Timing-dependent; on a loaded machine some (or all) may be skipped.
+  std::printf("alive checks that ran in time: %lld of %d\n", static_cast<long long>(alive_checks),
+              2 * kKeys);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StateTest, ::testing::ValuesIn(AllStateCases()), StateCaseName);
+
+// ---------------------------------------------------------------------------
+// State larger than the write-back cache and the memory limit.
+
+// The process's resident set, in bytes (VmRSS of /proc/self/status).
+int64_t ResidentBytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) != 0) continue;
+    int64_t kb = 0;
+    std::string number = line.substr(6);
+    number.erase(
+        std::remove_if(number.begin(), number.end(),
+                       [](char c) { return !std::isdigit(static_cast<unsigned char>(c)); }),
+        number.end());
+    if (absl::SimpleAtoi(number, &kb)) return kb * 1024;
+  }
+  return -1;
+}
+
+constexpr int64_t kBigKeys = 300'000;
+constexpr size_t kBigValueSize = 100;
+
+// Bytes that do not compress (RocksDB keeps blocks compressed on disk and
+// uncompressed in its cache), different for every key.
+std::string BigValue(int64_t key) {
+  std::string value(kBigValueSize, '\0');
+  uint64_t x = static_cast<uint64_t>(key) * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t pos = 0; pos < value.size(); pos += 8) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::memcpy(&value[pos], &x, std::min<size_t>(8, value.size() - pos));
+  }
+  return value;
+}
+
+struct BigCounts {
+  std::atomic<int64_t> written{0};
+  std::atomic<int64_t> verified{0};
+};
+
+// The first record of a key writes its value, the second checks it.
+// Records k < kBigKeys write key k's value (without reading it), records
+// kBigKeys + k read it back and check it.
+class WriteThenVerify final : public KeyedProcessFunction<int64_t, int64_t, int64_t> {
+ public:
+  explicit WriteThenVerify(std::shared_ptr<BigCounts> counts) : counts_(std::move(counts)) {}
+  absl::Status ProcessElement(const int64_t& v, Context& ctx, Collector<int64_t>&) override {
+    ValueState<std::string> state = ctx.GetState(kValue);
+    if (v < kBigKeys) {
+      state.Update(BigValue(ctx.CurrentKey()));
+      counts_->written.fetch_add(1, std::memory_order_relaxed);
+      return absl::OkStatus();
+    }
+    const std::string* value = state.Get();
+    if (value == nullptr || *value != BigValue(ctx.CurrentKey())) {
+      return absl::InternalError(
+          absl::StrCat("key ", ctx.CurrentKey(), ": ", value ? "wrong value" : "value lost"));
+    }
+    counts_->verified.fetch_add(1, std::memory_order_relaxed);
+    return absl::OkStatus();
+  }
+
+ private:
+  static inline const ValueStateDescriptor<std::string> kValue{"big"};
+  std::shared_ptr<BigCounts> counts_;
+};
+
+class StateLargerThanMemoryTest : public TempDirTest {};
+
+// 300k keys with 100-byte values, written once and then all read back (in
+// key order: random order exercises nothing more and costs 2x the time in
+// block decompression), with a 16 MiB limit for all keyed state: the
+// write-back cache holds about 8k entries, so nearly every read misses it and
+// is served by RocksDB, from data that was evicted, written back and flushed.
+//
+// RSS bound: growth while the job runs stays under 48 MiB = the 16 MiB limit
+// (block cache, memtables charged to it, write-back cache) + about 4 MiB a
+// job with RocksDB state takes anyway (threads, rings, instances; measured
+// with 1000 keys) + slack for what the limit does not cover: RocksDB's
+// allocations outside the block cache (table readers, iterators, compaction),
+// allocator fragmentation from the cache's churn. Measured: about 32 MiB.
+// The same job with StateBackend::Memory() grows by about 85 MiB, so a
+// cache that ignored its bound would fail this.
+TEST_F(StateLargerThanMemoryTest, RocksDbStaysExactAndBounded) {
+  std::vector<int64_t> input(2 * kBigKeys);
+  std::iota(input.begin(), input.begin() + kBigKeys, 0);
+  std::iota(input.begin() + kBigKeys, input.end(), kBigKeys);
+
+  PipelineOptions options;
+  options.parallelism = 2;
+  options.job_name = "big";
+  options.state_backend =
+      StateBackend::RocksDb((root_ / "rocksdb").string(), {.state_memory_limit = size_t{16} << 20});
+  Pipeline pipeline(options);
+  auto counts = std::make_shared<BigCounts>();
+  pipeline
+      .Source(testing::VectorSource<int64_t>::Create(std::move(input),
+                                                     {.splits = 1, .records_per_poll = 4096}))
+      .KeyBy([](int64_t v) { return v % kBigKeys; })
+      .Process(WriteThenVerify(counts))
+      .Name("big")
+      .Sink([](const int64_t&) {});
+
+  const int64_t before = ResidentBytes();
+  ASSERT_GT(before, 0);
+  std::atomic<int64_t> peak{before};
+  std::atomic<bool> sampling{true};
+  std::thread sampler([&] {
+    while (sampling.load()) {
+      peak.store(std::max(peak.load(), ResidentBytes()));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  testing::JobResult result = testing::RunToCompletion(pipeline, kDeadline);
+  sampling.store(false);
+  sampler.join();
+  const int64_t after = ResidentBytes();
+  ASSERT_TRUE(result.status.ok()) << result.status;
+
+  EXPECT_EQ(counts->written.load(), kBigKeys);
+  EXPECT_EQ(counts->verified.load(), kBigKeys);
+  const int64_t growth = std::max(peak.load(), after) - before;
+  std::printf("RSS before %lld MiB, peak growth %lld MiB\n", static_cast<long long>(before >> 20),
+              static_cast<long long>(growth >> 20));
+  EXPECT_LT(growth, int64_t{48} << 20) << "RSS grew by " << (growth >> 20) << " MiB";
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoint and restore.
+
+constexpr int64_t kRestoreKeys = 97;
+constexpr absl::Duration kShortTtl = absl::Milliseconds(50);
+constexpr absl::Duration kLongTtl = absl::Hours(1);
+
+std::vector<int64_t> RestoreInput(int n) {
+  std::vector<int64_t> values(n);
+  std::iota(values.begin(), values.end(), 0);
+  return values;
+}
+int32_t MapKeyOf(int64_t v) { return static_cast<int32_t>(v % 5) - 2; }
+
+struct KeySummary {
+  int64_t key = 0;
+  int64_t count = 0;
+  std::vector<int64_t> values;                        // sorted
+  std::vector<std::pair<int32_t, int64_t>> sums;      // ForEach order
+  int64_t ttl_count = 0;                              // the same, in state with a long TTL
+  std::vector<int64_t> ttl_values;                    // sorted
+  std::vector<std::pair<int32_t, int64_t>> ttl_sums;  // ForEach order
+  bool short_ttl_seen = false;                        // any short-TTL state still there
+  bool operator==(const KeySummary&) const = default;
+};
+
+// Accumulates every record of a key in a ValueState, a ListState and a
+// MapState, with and without a long TTL; in the first run only, also in
+// short-TTL states (which must have expired by the last run). Reports the
+// state when the input ends, from an event-time timer registered with the
+// key's records: summaries of keys whose records all came before the
+// restored checkpoint need the restored timer.
+class Accumulate final : public KeyedProcessFunction<int64_t, int64_t, KeySummary> {
+ public:
+  explicit Accumulate(int run) : run_(run) {}
+
+  absl::Status ProcessElement(const int64_t& v, Context& ctx, Collector<KeySummary>&) override {
+    ValueState<int64_t> count = ctx.GetState(kCount);
+    count.Update(count.value().value_or(0) + 1);
+    ctx.GetState(kValues).Add(v);
+    MapState<int32_t, int64_t> sums = ctx.GetState(kSums);
+    sums.Put(MapKeyOf(v), sums.Get(MapKeyOf(v)).value_or(0) + v);
+
+    ValueState<int64_t> ttl_count = ctx.GetState(kTtlCount);
+    if (int64_t* n = ttl_count.Mutable()) {
+      ++*n;
+    } else {
+      ttl_count.Update(1);
+    }
+    ctx.GetState(kTtlValues).Add(v);
+    MapState<int32_t, int64_t> ttl_sums = ctx.GetState(kTtlSums);
+    ttl_sums.Put(MapKeyOf(v), ttl_sums.Get(MapKeyOf(v)).value_or(0) + v);
+
+    if (run_ == 1) {
+      ctx.GetState(kShortValue).Update(v);
+      ctx.GetState(kShortList).Add(v);
+      ctx.GetState(kShortMap).Put(MapKeyOf(v), v);
+    }
+    ctx.timer_service().RegisterEventTimeTimer(kEndOfTime);
+    return absl::OkStatus();
+  }
+
+  absl::Status OnTimer(Timestamp, OnTimerContext& ctx, Collector<KeySummary>& out) override {
+    KeySummary s{ctx.CurrentKey()};
+    s.count = ctx.GetState(kCount).value().value_or(-1);
+    s.values = ctx.GetState(kValues).Get();
+    std::sort(s.values.begin(), s.values.end());
+    ctx.GetState(kSums).ForEach(
+        [&s](const int32_t& k, const int64_t& sum) { s.sums.emplace_back(k, sum); });
+    s.ttl_count = ctx.GetState(kTtlCount).value().value_or(-1);
+    s.ttl_values = ctx.GetState(kTtlValues).Get();
+    std::sort(s.ttl_values.begin(), s.ttl_values.end());
+    ctx.GetState(kTtlSums).ForEach(
+        [&s](const int32_t& k, const int64_t& sum) { s.ttl_sums.emplace_back(k, sum); });
+    s.short_ttl_seen = ctx.GetState(kShortValue).Get() != nullptr ||
+                       !ctx.GetState(kShortList).Get().empty() ||
+                       !ctx.GetState(kShortMap).IsEmpty();
+    out.Collect(std::move(s));
+    return absl::OkStatus();
+  }
+
+ private:
+  static inline const ValueStateDescriptor<int64_t> kCount{"count"};
+  static inline const ListStateDescriptor<int64_t> kValues{"values"};
+  static inline const MapStateDescriptor<int32_t, int64_t> kSums{"sums"};
+  static inline const ValueStateDescriptor<int64_t> kTtlCount{"ttl_count", kLongTtl};
+  static inline const ListStateDescriptor<int64_t> kTtlValues{"ttl_values", kLongTtl};
+  static inline const MapStateDescriptor<int32_t, int64_t> kTtlSums{"ttl_sums", kLongTtl};
+  static inline const ValueStateDescriptor<int64_t> kShortValue{"short_value", kShortTtl};
+  static inline const ListStateDescriptor<int64_t> kShortList{"short_list", kShortTtl};
+  static inline const MapStateDescriptor<int32_t, int64_t> kShortMap{"short_map", kShortTtl};
+  int run_;
+};
+
+std::map<int64_t, KeySummary> ExpectedSummaries(int n) {
+  std::map<int64_t, KeySummary> expected;
+  std::map<int64_t, std::map<int32_t, int64_t>> sums;
+  for (int64_t v : RestoreInput(n)) {
+    KeySummary& s = expected[v % kRestoreKeys];
+    s.key = v % kRestoreKeys;
+    ++s.count;
+    s.values.push_back(v);
+    sums[s.key][MapKeyOf(v)] += v;
+  }
+  for (auto& [key, s] : expected) {
+    std::sort(s.values.begin(), s.values.end());
+    s.sums.assign(sums[key].begin(), sums[key].end());
+    s.ttl_count = s.count;
+    s.ttl_values = s.values;
+    s.ttl_sums = s.sums;
+  }
+  return expected;
+}
+
+class CheckpointedStateTest : public TempDirTest {
+ protected:
+  // The accumulating job over `n` records, throttled to `rate` records/s per
+  // split (0: unthrottled), checkpointing every 30 ms.
+  std::unique_ptr<Pipeline> Build(Backend backend, int parallelism, int run, int n, double rate,
+                                  std::shared_ptr<testing::CollectingSink<KeySummary>> sink) {
+    PipelineOptions options;
+    options.parallelism = parallelism;
+    options.job_name = "accumulate";
+    options.checkpoints.interval = absl::Milliseconds(30);
+    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    options.state_backend = MakeBackend(backend, root_ / "rocksdb");
+    auto pipeline = std::make_unique<Pipeline>(options);
+    pipeline
+        ->Source(testing::VectorSource<int64_t>::Create(
+            RestoreInput(n), {.splits = 4, .records_per_poll = 16, .records_per_second = rate}))
+        .KeyBy([](int64_t v) { return v % kRestoreKeys; })
+        .Process(Accumulate(run))
+        .Name("accumulate")
+        .Sink(std::move(sink));
+    return pipeline;
+  }
+
+  // Starts `pipeline` and cancels it (like a crash: no final checkpoint)
+  // after `checkpoints` more checkpoints completed.
+  static void RunAndCrash(Pipeline& pipeline, int checkpoints) {
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    ASSERT_TRUE(job.ok()) << job.status();
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    int64_t last = job->last_completed_checkpoint();
+    int completed = 0;
+    while (completed < checkpoints && !job->done() && absl::Now() < deadline) {
+      const int64_t now = job->last_completed_checkpoint();
+      if (now != last) {
+        ++completed;
+        last = now;
+      }
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    ASSERT_FALSE(job->done()) << "the job ended before it could be interrupted: " << job->Wait();
+    job->Cancel();
+    EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
+  }
+
+  static void ExpectSummaries(const std::vector<KeySummary>& out, int n) {
+    std::map<int64_t, KeySummary> expected = ExpectedSummaries(n);
+    ASSERT_EQ(out.size(), expected.size()) << "one summary per key";
+    for (const KeySummary& s : out) {
+      ASSERT_TRUE(expected.contains(s.key)) << s.key;
+      EXPECT_EQ(s, expected[s.key])
+          << "key " << s.key << ": count " << s.count << " (expected " << expected[s.key].count
+          << "), short-TTL state seen " << s.short_ttl_seen;
+    }
+  }
+};
+
+struct RestoreCase {
+  Backend backend = Backend::kMemory;
+  std::vector<int> parallelism;  // of each run; all but the last are cancelled
+};
+
+class CheckpointRestoreTest : public CheckpointedStateTest,
+                              public ::testing::WithParamInterface<RestoreCase> {};
+
+// Runs that crash mid-stream and a last one that finishes: the summaries
+// count every record exactly once, TTL'd state comes back with its TTL
+// (long: still there; short: expired during the pause), and timers are
+// restored, also at other parallelisms.
+TEST_P(CheckpointRestoreTest, StateAndTimersSurviveCancelledRunsAndRescaling) {
+  constexpr int kRecords = 4000;
+  const std::vector<int>& runs = GetParam().parallelism;
+  for (size_t run = 0; run + 1 < runs.size(); ++run) {
+    auto sink = testing::CollectingSink<KeySummary>::Create();
+    auto pipeline =
+        Build(GetParam().backend, runs[run], static_cast<int>(run) + 1, kRecords, 250, sink);
+    ASSERT_NO_FATAL_FAILURE(RunAndCrash(*pipeline, 2));
+    EXPECT_EQ(sink->size(), 0u) << "summaries come only at the end of the input";
+  }
+  absl::SleepFor(kShortTtl + absl::Milliseconds(10));  // the short-TTL state expires
+
+  auto sink = testing::CollectingSink<KeySummary>::Create();
+  auto pipeline =
+      Build(GetParam().backend, runs.back(), static_cast<int>(runs.size()), kRecords, 0, sink);
+  testing::JobResult result = testing::RunToCompletion(*pipeline, kDeadline);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  ExpectSummaries(sink->Values(), kRecords);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, CheckpointRestoreTest,
+                         ::testing::Values(RestoreCase{Backend::kMemory, {1, 2}},
+                                           RestoreCase{Backend::kMemory, {2, 2, 1}},
+                                           RestoreCase{Backend::kRocksDb, {1, 2}},
+                                           RestoreCase{Backend::kRocksDb, {2, 1}},
+                                           RestoreCase{Backend::kRocksDb, {2, 2, 2}},
+                                           RestoreCase{Backend::kRocksDbTinyCache, {2, 1, 2}}),
+                         [](const ::testing::TestParamInfo<RestoreCase>& param_info) {
+                           return absl::StrCat(BackendName(param_info.param.backend), "_",
+                                               absl::StrJoin(param_info.param.parallelism, "to"));
+                         });
+
+// A checkpoint of the memory backend restores into RocksDB; a RocksDB
+// checkpoint cannot be restored into memory, and the job says why.
+TEST_F(CheckpointedStateTest, MemoryCheckpointRestoresIntoRocksDbButNotBack) {
+  constexpr int kRecords = 1000;
+  {
+    auto sink = testing::CollectingSink<KeySummary>::Create();
+    auto pipeline = Build(Backend::kMemory, 2, 2, kRecords, 0, sink);
+    ASSERT_TRUE(testing::RunToCompletion(*pipeline, kDeadline).status.ok());
+    ExpectSummaries(sink->Values(), kRecords);
+  }
+  {
+    // Longer input: the sources resume where the first run ended and add
+    // 500 records to the restored state.
+    auto sink = testing::CollectingSink<KeySummary>::Create();
+    auto pipeline = Build(Backend::kRocksDbTinyCache, 1, 2, kRecords + 500, 0, sink);
+    testing::JobResult result = testing::RunToCompletion(*pipeline, kDeadline);
+    ASSERT_TRUE(result.status.ok()) << result.status;
+    ExpectSummaries(sink->Values(), kRecords + 500);
+  }
+  {
+    auto sink = testing::CollectingSink<KeySummary>::Create();
+    auto pipeline = Build(Backend::kMemory, 1, 2, kRecords + 500, 0, sink);
+    absl::Status status = testing::RunToCompletion(*pipeline, kDeadline).status;
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+    EXPECT_THAT(status.message(), HasSubstr("StateBackend::RocksDb"));
+  }
+}
+
+// Processing-time timers are checkpointed too: registered in a run that is
+// cancelled before they are due, they fire in the next one (at another
+// parallelism), with the state they were registered with.
+struct Fired {
+  int64_t key = 0;
+  Timestamp timer = 0;
+  Timestamp due = 0;  // what the key's state says the timer was registered for
+  int64_t count = 0;  // records of the key
+  Timestamp fired_at = 0;
+};
+
+constexpr int64_t kTimerDelayMs = 400;
+
+class DelayedReport final : public KeyedProcessFunction<int64_t, int64_t, Fired> {
+ public:
+  absl::Status ProcessElement(const int64_t&, Context& ctx, Collector<Fired>&) override {
+    ValueState<int64_t> count = ctx.GetState(kCount);
+    count.Update(count.value().value_or(0) + 1);
+    if (*count.Get() == 1) {
+      const Timestamp due = ctx.current_processing_time() + kTimerDelayMs;
+      ctx.GetState(kDue).Update(due);
+      ctx.timer_service().RegisterProcessingTimeTimer(due);
+    }
+    return absl::OkStatus();
+  }
+  absl::Status OnTimer(Timestamp ts, OnTimerContext& ctx, Collector<Fired>& out) override {
+    if (ctx.time_domain() != TimeDomain::kProcessingTime)
+      return absl::InternalError("not a processing-time timer");
+    out.Collect(Fired{ctx.CurrentKey(), ts, ctx.GetState(kDue).value().value_or(-1),
+                      ctx.GetState(kCount).value().value_or(-1), ctx.current_processing_time()});
+    return absl::OkStatus();
+  }
+
+ private:
+  static inline const ValueStateDescriptor<int64_t> kCount{"count"};
+  static inline const ValueStateDescriptor<int64_t> kDue{"due"};
+};
+
+class ProcessingTimerRestoreTest
+    : public TempDirTest,
+      public ::testing::WithParamInterface<std::tuple<Backend, int, int>> {
+ protected:
+  std::unique_ptr<Pipeline> Build(int parallelism, std::shared_ptr<Sink<Fired>> sink) {
+    PipelineOptions options;
+    options.parallelism = parallelism;
+    options.job_name = "delayed";
+    options.checkpoints.interval = absl::Milliseconds(20);
+    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    options.state_backend = MakeBackend(std::get<0>(GetParam()), root_ / "rocksdb");
+    auto pipeline = std::make_unique<Pipeline>(options);
+    pipeline
+        ->Source(
+            testing::VectorSource<int64_t>::Create(RestoreInput(kRecords), {.unbounded = true}))
+        .KeyBy([](int64_t v) { return v % kRestoreKeys; })
+        .Process(DelayedReport{})
+        .Name("delayed")
+        .Sink(std::move(sink));
+    return pipeline;
+  }
+  static constexpr int kRecords = 2000;
+};
+
+TEST_P(ProcessingTimerRestoreTest, TimersRegisteredBeforeACrashFireAfterTheRestart) {
+  const auto [backend, before, after] = GetParam();
+  {
+    auto sink = testing::CollectingSink<Fired>::Create();
+    auto pipeline = Build(before, sink);
+    absl::StatusOr<JobHandle> job = pipeline->Start();
+    ASSERT_TRUE(job.ok()) << job.status();
+    // Wait for all records to be processed and two checkpoints after that.
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    auto processed = [&job] {
+      int64_t in = 0;
+      for (const auto& m : job->Metrics()) {
+        if (m.name == "delayed") in += m.records_in;
+      }
+      return in;
+    };
+    while (processed() < kRecords && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    int64_t last = job->last_completed_checkpoint();
+    for (int completed = 0; completed < 2 && absl::Now() < deadline;) {
+      absl::SleepFor(absl::Milliseconds(1));
+      if (job->last_completed_checkpoint() != last) {
+        ++completed;
+        last = job->last_completed_checkpoint();
+      }
+    }
+    job->Cancel();
+    EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
+    ASSERT_EQ(processed(), kRecords);
+    ASSERT_EQ(sink->size(), 0u) << "timers fired before the crash: the machine is too slow for "
+                                << kTimerDelayMs << " ms";
+  }
+
+  auto sink = testing::CollectingSink<Fired>::Create();
+  auto pipeline = Build(after, sink);
+  absl::StatusOr<JobHandle> job = pipeline->Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (sink->size() < kRestoreKeys && !job->done() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  job->Stop();
+  absl::Status status = job->Wait();
+  ASSERT_TRUE(status.ok()) << status;
+
+  std::vector<Fired> fired = sink->Values();
+  ASSERT_EQ(fired.size(), static_cast<size_t>(kRestoreKeys)) << "one timer per key, once";
+  std::sort(fired.begin(), fired.end(),
+            [](const Fired& a, const Fired& b) { return a.key < b.key; });
+  for (int64_t key = 0; key < kRestoreKeys; ++key) {
+    const Fired& f = fired[key];
+    EXPECT_EQ(f.key, key);
+    EXPECT_EQ(f.timer, f.due) << "key " << key;
+    EXPECT_GE(f.fired_at, f.timer) << "key " << key;
+    EXPECT_EQ(f.count, (kRecords - key + kRestoreKeys - 1) / kRestoreKeys) << "key " << key;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Backends, ProcessingTimerRestoreTest,
+    ::testing::Values(std::tuple{Backend::kMemory, 1, 2}, std::tuple{Backend::kMemory, 2, 1},
+                      std::tuple{Backend::kRocksDb, 1, 2}, std::tuple{Backend::kRocksDb, 2, 1},
+                      std::tuple{Backend::kRocksDbTinyCache, 2, 2}),
+    [](const auto& param_info) {
+      return absl::StrCat(BackendName(std::get<0>(param_info.param)), "_",
+                          std::get<1>(param_info.param), "to", std::get<2>(param_info.param));
+    });
+
+}  // namespace
+}  // namespace weir
