@@ -240,8 +240,9 @@ struct Codec<std::vector<T>, std::enable_if_t<kHasCodec<T>>> {
     value.clear();
     value.reserve(size);
     for (uint64_t idx = 0; idx < size; ++idx) {
-      value.emplace_back();
-      if (!Codec<T>::Decode(in, value.back())) return false;
+      T item{};  // not value.back(): std::vector<bool> has no bool& to decode into
+      if (!Codec<T>::Decode(in, item)) return false;
+      value.push_back(std::move(item));
     }
     return true;
   }
