@@ -3,18 +3,20 @@
 // A keyed job writes 10M keys x 100-byte values into ValueState on the
 // RocksDB backend. The bench then takes, with JobHandle::TriggerCheckpoint():
 //   1. the first (full) checkpoint;
-//   2. after 1% of the keys got new values, an incremental one;
+//   2. after 1% of the keys got new values, an incremental one; right after
+//      the load it also carries what RocksDB's compactions rewrote since;
+//   3. after another 1% of the keys changed, a second incremental one;
 // and measures each one's duration and the bytes it added to storage (the
 // storage's files before and after). It then cancels the job and starts a new
 // pipeline with the same job name and storage, and measures the time from
 // Pipeline::Start() until the new job has restored and processed its first
-// record (a probe that reads a restored value and checks it). All of this to
+// record (probes that read restored values and check them). All of this to
 // local disk (file://) and to s3rver (s3://, started by the bench).
 //
 // Baseline, in the same run and to the same storage: CheckpointStorage::PutFile
 // of one file of the same size as each checkpoint, and GetFile of one file of
-// the full checkpoint's size, so a figure reads as "checkpoint vs moving its
-// bytes".
+// the size the restore downloaded, so a figure reads as "checkpoint vs moving
+// its bytes".
 //
 //   weir-bench-ckpt [--keys=10000000] [--json=ckpt.json] [--parallelism=1]
 //                   [--storage=local,s3] [--state-memory-mb=512]
@@ -76,17 +78,22 @@ Value MakeValue(uint64_t key, uint32_t version) {
   return value;
 }
 
+// Rounds of updates, each to 1% of the keys (distinct ones).
+constexpr int kUpdateRounds = 2;
+
 struct Write {
   uint64_t key = 0;
   uint32_t version = 0;
-  // A restored job's first record: checks the key's value instead of writing it.
+  // A restored job's records: check the key's value instead of writing it.
   bool probe = false;
 };
 
 // What the bench, the source and the keyed function share.
 struct Control {
-  std::atomic<bool> emit_updates{false};
+  // Rounds of updates the source is to emit after the load.
+  std::atomic<int> update_rounds{0};
   std::atomic<int64_t> written{0};
+  std::atomic<int64_t> probes_expected{0};
   std::atomic<int64_t> probes{0};
   std::atomic<int64_t> probe_failures{0};
   std::atomic<int64_t> first_probe_ns{0};  // steady_clock, 0: none yet
@@ -98,15 +105,24 @@ int64_t SteadyNowNs() {
       .count();
 }
 
-// Split s of n holds the keys s, s + n, s + 2n, ... < keys. Its j-th key
-// with j % kUpdateEvery == 0 is updated.
+// Split s of n holds the keys s, s + n, s + 2n, ... < keys. Round r (1-based)
+// of updates sets its j-th key to version r for j % kUpdateEvery == Offset(r).
 struct SplitKeys {
   uint64_t first = 0;
   uint64_t stride = 1;
   uint64_t count = 0;
-  uint64_t updates() const { return (count + kUpdateEvery - 1) / kUpdateEvery; }
+
   uint64_t Key(uint64_t index) const { return first + index * stride; }
-  uint64_t UpdatedKey(uint64_t update) const { return Key(update * kUpdateEvery); }
+  static uint64_t Offset(int round) {
+    return static_cast<uint64_t>(round - 1) * kUpdateEvery / kUpdateRounds;
+  }
+  uint64_t Updates(int round) const {
+    const uint64_t offset = Offset(round);
+    return count > offset ? (count - offset + kUpdateEvery - 1) / kUpdateEvery : 0;
+  }
+  uint64_t UpdatedKey(int round, uint64_t update) const {
+    return Key(update * kUpdateEvery + Offset(round));
+  }
 };
 
 SplitKeys KeysOfSplit(uint64_t keys, int split, int splits) {
@@ -115,9 +131,19 @@ SplitKeys KeysOfSplit(uint64_t keys, int split, int splits) {
   return SplitKeys{s, n, keys > s ? (keys - s + n - 1) / n : 0};
 }
 
-// Emits the initial load, then (once Control::emit_updates is set) the 1%
-// updates, then nothing, staying alive until the job is stopped. Restored
-// from a checkpoint, it emits one probe per split first.
+uint64_t UpdatesInRound(uint64_t keys, int splits, int round) {
+  uint64_t updates = 0;
+  for (int split = 0; split < splits; ++split) {
+    updates += KeysOfSplit(keys, split, splits).Updates(round);
+  }
+  return updates;
+}
+
+// Emits the initial load, then the rounds of updates Control::update_rounds
+// asks for, then nothing, staying alive until the job is stopped. Restored
+// from a checkpoint, it first emits probes: per split, the first key of each
+// round of updates and one key never updated, each with the version it must
+// have.
 class LoadSource final : public Source<Write> {
  public:
   LoadSource(uint64_t keys, int splits, std::shared_ptr<Control> control)
@@ -140,13 +166,15 @@ class LoadSource final : public Source<Write> {
       Reader::Split state{KeysOfSplit(keys_, number, splits_)};
       if (split.state) {
         std::vector<std::string> parts = absl::StrSplit(*split.state, '/');
-        if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &state.loaded) ||
-            !absl::SimpleAtoi(parts[1], &state.updated)) {
+        if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &state.loaded) ||
+            !absl::SimpleAtoi(parts[1], &state.rounds) ||
+            !absl::SimpleAtoi(parts[2], &state.updated)) {
           return absl::DataLossError("bad position of split " + split.id);
         }
-        state.probe_pending = state.keys.count > 0;
+        state.probes = Probes(state);
+        control_->probes_expected += static_cast<int64_t>(state.probes.size());
       }
-      reader->splits.push_back(state);
+      reader->splits.push_back(std::move(state));
     }
     return std::unique_ptr<SourceReader<Write>>(std::move(reader));
   }
@@ -156,50 +184,76 @@ class LoadSource final : public Source<Write> {
     struct Split {
       SplitKeys keys;
       uint64_t loaded = 0;
-      uint64_t updated = 0;
-      bool probe_pending = false;
+      int rounds = 0;        // rounds of updates emitted in full
+      uint64_t updated = 0;  // updates emitted of round `rounds` + 1
+      std::vector<Write> probes;
     };
 
     explicit Reader(std::shared_ptr<Control> c) : control(std::move(c)) {}
 
     absl::StatusOr<PollResult> Poll(SourceOutput<Write>& out) override {
       bool emitted = false;
-      const bool updates = control->emit_updates.load(std::memory_order_acquire);
+      const int target_rounds = control->update_rounds.load(std::memory_order_acquire);
       for (size_t idx = 0; idx < splits.size(); ++idx) {
         Split& split = splits[idx];
         const int output = static_cast<int>(idx);
-        if (split.probe_pending) {
-          // Key 0 of the split: updated (version 1) once any update was emitted.
-          out.Collect(output, Write{split.keys.Key(0), split.updated > 0 ? 1u : 0u, true}, 0);
-          split.probe_pending = false;
-          emitted = true;
-        }
+        for (const Write& probe : split.probes) out.Collect(output, probe, 0);
+        emitted |= !split.probes.empty();
+        split.probes.clear();
         size_t budget = kRecordsPerPoll;
         for (; budget > 0 && split.loaded < split.keys.count; --budget, ++split.loaded) {
           out.Collect(output, Write{split.keys.Key(split.loaded), 0, false}, 0);
+        }
+        while (budget > 0 && split.loaded == split.keys.count && split.rounds < target_rounds) {
+          const int round = split.rounds + 1;
+          if (split.updated == split.keys.Updates(round)) {
+            split.rounds = round;
+            split.updated = 0;
+            continue;
+          }
+          out.Collect(output,
+                      Write{split.keys.UpdatedKey(round, split.updated),
+                            static_cast<uint32_t>(round), false},
+                      0);
+          ++split.updated;
+          --budget;
+        }
+        if (budget == kRecordsPerPoll) {
+          out.MarkIdle(output);
+        } else {
           emitted = true;
         }
-        if (updates && split.loaded == split.keys.count) {
-          for (; budget > 0 && split.updated < split.keys.updates(); --budget, ++split.updated) {
-            out.Collect(output, Write{split.keys.UpdatedKey(split.updated), 1, false}, 0);
-            emitted = true;
-          }
-        }
-        if (budget == kRecordsPerPoll) out.MarkIdle(output);
       }
       return emitted ? PollResult::kMoreAvailable : PollResult::kNothingAvailable;
     }
 
     absl::StatusOr<std::vector<std::string>> SnapshotState(int64_t) override {
       std::vector<std::string> states;
-      for (const Split& split : splits)
-        states.push_back(absl::StrCat(split.loaded, "/", split.updated));
+      for (const Split& split : splits) {
+        states.push_back(absl::StrCat(split.loaded, "/", split.rounds, "/", split.updated));
+      }
       return states;
     }
 
     std::shared_ptr<Control> control;
     std::vector<Split> splits;
   };
+
+  // What a restored split's keys must hold, given its position.
+  static std::vector<Write> Probes(const Reader::Split& split) {
+    std::vector<Write> probes;
+    const SplitKeys& keys = split.keys;
+    for (int round = 1; round <= kUpdateRounds; ++round) {
+      const uint64_t index = SplitKeys::Offset(round);
+      if (index >= split.loaded) continue;
+      const bool updated =
+          split.rounds >= round || (split.rounds + 1 == round && split.updated > 0);
+      probes.push_back(Write{keys.Key(index), updated ? static_cast<uint32_t>(round) : 0u, true});
+    }
+    // Index 1 is updated by no round (Offset(r) is a multiple of kUpdateEvery / kUpdateRounds).
+    if (split.loaded > 1) probes.push_back(Write{keys.Key(1), 0, true});
+    return probes;
+  }
 
   uint64_t keys_;
   int splits_;
@@ -348,17 +402,16 @@ void Run(const Setup& setup, std::vector<BenchResult>& results) {
   const std::string state_dir = work.path() + "/rocksdb";
   const int p = setup.parallelism;
   const double keys = static_cast<double>(setup.keys);
-  uint64_t updates = 0;
-  for (int split = 0; split < p; ++split) updates += KeysOfSplit(setup.keys, split, p).updates();
 
   std::printf("%s (%s):\n", setup.name.c_str(), setup.uri.c_str());
   std::fflush(stdout);
-  // The job that writes the state and takes the two checkpoints.
+  // The job that writes the state and takes the checkpoints.
   auto control = std::make_shared<Control>();
   Added full;
-  Added incremental;
   double full_seconds = 0;
-  double incremental_seconds = 0;
+  std::vector<Added> incremental(kUpdateRounds);
+  std::vector<double> incremental_seconds(kUpdateRounds);
+  std::vector<uint64_t> changed(kUpdateRounds);
   {
     Pipeline pipeline(JobOptions(setup, state_dir, work.path() + "/scratch-1"));
     AddJob(pipeline, setup, control);
@@ -366,11 +419,11 @@ void Run(const Setup& setup, std::vector<BenchResult>& results) {
     const auto load_start = std::chrono::steady_clock::now();
     absl::StatusOr<JobHandle> job = pipeline.Start();
     if (!job.ok()) Fail("start", job.status());
-    WaitFor("the initial load", *job,
-            [&] { return control->written.load() >= static_cast<int64_t>(setup.keys); });
+    int64_t expected_writes = static_cast<int64_t>(setup.keys);
+    WaitFor("the initial load", *job, [&] { return control->written.load() >= expected_writes; });
     const double load_seconds = Since(load_start);
     const double load_cpu_seconds = ProcessCpuSeconds() - load_cpu_start;
-    std::printf("  load:        %10.3f s  %12.0f keys/s  (%.3f CPU-s)\n", load_seconds,
+    std::printf("  load:          %10.3f s  %12.0f keys/s  (%.3f CPU-s)\n", load_seconds,
                 keys / load_seconds, load_cpu_seconds);
     results.push_back({"weir",
                        "load-" + setup.name,
@@ -386,27 +439,31 @@ void Run(const Setup& setup, std::vector<BenchResult>& results) {
     if (!id.ok()) Fail("full checkpoint", id.status());
     auto after = setup.disk.Files();
     full = Diff(before, after);
-    std::printf("  full:        %10.3f s  %12.1f MB in %d files  (checkpoint %" PRId64 ")\n",
+    std::printf("  full:          %10.3f s  %10.1f MB in %3d files  (checkpoint %" PRId64 ")\n",
                 full_seconds, full.bytes / 1e6, full.files, *id);
     std::fflush(stdout);
 
-    control->emit_updates.store(true, std::memory_order_release);
-    WaitFor("the updates", *job,
-            [&] { return control->written.load() >= static_cast<int64_t>(setup.keys + updates); });
-    before = std::move(after);
-    start = std::chrono::steady_clock::now();
-    id = job->TriggerCheckpoint();
-    incremental_seconds = Since(start);
-    if (!id.ok()) Fail("incremental checkpoint", id.status());
-    after = setup.disk.Files();
-    incremental = Diff(before, after);
-    std::printf("  incremental: %10.3f s  %12.1f MB in %d files  (%" PRIu64
-                " keys changed; checkpoint %" PRId64 "; storage %.1f MB -> %.1f MB)\n",
-                incremental_seconds, incremental.bytes / 1e6, incremental.files, updates, *id,
-                full.total_bytes / 1e6, incremental.total_bytes / 1e6);
-    std::fflush(stdout);
+    for (int round = 1; round <= kUpdateRounds; ++round) {
+      changed[round - 1] = UpdatesInRound(setup.keys, p, round);
+      expected_writes += static_cast<int64_t>(changed[round - 1]);
+      control->update_rounds.store(round, std::memory_order_release);
+      WaitFor("the updates", *job, [&] { return control->written.load() >= expected_writes; });
+      before = std::move(after);
+      start = std::chrono::steady_clock::now();
+      id = job->TriggerCheckpoint();
+      incremental_seconds[round - 1] = Since(start);
+      if (!id.ok()) Fail("incremental checkpoint", id.status());
+      after = setup.disk.Files();
+      const Added& added = incremental[round - 1] = Diff(before, after);
+      std::printf("  incremental %d: %10.3f s  %10.1f MB in %3d files  (%" PRIu64
+                  " keys changed; checkpoint %" PRId64 "; storage %.1f MB -> %.1f MB)\n",
+                  round, incremental_seconds[round - 1], added.bytes / 1e6, added.files,
+                  changed[round - 1], *id, Diff({}, before).total_bytes / 1e6,
+                  added.total_bytes / 1e6);
+      std::fflush(stdout);
+    }
     // Cancel, not Stop: Stop would take a final checkpoint, and the restore
-    // below is to be from the incremental one.
+    // below is to be from the last incremental one.
     job->Cancel();
     (void)job->Wait();
   }
@@ -418,16 +475,18 @@ void Run(const Setup& setup, std::vector<BenchResult>& results) {
                      {{"bytes", static_cast<double>(full.bytes)},
                       {"files", static_cast<double>(full.files)},
                       {"keys", keys}}});
-  results.push_back({"weir",
-                     "incremental-checkpoint-" + setup.name,
-                     p,
-                     0,
-                     incremental_seconds,
-                     {{"bytes", static_cast<double>(incremental.bytes)},
-                      {"files", static_cast<double>(incremental.files)},
-                      {"keys_changed", static_cast<double>(updates)},
-                      {"storage_bytes_before", static_cast<double>(full.total_bytes)},
-                      {"storage_bytes_after", static_cast<double>(incremental.total_bytes)}}});
+  for (int round = 1; round <= kUpdateRounds; ++round) {
+    const Added& added = incremental[round - 1];
+    results.push_back({"weir",
+                       absl::StrCat("incremental-checkpoint-", round, "-", setup.name),
+                       p,
+                       0,
+                       incremental_seconds[round - 1],
+                       {{"bytes", static_cast<double>(added.bytes)},
+                        {"files", static_cast<double>(added.files)},
+                        {"keys_changed", static_cast<double>(changed[round - 1])},
+                        {"storage_bytes_after", static_cast<double>(added.total_bytes)}}});
+  }
 
   // A new pipeline with the same job name and storage: restore and resume.
   double start_call_seconds = 0;
@@ -442,20 +501,24 @@ void Run(const Setup& setup, std::vector<BenchResult>& results) {
     absl::StatusOr<JobHandle> job = pipeline.Start();
     start_call_seconds = Since(start);
     if (!job.ok()) Fail("restore", job.status());
-    WaitFor("the probes", *job, [&] { return restored->probes.load() >= p; });
+    WaitFor("the probes", *job, [&] {
+      const int64_t expected = restored->probes_expected.load();
+      return expected > 0 && restored->probes.load() >= expected;
+    });
     restore_seconds = static_cast<double>(restored->first_probe_ns.load() - start_ns) / 1e9;
     // What the restore downloaded: the files in its scratch directory.
     restore_bytes = Diff({}, StorageOnDisk{work.path() + "/scratch-2", ""}.Files()).total_bytes;
     if (restored->probe_failures.load() != 0 || restored->written.load() != 0) {
-      Fail("restore",
-           absl::DataLossError(absl::StrCat(
-               restored->probe_failures.load(), " of ", p, " probes read a wrong restored value; ",
-               restored->written.load(), " records were re-emitted after the restore")));
+      Fail("restore", absl::DataLossError(absl::StrCat(
+                          restored->probe_failures.load(), " of ", restored->probes.load(),
+                          " probes read a wrong restored value; ", restored->written.load(),
+                          " records were re-emitted after the restore")));
     }
     std::printf(
-        "  restore:     %10.3f s  to the first record (Start() took %.3f s; %.1f MB "
-        "downloaded)\n",
-        restore_seconds, start_call_seconds, restore_bytes / 1e6);
+        "  restore:       %10.3f s  to the first record (Start() took %.3f s; %.1f MB "
+        "downloaded; %lld restored values checked)\n",
+        restore_seconds, start_call_seconds, restore_bytes / 1e6,
+        static_cast<long long>(restored->probes.load()));
     job->Cancel();
     (void)job->Wait();
   }
@@ -492,9 +555,12 @@ void Run(const Setup& setup, std::vector<BenchResult>& results) {
     fs::remove(local + ".back", ec);
     return seconds;
   };
-  if (restore_bytes == 0) restore_bytes = incremental.total_bytes;
+  if (restore_bytes == 0) restore_bytes = incremental.back().total_bytes;
   const double put_full = transfer("full", full.bytes, false);
-  const double put_incremental = transfer("incremental", incremental.bytes, false);
+  std::vector<double> put_incremental;
+  for (int round = 1; round <= kUpdateRounds; ++round) {
+    put_incremental.push_back(transfer("incremental", incremental[round - 1].bytes, false));
+  }
   const double get_full = transfer("restore", restore_bytes, true);
   results.push_back({"baseline",
                      "put-full-" + setup.name,
@@ -502,23 +568,30 @@ void Run(const Setup& setup, std::vector<BenchResult>& results) {
                      0,
                      put_full,
                      {{"bytes", static_cast<double>(full.bytes)}}});
-  results.push_back({"baseline",
-                     "put-incremental-" + setup.name,
-                     1,
-                     0,
-                     put_incremental,
-                     {{"bytes", static_cast<double>(incremental.bytes)}}});
+  for (int round = 1; round <= kUpdateRounds; ++round) {
+    results.push_back({"baseline",
+                       absl::StrCat("put-incremental-", round, "-", setup.name),
+                       1,
+                       0,
+                       put_incremental[round - 1],
+                       {{"bytes", static_cast<double>(incremental[round - 1].bytes)}}});
+  }
   results.push_back({"baseline",
                      "get-restore-" + setup.name,
                      1,
                      0,
                      get_full,
                      {{"bytes", static_cast<double>(restore_bytes)}}});
-  std::printf(
-      "  baseline (one file of the same size, CheckpointStorage alone): PutFile %.3f s / %.3f s, "
-      "GetFile %.3f s\n  checkpoint / baseline: full %.2fx, incremental %.2fx, restore %.2fx\n",
-      put_full, put_incremental, get_full, full_seconds / put_full,
-      incremental_seconds / put_incremental, restore_seconds / get_full);
+  std::printf("  baseline, one file of the same size with CheckpointStorage alone:\n");
+  std::printf("    full:          PutFile %8.3f s   checkpoint %.2fx\n", put_full,
+              full_seconds / put_full);
+  for (int round = 1; round <= kUpdateRounds; ++round) {
+    std::printf("    incremental %d: PutFile %8.3f s   checkpoint %.2fx\n", round,
+                put_incremental[round - 1],
+                incremental_seconds[round - 1] / put_incremental[round - 1]);
+  }
+  std::printf("    restore:       GetFile %8.3f s   restore %.2fx\n", get_full,
+              restore_seconds / get_full);
   std::fflush(stdout);
 }
 

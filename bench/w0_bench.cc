@@ -138,12 +138,7 @@ int Main(int argc, char** argv) {
   gen.zipf = flags.zipf;
   std::vector<Event> events = GenerateEvents(gen);
 
-  testing::VectorSourceOptions source_options;
-  source_options.splits = 4;
-  std::vector<testing::TimestampedValue<Event>> records;
-  records.reserve(events.size());
-  for (const Event& e : events) records.push_back({e, e.event_ts});
-  auto source = testing::VectorSource<Event>::Create(std::move(records), source_options);
+  auto source = MakeEventSource(events);
 
   std::vector<BenchResult> results;
   std::printf("W0: %llu events, best of %d runs each\n",

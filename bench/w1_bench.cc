@@ -301,12 +301,7 @@ int Main(int argc, char** argv) {
   gen.zipf = flags.zipf;
   std::vector<Event> events = GenerateEvents(gen);
 
-  testing::VectorSourceOptions source_options;
-  source_options.splits = 4;
-  std::vector<testing::TimestampedValue<Event>> records;
-  records.reserve(events.size());
-  for (const Event& e : events) records.push_back({e, e.event_ts});
-  auto source = testing::VectorSource<Event>::Create(std::move(records), source_options);
+  auto source = MakeEventSource(events);
 
   std::printf("W1: %llu events, tumbling 60 s windows, best of %d runs each\n",
               static_cast<unsigned long long>(flags.events), flags.repeat);

@@ -16,11 +16,14 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "weir/testing.h"
 
 namespace weir::bench {
 
@@ -88,6 +91,17 @@ inline std::vector<Event> GenerateEvents(const GeneratorOptions& options) {
     e.device = kDevices[device(rng)];
   }
   return events;
+}
+
+// The events as an in-memory source of 4 splits, each record stamped with its event_ts.
+inline std::shared_ptr<testing::VectorSource<Event>> MakeEventSource(
+    const std::vector<Event>& events) {
+  testing::VectorSourceOptions source_options;
+  source_options.splits = 4;
+  std::vector<testing::TimestampedValue<Event>> records;
+  records.reserve(events.size());
+  for (const Event& e : events) records.push_back({e, e.event_ts});
+  return testing::VectorSource<Event>::Create(std::move(records), source_options);
 }
 
 // --events=N, --json=FILE, --zipf=S, --parallelism=1,2, --repeat=R, plus the

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -33,6 +34,10 @@ using Joined = std::pair<int64_t, std::string>;      // (event id, title)
 using Join = EnrichmentJoin<std::string, Event, std::string, Joined>;
 
 enum class Backend { kMemory, kRocksDb };
+
+void PrintTo(Backend backend, std::ostream* os) {
+  *os << (backend == Backend::kMemory ? "Memory" : "RocksDb");
+}
 
 const auto kJoinFn = [](const Event& e, const std::string& title) {
   return Joined{e.first, title};
@@ -188,7 +193,9 @@ TEST_P(JoinParallelismTest, EventsBeforeAfterAndWithoutRowsUpdatesAndDeletes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Join, JoinParallelismTest, ::testing::Values(1, 2, 4),
-                         [](const auto& info) { return "P" + std::to_string(info.param); });
+                         [](const auto& param_info) {
+                           return "P" + std::to_string(param_info.param);
+                         });
 
 TEST_F(JoinTest, EventsStillWaitingAtTheEndOfInputGoToUnmatched) {
   std::vector<testing::TimestampedValue<Event>> script;
@@ -342,10 +349,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(std::tuple{2, 2, Backend::kMemory}, std::tuple{2, 4, Backend::kMemory},
                       std::tuple{4, 1, Backend::kMemory}, std::tuple{2, 2, Backend::kRocksDb},
                       std::tuple{1, 3, Backend::kRocksDb}),
-    [](const auto& info) {
-      return "From" + std::to_string(std::get<0>(info.param)) + "To" +
-             std::to_string(std::get<1>(info.param)) +
-             (std::get<2>(info.param) == Backend::kMemory ? "Memory" : "RocksDb");
+    [](const auto& param_info) {
+      return "From" + std::to_string(std::get<0>(param_info.param)) + "To" +
+             std::to_string(std::get<1>(param_info.param)) +
+             (std::get<2>(param_info.param) == Backend::kMemory ? "Memory" : "RocksDb");
     });
 
 }  // namespace
