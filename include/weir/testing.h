@@ -41,6 +41,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "weir/codec.h"
+#include "weir/dead_letter.h"
 #include "weir/pipeline.h"
 #include "weir/sink.h"
 #include "weir/source.h"
@@ -362,6 +363,48 @@ class TransactionalFileSink final : public Sink<T> {
   };
 
   std::string dir_;
+};
+
+// A dead-letter queue that keeps every letter in memory (thread-safe).
+class CollectingDeadLetterQueue final : public DeadLetterQueue {
+ public:
+  static std::shared_ptr<CollectingDeadLetterQueue> Create() {
+    return std::shared_ptr<CollectingDeadLetterQueue>(new CollectingDeadLetterQueue());
+  }
+
+  absl::StatusOr<std::unique_ptr<DeadLetterWriter>> CreateWriter(const std::string&, int) override {
+    return std::unique_ptr<DeadLetterWriter>(new Writer(this));
+  }
+  std::string Describe() const override { return "in-memory dead letters"; }
+
+  std::vector<DeadLetter> Letters() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return letters_;
+  }
+  size_t size() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return letters_.size();
+  }
+
+ private:
+  CollectingDeadLetterQueue() = default;
+
+  class Writer final : public DeadLetterWriter {
+   public:
+    explicit Writer(CollectingDeadLetterQueue* queue) : queue_(queue) {}
+    absl::Status Write(DeadLetter letter) override {
+      std::lock_guard<std::mutex> lock(queue_->mutex_);
+      queue_->letters_.push_back(std::move(letter));
+      return absl::OkStatus();
+    }
+    absl::Status Flush() override { return absl::OkStatus(); }
+
+   private:
+    CollectingDeadLetterQueue* queue_;
+  };
+
+  mutable std::mutex mutex_;
+  std::vector<DeadLetter> letters_;
 };
 
 // The outcome of RunToCompletion.
