@@ -204,7 +204,7 @@ class MapState {
     if (entries == nullptr) return;
     auto it = entries->find(Encode(key));
     if (it == entries->end()) return;
-    if (table_->has_store()) {
+    if (it->second.stored) {
       it->second.value.reset();
       it->second.dirty = true;
     } else {
@@ -238,7 +238,7 @@ class MapState {
     auto* entries = table_->Get(access_->Scope(), false);
     if (entries == nullptr) return;
     for (auto it = entries->begin(); it != entries->end();) {
-      if (table_->has_store()) {
+      if (it->second.stored) {
         it->second.value.reset();
         it->second.dirty = true;
         ++it;

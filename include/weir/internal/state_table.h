@@ -395,6 +395,10 @@ class MapTable final : public StateTable {
     std::optional<UV> value;  // nullopt: deleted (until written back)
     Timestamp expire_at = kMaxTimestamp;
     bool dirty = false;
+    // The store holds this entry (loaded from it, or written back): removing
+    // it needs a tombstone until the next write-back. Entries the store never
+    // saw are erased at once, so remove-heavy maps (window panes) stay small.
+    bool stored = false;
   };
   // Encoded user key -> entry; byte order = user key order for built-in codecs.
   using Entries = std::map<std::string, Entry>;
@@ -409,6 +413,7 @@ class MapTable final : public StateTable {
             store_table_, scope.composite, [&](std::string_view key, std::string_view value) {
               Entry entry;
               entry.value.emplace();
+              entry.stored = true;
               std::string_view bytes = value;
               if (!ReadExpiry(bytes, entry.expire_at) || !Codec<UV>::Decode(bytes, *entry.value)) {
                 Corrupt("map entry");
@@ -435,7 +440,6 @@ class MapTable final : public StateTable {
   }
 
   Timestamp Expiry(Timestamp now) const { return ExpiryFrom(now); }
-  bool has_store() const { return store_ != nullptr; }
 
   void Export(std::vector<KvPair>& out, Timestamp now) const override {
     for (const auto& [key, entries] : slots_) {
@@ -481,6 +485,7 @@ class MapTable final : public StateTable {
             AppendExpiry(value, entry.expire_at);
             Codec<UV>::Encode(*entry.value, value);
             store_->Put(store_table_, full, value);
+            entry.stored = true;
           } else {
             store_->Delete(store_table_, full);
           }
