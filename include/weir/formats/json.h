@@ -1,0 +1,110 @@
+// Writing JSON text: a small streaming writer for records leaving a pipeline
+// (Kafka values, ClickHouse JSONEachRow rows, webhook payloads, Debezium
+// envelopes in tests and generators). It appends to a std::string, escapes
+// strings per RFC 8259, writes doubles as the shortest text that reads back
+// as the same value, and inserts the commas itself.
+//
+// Example:
+//
+//   std::string out;
+//   weir::json::Writer json(out);
+//   json.BeginObject()
+//       .Key("id").Int(42)
+//       .Key("slug").String("intro \"to\" weir")
+//       .Key("pct").Optional(std::optional<double>())  // null
+//       .Key("payload").Raw(R"({"a":1})")               // already JSON
+//       .EndObject();
+//   // out == R"({"id":42,"slug":"intro \"to\" weir","pct":null,"payload":{"a":1}})"
+//
+// Not thread-safe; one writer per output string. Mismatched Begin/End calls
+// are programming errors (checked with assert in debug builds).
+
+#ifndef WEIR_FORMATS_JSON_H_
+#define WEIR_FORMATS_JSON_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace weir::json {
+
+// Appends `value` as a quoted, escaped JSON string (control characters as
+// \uXXXX; bytes >= 0x80 are copied, so valid UTF-8 stays valid).
+void AppendString(std::string_view value, std::string& out);
+// Appends `value` as the shortest JSON number that reads back as the same
+// double; NaN and infinities (which JSON lacks) as null.
+void AppendDouble(double value, std::string& out);
+void AppendInt(int64_t value, std::string& out);
+void AppendUint(uint64_t value, std::string& out);
+
+class Writer {
+ public:
+  // Appends to `out` (which is not cleared).
+  explicit Writer(std::string& out) : out_(out) {}
+
+  Writer& BeginObject() { return Open('{'); }
+  Writer& EndObject() { return Close('}'); }
+  Writer& BeginArray() { return Open('['); }
+  Writer& EndArray() { return Close(']'); }
+  // The name of the next member of the current object.
+  Writer& Key(std::string_view name);
+
+  Writer& String(std::string_view value);
+  Writer& Int(int64_t value);
+  Writer& Uint(uint64_t value);
+  Writer& Double(double value);
+  Writer& Bool(bool value);
+  Writer& Null();
+  // `json` must already be valid JSON text (e.g. a JSONB column).
+  Writer& Raw(std::string_view json);
+
+  // Any of the above by type: integers, floating point, bool, strings, and
+  // std::optional of them (nullopt writes null).
+  template <class T>
+  Writer& Value(const T& value) {
+    if constexpr (std::is_same_v<T, bool>) {
+      return Bool(value);
+    } else if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
+      return Int(value);
+    } else if constexpr (std::is_integral_v<T>) {
+      return Uint(value);
+    } else if constexpr (std::is_floating_point_v<T>) {
+      return Double(value);
+    } else {
+      return String(std::string_view(value));
+    }
+  }
+  template <class T>
+  Writer& Optional(const std::optional<T>& value) {
+    return value ? Value(*value) : Null();
+  }
+  // Key(name) then Value(value) / Optional(value).
+  template <class T>
+  Writer& Member(std::string_view name, const T& value) {
+    Key(name);
+    return Value(value);
+  }
+  template <class T>
+  Writer& Member(std::string_view name, const std::optional<T>& value) {
+    Key(name);
+    return Optional(value);
+  }
+
+ private:
+  Writer& Open(char bracket);
+  Writer& Close(char bracket);
+  // Writes the comma that separates this value from the previous one.
+  void BeforeValue();
+
+  std::string& out_;
+  // Per open container: whether it has a value yet (so the next needs a comma).
+  std::vector<bool> has_value_;
+  bool after_key_ = false;
+};
+
+}  // namespace weir::json
+
+#endif  // WEIR_FORMATS_JSON_H_
