@@ -1,0 +1,74 @@
+#include "examples/engagement/model.h"
+
+#include "weir/formats/json.h"
+
+namespace engagement {
+
+namespace dbz = weir::debezium;
+
+dbz::Fields<Content> ContentFields() {
+  return dbz::Fields<Content>()
+      .Required("id", &Content::id, dbz::Uuid())
+      .Required("slug", &Content::slug)
+      .Required("title", &Content::title)
+      .Required("content_type", &Content::content_type)
+      .Optional("length_seconds", &Content::length_seconds)
+      .Required("publish_ts", &Content::publish_ts_ms, dbz::EpochMillis());
+}
+
+dbz::Fields<EngagementEvent> EngagementEventFields() {
+  return dbz::Fields<EngagementEvent>()
+      .Required("id", &EngagementEvent::id)
+      .Required("content_id", &EngagementEvent::content_id, dbz::Uuid())
+      .Required("user_id", &EngagementEvent::user_id, dbz::Uuid())
+      .Required("event_type", &EngagementEvent::event_type)
+      .Required("event_ts", &EngagementEvent::event_ts_ms, dbz::EpochMillis())
+      .Optional("duration_ms", &EngagementEvent::duration_ms)
+      .Required("device", &EngagementEvent::device)
+      .Optional("raw_payload", &EngagementEvent::raw_payload, dbz::Json());
+}
+
+Enriched Enrich(const EngagementEvent& event, const Content& content) {
+  Enriched out;
+  out.event_id = event.id;
+  out.content_id = event.content_id;
+  out.user_id = event.user_id;
+  out.event_type = event.event_type;
+  out.event_ts_ms = event.event_ts_ms;
+  out.duration_ms = event.duration_ms;
+  out.device = event.device;
+  if (event.duration_ms) out.engagement_seconds = *event.duration_ms / 1000.0;
+  if (out.engagement_seconds && content.length_seconds && *content.length_seconds != 0) {
+    out.engagement_pct = *out.engagement_seconds / *content.length_seconds * 100.0;
+  }
+  out.slug = content.slug;
+  out.title = content.title;
+  out.content_type = content.content_type;
+  out.length_seconds = content.length_seconds;
+  out.publish_ts_ms = content.publish_ts_ms;
+  return out;
+}
+
+std::string ToJson(const Enriched& e) {
+  std::string out;
+  weir::json::Writer json(out);
+  json.BeginObject()
+      .Member("event_id", e.event_id)
+      .Member("content_id", e.content_id)
+      .Member("user_id", e.user_id)
+      .Member("event_type", e.event_type)
+      .Member("event_ts_ms", e.event_ts_ms)
+      .Member("duration_ms", e.duration_ms)
+      .Member("device", e.device)
+      .Member("engagement_seconds", e.engagement_seconds)
+      .Member("engagement_pct", e.engagement_pct)
+      .Member("slug", e.slug)
+      .Member("title", e.title)
+      .Member("content_type", e.content_type)
+      .Member("length_seconds", e.length_seconds)
+      .Member("publish_ts_ms", e.publish_ts_ms)
+      .EndObject();
+  return out;
+}
+
+}  // namespace engagement

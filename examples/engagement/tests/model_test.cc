@@ -1,0 +1,174 @@
+#include "examples/engagement/model.h"
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "examples/engagement/envelope.h"
+#include "examples/engagement/generator.h"
+#include "gtest/gtest.h"
+#include "weir/formats/debezium.h"
+
+namespace engagement {
+namespace {
+
+using weir::debezium::Decoder;
+using weir::debezium::Op;
+
+Content Podcast(std::optional<int32_t> length) {
+  return Content{"6f1b2c3d-0000-4000-8000-000000000001",
+                 "kafka-podcast",
+                 "Kafka",
+                 "podcast",
+                 length,
+                 1'764'000'000'000};
+}
+
+EngagementEvent Play(std::optional<int32_t> duration_ms) {
+  return EngagementEvent{7,
+                         "6f1b2c3d-0000-4000-8000-000000000001",
+                         "9a9a9a9a-0000-4000-8000-000000000002",
+                         "play",
+                         1'764'028'800'123,
+                         duration_ms,
+                         "ios",
+                         R"({"a":1})"};
+}
+
+TEST(EnrichTest, ComputesSecondsAndPercentAndCopiesContentFields) {
+  const Enriched e = Enrich(Play(30'000), Podcast(600));
+  ASSERT_TRUE(e.engagement_seconds.has_value());
+  EXPECT_DOUBLE_EQ(*e.engagement_seconds, 30.0);
+  ASSERT_TRUE(e.engagement_pct.has_value());
+  EXPECT_DOUBLE_EQ(*e.engagement_pct, 5.0);
+  EXPECT_EQ(e.slug, "kafka-podcast");
+  EXPECT_EQ(e.title, "Kafka");
+  EXPECT_EQ(e.content_type, "podcast");
+  EXPECT_EQ(e.length_seconds, 600);
+  EXPECT_EQ(e.publish_ts_ms, 1'764'000'000'000);
+  EXPECT_EQ(e.event_id, 7);
+  // Sub-second durations keep their fraction (duration_ms / 1000.0, not integer division).
+  EXPECT_DOUBLE_EQ(*Enrich(Play(1'500), Podcast(600)).engagement_seconds, 1.5);
+}
+
+TEST(EnrichTest, PercentIsNullWhenDurationOrLengthIsNullOrLengthIsZero) {
+  const Enriched no_duration = Enrich(Play(std::nullopt), Podcast(600));
+  EXPECT_FALSE(no_duration.engagement_seconds.has_value());
+  EXPECT_FALSE(no_duration.engagement_pct.has_value());
+  const Enriched no_length = Enrich(Play(30'000), Podcast(std::nullopt));
+  EXPECT_DOUBLE_EQ(*no_length.engagement_seconds, 30.0);
+  EXPECT_FALSE(no_length.engagement_pct.has_value());
+  EXPECT_FALSE(Enrich(Play(30'000), Podcast(0)).engagement_pct.has_value());
+}
+
+TEST(EnrichTest, JsonHasEveryFieldAndNulls) {
+  EXPECT_EQ(ToJson(Enrich(Play(std::nullopt), Podcast(0))),
+            R"({"event_id":7,"content_id":"6f1b2c3d-0000-4000-8000-000000000001",)"
+            R"("user_id":"9a9a9a9a-0000-4000-8000-000000000002","event_type":"play",)"
+            R"("event_ts_ms":1764028800123,"duration_ms":null,"device":"ios",)"
+            R"("engagement_seconds":null,"engagement_pct":null,"slug":"kafka-podcast",)"
+            R"("title":"Kafka","content_type":"podcast","length_seconds":0,)"
+            R"("publish_ts_ms":1764000000000})");
+}
+
+TEST(EnvelopeTest, TopicsKeysAndTimestamps) {
+  const EnvelopeOptions options{.server = "shop"};
+  EXPECT_EQ(ContentTopic(options), "shop.public.content");
+  EXPECT_EQ(EngagementTopic(options), "shop.public.engagement_events");
+  EXPECT_EQ(EngagementKey(42, options), R"({"id":42})");
+  EXPECT_EQ(ZonedTimestamp(1'764'028'800'123), "2025-11-25T00:00:00.123Z");
+}
+
+// Every record the generator writes decodes, with weir's Debezium decoder,
+// into exactly the row it says it wrote; with and without the schema wrapper.
+class GeneratorRoundTripTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(GeneratorRoundTripTest, EveryRecordDecodesToItsRow) {
+  GeneratorOptions options;
+  options.seed = 11;
+  options.initial_contents = 50;
+  options.content_change_share = 0.05;  // many content changes in a short run
+  options.envelope.with_schema = GetParam();
+  ChangeGenerator generator(options);
+  auto contents = Decoder<Content>::Create(ContentFields());
+  auto events = Decoder<EngagementEvent>::Create(EngagementEventFields());
+  ASSERT_TRUE(contents.ok()) << contents.status();
+  ASSERT_TRUE(events.ok()) << events.status();
+  std::map<Op, int> ops;
+  for (int i = 0; i < 5000; ++i) {
+    const GeneratedRecord record = generator.Next();
+    if (record.is_content()) {
+      const Content& row = std::get<Content>(record.row);
+      ASSERT_EQ(record.topic, ContentTopic(options.envelope));
+      auto change = contents->Decode(record.value ? *record.value : std::string());
+      ASSERT_TRUE(change.ok()) << change.status() << "\n" << record.value.value_or("");
+      ASSERT_EQ(change->op, record.op);
+      ++ops[change->op];
+      if (record.op == Op::kTombstone) continue;
+      ASSERT_NE(change->row(), nullptr);
+      EXPECT_EQ(*change->row(), row);
+      EXPECT_EQ(change->source.table, "content");
+      if (record.op == Op::kUpdate) {
+        ASSERT_TRUE(change->before.has_value());
+        EXPECT_NE(*change->before, row);
+      }
+    } else {
+      const EngagementEvent& row = std::get<EngagementEvent>(record.row);
+      auto change = events->Decode(*record.value);
+      ASSERT_TRUE(change.ok()) << change.status() << "\n" << *record.value;
+      ASSERT_EQ(change->op, Op::kCreate);
+      ASSERT_TRUE(change->after.has_value());
+      EXPECT_EQ(*change->after, row);
+      EXPECT_EQ(record.ts_ms, row.event_ts_ms);
+      ++ops[Op::kCreate];
+    }
+  }
+  EXPECT_EQ(ops[Op::kRead], 50);
+  EXPECT_GT(ops[Op::kUpdate], 0);
+  EXPECT_GT(ops[Op::kDelete], 0);
+  EXPECT_EQ(ops[Op::kDelete], ops[Op::kTombstone]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Envelopes, GeneratorRoundTripTest, ::testing::Bool(),
+                         [](const auto& param_info) {
+                           return param_info.param ? "WithSchema" : "Bare";
+                         });
+
+TEST(GeneratorTest, DeterministicSkewedAndSomeEventsPrecedeTheirContent) {
+  GeneratorOptions options;
+  options.seed = 3;
+  options.initial_contents = 200;
+  options.content_change_share = 0.01;
+  ChangeGenerator a(options);
+  ChangeGenerator b(options);
+  std::map<std::string, int> events_per_content;
+  std::set<std::string> known;  // content ids whose row was written
+  int events_before_row = 0;
+  int null_durations = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const GeneratedRecord ra = a.Next();
+    const GeneratedRecord rb = b.Next();
+    ASSERT_EQ(ra.value, rb.value);
+    ASSERT_EQ(ra.key, rb.key);
+    if (ra.is_content()) {
+      known.insert(std::get<Content>(ra.row).id);
+    } else {
+      const auto& event = std::get<EngagementEvent>(ra.row);
+      ++events_per_content[event.content_id];
+      if (!known.contains(event.content_id)) ++events_before_row;
+      if (!event.duration_ms) ++null_durations;
+    }
+  }
+  std::vector<int> counts;
+  for (const auto& [id, n] : events_per_content) counts.push_back(n);
+  std::sort(counts.rbegin(), counts.rend());
+  ASSERT_GT(counts.size(), 20u);
+  // Zipf(1.1): the most popular content gets far more than the median one.
+  EXPECT_GT(counts[0], 10 * counts[counts.size() / 2]);
+  EXPECT_GT(events_before_row, 0);
+  EXPECT_GT(null_durations, 0);
+}
+
+}  // namespace
+}  // namespace engagement
