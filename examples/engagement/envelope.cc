@@ -11,24 +11,6 @@ namespace {
 using weir::debezium::Op;
 using weir::json::Writer;
 
-std::string_view OpCode(Op op) {
-  switch (op) {
-    case Op::kCreate:
-      return "c";
-    case Op::kUpdate:
-      return "u";
-    case Op::kDelete:
-      return "d";
-    case Op::kRead:
-      return "r";
-    case Op::kTruncate:
-      return "t";
-    case Op::kTombstone:
-      break;
-  }
-  return "";
-}
-
 void WriteRow(Writer& json, const Content& row) {
   json.BeginObject()
       .Member("id", row.id)
@@ -145,7 +127,7 @@ std::string Change(Op op, const Row* before, const Row* after, const SourcePosit
       .Member("txId", source.tx_id)
       .Member("lsn", source.lsn)
       .EndObject()
-      .Member("op", OpCode(op))
+      .Member("op", weir::debezium::OpName(op))
       .Member("ts_ms", source.ts_ms + 5)  // Debezium sees the change a moment later
       .EndObject();
   if (options.with_schema) json.EndObject();
