@@ -19,6 +19,11 @@
 //     }
 //   };
 //
+// or, for a struct, list its members (see MemberCodec below):
+//
+//   template <>
+//   struct weir::Codec<Point> : weir::MemberCodec<Point, &Point::x, &Point::y> {};
+//
 // Encode appends to `out`; Decode consumes its bytes from the front of `in`
 // and returns false on malformed input.
 
@@ -263,6 +268,26 @@ struct Codec<T, std::enable_if_t<internal::IsProtobufMessage<T>::value>> {
     const bool ok = value.ParseFromArray(in.data(), static_cast<int>(size));
     in.remove_prefix(size);
     return ok;
+  }
+};
+
+// A codec for a struct from the members to store, in order: each member is
+// encoded with its own Codec. Derive the specialization from it:
+//
+//   template <>
+//   struct weir::Codec<Point> : weir::MemberCodec<Point, &Point::x, &Point::y> {};
+//
+// Changing the member list changes the encoding: state and checkpoints
+// written with the old list cannot be read with the new one.
+template <class T, auto... Members>
+struct MemberCodec {
+  static_assert(sizeof...(Members) > 0, "weir::MemberCodec: list at least one member");
+  static void Encode(const T& value, std::string& out) {
+    (Codec<std::remove_cvref_t<decltype(value.*Members)>>::Encode(value.*Members, out), ...);
+  }
+  static bool Decode(std::string_view& in, T& value) {
+    return (Codec<std::remove_cvref_t<decltype(value.*Members)>>::Decode(in, value.*Members) &&
+            ...);
   }
 };
 

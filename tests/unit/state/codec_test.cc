@@ -23,6 +23,22 @@
 
 #include "gtest/gtest.h"
 
+namespace weir::codec_test {
+struct Visit {
+  std::string page;
+  std::optional<int32_t> seconds;
+  double score = 0;
+  std::vector<std::string> tags;
+  bool operator==(const Visit&) const = default;
+};
+}  // namespace weir::codec_test
+
+template <>
+struct weir::Codec<weir::codec_test::Visit>
+    : weir::MemberCodec<weir::codec_test::Visit, &weir::codec_test::Visit::page,
+                        &weir::codec_test::Visit::seconds, &weir::codec_test::Visit::score,
+                        &weir::codec_test::Visit::tags> {};
+
 namespace weir {
 namespace {
 
@@ -388,6 +404,18 @@ TEST(CodecTest, MalformedInputIsRejected) {
   EXPECT_FALSE(DecodeAll<int64_t>("").has_value());
   EXPECT_FALSE(DecodeAll<double>("").has_value());
   EXPECT_FALSE(DecodeAll<std::string>("").has_value());
+}
+
+TEST(CodecTest, MemberCodecRoundTripsAStructAndRejectsTruncation) {
+  const codec_test::Visit visit{"intro \0 page", std::nullopt, -2.5, {"a", "", "c"}};
+  static_assert(kHasCodec<codec_test::Visit>);
+  const std::string bytes = Encode(visit);
+  EXPECT_EQ(DecodeAll<codec_test::Visit>(bytes), visit);
+  const codec_test::Visit other{"intro \0 page", 42, -2.5, {}};
+  EXPECT_EQ(DecodeAll<codec_test::Visit>(Encode(other)), other);
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    EXPECT_FALSE(DecodeAll<codec_test::Visit>(bytes.substr(0, cut)).has_value()) << cut;
+  }
 }
 
 }  // namespace
