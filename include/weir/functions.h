@@ -370,6 +370,12 @@ namespace internal {
 struct ContextAccess {
   static void SetTimestamp(ProcessContext& ctx, Timestamp ts) { ctx.timestamp_ = ts; }
   static OperatorMetrics& Metrics(ProcessContext& ctx) { return ctx.op_->metrics(); }
+  // The keyed state behind a keyed context, for library code that keeps its
+  // own tables (windows scope state to a namespace, which GetState does not).
+  template <class Ctx>
+  static StateAccess& State(Ctx& ctx) {
+    return *ctx.state_;
+  }
   template <class Ctx, class K>
   static void SetKey(Ctx& ctx, const K* key) {
     ctx.key_ = key;

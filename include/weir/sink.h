@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "weir/time.h"
 
 namespace weir {
@@ -31,6 +32,14 @@ struct SinkContext {
   std::string operator_name;
   int worker_index = 0;
   int parallelism = 1;
+  // PipelineOptions::job_name (e.g. to derive Kafka transactional ids).
+  std::string job_name;
+  // Whether the job takes checkpoints (checkpoint storage is set), and their
+  // interval (zero: only the final and triggered ones) and timeout, so that
+  // two-phase sinks can check their own timeouts against them.
+  bool checkpointing = false;
+  absl::Duration checkpoint_interval = absl::ZeroDuration();
+  absl::Duration checkpoint_timeout = absl::ZeroDuration();
 };
 
 // Writes the records of one worker. Called only from that worker's thread.

@@ -152,7 +152,13 @@ int AddSinkNode(Graph* graph, int input, std::shared_ptr<Sink<T>> sink) {
   LogicalNode& node = graph->Add("Sink", {input});
   node.is_sink = true;
   node.instantiate = [sink](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
-    SinkContext context{self.name, worker.env.worker_index, worker.env.parallelism};
+    SinkContext context{.operator_name = self.name,
+                        .worker_index = worker.env.worker_index,
+                        .parallelism = worker.env.parallelism,
+                        .job_name = worker.env.job_name,
+                        .checkpointing = worker.env.checkpointing,
+                        .checkpoint_interval = worker.env.checkpoint_interval,
+                        .checkpoint_timeout = worker.env.checkpoint_timeout};
     absl::StatusOr<std::unique_ptr<SinkWriter<T>>> writer = sink->CreateWriter(context);
     if (!writer.ok()) return writer.status();
     auto* op = worker.Add<SinkOp<T>>(self.name, *std::move(writer), sink);
@@ -461,13 +467,16 @@ class WindowedStream {
   WindowedStream(KeyedStream<K, T, KeyFn> keyed, WindowAssigner assigner)
       : keyed_(std::move(keyed)), assigner_(assigner) {}
 
-  // Also fires every `count` elements of a window.
+  // Also fires every `count` elements of a window. Sessions, as Flink's
+  // CountTrigger with merging windows, count elements since the session last
+  // fired on count (a merge adds the sessions' counts) and fire at `count`.
   WindowedStream& CountTrigger(int64_t count) {
     trigger_.count = count;
     return *this;
   }
   // Also emits partial results every `interval` of processing time while a
-  // window is open (event-time windows).
+  // window (or session) is open. Event-time windows only: with processing-time
+  // windows the pipeline fails to build with kInvalidArgument.
   WindowedStream& EarlyFiring(absl::Duration interval) {
     trigger_.early_ms = absl::ToInt64Milliseconds(interval);
     return *this;
@@ -574,7 +583,16 @@ class WindowedStream {
       return keyed_.Process(internal::PaneWindowFunction<K, T, Acc, Out, Agg, Emit>(
           assigner_, trigger_, lateness_ms_, late_tag_, std::move(agg), std::move(emit)));
     }();
-    out.Name(std::string(kind) + "#" + std::to_string(out.node()));
+    const std::string name = std::string(kind) + "#" + std::to_string(out.node());
+    out.Name(name);
+    // Processing-time windows fire on the clock already, and their early
+    // timers could not be told from their window timers: refuse rather than
+    // ignore the setting.
+    if (trigger_.early_ms > 0 && !assigner_.event_time) {
+      keyed_.graph()->RecordError(absl::InvalidArgumentError(
+          "window operator '" + name +
+          "': EarlyFiring needs event-time windows (processing-time windows fire on the clock)"));
+    }
     return out;
   }
 

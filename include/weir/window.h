@@ -276,8 +276,48 @@ inline int64_t FloorMod(int64_t a, int64_t b) {
   return m < 0 ? m + b : m;
 }
 
-// Windowing as a keyed process function over pane state, used by
-// WindowedStream. `Emit(key, window, const ACC&, collector)` produces output.
+// One table of keyed state that a window operator reaches directly: looked up
+// by name once per worker (GetState looks it up per call), and accessed in the
+// current key's scope with a namespace (a pane, window or session start).
+template <class Table>
+class WindowTable {
+ public:
+  explicit WindowTable(const char* name) : name_(name) {}
+  Table& Get(StateAccess& access) {
+    KeyedStateBackend* backend = &access.Backend();
+    if (backend != backend_) {
+      table_ = backend->template GetOrCreate<Table>(name_, 0);
+      backend_ = backend;
+    }
+    return *table_;
+  }
+
+ private:
+  const char* name_;
+  KeyedStateBackend* backend_ = nullptr;
+  Table* table_ = nullptr;
+};
+
+// Scopes the current key's state to namespace `ns` while it lives, then goes
+// back to the key's empty namespace, which the rest of the record expects.
+class ScopedNamespace {
+ public:
+  ScopedNamespace(KeyScope& scope, int64_t ns) : scope_(scope) { scope_.SetNamespaceTo(ns); }
+  ~ScopedNamespace() { scope_.ClearNamespace(); }
+  ScopedNamespace(const ScopedNamespace&) = delete;
+  ScopedNamespace& operator=(const ScopedNamespace&) = delete;
+
+ private:
+  KeyScope& scope_;
+};
+
+// Tumbling and sliding windows as a keyed process function, used by
+// WindowedStream. As in Flink's WindowOperator, a pane's accumulator is a
+// value scoped to (key, namespace = pane start), so an element costs one hash
+// lookup of (key, pane). Timers (window ends, cleanup) are registered only
+// when a pane is created; a small per-key index of pane starts, touched only
+// when a pane comes or goes, lets cleanup and early firing find a key's panes.
+// `Emit(key, window, const ACC&, collector)` produces output.
 template <class K, class IN, class ACC, class OUT, class Agg, class Emit>
 class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
   using Base = KeyedProcessFunction<K, IN, OUT>;
@@ -307,75 +347,67 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
   void Element(const IN& value, typename Base::Context& ctx, Collector<OUT>& out) {
     const Timestamp ts = a_.event_time ? ctx.timestamp() : ctx.current_processing_time();
     const Timestamp now = Now(ctx);
-    // Windows containing ts: starts on the slide grid in (ts - size, ts].
+    // Windows containing ts start on the slide grid in (ts - size, ts]. The
+    // last one ends last: if it is late (or, when slide > size, does not
+    // contain ts), every one is.
     const Timestamp last_start = ts - FloorMod(ts - a_.offset_ms, a_.slide_ms);
-    bool any_open = false;
-    for (Timestamp start = last_start; start > ts - a_.size_ms; start -= a_.slide_ms) {
-      if (!IsLate(start, now)) any_open = true;
-    }
-    if (!any_open) {
+    if (last_start <= ts - a_.size_ms || IsLate(last_start, now)) {
       OperatorMetrics::Add(ContextAccess::Metrics(ctx).late_records, 1);
       if (late_tag_) ctx.Output(*late_tag_, value);
       return;
     }
     const Timestamp pane = ts - FloorMod(ts - a_.offset_ms, pane_);
-    MapState<int64_t, ACC> panes = ctx.GetState(kPanes);
-    ACC* acc = panes.Mutable(pane);
-    if (acc == nullptr) {
-      ACC fresh = agg_.CreateAccumulator();
-      agg_.Add(value, fresh);
-      panes.Put(pane, std::move(fresh));
-      RegisterTimers(pane, now, ctx);
-    } else {
-      agg_.Add(value, *acc);
+    StateAccess& access = ContextAccess::State(ctx);
+    KeyScope& scope = access.Scope();
+    bool created = false;
+    {
+      ScopedNamespace in_pane(scope, pane);
+      ValueTable<ACC>& panes = panes_.Get(access);
+      if (ACC* acc = panes.Mutable(scope)) {
+        agg_.Add(value, *acc);
+      } else {
+        ACC fresh = agg_.CreateAccumulator();
+        agg_.Add(value, fresh);
+        panes.Put(scope, std::move(fresh));
+        created = true;
+      }
     }
     OperatorMetrics::Add(ContextAccess::Metrics(ctx).state_writes, 1);
+    if (created) {
+      AddToIndex(pane, access, scope);
+      RegisterTimers(pane, now, ctx);
+    }
+    // Only an element behind the watermark can belong to a window that has
+    // ended (late, within the allowed lateness), which then fires again.
+    if (trigger_.count == 0 && ts > now) return;
     for (Timestamp start = last_start; start > ts - a_.size_ms; start -= a_.slide_ms) {
       if (IsLate(start, now)) continue;
-      bool fire = start + a_.size_ms - 1 <= now;  // late but within lateness: fire again
-      if (trigger_.count > 0) {
-        MapState<int64_t, int64_t> counts = ctx.GetState(kCounts);
-        const int64_t n = counts.Get(start).value_or(0) + 1;
-        counts.Put(start, n);
-        if (n % trigger_.count == 0) fire = true;
+      bool fire = start + a_.size_ms - 1 <= now;
+      if (trigger_.count > 0 && CountElement(start, access, scope) % trigger_.count == 0) {
+        fire = true;
       }
-      if (fire) FireWindow(ctx.CurrentKey(), start, panes, out, ctx);
+      if (fire) FireWindow(ctx.CurrentKey(), start, access, scope, out);
     }
   }
 
   void Timer(Timestamp ts, typename Base::OnTimerContext& ctx, Collector<OUT>& out) {
-    MapState<int64_t, ACC> panes = ctx.GetState(kPanes);
+    StateAccess& access = ContextAccess::State(ctx);
+    KeyScope& scope = access.Scope();
     const bool window_domain = (ctx.time_domain() == TimeDomain::kEventTime) == a_.event_time;
     if (!window_domain) {
       // Early firing: partial results of every open window of this key.
-      const Timestamp now = Now(ctx);
-      std::vector<Timestamp> starts = OpenWindows(panes, now);
-      for (Timestamp start : starts) FireWindow(ctx.CurrentKey(), start, panes, out, ctx);
+      const std::vector<Timestamp> starts = OpenWindows(Now(ctx), access, scope);
+      for (Timestamp start : starts) FireWindow(ctx.CurrentKey(), start, access, scope, out);
       if (!starts.empty()) ctx.timer_service().RegisterProcessingTimeTimer(NextEarly(ctx));
       return;
     }
     // The window ending at ts + 1 fires (if ts is a window end on the grid).
     const Timestamp start = ts + 1 - a_.size_ms;
-    if (FloorMod(start - a_.offset_ms, a_.slide_ms) == 0)
-      FireWindow(ctx.CurrentKey(), start, panes, out, ctx);
-    // Panes whose last window is past the allowed lateness go.
-    std::vector<int64_t> expired;
-    panes.ForEach([&](const int64_t& pane, const ACC&) {
-      if (CleanupTime(pane) <= ts) expired.push_back(pane);
-    });
-    for (int64_t pane : expired) panes.Remove(pane);
-    if (trigger_.count > 0 && !expired.empty()) {
-      MapState<int64_t, int64_t> counts = ctx.GetState(kCounts);
-      std::vector<int64_t> gone;
-      counts.ForEach([&](const int64_t& s, const int64_t&) {
-        if (s + a_.size_ms - 1 + lateness_ <= ts) gone.push_back(s);
-      });
-      for (int64_t s : gone) counts.Remove(s);
+    if (FloorMod(start - a_.offset_ms, a_.slide_ms) == 0) {
+      FireWindow(ctx.CurrentKey(), start, access, scope, out);
     }
+    RemoveExpiredPanes(ts, access, scope);
   }
-
-  static inline const MapStateDescriptor<int64_t, ACC> kPanes{"window-panes"};
-  static inline const MapStateDescriptor<int64_t, int64_t> kCounts{"window-counts"};
 
   template <class Ctx>
   Timestamp Now(Ctx& ctx) const {
@@ -385,10 +417,13 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
   bool IsLate(Timestamp start, Timestamp now) const {
     return start + a_.size_ms - 1 + lateness_ <= now;
   }
-  // The last window containing `pane` ends at pane + size (tumbling: pane + size too).
+  // The start of the last window containing `pane`.
+  Timestamp LastStart(Timestamp pane) const {
+    return pane - FloorMod(pane - a_.offset_ms, a_.slide_ms);
+  }
+  // When the pane's last window is past the allowed lateness.
   Timestamp CleanupTime(Timestamp pane) const {
-    const Timestamp last_start = pane - FloorMod(pane - a_.offset_ms, a_.slide_ms);
-    return last_start + a_.size_ms - 1 + lateness_;
+    return LastStart(pane) + a_.size_ms - 1 + lateness_;
   }
   template <class Ctx>
   Timestamp NextEarly(Ctx& ctx) const {
@@ -405,34 +440,93 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
     // The end of every window the pane belongs to, and its cleanup. A window
     // whose end already passed (a late element within the allowed lateness)
     // fired in Element: a timer in the past would fire it a second time.
-    const Timestamp last_start = pane - FloorMod(pane - a_.offset_ms, a_.slide_ms);
-    for (Timestamp start = last_start; start > pane - a_.size_ms; start -= a_.slide_ms) {
+    for (Timestamp start = LastStart(pane); start > pane - a_.size_ms; start -= a_.slide_ms) {
       if (start + a_.size_ms - 1 > now) reg(start + a_.size_ms - 1);
     }
     reg(CleanupTime(pane));
     if (trigger_.early_ms > 0 && a_.event_time) timers.RegisterProcessingTimeTimer(NextEarly(ctx));
   }
 
+  // The key's pane starts, in order, in its empty namespace.
+  void AddToIndex(Timestamp pane, StateAccess& access, KeyScope& scope) {
+    ValueTable<std::vector<int64_t>>& index = index_.Get(access);
+    std::vector<int64_t>* starts = index.Mutable(scope);
+    if (starts == nullptr) {
+      index.Put(scope, {pane});
+      return;
+    }
+    auto it = std::lower_bound(starts->begin(), starts->end(), pane);
+    if (it == starts->end() || *it != pane) starts->insert(it, pane);
+  }
+
+  // Drops the panes whose last window is past the allowed lateness at `time`,
+  // with the element counts of their windows (all past it too).
+  void RemoveExpiredPanes(Timestamp time, StateAccess& access, KeyScope& scope) {
+    ValueTable<std::vector<int64_t>>& index = index_.Get(access);
+    const std::vector<int64_t>* starts = index.Get(scope);
+    if (starts == nullptr) return;
+    std::vector<int64_t> expired;
+    std::vector<int64_t> kept;
+    for (int64_t pane : *starts) (CleanupTime(pane) <= time ? expired : kept).push_back(pane);
+    if (expired.empty()) return;
+    if (kept.empty()) {
+      index.Remove(scope);
+    } else {
+      index.Put(scope, std::move(kept));
+    }
+    ValueTable<ACC>& panes = panes_.Get(access);
+    for (int64_t pane : expired) {
+      ScopedNamespace in_pane(scope, pane);
+      panes.Remove(scope);
+    }
+    if (trigger_.count == 0) return;
+    ValueTable<int64_t>& counts = counts_.Get(access);
+    for (int64_t pane : expired) {
+      for (Timestamp start = LastStart(pane); start > pane - a_.size_ms; start -= a_.slide_ms) {
+        ScopedNamespace in_window(scope, start);
+        counts.Remove(scope);
+      }
+    }
+  }
+
+  // CountTrigger: the window's element count, including this element.
+  int64_t CountElement(Timestamp start, StateAccess& access, KeyScope& scope) {
+    ScopedNamespace in_window(scope, start);
+    ValueTable<int64_t>& counts = counts_.Get(access);
+    if (int64_t* n = counts.Mutable(scope)) return ++*n;
+    counts.Put(scope, 1);
+    return 1;
+  }
+
   // Starts of windows that have panes and have not reached their end.
-  std::vector<Timestamp> OpenWindows(MapState<int64_t, ACC>& panes, Timestamp now) const {
+  std::vector<Timestamp> OpenWindows(Timestamp now, StateAccess& access, KeyScope& scope) {
     std::vector<Timestamp> starts;
-    panes.ForEach([&](const int64_t& pane, const ACC&) {
-      const Timestamp last_start = pane - FloorMod(pane - a_.offset_ms, a_.slide_ms);
-      for (Timestamp start = last_start; start > pane - a_.size_ms; start -= a_.slide_ms) {
+    const std::vector<int64_t>* panes = index_.Get(access).Get(scope);
+    if (panes == nullptr) return starts;
+    for (int64_t pane : *panes) {
+      for (Timestamp start = LastStart(pane); start > pane - a_.size_ms; start -= a_.slide_ms) {
         if (start + a_.size_ms - 1 > now) starts.push_back(start);
       }
-    });
+    }
     std::sort(starts.begin(), starts.end());
     starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
     return starts;
   }
 
-  template <class Ctx>
-  void FireWindow(const K& key, Timestamp start, MapState<int64_t, ACC>& panes, Collector<OUT>& out,
-                  Ctx& ctx) {
+  void FireWindow(const K& key, Timestamp start, StateAccess& access, KeyScope& scope,
+                  Collector<OUT>& out) {
+    const TimeWindow window{start, start + a_.size_ms};
+    ValueTable<ACC>& panes = panes_.Get(access);
+    if (pane_ == a_.size_ms) {
+      // The window is one pane: emit straight from state, without a copy.
+      ScopedNamespace in_pane(scope, start);
+      if (const ACC* acc = panes.Get(scope)) EmitResult(key, window, *acc, out);
+      return;
+    }
     std::optional<ACC> merged;
     for (Timestamp pane = start; pane < start + a_.size_ms; pane += pane_) {
-      const ACC* acc = panes.Find(pane);
+      ScopedNamespace in_pane(scope, pane);
+      const ACC* acc = panes.Get(scope);
       if (acc == nullptr) continue;
       if (!merged) {
         merged = *acc;
@@ -440,11 +534,12 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
         agg_.Merge(*acc, *merged);
       }
     }
-    if (!merged) return;
-    const TimeWindow window{start, start + a_.size_ms};
-    absl::Status status = emit_(key, window, *merged, out);
+    if (merged) EmitResult(key, window, *merged, out);
+  }
+
+  void EmitResult(const K& key, const TimeWindow& window, const ACC& acc, Collector<OUT>& out) {
+    absl::Status status = emit_(key, window, acc, out);
     if (!status.ok()) throw WindowError(status);
-    (void)ctx;
   }
 
   WindowAssigner a_;
@@ -454,11 +549,20 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
   Agg agg_;
   Emit emit_;
   int64_t pane_;
+  // (key, pane start) -> the pane's accumulator.
+  WindowTable<ValueTable<ACC>> panes_{"window-pane"};
+  // key -> its pane starts, sorted.
+  WindowTable<ValueTable<std::vector<int64_t>>> index_{"window-pane-index"};
+  // (key, window start) -> elements so far (CountTrigger only).
+  WindowTable<ValueTable<int64_t>> counts_{"window-count"};
 };
 
 // Session windows: per key, a map from session start to (end, accumulator);
 // a new element opens [ts, ts + gap) and merges every session it overlaps
-// (so a late element can bridge two sessions).
+// (so a late element can bridge two sessions). Triggers as Flink's with
+// merging windows: CountTrigger counts a session's elements since it last
+// fired on count (merged sessions add their counts) and fires at N;
+// EarlyFiring emits every open session of a key every N ms of processing time.
 template <class K, class IN, class ACC, class OUT, class Agg, class Emit>
 class SessionWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
   using Base = KeyedProcessFunction<K, IN, OUT>;
@@ -484,8 +588,6 @@ class SessionWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
   }
 
  private:
-  static inline const MapStateDescriptor<int64_t, Session> kSessions{"window-sessions"};
-
   template <class Ctx>
   Timestamp Now(Ctx& ctx) const {
     return a_.event_time ? ctx.current_watermark() : ctx.current_processing_time();
@@ -499,11 +601,17 @@ class SessionWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
       remove ? timers.DeleteProcessingTimeTimer(t) : timers.RegisterProcessingTimeTimer(t);
     }
   }
+  template <class Ctx>
+  Timestamp NextEarly(Ctx& ctx) const {
+    const Timestamp now = ctx.current_processing_time();
+    return (now / trigger_.early_ms + 1) * trigger_.early_ms;
+  }
 
   void Element(const IN& value, typename Base::Context& ctx, Collector<OUT>& out) {
     const Timestamp ts = a_.event_time ? ctx.timestamp() : ctx.current_processing_time();
     const Timestamp now = Now(ctx);
-    MapState<int64_t, Session> sessions = ctx.GetState(kSessions);
+    StateAccess& access = ContextAccess::State(ctx);
+    MapState<int64_t, Session> sessions(&sessions_.Get(access), &access);
     Timestamp start = ts;
     Timestamp end = ts + a_.gap_ms;
     std::vector<std::pair<int64_t, Session>> overlapping;
@@ -526,32 +634,67 @@ class SessionWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
       if (late_tag_) ctx.Output(*late_tag_, value);
       return;
     }
+    std::optional<MapState<int64_t, int64_t>> counts;
+    if (trigger_.count > 0) counts.emplace(&counts_.Get(access), &access);
+    int64_t pending = 1;  // elements since the session last fired on count
     ACC acc = agg_.CreateAccumulator();
     for (const auto& [s, session] : overlapping) {
       agg_.Merge(session.second, acc);
       sessions.Remove(s);
+      if (counts) {
+        pending += counts->Get(s).value_or(0);
+        counts->Remove(s);
+      }
       for (Timestamp t : {session.first - 1, session.first - 1 + lateness_}) {
         if (std::find(needed.begin(), needed.end(), t) == needed.end()) Register(ctx, t, true);
       }
     }
     agg_.Add(value, acc);
     OperatorMetrics::Add(ContextAccess::Metrics(ctx).state_writes, 1);
+    // Already past its end (a late element within lateness): fire again now.
+    bool fire = end - 1 <= now;
+    if (counts) {
+      if (pending >= trigger_.count) {
+        fire = true;
+        pending = 0;
+      }
+      if (pending > 0) counts->Put(start, pending);
+    }
     sessions.Put(start, Session{end, acc});
     // An end already passed fires below, not again from a timer in the past.
     if (end - 1 > now) Register(ctx, end - 1, false);
     Register(ctx, end - 1 + lateness_, false);
-    // Already past its end (a late element within lateness): fire again now.
-    if (end - 1 <= now) Fire(ctx.CurrentKey(), start, end, acc, out);
+    if (trigger_.early_ms > 0 && a_.event_time) {
+      ctx.timer_service().RegisterProcessingTimeTimer(NextEarly(ctx));
+    }
+    if (fire) Fire(ctx.CurrentKey(), start, end, acc, out);
   }
 
   void Timer(Timestamp ts, typename Base::OnTimerContext& ctx, Collector<OUT>& out) {
-    MapState<int64_t, Session> sessions = ctx.GetState(kSessions);
+    StateAccess& access = ContextAccess::State(ctx);
+    MapState<int64_t, Session> sessions(&sessions_.Get(access), &access);
+    if ((ctx.time_domain() == TimeDomain::kEventTime) != a_.event_time) {
+      // Early firing: partial results of this key's open sessions.
+      const Timestamp now = Now(ctx);
+      bool open = false;
+      sessions.ForEach([&](const int64_t& s, const Session& session) {
+        if (session.first - 1 <= now) return;
+        open = true;
+        Fire(ctx.CurrentKey(), s, session.first, session.second, out);
+      });
+      if (open) ctx.timer_service().RegisterProcessingTimeTimer(NextEarly(ctx));
+      return;
+    }
     std::vector<int64_t> expired;
     sessions.ForEach([&](const int64_t& s, const Session& session) {
       if (session.first - 1 == ts) Fire(ctx.CurrentKey(), s, session.first, session.second, out);
       if (session.first - 1 + lateness_ <= ts) expired.push_back(s);
     });
     for (int64_t s : expired) sessions.Remove(s);
+    if (trigger_.count > 0 && !expired.empty()) {
+      MapState<int64_t, int64_t> counts(&counts_.Get(access), &access);
+      for (int64_t s : expired) counts.Remove(s);
+    }
   }
 
   void Fire(const K& key, Timestamp start, Timestamp end, const ACC& acc, Collector<OUT>& out) {
@@ -565,6 +708,10 @@ class SessionWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
   std::optional<OutputTag<IN>> late_tag_;
   Agg agg_;
   Emit emit_;
+  // key -> session start -> (end, accumulator).
+  WindowTable<MapTable<int64_t, Session>> sessions_{"window-sessions"};
+  // key -> session start -> elements since it last fired on count (CountTrigger only).
+  WindowTable<MapTable<int64_t, int64_t>> counts_{"window-session-counts"};
 };
 
 // The "aggregate" of a ProcessWindowFunction: every element.

@@ -151,6 +151,10 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
     env->batch_size = options.batch_size;
     env->queue_capacity = options.queue_capacity;
     env->job = job->shared_;
+    env->job_name = options.job_name;
+    env->checkpointing = job->storage_ != nullptr;
+    env->checkpoint_interval = options.checkpoints.interval;
+    env->checkpoint_timeout = options.checkpoints.timeout;
 
     WorkerBuilder builder(*env, job_builder.shared(), num_nodes);
     for (const auto& node : graph.nodes()) {

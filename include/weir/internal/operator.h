@@ -65,6 +65,11 @@ struct WorkerEnv {
   size_t batch_size = 1024;
   size_t queue_capacity = 64;
   JobShared* job = nullptr;
+  // PipelineOptions::job_name, and the checkpoint settings sinks see in SinkContext.
+  std::string job_name;
+  bool checkpointing = false;
+  absl::Duration checkpoint_interval = absl::ZeroDuration();
+  absl::Duration checkpoint_timeout = absl::ZeroDuration();
 
   // Wakes worker `worker` if it sleeps (data arrived or ring space freed).
   void Notify(int worker) const;

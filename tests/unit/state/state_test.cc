@@ -33,6 +33,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -42,6 +43,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -1512,6 +1514,89 @@ INSTANTIATE_TEST_SUITE_P(Backends, ProcessingTimerRestoreTest,
                                                std::get<1>(param_info.param), "to",
                                                std::get<2>(param_info.param));
                          });
+
+// ---------------------------------------------------------------------------
+// The typed value table over a KvStore (as with RocksDB), with a std::map as
+// the store. Windows keep a value per (key, pane) and remove it when the pane
+// ends: one the store never held must leave no tombstone in the cache.
+
+class MapKvStore final : public internal::KvStore {
+ public:
+  absl::Status Snapshot(const std::string&, std::vector<internal::SnapshotFile>&) override {
+    return absl::UnimplementedError("snapshot");
+  }
+  absl::StatusOr<int> OpenTable(const std::string&) override { return 0; }
+  absl::StatusOr<std::optional<std::string>> Get(int, std::string_view key) override {
+    auto it = data.find(std::string(key));
+    if (it == data.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
+  }
+  absl::Status Scan(int, std::string_view prefix,
+                    const std::function<void(std::string_view, std::string_view)>& fn) override {
+    for (auto it = data.lower_bound(std::string(prefix));
+         it != data.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      fn(it->first, it->second);
+    }
+    return absl::OkStatus();
+  }
+  void Put(int, std::string_view key, std::string_view value) override {
+    data[std::string(key)] = std::string(value);
+  }
+  void Delete(int, std::string_view key) override {
+    ++deletes;
+    data.erase(std::string(key));
+  }
+  absl::Status Commit() override { return absl::OkStatus(); }
+
+  std::map<std::string, std::string> data;
+  int deletes = 0;
+};
+
+TEST(StateTableTest, ValueTableForgetsRemovedValuesAndKeepsTombstonesOnlyForStoredOnes) {
+  MapKvStore store;
+  internal::ValueTable<int64_t> table("panes", 0, &store, 0, 1000);
+  internal::KeyScope scope;
+  scope.SetKey(3, "key");
+  const std::string key_only = scope.composite;
+  // Namespaces of one key are separate values; clearing goes back to the key.
+  scope.SetNamespaceTo<int64_t>(100);
+  EXPECT_EQ(table.Get(scope), nullptr);  // a miss: read from the store, absent
+  table.Put(scope, 7);
+  scope.SetNamespaceTo<int64_t>(200);
+  EXPECT_EQ(table.Get(scope), nullptr);
+  table.Put(scope, 8);
+  scope.SetNamespaceTo<int64_t>(100);
+  ASSERT_NE(table.Get(scope), nullptr);
+  EXPECT_EQ(*table.Get(scope), 7);
+  scope.ClearNamespace();
+  EXPECT_EQ(scope.composite, key_only);
+
+  // Never written back: removing forgets it at once, no delete reaches the store.
+  scope.SetNamespaceTo<int64_t>(100);
+  table.Remove(scope);
+  EXPECT_EQ(table.Get(scope), nullptr);
+  table.WriteBack();
+  EXPECT_EQ(store.deletes, 0);
+  EXPECT_EQ(store.data.size(), 1u);  // namespace 200
+
+  // Written back, then removed: one delete, then the cache forgets it.
+  scope.SetNamespaceTo<int64_t>(200);
+  table.Remove(scope);
+  table.WriteBack();
+  EXPECT_EQ(store.deletes, 1);
+  EXPECT_TRUE(store.data.empty());
+  EXPECT_EQ(table.size(), 1u);  // only the known-absent namespace 100
+  EXPECT_EQ(table.Get(scope), nullptr);
+
+  // A value only the store holds (a fresh cache) is deleted too.
+  table.Put(scope, 9);
+  table.WriteBack();
+  internal::ValueTable<int64_t> fresh("panes", 0, &store, 0, 1000);
+  fresh.Remove(scope);
+  fresh.WriteBack();
+  EXPECT_EQ(store.deletes, 2);
+  EXPECT_TRUE(store.data.empty());
+}
 
 }  // namespace
 }  // namespace weir

@@ -9,7 +9,8 @@
 //   watermark each record meets known, so a simulation of the documented
 //   semantics predicts every emission (on time, re-emitted within the allowed
 //   lateness, or sent to the late-data side output and counted);
-// - CountTrigger, EarlyFiring, processing-time windows;
+// - CountTrigger and EarlyFiring (windows and sessions), processing-time
+//   windows;
 // - a crash (cancel) after a checkpoint in the middle of windows and a restart,
 //   at the same and at another parallelism: nothing lost, nothing doubled.
 
@@ -499,18 +500,18 @@ struct LateRun {
 // Counts per window over `input` read one record per poll, with the given
 // watermark delay and allowed lateness; late elements go to a side output.
 LateRun RunWithLateness(const Input& input, const WindowAssigner& assigner, int64_t delay,
-                        int64_t lateness, const PipelineOptions& options) {
+                        int64_t lateness, const PipelineOptions& options, int64_t count = 0) {
   const OutputTag<Ev> kLate("late");
   Pipeline pipeline(options);
-  auto counts = CountWindows(
+  Windowed windowed =
       pipeline
           .Source(testing::ScriptedSource<Ev>::Create(input),
                   WatermarkStrategy<Ev>::BoundedOutOfOrderness(absl::Milliseconds(delay)))
           .KeyBy(KeyOf{})
-          .Window(assigner)
-          .AllowedLateness(absl::Milliseconds(lateness))
-          .SideOutputLateData(kLate),
-      "count");
+          .Window(assigner);
+  windowed.AllowedLateness(absl::Milliseconds(lateness)).SideOutputLateData(kLate);
+  if (count > 0) windowed.CountTrigger(count);
+  auto counts = CountWindows(windowed, "count");
   auto sink = Collect(counts);
   auto late = Collect(counts.SideOutput(kLate));
   LateRun run;
@@ -705,60 +706,120 @@ TEST_F(WindowTestBase, CountTriggerFiresEveryNElements) {
   }
 }
 
+// Sessions as Flink's CountTrigger with merging windows: a session fires when
+// the elements since it last fired on count (summed over merged sessions)
+// reach N, and once more at its end.
+TEST_F(WindowTestBase, SessionCountTriggerFiresEveryNElementsAcrossMerges) {
+  // Gap 10, count 3, watermark delay 1000: nothing ends before ts 2000.
+  const std::vector<Timestamp> timestamps = {
+      0,     // [0, 10): 1 since the last count firing
+      5,     // [0, 15): 2
+      40,    // [40, 50): 1
+      45,    // [40, 55): 2
+      25,    // [25, 35): 1
+      15,    // bridges [0, 15) and [25, 35): [0, 35) has 2 + 1 + 1 = 4 -> fires with 4
+      35,    // bridges [0, 35) and [40, 55): [0, 55) has 0 + 2 + 1 = 3 -> fires with 7
+      2000,  // watermark 999: [0, 55) fires at its end with 7
+      2001,  // [2000, 2011): 2, fires at the end of input
+  };
+  Input input;
+  for (size_t idx = 0; idx < timestamps.size(); ++idx)
+    input.push_back({Ev{4, static_cast<int64_t>(idx)}, timestamps[idx]});
+  for (Backend backend : {Backend::kMemory, Backend::kRocksDb}) {
+    SCOPED_TRACE(backend == Backend::kMemory ? "memory" : "rocksdb");
+    LateRun run = RunWithLateness(input, EventTimeSessionWindows::WithGap(absl::Milliseconds(10)),
+                                  1000, 0, Options(1, backend), 3);
+    ASSERT_TRUE(run.result.status.ok()) << run.result.status;
+    const Emissions expected = {{{4, 0, 35}, {4}}, {{4, 0, 55}, {7, 7}}, {{4, 2000, 2011}, {2}}};
+    EXPECT_EQ(run.emissions, expected);
+    EXPECT_TRUE(run.late.empty());
+  }
+}
+
 TEST_F(WindowTestBase, EarlyFiringEmitsPartialResultsWhileTheWindowIsOpen) {
-  // 3 keys, timestamps in [0, 600): one 10 s window per key that stays open
-  // until Stop(); the source takes about half a second.
+  // 3 keys, timestamps in [0, 600): one 10 s window (or session) per key that
+  // stays open until Stop(); the source takes about half a second.
   constexpr int kRecords = 600;
   const Input input = RandomInput(kRecords, 3, 600, 29);
   std::map<int64_t, int64_t> totals;
   for (const auto& record : input) ++totals[record.value.first];
-  Pipeline pipeline(Options(2, Backend::kMemory));
-  testing::VectorSourceOptions source_options;
-  source_options.splits = 2;
-  source_options.records_per_poll = 8;
-  source_options.unbounded = true;
-  source_options.records_per_second = 600;
-  auto sink = Collect(
-      CountWindows(pipeline
-                       .Source(testing::VectorSource<Ev>::Create(input, source_options),
-                               WatermarkStrategy<Ev>::BoundedOutOfOrderness(absl::Milliseconds(10)))
-                       .Name("src")
-                       .KeyBy(KeyOf{})
-                       .Window(TumblingEventTimeWindows::Of(absl::Seconds(10)))
-                       .EarlyFiring(absl::Milliseconds(50)),
-                   "count"));
-  absl::StatusOr<JobHandle> job = pipeline.Start();
-  ASSERT_TRUE(job.ok()) << job.status();
-  // Wait until every record was read and an early firing saw all of them.
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  auto complete = [&] {
-    std::map<int64_t, int64_t> latest;
-    for (const auto& [key, start, end, n] : sink->Values()) latest[key] = n;
-    return latest == totals;
-  };
-  while (!complete() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
-  const std::vector<Row<int64_t>> early = sink->Values();
-  job->Stop();
-  ASSERT_TRUE(job->Wait().ok());
-  ASSERT_TRUE(complete()) << "no early firing with every record";
-  // Before the window closed: partial results, growing.
-  int partial = 0;
-  std::map<int64_t, int64_t> previous;
-  for (const auto& [key, start, end, n] : early) {
-    EXPECT_EQ(start, 0);
-    EXPECT_EQ(end, 10'000);
-    EXPECT_GE(n, previous[key]);
-    previous[key] = n;
-    partial += n < totals[key];
+  for (const WindowAssigner& assigner : {TumblingEventTimeWindows::Of(absl::Seconds(10)),
+                                         EventTimeSessionWindows::WithGap(absl::Seconds(10))}) {
+    const bool session = assigner.kind == WindowAssigner::Kind::kSession;
+    SCOPED_TRACE(session ? "session" : "tumbling");
+    Pipeline pipeline(Options(2, Backend::kMemory));
+    testing::VectorSourceOptions source_options;
+    source_options.splits = 2;
+    source_options.records_per_poll = 8;
+    source_options.unbounded = true;
+    source_options.records_per_second = 600;
+    auto sink = Collect(CountWindows(
+        pipeline
+            .Source(testing::VectorSource<Ev>::Create(input, source_options),
+                    WatermarkStrategy<Ev>::BoundedOutOfOrderness(absl::Milliseconds(10)))
+            .Name("src")
+            .KeyBy(KeyOf{})
+            .Window(assigner)
+            .EarlyFiring(absl::Milliseconds(50)),
+        "count"));
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    ASSERT_TRUE(job.ok()) << job.status();
+    // Wait until every record was read and an early firing saw all of them.
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    auto complete = [&] {
+      std::map<int64_t, int64_t> latest;
+      for (const auto& [key, start, end, n] : sink->Values()) latest[key] = n;
+      return latest == totals;
+    };
+    while (!complete() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+    const std::vector<Row<int64_t>> early = sink->Values();
+    job->Stop();
+    ASSERT_TRUE(job->Wait().ok());
+    ASSERT_TRUE(complete()) << "no early firing with every record";
+    // Before the window closed: partial results, growing.
+    int partial = 0;
+    std::map<int64_t, int64_t> previous;
+    for (const auto& [key, start, end, n] : early) {
+      if (session) {
+        // A session grows (both ways: input is out of order) as elements arrive.
+        EXPECT_GE(start, 0);
+        EXPECT_GE(end - start, 10'000);
+        EXPECT_LT(end, 10'600);
+      } else {
+        EXPECT_EQ(start, 0);
+        EXPECT_EQ(end, 10'000);
+      }
+      EXPECT_GE(n, previous[key]);
+      previous[key] = n;
+      partial += n < totals[key];
+    }
+    EXPECT_GT(partial, 0);
+    // The final firing at the end of the window: the whole window.
+    const std::vector<Row<int64_t>> all = sink->Values();
+    ASSERT_GT(all.size(), early.size());
+    std::map<int64_t, int64_t> final_counts;
+    for (size_t idx = early.size(); idx < all.size(); ++idx)
+      final_counts[std::get<0>(all[idx])] = std::get<3>(all[idx]);
+    EXPECT_EQ(final_counts, totals);
   }
-  EXPECT_GT(partial, 0);
-  // The final firing at the end of the window: the whole window.
-  const std::vector<Row<int64_t>> all = sink->Values();
-  ASSERT_GT(all.size(), early.size());
-  std::map<int64_t, int64_t> final_counts;
-  for (size_t idx = early.size(); idx < all.size(); ++idx)
-    final_counts[std::get<0>(all[idx])] = std::get<3>(all[idx]);
-  EXPECT_EQ(final_counts, totals);
+}
+
+// Processing-time windows fire on the clock; early firing is refused when
+// the pipeline is built, naming the operator, rather than ignored.
+TEST_F(WindowTestBase, EarlyFiringOnProcessingTimeWindowsIsRejected) {
+  for (const WindowAssigner& assigner : {TumblingProcessingTimeWindows::Of(absl::Seconds(1)),
+                                         ProcessingTimeSessionWindows::WithGap(absl::Seconds(1))}) {
+    Pipeline pipeline(Options(1, Backend::kMemory));
+    Collect(pipeline.Source(testing::VectorSource<Ev>::Create(RandomInput(10, 2, 100, 3)))
+                .KeyBy(KeyOf{})
+                .Window(assigner)
+                .EarlyFiring(absl::Milliseconds(100))
+                .Aggregate(aggregations::Count<Ev>()));
+    const absl::Status status = pipeline.Run();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_NE(status.message().find("WindowAggregate#"), std::string::npos) << status;
+    EXPECT_NE(status.message().find("EarlyFiring"), std::string::npos) << status;
+  }
 }
 
 TEST_F(WindowTestBase, ProcessingTimeWindowsProduceResults) {
