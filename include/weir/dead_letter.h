@@ -16,7 +16,7 @@
 //
 // Example:
 //
-//   auto dlq = weir::kafka::DeadLetterTopic({.brokers = brokers, .topic = "app.dlq"});
+//   auto dlq = weir::kafka::DeadLetterTopic({.client = {.brokers = brokers}, .topic = "app.dlq"});
 //   auto events = pipeline.Source(weir::kafka::Source<Event>({..., .dead_letters = dlq}));
 
 #ifndef WEIR_DEAD_LETTER_H_

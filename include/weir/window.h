@@ -24,6 +24,7 @@
 #define WEIR_WINDOW_H_
 
 #include <algorithm>
+#include <concepts>
 #include <cstdint>
 #include <functional>
 #include <numeric>
@@ -36,6 +37,7 @@
 #include "absl/time/time.h"
 #include "weir/codec.h"
 #include "weir/functions.h"
+#include "weir/key.h"
 #include "weir/state.h"
 #include "weir/time.h"
 
@@ -311,6 +313,65 @@ class ScopedNamespace {
   KeyScope& scope_;
 };
 
+// The panes' accumulators, (key, pane start) -> ACC. On the memory backend a
+// typed table: an element costs one lookup of a baseline-sized slot, with no
+// key encoding or byte hashing. On RocksDB the byte-keyed ValueTable, the
+// store's write-back cache. Both snapshot the same bytes under one name, so
+// a checkpoint of either restores into the other's layout.
+template <class K, class ACC>
+class PaneStore {
+  static constexpr bool kTyped = kHasKeyTraits<K> && kHasCodec<K> && std::equality_comparable<K>;
+
+ public:
+  ACC* Mutable(const K& key, int64_t pane, StateAccess& access) {
+    if (auto* typed = Bind(access)) return typed->Find(key, pane);
+    ScopedNamespace in_pane(access.Scope(), pane);
+    return bytes_->Mutable(access.Scope());
+  }
+  const ACC* Get(const K& key, int64_t pane, StateAccess& access) {
+    if (auto* typed = Bind(access)) return typed->Find(key, pane);
+    ScopedNamespace in_pane(access.Scope(), pane);
+    return bytes_->Get(access.Scope());
+  }
+  void Put(const K& key, int64_t pane, ACC acc, StateAccess& access) {
+    if (auto* typed = Bind(access)) return typed->Put(key, pane, std::move(acc));
+    ScopedNamespace in_pane(access.Scope(), pane);
+    bytes_->Put(access.Scope(), std::move(acc));
+  }
+  void Remove(const K& key, int64_t pane, StateAccess& access) {
+    if (auto* typed = Bind(access)) return typed->Remove(key, pane);
+    ScopedNamespace in_pane(access.Scope(), pane);
+    bytes_->Remove(access.Scope());
+  }
+
+ private:
+  using Typed = std::conditional_t<kTyped, NamespacedValueTable<K, ACC>, void>;
+  static constexpr const char* kName = "window-pane";
+
+  // The typed table of the access's backend, or null when the byte-keyed one
+  // (bytes_) applies.
+  Typed* Bind(StateAccess& access) {
+    KeyedStateBackend* backend = &access.Backend();
+    if (backend != backend_) {
+      backend_ = backend;
+      typed_ = nullptr;
+      bytes_ = nullptr;
+      if constexpr (kTyped) {
+        if (backend->store() == nullptr) {
+          typed_ = backend->template GetOrCreate<Typed>(kName, 0);
+          typed_->set_max_parallelism(backend->max_parallelism());
+        }
+      }
+      if (typed_ == nullptr) bytes_ = backend->template GetOrCreate<ValueTable<ACC>>(kName, 0);
+    }
+    return typed_;
+  }
+
+  KeyedStateBackend* backend_ = nullptr;
+  Typed* typed_ = nullptr;
+  ValueTable<ACC>* bytes_ = nullptr;
+};
+
 // Tumbling and sliding windows as a keyed process function, used by
 // WindowedStream. As in Flink's WindowOperator, a pane's accumulator is a
 // value scoped to (key, namespace = pane start), so an element costs one hash
@@ -358,35 +419,30 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
     }
     const Timestamp pane = ts - FloorMod(ts - a_.offset_ms, pane_);
     StateAccess& access = ContextAccess::State(ctx);
-    KeyScope& scope = access.Scope();
-    bool created = false;
-    {
-      ScopedNamespace in_pane(scope, pane);
-      ValueTable<ACC>& panes = panes_.Get(access);
-      if (ACC* acc = panes.Mutable(scope)) {
-        agg_.Add(value, *acc);
-      } else {
-        ACC fresh = agg_.CreateAccumulator();
-        agg_.Add(value, fresh);
-        panes.Put(scope, std::move(fresh));
-        created = true;
-      }
-    }
-    OperatorMetrics::Add(ContextAccess::Metrics(ctx).state_writes, 1);
-    if (created) {
-      AddToIndex(pane, access, scope);
+    const K& key = ctx.CurrentKey();
+    // The key's scope (its bytes) is set up only when needed: the typed pane
+    // table of the memory backend does without it.
+    if (ACC* acc = panes_.Mutable(key, pane, access)) {
+      agg_.Add(value, *acc);
+    } else {
+      ACC fresh = agg_.CreateAccumulator();
+      agg_.Add(value, fresh);
+      panes_.Put(key, pane, std::move(fresh), access);
+      AddToIndex(pane, access, access.Scope());
       RegisterTimers(pane, now, ctx);
     }
+    OperatorMetrics::Add(ContextAccess::Metrics(ctx).state_writes, 1);
     // Only an element behind the watermark can belong to a window that has
     // ended (late, within the allowed lateness), which then fires again.
     if (trigger_.count == 0 && ts > now) return;
+    KeyScope& scope = access.Scope();
     for (Timestamp start = last_start; start > ts - a_.size_ms; start -= a_.slide_ms) {
       if (IsLate(start, now)) continue;
       bool fire = start + a_.size_ms - 1 <= now;
       if (trigger_.count > 0 && CountElement(start, access, scope) % trigger_.count == 0) {
         fire = true;
       }
-      if (fire) FireWindow(ctx.CurrentKey(), start, access, scope, out);
+      if (fire) FireWindow(ctx.CurrentKey(), start, access, out);
     }
   }
 
@@ -397,16 +453,16 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
     if (!window_domain) {
       // Early firing: partial results of every open window of this key.
       const std::vector<Timestamp> starts = OpenWindows(Now(ctx), access, scope);
-      for (Timestamp start : starts) FireWindow(ctx.CurrentKey(), start, access, scope, out);
+      for (Timestamp start : starts) FireWindow(ctx.CurrentKey(), start, access, out);
       if (!starts.empty()) ctx.timer_service().RegisterProcessingTimeTimer(NextEarly(ctx));
       return;
     }
     // The window ending at ts + 1 fires (if ts is a window end on the grid).
     const Timestamp start = ts + 1 - a_.size_ms;
     if (FloorMod(start - a_.offset_ms, a_.slide_ms) == 0) {
-      FireWindow(ctx.CurrentKey(), start, access, scope, out);
+      FireWindow(ctx.CurrentKey(), start, access, out);
     }
-    RemoveExpiredPanes(ts, access, scope);
+    RemoveExpiredPanes(ctx.CurrentKey(), ts, access, scope);
   }
 
   template <class Ctx>
@@ -461,7 +517,7 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
 
   // Drops the panes whose last window is past the allowed lateness at `time`,
   // with the element counts of their windows (all past it too).
-  void RemoveExpiredPanes(Timestamp time, StateAccess& access, KeyScope& scope) {
+  void RemoveExpiredPanes(const K& key, Timestamp time, StateAccess& access, KeyScope& scope) {
     ValueTable<std::vector<int64_t>>& index = index_.Get(access);
     const std::vector<int64_t>* starts = index.Get(scope);
     if (starts == nullptr) return;
@@ -474,11 +530,7 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
     } else {
       index.Put(scope, std::move(kept));
     }
-    ValueTable<ACC>& panes = panes_.Get(access);
-    for (int64_t pane : expired) {
-      ScopedNamespace in_pane(scope, pane);
-      panes.Remove(scope);
-    }
+    for (int64_t pane : expired) panes_.Remove(key, pane, access);
     if (trigger_.count == 0) return;
     ValueTable<int64_t>& counts = counts_.Get(access);
     for (int64_t pane : expired) {
@@ -513,20 +565,16 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
     return starts;
   }
 
-  void FireWindow(const K& key, Timestamp start, StateAccess& access, KeyScope& scope,
-                  Collector<OUT>& out) {
+  void FireWindow(const K& key, Timestamp start, StateAccess& access, Collector<OUT>& out) {
     const TimeWindow window{start, start + a_.size_ms};
-    ValueTable<ACC>& panes = panes_.Get(access);
     if (pane_ == a_.size_ms) {
       // The window is one pane: emit straight from state, without a copy.
-      ScopedNamespace in_pane(scope, start);
-      if (const ACC* acc = panes.Get(scope)) EmitResult(key, window, *acc, out);
+      if (const ACC* acc = panes_.Get(key, start, access)) EmitResult(key, window, *acc, out);
       return;
     }
     std::optional<ACC> merged;
     for (Timestamp pane = start; pane < start + a_.size_ms; pane += pane_) {
-      ScopedNamespace in_pane(scope, pane);
-      const ACC* acc = panes.Get(scope);
+      const ACC* acc = panes_.Get(key, pane, access);
       if (acc == nullptr) continue;
       if (!merged) {
         merged = *acc;
@@ -550,7 +598,7 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
   Emit emit_;
   int64_t pane_;
   // (key, pane start) -> the pane's accumulator.
-  WindowTable<ValueTable<ACC>> panes_{"window-pane"};
+  PaneStore<K, ACC> panes_;
   // key -> its pane starts, sorted.
   WindowTable<ValueTable<std::vector<int64_t>>> index_{"window-pane-index"};
   // (key, window start) -> elements so far (CountTrigger only).

@@ -314,6 +314,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
         ctx_(MakeContext<typename Types::MainContext>()),
         timer_ctx_(MakeContext<typename Types::TimerContext>()),
         port_(this, 0, [this](Batch<In>& batch) { Process(batch); }) {
+    state_.set_max_parallelism(env.max_parallelism);
     if constexpr (kBroadcast) {
       broadcast_ctx_.emplace(this, &broadcast_state_, this);
       broadcast_port_ = std::make_unique<PortInput<BValue>>(

@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "weir/codec.h"
+#include "weir/key.h"
 #include "weir/time.h"
 
 namespace weir::internal {
@@ -359,6 +360,113 @@ class ValueTable final : public StateTable {
   absl::flat_hash_map<InlineKey, Slot, InlineKeyHash, InlineKeyEq> slots_;
 };
 
+// Values scoped to (key, int64 namespace) on the memory backend, keyed by the
+// typed key: a window pane's accumulator is one lookup of a 32-byte slot
+// (an integer key, the pane start and a 16-byte accumulator), with no key
+// encoding or byte hashing per element. Snapshots see the same composite
+// bytes as ValueTable's ([kg][len][key][len][namespace] -> [expiry][value]),
+// so a checkpoint restores into either table at any parallelism. No TTL
+// (window state has none), and no store: RocksDB keeps ValueTable.
+template <class K, class T>
+class NamespacedValueTable final : public StateTable {
+ public:
+  using StateTable::StateTable;
+  std::type_index type() const override { return typeid(NamespacedValueTable<K, T>); }
+
+  // Export computes each key's group from it rather than keeping 2 bytes per slot.
+  void set_max_parallelism(int max_parallelism) { max_parallelism_ = max_parallelism; }
+
+  T* Find(const K& key, int64_t ns) {
+    auto it = slots_.find(Ref{&key, ns});
+    return it == slots_.end() ? nullptr : &it->second;
+  }
+  void Put(const K& key, int64_t ns, T value) {
+    slots_.insert_or_assign(Slot{key, ns}, std::move(value));
+  }
+  void Remove(const K& key, int64_t ns) {
+    auto it = slots_.find(Ref{&key, ns});
+    if (it != slots_.end()) slots_.erase(it);
+  }
+
+  void Export(std::vector<KvPair>& out, Timestamp) const override {
+    if (slots_.empty()) return;
+    if (max_parallelism_ <= 0) throw StateError("state '" + name_ + "': no max parallelism");
+    std::string bytes;
+    for (const auto& [slot, value] : slots_) {
+      std::string key;
+      const int group = KeyGroupOf(slot.key, max_parallelism_);
+      key.push_back(static_cast<char>(group >> 8));
+      key.push_back(static_cast<char>(group & 0xff));
+      bytes.clear();
+      Codec<K>::Encode(slot.key, bytes);
+      AppendVarint(key, bytes.size());
+      key.append(bytes);
+      bytes.clear();
+      Codec<int64_t>::Encode(slot.ns, bytes);
+      AppendVarint(key, bytes.size());
+      key.append(bytes);
+      std::string encoded;
+      AppendExpiry(encoded, kMaxTimestamp);
+      Codec<T>::Encode(value, encoded);
+      out.emplace_back(std::move(key), std::move(encoded));
+    }
+  }
+  absl::Status Import(std::string_view key, std::string_view value) override {
+    const auto bad = [&](const char* what) {
+      return absl::DataLossError("state '" + name_ + "': undecodable " + what);
+    };
+    if (key.size() < 2) return bad("key");
+    std::string_view rest = key.substr(2);
+    uint64_t len = 0;
+    Slot slot{};
+    if (!ReadVarint(rest, len) || rest.size() < len) return bad("key");
+    std::string_view key_bytes = rest.substr(0, len);
+    rest.remove_prefix(len);
+    if (!Codec<K>::Decode(key_bytes, slot.key) || !key_bytes.empty()) return bad("key");
+    if (!ReadVarint(rest, len) || rest.size() != len) return bad("namespace");
+    if (!Codec<int64_t>::Decode(rest, slot.ns) || !rest.empty()) return bad("namespace");
+    Timestamp expire_at;
+    T decoded{};
+    if (!ReadExpiry(value, expire_at) || !Codec<T>::Decode(value, decoded)) return bad("value");
+    slots_.insert_or_assign(std::move(slot), std::move(decoded));
+    return absl::OkStatus();
+  }
+  void WriteBack() override {}
+  size_t size() const override { return slots_.size(); }
+
+ private:
+  struct Slot {
+    K key;
+    int64_t ns;
+    bool operator==(const Slot&) const = default;
+  };
+  // A lookup key that does not copy K (a string key would allocate).
+  struct Ref {
+    const K* key;
+    int64_t ns;
+  };
+  struct Hash {
+    using is_transparent = void;
+    static size_t Of(const K& key, int64_t ns) {
+      return Mix64(KeyTraits<K>::Hash(key) ^ (static_cast<uint64_t>(ns) * 0x9e3779b97f4a7c15ULL));
+    }
+    size_t operator()(const Slot& s) const { return Of(s.key, s.ns); }
+    size_t operator()(const Ref& r) const { return Of(*r.key, r.ns); }
+  };
+  struct Eq {
+    using is_transparent = void;
+    static bool Same(const K& a, int64_t a_ns, const K& b, int64_t b_ns) {
+      return a_ns == b_ns && a == b;
+    }
+    bool operator()(const Slot& a, const Slot& b) const { return Same(a.key, a.ns, b.key, b.ns); }
+    bool operator()(const Slot& a, const Ref& b) const { return Same(a.key, a.ns, *b.key, b.ns); }
+    bool operator()(const Ref& a, const Slot& b) const { return Same(*a.key, a.ns, b.key, b.ns); }
+  };
+
+  absl::flat_hash_map<Slot, T, Hash, Eq> slots_;
+  int max_parallelism_ = 0;
+};
+
 // ListState<T> storage: the list of a key is one value.
 template <class T>
 class ListTable final : public StateTable {
@@ -592,6 +700,9 @@ class KeyedStateBackend {
 
   KeyScope& scope() { return scope_; }
   KvStore* store() const { return store_; }
+  // The job's key groups, for tables that compute a key's group themselves.
+  int max_parallelism() const { return max_parallelism_; }
+  void set_max_parallelism(int max_parallelism) { max_parallelism_ = max_parallelism; }
   // Puts a store behind the tables (before any table is created).
   void set_store(KvStore* store, size_t max_entries_per_table) {
     store_ = store;
@@ -661,6 +772,7 @@ class KeyedStateBackend {
   std::string operator_name_;
   KvStore* store_;
   size_t max_entries_;
+  int max_parallelism_ = 0;
   KeyScope scope_;
   absl::flat_hash_map<std::string, std::unique_ptr<StateTable>> tables_;
   std::map<std::string, std::vector<KvPair>> pending_;

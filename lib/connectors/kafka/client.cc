@@ -71,6 +71,7 @@ absl::StatusCode ToStatusCode(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
     case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
     case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
       return absl::StatusCode::kUnavailable;
     case RD_KAFKA_RESP_ERR__AUTHENTICATION:
     case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
@@ -92,6 +93,7 @@ absl::StatusCode ToStatusCode(rd_kafka_resp_err_t err) {
       return absl::StatusCode::kDataLoss;
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
     case RD_KAFKA_RESP_ERR__INVALID_TYPE:
+    case RD_KAFKA_RESP_ERR_INVALID_TRANSACTION_TIMEOUT:
       return absl::StatusCode::kInvalidArgument;
     default:
       return absl::StatusCode::kInternal;

@@ -20,6 +20,8 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "lib/connectors/http/curl_common.h"
+#include "lib/connectors/http/http_client.h"
 #include "lib/connectors/s3/s3_xml.h"
 #include "lib/connectors/s3/sigv4.h"
 
@@ -53,7 +55,6 @@ struct S3Client::Response {
 
 namespace {
 
-constexpr size_t kMaxIdleHandles = 16;
 // Error bodies beyond this are cut (they are a few hundred bytes from S3).
 constexpr size_t kMaxErrorBody = 64 << 10;
 constexpr absl::Duration kMaxConnectTimeout = absl::Seconds(10);
@@ -191,74 +192,15 @@ absl::StatusCode CodeForHttpStatus(long status, absl::string_view s3_code) {
   if (s3_code == "NoSuchKey" || s3_code == "NoSuchBucket" || s3_code == "NoSuchUpload") {
     return absl::StatusCode::kNotFound;
   }
-  if (status >= 300 && status < 400) {
-    return absl::StatusCode::kInvalidArgument;  // S3 redirects to the bucket's region
-  }
-  switch (status) {
-    case 400:
-      return absl::StatusCode::kInvalidArgument;
-    case 401:
-      return absl::StatusCode::kUnauthenticated;
-    case 403:
-      return absl::StatusCode::kPermissionDenied;
-    case 404:
-      return absl::StatusCode::kNotFound;
-    case 405:
-    case 501:
-      return absl::StatusCode::kUnimplemented;
-    case 408:
-    case 429:
-      return absl::StatusCode::kUnavailable;
-    case 409:
-      return absl::StatusCode::kAborted;
-    case 412:
-      return absl::StatusCode::kFailedPrecondition;
-    case 416:
-      return absl::StatusCode::kOutOfRange;
-    default:
-      break;
-  }
-  if (status >= 500) return absl::StatusCode::kUnavailable;
-  if (status >= 400) return absl::StatusCode::kFailedPrecondition;
-  return absl::StatusCode::kUnknown;
+  if (status == 416) return absl::StatusCode::kOutOfRange;
+  return internal::CodeForHttpStatus(status);  // the generic mapping (http_client.h)
 }
 
 // 5xx (but 501), 429 and timeouts. S3 reports a client that sent too slowly
 // as 400 RequestTimeout, which is a timeout too.
 bool IsRetryableHttp(long status, absl::string_view s3_code) {
-  return (status >= 500 && status != 501) || status == 429 || status == 408 ||
-         s3_code == "RequestTimeout" || s3_code == "SlowDown" || s3_code == "InternalError";
-}
-
-bool IsRetryableCurl(CURLcode code) {
-  switch (code) {
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return true;
-    default:
-      return false;
-  }
-}
-
-absl::StatusCode CodeForCurl(CURLcode code) {
-  switch (code) {
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-      return absl::StatusCode::kInvalidArgument;
-    case CURLE_OUT_OF_MEMORY:
-      return absl::StatusCode::kResourceExhausted;
-    default:
-      return absl::StatusCode::kUnavailable;  // network and TLS trouble
-  }
+  return IsRetryableHttpStatus(status) || s3_code == "RequestTimeout" || s3_code == "SlowDown" ||
+         s3_code == "InternalError";
 }
 
 }  // namespace
@@ -266,10 +208,6 @@ absl::StatusCode CodeForCurl(CURLcode code) {
 std::string S3ErrorCode(const absl::Status& status) {
   absl::optional<absl::Cord> code = status.GetPayload(kS3ErrorCodePayload);
   return code ? std::string(*code) : "";
-}
-
-void S3Client::HandleDeleter::operator()(void* handle) const {
-  curl_easy_cleanup(static_cast<CURL*>(handle));
 }
 
 absl::StatusOr<S3Config> ResolveS3Config(const S3Options& options) {
@@ -341,34 +279,11 @@ absl::StatusOr<S3Config> ResolveS3Config(const S3Options& options) {
 }
 
 absl::StatusOr<std::unique_ptr<S3Client>> S3Client::Create(S3Config config) {
-  static const CURLcode init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (init_result != CURLE_OK) {
-    return absl::InternalError(
-        absl::StrCat("curl_global_init failed: ", curl_easy_strerror(init_result)));
-  }
+  if (absl::Status status = InitCurl(); !status.ok()) return status;
   return std::unique_ptr<S3Client>(new S3Client(std::move(config)));
 }
 
 S3Client::~S3Client() = default;
-
-S3Client::Handle S3Client::AcquireHandle() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!idle_handles_.empty()) {
-      Handle handle = std::move(idle_handles_.back());
-      idle_handles_.pop_back();
-      // Forgets the options; keeps open connections and the DNS cache.
-      curl_easy_reset(static_cast<CURL*>(handle.get()));
-      return handle;
-    }
-  }
-  return Handle(curl_easy_init());
-}
-
-void S3Client::ReleaseHandle(Handle handle) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (idle_handles_.size() < kMaxIdleHandles) idle_handles_.push_back(std::move(handle));
-}
 
 std::string S3Client::Url(const Request& request) const {
   std::string url;
@@ -417,13 +332,13 @@ absl::StatusOr<S3Client::Response> S3Client::Send(const Request& request) {
   const long connect_timeout_ms = static_cast<long>(
       absl::ToInt64Milliseconds(std::min(config_.request_timeout, kMaxConnectTimeout)));
 
-  thread_local absl::BitGen bitgen;
+  RetryBackoff backoff(config_.initial_backoff, config_.max_backoff);
   absl::Status last_error;
   for (int attempt = 1;; ++attempt) {
     if (request.sink != nullptr) {
       if (absl::Status status = request.sink->reset(); !status.ok()) return status;
     }
-    Handle handle = AcquireHandle();
+    CurlHandlePool::Handle handle = handles_.Acquire();
     if (handle == nullptr) return absl::ResourceExhaustedError("curl_easy_init failed");
     CURL* curl = static_cast<CURL*>(handle.get());
     Transfer transfer;
@@ -475,7 +390,7 @@ absl::StatusOr<S3Client::Response> S3Client::Send(const Request& request) {
     CURLcode result = curl_easy_perform(curl);
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    ReleaseHandle(std::move(handle));
+    handles_.Release(std::move(handle));
 
     if (result != CURLE_OK) {
       if (!transfer.sink_status.ok()) return transfer.sink_status;
@@ -509,12 +424,7 @@ absl::StatusOr<S3Client::Response> S3Client::Send(const Request& request) {
       });
       return final_error;
     }
-    absl::Duration delay = config_.initial_backoff;
-    for (int doubling = 1; doubling < attempt && delay < config_.max_backoff; ++doubling) {
-      delay *= 2;
-    }
-    delay = std::min(delay, config_.max_backoff);
-    absl::SleepFor(delay * absl::Uniform<double>(bitgen, 0.5, 1.0));
+    absl::SleepFor(backoff.Next());
   }
 }
 

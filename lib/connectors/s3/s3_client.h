@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "lib/connectors/http/curl_common.h"
 #include "weir/checkpoint.h"
 
 namespace weir::internal {
@@ -77,7 +78,7 @@ struct S3ListPage {
 std::string S3ErrorCode(const absl::Status& status);
 
 // Thread-safety: all methods may be called concurrently. The client keeps a
-// few idle curl handles so that connections are reused.
+// few idle curl handles (CurlHandlePool) so that connections are reused.
 class S3Client {
  public:
   static absl::StatusOr<std::unique_ptr<S3Client>> Create(S3Config config);
@@ -112,22 +113,14 @@ class S3Client {
  private:
   struct Request;
   struct Response;
-  struct HandleDeleter {
-    void operator()(void* handle) const;
-  };
-  using Handle = std::unique_ptr<void, HandleDeleter>;
-
   explicit S3Client(S3Config config) : config_(std::move(config)) {}
 
   // Sends `request`, retrying transient failures up to config_.max_attempts.
   absl::StatusOr<Response> Send(const Request& request);
   std::string Url(const Request& request) const;
-  Handle AcquireHandle();
-  void ReleaseHandle(Handle handle);
 
   const S3Config config_;
-  std::mutex mu_;
-  std::vector<Handle> idle_handles_;  // guarded by mu_
+  CurlHandlePool handles_;
 };
 
 }  // namespace weir::internal

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "tests/support/child_process.h"
 #include "weir/checkpoint.h"
 
 namespace weir::testing {
@@ -50,9 +51,10 @@ class S3rver {
   S3Options Options() const;
 
  private:
-  S3rver(pid_t pid, std::string directory) : pid_(pid), directory_(std::move(directory)) {}
+  S3rver(std::unique_ptr<ChildProcess> process, std::string directory)
+      : process_(std::move(process)), directory_(std::move(directory)) {}
 
-  pid_t pid_;
+  std::unique_ptr<ChildProcess> process_;
   std::string directory_;
   int port_ = 0;
   std::string endpoint_;

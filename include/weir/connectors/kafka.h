@@ -1,0 +1,23 @@
+// Kafka connectors: the source (kafka_source.h) and the options every Kafka
+// client shares (kafka_client.h), plus the sink and the dead-letter topic.
+//
+// Example:
+//
+//   #include "weir/connectors/kafka.h"
+//
+//   auto source = weir::kafka::Source<std::string>({
+//       .client = {.brokers = "localhost:9092"},
+//       .topics = {"events"},
+//       .deserializer = weir::kafka::StringDeserializer(),
+//       .on_error = weir::ErrorPolicy::kFail,
+//   });
+
+#ifndef WEIR_CONNECTORS_KAFKA_H_
+#define WEIR_CONNECTORS_KAFKA_H_
+
+#include "weir/connectors/kafka_client.h"
+#include "weir/connectors/kafka_dead_letter.h"
+#include "weir/connectors/kafka_sink.h"
+#include "weir/connectors/kafka_source.h"
+
+#endif  // WEIR_CONNECTORS_KAFKA_H_

@@ -1,0 +1,307 @@
+// A Kafka sink: writes each record to a topic through librdkafka, at least
+// once (idempotent producer, flushed at every checkpoint) or exactly once
+// (transactions committed when the checkpoint that covers them completes).
+//
+// The record becomes the message's value through a serializer; a key
+// extractor, a headers function and a partitioner are optional (default:
+// librdkafka's partitioner, which hashes the key; `properties` may choose
+// another, e.g. {"partitioner", "murmur2_random"} to match Java clients).
+//
+// Example:
+//
+//   weir::kafka::SinkOptions<Enriched> options{
+//       .client = {.brokers = "localhost:9092"},
+//       .topic = "engagement.outbox",
+//       .serializer = [](const Enriched& e, std::string& out) {
+//         out = e.ToJson();
+//         return absl::OkStatus();
+//       },
+//       .key = [](const Enriched& e) { return std::to_string(e.content_id); },
+//       .guarantee = weir::kafka::DeliveryGuarantee::kExactlyOnce};
+//   enriched.Sink(weir::kafka::Sink<Enriched>(options), "outbox");
+//
+// At least once (the default). Every worker has one idempotent producer
+// (enable.idempotence=true, acks=all). PreCommit(n) at the checkpoint barrier
+// and the end of input wait until every message written so far is
+// acknowledged; a message that cannot be delivered (message.timeout.ms
+// passed, a non-retriable broker error) fails the job with the topic,
+// partition and librdkafka's message. After a restart, records written after
+// the last complete checkpoint are written again (duplicates, never loss).
+//
+// Exactly once. Requires checkpoint storage (PipelineOptions::checkpoints).
+// Every worker owns a pool of `transaction_pool_size` transactional producers
+// with the ids `<prefix>-<worker>-<slot>` (prefix: `<job_name>-<sink name>`
+// unless `transactional_id_prefix` says otherwise). Records go into the open
+// transaction of one producer; at barrier n the sink flushes it and hands the
+// transaction to the checkpoint (its id and the partition/offset ranges of
+// its records are the committable stored in the manifest), and the records
+// that follow go into the next producer's transaction. When checkpoint n is
+// complete, Commit(n) commits transaction n; a consumer with
+// isolation.level=read_committed sees the records then, never before.
+// When a writer starts, init_transactions() runs on every id of its pool:
+// it fences a zombie producer of an earlier run with the same id (which
+// then fails with kAborted) and aborts the transactions it left open, so
+// they do not hold back read_committed consumers (their last stable offset)
+// until transaction.timeout.ms.
+//
+// What is and is not guaranteed (exactly once):
+// - Records of a complete checkpoint are committed exactly once, and records
+//   after it are aborted and written again by the restarted job, as long as
+//   the job is restarted with the same job name, sink name and parallelism
+//   (they derive the transactional ids), and within transaction.timeout.ms.
+// - librdkafka cannot resume a transaction that another process prepared
+//   (Flink's Java sink does it by reflection). So if the process dies after
+//   checkpoint n's manifest is written but before its transaction is
+//   committed (a window of one commit round trip per checkpoint), the
+//   restart's init_transactions() aborts transaction n although checkpoint n
+//   counts it as written. The sink detects this on restore: for each restored
+//   committable it checks with a read_committed consumer whether the first
+//   record of the transaction is visible; if it was aborted, it reads the
+//   transaction's records back from the log (read_uncommitted: aborted
+//   records stay in the log) and writes them again inside the first new
+//   transaction, which the next checkpoint commits. Nothing is lost and
+//   nothing is doubled; the repaired records land after later offsets of
+//   other producers, with their original key, value, headers and timestamp.
+//   If the log no longer holds them (retention), the restore fails with
+//   kDataLoss naming the partition and offsets.
+// - A transaction open longer than transaction.timeout.ms is aborted by the
+//   broker. Start() rejects a transaction timeout not above the checkpoint
+//   interval + checkpoint timeout (kInvalidArgument), since a transaction
+//   lives from the first record after barrier n-1 to the completion of
+//   checkpoint n. The broker caps it at transaction.max.timeout.ms (default
+//   15 min); a larger value fails init_transactions with a clear status.
+//   With a checkpoint interval of zero only triggered and final checkpoints
+//   commit: the job must reach one within the transaction timeout, or the
+//   broker aborts the transaction and the job fails (kAborted) and restarts
+//   from its last checkpoint.
+// - Changing the parallelism between runs leaves transactions of vanished
+//   workers (ids beyond the new pools) open until transaction.timeout.ms,
+//   which holds back read_committed consumers meanwhile; their checkpointed
+//   committables are still checked and repaired as above.
+// - Record order: within a partition, records of one worker keep their order;
+//   repaired records come after the records written since.
+//
+// Thread-safety: one writer per worker, used from that worker's thread only.
+
+#ifndef WEIR_CONNECTORS_KAFKA_SINK_H_
+#define WEIR_CONNECTORS_KAFKA_SINK_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "weir/connectors/kafka_client.h"
+#include "weir/sink.h"
+#include "weir/time.h"
+
+namespace weir::kafka {
+
+// What a restart may do to the records a sink wrote.
+enum class DeliveryGuarantee {
+  // Flushed at each checkpoint: nothing lost, records after the last
+  // complete checkpoint written again after a restart.
+  kAtLeastOnce,
+  // Kafka transactions committed when their checkpoint completes.
+  kExactlyOnce,
+};
+
+// Turns a record into the bytes of a message value. Called on the worker's
+// thread. Return a non-OK status to fail the job.
+template <class T>
+using Serializer = std::function<absl::Status(const T& record, std::string& value)>;
+
+template <class T>
+struct SinkOptions {
+  // Brokers and librdkafka producer properties (they win over weir's
+  // defaults: enable.idempotence, acks=all, linger.ms=5, and for exactly
+  // once transactional.id and transaction.timeout.ms).
+  ClientOptions client;
+  // The topic written to. Required.
+  std::string topic;
+  // The message value. Required, except for std::string records (then the
+  // record is the value).
+  // Default: none
+  Serializer<T> serializer;
+  // The message key; an empty string means no key (null).
+  // Default: no key
+  std::function<std::string(const T&)> key;
+  // Headers added to each message.
+  // Default: none
+  std::function<void(const T&, std::vector<std::pair<std::string, std::string>>& headers)> headers;
+  // The partition of a record, given its key and the topic's partition count.
+  // Default: librdkafka's partitioner (property `partitioner`, by key)
+  std::function<int32_t(const T&, const std::string& key, int32_t partitions)> partitioner;
+  // Use the record's event timestamp as the message timestamp (CreateTime).
+  // Default: false (the time it is produced)
+  bool event_time_as_timestamp = false;
+  // Default: kAtLeastOnce
+  DeliveryGuarantee guarantee = DeliveryGuarantee::kAtLeastOnce;
+  // Exactly once: transactional ids are `<prefix>-<worker>-<slot>`.
+  // Default: "<job_name>-<sink name>"
+  std::string transactional_id_prefix;
+  // Exactly once: transactional producers per worker. One holds the open
+  // transaction, the others transactions of checkpoints not yet complete;
+  // a worker needing more (checkpoints failing in a row) fails the job with
+  // kResourceExhausted.
+  // Default: 4
+  int transaction_pool_size = 4;
+  // Exactly once: transaction.timeout.ms. Must exceed the checkpoint
+  // interval + checkpoint timeout, and be at most the broker's
+  // transaction.max.timeout.ms.
+  // Default: 15 minutes
+  absl::Duration transaction_timeout = absl::Minutes(15);
+  // How long a flush (checkpoint, end of input) or a transaction operation
+  // may take before the job fails with kUnavailable / kDeadlineExceeded.
+  // Default: 5 minutes
+  absl::Duration flush_timeout = absl::Minutes(5);
+};
+
+namespace internal {
+
+// The part of SinkOptions that does not depend on the record type.
+struct SinkConfig {
+  ClientOptions client;
+  std::string topic;
+  DeliveryGuarantee guarantee = DeliveryGuarantee::kAtLeastOnce;
+  std::string transactional_id_prefix;
+  int transaction_pool_size = 4;
+  absl::Duration transaction_timeout = absl::Minutes(15);
+  absl::Duration flush_timeout = absl::Minutes(5);
+  // Whether records carry a partition chosen by a user partitioner.
+  bool custom_partitioner = false;
+  // Names the writer in errors; empty: "kafka sink '<operator>' (worker <i>)".
+  std::string description;
+};
+
+// One serialized record.
+struct SinkRecord {
+  std::string_view key;  // empty: null key
+  std::string_view value;
+  const std::vector<std::pair<std::string, std::string>>* headers = nullptr;  // may be null
+  int32_t partition = -1;                                                     // -1: librdkafka's
+  int64_t timestamp_ms = 0;                                                   // 0: now
+};
+
+// The untyped producer side of a writer (lib/connectors/kafka/sink.cc).
+class SinkCore {
+ public:
+  virtual ~SinkCore() = default;
+  // The topic's partition count (known after creation).
+  virtual int32_t partitions() const = 0;
+  virtual absl::Status Produce(const SinkRecord& record) = 0;
+  // After each Write batch: serves delivery reports, reports a failed delivery.
+  virtual absl::Status AfterBatch() = 0;
+  virtual absl::Status Flush() = 0;
+  virtual absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) = 0;
+  virtual absl::Status Commit(int64_t checkpoint_id, const std::string& committable) = 0;
+  virtual absl::Status Close() = 0;
+};
+
+// Validates `config` against `context` and creates the producer(s)
+// (kInvalidArgument for bad configuration, kUnavailable when the brokers
+// cannot be reached).
+absl::StatusOr<std::unique_ptr<SinkCore>> NewSinkCore(const SinkConfig& config,
+                                                      const SinkContext& context);
+
+}  // namespace internal
+
+// The sink. Create it with kafka::Sink<T>(options) and pass it to Stream::Sink.
+template <class T>
+class KafkaSink final : public weir::Sink<T> {
+ public:
+  explicit KafkaSink(SinkOptions<T> options) : options_(std::move(options)) {}
+
+  absl::StatusOr<std::unique_ptr<SinkWriter<T>>> CreateWriter(const SinkContext& context) override {
+    if (!options_.serializer && !std::is_same_v<T, std::string>) {
+      return absl::InvalidArgumentError("kafka sink '" + context.operator_name +
+                                        "': SinkOptions.serializer is required");
+    }
+    internal::SinkConfig config{.client = options_.client,
+                                .topic = options_.topic,
+                                .guarantee = options_.guarantee,
+                                .transactional_id_prefix = options_.transactional_id_prefix,
+                                .transaction_pool_size = options_.transaction_pool_size,
+                                .transaction_timeout = options_.transaction_timeout,
+                                .flush_timeout = options_.flush_timeout,
+                                .custom_partitioner = static_cast<bool>(options_.partitioner)};
+    absl::StatusOr<std::unique_ptr<internal::SinkCore>> core =
+        internal::NewSinkCore(config, context);
+    if (!core.ok()) return core.status();
+    return std::unique_ptr<SinkWriter<T>>(new Writer(&options_, *std::move(core)));
+  }
+
+ private:
+  class Writer final : public SinkWriter<T> {
+   public:
+    Writer(const SinkOptions<T>* options, std::unique_ptr<internal::SinkCore> core)
+        : options_(options), core_(std::move(core)) {}
+
+    absl::Status Write(std::span<T> values, std::span<const Timestamp> timestamps) override {
+      for (size_t idx = 0; idx < values.size(); ++idx) {
+        const T& value = values[idx];
+        internal::SinkRecord record;
+        if (options_->serializer) {
+          value_.clear();
+          absl::Status status = options_->serializer(value, value_);
+          if (!status.ok()) return status;
+          record.value = value_;
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          record.value = value;
+        }
+        if (options_->key) {
+          key_ = options_->key(value);
+          record.key = key_;
+        }
+        if (options_->headers) {
+          headers_.clear();
+          options_->headers(value, headers_);
+          record.headers = &headers_;
+        }
+        if (options_->partitioner) {
+          record.partition = options_->partitioner(value, key_, core_->partitions());
+        }
+        if (options_->event_time_as_timestamp) record.timestamp_ms = timestamps[idx];
+        absl::Status status = core_->Produce(record);
+        if (!status.ok()) return status;
+      }
+      return core_->AfterBatch();
+    }
+    absl::Status Flush() override { return core_->Flush(); }
+    absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) override {
+      return core_->PreCommit(checkpoint_id);
+    }
+    absl::Status Commit(int64_t checkpoint_id, const std::string& committable) override {
+      return core_->Commit(checkpoint_id, committable);
+    }
+    absl::Status Close() override { return core_->Close(); }
+
+   private:
+    const SinkOptions<T>* options_;  // owned by the Sink, which outlives its writers
+    std::unique_ptr<internal::SinkCore> core_;
+    std::string key_;
+    std::string value_;
+    std::vector<std::pair<std::string, std::string>> headers_;
+  };
+
+  SinkOptions<T> options_;
+};
+
+// Creates a Kafka sink (see SinkOptions). Configuration errors are reported
+// when the pipeline starts.
+template <class T>
+std::shared_ptr<KafkaSink<T>> Sink(SinkOptions<T> options) {
+  return std::make_shared<KafkaSink<T>>(std::move(options));
+}
+
+}  // namespace weir::kafka
+
+#endif  // WEIR_CONNECTORS_KAFKA_SINK_H_

@@ -1,0 +1,480 @@
+// The Kafka source: reads topics with librdkafka, one consumer per worker.
+//
+// Splits are topic partitions, assigned to workers by weir (manual
+// assignment with rd_kafka_assign, no consumer-group rebalancing), so a
+// worker may read several partitions or none (more workers than partitions
+// is fine). Each partition's next offset is stored in every checkpoint and
+// restored on restart; after a checkpoint completes (never before) the
+// offsets it covers are committed to `group_id` so lag tools see progress.
+//
+// Watermarks are per partition; a partition that has caught up with its
+// high watermark is marked idle at once, so a quiet partition never holds
+// back event time.
+//
+// Records are turned into T by a Deserializer that sees the key, value,
+// headers, topic, partition, offset and broker timestamp. A record it
+// rejects goes to the dead-letter queue (ErrorPolicy::kDeadLetter, the
+// default) or fails the job (ErrorPolicy::kFail).
+//
+// Data loss is never silent: when the broker no longer holds the next offset
+// a partition needs (retention passed it, or a restored checkpoint is older
+// than the log start), the job fails with kDataLoss naming the partition and
+// the missing offsets, unless `on_data_loss` resets the position (logged and
+// counted in KafkaSource::Stats()).
+//
+// Example:
+//
+//   auto source = weir::kafka::Source<weir::debezium::Change<Event>>({
+//       .client = {.brokers = "localhost:9092"},
+//       .topics = {"pg.public.engagement_events"},
+//       .group_id = "engagement",
+//       .deserializer = weir::kafka::DebeziumDeserializer(
+//           weir::debezium::Fields<Event>().Required("id", &Event::id)),
+//       .dead_letters = weir::kafka::DeadLetterTopic({.brokers = "localhost:9092",
+//                                                     .topic = "engagement.dlq"}),
+//   });
+//   auto events = pipeline.Source(source, weir::WatermarkStrategy<...>::BoundedOutOfOrderness(
+//                                             absl::Seconds(5)));
+
+#ifndef WEIR_CONNECTORS_KAFKA_SOURCE_H_
+#define WEIR_CONNECTORS_KAFKA_SOURCE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "weir/connectors/kafka_client.h"
+#include "weir/dead_letter.h"
+#include "weir/formats/debezium.h"
+#include "weir/source.h"
+#include "weir/time.h"
+
+namespace weir::kafka {
+
+// One Kafka record as the deserializer sees it. The views are valid only
+// during the Deserialize call.
+struct KafkaRecord {
+  std::string_view topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  // The broker timestamp (CreateTime or LogAppendTime), ms since the epoch;
+  // -1 when the record has none.
+  int64_t timestamp_ms = -1;
+  // Empty when the record has no key.
+  std::string_view key;
+  // False for a null value (a tombstone).
+  bool has_value = false;
+  std::string_view value;
+  // The record's headers in order (a name may repeat).
+  std::span<const std::pair<std::string_view, std::string_view>> headers;
+};
+
+// Turns Kafka records into T. One instance per worker, called only from that
+// worker's thread, so it may keep reusable state (a parser).
+template <class T>
+class Deserializer {
+ public:
+  virtual ~Deserializer() = default;
+  // The value for `record`, or an error naming what is wrong (the record
+  // then goes to the dead-letter queue or fails the job, per ErrorPolicy).
+  virtual absl::StatusOr<T> Deserialize(const KafkaRecord& record) = 0;
+};
+
+// Creates one Deserializer per worker; called when the job starts (an error
+// fails Start()).
+template <class T>
+using DeserializerFactory = std::function<absl::StatusOr<std::unique_ptr<Deserializer<T>>>()>;
+
+// A deserializer from a function; `fn` is copied into every worker.
+template <class T>
+DeserializerFactory<T> DeserializeWith(
+    std::function<absl::StatusOr<T>(const KafkaRecord& record)> fn) {
+  class FunctionDeserializer final : public Deserializer<T> {
+   public:
+    explicit FunctionDeserializer(std::function<absl::StatusOr<T>(const KafkaRecord&)> f)
+        : fn_(std::move(f)) {}
+    absl::StatusOr<T> Deserialize(const KafkaRecord& record) override { return fn_(record); }
+
+   private:
+    std::function<absl::StatusOr<T>(const KafkaRecord&)> fn_;
+  };
+  return [fn = std::move(fn)]() -> absl::StatusOr<std::unique_ptr<Deserializer<T>>> {
+    return std::unique_ptr<Deserializer<T>>(new FunctionDeserializer(fn));
+  };
+}
+
+// The record value as a std::string (empty for a null value).
+inline DeserializerFactory<std::string> StringDeserializer() {
+  return DeserializeWith<std::string>([](const KafkaRecord& record) -> absl::StatusOr<std::string> {
+    return std::string(record.value);
+  });
+}
+
+// Debezium JSON change events (include/weir/formats/debezium.h) decoded into
+// debezium::Change<Row>, one Decoder per worker. A null value is a tombstone
+// (Op::kTombstone). A bad field declaration fails Start() with
+// kInvalidArgument.
+template <class Row>
+DeserializerFactory<debezium::Change<Row>> DebeziumDeserializer(
+    debezium::Fields<Row> fields, debezium::DecoderOptions options = {}) {
+  class DebeziumAdapter final : public Deserializer<debezium::Change<Row>> {
+   public:
+    explicit DebeziumAdapter(debezium::Decoder<Row> decoder) : decoder_(std::move(decoder)) {}
+    absl::StatusOr<debezium::Change<Row>> Deserialize(const KafkaRecord& record) override {
+      if (!record.has_value) return decoder_.Decode(std::string_view());
+      return decoder_.Decode(record.value);
+    }
+
+   private:
+    debezium::Decoder<Row> decoder_;
+  };
+  return [fields = std::move(fields), options = std::move(options)]()
+             -> absl::StatusOr<std::unique_ptr<Deserializer<debezium::Change<Row>>>> {
+    absl::StatusOr<debezium::Decoder<Row>> decoder =
+        debezium::Decoder<Row>::Create(fields, options);
+    if (!decoder.ok()) return decoder.status();
+    return std::unique_ptr<Deserializer<debezium::Change<Row>>>(
+        new DebeziumAdapter(*std::move(decoder)));
+  };
+}
+
+// Where each partition starts when the job does not restore a checkpoint.
+struct StartingOffsets {
+  enum class Kind {
+    kEarliest,   // the log start of each partition
+    kLatest,     // the high watermark when the job starts (only new records)
+    kCommitted,  // the offsets committed by `group_id`; `fallback` where none
+    kTimestamp,  // the first record with timestamp >= timestamp_ms (or the end)
+    kOffsets,    // `offsets` per partition; `fallback` for partitions not listed
+  };
+  static StartingOffsets Earliest() { return {}; }
+  static StartingOffsets Latest() {
+    StartingOffsets s;
+    s.kind = Kind::kLatest;
+    return s;
+  }
+  static StartingOffsets Committed(Kind fallback = Kind::kEarliest) {
+    StartingOffsets s;
+    s.kind = Kind::kCommitted;
+    s.fallback = fallback;
+    return s;
+  }
+  static StartingOffsets FromTimestamp(Timestamp timestamp_ms) {
+    StartingOffsets s;
+    s.kind = Kind::kTimestamp;
+    s.timestamp_ms = timestamp_ms;
+    return s;
+  }
+  // `offsets`: topic -> partition -> offset.
+  static StartingOffsets Explicit(std::map<std::string, std::map<int32_t, int64_t>> offsets,
+                                  Kind fallback = Kind::kEarliest) {
+    StartingOffsets s;
+    s.kind = Kind::kOffsets;
+    s.offsets = std::move(offsets);
+    s.fallback = fallback;
+    return s;
+  }
+
+  Kind kind = Kind::kEarliest;
+  Timestamp timestamp_ms = 0;
+  std::map<std::string, std::map<int32_t, int64_t>> offsets;
+  // kEarliest or kLatest.
+  Kind fallback = Kind::kEarliest;
+};
+
+// What happens when the broker no longer holds the offset a partition needs.
+enum class DataLossPolicy {
+  // Fail the job with kDataLoss naming the partition and the missing range.
+  kFail,
+  // Continue from the partition's log start (logged and counted).
+  kResetToEarliest,
+  // Continue from the partition's high watermark (logged and counted).
+  kResetToLatest,
+};
+
+// Counters of one KafkaSource over all its workers.
+struct KafkaSourceStats {
+  int64_t records = 0;          // records deserialized and emitted
+  int64_t dead_letters = 0;     // records written to the dead-letter queue
+  int64_t offset_resets = 0;    // positions reset under a DataLossPolicy
+  int64_t skipped_offsets = 0;  // offsets skipped by those resets
+};
+
+template <class T>
+struct SourceOptions {
+  // Brokers and librdkafka properties (security.protocol, sasl.*, ssl.*,
+  // fetch.*, ...), passed through to every consumer. weir sets
+  // enable.auto.commit=false and auto.offset.reset=error itself.
+  ClientOptions client;
+  // The topics to read; each must exist when the job starts. Required.
+  std::vector<std::string> topics;
+  // The consumer group whose committed offsets StartingOffsets::Committed()
+  // reads and to which offsets are committed after each checkpoint.
+  // Default: "" (no group: no commits; Committed() is an error)
+  std::string group_id;
+  // Creates each worker's deserializer. Required.
+  DeserializerFactory<T> deserializer;
+  // Default: StartingOffsets::Earliest()
+  StartingOffsets starting_offsets;
+  // Bounded: read each partition up to the high watermark it had when the
+  // job started, then end (kEndOfInput). Unbounded: run until Stop().
+  // Default: false
+  bool bounded = false;
+  // Default: DataLossPolicy::kFail
+  DataLossPolicy on_data_loss = DataLossPolicy::kFail;
+  // What a record the deserializer rejects does.
+  // Default: ErrorPolicy::kDeadLetter (requires `dead_letters`)
+  ErrorPolicy on_error = ErrorPolicy::kDeadLetter;
+  // Where rejected records go; flushed before each checkpoint covers them.
+  // Default: none (an error with ErrorPolicy::kDeadLetter)
+  std::shared_ptr<DeadLetterQueue> dead_letters;
+  // How long the brokers may stay unreachable (while librdkafka retries,
+  // logging each outage) before the job fails with kUnavailable; also the
+  // timeout of the metadata and offset requests at start.
+  // Default: 60 seconds
+  absl::Duration unavailable_timeout = absl::Seconds(60);
+  // Most records handed to the pipeline per poll of one worker.
+  // Default: 2048
+  int max_records_per_poll = 2048;
+  // The operator's name in logs and errors.
+  // Default: "kafka-source"
+  std::string name = "kafka-source";
+};
+
+namespace internal {
+
+// The non-template part of the source (lib/connectors/kafka/source_core.cc),
+// behind an opaque pointer so that no librdkafka type appears here.
+
+// SourceOptions<T> without T.
+struct ConsumerSettings {
+  ClientOptions client;
+  std::vector<std::string> topics;
+  std::string group_id;
+  StartingOffsets starting_offsets;
+  bool bounded = false;
+  DataLossPolicy on_data_loss = DataLossPolicy::kFail;
+  absl::Duration unavailable_timeout = absl::Seconds(60);
+  int max_records_per_poll = 2048;
+  std::string name;
+};
+
+// Shared by the readers of one source.
+struct SourceCounters {
+  std::atomic<int64_t> records{0};
+  std::atomic<int64_t> dead_letters{0};
+  std::atomic<int64_t> offset_resets{0};
+  std::atomic<int64_t> skipped_offsets{0};
+};
+
+// Receives what a consumer poll found, in order.
+class RecordHandler {
+ public:
+  virtual ~RecordHandler() = default;
+  // A record of split `split` (an index into the reader's splits).
+  virtual absl::Status OnRecord(int split, const KafkaRecord& record) = 0;
+  // Split `split` has caught up with its high watermark.
+  virtual void OnCaughtUp(int split) = 0;
+  // Split `split` reached its end offset (bounded mode).
+  virtual void OnFinished(int split) = 0;
+};
+
+class ConsumerCore;
+struct ConsumerCoreDeleter {
+  void operator()(ConsumerCore* core) const;
+};
+using ConsumerCorePtr = std::unique_ptr<ConsumerCore, ConsumerCoreDeleter>;
+
+// Checks the settings and lists every partition of every topic as a split
+// ("topic:partition"). kNotFound for a missing topic, kUnavailable when the
+// brokers cannot be reached within unavailable_timeout.
+absl::StatusOr<std::vector<SourceSplit>> DiscoverKafkaSplits(const ConsumerSettings& settings);
+// A consumer for one worker's splits, positioned (restored state, or the
+// starting offsets) and assigned.
+absl::StatusOr<ConsumerCorePtr> NewConsumerCore(const ConsumerSettings& settings,
+                                                const SourceReaderContext& context,
+                                                SourceCounters& counters);
+// Hands up to max_records_per_poll records to `handler`.
+absl::StatusOr<PollResult> PollConsumer(ConsumerCore& core, RecordHandler& handler);
+// Each split's next offset, remembered for CommitCheckpoint.
+std::vector<std::string> SnapshotPositions(ConsumerCore& core, int64_t checkpoint_id);
+// Commits the offsets snapshotted for `checkpoint_id` to the group (if any).
+absl::Status CommitCheckpoint(ConsumerCore& core, int64_t checkpoint_id);
+absl::Status CloseConsumer(ConsumerCore& core);
+
+}  // namespace internal
+
+// A Kafka source of T. Create it with kafka::Source<T>(options).
+// Thread-safety: as weir::Source; Stats() may be called from any thread.
+template <class T>
+class KafkaSource final : public weir::Source<T> {
+ public:
+  explicit KafkaSource(SourceOptions<T> options) : options_(std::move(options)) {}
+
+  absl::StatusOr<std::vector<SourceSplit>> DiscoverSplits() override {
+    if (!options_.deserializer) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("kafka source '", options_.name, "': no deserializer"));
+    }
+    if (options_.on_error == ErrorPolicy::kDeadLetter && options_.dead_letters == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "kafka source '", options_.name,
+          "': on_error is ErrorPolicy::kDeadLetter but no dead_letters queue is set (set one, or "
+          "choose ErrorPolicy::kFail)"));
+    }
+    return internal::DiscoverKafkaSplits(Settings());
+  }
+
+  absl::StatusOr<std::unique_ptr<SourceReader<T>>> CreateReader(
+      const SourceReaderContext& context) override {
+    absl::StatusOr<std::unique_ptr<Deserializer<T>>> deserializer = options_.deserializer();
+    if (!deserializer.ok()) return deserializer.status();
+    std::unique_ptr<DeadLetterWriter> dead_letters;
+    if (options_.on_error == ErrorPolicy::kDeadLetter) {
+      absl::StatusOr<std::unique_ptr<DeadLetterWriter>> writer =
+          options_.dead_letters->CreateWriter(context.operator_name, context.worker_index);
+      if (!writer.ok()) return writer.status();
+      dead_letters = *std::move(writer);
+    }
+    absl::StatusOr<internal::ConsumerCorePtr> core =
+        internal::NewConsumerCore(Settings(), context, *counters_);
+    if (!core.ok()) return core.status();
+    return std::unique_ptr<SourceReader<T>>(new Reader(*std::move(core), *std::move(deserializer),
+                                                       std::move(dead_letters), options_.on_error,
+                                                       counters_));
+  }
+
+  KafkaSourceStats Stats() const {
+    return {counters_->records.load(), counters_->dead_letters.load(),
+            counters_->offset_resets.load(), counters_->skipped_offsets.load()};
+  }
+
+ private:
+  internal::ConsumerSettings Settings() const {
+    return {options_.client,
+            options_.topics,
+            options_.group_id,
+            options_.starting_offsets,
+            options_.bounded,
+            options_.on_data_loss,
+            options_.unavailable_timeout,
+            options_.max_records_per_poll,
+            options_.name};
+  }
+
+  class Reader final : public SourceReader<T>, private internal::RecordHandler {
+   public:
+    Reader(internal::ConsumerCorePtr core, std::unique_ptr<Deserializer<T>> deserializer,
+           std::unique_ptr<DeadLetterWriter> dead_letters, ErrorPolicy policy,
+           std::shared_ptr<internal::SourceCounters> counters)
+        : core_(std::move(core)),
+          deserializer_(std::move(deserializer)),
+          dead_letters_(std::move(dead_letters)),
+          policy_(policy),
+          counters_(std::move(counters)) {}
+
+    absl::StatusOr<PollResult> Poll(SourceOutput<T>& output) override {
+      output_ = &output;
+      emitted_ = 0;
+      absl::StatusOr<PollResult> result = internal::PollConsumer(*core_, *this);
+      output_ = nullptr;
+      if (emitted_ > 0) counters_->records.fetch_add(emitted_, std::memory_order_relaxed);
+      return result;
+    }
+
+    absl::StatusOr<std::vector<std::string>> SnapshotState(int64_t checkpoint_id) override {
+      // Dead letters of records this checkpoint covers must be durable first.
+      if (dead_letters_ != nullptr) {
+        absl::Status status = dead_letters_->Flush();
+        if (!status.ok()) return status;
+      }
+      return internal::SnapshotPositions(*core_, checkpoint_id);
+    }
+
+    absl::Status NotifyCheckpointComplete(int64_t checkpoint_id) override {
+      return internal::CommitCheckpoint(*core_, checkpoint_id);
+    }
+
+    absl::Status Close() override {
+      absl::Status status = absl::OkStatus();
+      if (dead_letters_ != nullptr) status = dead_letters_->Flush();
+      absl::Status closed = internal::CloseConsumer(*core_);
+      return status.ok() ? closed : status;
+    }
+
+   private:
+    absl::Status OnRecord(int split, const KafkaRecord& record) override {
+      absl::StatusOr<T> value = deserializer_->Deserialize(record);
+      if (value.ok()) {
+        output_->Collect(split, *std::move(value), record.timestamp_ms);
+        ++emitted_;
+        return absl::OkStatus();
+      }
+      const std::string where =
+          absl::StrCat("topic ", absl::string_view(record.topic.data(), record.topic.size()),
+                       " partition ", record.partition, " offset ", record.offset);
+      if (policy_ == ErrorPolicy::kFail) {
+        return absl::Status(value.status().code(),
+                            absl::StrCat("cannot deserialize the record at ", where, ": ",
+                                         value.status().message()));
+      }
+      DeadLetter letter;
+      if (record.has_value) letter.payload.assign(record.value);
+      letter.key.assign(record.key);
+      for (const auto& [name, header_value] : record.headers) {
+        letter.headers.emplace_back(std::string(name), std::string(header_value));
+      }
+      letter.code = value.status().code();
+      letter.error = std::string(value.status().message());
+      letter.stage = "kafka-source";
+      letter.topic.assign(record.topic);
+      letter.partition = record.partition;
+      letter.offset = record.offset;
+      letter.timestamp_ms = record.timestamp_ms;
+      absl::Status status = dead_letters_->Write(std::move(letter));
+      if (!status.ok()) {
+        return absl::Status(status.code(), absl::StrCat("cannot write the dead letter for ", where,
+                                                        ": ", status.message()));
+      }
+      counters_->dead_letters.fetch_add(1, std::memory_order_relaxed);
+      return absl::OkStatus();
+    }
+    void OnCaughtUp(int split) override { output_->MarkIdle(split); }
+    void OnFinished(int split) override { output_->FinishSplit(split); }
+
+    internal::ConsumerCorePtr core_;
+    std::unique_ptr<Deserializer<T>> deserializer_;
+    std::unique_ptr<DeadLetterWriter> dead_letters_;
+    ErrorPolicy policy_;
+    std::shared_ptr<internal::SourceCounters> counters_;
+    SourceOutput<T>* output_ = nullptr;
+    int64_t emitted_ = 0;
+  };
+
+  SourceOptions<T> options_;
+  std::shared_ptr<internal::SourceCounters> counters_ =
+      std::make_shared<internal::SourceCounters>();
+};
+
+// Creates a Kafka source (see SourceOptions). Configuration errors are
+// reported when the pipeline starts.
+template <class T>
+std::shared_ptr<KafkaSource<T>> Source(SourceOptions<T> options) {
+  return std::make_shared<KafkaSource<T>>(std::move(options));
+}
+
+}  // namespace weir::kafka
+
+#endif  // WEIR_CONNECTORS_KAFKA_SOURCE_H_

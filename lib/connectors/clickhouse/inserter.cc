@@ -1,0 +1,273 @@
+// The batching writer behind weir::clickhouse::Sink: the worker thread
+// encodes rows into the open batch; a background thread inserts sealed
+// batches one at a time, with retries, and seals the open batch when its
+// first row has waited max_linger. At most one sealed batch waits while
+// another is in flight: a slow server blocks Append (backpressure), so
+// memory stays at about three batches per writer.
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "lib/connectors/clickhouse/clickhouse_http.h"
+#include "lib/connectors/http/http_client.h"
+#include "weir/connectors/clickhouse.h"
+
+namespace weir::internal {
+
+namespace {
+
+constexpr size_t kMaxSealedBatches = 1;
+constexpr int kGzipLevel = 1;
+
+class Inserter final : public ClickHouseInserter {
+ public:
+  Inserter(const clickhouse::SinkOptions& options, std::string insert_url, std::string what,
+           std::unique_ptr<HttpClient> client)
+      : options_(options),
+        insert_url_(std::move(insert_url)),
+        what_(std::move(what)),
+        client_(std::move(client)) {
+    sender_ = std::thread([this] { SendLoop(); });
+  }
+  ~Inserter() override { (void)Close(); }
+
+  absl::Status Append(size_t rows, absl::FunctionRef<void(size_t, std::string&)> encode) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!error_.ok()) return error_;
+    if (closing_) return absl::FailedPreconditionError(absl::StrCat(what_, ": closed"));
+    for (size_t row = 0; row < rows; ++row) {
+      if (open_rows_ == 0) open_since_ = absl::Now();
+      encode(row, open_);
+      if (!row_binary_) open_.push_back('\n');
+      ++open_rows_;
+      if (open_rows_ >= options_.max_batch_rows || open_.size() >= options_.max_batch_bytes) {
+        if (absl::Status status = SealLocked(lock); !status.ok()) return status;
+      }
+    }
+    if (open_rows_ > 0 && options_.max_linger <= absl::ZeroDuration()) {
+      if (absl::Status status = SealLocked(lock); !status.ok()) return status;
+    }
+    cv_.notify_all();  // the sender's linger deadline may have changed
+    return absl::OkStatus();
+  }
+
+  absl::Status Flush() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (open_rows_ > 0) {
+      if (absl::Status status = SealLocked(lock); !status.ok()) return status;
+    }
+    cv_.wait(lock, [&] { return !error_.ok() || closing_ || (sealed_.empty() && !in_flight_); });
+    if (!error_.ok()) return error_;
+    if (closing_) return absl::FailedPreconditionError(absl::StrCat(what_, ": closed"));
+    return absl::OkStatus();
+  }
+
+  absl::Status Close() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closing_ && !sender_.joinable()) return absl::OkStatus();
+      closing_ = true;
+      cancel_ = true;
+    }
+    cv_.notify_all();
+    if (sender_.joinable()) sender_.join();
+    return absl::OkStatus();
+  }
+
+ private:
+  struct Batch {
+    std::string rows;
+    size_t count = 0;
+  };
+
+  // Moves the open batch to the sealed queue, first waiting for room.
+  absl::Status SealLocked(std::unique_lock<std::mutex>& lock) {
+    cv_.wait(lock, [&] { return !error_.ok() || closing_ || sealed_.size() < kMaxSealedBatches; });
+    if (!error_.ok()) return error_;
+    if (closing_) return absl::FailedPreconditionError(absl::StrCat(what_, ": closed"));
+    sealed_.push_back({std::move(open_), open_rows_});
+    open_ = std::string();
+    open_.reserve(std::min<size_t>(options_.max_batch_bytes + 4096, 1 << 20));
+    open_rows_ = 0;
+    cv_.notify_all();
+    return absl::OkStatus();
+  }
+
+  void SendLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!closing_) {
+      if (sealed_.empty()) {
+        if (open_rows_ > 0 && options_.max_linger > absl::ZeroDuration() &&
+            absl::Now() >= open_since_ + options_.max_linger) {
+          // The queue is empty, so sealing does not wait.
+          sealed_.push_back({std::move(open_), open_rows_});
+          open_ = std::string();
+          open_rows_ = 0;
+          continue;
+        }
+        if (open_rows_ > 0 && options_.max_linger > absl::ZeroDuration()) {
+          cv_.wait_until(lock, absl::ToChronoTime(open_since_ + options_.max_linger));
+        } else {
+          cv_.wait(lock);
+        }
+        continue;
+      }
+      Batch batch = std::move(sealed_.front());
+      sealed_.pop_front();
+      in_flight_ = true;
+      cv_.notify_all();  // room for the next sealed batch
+      lock.unlock();
+      absl::Status status = Insert(batch);
+      lock.lock();
+      in_flight_ = false;
+      if (!status.ok() && error_.ok() && !closing_) {
+        error_ = status;
+        sealed_.clear();
+      }
+      cv_.notify_all();
+    }
+  }
+
+  absl::Status Insert(const Batch& batch) {
+    std::string compressed;
+    absl::string_view body = batch.rows;
+    if (options_.compression == clickhouse::Compression::kGzip) {
+      absl::StatusOr<std::string> gzipped = GzipCompress(batch.rows, kGzipLevel);
+      if (!gzipped.ok()) return gzipped.status();
+      compressed = *std::move(gzipped);
+      body = compressed;
+    }
+    auto wait = [this](absl::Duration delay) {
+      std::unique_lock<std::mutex> lock(mu_);
+      return !cv_.wait_for(lock, absl::ToChronoNanoseconds(delay), [&] { return closing_; });
+    };
+    absl::StatusOr<std::string> answer =
+        SendToClickHouse(*client_, options_.connection,
+                         {.url = insert_url_,
+                          .body = body,
+                          .gzip = options_.compression == clickhouse::Compression::kGzip,
+                          .cancel = &cancel_,
+                          .wait = wait},
+                         absl::StrCat(what_, ": insert of ", batch.count, " rows failed"));
+    return answer.status();
+  }
+
+  const clickhouse::SinkOptions options_;
+  const bool row_binary_ = options_.format == clickhouse::Format::kRowBinary;
+  const std::string insert_url_;
+  const std::string what_;
+  std::unique_ptr<HttpClient> client_;
+  std::atomic<bool> cancel_ = false;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  // All guarded by mu_.
+  std::string open_;
+  size_t open_rows_ = 0;
+  absl::Time open_since_;
+  std::deque<Batch> sealed_;
+  bool in_flight_ = false;
+  bool closing_ = false;
+  absl::Status error_;
+
+  std::thread sender_;  // last: starts after the members above exist
+};
+
+// `value` as a ClickHouse string literal.
+std::string QuoteString(absl::string_view value) {
+  return absl::StrCat("'", absl::StrReplaceAll(value, {{"\\", "\\\\"}, {"'", "\\'"}}), "'");
+}
+
+// RowBinary has no names or types in the data: every column's C++ encoding
+// must be the table's column type, or the server reads garbage.
+absl::Status CheckRowBinaryTypes(HttpClient& client, const clickhouse::SinkOptions& options,
+                                 const std::vector<clickhouse::ColumnDefinition>& columns,
+                                 const std::string& what) {
+  for (const clickhouse::ColumnDefinition& column : columns) {
+    if (!column.row_binary) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": column ", column.name, " has an overridden type (", column.type,
+                       "), which RowBinary cannot encode: use Format::kJsonEachRow"));
+    }
+  }
+  const std::string sql =
+      absl::StrCat("SELECT name, type FROM system.columns WHERE database = ",
+                   QuoteString(options.connection.database),
+                   " AND table = ", QuoteString(options.table), " FORMAT TabSeparated");
+  absl::StatusOr<std::string> answer = SendToClickHouse(
+      client, options.connection, {.url = ClickHouseUrl(options.connection, ""), .body = sql},
+      absl::StrCat(what, ": reading the table's column types"));
+  if (!answer.ok()) return answer.status();
+  absl::flat_hash_map<std::string, std::string> table_types;
+  for (absl::string_view line : absl::StrSplit(*answer, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> fields = absl::StrSplit(line, absl::MaxSplits('\t', 1));
+    if (fields.size() == 2) table_types[fields[0]] = fields[1];
+  }
+  if (table_types.empty()) {
+    return absl::NotFoundError(absl::StrCat(what, ": table ", options.connection.database, ".",
+                                            options.table, " does not exist"));
+  }
+  for (const clickhouse::ColumnDefinition& column : columns) {
+    auto found = table_types.find(column.name);
+    if (found == table_types.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": the table has no column ", column.name));
+    }
+    if (found->second != column.type) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": column ", column.name, " is ", found->second, " in the table but ", column.type,
+          " in Columns<T>; RowBinary needs the same type (or use "
+          "Format::kJsonEachRow, which converts)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ClickHouseInserter>> ClickHouseInserter::Create(
+    const clickhouse::SinkOptions& options,
+    const std::vector<clickhouse::ColumnDefinition>& columns, const SinkContext& context) {
+  std::string what = absl::StrCat("clickhouse sink '", options.connection.database, ".",
+                                  options.table, "' (worker ", context.worker_index, ")");
+  if (absl::Status valid = ValidateConnection(options.connection, what); !valid.ok()) return valid;
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", why));
+  };
+  if (options.table.empty()) return bad("no table");
+  if (columns.empty()) return bad("no columns");
+  if (options.max_batch_rows == 0) return bad("max_batch_rows must be positive");
+  if (options.max_batch_bytes == 0) return bad("max_batch_bytes must be positive");
+  if (options.max_linger < absl::ZeroDuration()) return bad("max_linger must not be negative");
+  std::vector<std::string> quoted;
+  for (const clickhouse::ColumnDefinition& column : columns) {
+    quoted.push_back(QuoteIdentifier(column.name));
+  }
+  const bool row_binary = options.format == clickhouse::Format::kRowBinary;
+  std::string insert = absl::StrCat("INSERT INTO ", QuoteIdentifier(options.table), " (",
+                                    absl::StrJoin(quoted, ", "), ") FORMAT ",
+                                    row_binary ? "RowBinary" : "JSONEachRow");
+  absl::StatusOr<std::unique_ptr<HttpClient>> client = HttpClient::Create();
+  if (!client.ok()) return client.status();
+  if (row_binary) {
+    if (absl::Status status = CheckRowBinaryTypes(**client, options, columns, what); !status.ok()) {
+      return status;
+    }
+  }
+  return std::unique_ptr<ClickHouseInserter>(new Inserter(
+      options, ClickHouseUrl(options.connection, insert), std::move(what), *std::move(client)));
+}
+
+}  // namespace weir::internal

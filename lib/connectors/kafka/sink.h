@@ -1,0 +1,21 @@
+// The producer side of weir::kafka::Sink<T> (include/weir/connectors/kafka_sink.h):
+// one idempotent producer (at least once) or a pool of transactional
+// producers (exactly once) per worker. Declares nothing beyond what the
+// public header's internal::NewSinkCore needs; the implementation is in
+// sink.cc, the committable and restore-time repair in sink_recovery.cc.
+
+#ifndef WEIR_LIB_CONNECTORS_KAFKA_SINK_H_
+#define WEIR_LIB_CONNECTORS_KAFKA_SINK_H_
+
+#include <string>
+
+#include "weir/connectors/kafka_sink.h"
+
+namespace weir::kafka::internal {
+
+// "<prefix>-<worker>-<slot>": the transactional.id of one pool slot.
+std::string TransactionalId(const std::string& prefix, int worker, int slot);
+
+}  // namespace weir::kafka::internal
+
+#endif  // WEIR_LIB_CONNECTORS_KAFKA_SINK_H_

@@ -1,0 +1,110 @@
+// CommandBuilder encodes commands straight into the layout the fenced-write
+// script reads from ARGV (lib/connectors/redis/scripts.h): for each command
+// its argument count, then its arguments, every item a RESP bulk string, so
+// sealing a batch only prepends the EVALSHA header.
+
+#include <span>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "lib/connectors/redis/command_batch.h"
+#include "weir/connectors/redis.h"
+
+namespace weir::redis {
+
+void CommandBuilder::AppendBulk(std::string& out, absl::string_view value) {
+  char length[24];
+  std::to_chars_result result = std::to_chars(length, length + sizeof(length), value.size());
+  out.push_back('$');
+  out.append(length, result.ptr);
+  out.append("\r\n", 2);
+  out.append(value.data(), value.size());
+  out.append("\r\n", 2);
+}
+
+void CommandBuilder::Add(std::initializer_list<absl::string_view> args) {
+  AppendBulk(body_, std::to_string(args.size()));
+  for (absl::string_view arg : args) AppendBulk(body_, arg);
+  body_items_ += 1 + args.size();
+}
+
+void CommandBuilder::Add(std::span<const std::string> args) {
+  AppendBulk(body_, std::to_string(args.size()));
+  for (const std::string& arg : args) AppendBulk(body_, arg);
+  body_items_ += 1 + args.size();
+}
+
+void CommandBuilder::AddOncePerBatch(std::initializer_list<absl::string_view> args) {
+  std::string encoded;
+  AppendBulk(encoded, std::to_string(args.size()));
+  for (absl::string_view arg : args) AppendBulk(encoded, arg);
+  if (!once_seen_.insert(encoded).second) return;
+  once_body_ += encoded;
+  once_items_ += 1 + args.size();
+}
+
+CommandBuilder& CommandBuilder::Begin(absl::string_view name) {
+  pending_.clear();
+  pending_argc_ = 0;
+  return Arg(name);
+}
+
+CommandBuilder& CommandBuilder::Arg(absl::string_view value) {
+  AppendBulk(pending_, value);
+  ++pending_argc_;
+  return *this;
+}
+
+void CommandBuilder::End() {
+  if (pending_argc_ == 0) return;
+  AppendBulk(body_, std::to_string(pending_argc_));
+  body_ += pending_;
+  body_items_ += 1 + static_cast<size_t>(pending_argc_);
+  Drop();
+}
+
+void CommandBuilder::Drop() {
+  pending_.clear();
+  pending_argc_ = 0;
+}
+
+namespace internal {
+
+absl::StatusOr<std::string> TtlMillis(absl::Duration ttl) {
+  if (ttl < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a TTL must not be negative, got ", absl::FormatDuration(ttl)));
+  }
+  if (ttl == absl::ZeroDuration()) return std::string();
+  const int64_t millis = absl::ToInt64Milliseconds(absl::Ceil(ttl, absl::Milliseconds(1)));
+  return std::to_string(millis);
+}
+
+bool CommandBuilderAccess::empty(const CommandBuilder& builder) {
+  return builder.body_items_ == 0 && builder.once_items_ == 0;
+}
+
+size_t CommandBuilderAccess::bytes(const CommandBuilder& builder) {
+  return builder.body_.size() + builder.once_body_.size();
+}
+
+void CommandBuilderAccess::Seal(CommandBuilder& builder, absl::string_view header,
+                                size_t header_items, std::string& out) {
+  const size_t items = header_items + builder.body_items_ + builder.once_items_;
+  out.clear();
+  out.reserve(header.size() + builder.body_.size() + builder.once_body_.size() + 32);
+  absl::StrAppend(&out, "*", items, "\r\n");
+  out.append(header.data(), header.size());
+  out += builder.body_;
+  out += builder.once_body_;
+  builder.body_.clear();
+  builder.body_items_ = 0;
+  builder.once_body_.clear();
+  builder.once_items_ = 0;
+  builder.once_seen_.clear();
+  builder.Drop();
+}
+
+}  // namespace internal
+
+}  // namespace weir::redis

@@ -1,0 +1,453 @@
+// The Redis sink's writer: the untyped part behind weir::redis::Sink<T>.
+//
+// The worker thread encodes records into the current batch (under mu_); a
+// batch is sealed into one EVALSHA request of the fenced-write script when it
+// is full, when its first record is `linger` old (the I/O thread's timer),
+// or on Flush. One I/O thread per writer owns the connection: it pipelines up
+// to max_in_flight_batches sealed batches, reads their replies in order, and
+// on a broken connection reconnects with backoff and resends every batch not
+// yet acknowledged. Counting buffered records (current + sealed + in flight)
+// is what makes Write block instead of growing memory.
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "lib/connectors/redis/command_batch.h"
+#include "lib/connectors/redis/connection.h"
+#include "lib/connectors/redis/scripts.h"
+#include "weir/connectors/redis.h"
+
+namespace weir::redis::internal {
+
+namespace {
+
+constexpr char kFencedPrefix[] = "WEIRFENCED";
+
+void AppendBulk(std::string& out, absl::string_view value) {
+  absl::StrAppend(&out, "$", value.size(), "\r\n", value, "\r\n");
+}
+
+std::string SinkName(const SinkOptions& options, const SinkContext& context) {
+  return options.name.empty() ? context.operator_name : options.name;
+}
+
+std::string Label(absl::string_view name, int worker) {
+  return absl::StrCat("redis sink '", name, "' (worker ", worker, ")");
+}
+
+absl::Status Annotate(const absl::Status& status, absl::string_view label, absl::string_view what) {
+  return absl::Status(status.code(), absl::StrCat(label, ": ", what, status.message()));
+}
+
+// Connects, logs in and loads the fenced-write script; returns its SHA1.
+absl::StatusOr<std::unique_ptr<Connection>> OpenAndLoad(const ConnectionOptions& options,
+                                                        std::string* sha) {
+  absl::StatusOr<std::unique_ptr<Connection>> connection = Connection::Open(options);
+  if (!connection.ok()) return connection.status();
+  absl::StatusOr<ReplyPtr> loaded = (*connection)->Command({"SCRIPT", "LOAD", kFencedWriteScript});
+  if (!loaded.ok()) return loaded.status();
+  if ((*loaded)->type != REDIS_REPLY_STRING) {
+    return absl::InternalError("SCRIPT LOAD did not return a SHA1");
+  }
+  *sha = std::string((*loaded)->str, (*loaded)->len);
+  return connection;
+}
+
+// hiredis sends with write(2): writing to a connection the server closed
+// raises SIGPIPE, whose default action kills the process. Blocks it on this
+// thread while alive, and drops one raised meanwhile.
+class ScopedSigpipeBlock {
+ public:
+  ScopedSigpipeBlock() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &previous_);
+  }
+  ~ScopedSigpipeBlock() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    const timespec zero{0, 0};
+    while (sigtimedwait(&set, nullptr, &zero) > 0) {
+    }
+    pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+  }
+  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
+  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
+
+ private:
+  sigset_t previous_;
+};
+
+struct SealedBatch {
+  std::string request;
+  size_t records = 0;
+  uint64_t seq = 0;
+};
+
+class RedisWriter final : public RedisWriterCore {
+ public:
+  RedisWriter(SinkOptions options, std::string label, std::string address, std::string sha,
+              std::string header, std::unique_ptr<Connection> connection)
+      : options_(std::move(options)),
+        label_(std::move(label)),
+        address_(std::move(address)),
+        sha_(std::move(sha)),
+        header_(std::move(header)),
+        connection_(std::move(connection)),
+        backoff_(options_.initial_backoff),
+        random_(std::random_device{}()) {
+    sender_ = std::thread([this] { Run(); });
+  }
+  ~RedisWriter() override { (void)Close(); }
+
+  absl::Status Append(size_t records,
+                      absl::FunctionRef<void(size_t, CommandBuilder&)> encode) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (size_t idx = 0; idx < records; ++idx) {
+      if (!error_.ok()) return error_;
+      if (buffered_records_ >= options_.max_buffered_records) {
+        // Backpressure: wait for Redis to acknowledge; the I/O thread turns
+        // a long outage into error_.
+        SealLocked();
+        writer_cv_.wait(lock, [&] {
+          return buffered_records_ < options_.max_buffered_records || !error_.ok() || closed_;
+        });
+        if (!error_.ok()) return error_;
+        if (closed_) return absl::FailedPreconditionError(absl::StrCat(label_, ": closed"));
+      }
+      if (current_records_ == 0) {
+        current_since_ = absl::Now();
+        sender_cv_.notify_one();  // arms the linger timer
+      }
+      encode(idx, current_);
+      ++current_records_;
+      ++buffered_records_;
+      if (current_records_ >= options_.batch_records) SealLocked();
+    }
+    return error_;
+  }
+
+  absl::Status Flush() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!error_.ok()) return error_;
+    SealLocked();
+    const uint64_t target = sealed_seq_;
+    writer_cv_.wait(lock, [&] { return acked_seq_ >= target || !error_.ok() || closed_; });
+    if (!error_.ok()) return error_;
+    if (acked_seq_ < target) return absl::FailedPreconditionError(absl::StrCat(label_, ": closed"));
+    return absl::OkStatus();
+  }
+
+  absl::Status Close() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return absl::OkStatus();
+      closed_ = true;
+    }
+    sender_cv_.notify_all();
+    writer_cv_.notify_all();
+    {
+      std::lock_guard<std::mutex> lock(connection_mu_);
+      closing_ = true;
+      if (connection_ != nullptr) connection_->Interrupt();
+    }
+    if (sender_.joinable()) sender_.join();
+    return absl::OkStatus();
+  }
+
+ private:
+  // Moves the current batch to the send queue. Requires mu_.
+  void SealLocked() {
+    if (current_records_ == 0 && CommandBuilderAccess::empty(current_)) return;
+    SealedBatch batch;
+    CommandBuilderAccess::Seal(current_, header_, kHeaderItems, batch.request);
+    batch.records = current_records_;
+    batch.seq = ++sealed_seq_;
+    current_records_ = 0;
+    queued_.push_back(std::move(batch));
+    sender_cv_.notify_one();
+  }
+
+  void SetError(absl::Status status) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (error_.ok()) error_ = std::move(status);
+    }
+    writer_cv_.notify_all();
+  }
+
+  // A failed attempt. Transient (kUnavailable) failures schedule a retry
+  // with backoff until the outage lasted unavailable_timeout; returns false
+  // once the writer has failed for good.
+  bool Failed(const absl::Status& status) {
+    const absl::Time now = absl::Now();
+    if (status.code() != absl::StatusCode::kUnavailable) {
+      SetError(Annotate(status, label_, ""));
+      return false;
+    }
+    if (outage_start_ == absl::InfiniteFuture()) {
+      outage_start_ = now;
+      backoff_ = options_.initial_backoff;
+    }
+    if (now - outage_start_ >= options_.unavailable_timeout) {
+      SetError(absl::UnavailableError(absl::StrCat(
+          label_, ": Redis at ", address_, " unavailable for ",
+          absl::FormatDuration(absl::Trunc(now - outage_start_, absl::Milliseconds(1))),
+          " (SinkOptions.unavailable_timeout ", absl::FormatDuration(options_.unavailable_timeout),
+          "): ", status.message())));
+      return false;
+    }
+    // Full jitter in [backoff / 2, backoff].
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    const absl::Duration wait = backoff_ * jitter(random_);
+    backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+    std::lock_guard<std::mutex> lock(mu_);
+    next_attempt_ = now + wait;
+    return true;
+  }
+
+  void DropConnection() {
+    std::lock_guard<std::mutex> lock(connection_mu_);
+    connection_.reset();
+  }
+
+  // Waits for work; moves sealed batches into `unacked` (up to the in-flight
+  // limit). Returns false when the writer is closed or failed.
+  bool WaitForWork(std::deque<SealedBatch>& unacked) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      if (closed_ || !error_.ok()) return false;
+      const absl::Time now = absl::Now();
+      if (current_records_ > 0 && now >= current_since_ + options_.linger) SealLocked();
+      while (!queued_.empty() &&
+             unacked.size() < static_cast<size_t>(options_.max_in_flight_batches)) {
+        unacked.push_back(std::move(queued_.front()));
+        queued_.pop_front();
+      }
+      const bool connected = connection_ != nullptr;
+      if (!unacked.empty() && (connected || now >= next_attempt_)) return true;
+      absl::Time wake = absl::InfiniteFuture();
+      if (current_records_ > 0) wake = current_since_ + options_.linger;
+      if (!unacked.empty()) wake = std::min(wake, next_attempt_);
+      if (wake == absl::InfiniteFuture()) {
+        sender_cv_.wait(lock);
+      } else {
+        sender_cv_.wait_for(lock, absl::ToChronoNanoseconds(wake - now));
+      }
+    }
+  }
+
+  void Run() {
+    const ScopedSigpipeBlock no_sigpipe;
+    std::deque<SealedBatch> unacked;  // oldest first
+    size_t sent = 0;                  // how many of them the connection carried
+    while (WaitForWork(unacked)) {
+      if (connection_ == nullptr) {
+        std::string sha;
+        absl::StatusOr<std::unique_ptr<Connection>> opened = OpenAndLoad(options_.connection, &sha);
+        if (opened.ok() && sha != sha_) {
+          opened = absl::InternalError(
+              absl::StrCat("the fenced-write script's SHA1 changed: ", sha_, " -> ", sha));
+        }
+        if (!opened.ok()) {
+          if (!Failed(opened.status())) return;
+          continue;
+        }
+        std::lock_guard<std::mutex> lock(connection_mu_);
+        if (closing_) return;
+        connection_ = *std::move(opened);
+        sent = 0;
+      }
+      absl::Status status;
+      for (; sent < unacked.size() && status.ok(); ++sent) {
+        status = connection_->Append(unacked[sent].request);
+      }
+      absl::StatusOr<ReplyPtr> reply =
+          status.ok() ? connection_->GetReply() : absl::StatusOr<ReplyPtr>(status);
+      if (!reply.ok()) {
+        DropConnection();
+        if (!Failed(reply.status())) return;
+        continue;
+      }
+      if ((*reply)->type == REDIS_REPLY_ERROR) {
+        const absl::string_view message((*reply)->str, (*reply)->len);
+        if (absl::StartsWith(message, kFencedPrefix)) {
+          SetError(absl::AbortedError(absl::StrCat(
+              label_, ": fenced: a newer run of this job has taken over this sink subtask (",
+              message.substr(sizeof(kFencedPrefix)),
+              "); this writer belongs to an older run and wrote nothing more")));
+          return;
+        }
+        const absl::Status error = ErrorReplyStatus(message);
+        DropConnection();  // resend everything after a transient error
+        if (error.code() == absl::StatusCode::kUnavailable) {
+          if (!Failed(error)) return;
+          continue;
+        }
+        SetError(Annotate(error, label_, "Redis rejected a write: "));
+        return;
+      }
+      SealedBatch done = std::move(unacked.front());
+      unacked.pop_front();
+      --sent;
+      outage_start_ = absl::InfiniteFuture();
+      backoff_ = options_.initial_backoff;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        buffered_records_ -= done.records;
+        acked_seq_ = done.seq;
+      }
+      writer_cv_.notify_all();
+    }
+  }
+
+  // EVALSHA <sha> 1 <fence key> <field> <epoch>
+  static constexpr size_t kHeaderItems = 6;
+
+  const SinkOptions options_;
+  const std::string label_;
+  const std::string address_;
+  const std::string sha_;  // of kFencedWriteScript
+  const std::string header_;
+
+  std::mutex mu_;
+  std::condition_variable writer_cv_;  // acknowledgements, errors
+  std::condition_variable sender_cv_;  // sealed batches, the linger timer
+  CommandBuilder current_;
+  size_t current_records_ = 0;
+  absl::Time current_since_;
+  std::deque<SealedBatch> queued_;
+  size_t buffered_records_ = 0;
+  uint64_t sealed_seq_ = 0;
+  uint64_t acked_seq_ = 0;
+  absl::Status error_;
+  bool closed_ = false;
+  absl::Time next_attempt_ = absl::InfinitePast();
+
+  // Replaced only by the I/O thread, under connection_mu_ (so Close can
+  // interrupt a blocked read); used for I/O without the lock.
+  std::mutex connection_mu_;
+  std::unique_ptr<Connection> connection_;
+  bool closing_ = false;
+
+  // I/O thread only.
+  absl::Time outage_start_ = absl::InfiniteFuture();
+  absl::Duration backoff_;
+  std::minstd_rand random_;
+
+  std::thread sender_;
+};
+
+}  // namespace
+
+absl::Status RedisWriterCore::Validate(const SinkOptions& options, absl::string_view sink) {
+  auto invalid = [&](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat("redis sink '", sink, "': ", what));
+  };
+  const ConnectionOptions& connection = options.connection;
+  if (connection.unix_socket.empty()) {
+    if (connection.host.empty()) return invalid("ConnectionOptions.host is empty");
+    if (connection.port < 1 || connection.port > 65535) {
+      return invalid(
+          absl::StrCat("ConnectionOptions.port must be in [1, 65535], got ", connection.port));
+    }
+  }
+  if (connection.database < 0) return invalid("ConnectionOptions.database must be >= 0");
+  if (connection.connect_timeout <= absl::ZeroDuration() ||
+      connection.command_timeout <= absl::ZeroDuration()) {
+    return invalid("ConnectionOptions.connect_timeout and command_timeout must be > 0");
+  }
+  if (options.batch_records < 1) return invalid("SinkOptions.batch_records must be >= 1");
+  if (options.linger <= absl::ZeroDuration()) return invalid("SinkOptions.linger must be > 0");
+  if (options.max_in_flight_batches < 1) {
+    return invalid("SinkOptions.max_in_flight_batches must be >= 1");
+  }
+  if (options.max_buffered_records < options.batch_records) {
+    return invalid("SinkOptions.max_buffered_records must be >= batch_records");
+  }
+  if (options.initial_backoff <= absl::ZeroDuration() ||
+      options.max_backoff < options.initial_backoff) {
+    return invalid("SinkOptions: need 0 < initial_backoff <= max_backoff");
+  }
+  if (options.unavailable_timeout <= absl::ZeroDuration()) {
+    return invalid("SinkOptions.unavailable_timeout must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<RedisWriterCore>> RedisWriterCore::Create(
+    const SinkOptions& options, const SinkContext& context) {
+  const std::string name = SinkName(options, context);
+  if (absl::Status status = Validate(options, name); !status.ok()) return status;
+  const std::string label = Label(name, context.worker_index);
+  const std::string fence_key =
+      options.fence_key.empty() ? absl::StrCat("weir:fence:", name) : options.fence_key;
+  const std::string field = std::to_string(context.worker_index);
+  const std::string address = Address(options.connection);
+
+  // Connect, take the epoch and load the script, retrying transient errors
+  // until unavailable_timeout: the pipeline starts only once Redis is there.
+  const ScopedSigpipeBlock no_sigpipe;
+  const absl::Time start = absl::Now();
+  absl::Duration backoff = options.initial_backoff;
+  while (true) {
+    std::string sha;
+    absl::StatusOr<std::unique_ptr<Connection>> connection = OpenAndLoad(options.connection, &sha);
+    absl::StatusOr<ReplyPtr> epoch = absl::UnknownError("not connected");
+    if (!connection.ok()) {
+      epoch = connection.status();
+    } else {
+      epoch = (*connection)
+                  ->Command({"EVAL", kTakeEpochScript, "1", fence_key, field,
+                             std::to_string(context.parallelism)});
+    }
+    if (epoch.ok() && (*epoch)->type != REDIS_REPLY_INTEGER) {
+      epoch = absl::InternalError("the epoch script did not return an integer");
+    }
+    if (epoch.ok()) {
+      std::string header;
+      for (absl::string_view item :
+           {absl::string_view("EVALSHA"), absl::string_view(sha), absl::string_view("1"),
+            absl::string_view(fence_key), absl::string_view(field)}) {
+        AppendBulk(header, item);
+      }
+      AppendBulk(header, std::to_string((*epoch)->integer));
+      return std::unique_ptr<RedisWriterCore>(std::make_unique<RedisWriter>(
+          options, label, address, std::move(sha), std::move(header), *std::move(connection)));
+    }
+    const absl::Status& status = epoch.status();
+    if (status.code() != absl::StatusCode::kUnavailable) {
+      return Annotate(status, label,
+                      absl::StrCat("cannot start writing to Redis at ", address, " (fence '",
+                                   fence_key, "'): "));
+    }
+    if (absl::Now() - start >= options.unavailable_timeout) {
+      return Annotate(status, label,
+                      absl::StrCat("Redis at ", address, " unavailable for ",
+                                   absl::FormatDuration(options.unavailable_timeout), ": "));
+    }
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, options.max_backoff);
+  }
+}
+
+}  // namespace weir::redis::internal

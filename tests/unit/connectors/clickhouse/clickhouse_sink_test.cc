@@ -1,0 +1,417 @@
+// The ClickHouse sink against a real clickhouse-server (Debian's 18.16),
+// started once per test binary on free loopback ports.
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/connectors/clickhouse/clickhouse_server.h"
+#include "weir/connectors/clickhouse.h"
+#include "weir/pipeline.h"
+#include "weir/testing.h"
+
+namespace weir {
+namespace {
+
+using ::testing::HasSubstr;
+
+// 2026-01-01 00:00:00 UTC.
+constexpr int64_t kBaseMs = int64_t{1767225600} * 1000;
+
+struct Row {
+  uint64_t id = 0;
+  int64_t ts_ms = 0;
+  std::string text;
+  double value = 0;
+  bool flag = false;
+  std::optional<int32_t> maybe;
+  uint64_t version = 1;
+};
+
+clickhouse::Columns<Row> RowColumns() {
+  return clickhouse::Columns<Row>()
+      .Add("id", &Row::id)
+      .AddDateTime("ts", &Row::ts_ms)
+      .Add("text", &Row::text)
+      .Add("value", &Row::value)
+      .Add("flag", &Row::flag)
+      .Add("maybe", &Row::maybe)
+      .Add("version", [](const Row& row) { return row.version; });
+}
+
+std::string Text(uint64_t id) {
+  switch (id % 5) {
+    case 0:
+      return absl::StrCat("plain ", id);
+    case 1:
+      return "quote \" backslash \\ slash / newline \n tab \t";
+    case 2: {
+      static constexpr char kControl[] = "control \x01\x1f and nul \0 end";
+      return std::string(kControl, sizeof(kControl) - 1);
+    }
+    case 3:
+      return "utf-8 \xc3\xa9\xe2\x82\xac \xf0\x9f\x98\x80";
+    default:
+      return "";
+  }
+}
+
+std::vector<Row> Rows(int count, int64_t step_ms = 1000) {
+  std::vector<Row> rows;
+  for (int idx = 0; idx < count; ++idx) {
+    Row row;
+    row.id = static_cast<uint64_t>(idx);
+    row.ts_ms = kBaseMs + idx * step_ms;
+    row.text = Text(row.id);
+    row.value = idx * 0.25;
+    // JSON has no NaN or infinities: they travel quoted.
+    if (idx == 7) row.value = std::numeric_limits<double>::quiet_NaN();
+    if (idx == 8) row.value = std::numeric_limits<double>::infinity();
+    if (idx == 9) row.value = -std::numeric_limits<double>::infinity();
+    row.flag = idx % 2 == 0;
+    if (idx % 3 != 0) row.maybe = -idx;
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+testing::ClickHouseServer* g_server = nullptr;
+
+class ServerEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    delete g_server;
+    g_server = nullptr;
+  }
+};
+::testing::Environment* const kEnvironment =
+    ::testing::AddGlobalTestEnvironment(new ServerEnvironment);
+
+class ClickHouseSinkTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (g_server != nullptr) return;
+    absl::StatusOr<std::unique_ptr<testing::ClickHouseServer>> server =
+        testing::ClickHouseServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    g_server = server->release();
+  }
+
+  void SetUp() override {
+    ASSERT_NE(g_server, nullptr);
+    table_ = absl::StrCat("t_", ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                          "_", getpid());
+    ASSERT_TRUE(clickhouse::CreateTable(g_server->Connection(), RowColumns(),
+                                        {.table = table_,
+                                         .order_by = {"id"},
+                                         .version_column = "version",
+                                         .partition_time_column = "ts"})
+                    .ok());
+    root_ = std::filesystem::temp_directory_path() / absl::StrCat("weir-ch-test-", table_);
+    std::filesystem::remove_all(root_);
+  }
+  void TearDown() override {
+    if (g_server != nullptr) {
+      (void)clickhouse::Query(g_server->Connection(),
+                              absl::StrCat("DROP TABLE IF EXISTS ", table_));
+    }
+    std::filesystem::remove_all(root_);
+  }
+
+  std::string Query(const std::string& sql) {
+    absl::StatusOr<std::string> answer = clickhouse::Query(g_server->Connection(), sql);
+    EXPECT_TRUE(answer.ok()) << answer.status();
+    if (!answer.ok()) return "";
+    return std::string(absl::StripTrailingAsciiWhitespace(*answer));
+  }
+
+  clickhouse::SinkOptions Options() {
+    clickhouse::SinkOptions options;
+    options.connection = g_server->Connection();
+    options.table = table_;
+    return options;
+  }
+
+  std::unique_ptr<Pipeline> Build(std::vector<Row> rows, clickhouse::SinkOptions options,
+                                  int parallelism, double rate, bool checkpoints = false) {
+    PipelineOptions pipeline_options;
+    pipeline_options.parallelism = parallelism;
+    pipeline_options.job_name = "clickhouse-test";
+    if (checkpoints) {
+      // Long: the restart test triggers its checkpoints by hand.
+      pipeline_options.checkpoints.interval = absl::Seconds(600);
+      pipeline_options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    }
+    auto pipeline = std::make_unique<Pipeline>(pipeline_options);
+    testing::VectorSourceOptions source_options;
+    source_options.splits = 4;
+    source_options.records_per_poll = 64;
+    source_options.records_per_second = rate;
+    pipeline->Source(testing::VectorSource<Row>::Create(std::move(rows), source_options))
+        .Sink(clickhouse::Sink<Row>(std::move(options), RowColumns()), "clickhouse");
+    return pipeline;
+  }
+
+  std::string table_;
+  std::filesystem::path root_;
+};
+
+TEST(ClickHouseTableTest, StatementIsAReplacingMergeTreeIn30MinutePartitions) {
+  absl::StatusOr<std::string> sql = clickhouse::CreateTableStatement(
+      RowColumns().Definitions(), {.table = "events",
+                                   .order_by = {"id", "toStartOfHour(ts)"},
+                                   .version_column = "version",
+                                   .partition_time_column = "ts"});
+  ASSERT_TRUE(sql.ok()) << sql.status();
+  EXPECT_EQ(*sql,
+            "CREATE TABLE IF NOT EXISTS `events` (`id` UInt64, `ts` DateTime, `text` String, "
+            "`value` Float64, `flag` UInt8, `maybe` Nullable(Int32), `version` UInt64) "
+            "ENGINE = ReplacingMergeTree(`version`) "
+            "PARTITION BY toDateTime(intDiv(toUInt32(`ts`), 1800) * 1800) "
+            "ORDER BY (`id`, toStartOfHour(ts))");
+  EXPECT_EQ(clickhouse::CreateTableStatement(
+                RowColumns().Definitions(),
+                {.table = "events", .order_by = {"id"}, .version_column = "nope"})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(clickhouse::CreateTableStatement(RowColumns().Definitions(), {.table = "events"})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ClickHouseSinkConfigTest, BadOptionsFailWhenThePipelineStarts) {
+  Pipeline pipeline;
+  clickhouse::SinkOptions options;
+  options.connection.url = "127.0.0.1:8123";  // no scheme
+  options.table = "t";
+  pipeline.Source(testing::VectorSource<Row>::Create(Rows(3)))
+      .Sink(clickhouse::Sink<Row>(options, RowColumns()));
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("clickhouse sink"));
+}
+
+TEST_F(ClickHouseSinkTest, RowsWrittenMatchWithEscapingTypesAndGzip) {
+  constexpr int kRows = 2000;
+  clickhouse::SinkOptions options = Options();
+  options.compression = clickhouse::Compression::kGzip;
+  options.max_batch_rows = 300;  // several inserts per worker
+  options.connection.settings = {{"max_insert_block_size", "100000"}};
+  auto pipeline = Build(Rows(kRows), options, 2, 0);
+  absl::Status status = pipeline->Run();
+  ASSERT_TRUE(status.ok()) << status;
+
+  EXPECT_EQ(Query(absl::StrCat("SELECT count() FROM ", table_)), absl::StrCat(kRows));
+  std::string actual =
+      Query(absl::StrCat("SELECT id, toUInt32(ts), hex(text), value, flag, maybe FROM ", table_,
+                         " WHERE id < 12 OR id >= 1995 ORDER BY id FORMAT TSV"));
+  std::vector<std::string> expected;
+  for (const Row& row : Rows(kRows)) {
+    if (row.id >= 12 && row.id < 1995) continue;
+    expected.push_back(absl::StrCat(row.id, "\t", row.ts_ms / 1000, "\t",
+                                    absl::AsciiStrToUpper(absl::BytesToHexString(row.text)), "\t",
+                                    row.value, "\t", row.flag ? 1 : 0, "\t",
+                                    row.maybe ? absl::StrCat(*row.maybe) : "\\N"));
+  }
+  EXPECT_EQ(actual, absl::StrJoin(expected, "\n"));
+}
+
+TEST_F(ClickHouseSinkTest, RowBinaryWritesTheSameRows) {
+  constexpr int kRows = 1000;
+  clickhouse::SinkOptions options = Options();
+  options.format = clickhouse::Format::kRowBinary;
+  options.max_batch_rows = 128;
+  ASSERT_TRUE(Build(Rows(kRows), options, 2, 0)->Run().ok());
+  std::string actual =
+      Query(absl::StrCat("SELECT id, toUInt32(ts), hex(text), value, flag, maybe, ",
+                         "version FROM ", table_, " ORDER BY id FORMAT TSV"));
+  std::vector<std::string> expected;
+  for (const Row& row : Rows(kRows)) {
+    expected.push_back(absl::StrCat(row.id, "\t", row.ts_ms / 1000, "\t",
+                                    absl::AsciiStrToUpper(absl::BytesToHexString(row.text)), "\t",
+                                    row.value, "\t", row.flag ? 1 : 0, "\t",
+                                    row.maybe ? absl::StrCat(*row.maybe) : "\\N", "\t", 1));
+  }
+  EXPECT_EQ(actual, absl::StrJoin(expected, "\n"));
+}
+
+TEST_F(ClickHouseSinkTest, RowBinaryRefusesColumnTypesThatDifferFromTheTable) {
+  Query(absl::StrCat("CREATE TABLE ", table_,
+                     "_narrow (id UInt32, ts DateTime) ENGINE = MergeTree ORDER BY id"));
+  clickhouse::SinkOptions options = Options();
+  options.table = table_ + "_narrow";
+  options.format = clickhouse::Format::kRowBinary;
+  Pipeline pipeline;
+  pipeline.Source(testing::VectorSource<Row>::Create(Rows(3)))
+      .Sink(clickhouse::Sink<Row>(options, clickhouse::Columns<Row>()
+                                               .Add("id", &Row::id)  // UInt64
+                                               .AddDateTime("ts", &Row::ts_ms)));
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("column id is UInt32 in the table but UInt64"));
+
+  // A type override cannot be checked: refused.
+  Pipeline overridden;
+  overridden.Source(testing::VectorSource<Row>::Create(Rows(3)))
+      .Sink(
+          clickhouse::Sink<Row>(options, clickhouse::Columns<Row>().Add("id", &Row::id, "UInt32")));
+  EXPECT_EQ(overridden.Start().status().code(), absl::StatusCode::kInvalidArgument);
+  Query(absl::StrCat("DROP TABLE ", table_, "_narrow"));
+}
+
+TEST_F(ClickHouseSinkTest, LingerInsertsWithoutCheckpointOrEndOfInput) {
+  clickhouse::SinkOptions options = Options();
+  options.max_linger = absl::Milliseconds(50);
+  Pipeline pipeline;
+  testing::VectorSourceOptions source_options;
+  source_options.unbounded = true;  // never ends by itself
+  pipeline.Source(testing::VectorSource<Row>::Create(Rows(10), source_options))
+      .Sink(clickhouse::Sink<Row>(options, RowColumns()));
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  std::string count;
+  while (absl::Now() < deadline) {
+    count = Query(absl::StrCat("SELECT count() FROM ", table_));
+    if (count == "10") break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(count, "10");
+  EXPECT_FALSE(job->done());
+  job->Stop();
+  EXPECT_TRUE(job->Wait().ok());
+}
+
+TEST_F(ClickHouseSinkTest, RestartFromCheckpointWithReplayCountsEachRowOnceUnderFinal) {
+  constexpr int kRows = 4000;
+  clickhouse::SinkOptions options = Options();
+  options.max_linger = absl::Milliseconds(20);
+  {
+    // A checkpoint, then rows written after its barrier reach the table,
+    // then a crash (cancel: no final checkpoint): a restart replays them.
+    // Checkpoints are taken by hand (the periodic interval is long), so
+    // no other checkpoint can cover those rows.
+    auto pipeline = Build(Rows(kRows), options, 2, 400, /*checkpoints=*/true);
+    absl::StatusOr<JobHandle> job = pipeline->Start();
+    ASSERT_TRUE(job.ok()) << job.status();
+    const std::string count_sql = absl::StrCat("SELECT count() FROM ", table_);
+    auto wait_for_rows = [&](int64_t at_least) {
+      const absl::Time deadline = absl::Now() + absl::Seconds(20);
+      while (std::stoll(Query(count_sql)) < at_least && absl::Now() < deadline) {
+        absl::SleepFor(absl::Milliseconds(10));
+      }
+    };
+    wait_for_rows(200);
+    absl::StatusOr<int64_t> checkpoint = job->TriggerCheckpoint();
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+    // Everything before the barrier is in the table once the checkpoint is
+    // complete (PreCommit waits for it); wait for more rows after it.
+    wait_for_rows(std::stoll(Query(count_sql)) + 200);
+    ASSERT_FALSE(job->done()) << "the job ended before it could be interrupted";
+    job->Cancel();
+    EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
+  }
+  const int64_t before_restart = std::stoll(Query(absl::StrCat("SELECT count() FROM ", table_)));
+  EXPECT_GT(before_restart, 0);
+  EXPECT_LT(before_restart, kRows);
+
+  auto pipeline = Build(Rows(kRows), options, 2, 0, /*checkpoints=*/true);
+  testing::JobResult result = testing::RunToCompletion(*pipeline);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+
+  // The restarted run inserted again rows that were in the table (the
+  // replay; a plain count() cannot show it: ClickHouse may have merged the
+  // copies already) ...
+  EXPECT_GT(before_restart + result.RecordsIn("clickhouse"), kRows);
+  // ... and they collapse under FINAL.
+  const uint64_t expected_sum = uint64_t{kRows} * (kRows - 1) / 2;
+  EXPECT_EQ(Query(absl::StrCat("SELECT count(), sum(id), uniqExact(id) FROM ", table_,
+                               " FINAL FORMAT TSV")),
+            absl::StrCat(kRows, "\t", expected_sum, "\t", kRows));
+  // OPTIMIZE ... FINAL merges them for good.
+  Query(absl::StrCat("OPTIMIZE TABLE ", table_, " FINAL"));
+  EXPECT_EQ(Query(absl::StrCat("SELECT count() FROM ", table_)), absl::StrCat(kRows));
+}
+
+TEST_F(ClickHouseSinkTest, ServerKilledMidRunAndRestartedLosesNothing) {
+  constexpr int kRows = 3000;
+  clickhouse::SinkOptions options = Options();
+  options.max_linger = absl::Milliseconds(20);
+  options.connection.max_attempts = 100;
+  options.connection.initial_backoff = absl::Milliseconds(50);
+  options.connection.max_backoff = absl::Milliseconds(250);
+  auto pipeline = Build(Rows(kRows), options, 2, 500);  // about 1.5 s of input
+  absl::StatusOr<JobHandle> job = pipeline->Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  absl::SleepFor(absl::Milliseconds(400));
+  const int64_t before_kill = std::stoll(Query(absl::StrCat("SELECT count() FROM ", table_)));
+  g_server->Kill();
+  absl::SleepFor(absl::Milliseconds(800));
+  ASSERT_FALSE(job->done()) << "the job ended before the server came back";
+  ASSERT_TRUE(g_server->Restart().ok());
+  absl::Status status = job->Wait();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_GT(before_kill, 0);
+  EXPECT_LT(before_kill, kRows);
+  EXPECT_EQ(Query(absl::StrCat("SELECT count(), uniqExact(id) FROM ", table_, " FINAL FORMAT TSV")),
+            absl::StrCat(kRows, "\t", kRows));
+}
+
+TEST_F(ClickHouseSinkTest, BadPasswordFailsTheJobNamingTheSink) {
+  clickhouse::SinkOptions options = Options();
+  options.connection.password = "not-the-password";
+  auto pipeline = Build(Rows(10), options, 1, 0);
+  const absl::Time start = absl::Now();
+  absl::Status status = pipeline->Run();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated) << status;
+  EXPECT_THAT(status.message(), HasSubstr(absl::StrCat("clickhouse sink 'default.", table_, "'")));
+  EXPECT_THAT(status.message(), HasSubstr("Wrong password"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "an authentication error is not retried";
+}
+
+TEST_F(ClickHouseSinkTest, UnknownTableAndUnknownSettingAreNotRetried) {
+  clickhouse::SinkOptions options = Options();
+  options.table = "no_such_table";
+  absl::Status status = Build(Rows(10), options, 1, 0)->Run();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_THAT(status.message(), HasSubstr("no_such_table"));
+
+  options = Options();
+  options.connection.settings = {{"no_such_setting", "1"}};
+  status = Build(Rows(10), options, 1, 0)->Run();
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(status.message(), HasSubstr("no_such_setting"));
+}
+
+TEST_F(ClickHouseSinkTest, PartitionsAreThirtyMinuteBuckets) {
+  std::vector<Row> rows = Rows(6);
+  const int64_t offsets_s[] = {0, 29 * 60 + 59, 30 * 60, 59 * 60 + 59, 60 * 60, 2 * 3600 + 15 * 60};
+  for (size_t idx = 0; idx < rows.size(); ++idx) rows[idx].ts_ms = kBaseMs + offsets_s[idx] * 1000;
+  ASSERT_TRUE(Build(rows, Options(), 1, 0)->Run().ok());
+  EXPECT_EQ(Query(absl::StrCat("SELECT DISTINCT partition FROM system.parts WHERE database = "
+                               "'default' AND table = '",
+                               table_, "' AND active ORDER BY partition FORMAT TSV")),
+            "2026-01-01 00:00:00\n2026-01-01 00:30:00\n2026-01-01 01:00:00\n"
+            "2026-01-01 02:00:00");
+}
+
+}  // namespace
+}  // namespace weir

@@ -1,0 +1,701 @@
+// The Kafka source against librdkafka's mock cluster over the real protocol:
+// exactly-once delivery at several parallelisms, start positions, checkpoint
+// and restart, group commits, idle partitions, broker faults, data loss and
+// Debezium dead letters.
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <numeric>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/connectors/kafka/kafka_test_broker.h"
+#include "weir/connectors/kafka.h"
+#include "weir/testing.h"
+#include "weir/weir.h"
+#include "weir/window.h"
+
+namespace weir::kafka::testing {
+namespace {
+
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+
+constexpr int64_t kBaseTs = 1'700'000'000'000;
+
+std::vector<int64_t> Range(int64_t from, int64_t to) {
+  std::vector<int64_t> values(static_cast<size_t>(to - from));
+  std::iota(values.begin(), values.end(), from);
+  return values;
+}
+
+template <class T>
+std::vector<T> Sorted(std::vector<T> values) {
+  std::sort(values.begin(), values.end());
+  return values;
+}
+
+DeserializerFactory<int64_t> IntDeserializer() {
+  return DeserializeWith<int64_t>([](const KafkaRecord& record) -> absl::StatusOr<int64_t> {
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(absl::string_view(record.value.data(), record.value.size()), &value)) {
+      return absl::InvalidArgumentError("not a number");
+    }
+    return value;
+  });
+}
+
+class KafkaSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<KafkaTestBroker>> broker = KafkaTestBroker::Start();
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = *std::move(broker);
+    root_ = std::filesystem::temp_directory_path() /
+            ("weir-kafka-source-test-" + std::to_string(getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  const std::string& bootstrap() const { return broker_->bootstrap(); }
+
+  SourceOptions<int64_t> IntOptions(const std::string& topic) {
+    SourceOptions<int64_t> options;
+    options.client.brokers = bootstrap();
+    options.topics = {topic};
+    options.deserializer = IntDeserializer();
+    options.on_error = ErrorPolicy::kFail;
+    options.bounded = true;
+    options.unavailable_timeout = absl::Seconds(10);
+    return options;
+  }
+
+  // Reads everything `options` selects with a bounded job.
+  std::vector<int64_t> ReadAll(SourceOptions<int64_t> options, int parallelism = 1) {
+    Pipeline pipeline({.parallelism = parallelism});
+    auto sink = weir::testing::CollectingSink<int64_t>::Create();
+    pipeline.Source(Source(std::move(options))).Sink(sink);
+    weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline, absl::Seconds(20));
+    EXPECT_TRUE(result.status.ok()) << result.status;
+    return Sorted(sink->Values());
+  }
+
+  PipelineOptions CheckpointedOptions(const std::string& job, int parallelism = 1) {
+    PipelineOptions options;
+    options.parallelism = parallelism;
+    options.job_name = job;
+    options.checkpoints.interval = absl::Milliseconds(50);
+    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    return options;
+  }
+
+  std::unique_ptr<KafkaTestBroker> broker_;
+  std::filesystem::path root_;
+};
+
+TEST(KafkaTestBroker, ChildProcessServesTopicsGivenOnTheCommandLine) {
+  absl::StatusOr<std::unique_ptr<KafkaTestBroker>> broker =
+      KafkaTestBroker::StartChildProcess(WEIR_KAFKA_DEV_PATH, {"c:3"});
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  EXPECT_THAT((*broker)->bootstrap(), HasSubstr("127.0.0.1:"));
+  ASSERT_TRUE(ProduceNumbered((*broker)->bootstrap(), "c", 30, 3).ok());
+  absl::StatusOr<std::pair<int64_t, int64_t>> marks =
+      QueryWatermarks((*broker)->bootstrap(), "c", 2);
+  ASSERT_TRUE(marks.ok()) << marks.status();
+  EXPECT_EQ(marks->second, 10);
+}
+
+// N records arrive exactly once, also with more workers than partitions.
+class KafkaSourceParallelismTest : public KafkaSourceTest,
+                                   public ::testing::WithParamInterface<int> {};
+
+TEST_P(KafkaSourceParallelismTest, EveryRecordExactlyOnce) {
+  ASSERT_TRUE(broker_->CreateTopic("numbers", 4).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "numbers", 3000, 4).ok());
+  EXPECT_THAT(ReadAll(IntOptions("numbers"), GetParam()), ElementsAreArray(Range(0, 3000)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Parallelism, KafkaSourceParallelismTest, ::testing::Values(1, 2, 4, 6));
+
+TEST_F(KafkaSourceTest, ReadsSeveralTopics) {
+  ASSERT_TRUE(broker_->CreateTopic("a", 2).ok());
+  ASSERT_TRUE(broker_->CreateTopic("b", 3).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "a", 100, 2).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "b", 100, 3, 100).ok());
+  SourceOptions<int64_t> options = IntOptions("a");
+  options.topics = {"a", "b"};
+  EXPECT_THAT(ReadAll(options, 2), ElementsAreArray(Range(0, 200)));
+}
+
+TEST_F(KafkaSourceTest, KeyHeadersTimestampAndOffsetReachTheDeserializer) {
+  ASSERT_TRUE(broker_->CreateTopic("meta", 1).ok());
+  TestRecord record;
+  record.key = "k1";
+  record.value = "v1";
+  record.headers = {{"h", "1"}, {"h", "2"}};
+  record.partition = 0;
+  record.timestamp_ms = kBaseTs + 7;
+  TestRecord null_value;
+  null_value.key = "k2";
+  null_value.partition = 0;
+  null_value.timestamp_ms = kBaseTs + 8;
+  ASSERT_TRUE(Produce(bootstrap(), "meta", {record, null_value}).ok());
+
+  SourceOptions<std::string> options;
+  options.client.brokers = bootstrap();
+  options.topics = {"meta"};
+  options.bounded = true;
+  options.on_error = ErrorPolicy::kFail;
+  options.deserializer =
+      DeserializeWith<std::string>([](const KafkaRecord& r) -> absl::StatusOr<std::string> {
+        std::string out = absl::StrCat(
+            absl::string_view(r.topic.data(), r.topic.size()), "/", r.partition, "@", r.offset,
+            " ts=", r.timestamp_ms, " key=", absl::string_view(r.key.data(), r.key.size()),
+            r.has_value ? " value=" : " null", absl::string_view(r.value.data(), r.value.size()));
+        for (const auto& [name, value] : r.headers) {
+          absl::StrAppend(&out, " ", absl::string_view(name.data(), name.size()), "=",
+                          absl::string_view(value.data(), value.size()));
+        }
+        return out;
+      });
+  Pipeline pipeline;
+  auto sink = weir::testing::CollectingSink<std::string>::Create();
+  pipeline.Source(Source(std::move(options))).Sink(sink);
+  ASSERT_TRUE(weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
+  std::vector<weir::testing::TimestampedValue<std::string>> records = sink->Records();
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].value, "meta/0@0 ts=1700000000007 key=k1 value=v1 h=1 h=2");
+  EXPECT_EQ(records[0].timestamp, kBaseTs + 7);  // the broker timestamp is the event time
+  EXPECT_EQ(records[1].value, "meta/0@1 ts=1700000000008 key=k2 null");
+}
+
+// Whether the broker answers a timestamp lookup (ListOffsets with a
+// timestamp) for partition 0 of `topic` with a real offset.
+bool MockLooksUpTimestamps(const std::string& bootstrap, const std::string& topic,
+                           int64_t timestamp_ms) {
+  absl::StatusOr<internal::ConfPtr> conf =
+      internal::MakeConf({.brokers = bootstrap}, {}, "timestamp probe");
+  if (!conf.ok()) return false;
+  absl::StatusOr<internal::HandlePtr> consumer =
+      internal::MakeHandle(RD_KAFKA_CONSUMER, *std::move(conf), "timestamp probe");
+  if (!consumer.ok()) return false;
+  internal::TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), 0)->offset = timestamp_ms;
+  if (rd_kafka_offsets_for_times(consumer->get(), list.get(), 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return false;
+  }
+  return list->elems[0].offset >= 0;
+}
+
+TEST_F(KafkaSourceTest, StartsAtATimestamp) {
+  ASSERT_TRUE(broker_->CreateTopic("ts", 3).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "ts", 300, 3).ok());
+  SourceOptions<int64_t> options = IntOptions("ts");
+  options.starting_offsets = StartingOffsets::FromTimestamp(kBaseTs + 1000);  // after the end
+  EXPECT_TRUE(ReadAll(options).empty());
+  if (!MockLooksUpTimestamps(bootstrap(), "ts", kBaseTs + 200)) {
+    GTEST_SKIP() << "this librdkafka's mock cluster does not look up offsets by timestamp";
+  }
+  options.starting_offsets = StartingOffsets::FromTimestamp(kBaseTs + 200);
+  EXPECT_THAT(ReadAll(options), ElementsAreArray(Range(200, 300)));
+}
+
+TEST_F(KafkaSourceTest, StartsAtExplicitOffsets) {
+  ASSERT_TRUE(broker_->CreateTopic("ex", 2).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "ex", 100, 2).ok());
+  SourceOptions<int64_t> options = IntOptions("ex");
+  // Partition 0 holds the even numbers: offset 40 is number 80. Partition 1
+  // is not listed and falls back to its latest offset (nothing).
+  options.starting_offsets =
+      StartingOffsets::Explicit({{"ex", {{0, 40}}}}, StartingOffsets::Kind::kLatest);
+  EXPECT_THAT(ReadAll(options), ElementsAreArray({80, 82, 84, 86, 88, 90, 92, 94, 96, 98}));
+}
+
+TEST_F(KafkaSourceTest, LatestReadsOnlyNewRecords) {
+  ASSERT_TRUE(broker_->CreateTopic("new", 2).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "new", 100, 2).ok());
+  SourceOptions<int64_t> options = IntOptions("new");
+  options.bounded = false;
+  options.starting_offsets = StartingOffsets::Latest();
+  Pipeline pipeline;
+  auto sink = weir::testing::CollectingSink<int64_t>::Create();
+  pipeline.Source(Source(std::move(options))).Sink(sink);
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "new", 50, 2, 100).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (sink->size() < 50 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  job->Stop();
+  ASSERT_TRUE(job->Wait().ok());
+  EXPECT_THAT(Sorted(sink->Values()), ElementsAreArray(Range(100, 150)));
+}
+
+TEST_F(KafkaSourceTest, MissingTopicIsNotFoundAtStart) {
+  Pipeline pipeline;
+  auto sink = weir::testing::CollectingSink<int64_t>::Create();
+  pipeline.Source(Source(IntOptions("no-such-topic"))).Sink(sink);
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(job.status().message(), HasSubstr("'no-such-topic'"));
+}
+
+TEST_F(KafkaSourceTest, MissingDeadLetterQueueIsInvalidArgument) {
+  ASSERT_TRUE(broker_->CreateTopic("t", 1).ok());
+  SourceOptions<int64_t> options = IntOptions("t");
+  options.on_error = ErrorPolicy::kDeadLetter;
+  Pipeline pipeline;
+  pipeline.Source(Source(std::move(options)))
+      .Sink(weir::testing::CollectingSink<int64_t>::Create());
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("dead_letters"));
+}
+
+TEST_F(KafkaSourceTest, BrokersDownAtStartIsUnavailable) {
+  ASSERT_TRUE(broker_->CreateTopic("t", 1).ok());
+  ASSERT_TRUE(broker_->mock()->SetBrokerDown(-1).ok());
+  SourceOptions<int64_t> options = IntOptions("t");
+  options.unavailable_timeout = absl::Milliseconds(500);
+  Pipeline pipeline;
+  pipeline.Source(Source(std::move(options)))
+      .Sink(weir::testing::CollectingSink<int64_t>::Create());
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kUnavailable) << job.status();
+}
+
+TEST_F(KafkaSourceTest, AuthenticationFailureIsAClearError) {
+  ASSERT_TRUE(broker_->CreateTopic("t", 1).ok());
+  SourceOptions<int64_t> options = IntOptions("t");
+  options.unavailable_timeout = absl::Seconds(1);
+  options.client.properties = {{"security.protocol", "SASL_PLAINTEXT"},
+                               {"sasl.mechanism", "PLAIN"},
+                               {"sasl.username", "nobody"},
+                               {"sasl.password", "wrong"}};
+  Pipeline pipeline;
+  pipeline.Source(Source(std::move(options)))
+      .Sink(weir::testing::CollectingSink<int64_t>::Create());
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  // The mock cluster does not speak SASL: the handshake fails, and the
+  // status says so instead of a bare timeout.
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kUnauthenticated) << job.status();
+  EXPECT_THAT(job.status().message(), HasSubstr("SASL"));
+}
+
+// A slow map so that jobs are still running when a test interferes.
+int64_t Slowly(int64_t value) {
+  absl::SleepFor(absl::Microseconds(300));
+  return value;
+}
+
+TEST_F(KafkaSourceTest, RecoversFromFetchErrorsAndABrokerOutage) {
+  ASSERT_TRUE(broker_->CreateTopic("faults", 2).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "faults", 3000, 2).ok());
+  broker_->mock()->PushRequestErrors(1, 5, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+  Pipeline pipeline;
+  auto sink = weir::testing::CollectingSink<int64_t>::Create();
+  SourceOptions<int64_t> options = IntOptions("faults");
+  options.max_records_per_poll = 50;
+  auto source = Source(std::move(options));
+  pipeline.Source(source).Map(Slowly).Sink(sink);
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  while (sink->size() < 300 && !job->done()) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_TRUE(broker_->mock()->SetBrokerDown(-1).ok());
+  absl::SleepFor(absl::Milliseconds(1500));
+  ASSERT_TRUE(broker_->mock()->SetBrokerUp(-1).ok());
+  ASSERT_TRUE(job->Wait().ok());
+  EXPECT_THAT(Sorted(sink->Values()), ElementsAreArray(Range(0, 3000)));
+}
+
+TEST_F(KafkaSourceTest, BrokersDownLongerThanTheDeadlineFailTheJob) {
+  ASSERT_TRUE(broker_->CreateTopic("down", 1).ok());
+  SourceOptions<int64_t> options = IntOptions("down");
+  options.bounded = false;
+  options.unavailable_timeout = absl::Seconds(1);
+  Pipeline pipeline;
+  pipeline.Source(Source(std::move(options)))
+      .Sink(weir::testing::CollectingSink<int64_t>::Create());
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(broker_->mock()->SetBrokerDown(-1).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (!job->done() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_TRUE(job->done()) << "the job did not fail";
+  absl::Status status = job->Wait();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr("unreachable"));
+}
+
+// Stop mid-stream (a crash: no final checkpoint), restart from the
+// checkpoint: every record is committed exactly once.
+TEST_F(KafkaSourceTest, RestartFromCheckpointLosesAndDuplicatesNothing) {
+  ASSERT_TRUE(broker_->CreateTopic("resume", 3).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "resume", 4000, 3).ok());
+  const std::string out = (root_ / "out").string();
+  {
+    Pipeline pipeline(CheckpointedOptions("resume", 2));
+    SourceOptions<int64_t> options = IntOptions("resume");
+    options.bounded = false;
+    options.max_records_per_poll = 100;
+    pipeline.Source(Source(std::move(options)))
+        .Map(Slowly)
+        .Sink(std::make_shared<weir::testing::TransactionalFileSink<int64_t>>(out));
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    ASSERT_TRUE(job.ok()) << job.status();
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (job->last_completed_checkpoint() < 3 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    job->Cancel();
+    (void)job->Wait();
+  }
+  absl::StatusOr<std::vector<int64_t>> first =
+      weir::testing::TransactionalFileSink<int64_t>::ReadCommitted(out);
+  ASSERT_TRUE(first.ok());
+  EXPECT_GT(first->size(), 0u);
+  EXPECT_LT(first->size(), 4000u) << "the first run should have been interrupted mid-stream";
+  {
+    Pipeline pipeline(CheckpointedOptions("resume", 3));
+    pipeline.Source(Source(IntOptions("resume")))
+        .Sink(std::make_shared<weir::testing::TransactionalFileSink<int64_t>>(out));
+    ASSERT_TRUE(weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
+  }
+  absl::StatusOr<std::vector<int64_t>> all =
+      weir::testing::TransactionalFileSink<int64_t>::ReadCommitted(out);
+  ASSERT_TRUE(all.ok());
+  EXPECT_THAT(Sorted(*all), ElementsAreArray(Range(0, 4000)));
+}
+
+TEST_F(KafkaSourceTest, CommitsGroupOffsetsOnlyAfterACheckpoint) {
+  ASSERT_TRUE(broker_->CreateTopic("commits", 2).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "commits", 200, 2).ok());
+  PipelineOptions pipeline_options = CheckpointedOptions("commits");
+  pipeline_options.checkpoints.interval = absl::Hours(1);  // only when triggered
+  Pipeline pipeline(pipeline_options);
+  SourceOptions<int64_t> options = IntOptions("commits");
+  options.bounded = false;
+  options.group_id = "lag-watchers";
+  auto sink = weir::testing::CollectingSink<int64_t>::Create();
+  pipeline.Source(Source(std::move(options))).Sink(sink);
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (sink->size() < 200 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_EQ(sink->size(), 200u);
+  absl::StatusOr<std::vector<int64_t>> before =
+      CommittedOffsets(bootstrap(), "lag-watchers", "commits", 2);
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_THAT(*before, ElementsAreArray({RD_KAFKA_OFFSET_INVALID, RD_KAFKA_OFFSET_INVALID}));
+  ASSERT_TRUE(job->TriggerCheckpoint().ok());
+  absl::StatusOr<std::vector<int64_t>> after =
+      CommittedOffsets(bootstrap(), "lag-watchers", "commits", 2);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_THAT(*after, ElementsAreArray({100, 100}));
+  job->Stop();
+  ASSERT_TRUE(job->Wait().ok());
+
+  // A new job of the group (no checkpoint) starts where the group stopped.
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "commits", 20, 2, 200).ok());
+  SourceOptions<int64_t> again = IntOptions("commits");
+  again.group_id = "lag-watchers";
+  again.starting_offsets = StartingOffsets::Committed();
+  EXPECT_THAT(ReadAll(again), ElementsAreArray(Range(200, 220)));
+}
+
+// Event time advances although partition 1 never receives a record: a
+// partition at its high watermark is idle at once.
+TEST_F(KafkaSourceTest, QuietPartitionDoesNotHoldBackTheWatermark) {
+  ASSERT_TRUE(broker_->CreateTopic("quiet", 2).ok());
+  std::vector<TestRecord> records;
+  for (int64_t idx = 0; idx < 50; ++idx) {
+    TestRecord record;
+    record.value = std::to_string(idx);
+    record.partition = 0;
+    record.timestamp_ms = kBaseTs + idx * 100;  // 5 s of event time
+    records.push_back(record);
+  }
+  ASSERT_TRUE(Produce(bootstrap(), "quiet", records).ok());
+  SourceOptions<int64_t> options = IntOptions("quiet");
+  options.bounded = false;
+  Pipeline pipeline;
+  auto windows = weir::testing::CollectingSink<std::pair<int64_t, int64_t>>::Create();
+  pipeline
+      .Source(Source(std::move(options)),
+              WatermarkStrategy<int64_t>::BoundedOutOfOrderness(absl::ZeroDuration()))
+      .KeyBy([](const int64_t&) { return int64_t{0}; })
+      .Window(TumblingEventTimeWindows::Of(absl::Seconds(1)))
+      .Aggregate(aggregations::Count<int64_t>(),
+                 [](const int64_t&, const TimeWindow& window, int64_t count) {
+                   return std::make_pair(window.start, count);
+                 })
+      .Sink(windows);
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (windows->size() < 4 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  // Windows fired while the job runs (not only at the final watermark).
+  std::vector<std::pair<int64_t, int64_t>> fired = Sorted(windows->Values());
+  job->Stop();
+  ASSERT_TRUE(job->Wait().ok());
+  ASSERT_GE(fired.size(), 4u);
+  for (size_t idx = 0; idx < 4; ++idx) {
+    EXPECT_EQ(fired[idx], std::make_pair(kBaseTs + static_cast<int64_t>(idx) * 1000, int64_t{10}));
+  }
+}
+
+// Fills partition 0 of `topic` with more than the mock keeps, so its log
+// start moves past offset 0; returns the new log start.
+int64_t OverflowPartition(const std::string& bootstrap, const std::string& topic) {
+  const std::string big(16 * 1024, 'x');
+  EXPECT_TRUE(ProduceGenerated(bootstrap, topic, 420, [&](int64_t) {
+                TestRecord record;
+                record.value = big;
+                record.partition = 0;
+                return record;
+              }).ok());
+  absl::StatusOr<std::pair<int64_t, int64_t>> marks = QueryWatermarks(bootstrap, topic, 0);
+  EXPECT_TRUE(marks.ok());
+  return marks.ok() ? marks->first : -1;
+}
+
+TEST_F(KafkaSourceTest, CheckpointOlderThanTheLogStartIsDataLoss) {
+  ASSERT_TRUE(broker_->CreateTopic("lossy", 1).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "lossy", 10, 1).ok());
+  {
+    Pipeline pipeline(CheckpointedOptions("lossy"));
+    pipeline.Source(Source(IntOptions("lossy")))
+        .Sink(weir::testing::CollectingSink<int64_t>::Create());
+    ASSERT_TRUE(weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
+  }
+  const int64_t log_start = OverflowPartition(bootstrap(), "lossy");
+  ASSERT_GT(log_start, 10) << "the mock kept everything; produce more";
+
+  Pipeline pipeline(CheckpointedOptions("lossy"));
+  SourceOptions<int64_t> options = IntOptions("lossy");
+  options.deserializer =
+      DeserializeWith<int64_t>([](const KafkaRecord&) -> absl::StatusOr<int64_t> { return 0; });
+  pipeline.Source(Source(options)).Sink(weir::testing::CollectingSink<int64_t>::Create());
+  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline, absl::Seconds(20));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kDataLoss) << result.status;
+  EXPECT_THAT(result.status.message(),
+              HasSubstr(absl::StrCat("offsets [10, ", log_start, ") of lossy/0")));
+
+  // With an explicit reset policy the job goes on, and says so.
+  Pipeline reset(CheckpointedOptions("lossy"));
+  options.on_data_loss = DataLossPolicy::kResetToEarliest;
+  auto source = Source(options);
+  auto sink = weir::testing::CollectingSink<int64_t>::Create();
+  reset.Source(source).Sink(sink);
+  ASSERT_TRUE(weir::testing::RunToCompletion(reset, absl::Seconds(20)).status.ok());
+  EXPECT_EQ(source->Stats().offset_resets, 1);
+  EXPECT_EQ(source->Stats().skipped_offsets, log_start - 10);
+  EXPECT_EQ(static_cast<int64_t>(sink->size()), 430 - log_start);
+}
+
+TEST_F(KafkaSourceTest, ExplicitOffsetBelowTheLogStartIsDataLoss) {
+  ASSERT_TRUE(broker_->CreateTopic("gone", 1).ok());
+  const int64_t log_start = OverflowPartition(bootstrap(), "gone");
+  ASSERT_GT(log_start, 5);
+  SourceOptions<int64_t> options = IntOptions("gone");
+  options.starting_offsets = StartingOffsets::Explicit({{"gone", {{0, 5}}}});
+  Pipeline pipeline;
+  pipeline.Source(Source(options)).Sink(weir::testing::CollectingSink<int64_t>::Create());
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(job.status().message(),
+              HasSubstr(absl::StrCat("offsets [5, ", log_start, ") of gone/0")));
+}
+
+// The log start passes a running job's position (it reads slower than the
+// mock's retention moves): kDataLoss naming the partition and the range.
+TEST_F(KafkaSourceTest, RetentionPassingARunningJobIsDataLoss) {
+  ASSERT_TRUE(broker_->CreateTopic("behind", 1).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "behind", 20, 1).ok());
+  SourceOptions<int64_t> options = IntOptions("behind");
+  options.bounded = false;
+  // Little prefetching, and a slow deserializer.
+  options.client.properties = {{"queued.max.messages.kbytes", "64"},
+                               {"fetch.max.bytes", "65536"},
+                               {"message.max.bytes", "65536"},
+                               {"max.partition.fetch.bytes", "65536"}};
+  options.deserializer =
+      DeserializeWith<int64_t>([](const KafkaRecord&) -> absl::StatusOr<int64_t> {
+        absl::SleepFor(absl::Milliseconds(20));
+        return 0;
+      });
+  Pipeline pipeline;
+  pipeline.Source(Source(std::move(options)))
+      .Sink(weir::testing::CollectingSink<int64_t>::Create());
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  OverflowPartition(bootstrap(), "behind");
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!job->done() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_TRUE(job->done()) << "the job did not notice the lost offsets";
+  absl::Status status = job->Wait();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+  EXPECT_THAT(status.message(), HasSubstr("of behind/0 are no longer on the broker"));
+  EXPECT_THAT(status.message(), HasSubstr("the source's position needs offset"));
+}
+
+// ---------------------------------------------------------------------------
+// Debezium
+// ---------------------------------------------------------------------------
+
+struct Content {
+  std::string id;
+  std::string slug;
+  std::optional<int32_t> length_seconds;
+};
+
+debezium::Fields<Content> ContentFields() {
+  return debezium::Fields<Content>()
+      .Required("id", &Content::id, debezium::Uuid())
+      .Required("slug", &Content::slug)
+      .Optional("length_seconds", &Content::length_seconds);
+}
+
+constexpr char kId[] = "6f1b0c56-3f0e-4c1c-9b7a-2f4d8e2a9c10";
+
+std::string Row(const std::string& slug, const std::string& length) {
+  return absl::StrCat(R"({"id":")", kId, R"(","slug":)", slug, R"(,"length_seconds":)", length,
+                      "}");
+}
+
+std::string Bare(const std::string& op, const std::string& before, const std::string& after) {
+  return absl::StrCat(R"({"before":)", before, R"(,"after":)", after,
+                      R"(,"source":{"connector":"postgresql","db":"app","schema":"public",)",
+                      R"("table":"content","ts_ms":1709285400456,"txId":771,"lsn":24023304},)",
+                      R"("op":")", op, R"(","ts_ms":1709285400789})");
+}
+
+std::string Wrapped(const std::string& op, const std::string& before, const std::string& after) {
+  const std::string row_schema =
+      R"({"type":"struct","optional":true,"fields":[)"
+      R"({"type":"string","optional":false,"name":"io.debezium.data.Uuid","field":"id"},)"
+      R"({"type":"string","optional":false,"field":"slug"},)"
+      R"({"type":"int32","optional":true,"field":"length_seconds"}],"field":"%s"})";
+  std::string before_schema = row_schema;
+  before_schema.replace(before_schema.find("%s"), 2, "before");
+  std::string after_schema = row_schema;
+  after_schema.replace(after_schema.find("%s"), 2, "after");
+  return absl::StrCat(R"({"schema":{"type":"struct","fields":[)", before_schema, ",", after_schema,
+                      R"(,{"type":"string","optional":false,"field":"op"},)"
+                      R"({"type":"int64","optional":true,"field":"ts_ms"}],)"
+                      R"("name":"app.public.content.Envelope"},"payload":)",
+                      Bare(op, before, after), "}");
+}
+
+TEST_F(KafkaSourceTest, DebeziumEventsDecodeAndBadOnesBecomeDeadLetters) {
+  ASSERT_TRUE(broker_->CreateTopic("pg.content", 1).ok());
+  const std::string good = Row(R"("ep-42")", "2730");
+  std::vector<TestRecord> records;
+  auto add = [&](std::optional<std::string> value) {
+    TestRecord record;
+    record.key = absl::StrCat(R"({"id":")", kId, R"("})");
+    record.value = std::move(value);
+    record.partition = 0;
+    record.timestamp_ms = kBaseTs + static_cast<int64_t>(records.size());
+    record.headers = {{"origin", "test"}};
+    records.push_back(std::move(record));
+  };
+  add(Bare("c", "null", good));                            // 0
+  add(Wrapped("u", good, Row(R"("ep-42b")", "2790")));     // 1
+  add(Bare("d", good, "null"));                            // 2
+  add(std::nullopt);                                       // 3: tombstone
+  add(Wrapped("r", "null", good));                         // 4
+  add(Bare("t", "null", "null"));                          // 5
+  add(R"({"op":"c","after":{"id":)");                      // 6: malformed JSON
+  add(Bare("c", "null", Row(R"("ep-43")", R"("long")")));  // 7: wrong type
+  add(Wrapped("c", "null", Row("17", "1")));               // 8: wrong type (slug)
+  add(Bare("c", "null", good));                            // 9
+  ASSERT_TRUE(Produce(bootstrap(), "pg.content", records).ok());
+
+  auto dead_letters = weir::testing::CollectingDeadLetterQueue::Create();
+  SourceOptions<debezium::Change<Content>> options;
+  options.client.brokers = bootstrap();
+  options.topics = {"pg.content"};
+  options.bounded = true;
+  options.deserializer = DebeziumDeserializer(ContentFields());
+  options.dead_letters = dead_letters;
+  Pipeline pipeline(CheckpointedOptions("debezium"));
+  auto sink = weir::testing::CollectingSink<debezium::Change<Content>>::Create();
+  auto source = Source(std::move(options));
+  pipeline.Source(source).Sink(sink);
+  ASSERT_TRUE(weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
+
+  std::vector<debezium::Change<Content>> changes = sink->Values();
+  ASSERT_EQ(changes.size(), 7u);
+  std::vector<debezium::Op> ops;
+  for (const auto& change : changes) ops.push_back(change.op);
+  EXPECT_THAT(
+      ops, ElementsAreArray({debezium::Op::kCreate, debezium::Op::kUpdate, debezium::Op::kDelete,
+                             debezium::Op::kTombstone, debezium::Op::kRead, debezium::Op::kTruncate,
+                             debezium::Op::kCreate}));
+  EXPECT_EQ(changes[1].after->slug, "ep-42b");
+  EXPECT_EQ(changes[1].before->length_seconds, 2730);
+  EXPECT_EQ(changes[2].before->id, kId);
+  EXPECT_EQ(changes[0].source.table, "content");
+  EXPECT_EQ(changes[0].source.lsn, 24023304);
+
+  std::vector<DeadLetter> letters = dead_letters->Letters();
+  ASSERT_EQ(letters.size(), 3u);
+  EXPECT_EQ(source->Stats().dead_letters, 3);
+  const int64_t offsets[] = {6, 7, 8};
+  for (size_t idx = 0; idx < letters.size(); ++idx) {
+    const DeadLetter& letter = letters[idx];
+    const TestRecord& original = records[static_cast<size_t>(offsets[idx])];
+    EXPECT_EQ(letter.payload, *original.value);
+    EXPECT_EQ(letter.key, original.key);
+    EXPECT_THAT(letter.headers,
+                ElementsAreArray({std::pair<std::string, std::string>("origin", "test")}));
+    EXPECT_EQ(letter.stage, "kafka-source");
+    EXPECT_EQ(letter.topic, "pg.content");
+    EXPECT_EQ(letter.partition, 0);
+    EXPECT_EQ(letter.offset, offsets[idx]);
+    EXPECT_EQ(letter.timestamp_ms, original.timestamp_ms);
+  }
+  EXPECT_EQ(letters[0].code, absl::StatusCode::kDataLoss);  // not JSON
+  EXPECT_EQ(letters[1].code, absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(letters[1].error, HasSubstr("length_seconds"));
+  EXPECT_THAT(letters[2].error, HasSubstr("slug"));
+}
+
+TEST_F(KafkaSourceTest, DebeziumErrorsFailTheJobWithPolicyFail) {
+  ASSERT_TRUE(broker_->CreateTopic("pg.strict", 1).ok());
+  TestRecord ok;
+  ok.value = Bare("c", "null", Row(R"("a")", "1"));
+  ok.partition = 0;
+  TestRecord bad;
+  bad.value = Bare("c", "null", Row(R"("b")", R"("x")"));
+  bad.partition = 0;
+  ASSERT_TRUE(Produce(bootstrap(), "pg.strict", {ok, bad}).ok());
+  SourceOptions<debezium::Change<Content>> options;
+  options.client.brokers = bootstrap();
+  options.topics = {"pg.strict"};
+  options.bounded = true;
+  options.deserializer = DebeziumDeserializer(ContentFields());
+  options.on_error = ErrorPolicy::kFail;
+  Pipeline pipeline;
+  pipeline.Source(Source(std::move(options)))
+      .Sink(weir::testing::CollectingSink<debezium::Change<Content>>::Create());
+  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline, absl::Seconds(20));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument) << result.status;
+  EXPECT_THAT(result.status.message(), HasSubstr("topic pg.strict partition 0 offset 1"));
+  EXPECT_THAT(result.status.message(), HasSubstr("length_seconds"));
+}
+
+}  // namespace
+}  // namespace weir::kafka::testing

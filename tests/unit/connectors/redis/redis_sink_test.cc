@@ -1,0 +1,573 @@
+// The Redis sink against a real redis-server (started by the test on a free
+// port of 127.0.0.1): values match the computation, restarts from a
+// checkpoint converge to the failure-free state, a killed server loses
+// nothing, bad credentials and zombies fail clearly, linger makes records
+// visible without a checkpoint.
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/connectors/redis/redis_server_fixture.h"
+#include "weir/connectors/redis.h"
+#include "weir/testing.h"
+#include "weir/weir.h"
+
+namespace weir {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::RedisServer;
+using testing::RedisServerOptions;
+
+struct Event {
+  int64_t id = 0;
+  int64_t seconds = 0;
+};
+
+// A running total per id: absolute values, what an idempotent sink needs.
+struct Total {
+  int64_t id = 0;
+  int64_t count = 0;
+  int64_t seconds = 0;
+};
+
+class RunningTotal final : public KeyedProcessFunction<int64_t, Event, Total> {
+ public:
+  absl::Status ProcessElement(const Event& event, Context& ctx, Collector<Total>& out) override {
+    ValueState<int64_t> count = ctx.GetState(kCount);
+    ValueState<int64_t> seconds = ctx.GetState(kSeconds);
+    Total total{event.id, count.value().value_or(0) + 1,
+                seconds.value().value_or(0) + event.seconds};
+    count.Update(total.count);
+    seconds.Update(total.seconds);
+    out.Collect(total);
+    return absl::OkStatus();
+  }
+
+ private:
+  static inline const ValueStateDescriptor<int64_t> kCount{"count"};
+  static inline const ValueStateDescriptor<int64_t> kSeconds{"seconds"};
+};
+
+constexpr int kIds = 40;
+
+// Event i has id i % kIds and lasts id + 1 seconds: with a multiple of kIds
+// events every id's total is distinct, so the top N is well defined.
+std::vector<Event> Events(int n) {
+  std::vector<Event> events(n);
+  for (int i = 0; i < n; ++i) events[i] = {i % kIds, i % kIds + 1};
+  return events;
+}
+
+std::map<int64_t, Total> ExpectedTotals(int n) {
+  std::map<int64_t, Total> totals;
+  for (const Event& event : Events(n)) {
+    Total& total = totals[event.id];
+    total.id = event.id;
+    ++total.count;
+    total.seconds += event.seconds;
+  }
+  return totals;
+}
+
+redis::HashMapping<Total> TotalsHash(std::string prefix, absl::Duration ttl) {
+  return {.key = [prefix](const Total& t) { return absl::StrCat(prefix, "total:", t.id); },
+          .fields =
+              [](const Total& t, redis::Fields& fields) {
+                fields.Add("count", t.count).Add("seconds", t.seconds);
+              },
+          .ttl = ttl};
+}
+
+redis::SortedSetMapping<Total> Leaderboard(std::string prefix, size_t top_n) {
+  return {.key = [prefix](const Total&) { return absl::StrCat(prefix, "top"); },
+          .member = [](const Total& t) { return absl::StrCat(t.id); },
+          .score = [](const Total& t) { return static_cast<double>(t.seconds); },
+          .top_n = top_n,
+          .ttl = absl::Minutes(30)};
+}
+
+// Reads what the sinks wrote; fails the current test on errors.
+class Inspector {
+ public:
+  explicit Inspector(RedisServer* server) : server_(server) {}
+  absl::StatusOr<testing::RedisReply> Query(const std::vector<std::string>& args) {
+    return server_->Query(args);
+  }
+  void Kill() { server_->Kill(); }
+  absl::Status Restart() { return server_->Restart(); }
+  redis::ConnectionOptions Connection() const { return server_->Connection(); }
+
+  std::optional<std::string> Get(const std::string& key) {
+    absl::StatusOr<testing::RedisReply> reply = server_->Query({"GET", key});
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    if (!reply.ok() || reply->type != testing::RedisReply::Type::kString) return std::nullopt;
+    return reply->str;
+  }
+
+  std::map<std::string, std::string> HGetAll(const std::string& key) {
+    std::map<std::string, std::string> out;
+    absl::StatusOr<testing::RedisReply> reply = server_->Query({"HGETALL", key});
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    if (!reply.ok()) return out;
+    for (size_t idx = 0; idx + 1 < reply->elements.size(); idx += 2) {
+      out[reply->elements[idx].str] = reply->elements[idx + 1].str;
+    }
+    return out;
+  }
+
+  std::vector<std::pair<std::string, double>> ZRangeWithScores(const std::string& key) {
+    std::vector<std::pair<std::string, double>> out;
+    absl::StatusOr<testing::RedisReply> reply =
+        server_->Query({"ZRANGE", key, "0", "-1", "WITHSCORES"});
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    if (!reply.ok()) return out;
+    for (size_t idx = 0; idx + 1 < reply->elements.size(); idx += 2) {
+      double score = 0;
+      EXPECT_TRUE(absl::SimpleAtod(reply->elements[idx + 1].str, &score));
+      out.emplace_back(reply->elements[idx].str, score);
+    }
+    return out;
+  }
+
+  int64_t PTtl(const std::string& key) {
+    absl::StatusOr<testing::RedisReply> reply = server_->Query({"PTTL", key});
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    return reply.ok() ? reply->integer : -3;
+  }
+
+  std::vector<std::string> Keys(const std::string& pattern) {
+    std::vector<std::string> out;
+    absl::StatusOr<testing::RedisReply> reply = server_->Query({"KEYS", pattern});
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    if (!reply.ok()) return out;
+    for (const testing::RedisReply& element : reply->elements) out.push_back(element.str);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+ private:
+  RedisServer* server_;
+};
+
+class RedisSinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartServer({}); }
+
+  void StartServer(RedisServerOptions options) {
+    inspector_.reset();
+    owned_.reset();
+    absl::StatusOr<std::unique_ptr<RedisServer>> server = RedisServer::Start(std::move(options));
+    ASSERT_TRUE(server.ok()) << server.status();
+    owned_ = *std::move(server);
+    inspector_ = std::make_unique<Inspector>(owned_.get());
+    server_ = inspector_.get();
+  }
+
+  redis::SinkOptions Options() const {
+    redis::SinkOptions options;
+    options.connection = server_->Connection();
+    options.unavailable_timeout = absl::Seconds(10);
+    return options;
+  }
+
+  // The totals pipeline: events -> KeyBy(id) -> running totals -> sinks
+  // added by the caller.
+  Stream<Total> Totals(Pipeline& pipeline, int n, double rate_per_split = 0) {
+    testing::VectorSourceOptions source_options;
+    source_options.splits = 4;
+    source_options.records_per_poll = 32;
+    source_options.records_per_second = rate_per_split;
+    return pipeline.Source(testing::VectorSource<Event>::Create(Events(n), source_options))
+        .Name("events")
+        .KeyBy([](const Event& e) { return e.id; })
+        .Process(RunningTotal{})
+        .Name("totals");
+  }
+
+  void ExpectTotalsInRedis(const std::string& prefix, int n) {
+    for (const auto& [id, total] : ExpectedTotals(n)) {
+      EXPECT_EQ(server_->HGetAll(absl::StrCat(prefix, "total:", id)),
+                (std::map<std::string, std::string>{{"count", absl::StrCat(total.count)},
+                                                    {"seconds", absl::StrCat(total.seconds)}}))
+          << "id " << id;
+    }
+  }
+
+  // The top `n` ids by total seconds, lowest first, as ZRANGE returns them.
+  static std::vector<std::pair<std::string, double>> ExpectedTop(int events, size_t n) {
+    std::vector<std::pair<std::string, double>> all;
+    for (const auto& [id, total] : ExpectedTotals(events)) {
+      all.emplace_back(absl::StrCat(id), static_cast<double>(total.seconds));
+    }
+    std::sort(all.begin(), all.end(),
+              [](const auto& a, const auto& b) { return a.second < b.second; });
+    all.erase(all.begin(), all.end() - static_cast<ptrdiff_t>(n));
+    return all;
+  }
+
+  // Everything under `prefix`, with the prefix cut off: hashes as field=value
+  // lists, sorted sets as member=score lists.
+  std::map<std::string, std::string> Dump(const std::string& prefix) {
+    std::map<std::string, std::string> out;
+    for (const std::string& key : server_->Keys(prefix + "*")) {
+      std::string text;
+      absl::StatusOr<testing::RedisReply> type = server_->Query({"TYPE", key});
+      EXPECT_TRUE(type.ok());
+      if (type.ok() && type->str == "hash") {
+        for (const auto& [field, value] : server_->HGetAll(key)) {
+          absl::StrAppend(&text, field, "=", value, " ");
+        }
+      } else if (type.ok() && type->str == "zset") {
+        for (const auto& [member, score] : server_->ZRangeWithScores(key)) {
+          absl::StrAppend(&text, member, "=", score, " ");
+        }
+      }
+      out[key.substr(prefix.size())] = text;
+    }
+    return out;
+  }
+
+  std::unique_ptr<RedisServer> owned_;
+  std::unique_ptr<Inspector> inspector_;
+  Inspector* server_ = nullptr;
+};
+
+TEST_F(RedisSinkTest, WritesWhatTheMappingsSay) {
+  constexpr int kEvents = 4000;
+  constexpr size_t kTop = 7;
+  Pipeline pipeline({.parallelism = 2});
+  Stream<Total> totals = Totals(pipeline, kEvents);
+  totals.Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::Hours(1))), "hashes");
+  totals.Sink(redis::Sink<Total>(Options(), Leaderboard("", kTop)), "leaderboard");
+  totals.Sink(redis::Sink<Total>(Options(),
+                                 redis::StringMapping<Total>{
+                                     .key = [](const Total& t) { return absl::StrCat("s:", t.id); },
+                                     .value = [](const Total& t) { return absl::StrCat(t.count); },
+                                     .ttl = absl::Minutes(10)}),
+              "strings");
+  totals.Sink(redis::Sink<Total>(Options(), redis::CommandMapping<Total>(
+                                                [](const Total& t, redis::CommandBuilder& out) {
+                                                  out.Add({"SADD", "ids", absl::StrCat(t.id)});
+                                                  out.Begin("HSET")
+                                                      .Arg("max")
+                                                      .Arg(absl::StrCat(t.id))
+                                                      .Arg(static_cast<double>(t.seconds) / 2);
+                                                  out.End();
+                                                })),
+              "commands");
+  absl::Status status = pipeline.Run();
+  ASSERT_TRUE(status.ok()) << status;
+
+  ExpectTotalsInRedis("", kEvents);
+  for (int id = 0; id < kIds; ++id) {
+    const int64_t ttl = server_->PTtl(absl::StrCat("total:", id));
+    EXPECT_GT(ttl, absl::ToInt64Milliseconds(absl::Minutes(59)));
+    EXPECT_LE(ttl, absl::ToInt64Milliseconds(absl::Hours(1)));
+    EXPECT_EQ(server_->Get(absl::StrCat("s:", id)),
+              absl::StrCat(ExpectedTotals(kEvents)[id].count));
+    const int64_t string_ttl = server_->PTtl(absl::StrCat("s:", id));
+    EXPECT_GT(string_ttl, absl::ToInt64Milliseconds(absl::Minutes(9)));
+    EXPECT_LE(string_ttl, absl::ToInt64Milliseconds(absl::Minutes(10)));
+  }
+  // Trimmed to the top kTop of the final totals, with their final scores.
+  EXPECT_EQ(server_->ZRangeWithScores("top"), ExpectedTop(kEvents, kTop));
+  EXPECT_GT(server_->PTtl("top"), absl::ToInt64Milliseconds(absl::Minutes(29)));
+  absl::StatusOr<testing::RedisReply> ids = server_->Query({"SCARD", "ids"});
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->integer, kIds);
+  EXPECT_EQ(server_->HGetAll("max").size(), static_cast<size_t>(kIds));
+  EXPECT_EQ(server_->HGetAll("max")["3"], "200");  // (3 + 1) s * 100 events / 2
+}
+
+TEST_F(RedisSinkTest, RestoreFromACheckpointConvergesToTheFailureFreeState) {
+  constexpr int kEvents = 8000;
+  constexpr size_t kTop = 10;
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / absl::StrCat("weir-redis-test-", ::getpid());
+  std::filesystem::remove_all(root);
+
+  // A run without failure, under "ref:".
+  {
+    Pipeline pipeline({.parallelism = 2, .job_name = "reference"});
+    Stream<Total> totals = Totals(pipeline, kEvents);
+    totals.Sink(redis::Sink<Total>(Options(), TotalsHash("ref:", absl::ZeroDuration())),
+                "ref-hashes");
+    totals.Sink(redis::Sink<Total>(Options(), Leaderboard("ref:", kTop)), "ref-leaderboard");
+    absl::Status status = pipeline.Run();
+    ASSERT_TRUE(status.ok()) << status;
+  }
+
+  // The same under "run:", crashed after two checkpoints, then restored.
+  auto build = [&](double rate) {
+    PipelineOptions options;
+    options.parallelism = 2;
+    options.job_name = "crashing";
+    options.checkpoints.interval = absl::Milliseconds(50);
+    options.checkpoints.storage = "file://" + (root / "checkpoints").string();
+    auto pipeline = std::make_unique<Pipeline>(options);
+    Stream<Total> totals = Totals(*pipeline, kEvents, rate);
+    totals.Sink(redis::Sink<Total>(Options(), TotalsHash("run:", absl::ZeroDuration())),
+                "run-hashes");
+    totals.Sink(redis::Sink<Total>(Options(), Leaderboard("run:", kTop)), "run-leaderboard");
+    return pipeline;
+  };
+  {
+    auto pipeline = build(1000);
+    absl::StatusOr<JobHandle> job = pipeline->Start();
+    ASSERT_TRUE(job.ok()) << job.status();
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (job->last_completed_checkpoint() < 3 && !job->done() && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    // Let records after the checkpoint reach Redis too: the restored run
+    // replays them, and must not count them twice.
+    absl::SleepFor(absl::Milliseconds(100));
+    ASSERT_FALSE(job->done()) << "the job ended before it could be interrupted";
+    job->Cancel();
+    EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
+  }
+  const std::map<std::string, std::string> partial = Dump("run:");
+  EXPECT_FALSE(partial.empty());
+  EXPECT_NE(partial, Dump("ref:"));
+
+  auto pipeline = build(0);
+  absl::Status status = pipeline->Run();
+  ASSERT_TRUE(status.ok()) << status;
+
+  EXPECT_EQ(Dump("run:"), Dump("ref:"));
+  ExpectTotalsInRedis("run:", kEvents);
+  EXPECT_EQ(server_->ZRangeWithScores("run:top"), ExpectedTop(kEvents, kTop));
+  std::filesystem::remove_all(root);
+}
+
+TEST_F(RedisSinkTest, ServerKilledAndRestartedMidRunLosesNothing) {
+  StartServer({.persistent = true});  // acknowledged writes survive SIGKILL
+  constexpr int kEvents = 6000;
+  redis::SinkOptions options = Options();
+  options.batch_records = 50;
+  options.max_buffered_records = 200;  // Write blocks during the outage
+  options.unavailable_timeout = absl::Seconds(20);
+  Pipeline pipeline({.parallelism = 2});
+  Totals(pipeline, kEvents, 750)
+      .Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))), "hashes");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+
+  // Wait until some totals arrived, then crash the server for a while.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (server_->Keys("total:*").empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_FALSE(server_->Keys("total:*").empty());
+  server_->Kill();
+  absl::SleepFor(absl::Milliseconds(800));
+  ASSERT_FALSE(job->done()) << "the job ended while the server was down";
+  ASSERT_TRUE(server_->Restart().ok());
+
+  absl::Status status = job->Wait();
+  ASSERT_TRUE(status.ok()) << status;
+  ExpectTotalsInRedis("", kEvents);
+}
+
+TEST_F(RedisSinkTest, ServerDownLongerThanTheDeadlineFailsTheJob) {
+  redis::SinkOptions options = Options();
+  options.unavailable_timeout = absl::Milliseconds(700);
+  options.connection.connect_timeout = absl::Milliseconds(200);
+  Pipeline pipeline;
+  Totals(pipeline, 40000, 2000)
+      .Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))), "hashes");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  absl::SleepFor(absl::Milliseconds(100));
+  server_->Kill();
+  const absl::Time killed = absl::Now();
+  absl::Status status = job->Wait();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr("redis sink 'hashes'"));
+  EXPECT_THAT(status.message(), HasSubstr("unavailable for"));
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(5));
+}
+
+TEST_F(RedisSinkTest, BadCredentialsFailTheStartNamingTheSink) {
+  StartServer({.password = "s3cret"});
+  auto start = [&](redis::ConnectionOptions connection) {
+    redis::SinkOptions options = Options();
+    options.connection = std::move(connection);
+    Pipeline pipeline;
+    Totals(pipeline, 100)
+        .Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))), "dashboard");
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    return job.ok() ? job->Wait() : job.status();
+  };
+  redis::ConnectionOptions wrong = server_->Connection();
+  wrong.password = "wrong";
+  absl::Status status = start(wrong);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated) << status;
+  EXPECT_THAT(status.message(), HasSubstr("redis sink 'dashboard'"));
+  EXPECT_THAT(status.message(), HasSubstr("WRONGPASS"));
+
+  redis::ConnectionOptions none = server_->Connection();
+  none.password.clear();
+  status = start(none);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated) << status;
+  EXPECT_THAT(status.message(), HasSubstr("redis sink 'dashboard'"));
+
+  // An ACL user that may only read.
+  ASSERT_TRUE(server_->Query({"ACL", "SETUSER", "reader", "on", ">readpw", "~*", "+@read"}).ok());
+  redis::ConnectionOptions reader = server_->Connection();
+  reader.user = "reader";
+  reader.password = "readpw";
+  status = start(reader);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_THAT(status.message(), HasSubstr("redis sink 'dashboard'"));
+
+  // The right ACL user works.
+  ASSERT_TRUE(server_->Query({"ACL", "SETUSER", "writer", "on", ">writepw", "~*", "+@all"}).ok());
+  redis::ConnectionOptions writer = server_->Connection();
+  writer.user = "writer";
+  writer.password = "writepw";
+  status = start(writer);
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(server_->HGetAll("total:1")["count"], "3");  // ids 1, 41, 81
+}
+
+TEST_F(RedisSinkTest, AZombieOfAnOlderRunCannotWrite) {
+  auto value_sink = [&](std::string value) {
+    return redis::Sink<Total>(
+        Options(), redis::StringMapping<Total>{.key = [](const Total&) { return "owner"; },
+                                               .value = [value](const Total&) { return value; }});
+  };
+  // The old run: slow and long, still writing when the new one starts.
+  Pipeline old_run;
+  Totals(old_run, 100000, 500).Sink(value_sink("old"), "owner");
+  absl::StatusOr<JobHandle> old_job = old_run.Start();
+  ASSERT_TRUE(old_job.ok()) << old_job.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (server_->Get("owner") != "old" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(server_->Get("owner"), "old");
+
+  // The new run of the same job (same sink name) takes over.
+  Pipeline new_run;
+  Totals(new_run, 400).Sink(value_sink("new"), "owner");
+  absl::Status status = new_run.Run();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(server_->Get("owner"), "new");
+
+  // The old run's next batch is refused, and it fails.
+  status = old_job->Wait();
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_THAT(status.message(), HasSubstr("redis sink 'owner'"));
+  EXPECT_THAT(status.message(), HasSubstr("fenced"));
+  EXPECT_EQ(server_->Get("owner"), "new");
+}
+
+// Every start takes a new epoch per subtask; a start with a smaller
+// parallelism also bumps the subtasks it no longer has, so their zombies are
+// fenced too.
+TEST_F(RedisSinkTest, EachStartBumpsTheEpochsOfItsSubtasksAndOfRemovedOnes) {
+  auto run = [&](int parallelism) {
+    Pipeline pipeline({.parallelism = parallelism});
+    Totals(pipeline, 400)
+        .Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::Hours(1))), "hashes");
+    absl::Status status = pipeline.Run();
+    EXPECT_TRUE(status.ok()) << status;
+  };
+  using Fence = std::map<std::string, std::string>;
+  run(3);
+  EXPECT_EQ(server_->HGetAll("weir:fence:hashes"), (Fence{{"0", "1"}, {"1", "1"}, {"2", "1"}}));
+  run(1);  // subtask 0 takes over 1 and 2
+  EXPECT_EQ(server_->HGetAll("weir:fence:hashes"), (Fence{{"0", "2"}, {"1", "2"}, {"2", "2"}}));
+  run(2);  // subtask 0 takes over 2
+  EXPECT_EQ(server_->HGetAll("weir:fence:hashes"), (Fence{{"0", "3"}, {"1", "3"}, {"2", "3"}}));
+  ExpectTotalsInRedis("", 400);
+}
+
+TEST_F(RedisSinkTest, LingerMakesRecordsVisibleWithoutACheckpoint) {
+  redis::SinkOptions options = Options();
+  options.batch_records = 1000;
+  options.linger = absl::Milliseconds(5);
+  Pipeline pipeline;
+  testing::VectorSourceOptions source_options;
+  source_options.unbounded = true;  // stays running, idle, after 10 records
+  pipeline.Source(testing::VectorSource<Event>::Create(Events(10), source_options))
+      .KeyBy([](const Event& e) { return e.id; })
+      .Process(RunningTotal{})
+      .Sink(redis::Sink<Total>(options, TotalsHash("", absl::ZeroDuration())), "hashes");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  const absl::Time started = absl::Now();
+  while (server_->Keys("total:*").size() < 10 && absl::Now() - started < absl::Seconds(5)) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  const absl::Duration visible_after = absl::Now() - started;
+  EXPECT_EQ(server_->Keys("total:*").size(), 10u);
+  EXPECT_LT(visible_after, absl::Milliseconds(500));
+  EXPECT_FALSE(job->done());
+  EXPECT_EQ(job->last_completed_checkpoint(), 0);
+  job->Stop();
+  absl::Status status = job->Wait();
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+TEST_F(RedisSinkTest, ConnectsOverAUnixSocketToTheSelectedDatabase) {
+  StartServer({.unix_socket = true});
+  redis::SinkOptions options = Options();
+  options.connection.unix_socket = owned_->unix_socket();
+  options.connection.port = 1;  // not used with a socket
+  options.connection.database = 5;
+  Pipeline pipeline;
+  Totals(pipeline, 400).Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))), "hashes");
+  absl::Status status = pipeline.Run();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_TRUE(server_->Keys("total:*").empty());  // database 0
+  ASSERT_TRUE(server_->Query({"SELECT", "5"}).ok());
+  ExpectTotalsInRedis("", 400);
+  ASSERT_TRUE(server_->Query({"SELECT", "0"}).ok());
+}
+
+TEST_F(RedisSinkTest, ACommandRedisRejectsFailsTheJobNamingTheSink) {
+  ASSERT_TRUE(server_->Query({"SET", "total:1", "a string, not a hash"}).ok());
+  Pipeline pipeline;
+  Totals(pipeline, 400)
+      .Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::Hours(1))), "hashes");
+  absl::Status status = pipeline.Run();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(status.message(), HasSubstr("redis sink 'hashes'"));
+  EXPECT_THAT(status.message(), HasSubstr("WRONGTYPE"));
+}
+
+TEST_F(RedisSinkTest, BadOptionsAreInvalidArgumentsAtStart) {
+  redis::SinkOptions options = Options();
+  options.linger = absl::ZeroDuration();
+  Pipeline pipeline;
+  Totals(pipeline, 10).Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))), "hashes");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("redis sink 'hashes'"));
+
+  Pipeline missing;
+  Totals(missing, 10).Sink(redis::Sink<Total>(Options(), redis::HashMapping<Total>{}), "hashes");
+  job = missing.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("HashMapping needs"));
+}
+
+}  // namespace
+}  // namespace weir
