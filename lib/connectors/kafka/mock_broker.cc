@@ -9,12 +9,14 @@ namespace weir::kafka::internal {
 
 absl::StatusOr<std::unique_ptr<MockBroker>> MockBroker::Start(int brokers) {
   if (brokers < 1) return absl::InvalidArgumentError("mock broker: need at least one broker");
-  // The mock cluster needs an rd_kafka_t for its bookkeeping; a producer
-  // that never produces will do.
-  absl::StatusOr<ConfPtr> conf =
-      MakeConf({.brokers = "127.0.0.1:1"}, {{"log_level", "3"}}, "mock broker");
-  if (!conf.ok()) return conf.status();
-  absl::StatusOr<HandlePtr> handle = MakeHandle(RD_KAFKA_PRODUCER, std::move(*conf), "mock broker");
+  // The mock cluster needs an rd_kafka_t for its bookkeeping: a producer
+  // without bootstrap servers, so it never tries to connect anywhere.
+  ConfPtr conf(rd_kafka_conf_new());
+  char errstr[256];
+  if (rd_kafka_conf_set(conf.get(), "log_level", "3", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+    return absl::InternalError(absl::StrCat("mock broker: ", errstr));
+  }
+  absl::StatusOr<HandlePtr> handle = MakeHandle(RD_KAFKA_PRODUCER, std::move(conf), "mock broker");
   if (!handle.ok()) return handle.status();
   rd_kafka_mock_cluster_t* cluster = rd_kafka_mock_cluster_new(handle->get(), brokers);
   if (cluster == nullptr) {
