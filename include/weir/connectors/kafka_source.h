@@ -30,8 +30,8 @@
 //       .group_id = "engagement",
 //       .deserializer = weir::kafka::DebeziumDeserializer(
 //           weir::debezium::Fields<Event>().Required("id", &Event::id)),
-//       .dead_letters = weir::kafka::DeadLetterTopic({.brokers = "localhost:9092",
-//                                                     .topic = "engagement.dlq"}),
+//       .dead_letters = weir::kafka::DeadLetterTopic(
+//           {.client = {.brokers = "localhost:9092"}, .topic = "engagement.dlq"}),
 //   });
 //   auto events = pipeline.Source(source, weir::WatermarkStrategy<...>::BoundedOutOfOrderness(
 //                                             absl::Seconds(5)));
