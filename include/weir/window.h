@@ -338,6 +338,9 @@ class PaneStore {
     ScopedNamespace in_pane(access.Scope(), pane);
     bytes_->Put(access.Scope(), std::move(acc));
   }
+  void Prefetch(const K& key, int64_t pane, StateAccess& access) {
+    if (auto* typed = Bind(access)) typed->Prefetch(key, pane);
+  }
   void Remove(const K& key, int64_t pane, StateAccess& access) {
     if (auto* typed = Bind(access)) return typed->Remove(key, pane);
     ScopedNamespace in_pane(access.Scope(), pane);
@@ -402,6 +405,12 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
   absl::Status OnTimer(Timestamp ts, typename Base::OnTimerContext& ctx,
                        Collector<OUT>& out) override {
     return CatchWindowError([&] { Timer(ts, ctx, out); });
+  }
+  // Called by the keyed operator for an element a few ahead of the one it
+  // processes: starts loading its pane's slot (event time only; a
+  // processing-time pane depends on the clock when the element is processed).
+  void PrefetchState(const IN&, const K& key, Timestamp ts, StateAccess& access) {
+    if (a_.event_time) panes_.Prefetch(key, ts - FloorMod(ts - a_.offset_ms, pane_), access);
   }
 
  private:

@@ -505,6 +505,15 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     now_ = this->env_.Now();
     GuardUserCode(*this, [&] {
       for (size_t idx = 0; idx < in.size(); ++idx) {
+        if constexpr (kPrefetches) {
+          // Starts loading the state of an element a few ahead, so that its
+          // cache misses overlap this element's work instead of stalling on
+          // each lookup in turn.
+          if (const size_t ahead = idx + kPrefetchDistance; ahead < in.size()) {
+            fn_.PrefetchState(in.values[ahead], key_fn_(in.values[ahead]), in.timestamps[ahead],
+                              *this);
+          }
+        }
         const In& value = in.values[idx];
         const K key = key_fn_(value);
         current_key_ = &key;
@@ -519,6 +528,14 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     collector_.Flush();
     this->side_outputs_.FlushAll();
   }
+
+  // Functions that know where an element's state lives (windows) can have it
+  // prefetched: PrefetchState(value, key, timestamp, StateAccess&).
+  static constexpr bool kPrefetches =
+      requires(Fn & fn, const In& value, const K& key, Timestamp ts, StateAccess& access) {
+    fn.PrefetchState(value, key, ts, access);
+  };
+  static constexpr size_t kPrefetchDistance = 8;
 
   static constexpr const char* kTimersTable = "__timers";
 

@@ -383,6 +383,8 @@ class NamespacedValueTable final : public StateTable {
   void Put(const K& key, int64_t ns, T value) {
     slots_.insert_or_assign(Slot{key, ns}, std::move(value));
   }
+  // Starts loading the slot of (key, ns) into the cache.
+  void Prefetch(const K& key, int64_t ns) const { slots_.prefetch(Ref{&key, ns}); }
   void Remove(const K& key, int64_t ns) {
     auto it = slots_.find(Ref{&key, ns});
     if (it != slots_.end()) slots_.erase(it);
