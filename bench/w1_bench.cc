@@ -29,6 +29,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
+#include "bench/window_workload.h"
 #include "bench/workload_events.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
@@ -38,24 +39,6 @@ namespace {
 
 constexpr int64_t kMinuteMs = 60'000;
 constexpr int64_t kMaxOutOfOrdernessMs = 2'000;
-
-struct Seconds {
-  uint64_t content_id;
-  double seconds;
-};
-
-// The incremental aggregate of one window.
-struct WindowAcc {
-  int64_t count = 0;
-  double sum = 0;
-};
-
-struct WindowResult {
-  uint64_t content_id;
-  int64_t window_start;
-  int64_t count;
-  double sum;
-};
 
 // A window shape: tumbling when slide == size.
 struct Shape {
@@ -86,78 +69,8 @@ struct Outcome {
 }  // namespace
 }  // namespace weir::bench
 
-template <>
-struct weir::Codec<weir::bench::WindowAcc> {
-  static void Encode(const weir::bench::WindowAcc& acc, std::string& out) {
-    weir::Codec<int64_t>::Encode(acc.count, out);
-    weir::Codec<double>::Encode(acc.sum, out);
-  }
-  static bool Decode(std::string_view& in, weir::bench::WindowAcc& acc) {
-    return weir::Codec<int64_t>::Decode(in, acc.count) && weir::Codec<double>::Decode(in, acc.sum);
-  }
-};
-
 namespace weir::bench {
 namespace {
-
-// The incremental (count, sum) aggregate of the windows.
-class CountSum final : public AggregateFunction<Seconds, WindowAcc, WindowAcc> {
- public:
-  WindowAcc CreateAccumulator() const override { return {}; }
-  void Add(const Seconds& value, WindowAcc& acc) const override {
-    ++acc.count;
-    acc.sum += value.seconds;
-  }
-  void Merge(const WindowAcc& other, WindowAcc& acc) const override {
-    acc.count += other.count;
-    acc.sum += other.sum;
-  }
-  WindowAcc GetResult(const WindowAcc& acc) const override { return acc; }
-};
-
-// Counts windows and adds up their counts and sums.
-class WindowSink final : public Sink<WindowResult> {
- public:
-  absl::StatusOr<std::unique_ptr<SinkWriter<WindowResult>>> CreateWriter(
-      const SinkContext&) override {
-    return std::unique_ptr<SinkWriter<WindowResult>>(new Writer(this));
-  }
-  int64_t windows() const { return windows_.load(); }
-  int64_t counted() const { return counted_.load(); }
-  double sum() const { return sum_.load(); }
-
- private:
-  class Writer final : public SinkWriter<WindowResult> {
-   public:
-    explicit Writer(WindowSink* sink) : sink_(sink) {}
-    absl::Status Write(std::span<WindowResult> values, std::span<const Timestamp>) override {
-      windows_ += static_cast<int64_t>(values.size());
-      for (const WindowResult& w : values) {
-        counted_ += w.count;
-        sum_ += w.sum;
-      }
-      return absl::OkStatus();
-    }
-    absl::Status Flush() override {
-      sink_->windows_ += std::exchange(windows_, 0);
-      sink_->counted_ += std::exchange(counted_, 0);
-      const double sum = std::exchange(sum_, 0.0);
-      double expected = sink_->sum_.load();
-      while (!sink_->sum_.compare_exchange_weak(expected, expected + sum)) {
-      }
-      return absl::OkStatus();
-    }
-
-   private:
-    WindowSink* sink_;
-    int64_t windows_ = 0;
-    int64_t counted_ = 0;
-    double sum_ = 0;
-  };
-  std::atomic<int64_t> windows_{0};
-  std::atomic<int64_t> counted_{0};
-  std::atomic<double> sum_{0};
-};
 
 Outcome RunWeir(const std::shared_ptr<testing::VectorSource<Event>>& source, const Shape& shape,
                 int parallelism, bool rocksdb) {

@@ -35,6 +35,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "bench/window_workload.h"
 #include "bench/workload_events.h"
 #include "simdjson.h"
 #include "tests/unit/connectors/kafka/kafka_test_broker.h"
@@ -62,34 +63,8 @@ struct Engagement {
   std::string device;
 };
 
-struct Seconds {
-  int64_t content_id;
-  double seconds;
-};
-
-struct WindowAcc {
-  int64_t count = 0;
-  double sum = 0;
-};
-
-struct WindowResult {
-  int64_t count;
-  double sum;
-};
-
 }  // namespace
 }  // namespace weir::bench
-
-template <>
-struct weir::Codec<weir::bench::WindowAcc> {
-  static void Encode(const weir::bench::WindowAcc& acc, std::string& out) {
-    weir::Codec<int64_t>::Encode(acc.count, out);
-    weir::Codec<double>::Encode(acc.sum, out);
-  }
-  static bool Decode(std::string_view& in, weir::bench::WindowAcc& acc) {
-    return weir::Codec<int64_t>::Decode(in, acc.count) && weir::Codec<double>::Decode(in, acc.sum);
-  }
-};
 
 namespace weir::bench {
 namespace {
@@ -121,48 +96,6 @@ struct Outcome {
   int64_t windows = 0;
 };
 
-class CountSum final : public AggregateFunction<Seconds, WindowAcc, WindowAcc> {
- public:
-  WindowAcc CreateAccumulator() const override { return {}; }
-  void Add(const Seconds& value, WindowAcc& acc) const override {
-    ++acc.count;
-    acc.sum += value.seconds;
-  }
-  void Merge(const WindowAcc& other, WindowAcc& acc) const override {
-    acc.count += other.count;
-    acc.sum += other.sum;
-  }
-  WindowAcc GetResult(const WindowAcc& acc) const override { return acc; }
-};
-
-class WindowSink final : public Sink<WindowResult> {
- public:
-  absl::StatusOr<std::unique_ptr<SinkWriter<WindowResult>>> CreateWriter(
-      const SinkContext&) override {
-    return std::unique_ptr<SinkWriter<WindowResult>>(new Writer(this));
-  }
-  int64_t windows() const { return windows_.load(); }
-  int64_t counted() const { return counted_.load(); }
-
- private:
-  class Writer final : public SinkWriter<WindowResult> {
-   public:
-    explicit Writer(WindowSink* sink) : sink_(sink) {}
-    absl::Status Write(std::span<WindowResult> values, std::span<const Timestamp>) override {
-      sink_->windows_ += static_cast<int64_t>(values.size());
-      int64_t counted = 0;
-      for (const WindowResult& w : values) counted += w.count;
-      sink_->counted_ += counted;
-      return absl::OkStatus();
-    }
-
-   private:
-    WindowSink* sink_;
-  };
-  std::atomic<int64_t> windows_{0};
-  std::atomic<int64_t> counted_{0};
-};
-
 // `windows` false: only the source and Debezium decoding (the rows are
 // counted), to show what the connector itself costs.
 Outcome RunWeir(const std::string& brokers, int parallelism, bool windows) {
@@ -189,7 +122,7 @@ Outcome RunWeir(const std::string& brokers, int parallelism, bool windows) {
   if (!windows) {
     pipeline.Source(kafka::Source(std::move(options)))
         .Map([](const Change& c) {
-          return WindowResult{c.after ? 1 : 0, 0};
+          return WindowResult{0, 0, c.after ? 1 : 0, 0};
         })
         .Sink(sink);
   } else {
@@ -202,13 +135,13 @@ Outcome RunWeir(const std::string& brokers, int parallelism, bool windows) {
                     }))
         .Filter([](const Change& c) { return c.after.has_value(); })
         .Map([](const Change& c) {
-          return Seconds{c.after->content_id, c.after->duration_ms / 1000.0};
+          return Seconds{static_cast<uint64_t>(c.after->content_id), c.after->duration_ms / 1000.0};
         })
         .KeyBy([](const Seconds& s) { return s.content_id; })
         .Window(TumblingEventTimeWindows::Of(absl::Milliseconds(kMinuteMs)))
         .Aggregate(CountSum{},
-                   [](const int64_t&, const TimeWindow&, WindowAcc acc) {
-                     return WindowResult{acc.count, acc.sum};
+                   [](const uint64_t& content_id, const TimeWindow& window, WindowAcc acc) {
+                     return WindowResult{content_id, window.start, acc.count, acc.sum};
                    })
         .Sink(sink);
   }
