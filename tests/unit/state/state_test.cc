@@ -288,15 +288,7 @@ struct Point {
 }  // namespace
 
 template <>
-struct Codec<Point> {
-  static void Encode(const Point& p, std::string& out) {
-    Codec<double>::Encode(p.x, out);
-    Codec<double>::Encode(p.y, out);
-  }
-  static bool Decode(std::string_view& in, Point& p) {
-    return Codec<double>::Decode(in, p.x) && Codec<double>::Decode(in, p.y);
-  }
-};
+struct Codec<Point> : MemberCodec<Point, &Point::x, &Point::y> {};
 
 namespace {
 
