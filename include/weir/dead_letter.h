@@ -14,6 +14,11 @@
 // Implementations: weir::kafka::DeadLetterTopic (connectors/kafka.h) and
 // weir::testing::CollectingDeadLetterQueue (testing.h).
 //
+// Records a pipeline's own functions reject (a join that found no row, a
+// value out of range) become DeadLetters in a side output, which
+// DeadLetterSink writes to a queue: flushed at every checkpoint barrier, so
+// they are as durable as the connectors' dead letters.
+//
 // Example:
 //
 //   auto dlq = weir::kafka::DeadLetterTopic({.client = {.brokers = brokers}, .topic = "app.dlq"});
@@ -24,12 +29,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "weir/sink.h"
 
 namespace weir {
 
@@ -85,6 +92,53 @@ class DeadLetterQueue {
       const std::string& operator_name, int worker_index) = 0;
   // Where the letters go (e.g. "kafka topic app.dlq"), for logs and errors.
   virtual std::string Describe() const = 0;
+};
+
+class MetricGroup;
+
+// Wraps `writer` so that every letter it accepts counts in the counter
+// weir_dead_letters_total of `metrics` (the connector's SourceReaderContext
+// or SinkContext metrics). Returns `writer` unchanged when `metrics` is null.
+// Connectors call it on the writers they create.
+std::unique_ptr<DeadLetterWriter> CountDeadLetters(std::unique_ptr<DeadLetterWriter> writer,
+                                                   MetricGroup* metrics);
+
+// A sink writing a stream of DeadLetters to `queue` (one writer per worker,
+// flushed at each checkpoint barrier and at the end of input).
+//
+// Example:
+//
+//   enriched.SideOutput(kRejected).Sink(weir::DeadLetterSink(dlq), "dead-letters");
+class DeadLetterSink final : public Sink<DeadLetter> {
+ public:
+  explicit DeadLetterSink(std::shared_ptr<DeadLetterQueue> queue) : queue_(std::move(queue)) {}
+
+  absl::StatusOr<std::unique_ptr<SinkWriter<DeadLetter>>> CreateWriter(
+      const SinkContext& context) override {
+    absl::StatusOr<std::unique_ptr<DeadLetterWriter>> writer =
+        queue_->CreateWriter(context.operator_name, context.worker_index);
+    if (!writer.ok()) return writer.status();
+    return std::unique_ptr<SinkWriter<DeadLetter>>(new Writer(std::move(*writer)));
+  }
+
+ private:
+  class Writer final : public SinkWriter<DeadLetter> {
+   public:
+    explicit Writer(std::unique_ptr<DeadLetterWriter> writer) : writer_(std::move(writer)) {}
+    absl::Status Write(std::span<DeadLetter> letters, std::span<const Timestamp>) override {
+      for (DeadLetter& letter : letters) {
+        absl::Status status = writer_->Write(std::move(letter));
+        if (!status.ok()) return status;
+      }
+      return absl::OkStatus();
+    }
+    absl::Status Flush() override { return writer_->Flush(); }
+
+   private:
+    std::unique_ptr<DeadLetterWriter> writer_;
+  };
+
+  std::shared_ptr<DeadLetterQueue> queue_;
 };
 
 }  // namespace weir

@@ -1,0 +1,169 @@
+#include "examples/engagement/content_join.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "weir/formats/json.h"
+
+namespace engagement {
+namespace {
+
+const weir::MapStateDescriptor<std::string, ContentHistory> kRows{"content-rows"};
+const weir::ListStateDescriptor<EngagementEvent> kWaiting{"events-waiting"};
+const weir::ValueStateDescriptor<weir::Timestamp> kDeadline{"row-deadline"};
+
+// Event-time timers are rounded up to this step, so a busy key has a few
+// timers a second rather than one per event.
+constexpr int64_t kTimerStepMs = 50;
+
+int64_t CeilTo(int64_t ts, int64_t step) {
+  const int64_t rem = ((ts % step) + step) % step;
+  return rem == 0 ? ts : ts + (step - rem);
+}
+
+// The event as JSON, the payload of its dead letter.
+std::string EventJson(const EngagementEvent& e) {
+  std::string out;
+  weir::json::Writer json(out);
+  json.BeginObject()
+      .Member("id", e.id)
+      .Member("content_id", e.content_id)
+      .Member("user_id", e.user_id)
+      .Member("event_type", e.event_type)
+      .Member("event_ts_ms", e.event_ts_ms)
+      .Member("duration_ms", e.duration_ms)
+      .Member("device", e.device)
+      .EndObject();
+  return out;
+}
+
+}  // namespace
+
+const std::optional<Content>* ContentJoin::VersionAt(const ContentHistory& history,
+                                                     int64_t event_ts_ms) {
+  if (history.empty()) return nullptr;
+  // The first version committed after the event; the one before it applies.
+  auto after = std::upper_bound(
+      history.begin(), history.end(), event_ts_ms,
+      [](int64_t ts, const std::pair<int64_t, std::optional<Content>>& v) { return ts < v.first; });
+  if (after == history.begin()) return &history.front().second;
+  return &std::prev(after)->second;
+}
+
+absl::Status ContentJoin::ProcessElement(const EngagementEvent& event, ReadOnlyContext& ctx,
+                                         weir::Collector<Enriched>& out) {
+  weir::ListState<EngagementEvent> waiting = ctx.GetState(kWaiting);
+  waiting.Add(event);
+  if (event.event_ts_ms <= ctx.current_watermark()) {
+    // Late: every change committed before it is here already.
+    Release(ctx, ctx.GetBroadcastState(kRows).Get(ctx.CurrentKey()), Why::kWatermark, out);
+  } else {
+    ctx.timer_service().RegisterEventTimeTimer(CeilTo(event.event_ts_ms, kTimerStepMs));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ContentJoin::ProcessBroadcastElement(const ContentVersion& version, Context& ctx,
+                                                  weir::Collector<Enriched>& out) {
+  weir::BroadcastState<std::string, ContentHistory> rows = ctx.GetBroadcastState(kRows);
+  ContentHistory history;
+  if (const ContentHistory* known = rows.Get(version.content_id)) history = *known;
+  auto at = std::lower_bound(
+      history.begin(), history.end(), version.ts_ms,
+      [](const std::pair<int64_t, std::optional<Content>>& v, int64_t ts) { return v.first < ts; });
+  if (at != history.end() && at->first == version.ts_ms) {
+    at->second = version.row;  // the same commit again (a replay): the newer wins
+  } else {
+    history.insert(at, {version.ts_ms, version.row});
+  }
+  if (history.size() > options_.max_versions) {
+    history.erase(history.begin(),
+                  history.begin() + static_cast<ptrdiff_t>(history.size() - options_.max_versions));
+  }
+  rows.Put(version.content_id, history);
+  const ContentHistory* stored = rows.Get(version.content_id);
+  // Events of this content that waited for its first row.
+  ctx.ApplyToKey(version.content_id,
+                 [&](KeyedContext& keyed) { Release(keyed, stored, Why::kWatermark, out); });
+  return absl::OkStatus();
+}
+
+absl::Status ContentJoin::OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx,
+                                  weir::Collector<Enriched>& out) {
+  const ContentHistory* history = ctx.GetBroadcastState(kRows).Get(ctx.CurrentKey());
+  Why why = Why::kWatermark;
+  if (ctx.time_domain() == weir::TimeDomain::kProcessingTime) {
+    why = Why::kDeadline;
+  } else if (timestamp == weir::kMaxTimestamp) {
+    why = Why::kEnd;
+  }
+  Release(ctx, history, why, out);
+  return absl::OkStatus();
+}
+
+void ContentJoin::Release(KeyedContext& ctx, const ContentHistory* history, Why why,
+                          weir::Collector<Enriched>& out) {
+  weir::ListState<EngagementEvent> waiting = ctx.GetState(kWaiting);
+  const std::vector<EngagementEvent>& events = waiting.Get();
+  if (events.empty()) return;
+  const weir::Timestamp watermark = ctx.current_watermark();
+  std::vector<EngagementEvent> still;
+  bool rowless = false;
+  for (const EngagementEvent& event : events) {
+    if (event.event_ts_ms > watermark) {
+      still.push_back(event);
+      continue;
+    }
+    const std::optional<Content>* version =
+        history == nullptr ? nullptr : VersionAt(*history, event.event_ts_ms);
+    if (version != nullptr && version->has_value()) {
+      out.Collect(Enrich(event, **version));
+    } else if (version != nullptr) {
+      Reject(ctx, event,
+             absl::StrCat("content ", event.content_id,
+                          " was deleted before the event (event_ts_ms ", event.event_ts_ms, ")"));
+    } else if (why == Why::kEnd) {
+      Reject(
+          ctx, event,
+          absl::StrCat("no row of content ", event.content_id, " arrived before the input ended"));
+    } else if (why == Why::kDeadline) {
+      Reject(ctx, event,
+             absl::StrCat("no row of content ", event.content_id, " arrived within ",
+                          absl::FormatDuration(options_.max_wait)));
+    } else {
+      still.push_back(event);
+      rowless = true;
+    }
+  }
+  weir::ValueState<weir::Timestamp> deadline = ctx.GetState(kDeadline);
+  if (rowless && deadline.Get() == nullptr) {
+    const weir::Timestamp at =
+        ctx.current_processing_time() + absl::ToInt64Milliseconds(options_.max_wait);
+    deadline.Update(at);
+    ctx.timer_service().RegisterProcessingTimeTimer(at);
+    ctx.timer_service().RegisterEventTimeTimer(weir::kMaxTimestamp);
+  } else if (!rowless && deadline.Get() != nullptr) {
+    ctx.timer_service().DeleteProcessingTimeTimer(*deadline.Get());
+    ctx.timer_service().DeleteEventTimeTimer(weir::kMaxTimestamp);
+    deadline.Clear();
+  }
+  if (still.empty()) {
+    waiting.Clear();
+  } else if (still.size() != events.size()) {
+    waiting.Update(std::move(still));
+  }
+}
+
+void ContentJoin::Reject(weir::ProcessContext& ctx, const EngagementEvent& event,
+                         std::string reason) {
+  weir::DeadLetter letter;
+  letter.payload = EventJson(event);
+  letter.key = event.content_id;
+  letter.code = absl::StatusCode::kNotFound;
+  letter.error = std::move(reason);
+  letter.stage = "content-join";
+  letter.timestamp_ms = event.event_ts_ms;
+  ctx.Output(options_.rejected, std::move(letter));
+}
+
+}  // namespace engagement

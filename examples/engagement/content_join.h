@@ -1,0 +1,113 @@
+// The engagement pipeline's join: each engagement event with the version of
+// its content row that was current at the event's time (an event-time
+// temporal join over broadcast state).
+//
+// Content changes (Debezium creates, updates, deletes of public.content)
+// are broadcast to every worker, which keeps the last few versions of each
+// row, stamped with their commit time. An event waits in keyed state until
+// the watermark passes its event time (then every content change committed
+// before it has arrived, since the content source's watermark is part of the
+// join's) and is joined with the newest version committed at or before it;
+// an event older than every version of its row (the row was created after
+// its first events) takes the first version. So the result does not depend
+// on how the two topics' reads interleave, and a replay after a restore
+// gives the same rows.
+//
+// An event whose content row has not arrived waits for it up to `max_wait`
+// of processing time, then goes to the dead letters; so does an event whose
+// content was deleted before it happened. At the end of input, events still
+// without a row go to the dead letters too. Nothing is dropped.
+//
+// Example:
+//
+//   events.KeyBy([](const EngagementEvent& e) { return e.content_id; })
+//       .Connect(content_versions.Broadcast())
+//       .Process(ContentJoin({.max_wait = absl::Seconds(30), .rejected = kRejected}));
+
+#ifndef WEIR_EXAMPLES_ENGAGEMENT_CONTENT_JOIN_H_
+#define WEIR_EXAMPLES_ENGAGEMENT_CONTENT_JOIN_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "examples/engagement/model.h"
+#include "weir/dead_letter.h"
+#include "weir/functions.h"
+#include "weir/state.h"
+
+namespace engagement {
+
+// One change of a content row at its commit time; `row` nullopt: deleted.
+struct ContentVersion {
+  std::string content_id;
+  int64_t ts_ms = 0;
+  std::optional<Content> row;
+};
+
+// The versions of one row, oldest first: (commit time, row or deleted).
+using ContentHistory = std::vector<std::pair<int64_t, std::optional<Content>>>;
+
+struct ContentJoinOptions {
+  // How long an event waits for a content row that has not arrived
+  // (processing time). Default: 30 s
+  absl::Duration max_wait = absl::Seconds(30);
+  // Versions kept per content row (the oldest go first).
+  // Default: 8
+  size_t max_versions = 8;
+  // Where rejected events go.
+  weir::OutputTag<weir::DeadLetter> rejected{"rejected"};
+};
+
+class ContentJoin final : public weir::KeyedBroadcastProcessFunction<std::string, EngagementEvent,
+                                                                     ContentVersion, Enriched> {
+ public:
+  explicit ContentJoin(ContentJoinOptions options) : options_(std::move(options)) {}
+
+  absl::Status ProcessElement(const EngagementEvent& event, ReadOnlyContext& ctx,
+                              weir::Collector<Enriched>& out) override;
+  absl::Status ProcessBroadcastElement(const ContentVersion& version, Context& ctx,
+                                       weir::Collector<Enriched>& out) override;
+  absl::Status OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx,
+                       weir::Collector<Enriched>& out) override;
+
+  // The version of `history` an event at `event_ts_ms` joins with: the
+  // newest committed at or before it, else the oldest; nullptr when the
+  // history is empty. A deletion is returned as a disengaged optional.
+  static const std::optional<Content>* VersionAt(const ContentHistory& history,
+                                                 int64_t event_ts_ms);
+
+ private:
+  enum class Why { kWatermark, kDeadline, kEnd };
+  // Joins or rejects the waiting events of the current key that the
+  // watermark has passed; those without a row keep waiting unless `why`
+  // says their time is up.
+  void Release(KeyedContext& ctx, const ContentHistory* history, Why why,
+               weir::Collector<Enriched>& out);
+  void Reject(weir::ProcessContext& ctx, const EngagementEvent& event, std::string reason);
+
+  ContentJoinOptions options_;
+};
+
+}  // namespace engagement
+
+template <>
+struct weir::Codec<engagement::Content>
+    : weir::MemberCodec<engagement::Content, &engagement::Content::id, &engagement::Content::slug,
+                        &engagement::Content::title, &engagement::Content::content_type,
+                        &engagement::Content::length_seconds, &engagement::Content::publish_ts_ms> {
+};
+
+template <>
+struct weir::Codec<engagement::EngagementEvent>
+    : weir::MemberCodec<
+          engagement::EngagementEvent, &engagement::EngagementEvent::id,
+          &engagement::EngagementEvent::content_id, &engagement::EngagementEvent::user_id,
+          &engagement::EngagementEvent::event_type, &engagement::EngagementEvent::event_ts_ms,
+          &engagement::EngagementEvent::duration_ms, &engagement::EngagementEvent::device,
+          &engagement::EngagementEvent::raw_payload> {};
+
+#endif  // WEIR_EXAMPLES_ENGAGEMENT_CONTENT_JOIN_H_

@@ -1,0 +1,256 @@
+#include "examples/engagement/content_metrics.h"
+
+#include <algorithm>
+
+#include "weir/state.h"
+
+namespace engagement {
+
+// What ContentMetrics keeps per content.
+struct ContentState {
+  std::string slug;
+  std::string title;
+  std::string content_type;
+  std::string listed_type;  // the type its leaderboard entry is under
+  Totals totals;
+  // The newest event (by event time, then id): the content fields come from
+  // it, so they do not depend on the order events of one content arrive in.
+  int64_t last_event_ts_ms = 0;
+  int64_t last_event_id = 0;
+  // 1-minute buckets of the sliding window: (bucket start, engagement seconds).
+  std::vector<std::pair<int64_t, double>> minutes;
+  bool dirty = false;         // changed since the last ContentUpdate
+  int64_t rollup_due_ms = 0;  // processing time of the next rollup flush (0: none)
+  int64_t ageing_at = 0;      // the registered ageing timer (0: none)
+  bool end_timer = false;
+};
+
+// What ContentMetrics keeps per content and hour.
+struct HourState {
+  Totals totals;
+  bool dirty = false;  // changed since its last rollup
+  // The hour's newest event (event time, then id) and its content fields.
+  int64_t last_event_ts_ms = 0;
+  int64_t last_event_id = 0;
+  std::string slug;
+  std::string content_type;
+};
+
+// Whether `e` is newer than the event (ts_ms, id).
+bool Newer(const Enriched& e, int64_t ts_ms, int64_t id) {
+  return std::pair(e.event_ts_ms, e.event_id) >= std::pair(ts_ms, id);
+}
+
+}  // namespace engagement
+
+template <>
+struct weir::Codec<engagement::Totals>
+    : weir::MemberCodec<engagement::Totals, &engagement::Totals::events, &engagement::Totals::plays,
+                        &engagement::Totals::pauses, &engagement::Totals::finishes,
+                        &engagement::Totals::clicks, &engagement::Totals::engagement_seconds,
+                        &engagement::Totals::timed_events, &engagement::Totals::engagement_pct_sum,
+                        &engagement::Totals::pct_events> {};
+
+template <>
+struct weir::Codec<engagement::ContentState>
+    : weir::MemberCodec<
+          engagement::ContentState, &engagement::ContentState::slug,
+          &engagement::ContentState::title, &engagement::ContentState::content_type,
+          &engagement::ContentState::listed_type, &engagement::ContentState::totals,
+          &engagement::ContentState::last_event_ts_ms, &engagement::ContentState::last_event_id,
+          &engagement::ContentState::minutes, &engagement::ContentState::dirty,
+          &engagement::ContentState::rollup_due_ms, &engagement::ContentState::ageing_at,
+          &engagement::ContentState::end_timer> {};
+
+template <>
+struct weir::Codec<engagement::HourState>
+    : weir::MemberCodec<engagement::HourState, &engagement::HourState::totals,
+                        &engagement::HourState::dirty, &engagement::HourState::last_event_ts_ms,
+                        &engagement::HourState::last_event_id, &engagement::HourState::slug,
+                        &engagement::HourState::content_type> {};
+
+namespace engagement {
+namespace {
+
+const weir::ValueStateDescriptor<ContentState> kState{"content-metrics"};
+// Hour start → its totals.
+const weir::MapStateDescriptor<int64_t, HourState> kHours{"content-hours"};
+
+int64_t FloorTo(int64_t ts, int64_t step) {
+  const int64_t rem = ((ts % step) + step) % step;
+  return ts - rem;
+}
+
+}  // namespace
+
+void Totals::Add(const Enriched& e) {
+  ++events;
+  if (e.event_type == "play") {
+    ++plays;
+  } else if (e.event_type == "pause") {
+    ++pauses;
+  } else if (e.event_type == "finish") {
+    ++finishes;
+  } else if (e.event_type == "click") {
+    ++clicks;
+  }
+  if (e.engagement_seconds) {
+    engagement_seconds += *e.engagement_seconds;
+    ++timed_events;
+  }
+  if (e.engagement_pct) {
+    engagement_pct_sum += *e.engagement_pct;
+    ++pct_events;
+  }
+}
+
+absl::Status ContentMetrics::ProcessElement(const Enriched& event, Context& ctx,
+                                            weir::Collector<ContentUpdate>& out) {
+  weir::ValueState<ContentState> state = ctx.GetState(kState);
+  if (state.Get() == nullptr) state.Update(ContentState{});
+  ContentState& s = *state.Mutable();
+  const weir::Timestamp watermark = ctx.current_watermark();
+  const weir::Timestamp now = ctx.current_processing_time();
+  if (Newer(event, s.last_event_ts_ms, s.last_event_id)) {
+    s.slug = event.slug;
+    s.title = event.title;
+    s.content_type = event.content_type;
+    s.last_event_ts_ms = event.event_ts_ms;
+    s.last_event_id = event.event_id;
+  }
+  s.totals.Add(event);
+
+  const int64_t minute = FloorTo(event.event_ts_ms, kBucketMs);
+  if (minute + kWindowMs > watermark) {
+    auto it = std::lower_bound(s.minutes.begin(), s.minutes.end(), std::pair(minute, -1e300));
+    if (it == s.minutes.end() || it->first != minute) it = s.minutes.insert(it, {minute, 0.0});
+    it->second += event.engagement_seconds.value_or(0.0);
+    const int64_t ageing = s.minutes.front().first + kWindowMs;
+    if (s.ageing_at == 0 || ageing < s.ageing_at) {
+      if (s.ageing_at != 0) ctx.timer_service().DeleteEventTimeTimer(s.ageing_at);
+      s.ageing_at = ageing;
+      ctx.timer_service().RegisterEventTimeTimer(ageing);
+    }
+  }
+
+  const int64_t hour = FloorTo(event.event_ts_ms, kHourMs);
+  const int64_t hour_done = hour + kHourMs + absl::ToInt64Milliseconds(options_.rollup_lateness);
+  if (hour_done > watermark) {
+    weir::MapState<int64_t, HourState> hours = ctx.GetState(kHours);
+    HourState* h = hours.Mutable(hour);
+    if (h == nullptr) {
+      hours.Put(hour, HourState{});
+      h = hours.Mutable(hour);
+      ctx.timer_service().RegisterEventTimeTimer(hour_done);
+    }
+    h->totals.Add(event);
+    h->dirty = true;
+    if (Newer(event, h->last_event_ts_ms, h->last_event_id)) {
+      h->last_event_ts_ms = event.event_ts_ms;
+      h->last_event_id = event.event_id;
+      h->slug = event.slug;
+      h->content_type = event.content_type;
+    }
+    if (s.rollup_due_ms == 0) {
+      const int64_t step = absl::ToInt64Milliseconds(options_.rollup_refresh);
+      s.rollup_due_ms = FloorTo(now, step) + step;
+      ctx.timer_service().RegisterProcessingTimeTimer(s.rollup_due_ms);
+    }
+  }
+
+  if (!s.dirty) {
+    s.dirty = true;
+    const int64_t step = absl::ToInt64Milliseconds(options_.refresh);
+    ctx.timer_service().RegisterProcessingTimeTimer(FloorTo(now, step) + step);
+  }
+  if (!s.end_timer) {
+    s.end_timer = true;
+    ctx.timer_service().RegisterEventTimeTimer(weir::kMaxTimestamp);
+  }
+  (void)out;
+  return absl::OkStatus();
+}
+
+absl::Status ContentMetrics::OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx,
+                                     weir::Collector<ContentUpdate>& out) {
+  weir::ValueState<ContentState> state = ctx.GetState(kState);
+  ContentState* s = state.Mutable();
+  if (s == nullptr) return absl::OkStatus();
+  if (ctx.time_domain() == weir::TimeDomain::kProcessingTime) {
+    if (s->dirty) Emit(ctx, out);
+    if (s->rollup_due_ms != 0 && timestamp >= s->rollup_due_ms) EmitRollups(ctx, false);
+    return absl::OkStatus();
+  }
+  const weir::Timestamp watermark = ctx.current_watermark();
+  if (watermark == weir::kMaxTimestamp) {
+    // The input ended (every event-time timer fires now): emit what is
+    // pending once, leave the window as it was.
+    if (timestamp == weir::kMaxTimestamp) {
+      if (s->dirty) Emit(ctx, out);
+      EmitRollups(ctx, true);
+    }
+    return absl::OkStatus();
+  }
+  // Ageing: buckets the window has passed leave it.
+  if (s->ageing_at != 0 && timestamp >= s->ageing_at) {
+    auto keep = std::find_if(s->minutes.begin(), s->minutes.end(), [&](const auto& bucket) {
+      return bucket.first + kWindowMs > watermark;
+    });
+    if (keep != s->minutes.begin()) {
+      s->minutes.erase(s->minutes.begin(), keep);
+      s->dirty = true;
+    }
+    s->ageing_at = 0;
+    if (!s->minutes.empty()) {
+      s->ageing_at = s->minutes.front().first + kWindowMs;
+      ctx.timer_service().RegisterEventTimeTimer(s->ageing_at);
+    }
+    if (s->dirty) Emit(ctx, out);
+  }
+  // Hours past their lateness: their last rollup goes out, then they go.
+  EmitRollups(ctx, false);
+  return absl::OkStatus();
+}
+
+void ContentMetrics::Emit(Context& ctx, weir::Collector<ContentUpdate>& out) {
+  ContentState& s = *ctx.GetState(kState).Mutable();
+  ContentUpdate update;
+  update.content_id = ctx.CurrentKey();
+  update.slug = s.slug;
+  update.title = s.title;
+  update.content_type = s.content_type;
+  if (!s.listed_type.empty() && s.listed_type != s.content_type) {
+    update.previous_content_type = s.listed_type;
+  }
+  s.listed_type = s.content_type;
+  update.totals = s.totals;
+  update.last_event_ts_ms = s.last_event_ts_ms;
+  for (const auto& [minute, seconds] : s.minutes) update.window_seconds += seconds;
+  s.dirty = false;
+  out.Collect(std::move(update));
+}
+
+void ContentMetrics::EmitRollups(Context& ctx, bool all_done) {
+  ctx.GetState(kState).Mutable()->rollup_due_ms = 0;
+  weir::MapState<int64_t, HourState> hours = ctx.GetState(kHours);
+  const weir::Timestamp watermark = ctx.current_watermark();
+  const int64_t lateness = absl::ToInt64Milliseconds(options_.rollup_lateness);
+  std::vector<int64_t> changed;
+  std::vector<int64_t> done;
+  hours.ForEach([&](const int64_t& hour, const HourState& h) {
+    if (h.dirty) changed.push_back(hour);
+    if (!all_done && hour + kHourMs + lateness <= watermark) done.push_back(hour);
+  });
+  for (int64_t hour : changed) {
+    HourState& h = *hours.Mutable(hour);
+    h.dirty = false;
+    ctx.Output(options_.rollups, HourlyRollup{.content_id = ctx.CurrentKey(),
+                                              .hour_ms = hour,
+                                              .slug = h.slug,
+                                              .content_type = h.content_type,
+                                              .totals = h.totals});
+  }
+  for (int64_t hour : done) hours.Remove(hour);
+}
+
+}  // namespace engagement

@@ -1,0 +1,105 @@
+// The engagement pipeline's per-content aggregates, kept in keyed state
+// (key: content id) and emitted as absolute values, so that a replay after
+// a restore converges instead of counting twice:
+//
+// - ContentUpdate, at most every `refresh` of processing time per content
+//   that changed: running totals (plays, pauses, finishes, clicks,
+//   engagement seconds and percentages, last event time) and the engagement
+//   seconds of the sliding 10-minute window (the last ten 1-minute buckets
+//   of event time up to the watermark; buckets leave as the watermark
+//   passes them, which also updates the content's score). These feed the
+//   Redis leaderboards and the content:<id>:metrics hashes.
+// - HourlyRollup (side output `rollups`), at most every `rollup_refresh`
+//   per content and hour that changed: the hour's totals, versioned by its
+//   event count, for ClickHouse's ReplacingMergeTree.
+//
+// At the end of input everything pending is emitted once more, without
+// ageing the window (the last leaderboard stays as it was).
+
+#ifndef WEIR_EXAMPLES_ENGAGEMENT_CONTENT_METRICS_H_
+#define WEIR_EXAMPLES_ENGAGEMENT_CONTENT_METRICS_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "examples/engagement/model.h"
+#include "weir/functions.h"
+
+namespace engagement {
+
+// Counts and sums of a set of enriched events.
+struct Totals {
+  int64_t events = 0;
+  int64_t plays = 0;
+  int64_t pauses = 0;
+  int64_t finishes = 0;
+  int64_t clicks = 0;
+  double engagement_seconds = 0;  // sum over events with a duration
+  int64_t timed_events = 0;       // events with a duration
+  double engagement_pct_sum = 0;  // sum over events with an engagement_pct
+  int64_t pct_events = 0;
+
+  void Add(const Enriched& e);
+  friend bool operator==(const Totals&, const Totals&) = default;
+};
+
+struct ContentUpdate {
+  std::string content_id;
+  std::string slug;
+  std::string title;
+  std::string content_type;
+  // The content type the content was listed under before, when it changed
+  // (its entry in that type's leaderboard goes); empty otherwise.
+  std::string previous_content_type;
+  Totals totals;
+  int64_t last_event_ts_ms = 0;
+  // Engagement seconds in the sliding 10-minute window (0: not listed).
+  double window_seconds = 0;
+};
+
+struct HourlyRollup {
+  std::string content_id;
+  int64_t hour_ms = 0;  // start of the hour, epoch ms
+  std::string slug;
+  std::string content_type;
+  Totals totals;
+};
+
+struct ContentMetricsOptions {
+  // Default: 250 ms
+  absl::Duration refresh = absl::Milliseconds(250);
+  // Default: 5 s
+  absl::Duration rollup_refresh = absl::Seconds(5);
+  // Hours are kept (and late events counted into them) until the watermark
+  // is this far past their end. Default: 1 h
+  absl::Duration rollup_lateness = absl::Hours(1);
+  weir::OutputTag<HourlyRollup> rollups{"hourly-rollups"};
+};
+
+inline constexpr int64_t kWindowMs = 10 * 60'000;
+inline constexpr int64_t kBucketMs = 60'000;
+inline constexpr int64_t kHourMs = 3'600'000;
+
+class ContentMetrics final
+    : public weir::KeyedProcessFunction<std::string, Enriched, ContentUpdate> {
+ public:
+  explicit ContentMetrics(ContentMetricsOptions options) : options_(std::move(options)) {}
+
+  absl::Status ProcessElement(const Enriched& event, Context& ctx,
+                              weir::Collector<ContentUpdate>& out) override;
+  absl::Status OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx,
+                       weir::Collector<ContentUpdate>& out) override;
+
+ private:
+  void Emit(Context& ctx, weir::Collector<ContentUpdate>& out);
+  void EmitRollups(Context& ctx, bool all_done);
+
+  ContentMetricsOptions options_;
+};
+
+}  // namespace engagement
+
+#endif  // WEIR_EXAMPLES_ENGAGEMENT_CONTENT_METRICS_H_

@@ -1,0 +1,114 @@
+// The engagement-pipeline program: configuration (flags and environment),
+// the dataflow, and the run loop with its status line. Kept apart from
+// main() so tests build and run the same pipeline in-process.
+//
+// The dataflow:
+//
+//   <prefix>.public.content ──Debezium──▶ versions ──broadcast──┐
+//   <prefix>.public.engagement_events ──Debezium──▶ events ─keyBy content─▶ ContentJoin
+//   ContentJoin ─▶ enriched ─┬▶ Kafka <prefix>.engagement_enriched (exactly once)
+//                            ├▶ ClickHouse engagement_enriched
+//                            └▶ keyBy content ▶ ContentMetrics ─┬▶ Redis content:<id>:metrics
+//                                                               ├▶ Redis
+//                                                               top_engagement:10min[:type] └▶
+//                                                               ClickHouse engagement_hourly
+//   bad envelopes, rejected events ─▶ Kafka <prefix>.dlq
+
+#ifndef WEIR_EXAMPLES_ENGAGEMENT_PIPELINE_APP_H_
+#define WEIR_EXAMPLES_ENGAGEMENT_PIPELINE_APP_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "weir/connectors/clickhouse.h"
+#include "weir/connectors/redis.h"
+#include "weir/pipeline.h"
+
+namespace engagement {
+
+struct PipelineConfig {
+  // Kafka.
+  std::string brokers;
+  std::string topic_prefix = "engagement";
+  std::string group_id = "engagement-pipeline";
+  // Read the topics up to their current end, then finish (tests, backfills).
+  bool bounded = false;
+  // Redis (empty host: no Redis output).
+  std::string redis_host = "127.0.0.1";
+  int redis_port = 6379;
+  std::string redis_user;
+  std::string redis_password;
+  int redis_db = 0;
+  // ClickHouse (empty URL: no ClickHouse output).
+  std::string clickhouse_url;
+  std::string clickhouse_user = "default";
+  std::string clickhouse_password;
+  std::string clickhouse_database = "default";
+  // Checkpoints and state.
+  std::string checkpoint_uri = "file:///tmp/weir-engagement/checkpoints";
+  absl::Duration checkpoint_interval = absl::Seconds(10);
+  std::string state_dir;  // RocksDB state there; empty: memory
+  int parallelism = 2;
+  std::string job_name = "engagement";
+  // Event time and freshness.
+  absl::Duration out_of_orderness = absl::Milliseconds(200);
+  absl::Duration join_max_wait = absl::Seconds(30);
+  absl::Duration refresh = absl::Milliseconds(250);
+  absl::Duration rollup_refresh = absl::Seconds(5);
+  size_t leaderboard_size = 100;
+  absl::Duration leaderboard_ttl = absl::Hours(1);
+  absl::Duration metrics_ttl = absl::Hours(24);
+  absl::Duration status_interval = absl::Seconds(5);
+};
+
+// Every flag, its environment variable and its default (for --help).
+std::string Usage(const char* program);
+
+// Parses flags (--name=value) over environment variables over defaults.
+// `help` is set when --help was given. kInvalidArgument names the flag.
+absl::StatusOr<PipelineConfig> ParseConfig(int argc, char** argv,
+                                           const std::function<const char*(const char*)>& getenv,
+                                           bool* help);
+
+// Topic and table names.
+std::string ContentTopicName(const PipelineConfig& config);
+std::string EventsTopicName(const PipelineConfig& config);
+std::string OutboxTopicName(const PipelineConfig& config);
+std::string DeadLetterTopicName(const PipelineConfig& config);
+inline constexpr char kEnrichedTable[] = "engagement_enriched";
+inline constexpr char kHourlyTable[] = "engagement_hourly";
+inline constexpr char kLeaderboardKey[] = "top_engagement:10min";
+
+weir::clickhouse::ConnectionOptions ClickHouseConnection(const PipelineConfig& config);
+// Creates engagement_enriched and engagement_hourly if missing.
+absl::Status CreateClickHouseTables(const PipelineConfig& config);
+
+// Live counters the status line reads.
+struct PipelineCounters {
+  std::atomic<int64_t> rejected{0};         // events the join dead-lettered
+  std::atomic<int64_t> latest_event_ms{0};  // newest event time sent to Redis
+  std::function<int64_t()> events_read;     // engagement events deserialized
+  std::function<int64_t()> source_dead_letters;
+};
+
+// Adds the whole dataflow to `pipeline` (whose options come from
+// PipelineOptionsFor).
+absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& config,
+                           std::shared_ptr<PipelineCounters> counters);
+weir::PipelineOptions PipelineOptionsFor(const PipelineConfig& config);
+
+// Runs until the input ends (bounded) or `stop` becomes true, logging the
+// status line every status_interval; then stops with a final checkpoint.
+absl::Status RunPipeline(const PipelineConfig& config, const std::atomic<bool>& stop);
+
+}  // namespace engagement
+
+#endif  // WEIR_EXAMPLES_ENGAGEMENT_PIPELINE_APP_H_

@@ -1,0 +1,577 @@
+// End to end: a fixed dataset of Debezium change events (content creates,
+// updates and deletes, events before their content row, null durations,
+// zero lengths, malformed envelopes) goes through the real broker (librdkafka's
+// mock cluster), the engagement pipeline, a real redis-server and a real
+// clickhouse-server; the Redis keys, ClickHouse rows (FINAL), outbox
+// (read_committed) and dead letters must equal a reference computed here
+// from the dataset alone. Once in-process, once with the pipeline program
+// kill -9'ed twice mid-run and restarted from its checkpoints.
+//
+// Label: integration (starts servers).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "examples/engagement/content_metrics.h"
+#include "examples/engagement/generator.h"
+#include "examples/engagement/pipeline_app.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/child_process.h"
+#include "tests/unit/connectors/clickhouse/clickhouse_server.h"
+#include "tests/unit/connectors/kafka/kafka_test_broker.h"
+#include "tests/unit/connectors/kafka/topic_reader.h"
+#include "tests/unit/connectors/redis/redis_server_fixture.h"
+
+namespace engagement {
+namespace {
+
+using weir::kafka::testing::ReadMessage;
+using weir::kafka::testing::TestRecord;
+
+constexpr int kContentPartitions = 2;
+constexpr int kEventPartitions = 8;
+constexpr int kOutPartitions = 16;
+
+// ---------------------------------------------------------------------------
+// The dataset and its reference outputs
+// ---------------------------------------------------------------------------
+
+struct Dataset {
+  std::vector<GeneratedRecord> records;
+  // Malformed envelopes: (topic is content?, key, value).
+  std::vector<std::pair<bool, std::string>> malformed;
+};
+
+Dataset MakeDataset(int records) {
+  GeneratorOptions options;
+  options.seed = 20261125;
+  options.initial_contents = 120;
+  options.zipf_exponent = 0.7;  // the mock broker keeps ~5 MiB per partition: spread the keys
+  options.content_change_share = 0.02;
+  options.delete_share = 0.2;
+  options.early_events_share = 0.5;
+  options.zero_length_share = 0.05;
+  options.null_length_share = 0.05;
+  options.null_duration_share = 0.05;
+  ChangeGenerator generator(options);
+  Dataset data;
+  for (int i = 0; i < records; ++i) data.records.push_back(generator.Next());
+  // Events the join must dead-letter: for content that never exists, and
+  // for content after its deletion.
+  auto add_event = [&](const std::string& content_id, int64_t ts_ms) {
+    EngagementEvent event{.id = 90'000'000 + static_cast<int64_t>(data.records.size()),
+                          .content_id = content_id,
+                          .user_id = "5b6f0e0e-0000-4000-8000-0000000000aa",
+                          .event_type = "play",
+                          .event_ts_ms = ts_ms,
+                          .duration_ms = 1500,
+                          .device = "web"};
+    GeneratedRecord record;
+    record.key = EngagementKey(event.id, options.envelope);
+    record.value = EngagementChange(weir::debezium::Op::kCreate, nullptr, &event,
+                                    SourcePosition{.ts_ms = ts_ms}, options.envelope);
+    record.ts_ms = ts_ms;
+    record.op = weir::debezium::Op::kCreate;
+    record.row = event;
+    data.records.push_back(std::move(record));
+  };
+  const int64_t last_ts = data.records.back().ts_ms;
+  add_event("5b6f0e0e-0000-4000-8000-00000000dead", last_ts);
+  add_event("5b6f0e0e-0000-4000-8000-00000000beef", last_ts + 1);
+  int deleted = 0;
+  for (size_t i = 0; i < static_cast<size_t>(records) && deleted < 3; ++i) {
+    const GeneratedRecord& r = data.records[i];
+    if (r.is_content() && r.op == weir::debezium::Op::kDelete && r.value) {
+      add_event(std::get<Content>(r.row).id, r.ts_ms + 10);
+      ++deleted;
+    }
+  }
+  data.malformed = {
+      {false, R"({"op":"c","after":{"id":1,"content_id":"x")"},  // truncated JSON
+      {false,
+       R"({"op":"c","source":{"ts_ms":1},"after":{"id":99000001,"content_id":"5b6f0e0e-0000-4000-8000-000000000001","user_id":"5b6f0e0e-0000-4000-8000-000000000002","event_type":"play","event_ts":"2026-11-25T00:00:01Z","duration_ms":"abc","device":"web"}})"},
+      {false, "not json at all"},
+      {true,
+       R"({"op":"c","source":{"ts_ms":1},"after":{"id":"5b6f0e0e-0000-4000-8000-000000000003","slug":"s","title":"t"}})"},
+  };
+  return data;
+}
+
+struct Reference {
+  std::map<int64_t, Enriched> enriched;  // by event id
+  std::set<int64_t> rejected;            // event ids the join dead-letters
+  struct PerContent {
+    Totals totals;
+    int64_t last_ts = 0;
+    int64_t last_id = 0;
+    std::string slug, title, content_type;
+  };
+  std::map<std::string, PerContent> contents;
+  struct PerHour {
+    Totals totals;
+    int64_t last_ts = 0;
+    int64_t last_id = 0;
+    std::string content_type;
+  };
+  std::map<std::pair<std::string, int64_t>, PerHour> hours;
+};
+
+// Written from the pipeline's documented semantics, not its code: an event
+// joins the newest version of its content committed at or before its event
+// time, else the oldest version; a deleted version or no version at all
+// dead-letters it.
+Reference Compute(const Dataset& data) {
+  std::map<std::string, std::vector<std::pair<int64_t, std::optional<Content>>>> versions;
+  for (const GeneratedRecord& r : data.records) {
+    if (!r.is_content() || !r.value) continue;
+    const Content& row = std::get<Content>(r.row);
+    auto& list = versions[row.id];
+    if (r.op == weir::debezium::Op::kDelete) {
+      list.push_back({r.ts_ms, std::nullopt});
+    } else {
+      list.push_back({r.ts_ms, row});
+    }
+  }
+  for (auto& [id, list] : versions) {
+    std::stable_sort(list.begin(), list.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+  }
+  Reference ref;
+  for (const GeneratedRecord& r : data.records) {
+    if (r.is_content()) continue;
+    const EngagementEvent& event = std::get<EngagementEvent>(r.row);
+    auto found = versions.find(event.content_id);
+    if (found == versions.end()) {
+      ref.rejected.insert(event.id);
+      continue;
+    }
+    const std::optional<Content>* version = &found->second.front().second;
+    for (const auto& [ts, row] : found->second) {
+      if (ts <= event.event_ts_ms) version = &row;
+    }
+    if (!version->has_value()) {
+      ref.rejected.insert(event.id);
+      continue;
+    }
+    Enriched e;
+    e.event_id = event.id;
+    e.content_id = event.content_id;
+    e.user_id = event.user_id;
+    e.event_type = event.event_type;
+    e.event_ts_ms = event.event_ts_ms;
+    e.duration_ms = event.duration_ms;
+    e.device = event.device;
+    const Content& c = **version;
+    if (event.duration_ms) e.engagement_seconds = *event.duration_ms / 1000.0;
+    if (e.engagement_seconds && c.length_seconds && *c.length_seconds != 0) {
+      e.engagement_pct = *e.engagement_seconds / *c.length_seconds * 100.0;
+    }
+    e.slug = c.slug;
+    e.title = c.title;
+    e.content_type = c.content_type;
+    e.length_seconds = c.length_seconds;
+    e.publish_ts_ms = c.publish_ts_ms;
+    ref.enriched[e.event_id] = e;
+  }
+  for (const auto& [id, e] : ref.enriched) {
+    Reference::PerContent& pc = ref.contents[e.content_id];
+    pc.totals.Add(e);
+    if (std::pair(e.event_ts_ms, e.event_id) >= std::pair(pc.last_ts, pc.last_id)) {
+      pc.last_ts = e.event_ts_ms;
+      pc.last_id = e.event_id;
+      pc.slug = e.slug;
+      pc.title = e.title;
+      pc.content_type = e.content_type;
+    }
+    Reference::PerHour& ph = ref.hours[{e.content_id, e.event_ts_ms / kHourMs * kHourMs}];
+    ph.totals.Add(e);
+    if (std::pair(e.event_ts_ms, e.event_id) >= std::pair(ph.last_ts, ph.last_id)) {
+      ph.last_ts = e.event_ts_ms;
+      ph.last_id = e.event_id;
+      ph.content_type = e.content_type;
+    }
+  }
+  return ref;
+}
+
+// ---------------------------------------------------------------------------
+// The servers and the run
+// ---------------------------------------------------------------------------
+
+std::string JsonField(const std::string& json, const std::string& name) {
+  const std::string needle = absl::StrCat("\"", name, "\":");
+  size_t at = json.find(needle);
+  if (at == std::string::npos) return "";
+  at += needle.size();
+  size_t end = at;
+  if (json[at] == '"') {
+    end = json.find('"', at + 1);
+    return json.substr(at + 1, end - at - 1);
+  }
+  while (end < json.size() && json[end] != ',' && json[end] != '}') ++end;
+  return json.substr(at, end - at);
+}
+
+class PipelineEndToEndTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto redis = weir::testing::RedisServer::Start();
+    ASSERT_TRUE(redis.ok()) << redis.status();
+    redis_ = redis->release();
+    auto clickhouse = weir::testing::ClickHouseServer::Start();
+    ASSERT_TRUE(clickhouse.ok()) << clickhouse.status();
+    clickhouse_ = clickhouse->release();
+  }
+  static void TearDownTestSuite() {
+    delete redis_;
+    delete clickhouse_;
+  }
+
+  void SetUp() override {
+    auto broker = weir::kafka::testing::KafkaTestBroker::Start();
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = *std::move(broker);
+    auto dir = weir::testing::MakeTempDir("engagement-e2e");
+    ASSERT_TRUE(dir.ok());
+    dir_ = *dir;
+    ASSERT_TRUE(redis_->Query({"FLUSHALL"}).ok());
+    for (const char* table : {kEnrichedTable, kHourlyTable}) {
+      ASSERT_TRUE(weir::clickhouse::Query(clickhouse_->Connection(),
+                                          absl::StrCat("DROP TABLE IF EXISTS ", table))
+                      .ok());
+    }
+    config_.brokers = broker_->bootstrap();
+    config_.topic_prefix = "e2e";
+    config_.bounded = true;
+    config_.redis_port = redis_->port();
+    config_.clickhouse_url = clickhouse_->url();
+    config_.clickhouse_user = weir::testing::ClickHouseServer::kUser;
+    config_.clickhouse_password = weir::testing::ClickHouseServer::kPassword;
+    config_.checkpoint_uri = absl::StrCat("file://", dir_, "/checkpoints");
+    config_.checkpoint_interval = absl::Milliseconds(300);
+    config_.parallelism = 2;
+    config_.status_interval = absl::Seconds(1);
+    ASSERT_TRUE(broker_->CreateTopic(ContentTopicName(config_), kContentPartitions).ok());
+    ASSERT_TRUE(broker_->CreateTopic(EventsTopicName(config_), kEventPartitions).ok());
+    ASSERT_TRUE(broker_->CreateTopic(OutboxTopicName(config_), kOutPartitions).ok());
+    ASSERT_TRUE(broker_->CreateTopic(DeadLetterTopicName(config_), 1).ok());
+    ASSERT_TRUE(broker_->CreateTopic("e2e.probe", 1).ok());
+    auto isolates =
+        weir::kafka::testing::BrokerIsolatesTransactions(broker_->bootstrap(), "e2e.probe");
+    ASSERT_TRUE(isolates.ok()) << isolates.status();
+    isolates_ = *isolates;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  void Produce(const Dataset& data) {
+    std::vector<TestRecord> content;
+    std::vector<TestRecord> events;
+    for (const GeneratedRecord& r : data.records) {
+      TestRecord record{.key = r.key, .value = r.value, .timestamp_ms = r.ts_ms};
+      (r.is_content() ? content : events).push_back(std::move(record));
+    }
+    for (const auto& [is_content, value] : data.malformed) {
+      (is_content ? content : events).push_back(TestRecord{.key = "bad", .value = value});
+    }
+    ASSERT_TRUE(
+        weir::kafka::testing::Produce(broker_->bootstrap(), ContentTopicName(config_), content)
+            .ok());
+    ASSERT_TRUE(
+        weir::kafka::testing::Produce(broker_->bootstrap(), EventsTopicName(config_), events).ok());
+  }
+
+  std::string Query(const std::string& sql) {
+    absl::StatusOr<std::string> answer = weir::clickhouse::Query(clickhouse_->Connection(), sql);
+    EXPECT_TRUE(answer.ok()) << sql << ": " << answer.status();
+    return answer.ok() ? *answer : "";
+  }
+
+  // Every output against the reference. `exact_outbox`: the outbox holds
+  // each enriched event exactly once (else at least once: the mock broker
+  // shows aborted transactions to read_committed readers).
+  void ExpectOutputs(const Dataset& data, const Reference& ref, bool exact_outbox) {
+    ExpectRedis(ref);
+    ExpectClickHouse(ref);
+    ExpectOutbox(ref, exact_outbox);
+    ExpectDeadLetters(data, ref);
+  }
+
+  void ExpectRedis(const Reference& ref) {
+    int checked = 0;
+    for (const auto& [id, pc] : ref.contents) {
+      auto hash = redis_->Query({"HGETALL", absl::StrCat("content:", id, ":metrics")});
+      ASSERT_TRUE(hash.ok()) << hash.status();
+      std::map<std::string, std::string> fields;
+      for (size_t i = 0; i + 1 < hash->elements.size(); i += 2) {
+        fields[hash->elements[i].str] = hash->elements[i + 1].str;
+      }
+      SCOPED_TRACE(absl::StrCat("content:", id, ":metrics"));
+      EXPECT_EQ(fields["slug"], pc.slug);
+      EXPECT_EQ(fields["title"], pc.title);
+      EXPECT_EQ(fields["content_type"], pc.content_type);
+      EXPECT_EQ(fields["events"], std::to_string(pc.totals.events));
+      EXPECT_EQ(fields["plays"], std::to_string(pc.totals.plays));
+      EXPECT_EQ(fields["pauses"], std::to_string(pc.totals.pauses));
+      EXPECT_EQ(fields["finishes"], std::to_string(pc.totals.finishes));
+      EXPECT_EQ(fields["clicks"], std::to_string(pc.totals.clicks));
+      EXPECT_EQ(fields["last_event_ts_ms"], std::to_string(pc.last_ts));
+      double total = -1;
+      EXPECT_TRUE(absl::SimpleAtod(fields["total_engagement_seconds"], &total));
+      EXPECT_NEAR(total, pc.totals.engagement_seconds, 0.0011);
+      double window = -1;
+      EXPECT_TRUE(absl::SimpleAtod(fields["engagement_seconds_10min"], &window));
+      EXPECT_NEAR(window, pc.totals.engagement_seconds, 0.0011);
+      if (pc.totals.pct_events > 0) {
+        double pct = -1;
+        EXPECT_TRUE(absl::SimpleAtod(fields["avg_engagement_pct"], &pct));
+        EXPECT_NEAR(pct, pc.totals.engagement_pct_sum / pc.totals.pct_events, 0.0011);
+      } else {
+        EXPECT_EQ(fields["avg_engagement_pct"], "");
+      }
+      auto ttl = redis_->Query({"PTTL", absl::StrCat("content:", id, ":metrics")});
+      ASSERT_TRUE(ttl.ok());
+      EXPECT_GT(ttl->integer, 0);
+      ++checked;
+    }
+    EXPECT_GT(checked, 50);
+    // Leaderboards: the top 100 by engagement seconds (the dataset spans
+    // less than 10 minutes of event time: the window holds everything).
+    std::vector<std::string> keys = {kLeaderboardKey};
+    for (std::string_view type : kContentTypes) {
+      keys.push_back(absl::StrCat(kLeaderboardKey, ":", std::string(type)));
+    }
+    for (const std::string& key : keys) {
+      SCOPED_TRACE(key);
+      std::vector<std::pair<double, std::string>> expected;
+      for (const auto& [id, pc] : ref.contents) {
+        const bool in_key =
+            key == kLeaderboardKey || key == absl::StrCat(kLeaderboardKey, ":", pc.content_type);
+        if (in_key && pc.totals.engagement_seconds > 0) {
+          expected.push_back({pc.totals.engagement_seconds, id});
+        }
+      }
+      std::sort(expected.rbegin(), expected.rend());
+      if (expected.size() > 100) expected.resize(100);
+      auto top = redis_->Query({"ZREVRANGE", key, "0", "-1", "WITHSCORES"});
+      ASSERT_TRUE(top.ok()) << top.status();
+      ASSERT_EQ(top->elements.size(), expected.size() * 2);
+      for (size_t i = 0; i < expected.size(); ++i) {
+        EXPECT_EQ(top->elements[2 * i].str, expected[i].second) << "rank " << i;
+        double score = -1;
+        EXPECT_TRUE(absl::SimpleAtod(top->elements[2 * i + 1].str, &score));
+        EXPECT_NEAR(score, expected[i].first, 1e-6);
+      }
+      auto ttl = redis_->Query({"PTTL", key});
+      ASSERT_TRUE(ttl.ok());
+      EXPECT_GT(ttl->integer, 0);
+    }
+  }
+
+  void ExpectClickHouse(const Reference& ref) {
+    const std::string rows =
+        Query(absl::StrCat("SELECT event_id, content_id, event_type, slug, title, content_type, "
+                           "ifNull(toString(round(engagement_pct, 6)), 'null') FROM ",
+                           kEnrichedTable, " FINAL ORDER BY event_id FORMAT TSV"));
+    std::vector<std::string> lines = absl::StrSplit(rows, '\n', absl::SkipEmpty());
+    ASSERT_EQ(lines.size(), ref.enriched.size());
+    auto it = ref.enriched.begin();
+    for (const std::string& line : lines) {
+      const Enriched& e = (it++)->second;
+      std::vector<std::string> cols = absl::StrSplit(line, '\t');
+      ASSERT_EQ(cols.size(), 7u) << line;
+      EXPECT_EQ(cols[0], std::to_string(e.event_id));
+      EXPECT_EQ(cols[1], e.content_id);
+      EXPECT_EQ(cols[2], e.event_type);
+      EXPECT_EQ(cols[3], e.slug);
+      EXPECT_EQ(cols[4], e.title);
+      EXPECT_EQ(cols[5], e.content_type);
+      if (e.engagement_pct) {
+        double pct = -1;
+        EXPECT_TRUE(absl::SimpleAtod(cols[6], &pct)) << line;
+        EXPECT_NEAR(pct, *e.engagement_pct, 1e-5) << line;
+      } else {
+        EXPECT_EQ(cols[6], "null") << line;
+      }
+    }
+    const std::string hourly = Query(absl::StrCat(
+        "SELECT content_id, toUInt32(hour), content_type, events, plays, finishes, clicks, "
+        "round(engagement_seconds, 3), pct_events FROM ",
+        kHourlyTable, " FINAL ORDER BY content_id, hour FORMAT TSV"));
+    std::vector<std::string> hour_lines = absl::StrSplit(hourly, '\n', absl::SkipEmpty());
+    ASSERT_EQ(hour_lines.size(), ref.hours.size());
+    auto h = ref.hours.begin();
+    for (const std::string& line : hour_lines) {
+      const auto& [key, ph] = *h++;
+      std::vector<std::string> cols = absl::StrSplit(line, '\t');
+      ASSERT_EQ(cols.size(), 9u) << line;
+      EXPECT_EQ(cols[0], key.first);
+      EXPECT_EQ(cols[1], std::to_string(key.second / 1000));
+      EXPECT_EQ(cols[2], ph.content_type);
+      EXPECT_EQ(cols[3], std::to_string(ph.totals.events));
+      EXPECT_EQ(cols[4], std::to_string(ph.totals.plays));
+      EXPECT_EQ(cols[5], std::to_string(ph.totals.finishes));
+      EXPECT_EQ(cols[6], std::to_string(ph.totals.clicks));
+      double seconds = -1;
+      EXPECT_TRUE(absl::SimpleAtod(cols[7], &seconds));
+      EXPECT_NEAR(seconds, ph.totals.engagement_seconds, 0.0011);
+      EXPECT_EQ(cols[8], std::to_string(ph.totals.pct_events));
+    }
+    // The analytics question, answered from the rollup, equals the one
+    // answered from the enriched rows.
+    EXPECT_EQ(Query(absl::StrCat("SELECT content_type, round(sum(engagement_pct_sum) / "
+                                 "sum(pct_events), 4) FROM ",
+                                 kHourlyTable,
+                                 " FINAL GROUP BY content_type ORDER BY content_type FORMAT TSV")),
+              Query(absl::StrCat("SELECT content_type, round(avg(engagement_pct), 4) FROM ",
+                                 kEnrichedTable,
+                                 " FINAL WHERE engagement_pct IS NOT NULL GROUP BY content_type "
+                                 "ORDER BY content_type FORMAT TSV")));
+  }
+
+  void ExpectOutbox(const Reference& ref, bool exact) {
+    // The mock cluster keeps ~5 MiB per partition: the data set must fit.
+    for (int partition = 0; partition < kOutPartitions; ++partition) {
+      auto marks = weir::kafka::testing::QueryWatermarks(broker_->bootstrap(),
+                                                         OutboxTopicName(config_), partition);
+      ASSERT_TRUE(marks.ok()) << marks.status();
+      ASSERT_EQ(marks->first, 0) << "retention dropped outbox records of partition " << partition
+                                 << " (high watermark " << marks->second << ")";
+    }
+    auto messages = weir::kafka::testing::ReadTopic(broker_->bootstrap(), OutboxTopicName(config_),
+                                                    kOutPartitions, /*read_committed=*/true);
+    ASSERT_TRUE(messages.ok()) << messages.status();
+    std::map<int64_t, int> seen;
+    for (const ReadMessage& m : *messages) {
+      int64_t id = 0;
+      ASSERT_TRUE(absl::SimpleAtoi(JsonField(m.value, "event_id"), &id)) << m.value;
+      ++seen[id];
+      auto e = ref.enriched.find(id);
+      ASSERT_NE(e, ref.enriched.end()) << m.value;
+      EXPECT_EQ(m.value, ToJson(e->second));
+      EXPECT_EQ(m.key, e->second.content_id);
+    }
+    EXPECT_EQ(seen.size(), ref.enriched.size());
+    if (exact) {
+      for (const auto& [id, count] : seen) EXPECT_EQ(count, 1) << "event " << id;
+    }
+  }
+
+  void ExpectDeadLetters(const Dataset& data, const Reference& ref) {
+    auto messages = weir::kafka::testing::ReadTopic(
+        broker_->bootstrap(), DeadLetterTopicName(config_), 1, /*read_committed=*/true);
+    ASSERT_TRUE(messages.ok()) << messages.status();
+    std::set<int64_t> rejected;
+    std::set<std::string> bad;
+    for (const ReadMessage& m : *messages) {
+      std::map<std::string, std::string> headers(m.headers.begin(), m.headers.end());
+      EXPECT_FALSE(headers["weir.error"].empty()) << m.value;
+      if (headers["weir.stage"] == "content-join") {
+        int64_t id = 0;
+        ASSERT_TRUE(absl::SimpleAtoi(JsonField(m.value, "id"), &id)) << m.value;
+        rejected.insert(id);
+      } else {
+        bad.insert(m.value);
+      }
+    }
+    EXPECT_EQ(rejected, ref.rejected);
+    std::set<std::string> expected_bad;
+    for (const auto& [is_content, value] : data.malformed) expected_bad.insert(value);
+    EXPECT_EQ(bad, expected_bad);
+  }
+
+  static weir::testing::RedisServer* redis_;
+  static weir::testing::ClickHouseServer* clickhouse_;
+  std::unique_ptr<weir::kafka::testing::KafkaTestBroker> broker_;
+  std::string dir_;
+  PipelineConfig config_;
+  bool isolates_ = false;
+};
+
+weir::testing::RedisServer* PipelineEndToEndTest::redis_ = nullptr;
+weir::testing::ClickHouseServer* PipelineEndToEndTest::clickhouse_ = nullptr;
+
+TEST_F(PipelineEndToEndTest, OutputsEqualTheReference) {
+  const Dataset data = MakeDataset(12'000);
+  const Reference ref = Compute(data);
+  ASSERT_GT(ref.rejected.size(), 0u) << "the dataset should exercise dead letters";
+  Produce(data);
+  std::atomic<bool> stop{false};
+  absl::Status status = RunPipeline(config_, stop);
+  ASSERT_TRUE(status.ok()) << status;
+  ExpectOutputs(data, ref, /*exact_outbox=*/true);
+}
+
+TEST_F(PipelineEndToEndTest, KilledTwiceMidRunStillEqualsTheReference) {
+  const Dataset data = MakeDataset(24'000);
+  const Reference ref = Compute(data);
+  Produce(data);
+  std::vector<std::string> argv = {
+      ENGAGEMENT_PIPELINE_PATH,
+      absl::StrCat("--brokers=", config_.brokers),
+      absl::StrCat("--topic-prefix=", config_.topic_prefix),
+      "--bounded",
+      absl::StrCat("--redis-port=", config_.redis_port),
+      absl::StrCat("--clickhouse-url=", config_.clickhouse_url),
+      absl::StrCat("--clickhouse-user=", config_.clickhouse_user),
+      absl::StrCat("--clickhouse-password=", config_.clickhouse_password),
+      absl::StrCat("--checkpoint-uri=", config_.checkpoint_uri),
+      "--checkpoint-interval=300ms",
+      "--parallelism=2",
+      "--status-interval=1s"};
+  const std::string log = dir_ + "/pipeline.log";
+  for (int kill = 0; kill < 2; ++kill) {
+    const size_t log_start = weir::testing::ReadFileOrEmpty(log).size();
+    auto child = weir::testing::ChildProcess::Spawn(argv, {.log_path = log});
+    ASSERT_TRUE(child.ok()) << child.status();
+    // Until this run completed a checkpoint (its status line says so), then
+    // a little more: the kill lands between checkpoints or during one.
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while ((*child)->Running() && absl::Now() < deadline) {
+      const std::string text = weir::testing::ReadFileOrEmpty(log).substr(log_start);
+      if (text.find("last checkpoint 0,") != std::string::npos &&
+          text.find("last checkpoint 0,") != text.rfind("last checkpoint")) {
+        break;
+      }
+      if (text.find("last checkpoint ") != std::string::npos &&
+          text.find("last checkpoint 0,") == std::string::npos) {
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    absl::SleepFor(absl::Milliseconds(150 + 250 * kill));
+    ASSERT_TRUE((*child)->Running()) << "the pipeline finished before it could be killed; log:\n"
+                                     << weir::testing::ReadFileOrEmpty(log);
+    (*child)->Kill();
+  }
+  auto child = weir::testing::ChildProcess::Spawn(argv, {.log_path = log});
+  ASSERT_TRUE(child.ok()) << child.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(240);
+  while ((*child)->Running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_FALSE((*child)->Running()) << weir::testing::ReadFileOrEmpty(log);
+  ASSERT_EQ((*child)->exit_status(), 0) << weir::testing::ReadFileOrEmpty(log);
+  const std::string text = weir::testing::ReadFileOrEmpty(log);
+  // Both restarts restored a checkpoint (the log says so).
+  size_t restores = 0;
+  for (size_t at = text.find("restoring job"); at != std::string::npos;
+       at = text.find("restoring job", at + 1)) {
+    ++restores;
+  }
+  EXPECT_EQ(restores, 2u) << text;
+  ExpectOutputs(data, ref, /*exact_outbox=*/isolates_);
+}
+
+}  // namespace
+}  // namespace engagement
