@@ -9,7 +9,11 @@ namespace engagement {
 namespace {
 
 const weir::MapStateDescriptor<std::string, ContentHistory> kRows{"content-rows"};
-const weir::ListStateDescriptor<EngagementEvent> kWaiting{"events-waiting"};
+// Events waiting for the watermark, by the event-time timer that releases
+// them (their event time rounded up to kTimerStepMs).
+const weir::MapStateDescriptor<int64_t, std::vector<EngagementEvent>> kPending{"events-pending"};
+// Events the watermark has passed whose content row has not arrived.
+const weir::ListStateDescriptor<EngagementEvent> kRowless{"events-rowless"};
 const weir::ValueStateDescriptor<weir::Timestamp> kDeadline{"row-deadline"};
 
 // Event-time timers are rounded up to this step, so a busy key has a few
@@ -52,13 +56,19 @@ const std::optional<Content>* ContentJoin::VersionAt(const ContentHistory& histo
 
 absl::Status ContentJoin::ProcessElement(const EngagementEvent& event, ReadOnlyContext& ctx,
                                          weir::Collector<Enriched>& out) {
-  weir::ListState<EngagementEvent> waiting = ctx.GetState(kWaiting);
-  waiting.Add(event);
   if (event.event_ts_ms <= ctx.current_watermark()) {
     // Late: every change committed before it is here already.
-    Release(ctx, ctx.GetBroadcastState(kRows).Get(ctx.CurrentKey()), Why::kWatermark, out);
+    Join(ctx, ctx.GetBroadcastState(kRows).Get(ctx.CurrentKey()), event, Why::kWatermark, out);
+    UpdateDeadline(ctx);
+    return absl::OkStatus();
+  }
+  const int64_t release_at = CeilTo(event.event_ts_ms, kTimerStepMs);
+  weir::MapState<int64_t, std::vector<EngagementEvent>> pending = ctx.GetState(kPending);
+  if (std::vector<EngagementEvent>* waiting = pending.Mutable(release_at)) {
+    waiting->push_back(event);
   } else {
-    ctx.timer_service().RegisterEventTimeTimer(CeilTo(event.event_ts_ms, kTimerStepMs));
+    pending.Put(release_at, {event});
+    ctx.timer_service().RegisterEventTimeTimer(release_at);
   }
   return absl::OkStatus();
 }
@@ -84,57 +94,64 @@ absl::Status ContentJoin::ProcessBroadcastElement(const ContentVersion& version,
   const ContentHistory* stored = rows.Get(version.content_id);
   // Events of this content that waited for its first row.
   ctx.ApplyToKey(version.content_id,
-                 [&](KeyedContext& keyed) { Release(keyed, stored, Why::kWatermark, out); });
+                 [&](KeyedContext& keyed) { ReleaseRowless(keyed, stored, Why::kWatermark, out); });
   return absl::OkStatus();
 }
 
 absl::Status ContentJoin::OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx,
                                   weir::Collector<Enriched>& out) {
   const ContentHistory* history = ctx.GetBroadcastState(kRows).Get(ctx.CurrentKey());
-  Why why = Why::kWatermark;
   if (ctx.time_domain() == weir::TimeDomain::kProcessingTime) {
-    why = Why::kDeadline;
-  } else if (timestamp == weir::kMaxTimestamp) {
-    why = Why::kEnd;
+    ReleaseRowless(ctx, history, Why::kDeadline, out);
+    return absl::OkStatus();
   }
-  Release(ctx, history, why, out);
+  if (timestamp == weir::kMaxTimestamp) {
+    ReleaseRowless(ctx, history, Why::kEnd, out);
+    return absl::OkStatus();
+  }
+  weir::MapState<int64_t, std::vector<EngagementEvent>> pending = ctx.GetState(kPending);
+  if (const std::vector<EngagementEvent>* events = pending.Find(timestamp)) {
+    for (const EngagementEvent& event : *events) Join(ctx, history, event, Why::kWatermark, out);
+    pending.Remove(timestamp);
+  }
+  UpdateDeadline(ctx);
   return absl::OkStatus();
 }
 
-void ContentJoin::Release(KeyedContext& ctx, const ContentHistory* history, Why why,
-                          weir::Collector<Enriched>& out) {
-  weir::ListState<EngagementEvent> waiting = ctx.GetState(kWaiting);
-  const std::vector<EngagementEvent>& events = waiting.Get();
-  if (events.empty()) return;
-  const weir::Timestamp watermark = ctx.current_watermark();
-  std::vector<EngagementEvent> still;
-  bool rowless = false;
-  for (const EngagementEvent& event : events) {
-    if (event.event_ts_ms > watermark) {
-      still.push_back(event);
-      continue;
-    }
-    const std::optional<Content>* version =
-        history == nullptr ? nullptr : VersionAt(*history, event.event_ts_ms);
-    if (version != nullptr && version->has_value()) {
-      out.Collect(Enrich(event, **version));
-    } else if (version != nullptr) {
-      Reject(ctx, event,
-             absl::StrCat("content ", event.content_id,
-                          " was deleted before the event (event_ts_ms ", event.event_ts_ms, ")"));
-    } else if (why == Why::kEnd) {
-      Reject(
-          ctx, event,
-          absl::StrCat("no row of content ", event.content_id, " arrived before the input ended"));
-    } else if (why == Why::kDeadline) {
-      Reject(ctx, event,
-             absl::StrCat("no row of content ", event.content_id, " arrived within ",
-                          absl::FormatDuration(options_.max_wait)));
-    } else {
-      still.push_back(event);
-      rowless = true;
-    }
+void ContentJoin::Join(KeyedContext& ctx, const ContentHistory* history,
+                       const EngagementEvent& event, Why why, weir::Collector<Enriched>& out) {
+  const std::optional<Content>* version =
+      history == nullptr ? nullptr : VersionAt(*history, event.event_ts_ms);
+  if (version != nullptr && version->has_value()) {
+    out.Collect(Enrich(event, **version));
+  } else if (version != nullptr) {
+    Reject(ctx, event,
+           absl::StrCat("content ", event.content_id, " was deleted before the event (event_ts_ms ",
+                        event.event_ts_ms, ")"));
+  } else if (why == Why::kEnd) {
+    Reject(ctx, event,
+           absl::StrCat("no row of content ", event.content_id, " arrived before the input ended"));
+  } else if (why == Why::kDeadline) {
+    Reject(ctx, event,
+           absl::StrCat("no row of content ", event.content_id, " arrived within ",
+                        absl::FormatDuration(options_.max_wait)));
+  } else {
+    ctx.GetState(kRowless).Add(event);
   }
+}
+
+void ContentJoin::ReleaseRowless(KeyedContext& ctx, const ContentHistory* history, Why why,
+                                 weir::Collector<Enriched>& out) {
+  weir::ListState<EngagementEvent> rowless = ctx.GetState(kRowless);
+  if (rowless.Get().empty()) return;
+  std::vector<EngagementEvent> events = rowless.Get();
+  rowless.Clear();
+  for (const EngagementEvent& event : events) Join(ctx, history, event, why, out);
+  UpdateDeadline(ctx);
+}
+
+void ContentJoin::UpdateDeadline(KeyedContext& ctx) {
+  const bool rowless = !ctx.GetState(kRowless).Get().empty();
   weir::ValueState<weir::Timestamp> deadline = ctx.GetState(kDeadline);
   if (rowless && deadline.Get() == nullptr) {
     const weir::Timestamp at =
@@ -146,11 +163,6 @@ void ContentJoin::Release(KeyedContext& ctx, const ContentHistory* history, Why 
     ctx.timer_service().DeleteProcessingTimeTimer(*deadline.Get());
     ctx.timer_service().DeleteEventTimeTimer(weir::kMaxTimestamp);
     deadline.Clear();
-  }
-  if (still.empty()) {
-    waiting.Clear();
-  } else if (still.size() != events.size()) {
-    waiting.Update(std::move(still));
   }
 }
 

@@ -82,11 +82,15 @@ class ContentJoin final : public weir::KeyedBroadcastProcessFunction<std::string
 
  private:
   enum class Why { kWatermark, kDeadline, kEnd };
-  // Joins or rejects the waiting events of the current key that the
-  // watermark has passed; those without a row keep waiting unless `why`
-  // says their time is up.
-  void Release(KeyedContext& ctx, const ContentHistory* history, Why why,
-               weir::Collector<Enriched>& out);
+  // Joins `event` (the watermark has passed it) with its version, rejects it,
+  // or (no row yet, time not up) keeps it with the rowless ones.
+  void Join(KeyedContext& ctx, const ContentHistory* history, const EngagementEvent& event, Why why,
+            weir::Collector<Enriched>& out);
+  // Tries again the current key's events that had no row.
+  void ReleaseRowless(KeyedContext& ctx, const ContentHistory* history, Why why,
+                      weir::Collector<Enriched>& out);
+  // A processing-time deadline while rowless events wait, none otherwise.
+  void UpdateDeadline(KeyedContext& ctx);
   void Reject(weir::ProcessContext& ctx, const EngagementEvent& event, std::string reason);
 
   ContentJoinOptions options_;

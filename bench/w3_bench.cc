@@ -1,0 +1,415 @@
+// W3 (shared/BENCHMARKS.md): the engagement pipeline with all its sinks
+// (Redis, ClickHouse, the exactly-once Kafka outbox, dead letters) and
+// checkpoints every 10 s, run as the shipped program (engagement-pipeline,
+// a child process) against librdkafka's mock cluster (in this process), redis-server and
+// clickhouse-server on loopback.
+//
+//   throughput: N generated change events are produced first, then the
+//     pipeline reads them all (--bounded): events/s over its whole run,
+//     start-up and final checkpoint included; its peak RSS (VmHWM).
+//   latency at R events/s (--rates): events are produced paced at R with
+//     event times = their creation time while the pipeline runs; Redis is
+//     polled every 5 ms for the top contents' last_event_ts_ms, and each
+//     time it advances, now - last_event_ts_ms is a sample of the time from
+//     an event's creation to its effect being visible in Redis (p50/p99).
+//
+// The baseline, in the same run: a plain librdkafka consumer reading the
+// same events topic to its end (the input's cost on its own).
+//
+// Usage: weir-bench-w3 [--events=N] [--rates=10000,100000] [--seconds=S]
+//                      [--parallelism=P] [--json=FILE]
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "bench/workload_events.h"
+#include "examples/engagement/generator.h"
+#include "tests/support/child_process.h"
+#include "tests/unit/connectors/clickhouse/clickhouse_server.h"
+#include "tests/unit/connectors/kafka/kafka_test_broker.h"
+#include "tests/unit/connectors/redis/redis_server_fixture.h"
+
+namespace weir::bench {
+namespace {
+
+using engagement::ChangeGenerator;
+using engagement::GeneratedRecord;
+using engagement::GeneratorOptions;
+
+constexpr int kEventPartitions = 32;
+
+void Die(const std::string& what) {
+  std::fprintf(stderr, "weir-bench-w3: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// The peak resident set of `pid` (VmHWM), in bytes; 0 if gone.
+int64_t PeakRss(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmHWM:")) {
+      int64_t kb = 0;
+      std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &kb)) return kb * 1024;
+    }
+  }
+  return 0;
+}
+
+// A librdkafka producer for the generated records.
+class Producer {
+ public:
+  explicit Producer(const std::string& brokers) {
+    char errstr[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    for (const auto& [k, v] : std::vector<std::pair<const char*, const char*>>{
+             {"linger.ms", "5"},
+             {"batch.num.messages", "10000"},
+             {"queue.buffering.max.messages", "1000000"},
+             {"log_level", "3"}}) {
+      rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr));
+    }
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr, sizeof(errstr));
+    rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        static_cast<std::atomic<int64_t>*>(opaque)->fetch_add(1);
+      }
+    });
+    rd_kafka_conf_set_opaque(conf, &failed_);
+    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk_ == nullptr) Die(errstr);
+  }
+  ~Producer() {
+    Flush();
+    rd_kafka_destroy(rk_);
+  }
+  void Send(const std::string& topic, const GeneratedRecord& r) {
+    char* value = r.value ? const_cast<char*>(r.value->data()) : nullptr;
+    const size_t size = r.value ? r.value->size() : 0;
+    for (;;) {
+      const rd_kafka_resp_err_t err =
+          rd_kafka_producev(rk_, RD_KAFKA_V_TOPIC(topic.c_str()),
+                            RD_KAFKA_V_KEY(const_cast<char*>(r.key.data()), r.key.size()),
+                            RD_KAFKA_V_VALUE(value, size), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_TIMESTAMP(r.ts_ms), RD_KAFKA_V_END);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) Die(rd_kafka_err2str(err));
+      rd_kafka_poll(rk_, 10);
+    }
+    rd_kafka_poll(rk_, 0);
+  }
+  void Flush() {
+    rd_kafka_flush(rk_, 60'000);
+    if (failed_.load() > 0) Die(absl::StrCat(failed_.load(), " records were not delivered"));
+  }
+
+ private:
+  rd_kafka_t* rk_ = nullptr;
+  std::atomic<int64_t> failed_{0};
+};
+
+struct Servers {
+  std::unique_ptr<kafka::testing::KafkaTestBroker> broker;
+  std::unique_ptr<testing::RedisServer> redis;
+  std::unique_ptr<testing::ClickHouseServer> clickhouse;
+};
+
+std::vector<std::string> PipelineArgs(const Servers& s, const std::string& prefix,
+                                      const std::string& dir, int parallelism, bool bounded) {
+  std::vector<std::string> argv = {ENGAGEMENT_PIPELINE_PATH,
+                                   absl::StrCat("--brokers=", s.broker->bootstrap()),
+                                   absl::StrCat("--topic-prefix=", prefix),
+                                   absl::StrCat("--group-id=", prefix),
+                                   absl::StrCat("--job-name=", prefix),
+                                   absl::StrCat("--redis-port=", s.redis->port()),
+                                   absl::StrCat("--checkpoint-uri=file://", dir, "/", prefix),
+                                   "--checkpoint-interval=10s",
+                                   absl::StrCat("--parallelism=", parallelism),
+                                   "--status-interval=5s"};
+  if (s.clickhouse) {
+    argv.push_back(absl::StrCat("--clickhouse-url=", s.clickhouse->url()));
+    argv.push_back(absl::StrCat("--clickhouse-user=", testing::ClickHouseServer::kUser));
+    argv.push_back(absl::StrCat("--clickhouse-password=", testing::ClickHouseServer::kPassword));
+  }
+  if (bounded) argv.push_back("--bounded");
+  return argv;
+}
+
+void CreateTopics(const Servers& s, const std::string& prefix) {
+  for (const auto& [topic, partitions] : std::vector<std::pair<std::string, int>>{
+           {prefix + ".public.content", 4},
+           {prefix + ".public.engagement_events", kEventPartitions},
+           {prefix + ".engagement_enriched", kEventPartitions},
+           {prefix + ".dlq", 1}}) {
+    absl::Status status = s.broker->CreateTopic(topic, partitions);
+    if (!status.ok()) Die(status.ToString());
+  }
+}
+
+// The baseline: a plain consumer reading `topic` (all partitions) to its end.
+double ConsumeAll(const std::string& brokers, const std::string& topic, int64_t expected) {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr, sizeof(errstr));
+  rd_kafka_conf_set(conf, "group.id", "w3-baseline", errstr, sizeof(errstr));
+  rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+  if (rk == nullptr) Die(errstr);
+  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(kEventPartitions);
+  for (int p = 0; p < kEventPartitions; ++p) {
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  }
+  rd_kafka_assign(rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  const auto start = std::chrono::steady_clock::now();
+  int64_t seen = 0;
+  uint64_t checksum = 0;
+  while (seen < expected) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 1000);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ++seen;
+      checksum += m->len;
+    }
+    rd_kafka_message_destroy(m);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  if (checksum == 0) Die("baseline read nothing");
+  return seconds;
+}
+
+struct Throughput {
+  int64_t events = 0;
+  double seconds = 0;
+  int64_t peak_rss = 0;
+  double baseline_seconds = 0;
+};
+
+Throughput RunThroughput(const Servers& s, const std::string& dir, int64_t events,
+                         int parallelism) {
+  const std::string prefix = "w3t";
+  CreateTopics(s, prefix);
+  GeneratorOptions options;
+  options.seed = 3;
+  options.start_ms = absl::ToUnixMillis(absl::Now()) - 3'600'000;
+  ChangeGenerator generator(options);
+  Throughput out;
+  {
+    Producer producer(s.broker->bootstrap());
+    while (generator.events() < events) {
+      GeneratedRecord r = generator.Next();
+      producer.Send(prefix + (r.is_content() ? ".public.content" : ".public.engagement_events"), r);
+    }
+    producer.Flush();
+  }
+  out.events = generator.events();
+  std::printf("throughput: produced %lld events (%lld records); running the pipeline\n",
+              static_cast<long long>(out.events), static_cast<long long>(generator.records()));
+  std::fflush(stdout);
+  const std::string log = absl::StrCat(dir, "/", prefix, ".log");
+  const auto start = std::chrono::steady_clock::now();
+  auto child = testing::ChildProcess::Spawn(PipelineArgs(s, prefix, dir, parallelism, true),
+                                            {.log_path = log});
+  if (!child.ok()) Die(child.status().ToString());
+  while ((*child)->Running()) {
+    out.peak_rss = std::max(out.peak_rss, PeakRss((*child)->pid()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if ((*child)->exit_status() != 0) Die("the pipeline failed:\n" + testing::ReadFileOrEmpty(log));
+  out.baseline_seconds =
+      ConsumeAll(s.broker->bootstrap(), prefix + ".public.engagement_events", out.events);
+  return out;
+}
+
+struct Latency {
+  int rate = 0;
+  double produced_rate = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  double max_ms = 0;
+  size_t samples = 0;
+  int64_t peak_rss = 0;
+};
+
+Latency RunLatency(const Servers& s, const std::string& dir, int rate, double seconds,
+                   int parallelism) {
+  const std::string prefix = absl::StrCat("w3l", rate);
+  CreateTopics(s, prefix);
+  const std::string log = absl::StrCat(dir, "/", prefix, ".log");
+  auto child = testing::ChildProcess::Spawn(PipelineArgs(s, prefix, dir, parallelism, false),
+                                            {.log_path = log});
+  if (!child.ok()) Die(child.status().ToString());
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+
+  std::atomic<bool> done{false};
+  Latency out;
+  out.rate = rate;
+  std::thread produce([&] {
+    GeneratorOptions options;
+    options.seed = 5;
+    options.start_ms = absl::ToUnixMillis(absl::Now());
+    options.records_per_second = rate;
+    ChangeGenerator generator(options);
+    Producer producer(s.broker->bootstrap());
+    const auto start = std::chrono::steady_clock::now();
+    const auto end = start + std::chrono::duration<double>(seconds);
+    int64_t sent = 0;
+    while (std::chrono::steady_clock::now() < end) {
+      const auto due = start + std::chrono::duration<double>(static_cast<double>(sent) / rate);
+      if (due > std::chrono::steady_clock::now()) std::this_thread::sleep_until(due);
+      GeneratedRecord r = generator.Next();
+      r.ts_ms = std::max(r.ts_ms, int64_t{0});
+      producer.Send(prefix + (r.is_content() ? ".public.content" : ".public.engagement_events"), r);
+      ++sent;
+    }
+    out.produced_rate =
+        sent / std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    producer.Flush();
+    done = true;
+  });
+
+  std::vector<double> samples;
+  std::map<std::string, int64_t> last_seen;
+  const auto warmup = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!done.load()) {
+    out.peak_rss = std::max(out.peak_rss, PeakRss((*child)->pid()));
+    absl::StatusOr<testing::RedisReply> top =
+        s.redis->Query({"ZREVRANGE", "top_engagement:10min", "0", "19"});
+    if (top.ok()) {
+      for (const testing::RedisReply& member : top->elements) {
+        absl::StatusOr<testing::RedisReply> ts = s.redis->Query(
+            {"HGET", absl::StrCat("content:", member.str, ":metrics"), "last_event_ts_ms"});
+        int64_t value = 0;
+        if (!ts.ok() || !absl::SimpleAtoi(ts->str, &value)) continue;
+        const int64_t now = absl::ToUnixMillis(absl::Now());
+        int64_t& last = last_seen[member.str];
+        if (value > last) {
+          if (last != 0 && std::chrono::steady_clock::now() > warmup) {
+            samples.push_back(static_cast<double>(now - value));
+          }
+          last = value;
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  produce.join();
+  (*child)->Terminate(absl::Seconds(60));
+  std::sort(samples.begin(), samples.end());
+  out.samples = samples.size();
+  if (!samples.empty()) {
+    out.p50_ms = samples[samples.size() / 2];
+    out.p99_ms = samples[std::min(samples.size() - 1, samples.size() * 99 / 100)];
+    out.max_ms = samples.back();
+  }
+  return out;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<int> rates = {10'000, 100'000};
+  double seconds = 20;
+  int parallelism = 2;
+  BenchFlags flags = ParseFlags(
+      argc, argv, 400'000,
+      {{"--rates=", "R1,R2",
+        [&](const char* v) {
+          rates.clear();
+          for (absl::string_view part : absl::StrSplit(v, ',')) {
+            int rate = 0;
+            if (!absl::SimpleAtoi(part, &rate) || rate <= 0) Die("bad --rates");
+            rates.push_back(rate);
+          }
+        }},
+       {"--seconds=", "S", [&](const char* v) { seconds = std::atof(v); }},
+       {"--pipeline-parallelism=", "P", [&](const char* v) { parallelism = std::atoi(v); }}});
+  absl::StatusOr<std::string> dir = testing::MakeTempDir("weir-bench-w3");
+  if (!dir.ok()) Die(dir.status().ToString());
+
+  Servers s;
+  auto broker = kafka::testing::KafkaTestBroker::Start();
+  if (!broker.ok()) Die(broker.status().ToString());
+  s.broker = *std::move(broker);
+  auto redis = testing::RedisServer::Start();
+  if (!redis.ok()) Die(redis.status().ToString());
+  s.redis = *std::move(redis);
+  auto clickhouse = testing::ClickHouseServer::Start();
+  if (clickhouse.ok()) {
+    s.clickhouse = *std::move(clickhouse);
+  } else {
+    std::printf("clickhouse-server not available (%s): running without the ClickHouse sinks\n",
+                clickhouse.status().ToString().c_str());
+  }
+
+  std::vector<BenchResult> results;
+  const Throughput t = RunThroughput(s, *dir, static_cast<int64_t>(flags.events), parallelism);
+  const double eps = t.events / t.seconds;
+  const double baseline_eps = t.events / t.baseline_seconds;
+  std::printf(
+      "W3 throughput (all sinks%s, checkpoints every 10 s, p=%d): %lld events in %.2f s = %.0f "
+      "events/s; peak RSS %.0f MiB\n"
+      "   baseline (plain librdkafka consumer of the same topic, no processing): %.0f events/s "
+      "-> pipeline = %.2fx of reading the input alone\n",
+      s.clickhouse ? "" : " but ClickHouse", parallelism, static_cast<long long>(t.events),
+      t.seconds, eps, t.peak_rss / 1048576.0, baseline_eps, eps / baseline_eps);
+  results.push_back({.name = "weir",
+                     .variant = "throughput",
+                     .parallelism = parallelism,
+                     .events_per_sec = eps,
+                     .seconds = t.seconds,
+                     .fields = {{"peak_rss_bytes", static_cast<double>(t.peak_rss)}}});
+  results.push_back({.name = "baseline",
+                     .variant = "consume-only",
+                     .parallelism = 1,
+                     .events_per_sec = baseline_eps,
+                     .seconds = t.baseline_seconds});
+  for (int rate : rates) {
+    const Latency l = RunLatency(s, *dir, rate, seconds, parallelism);
+    std::printf(
+        "W3 latency at %d events/s (produced %.0f/s for %.0f s): event -> Redis p50 %.0f ms, "
+        "p99 %.0f ms, max %.0f ms (%zu samples); peak RSS %.0f MiB\n",
+        rate, l.produced_rate, seconds, l.p50_ms, l.p99_ms, l.max_ms, l.samples,
+        l.peak_rss / 1048576.0);
+    results.push_back({.name = "weir",
+                       .variant = absl::StrCat("latency-", rate),
+                       .parallelism = parallelism,
+                       .events_per_sec = l.produced_rate,
+                       .seconds = seconds,
+                       .fields = {{"p50_ms", l.p50_ms},
+                                  {"p99_ms", l.p99_ms},
+                                  {"max_ms", l.max_ms},
+                                  {"samples", static_cast<double>(l.samples)},
+                                  {"peak_rss_bytes", static_cast<double>(l.peak_rss)}}});
+  }
+  WriteJson(flags.json, "W3", flags.events, results);
+  std::filesystem::remove_all(*dir);
+  return 0;
+}
+
+}  // namespace
+}  // namespace weir::bench
+
+int main(int argc, char** argv) { return weir::bench::Main(argc, argv); }

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The engagement pipeline demo, on loopback with no configuration: starts the
+# local Kafka broker (weir-kafka-dev), redis-server, clickhouse-server (if
+# installed; the pipeline runs without it otherwise), the pipeline and the
+# generator; after DEMO_SECONDS (default 30) prints the live top-10
+# leaderboard from Redis and an analytics query from ClickHouse, then stops
+# everything it started.
+#
+# Usage: examples/engagement/demo.sh BUILD_DIR   (run by .ci/demo after the build)
+# Environment: DEMO_SECONDS, GENERATION_RATE (records/minute, default 200000),
+# PARALLELISM (default 2), and every other variable of engagement-pipeline
+# and engagement-generator (see their --help).
+set -euo pipefail
+
+build=${1:?usage: demo.sh BUILD_DIR}
+seconds=${DEMO_SECONDS:-30}
+work=$(mktemp -d "${TMPDIR:-/tmp}/weir-engagement-demo-XXXXXX")
+pids=()
+
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT INT TERM
+
+say() { printf '\n== %s\n' "$*"; }
+
+# A TCP port of 127.0.0.1 nobody listens on.
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+  done
+}
+
+wait_for() {  # wait_for WHAT TIMEOUT_S COMMAND...
+  local what=$1 timeout=$2
+  shift 2
+  for _ in $(seq $((timeout * 10))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "demo: $what did not come up within ${timeout}s" >&2
+  return 1
+}
+
+prefix=engagement
+say "Kafka: weir-kafka-dev (librdkafka's mock cluster) on loopback"
+"$build/tools/kafka_dev/weir-kafka-dev" "$prefix.public.content:4" \
+  "$prefix.public.engagement_events:8" "$prefix.engagement_enriched:8" "$prefix.dlq:1" \
+  >"$work/kafka.out" 2>"$work/kafka.log" &
+pids+=($!)
+wait_for "weir-kafka-dev" 20 test -s "$work/kafka.out"
+brokers=$(head -n1 "$work/kafka.out")
+echo "brokers: $brokers"
+
+say "Redis: redis-server on loopback"
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+  --dir "$work" >"$work/redis.log" 2>&1 &
+pids+=($!)
+wait_for "redis-server" 20 redis-cli -p "$redis_port" ping
+echo "redis: 127.0.0.1:$redis_port"
+
+clickhouse_url=
+clickhouse_bin=$(command -v clickhouse-server || echo /usr/bin/clickhouse-server)
+if [ -x "$clickhouse_bin" ]; then
+  say "ClickHouse: clickhouse-server on loopback"
+  ch_http=$(free_port)
+  ch_tcp=$(free_port)
+  mkdir -p "$work/ch"
+  cat >"$work/ch/config.xml" <<EOF
+<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>$work/ch/server.log</log><errorlog>$work/ch/server.err.log</errorlog><console>0</console></logger>
+  <http_port>$ch_http</http_port>
+  <tcp_port>$ch_tcp</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>$work/ch/data/</path>
+  <tmp_path>$work/ch/tmp/</tmp_path>
+  <user_files_path>$work/ch/user_files/</user_files_path>
+  <format_schema_path>$work/ch/format_schemas/</format_schema_path>
+  <users_config>$work/ch/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mark_cache_size>67108864</mark_cache_size>
+  <mlock_executable>false</mlock_executable>
+</yandex>
+EOF
+  cat >"$work/ch/users.xml" <<EOF
+<?xml version="1.0"?>
+<yandex>
+  <profiles><default></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip></networks>
+    <profile>default</profile><quota>default</quota></default></users>
+  <quotas><default></default></quotas>
+</yandex>
+EOF
+  (cd "$work/ch" && exec "$clickhouse_bin" --config-file="$work/ch/config.xml") \
+    >"$work/ch/stdout.log" 2>&1 &
+  pids+=($!)
+  if wait_for "clickhouse-server" 60 curl -sf "http://127.0.0.1:$ch_http/ping"; then
+    clickhouse_url="http://127.0.0.1:$ch_http"
+    echo "clickhouse: $clickhouse_url"
+  else
+    echo "demo: clickhouse-server did not start (log: $work/ch/server.err.log); going on without it"
+  fi
+else
+  say "ClickHouse: not installed (apt-get install clickhouse-server); the pipeline runs without it"
+fi
+
+say "engagement-pipeline (status every 5 s)"
+KAFKA_BROKERS=$brokers REDIS_PORT=$redis_port CLICKHOUSE_URL=$clickhouse_url \
+  CHECKPOINT_URI="file://$work/checkpoints" PARALLELISM=${PARALLELISM:-2} \
+  "$build/examples/engagement/engagement-pipeline" > >(sed 's/^/  [pipeline] /') 2>&1 &
+pipeline=$!
+pids=("$pipeline" "${pids[@]}")
+
+say "engagement-generator at ${GENERATION_RATE:-200000} records/minute for ${seconds}s"
+KAFKA_BROKERS=$brokers "$build/examples/engagement/engagement-generator" \
+  > >(sed 's/^/  [generator] /') 2>&1 &
+generator=$!
+pids=("$generator" "${pids[@]}")
+
+sleep "$seconds"
+
+say "Top 10 content by engagement seconds over the last 10 minutes (Redis top_engagement:10min)"
+rank=0
+mapfile -t top < <(redis-cli -p "$redis_port" ZREVRANGE top_engagement:10min 0 9 WITHSCORES)
+for ((i = 0; i + 1 < ${#top[@]}; i += 2)); do
+  rank=$((rank + 1))
+  id=${top[i]}
+  mapfile -t info < <(redis-cli -p "$redis_port" HMGET "content:$id:metrics" slug content_type \
+    plays finishes avg_engagement_pct)
+  printf '%2d. %-36s %-11s %10.1f s  plays %-6s finishes %-6s avg %s%%\n' "$rank" "${info[0]}" \
+    "${info[1]}" "${top[i + 1]}" "${info[2]}" "${info[3]}" "${info[4]:-n/a}"
+done
+[ "$rank" -gt 0 ] || echo "(empty: the pipeline has not written yet; see its log above)"
+
+if [ -n "$clickhouse_url" ]; then
+  say "Average engagement per content type (ClickHouse engagement_hourly, the job's hourly rollup)"
+  curl -sf "$clickhouse_url/" --data-binary "SELECT content_type, sum(events) AS events,
+      round(sum(engagement_pct_sum) / sum(pct_events), 2) AS avg_engagement_pct
+    FROM engagement_hourly FINAL GROUP BY content_type ORDER BY content_type
+    FORMAT PrettyCompactMonoBlock" || echo "(query failed)"
+  say "Enriched events per 30-minute partition (ClickHouse engagement_enriched)"
+  curl -sf "$clickhouse_url/" --data-binary "SELECT partition, sum(rows) AS rows
+    FROM system.parts WHERE table = 'engagement_enriched' AND active
+    GROUP BY partition ORDER BY partition FORMAT PrettyCompactMonoBlock" || echo "(query failed)"
+fi
+
+say "Stopping (the pipeline takes a final checkpoint)"
+kill -TERM "$generator" 2>/dev/null || true
+wait "$generator" 2>/dev/null || true
+kill -TERM "$pipeline" 2>/dev/null || true
+wait "$pipeline" 2>/dev/null || true
