@@ -54,7 +54,7 @@ wait_for() {  # wait_for WHAT TIMEOUT_S COMMAND...
 
 prefix=engagement
 say "Kafka: weir-kafka-dev (librdkafka's mock cluster) on loopback"
-"$build/tools/kafka_dev/weir-kafka-dev" "$prefix.public.content:4" \
+"$build/tools/weir-kafka-dev" "$prefix.public.content:4" \
   "$prefix.public.engagement_events:8" "$prefix.engagement_enriched:8" "$prefix.dlq:1" \
   >"$work/kafka.out" 2>"$work/kafka.log" &
 pids+=($!)
@@ -121,13 +121,13 @@ fi
 say "engagement-pipeline (status every 5 s)"
 KAFKA_BROKERS=$brokers REDIS_PORT=$redis_port CLICKHOUSE_URL=$clickhouse_url \
   CHECKPOINT_URI="file://$work/checkpoints" PARALLELISM=${PARALLELISM:-2} \
-  "$build/examples/engagement/engagement-pipeline" > >(sed 's/^/  [pipeline] /') 2>&1 &
+  "$build/examples/engagement/engagement-pipeline" > >(sed -u 's/^/  [pipeline] /') 2>&1 &
 pipeline=$!
 pids=("$pipeline" "${pids[@]}")
 
 say "engagement-generator at ${GENERATION_RATE:-200000} records/minute for ${seconds}s"
 KAFKA_BROKERS=$brokers "$build/examples/engagement/engagement-generator" \
-  > >(sed 's/^/  [generator] /') 2>&1 &
+  > >(sed -u 's/^/  [generator] /') 2>&1 &
 generator=$!
 pids=("$generator" "${pids[@]}")
 
@@ -141,8 +141,9 @@ for ((i = 0; i + 1 < ${#top[@]}; i += 2)); do
   id=${top[i]}
   mapfile -t info < <(redis-cli -p "$redis_port" HMGET "content:$id:metrics" slug content_type \
     plays finishes avg_engagement_pct)
-  printf '%2d. %-36s %-11s %10.1f s  plays %-6s finishes %-6s avg %s%%\n' "$rank" "${info[0]}" \
-    "${info[1]}" "${top[i + 1]}" "${info[2]}" "${info[3]}" "${info[4]:-n/a}"
+  pct=${info[4]:+${info[4]}%}
+  printf '%2d. %-36s %-11s %10.1f s  plays %-6s finishes %-6s avg engagement %s\n' "$rank" \
+    "${info[0]}" "${info[1]}" "${top[i + 1]}" "${info[2]}" "${info[3]}" "${pct:-n/a}"
 done
 [ "$rank" -gt 0 ] || echo "(empty: the pipeline has not written yet; see its log above)"
 
@@ -151,11 +152,11 @@ if [ -n "$clickhouse_url" ]; then
   curl -sf "$clickhouse_url/" --data-binary "SELECT content_type, sum(events) AS events,
       round(sum(engagement_pct_sum) / sum(pct_events), 2) AS avg_engagement_pct
     FROM engagement_hourly FINAL GROUP BY content_type ORDER BY content_type
-    FORMAT PrettyCompactMonoBlock" || echo "(query failed)"
+    FORMAT PrettyCompactNoEscapes" || echo "(query failed)"
   say "Enriched events per 30-minute partition (ClickHouse engagement_enriched)"
   curl -sf "$clickhouse_url/" --data-binary "SELECT partition, sum(rows) AS rows
     FROM system.parts WHERE table = 'engagement_enriched' AND active
-    GROUP BY partition ORDER BY partition FORMAT PrettyCompactMonoBlock" || echo "(query failed)"
+    GROUP BY partition ORDER BY partition FORMAT PrettyCompactNoEscapes" || echo "(query failed)"
 fi
 
 say "Stopping (the pipeline takes a final checkpoint)"
