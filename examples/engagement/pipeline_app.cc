@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "examples/engagement/content_join.h"
 #include "examples/engagement/content_metrics.h"
 #include "examples/engagement/model.h"
@@ -90,6 +91,28 @@ const std::vector<Flag>& Flags() {
       StringFlag("group-id", "KAFKA_GROUP_ID",
                  "consumer group the read offsets are committed to after each checkpoint",
                  &PipelineConfig::group_id),
+      {"kafka-properties", "KAFKA_PROPERTIES",
+       "librdkafka properties for every Kafka client, key=value,key=value (e.g. "
+       "security.protocol=SASL_SSL,sasl.mechanism=PLAIN,sasl.username=...)",
+       [](PipelineConfig& c, const std::string& v) {
+         c.kafka_properties.clear();
+         for (absl::string_view item : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+           const size_t eq = item.find('=');
+           if (eq == absl::string_view::npos || eq == 0) {
+             return absl::InvalidArgumentError(
+                 absl::StrCat("kafka-properties: \"", item, "\" is not key=value"));
+           }
+           c.kafka_properties[std::string(item.substr(0, eq))] = std::string(item.substr(eq + 1));
+         }
+         return absl::OkStatus();
+       },
+       [](const PipelineConfig& c) {
+         std::string out;
+         for (const auto& [k, v] : c.kafka_properties) {
+           absl::StrAppend(&out, out.empty() ? "" : ",", k, "=", v);
+         }
+         return out;
+       }},
       {"bounded", "BOUNDED", "read the topics up to their current end, then stop (true/false)",
        [](PipelineConfig& c, const std::string& v) {
          c.bounded = v == "true" || v == "1" || v.empty();
@@ -317,6 +340,9 @@ class LagProbe {
     rd_kafka_conf_set(conf, "group.id", config.group_id.c_str(), errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+    for (const auto& [key, value] : config.kafka_properties) {
+      rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof(errstr));
+    }
     rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (rk_ == nullptr) rd_kafka_conf_destroy(conf);
   }
@@ -490,7 +516,8 @@ weir::PipelineOptions PipelineOptionsFor(const PipelineConfig& config) {
 
 absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& config,
                            std::shared_ptr<PipelineCounters> counters) {
-  weir::kafka::ClientOptions client{.brokers = config.brokers};
+  weir::kafka::ClientOptions client{.brokers = config.brokers,
+                                    .properties = config.kafka_properties};
   std::shared_ptr<weir::DeadLetterQueue> dlq =
       weir::kafka::DeadLetterTopic({.client = client, .topic = DeadLetterTopicName(config)});
 

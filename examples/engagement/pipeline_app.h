@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +40,9 @@ struct PipelineConfig {
   std::string brokers;
   std::string topic_prefix = "engagement";
   std::string group_id = "engagement-pipeline";
+  // librdkafka properties for every client (consumers, producers), e.g.
+  // security.protocol=SASL_SSL; "key=value,key=value" on the command line.
+  std::map<std::string, std::string> kafka_properties;
   // Read the topics up to their current end, then finish (tests, backfills).
   bool bounded = false;
   // Redis (empty host: no Redis output).
