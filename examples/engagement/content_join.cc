@@ -9,15 +9,16 @@ namespace engagement {
 namespace {
 
 const weir::MapStateDescriptor<std::string, ContentHistory> kRows{"content-rows"};
-// Events waiting for the watermark, by the event-time timer that releases
-// them (their event time rounded up to kTimerStepMs).
-const weir::MapStateDescriptor<int64_t, std::vector<EngagementEvent>> kPending{"events-pending"};
+// Events waiting for the watermark, in arrival order; an event-time timer
+// at (about) the first one's event time releases those the watermark has
+// passed.
+const weir::ListStateDescriptor<EngagementEvent> kPending{"events-pending"};
 // Events the watermark has passed whose content row has not arrived.
 const weir::ListStateDescriptor<EngagementEvent> kRowless{"events-rowless"};
 const weir::ValueStateDescriptor<weir::Timestamp> kDeadline{"row-deadline"};
 
-// Event-time timers are rounded up to this step, so a busy key has a few
-// timers a second rather than one per event.
+// Event-time timers are rounded up to this step, so a busy key has at most
+// a few timers a second.
 constexpr int64_t kTimerStepMs = 50;
 
 int64_t CeilTo(int64_t ts, int64_t step) {
@@ -62,14 +63,11 @@ absl::Status ContentJoin::ProcessElement(const EngagementEvent& event, ReadOnlyC
     UpdateDeadline(ctx);
     return absl::OkStatus();
   }
-  const int64_t release_at = CeilTo(event.event_ts_ms, kTimerStepMs);
-  weir::MapState<int64_t, std::vector<EngagementEvent>> pending = ctx.GetState(kPending);
-  if (std::vector<EngagementEvent>* waiting = pending.Mutable(release_at)) {
-    waiting->push_back(event);
-  } else {
-    pending.Put(release_at, {event});
-    ctx.timer_service().RegisterEventTimeTimer(release_at);
+  std::vector<EngagementEvent>& pending = *ctx.GetState(kPending).Mutable();
+  if (pending.empty()) {
+    ctx.timer_service().RegisterEventTimeTimer(CeilTo(event.event_ts_ms, kTimerStepMs));
   }
+  pending.push_back(event);
   return absl::OkStatus();
 }
 
@@ -109,10 +107,16 @@ absl::Status ContentJoin::OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx
     ReleaseRowless(ctx, history, Why::kEnd, out);
     return absl::OkStatus();
   }
-  weir::MapState<int64_t, std::vector<EngagementEvent>> pending = ctx.GetState(kPending);
-  if (const std::vector<EngagementEvent>* events = pending.Find(timestamp)) {
-    for (const EngagementEvent& event : *events) Join(ctx, history, event, Why::kWatermark, out);
-    pending.Remove(timestamp);
+  // The events the watermark has passed, from the front (a later one that
+  // is already due waits for the next timer: its result does not change).
+  std::vector<EngagementEvent>& pending = *ctx.GetState(kPending).Mutable();
+  const weir::Timestamp watermark = ctx.current_watermark();
+  size_t due = 0;
+  while (due < pending.size() && pending[due].event_ts_ms <= watermark) ++due;
+  for (size_t i = 0; i < due; ++i) Join(ctx, history, pending[i], Why::kWatermark, out);
+  pending.erase(pending.begin(), pending.begin() + static_cast<ptrdiff_t>(due));
+  if (!pending.empty()) {
+    ctx.timer_service().RegisterEventTimeTimer(CeilTo(pending.front().event_ts_ms, kTimerStepMs));
   }
   UpdateDeadline(ctx);
   return absl::OkStatus();

@@ -6,6 +6,17 @@
 
 namespace engagement {
 
+// What ContentMetrics keeps per content and hour.
+struct HourState {
+  Totals totals;
+  bool dirty = false;  // changed since its last rollup
+  // The hour's newest event (event time, then id) and its content fields.
+  int64_t last_event_ts_ms = 0;
+  int64_t last_event_id = 0;
+  std::string slug;
+  std::string content_type;
+};
+
 // What ContentMetrics keeps per content.
 struct ContentState {
   std::string slug;
@@ -19,21 +30,12 @@ struct ContentState {
   int64_t last_event_id = 0;
   // 1-minute buckets of the sliding window: (bucket start, engagement seconds).
   std::vector<std::pair<int64_t, double>> minutes;
+  // The hours still open for late events: (hour start, totals), oldest first.
+  std::vector<std::pair<int64_t, HourState>> hours;
   bool dirty = false;         // changed since the last ContentUpdate
   int64_t rollup_due_ms = 0;  // processing time of the next rollup flush (0: none)
   int64_t ageing_at = 0;      // the registered ageing timer (0: none)
   bool end_timer = false;
-};
-
-// What ContentMetrics keeps per content and hour.
-struct HourState {
-  Totals totals;
-  bool dirty = false;  // changed since its last rollup
-  // The hour's newest event (event time, then id) and its content fields.
-  int64_t last_event_ts_ms = 0;
-  int64_t last_event_id = 0;
-  std::string slug;
-  std::string content_type;
 };
 
 // Whether `e` is newer than the event (ts_ms, id).
@@ -52,29 +54,27 @@ struct weir::Codec<engagement::Totals>
                         &engagement::Totals::pct_events> {};
 
 template <>
-struct weir::Codec<engagement::ContentState>
-    : weir::MemberCodec<
-          engagement::ContentState, &engagement::ContentState::slug,
-          &engagement::ContentState::title, &engagement::ContentState::content_type,
-          &engagement::ContentState::listed_type, &engagement::ContentState::totals,
-          &engagement::ContentState::last_event_ts_ms, &engagement::ContentState::last_event_id,
-          &engagement::ContentState::minutes, &engagement::ContentState::dirty,
-          &engagement::ContentState::rollup_due_ms, &engagement::ContentState::ageing_at,
-          &engagement::ContentState::end_timer> {};
-
-template <>
 struct weir::Codec<engagement::HourState>
     : weir::MemberCodec<engagement::HourState, &engagement::HourState::totals,
                         &engagement::HourState::dirty, &engagement::HourState::last_event_ts_ms,
                         &engagement::HourState::last_event_id, &engagement::HourState::slug,
                         &engagement::HourState::content_type> {};
 
+template <>
+struct weir::Codec<engagement::ContentState>
+    : weir::MemberCodec<
+          engagement::ContentState, &engagement::ContentState::slug,
+          &engagement::ContentState::title, &engagement::ContentState::content_type,
+          &engagement::ContentState::listed_type, &engagement::ContentState::totals,
+          &engagement::ContentState::last_event_ts_ms, &engagement::ContentState::last_event_id,
+          &engagement::ContentState::minutes, &engagement::ContentState::hours,
+          &engagement::ContentState::dirty, &engagement::ContentState::rollup_due_ms,
+          &engagement::ContentState::ageing_at, &engagement::ContentState::end_timer> {};
+
 namespace engagement {
 namespace {
 
 const weir::ValueStateDescriptor<ContentState> kState{"content-metrics"};
-// Hour start → its totals.
-const weir::MapStateDescriptor<int64_t, HourState> kHours{"content-hours"};
 
 int64_t FloorTo(int64_t ts, int64_t step) {
   const int64_t rem = ((ts % step) + step) % step;
@@ -136,13 +136,13 @@ absl::Status ContentMetrics::ProcessElement(const Enriched& event, Context& ctx,
   const int64_t hour = FloorTo(event.event_ts_ms, kHourMs);
   const int64_t hour_done = hour + kHourMs + absl::ToInt64Milliseconds(options_.rollup_lateness);
   if (hour_done > watermark) {
-    weir::MapState<int64_t, HourState> hours = ctx.GetState(kHours);
-    HourState* h = hours.Mutable(hour);
-    if (h == nullptr) {
-      hours.Put(hour, HourState{});
-      h = hours.Mutable(hour);
+    auto it = std::lower_bound(s.hours.begin(), s.hours.end(), hour,
+                               [](const auto& entry, int64_t h) { return entry.first < h; });
+    if (it == s.hours.end() || it->first != hour) {
+      it = s.hours.insert(it, {hour, HourState{}});
       ctx.timer_service().RegisterEventTimeTimer(hour_done);
     }
+    HourState* h = &it->second;
     h->totals.Add(event);
     h->dirty = true;
     if (Newer(event, h->last_event_ts_ms, h->last_event_id)) {
@@ -231,18 +231,12 @@ void ContentMetrics::Emit(Context& ctx, weir::Collector<ContentUpdate>& out) {
 }
 
 void ContentMetrics::EmitRollups(Context& ctx, bool all_done) {
-  ctx.GetState(kState).Mutable()->rollup_due_ms = 0;
-  weir::MapState<int64_t, HourState> hours = ctx.GetState(kHours);
+  ContentState& s = *ctx.GetState(kState).Mutable();
+  s.rollup_due_ms = 0;
   const weir::Timestamp watermark = ctx.current_watermark();
   const int64_t lateness = absl::ToInt64Milliseconds(options_.rollup_lateness);
-  std::vector<int64_t> changed;
-  std::vector<int64_t> done;
-  hours.ForEach([&](const int64_t& hour, const HourState& h) {
-    if (h.dirty) changed.push_back(hour);
-    if (!all_done && hour + kHourMs + lateness <= watermark) done.push_back(hour);
-  });
-  for (int64_t hour : changed) {
-    HourState& h = *hours.Mutable(hour);
+  for (auto& [hour, h] : s.hours) {
+    if (!h.dirty) continue;
     h.dirty = false;
     ctx.Output(options_.rollups, HourlyRollup{.content_id = ctx.CurrentKey(),
                                               .hour_ms = hour,
@@ -250,7 +244,9 @@ void ContentMetrics::EmitRollups(Context& ctx, bool all_done) {
                                               .content_type = h.content_type,
                                               .totals = h.totals});
   }
-  for (int64_t hour : done) hours.Remove(hour);
+  if (all_done) return;
+  std::erase_if(s.hours,
+                [&](const auto& entry) { return entry.first + kHourMs + lateness <= watermark; });
 }
 
 }  // namespace engagement

@@ -154,6 +154,9 @@ class ListState {
     return items ? *items : kEmpty;
   }
   void Add(T value) { table_->Get(access_->Scope(), true)->push_back(std::move(value)); }
+  // The elements for in-place update (e.g. erasing a prefix); valid until
+  // the next state call.
+  std::vector<T>* Mutable() { return table_->Get(access_->Scope(), true); }
   void Update(std::vector<T> values) { *table_->Get(access_->Scope(), true) = std::move(values); }
   void Clear() { table_->Get(access_->Scope(), true)->clear(); }
 
