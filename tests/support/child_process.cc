@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -94,6 +96,29 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(std::vector<st
     return absl::ErrnoToStatus(error, absl::StrCat("open ", options.log_path));
   }
   const char* working_dir = options.working_dir.empty() ? nullptr : options.working_dir.c_str();
+  // The user's ids and groups, looked up here: the child may only make
+  // async-signal-safe calls.
+  bool switch_user = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups(64);
+  int group_count = static_cast<int>(groups.size());
+  if (!options.user.empty()) {
+    const passwd* entry = ::getpwnam(options.user.c_str());
+    if (entry != nullptr &&
+        ::getgrouplist(options.user.c_str(), entry->pw_gid, groups.data(), &group_count) < 0) {
+      groups.resize(static_cast<size_t>(group_count));  // now the number it needs
+    }
+    if (entry == nullptr ||
+        ::getgrouplist(options.user.c_str(), entry->pw_gid, groups.data(), &group_count) < 0) {
+      ::close(in_fd);
+      ::close(out_fd);
+      return absl::NotFoundError(absl::StrCat("user ", options.user, " (or its groups)"));
+    }
+    switch_user = true;
+    uid = entry->pw_uid;
+    gid = entry->pw_gid;
+  }
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -103,8 +128,13 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(std::vector<st
     return absl::ErrnoToStatus(error, "fork");
   }
   if (pid == 0) {
-    // Only async-signal-safe calls until exec. Die with the test process,
-    // even when it crashes.
+    // Only async-signal-safe calls until exec. Switch user first: changing
+    // credentials clears the parent-death signal.
+    if (switch_user && (::setgroups(static_cast<size_t>(group_count), groups.data()) != 0 ||
+                        ::setgid(gid) != 0 || ::setuid(uid) != 0)) {
+      ::_exit(124);
+    }
+    // Die with the test process, even when it crashes.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(126);
     ::dup2(in_fd, STDIN_FILENO);

@@ -49,6 +49,9 @@ struct SpawnOptions {
   std::string log_path;
   // The child's working directory; empty: the test's.
   std::string working_dir;
+  // Run the child as this user (its uid, gid and groups), for servers that
+  // refuse to run as root (PostgreSQL). Needs root. Empty: as the test.
+  std::string user;
 };
 
 class ChildProcess {

@@ -6,6 +6,8 @@
 // extractor, a headers function and a partitioner are optional (default:
 // librdkafka's partitioner, which hashes the key; `properties` may choose
 // another, e.g. {"partitioner", "murmur2_random"} to match Java clients).
+// A `tombstone` predicate marks records written with a null value (a
+// tombstone, which deletes its key from a compacted topic).
 //
 // Example:
 //
@@ -134,6 +136,12 @@ struct SinkOptions {
   // The message key; an empty string means no key (null).
   // Default: no key
   std::function<std::string(const T&)> key;
+  // Records for which this returns true are written with a null value (a
+  // tombstone: on a compacted topic it deletes the key, as Debezium writes
+  // after a delete); the serializer is not called for them. Key, headers,
+  // partition and timestamp are set as for any record.
+  // Default: none (every message has the serializer's value)
+  std::function<bool(const T&)> tombstone;
   // Headers added to each message.
   // Default: none
   std::function<void(const T&, std::vector<std::pair<std::string, std::string>>& headers)> headers;
@@ -186,6 +194,7 @@ struct SinkConfig {
 struct SinkRecord {
   std::string_view key;  // empty: null key
   std::string_view value;
+  bool null_value = false;  // true: a tombstone (value is ignored)
   const std::vector<std::pair<std::string, std::string>>* headers = nullptr;  // may be null
   int32_t partition = -1;                                                     // -1: librdkafka's
   int64_t timestamp_ms = 0;                                                   // 0: now
@@ -249,7 +258,9 @@ class KafkaSink final : public weir::Sink<T> {
       for (size_t idx = 0; idx < values.size(); ++idx) {
         const T& value = values[idx];
         internal::SinkRecord record;
-        if (options_->serializer) {
+        if (options_->tombstone && options_->tombstone(value)) {
+          record.null_value = true;
+        } else if (options_->serializer) {
           value_.clear();
           absl::Status status = options_->serializer(value, value_);
           if (!status.ok()) return status;

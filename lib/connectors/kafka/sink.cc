@@ -119,7 +119,8 @@ class KafkaSinkCore final : public SinkCore {
   absl::Status Produce(const SinkRecord& record) override {
     absl::Status status = BeginIfNeeded();
     if (!status.ok()) return status;
-    return ProduceOn(*current_, record.partition, record.key, record.value, record.headers, nullptr,
+    return ProduceOn(*current_, record.partition, record.key,
+                     record.null_value ? std::string_view() : record.value, record.headers, nullptr,
                      record.timestamp_ms);
   }
 
@@ -324,6 +325,8 @@ class KafkaSinkCore final : public SinkCore {
     return absl::OkStatus();
   }
 
+  // `value.data() == nullptr`: a null value (a tombstone; also what the
+  // repair reads back for one).
   absl::Status ProduceOn(Producer& producer, int32_t partition, std::string_view key,
                          std::string_view value,
                          const std::vector<std::pair<std::string, std::string>>* headers,

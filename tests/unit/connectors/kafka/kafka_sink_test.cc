@@ -184,6 +184,43 @@ TEST_F(KafkaSinkTest, CustomPartitionerEventTimestampsAndStringRecords) {
   }
 }
 
+// SinkOptions::tombstone: null values (not empty ones), with key and
+// headers, in order with the other records of their key.
+TEST_F(KafkaSinkTest, TombstonesHaveANullValueAndKeepTheirKeyAndOrder) {
+  constexpr int64_t kRecords = 3000;
+  weir::Pipeline pipeline(JobOptions(1, false));
+  SinkOptions<int64_t> options = Options(DeliveryGuarantee::kAtLeastOnce);
+  options.key = [](const int64_t& value) { return absl::StrCat("k", value % 100); };
+  options.serializer = [](const int64_t& value, std::string& out) {
+    out = value % 7 == 0 ? "" : std::to_string(value);  // an empty value is not a tombstone
+    return absl::OkStatus();
+  };
+  options.tombstone = [](const int64_t& value) { return value % 3 == 0; };
+  pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords)))
+      .Sink(Sink<int64_t>(options), "kafka-out");
+  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+
+  absl::StatusOr<std::vector<ReadMessage>> messages =
+      ReadTopic(bootstrap_, topic_, kPartitions, /*read_committed=*/false);
+  ASSERT_TRUE(messages.ok()) << messages.status();
+  ASSERT_EQ(messages->size(), static_cast<size_t>(kRecords));
+  // Per key, the records in the order written: tombstones as "null".
+  std::map<std::string, std::vector<std::string>> by_key;
+  for (const ReadMessage& message : *messages) {
+    ASSERT_EQ(message.headers.size(), 1u);
+    by_key[message.key].push_back(message.has_value ? "[" + message.value + "]" : "null");
+  }
+  std::map<std::string, std::vector<std::string>> expected;
+  for (int64_t value = 0; value < kRecords; ++value) {
+    expected[absl::StrCat("k", value % 100)].push_back(value % 3 == 0 ? "null"
+                                                       : value % 7 == 0
+                                                           ? "[]"
+                                                           : "[" + std::to_string(value) + "]");
+  }
+  EXPECT_EQ(by_key, expected);
+}
+
 TEST_F(KafkaSinkTest, ExactlyOnceCommitsWhenTheCheckpointCompletes) {
   constexpr int64_t kRecords = 5000;
   const bool isolates = Isolates();

@@ -28,6 +28,7 @@ struct ReadMessage {
   int64_t offset = -1;
   bool has_key = false;
   std::string key;
+  bool has_value = false;  // false: a null value (a tombstone)
   std::string value;
   std::vector<std::pair<std::string, std::string>> headers;
   int64_t timestamp_ms = -1;
@@ -80,6 +81,7 @@ inline absl::StatusOr<std::vector<ReadMessage>> ReadTopic(
     out.has_key = message->key != nullptr;
     if (message->key != nullptr)
       out.key.assign(static_cast<const char*>(message->key), message->key_len);
+    out.has_value = message->payload != nullptr;
     if (message->payload != nullptr) {
       out.value.assign(static_cast<const char*>(message->payload), message->len);
     }
