@@ -274,6 +274,23 @@ class NewEvents final
   }
 };
 
+// A Kafka source of one table's Debezium change events; records that do
+// not decode go to `dlq`.
+template <class Row>
+auto DebeziumSource(const PipelineConfig& config, const weir::kafka::ClientOptions& client,
+                    std::shared_ptr<weir::DeadLetterQueue> dlq, std::string topic,
+                    dbz::Fields<Row> fields, std::string name) {
+  weir::kafka::SourceOptions<dbz::Change<Row>> options;
+  options.client = client;
+  options.topics = {std::move(topic)};
+  options.group_id = config.group_id;
+  options.deserializer = weir::kafka::DebeziumDeserializer(std::move(fields));
+  options.bounded = config.bounded;
+  options.dead_letters = std::move(dlq);
+  options.name = std::move(name);
+  return weir::kafka::Source(std::move(options));
+}
+
 std::string FormatDouble(double value) { return absl::StrFormat("%.3f", value); }
 
 weir::clickhouse::Columns<Enriched> EnrichedColumns() {
@@ -521,25 +538,10 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   std::shared_ptr<weir::DeadLetterQueue> dlq =
       weir::kafka::DeadLetterTopic({.client = client, .topic = DeadLetterTopicName(config)});
 
-  weir::kafka::SourceOptions<dbz::Change<Content>> content_options;
-  content_options.client = client;
-  content_options.topics = {ContentTopicName(config)};
-  content_options.group_id = config.group_id;
-  content_options.deserializer = weir::kafka::DebeziumDeserializer(ContentFields());
-  content_options.bounded = config.bounded;
-  content_options.dead_letters = dlq;
-  content_options.name = "content-source";
-  auto content_source = weir::kafka::Source(std::move(content_options));
-
-  weir::kafka::SourceOptions<dbz::Change<EngagementEvent>> event_options;
-  event_options.client = client;
-  event_options.topics = {EventsTopicName(config)};
-  event_options.group_id = config.group_id;
-  event_options.deserializer = weir::kafka::DebeziumDeserializer(EngagementEventFields());
-  event_options.bounded = config.bounded;
-  event_options.dead_letters = dlq;
-  event_options.name = "event-source";
-  auto event_source = weir::kafka::Source(std::move(event_options));
+  auto content_source = DebeziumSource(config, client, dlq, ContentTopicName(config),
+                                       ContentFields(), "content-source");
+  auto event_source = DebeziumSource(config, client, dlq, EventsTopicName(config),
+                                     EngagementEventFields(), "event-source");
   counters->events_read = [event_source] { return event_source->Stats().records; };
   counters->source_dead_letters = [event_source, content_source] {
     return event_source->Stats().dead_letters + content_source->Stats().dead_letters;
