@@ -359,7 +359,8 @@ int Main(int argc, char** argv) {
         }},
        {"--seconds=", "S", [&](const char* v) { seconds = std::atof(v); }},
        {"--pipeline-parallelism=", "P", [&](const char* v) { parallelism = std::atoi(v); }},
-       {"--clickhouse=", "on|off", [&](const char* v) { with_clickhouse = std::string(v) != "off"; }}});
+       {"--clickhouse=", "on|off",
+        [&](const char* v) { with_clickhouse = std::string(v) != "off"; }}});
   absl::StatusOr<std::string> dir = testing::MakeTempDir("weir-bench-w3");
   if (!dir.ok()) Die(dir.status().ToString());
 
