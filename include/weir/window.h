@@ -313,66 +313,81 @@ class ScopedNamespace {
   KeyScope& scope_;
 };
 
-// The panes' accumulators, (key, pane start) -> ACC. On the memory backend a
-// typed table: an element costs one lookup of a baseline-sized slot, with no
-// key encoding or byte hashing. On RocksDB the byte-keyed ValueTable, the
-// store's write-back cache. Both snapshot the same bytes under one name, so
-// a checkpoint of either restores into the other's layout.
+// The panes' accumulators, (key, pane start) -> ACC. For keys with a stable
+// hash and a codec, a typed table on both backends: an element costs one
+// lookup of a baseline-sized slot, with no key encoding or byte hashing; with
+// RocksDB the table is its bounded write-back cache (slots carry flags), in
+// memory the state itself (no flags). Other keys use the byte-keyed
+// ValueTable. All keep the same bytes under one name, so a checkpoint of one
+// restores into the others.
 template <class K, class ACC>
 class PaneStore {
-  static constexpr bool kTyped = kHasKeyTraits<K> && kHasCodec<K> && std::equality_comparable<K>;
+  static constexpr bool kTyped = kHasKeyTraits<K> && kHasCodec<K> && std::equality_comparable<K> &&
+                                 std::default_initializable<ACC>;
 
  public:
   ACC* Mutable(const K& key, int64_t pane, StateAccess& access) {
-    if (auto* typed = Bind(access)) return typed->Find(key, pane);
-    ScopedNamespace in_pane(access.Scope(), pane);
-    return bytes_->Mutable(access.Scope());
+    if constexpr (kTyped) {
+      return Typed(access, [&](auto& table) { return table.Mutable(key, pane); });
+    } else {
+      ScopedNamespace in_pane(access.Scope(), pane);
+      return bytes_.Get(access).Mutable(access.Scope());
+    }
   }
   const ACC* Get(const K& key, int64_t pane, StateAccess& access) {
-    if (auto* typed = Bind(access)) return typed->Find(key, pane);
-    ScopedNamespace in_pane(access.Scope(), pane);
-    return bytes_->Get(access.Scope());
+    if constexpr (kTyped) {
+      return Typed(access, [&](auto& table) { return table.Get(key, pane); });
+    } else {
+      ScopedNamespace in_pane(access.Scope(), pane);
+      return bytes_.Get(access).Get(access.Scope());
+    }
   }
   void Put(const K& key, int64_t pane, ACC acc, StateAccess& access) {
-    if (auto* typed = Bind(access)) return typed->Put(key, pane, std::move(acc));
-    ScopedNamespace in_pane(access.Scope(), pane);
-    bytes_->Put(access.Scope(), std::move(acc));
+    if constexpr (kTyped) {
+      Typed(access, [&](auto& table) { table.Put(key, pane, std::move(acc)); });
+    } else {
+      ScopedNamespace in_pane(access.Scope(), pane);
+      bytes_.Get(access).Put(access.Scope(), std::move(acc));
+    }
   }
   void Prefetch(const K& key, int64_t pane, StateAccess& access) {
-    if (auto* typed = Bind(access)) typed->Prefetch(key, pane);
+    if constexpr (kTyped) Typed(access, [&](auto& table) { table.Prefetch(key, pane); });
   }
   void Remove(const K& key, int64_t pane, StateAccess& access) {
-    if (auto* typed = Bind(access)) return typed->Remove(key, pane);
-    ScopedNamespace in_pane(access.Scope(), pane);
-    bytes_->Remove(access.Scope());
+    if constexpr (kTyped) {
+      Typed(access, [&](auto& table) { table.Remove(key, pane); });
+    } else {
+      ScopedNamespace in_pane(access.Scope(), pane);
+      bytes_.Get(access).Remove(access.Scope());
+    }
   }
 
  private:
-  using Typed = std::conditional_t<kTyped, NamespacedValueTable<K, ACC>, void>;
   static constexpr const char* kName = "window-pane";
+  using InMemory = NamespacedValueTable<K, ACC, /*kWriteBack=*/false>;
+  using Cached = NamespacedValueTable<K, ACC, /*kWriteBack=*/true>;
 
-  // The typed table of the access's backend, or null when the byte-keyed one
-  // (bytes_) applies.
-  Typed* Bind(StateAccess& access) {
+  // Calls fn with the typed table of the access's backend.
+  template <class Fn>
+  decltype(auto) Typed(StateAccess& access, Fn&& fn) {
     KeyedStateBackend* backend = &access.Backend();
     if (backend != backend_) {
       backend_ = backend;
-      typed_ = nullptr;
-      bytes_ = nullptr;
-      if constexpr (kTyped) {
-        if (backend->store() == nullptr) {
-          typed_ = backend->template GetOrCreate<Typed>(kName, 0);
-          typed_->set_max_parallelism(backend->max_parallelism());
-        }
+      in_memory_ = nullptr;
+      cached_ = nullptr;
+      if (backend->store() == nullptr) {
+        in_memory_ = backend->template GetOrCreate<InMemory>(kName, 0);
+      } else {
+        cached_ = backend->template GetOrCreate<Cached>(kName, 0);
       }
-      if (typed_ == nullptr) bytes_ = backend->template GetOrCreate<ValueTable<ACC>>(kName, 0);
     }
-    return typed_;
+    return in_memory_ != nullptr ? fn(*in_memory_) : fn(*cached_);
   }
 
   KeyedStateBackend* backend_ = nullptr;
-  Typed* typed_ = nullptr;
-  ValueTable<ACC>* bytes_ = nullptr;
+  InMemory* in_memory_ = nullptr;
+  Cached* cached_ = nullptr;
+  WindowTable<ValueTable<ACC>> bytes_{kName};
 };
 
 // Tumbling and sliding windows as a keyed process function, used by
@@ -430,7 +445,7 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
     StateAccess& access = ContextAccess::State(ctx);
     const K& key = ctx.CurrentKey();
     // The key's scope (its bytes) is set up only when needed: the typed pane
-    // table of the memory backend does without it.
+    // table does without it.
     if (ACC* acc = panes_.Mutable(key, pane, access)) {
       agg_.Add(value, *acc);
     } else {
@@ -581,9 +596,14 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
       if (const ACC* acc = panes_.Get(key, start, access)) EmitResult(key, window, *acc, out);
       return;
     }
+    // The window's panes that exist, from the key's index: probing each
+    // pane slot of the window would read RocksDB for every absent one.
+    const std::vector<int64_t>* panes = index_.Get(access).Get(access.Scope());
+    if (panes == nullptr) return;
     std::optional<ACC> merged;
-    for (Timestamp pane = start; pane < start + a_.size_ms; pane += pane_) {
-      const ACC* acc = panes_.Get(key, pane, access);
+    for (auto it = std::lower_bound(panes->begin(), panes->end(), start);
+         it != panes->end() && *it < start + a_.size_ms; ++it) {
+      const ACC* acc = panes_.Get(key, *it, access);
       if (acc == nullptr) continue;
       if (!merged) {
         merged = *acc;

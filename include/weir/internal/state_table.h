@@ -2,7 +2,8 @@
 // owns them. Internal.
 //
 // Every state access goes through a typed, in-memory table keyed by the
-// composite key `[key group: 2B BE][varint len][key][varint len][namespace]`.
+// composite key `[key group: 2B BE][varint len][key][varint len][namespace]`
+// (or, for window panes, by the typed (key, namespace) that stands for it).
 // With the memory backend the table is the state. With RocksDB it is a
 // bounded write-back cache: misses read the KvStore, dirty entries are written
 // back at each checkpoint barrier and on eviction.
@@ -23,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
@@ -213,6 +215,16 @@ class StateTable {
   [[noreturn]] void Corrupt(std::string_view what) const {
     throw StateError("state '" + name_ + "': cannot decode " + std::string(what));
   }
+  // Makes room in a full cache: writes every dirty entry back, commits, and
+  // drops about a quarter of `slots` (arbitrary order; all clean by then).
+  template <class Slots>
+  void EvictFrom(Slots& slots) {
+    WriteBack();
+    absl::Status status = store_->Commit();
+    if (!status.ok()) StoreFailed(status);
+    size_t drop = slots.size() / 4 + 1;
+    for (auto it = slots.begin(); it != slots.end() && drop > 0; --drop) slots.erase(it++);
+  }
 
   std::string name_;
   int64_t ttl_ms_;
@@ -344,73 +356,88 @@ class ValueTable final : public StateTable {
   Slot& Insert(std::string_view composite) {
     auto it = slots_.find(composite);
     if (it != slots_.end()) return it->second;
-    if (store_ != nullptr && slots_.size() >= max_entries_) Evict();
+    if (store_ != nullptr && slots_.size() >= max_entries_) EvictFrom(slots_);
     return slots_.emplace(InlineKey(composite), Slot()).first->second;
-  }
-
-  // Writes back and drops about a quarter of the cache (arbitrary order).
-  void Evict() {
-    WriteBack();
-    absl::Status status = store_->Commit();
-    if (!status.ok()) StoreFailed(status);
-    size_t drop = slots_.size() / 4 + 1;
-    for (auto it = slots_.begin(); it != slots_.end() && drop > 0; --drop) slots_.erase(it++);
   }
 
   absl::flat_hash_map<InlineKey, Slot, InlineKeyHash, InlineKeyEq> slots_;
 };
 
-// Values scoped to (key, int64 namespace) on the memory backend, keyed by the
-// typed key: a window pane's accumulator is one lookup of a 32-byte slot
-// (an integer key, the pane start and a 16-byte accumulator), with no key
-// encoding or byte hashing per element. Snapshots see the same composite
-// bytes as ValueTable's ([kg][len][key][len][namespace] -> [expiry][value]),
-// so a checkpoint restores into either table at any parallelism. No TTL
-// (window state has none), and no store: RocksDB keeps ValueTable.
-template <class K, class T>
+// Values scoped to (key, int64 namespace), keyed by the typed key: a window
+// pane's accumulator is one lookup of a small slot (for W1, an integer key,
+// the pane start and a 16-byte accumulator: 32 bytes; 40 with the write-back
+// flags), with no key encoding or byte hashing per element.
+//
+// kWriteBack = false: the memory backend, the table is the state (no store).
+// kWriteBack = true: RocksDB, the same kind of bounded write-back cache as
+// ValueTable: a miss reads the store at the composite key that KeyScope
+// builds for the key and namespace ([kg][len][key][len][namespace], the
+// namespace encoded with Codec<int64_t>) and caches what it found, absence
+// included; dirty values go back in composite key order at each barrier and
+// when a full cache evicts; removing a value the store never held forgets it
+// without a tombstone.
+//
+// Values are [expiry][value] as ValueTable writes them, and memory snapshots
+// export the same pairs, so a checkpoint of either table restores into the
+// other, on either backend, at any parallelism. No TTL (window state has none).
+//
+// Pointers returned by Get and Mutable stay valid until the next call that
+// may insert a slot (Put; with a store also Get, Mutable and Remove of an
+// uncached slot, which may evict).
+template <class K, class T, bool kWriteBack>
 class NamespacedValueTable final : public StateTable {
  public:
   using StateTable::StateTable;
-  std::type_index type() const override { return typeid(NamespacedValueTable<K, T>); }
+  std::type_index type() const override { return typeid(NamespacedValueTable<K, T, kWriteBack>); }
 
-  // Export computes each key's group from it rather than keeping 2 bytes per slot.
+  // The job's key groups: a composite key starts with its key's group,
+  // computed from the key rather than kept per slot.
   void set_max_parallelism(int max_parallelism) { max_parallelism_ = max_parallelism; }
 
-  T* Find(const K& key, int64_t ns) {
-    auto it = slots_.find(Ref{&key, ns});
-    return it == slots_.end() ? nullptr : &it->second;
+  // The value of (key, ns), or null. On a miss, reads the store (if any).
+  const T* Get(const K& key, int64_t ns) {
+    Entry* entry = Find(key, ns);
+    return entry == nullptr ? nullptr : &entry->value;
+  }
+  // The value of (key, ns) to update in place (it will be written back), or null.
+  T* Mutable(const K& key, int64_t ns) {
+    Entry* entry = Find(key, ns);
+    if (entry == nullptr) return nullptr;
+    if constexpr (kWriteBack) entry->flags.dirty = true;
+    return &entry->value;
   }
   void Put(const K& key, int64_t ns, T value) {
-    slots_.insert_or_assign(Slot{key, ns}, std::move(value));
+    Entry& entry = Insert(key, ns);
+    entry.value = std::move(value);
+    if constexpr (kWriteBack) {
+      entry.flags.present = true;
+      entry.flags.dirty = true;
+    }
   }
-  // Starts loading the slot of (key, ns) into the cache.
+  // Starts loading the slot of (key, ns) into the CPU cache.
   void Prefetch(const K& key, int64_t ns) const { slots_.prefetch(Ref{&key, ns}); }
   void Remove(const K& key, int64_t ns) {
     auto it = slots_.find(Ref{&key, ns});
+    if constexpr (kWriteBack) {
+      // Nothing to delete in the store: forget the value at once, so panes
+      // that come and go leave no tombstones in the cache or in RocksDB.
+      if (store_ != nullptr && (it == slots_.end() || it->second.flags.maybe_stored)) {
+        Entry& entry = it != slots_.end() ? it->second : Insert(key, ns);
+        entry.value = T{};  // what it holds (a vector's elements) is not needed
+        entry.flags.present = false;
+        entry.flags.dirty = true;
+        return;
+      }
+    }
     if (it != slots_.end()) slots_.erase(it);
   }
 
   void Export(std::vector<KvPair>& out, Timestamp) const override {
-    if (slots_.empty()) return;
-    if (max_parallelism_ <= 0) throw StateError("state '" + name_ + "': no max parallelism");
-    std::string bytes;
-    for (const auto& [slot, value] : slots_) {
-      std::string key;
-      const int group = KeyGroupOf(slot.key, max_parallelism_);
-      key.push_back(static_cast<char>(group >> 8));
-      key.push_back(static_cast<char>(group & 0xff));
-      bytes.clear();
-      Codec<K>::Encode(slot.key, bytes);
-      AppendVarint(key, bytes.size());
-      key.append(bytes);
-      bytes.clear();
-      Codec<int64_t>::Encode(slot.ns, bytes);
-      AppendVarint(key, bytes.size());
-      key.append(bytes);
-      std::string encoded;
-      AppendExpiry(encoded, kMaxTimestamp);
-      Codec<T>::Encode(value, encoded);
-      out.emplace_back(std::move(key), std::move(encoded));
+    KeyScope scope;
+    for (const auto& [slot, entry] : slots_) {
+      if (!Present(entry)) continue;
+      Compose(slot.key, slot.ns, scope);
+      out.emplace_back(scope.composite, EncodeValue(entry.value));
     }
   }
   absl::Status Import(std::string_view key, std::string_view value) override {
@@ -427,13 +454,40 @@ class NamespacedValueTable final : public StateTable {
     if (!Codec<K>::Decode(key_bytes, slot.key) || !key_bytes.empty()) return bad("key");
     if (!ReadVarint(rest, len) || rest.size() != len) return bad("namespace");
     if (!Codec<int64_t>::Decode(rest, slot.ns) || !rest.empty()) return bad("namespace");
-    Timestamp expire_at;
-    T decoded{};
-    if (!ReadExpiry(value, expire_at) || !Codec<T>::Decode(value, decoded)) return bad("value");
-    slots_.insert_or_assign(std::move(slot), std::move(decoded));
+    Entry entry;
+    if (!DecodeValue(value, entry.value)) return bad("value");
+    if constexpr (kWriteBack) entry.flags.present = true;
+    slots_.insert_or_assign(std::move(slot), std::move(entry));
     return absl::OkStatus();
   }
-  void WriteBack() override {}
+  void WriteBack() override {
+    if constexpr (kWriteBack) {
+      if (store_ == nullptr) return;
+      // Composite keys sort differently from typed ones: encode, then sort.
+      std::vector<std::pair<InlineKey, typename Slots::value_type*>> dirty;
+      KeyScope scope;
+      for (auto& entry : slots_) {
+        if (!entry.second.flags.dirty) continue;
+        Compose(entry.first.key, entry.first.ns, scope);
+        dirty.emplace_back(InlineKey(scope.composite), &entry);
+      }
+      std::sort(dirty.begin(), dirty.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (auto& [composite, slot] : dirty) {
+        Flags& flags = slot->second.flags;
+        if (flags.present) {
+          store_->Put(store_table_, composite.view(), EncodeValue(slot->second.value));
+          flags.dirty = false;
+          flags.maybe_stored = true;
+        } else {
+          store_->Delete(store_table_, composite.view());
+          // The tombstone is written: the slot is not needed any more (erasing
+          // from an absl::flat_hash_map leaves pointers to other slots valid).
+          slots_.erase(slots_.find(Ref{&slot->first.key, slot->first.ns}));
+        }
+      }
+    }
+  }
   size_t size() const override { return slots_.size(); }
 
  private:
@@ -441,6 +495,22 @@ class NamespacedValueTable final : public StateTable {
     K key;
     int64_t ns;
     bool operator==(const Slot&) const = default;
+  };
+  struct Flags {
+    // False: known absent (a miss found nothing in the store) or, when
+    // dirty, removed (a tombstone to write back).
+    bool present = false;
+    bool dirty = false;
+    // The store may hold a value for this slot, so removing it needs a
+    // tombstone. False only when a read found nothing there and nothing was
+    // written back since.
+    bool maybe_stored = true;
+  };
+  struct NoFlags {};
+  struct Entry {
+    T value{};
+    // Takes no room without write-back.
+    [[no_unique_address]] std::conditional_t<kWriteBack, Flags, NoFlags> flags;
   };
   // A lookup key that does not copy K (a string key would allocate).
   struct Ref {
@@ -464,9 +534,78 @@ class NamespacedValueTable final : public StateTable {
     bool operator()(const Slot& a, const Ref& b) const { return Same(a.key, a.ns, *b.key, b.ns); }
     bool operator()(const Ref& a, const Slot& b) const { return Same(*a.key, a.ns, b.key, b.ns); }
   };
+  using Slots = absl::flat_hash_map<Slot, Entry, Hash, Eq>;
 
-  absl::flat_hash_map<Slot, T, Hash, Eq> slots_;
+  static bool Present(const Entry& entry) {
+    if constexpr (kWriteBack) {
+      return entry.flags.present;
+    } else {
+      return true;
+    }
+  }
+
+  // The present entry of (key, ns), loading it from the store on a miss; null when absent.
+  Entry* Find(const K& key, int64_t ns) {
+    auto it = slots_.find(Ref{&key, ns});
+    if (it != slots_.end()) return Present(it->second) ? &it->second : nullptr;
+    if constexpr (kWriteBack) {
+      if (store_ != nullptr) return Load(key, ns);
+    }
+    return nullptr;
+  }
+  // A miss with a store behind: reads (key, ns) and caches the result, so
+  // that a Put after a miss knows the store holds nothing to delete later.
+  ABSL_ATTRIBUTE_NOINLINE Entry* Load(const K& key, int64_t ns) {
+    Compose(key, ns, load_scope_);
+    absl::StatusOr<std::optional<std::string>> bytes =
+        store_->Get(store_table_, load_scope_.composite);
+    if (!bytes.ok()) StoreFailed(bytes.status());
+    Entry& entry = Insert(key, ns);
+    if (!*bytes) {
+      entry.flags.maybe_stored = false;
+      return nullptr;
+    }
+    if (!DecodeValue(**bytes, entry.value)) Corrupt("value");
+    entry.flags.present = true;
+    return &entry;
+  }
+  // The slot of (key, ns), inserted if new (with a store: absent, maybe
+  // stored; a full cache first writes back and drops a quarter of its slots).
+  Entry& Insert(const K& key, int64_t ns) {
+    auto it = slots_.find(Ref{&key, ns});
+    if (it != slots_.end()) return it->second;
+    if constexpr (kWriteBack) {
+      if (store_ != nullptr && slots_.size() >= max_entries_) EvictFrom(slots_);
+    } else if (store_ != nullptr) {
+      throw StateError("state '" + name_ + "': a table without write-back over a store");
+    }
+    return slots_.try_emplace(Slot{key, ns}).first->second;
+  }
+
+  // Scopes `scope` to (key, ns) as a keyed operator and ScopedNamespace do,
+  // so the composite key is the one ValueTable and the snapshots use.
+  void Compose(const K& key, int64_t ns, KeyScope& scope) const {
+    if (max_parallelism_ <= 0) throw StateError("state '" + name_ + "': no max parallelism");
+    std::string key_bytes;
+    Codec<K>::Encode(key, key_bytes);
+    scope.SetKey(KeyGroupOf(key, max_parallelism_), key_bytes);
+    scope.SetNamespaceTo(ns);
+  }
+  static std::string EncodeValue(const T& value) {
+    std::string bytes;
+    AppendExpiry(bytes, kMaxTimestamp);
+    Codec<T>::Encode(value, bytes);
+    return bytes;
+  }
+  // Ignores the expiry: the table has no TTL.
+  static bool DecodeValue(std::string_view bytes, T& value) {
+    Timestamp expire_at;
+    return ReadExpiry(bytes, expire_at) && Codec<T>::Decode(bytes, value);
+  }
+
+  Slots slots_;
   int max_parallelism_ = 0;
+  KeyScope load_scope_;  // scratch of Load
 };
 
 // ListState<T> storage: the list of a key is one value.
@@ -549,11 +688,7 @@ class ListTable final : public StateTable {
   }
   Slot& Insert(const std::string& composite) {
     if (store_ != nullptr && slots_.size() >= max_entries_ && !slots_.contains(composite)) {
-      WriteBack();
-      absl::Status status = store_->Commit();
-      if (!status.ok()) StoreFailed(status);
-      size_t drop = slots_.size() / 4 + 1;
-      for (auto it = slots_.begin(); it != slots_.end() && drop > 0; --drop) slots_.erase(it++);
+      EvictFrom(slots_);
     }
     return slots_[composite];
   }
@@ -602,7 +737,7 @@ class MapTable final : public StateTable {
         if (!status.ok()) StoreFailed(status);
       }
       if (loaded.empty() && !for_write) return nullptr;
-      if (store_ != nullptr && slots_.size() >= max_entries_) Evict();
+      if (store_ != nullptr && slots_.size() >= max_entries_) EvictFrom(slots_);
       it = slots_.emplace(scope.composite, std::move(loaded)).first;
     }
     // Expired entries read as deleted.
@@ -676,14 +811,6 @@ class MapTable final : public StateTable {
   size_t size() const override { return slots_.size(); }
 
  private:
-  void Evict() {
-    WriteBack();
-    absl::Status status = store_->Commit();
-    if (!status.ok()) StoreFailed(status);
-    size_t drop = slots_.size() / 4 + 1;
-    for (auto it = slots_.begin(); it != slots_.end() && drop > 0; --drop) slots_.erase(it++);
-  }
-
   absl::flat_hash_map<std::string, Entries> slots_;
   // False while every entry's expire_at is kMaxTimestamp (no TTL, and none
   // restored with an expiry): Get then skips its walk over the key's entries
@@ -701,9 +828,10 @@ class KeyedStateBackend {
         max_entries_(max_entries_per_table) {}
 
   KeyScope& scope() { return scope_; }
+  // The store behind the tables (RocksDB), or null (memory backend).
   KvStore* store() const { return store_; }
-  // The job's key groups, for tables that compute a key's group themselves.
-  int max_parallelism() const { return max_parallelism_; }
+  // The job's key groups, handed to tables that compute a key's group
+  // themselves (set_max_parallelism) when they are created.
   void set_max_parallelism(int max_parallelism) { max_parallelism_ = max_parallelism; }
   // Puts a store behind the tables (before any table is created).
   void set_store(KvStore* store, size_t max_entries_per_table) {
@@ -729,6 +857,9 @@ class KeyedStateBackend {
     }
     auto table = std::make_unique<Table>(name, ttl_ms, store_, store_table, max_entries_);
     Table* raw = table.get();
+    if constexpr (requires { raw->set_max_parallelism(max_parallelism_); }) {
+      raw->set_max_parallelism(max_parallelism_);
+    }
     tables_.emplace(name, std::move(table));
     if (auto pending = pending_.find(name); pending != pending_.end()) {
       for (const KvPair& pair : pending->second) {

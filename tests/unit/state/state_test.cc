@@ -1,12 +1,8 @@
 // Keyed state through the public API (KeyBy + KeyedProcessFunction +
 // ctx.GetState), one suite run against every backend at parallelism 1 and 2:
-//
-//   Memory           StateBackend::Memory()
-//   RocksDb          StateBackend::RocksDb(dir): everything fits the write-back cache
-//   RocksDbTinyCache StateBackend::RocksDb(dir) with write_back_cache_share = 0, i.e. the
-//                    smallest cache (1024 entries per state and worker): the tests use
-//                    more keys than that, so values are evicted (written back) and
-//                    missed (read from RocksDB) all the time
+// Memory, RocksDb, and RocksDbTinyCache (see test_backends.h), whose cache is
+// smaller than the tests' keys, so values are evicted (written back) and
+// missed (read from RocksDB) all the time.
 //
 // Covered: ValueState / ListState / MapState operations against a reference
 // model over random keys; value types (numbers, strings, optional, vector,
@@ -14,7 +10,10 @@
 // MapState key order; several states per function; a state name used with two types;
 // TTL; state larger than the RocksDB backend's memory limit (exact results,
 // bounded RSS); checkpoint and restore of all three kinds, TTL'd state and
-// timers through cancelled runs, at another parallelism and across backends.
+// timers through cancelled runs, at another parallelism and across backends;
+// the byte-keyed and the typed (window pane) value tables over a KvStore
+// directly: tombstones only for stored values, the same bytes in the store,
+// key-ordered write-back, eviction within the limit.
 //
 // Not testable here: a state of a type without a weir::Codec does not
 // compile; GetState's static_assert prints the WEIR_REQUIRE_CODEC message
@@ -58,6 +57,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/state/test_backends.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
 
@@ -68,34 +68,9 @@ using ::testing::HasSubstr;
 
 constexpr absl::Duration kDeadline = absl::Seconds(60);
 
-enum class Backend { kMemory, kRocksDb, kRocksDbTinyCache };
-
-std::string BackendName(Backend backend) {
-  switch (backend) {
-    case Backend::kMemory:
-      return "Memory";
-    case Backend::kRocksDb:
-      return "RocksDb";
-    case Backend::kRocksDbTinyCache:
-      return "RocksDbTinyCache";
-  }
-  return "?";
-}
-
-void PrintTo(Backend backend, std::ostream* os) { *os << BackendName(backend); }
-
-StateBackend MakeBackend(Backend backend, const std::filesystem::path& dir) {
-  switch (backend) {
-    case Backend::kMemory:
-      break;
-    case Backend::kRocksDb:
-      return StateBackend::RocksDb(dir.string());
-    case Backend::kRocksDbTinyCache:
-      return StateBackend::RocksDb(
-          dir.string(), {.state_memory_limit = size_t{16} << 20, .write_back_cache_share = 0});
-  }
-  return StateBackend::Memory();
-}
+using test::Backend;
+using test::BackendName;
+using test::MakeBackend;
 
 // A fresh directory per test, for RocksDB and checkpoints.
 class TempDirTest : public ::testing::Test {
@@ -1532,6 +1507,7 @@ class MapKvStore final : public internal::KvStore {
     return absl::OkStatus();
   }
   void Put(int, std::string_view key, std::string_view value) override {
+    put_keys.emplace_back(key);
     data[std::string(key)] = std::string(value);
   }
   void Delete(int, std::string_view key) override {
@@ -1541,6 +1517,7 @@ class MapKvStore final : public internal::KvStore {
   absl::Status Commit() override { return absl::OkStatus(); }
 
   std::map<std::string, std::string> data;
+  std::vector<std::string> put_keys;  // in the order of the Put calls
   int deletes = 0;
 };
 
@@ -1588,6 +1565,159 @@ TEST(StateTableTest, ValueTableForgetsRemovedValuesAndKeepsTombstonesOnlyForStor
   fresh.WriteBack();
   EXPECT_EQ(store.deletes, 2);
   EXPECT_TRUE(store.data.empty());
+}
+
+// ---------------------------------------------------------------------------
+// The typed (key, namespace) table of window panes over a KvStore.
+
+constexpr int kTestMaxParallelism = 128;
+
+// `scope` set to (key, ns) as a keyed operator and a window set it.
+void ScopeTo(internal::KeyScope& scope, uint64_t key, int64_t ns) {
+  std::string key_bytes;
+  Codec<uint64_t>::Encode(key, key_bytes);
+  scope.SetKey(KeyGroupOf(key, kTestMaxParallelism), key_bytes);
+  scope.SetNamespaceTo<int64_t>(ns);
+}
+
+// The typed table reads and writes the composite keys and values of the
+// byte-keyed ValueTable, so either reads what the other wrote (RocksDB
+// files and snapshots do not depend on which table wrote them), writes back
+// in composite key order, and a memory table exports the same pairs.
+TEST(StateTableTest, NamespacedValueTableSharesValueTableBytesAndWritesBackInKeyOrder) {
+  MapKvStore store;
+  internal::KeyScope scope;
+  const std::vector<int64_t> namespaces = {-60'000, 0, 60'000};
+  internal::ValueTable<int64_t> bytes("panes", 0, &store, 0, 1000);
+  for (uint64_t key = 0; key < 10; ++key) {
+    for (int64_t ns : namespaces) {
+      ScopeTo(scope, key, ns);
+      bytes.Put(scope, static_cast<int64_t>(key) * 1000 + ns);
+    }
+  }
+  bytes.WriteBack();
+
+  internal::NamespacedValueTable<uint64_t, int64_t, true> typed("panes", 0, &store, 0, 1000);
+  typed.set_max_parallelism(kTestMaxParallelism);
+  for (uint64_t key = 0; key < 10; ++key) {
+    for (int64_t ns : namespaces) {
+      const int64_t* value = typed.Get(key, ns);
+      ASSERT_NE(value, nullptr) << key << "/" << ns;
+      EXPECT_EQ(*value, static_cast<int64_t>(key) * 1000 + ns);
+      ++*typed.Mutable(key, ns);
+    }
+  }
+  EXPECT_EQ(typed.Get(42, 0), nullptr);
+  EXPECT_EQ(typed.Mutable(42, 0), nullptr);
+  typed.Put(42, 0, 7);
+  store.put_keys.clear();
+  typed.WriteBack();
+  EXPECT_EQ(store.put_keys.size(), 31u);
+  EXPECT_TRUE(std::is_sorted(store.put_keys.begin(), store.put_keys.end()));
+  store.put_keys.clear();
+  typed.WriteBack();
+  EXPECT_TRUE(store.put_keys.empty()) << "clean values are not written again";
+
+  internal::ValueTable<int64_t> reread("panes", 0, &store, 0, 1000);
+  for (uint64_t key = 0; key < 10; ++key) {
+    for (int64_t ns : namespaces) {
+      ScopeTo(scope, key, ns);
+      const int64_t* value = reread.Get(scope);
+      ASSERT_NE(value, nullptr) << key << "/" << ns;
+      EXPECT_EQ(*value, static_cast<int64_t>(key) * 1000 + ns + 1);
+    }
+  }
+  ScopeTo(scope, 42, 0);
+  ASSERT_NE(reread.Get(scope), nullptr);
+  EXPECT_EQ(*reread.Get(scope), 7);
+
+  internal::NamespacedValueTable<uint64_t, int64_t, false> memory("panes", 0, nullptr, -1, 0);
+  memory.set_max_parallelism(kTestMaxParallelism);
+  for (const auto& [key, value] : store.data) ASSERT_TRUE(memory.Import(key, value).ok());
+  std::vector<internal::KvPair> exported;
+  memory.Export(exported, 0);
+  std::sort(exported.begin(), exported.end());
+  EXPECT_EQ(exported, std::vector<internal::KvPair>(store.data.begin(), store.data.end()));
+}
+
+// Panes come and go: one the store never held leaves no tombstone.
+TEST(StateTableTest, NamespacedValueTableKeepsTombstonesOnlyForStoredValues) {
+  MapKvStore store;
+  internal::NamespacedValueTable<uint64_t, int64_t, true> table("panes", 0, &store, 0, 1000);
+  table.set_max_parallelism(kTestMaxParallelism);
+  EXPECT_EQ(table.Mutable(3, 100), nullptr);  // a miss: read from the store, absent
+  table.Put(3, 100, 7);
+  EXPECT_EQ(table.Mutable(3, 200), nullptr);
+  table.Put(3, 200, 8);
+  ASSERT_NE(table.Get(3, 100), nullptr);
+  EXPECT_EQ(*table.Get(3, 100), 7);
+
+  // Never written back: removing forgets it at once, no delete reaches the store.
+  table.Remove(3, 100);
+  EXPECT_EQ(table.size(), 1u);
+  EXPECT_EQ(table.Get(3, 100), nullptr);
+  table.WriteBack();
+  EXPECT_EQ(store.deletes, 0);
+  EXPECT_EQ(store.data.size(), 1u);  // namespace 200
+
+  // Written back, then removed: absent at once, one delete at the next
+  // write-back, then the cache forgets it.
+  table.Remove(3, 200);
+  EXPECT_EQ(table.Get(3, 200), nullptr);
+  table.WriteBack();
+  EXPECT_EQ(store.deletes, 1);
+  EXPECT_TRUE(store.data.empty());
+  EXPECT_EQ(table.size(), 1u);  // only the known-absent namespace 100
+
+  // A value only the store holds (a fresh cache) is deleted too.
+  table.Put(3, 200, 9);
+  table.WriteBack();
+  internal::NamespacedValueTable<uint64_t, int64_t, true> fresh("panes", 0, &store, 0, 1000);
+  fresh.set_max_parallelism(kTestMaxParallelism);
+  fresh.Remove(3, 200);
+  fresh.WriteBack();
+  EXPECT_EQ(store.deletes, 2);
+  EXPECT_TRUE(store.data.empty());
+}
+
+// More (key, namespace) values than the cache holds: it never exceeds its
+// limit, and evicted values are read back from the store, updates included.
+TEST(StateTableTest, NamespacedValueTableStaysWithinItsLimitAndReadsEvictedValuesBack) {
+  MapKvStore store;
+  constexpr size_t kLimit = 64;
+  constexpr int kValues = 500;
+  // String keys (longer than the inline buffer) and vector values.
+  internal::NamespacedValueTable<std::string, std::vector<int64_t>, true> table("panes", 0, &store,
+                                                                                0, kLimit);
+  table.set_max_parallelism(kTestMaxParallelism);
+  const auto key_of = [](int idx) {
+    return "a key longer than twenty-four bytes #" + std::to_string(idx % 100);
+  };
+  const auto ns_of = [](int idx) { return static_cast<int64_t>(idx / 100) * 60'000; };
+  for (int round = 0; round < 3; ++round) {
+    for (int idx = 0; idx < kValues; ++idx) {
+      if (std::vector<int64_t>* items = table.Mutable(key_of(idx), ns_of(idx))) {
+        items->push_back(round);
+      } else {
+        ASSERT_EQ(round, 0) << idx;
+        table.Put(key_of(idx), ns_of(idx), {round});
+      }
+      ASSERT_LE(table.size(), kLimit);
+    }
+  }
+  for (int idx = 0; idx < kValues; idx += 2) table.Remove(key_of(idx), ns_of(idx));
+  for (int idx = 0; idx < kValues; ++idx) {
+    const std::vector<int64_t>* items = table.Get(key_of(idx), ns_of(idx));
+    if (idx % 2 == 0) {
+      EXPECT_EQ(items, nullptr) << idx;
+    } else {
+      ASSERT_NE(items, nullptr) << idx;
+      EXPECT_EQ(*items, (std::vector<int64_t>{0, 1, 2})) << idx;
+    }
+    ASSERT_LE(table.size(), kLimit);
+  }
+  table.WriteBack();
+  EXPECT_EQ(store.data.size(), static_cast<size_t>(kValues / 2));
 }
 
 }  // namespace
