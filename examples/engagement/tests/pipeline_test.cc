@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -276,15 +278,21 @@ class PipelineEndToEndTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  void Produce(const Dataset& data) {
+  // Produces the records [begin, end) of the dataset; the malformed
+  // envelopes go with the part that starts at record 0.
+  void Produce(const Dataset& data, size_t begin = 0, size_t end = SIZE_MAX) {
     std::vector<TestRecord> content;
     std::vector<TestRecord> events;
-    for (const GeneratedRecord& r : data.records) {
+    end = std::min(end, data.records.size());
+    for (size_t i = begin; i < end; ++i) {
+      const GeneratedRecord& r = data.records[i];
       TestRecord record{.key = r.key, .value = r.value, .timestamp_ms = r.ts_ms};
       (r.is_content() ? content : events).push_back(std::move(record));
     }
-    for (const auto& [is_content, value] : data.malformed) {
-      (is_content ? content : events).push_back(TestRecord{.key = "bad", .value = value});
+    if (begin == 0) {
+      for (const auto& [is_content, value] : data.malformed) {
+        (is_content ? content : events).push_back(TestRecord{.key = "bad", .value = value});
+      }
     }
     ASSERT_TRUE(
         weir::kafka::testing::Produce(broker_->bootstrap(), ContentTopicName(config_), content)
@@ -517,12 +525,17 @@ TEST_F(PipelineEndToEndTest, OutputsEqualTheReference) {
 TEST_F(PipelineEndToEndTest, KilledTwiceMidRunStillEqualsTheReference) {
   const Dataset data = MakeDataset(24'000);
   const Reference ref = Compute(data);
-  Produce(data);
+  // The dataset goes in three parts. The first two runs are unbounded, so
+  // they cannot finish before they are killed however fast the machine is;
+  // each is killed while the next part is being produced, after it
+  // completed a checkpoint of its own. The third run is bounded and reads
+  // to the end.
+  const size_t part = data.records.size() / 3;
+  Produce(data, 0, part);
   std::vector<std::string> argv = {
       ENGAGEMENT_PIPELINE_PATH,
       absl::StrCat("--brokers=", config_.brokers),
       absl::StrCat("--topic-prefix=", config_.topic_prefix),
-      "--bounded",
       absl::StrCat("--redis-port=", config_.redis_port),
       absl::StrCat("--clickhouse-url=", config_.clickhouse_url),
       absl::StrCat("--clickhouse-user=", config_.clickhouse_user),
@@ -530,32 +543,52 @@ TEST_F(PipelineEndToEndTest, KilledTwiceMidRunStillEqualsTheReference) {
       absl::StrCat("--checkpoint-uri=", config_.checkpoint_uri),
       "--checkpoint-interval=300ms",
       "--parallelism=2",
-      "--status-interval=1s"};
+      "--status-interval=200ms"};
   const std::string log = dir_ + "/pipeline.log";
+  // The checkpoint ids in this run's status lines, and the id it restored.
+  auto checkpoints_in = [](const std::string& text) {
+    std::vector<int64_t> ids;
+    for (const char* marker : {"from checkpoint ", "last checkpoint "}) {
+      for (size_t at = text.find(marker); at != std::string::npos; at = text.find(marker, at + 1)) {
+        int64_t id = 0;
+        const size_t begin = at + std::strlen(marker);
+        const size_t end = text.find_first_not_of("0123456789", begin);
+        if (absl::SimpleAtoi(text.substr(begin, end - begin), &id)) ids.push_back(id);
+      }
+    }
+    return ids;
+  };
   for (int kill = 0; kill < 2; ++kill) {
     const size_t log_start = weir::testing::ReadFileOrEmpty(log).size();
     auto child = weir::testing::ChildProcess::Spawn(argv, {.log_path = log});
     ASSERT_TRUE(child.ok()) << child.status();
-    // Until this run completed a checkpoint (its status line says so), then
-    // a little more: the kill lands between checkpoints or during one.
-    const absl::Time deadline = absl::Now() + absl::Seconds(60);
-    while ((*child)->Running() && absl::Now() < deadline) {
-      const std::string text = weir::testing::ReadFileOrEmpty(log).substr(log_start);
-      if (text.find("last checkpoint 0,") != std::string::npos &&
-          text.find("last checkpoint 0,") != text.rfind("last checkpoint")) {
-        break;
-      }
-      if (text.find("last checkpoint ") != std::string::npos &&
-          text.find("last checkpoint 0,") == std::string::npos) {
-        break;
-      }
+    // Until this run completed a checkpoint beyond the one it restored.
+    const absl::Time deadline = absl::Now() + absl::Seconds(120);
+    int64_t restored = -1;
+    bool checkpointed = false;
+    while (!checkpointed && (*child)->Running() && absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(20));
+      const std::string text = weir::testing::ReadFileOrEmpty(log).substr(log_start);
+      const size_t running = text.find("running (");
+      if (restored < 0 && running != std::string::npos) {
+        // A restore is logged before the run starts.
+        const std::vector<int64_t> before = checkpoints_in(text.substr(0, running));
+        restored = before.empty() ? 0 : before.front();
+      }
+      if (restored < 0) continue;
+      for (int64_t id : checkpoints_in(text)) checkpointed |= id > restored;
     }
-    absl::SleepFor(absl::Milliseconds(150 + 250 * kill));
-    ASSERT_TRUE((*child)->Running()) << "the pipeline finished before it could be killed; log:\n"
+    ASSERT_TRUE(checkpointed) << "no checkpoint completed; log:\n"
+                              << weir::testing::ReadFileOrEmpty(log);
+    // The next part arrives while this run is reading; the kill lands
+    // somewhere in it.
+    Produce(data, part * (kill + 1), kill == 0 ? part * 2 : SIZE_MAX);
+    absl::SleepFor(absl::Milliseconds(100 + 200 * kill));
+    ASSERT_TRUE((*child)->Running()) << "the pipeline stopped by itself; log:\n"
                                      << weir::testing::ReadFileOrEmpty(log);
     (*child)->Kill();
   }
+  argv.push_back("--bounded");
   auto child = weir::testing::ChildProcess::Spawn(argv, {.log_path = log});
   ASSERT_TRUE(child.ok()) << child.status();
   const absl::Time deadline = absl::Now() + absl::Seconds(240);
