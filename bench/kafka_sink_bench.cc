@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,6 +27,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/workload_events.h"
 #include "lib/connectors/kafka/client.h"
 #include "lib/connectors/kafka/mock_broker.h"
 #include "weir/connectors/kafka_sink.h"
@@ -165,17 +165,20 @@ int main(int argc, char** argv) {
 
   struct Mode {
     std::string name;
+    // The contender and variant in the JSON (../shared/BENCHMARKS.md).
+    std::string contender;
+    std::string variant;
     std::function<absl::Status(const std::string& topic)> run;
   };
   const std::vector<Mode> modes = {
-      {"librdkafka loop",
+      {"librdkafka loop", "baseline", "librdkafka produce loop",
        [&](const std::string& topic) { return PlainLoop(bootstrap, topic, options.records); }},
-      {"weir at-least-once",
+      {"weir at-least-once", "weir", "at-least-once",
        [&](const std::string& topic) {
          return WeirSink(bootstrap, topic, options.records,
                          weir::kafka::DeliveryGuarantee::kAtLeastOnce, "");
        }},
-      {"weir exactly-once",
+      {"weir exactly-once", "weir", "exactly-once",
        [&](const std::string& topic) {
          return WeirSink(bootstrap, topic, options.records,
                          weir::kafka::DeliveryGuarantee::kExactlyOnce, (dir / topic).string());
@@ -213,14 +216,18 @@ int main(int argc, char** argv) {
   std::filesystem::remove_all(dir);
   std::printf("\nbest of %d, %lld records, %d partitions, 1 worker:\n", options.repeat,
               static_cast<long long>(options.records), options.partitions);
-  std::string json = "{\n";
+  std::vector<weir::bench::BenchResult> results;
   for (size_t mode = 0; mode < modes.size(); ++mode) {
     std::printf("  %-20s %10.0f records/s  (%.2fx the loop)\n", modes[mode].name.c_str(),
                 best[mode], best[mode] / best[0]);
-    absl::StrAppend(&json, "  \"", modes[mode].name, "\": ", absl::StrFormat("%.0f", best[mode]),
-                    mode + 1 < modes.size() ? ",\n" : "\n");
+    results.push_back({modes[mode].contender,
+                       modes[mode].variant,
+                       1,
+                       best[mode],
+                       static_cast<double>(options.records) / best[mode],
+                       {{"partitions", options.partitions}}});
   }
-  json += "}\n";
-  if (!options.json.empty()) std::ofstream(options.json) << json;
+  weir::bench::WriteJson(options.json, "kafka-sink", static_cast<uint64_t>(options.records),
+                         results);
   return 0;
 }

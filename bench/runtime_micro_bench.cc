@@ -2,7 +2,11 @@
 // ring between workers, key -> key group -> worker routing, and a KeyBy
 // exchange through a whole pipeline.
 //
-//   build/release/bench/weir-bench-micro [--benchmark_format=json]
+//   build/release/bench/weir-bench-micro [--json=FILE] [--benchmark_filter=...]
+//
+// --json writes the results in the bench contract of ../shared/BENCHMARKS.md
+// (items/s as events_per_sec), like the other weir-bench-* binaries; Google
+// Benchmark's own flags work as usual.
 
 #include <atomic>
 #include <cstdint>
@@ -10,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/workload_events.h"
 #include "benchmark/benchmark.h"
 #include "weir/internal/batch.h"
 #include "weir/internal/spsc_ring.h"
@@ -106,5 +111,44 @@ void BM_KeyByExchangePipeline(benchmark::State& state) {
 }
 BENCHMARK(BM_KeyByExchangePipeline)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// Prints as usual and keeps every run for --json.
+class CollectingReporter final : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    benchmark::ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      if (run.error_occurred || run.run_type != Run::RT_Iteration || run.iterations == 0) continue;
+      bench::BenchResult result{"weir", run.benchmark_name(), 1, 0,
+                                run.real_accumulated_time / static_cast<double>(run.iterations)};
+      if (auto items = run.counters.find("items_per_second"); items != run.counters.end()) {
+        result.events_per_sec = items->second.value;
+      }
+      results.push_back(std::move(result));
+    }
+  }
+  std::vector<bench::BenchResult> results;
+};
+
 }  // namespace
 }  // namespace weir
+
+int main(int argc, char** argv) {
+  std::string json;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--json=", 0) == 0) {
+      json = arg.substr(7);
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  int count = static_cast<int>(args.size());
+  benchmark::Initialize(&count, args.data());
+  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 2;
+  weir::CollectingReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  weir::bench::WriteJson(json, "micro", 0, reporter.results);
+  return 0;
+}

@@ -35,6 +35,7 @@
 
 #include "absl/status/status.h"
 #include "weir/internal/operator.h"
+#include "weir/metrics.h"
 #include "weir/state.h"
 #include "weir/time.h"
 
@@ -98,6 +99,9 @@ struct RuntimeContext {
   int worker_index = 0;
   int parallelism = 1;
   int max_parallelism = 128;
+  // Where the function registers its own metrics (weir/metrics.h); labelled
+  // with the job, the operator and the worker. Never null in Open().
+  MetricGroup* metrics = nullptr;
 };
 
 // Which clock a timer belongs to.
@@ -118,6 +122,9 @@ class ProcessContext {
   // Processing time now, milliseconds since the epoch.
   Timestamp current_processing_time() const { return op_->env().Now(); }
   int worker_index() const { return op_->env().worker_index; }
+  // This operator instance's metric group (the same as RuntimeContext::metrics);
+  // keep what Add* returns rather than looking it up per element.
+  MetricGroup& metrics() const { return op_->metric_group(); }
 
   // Emits `value` to the side output `tag`, with the current timestamp.
   template <class U>

@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "weir/checkpoint.h"
 #include "weir/internal/graph.h"
+#include "weir/metrics.h"
 #include "weir/source.h"
 #include "weir/state.h"
 #include "weir/stream.h"
@@ -68,6 +69,18 @@ struct PipelineOptions {
   // The job's name, used in errors and metrics.
   // Default: "weir"
   std::string job_name = "weir";
+  // Serves the job over HTTP while it runs (an embedded server: an accept
+  // thread, 3 request threads, a sampler thread): /metrics (Prometheus text
+  // format), /api/v1/job (JSON: graph, status, metrics, checkpoint history),
+  // /healthz, /readyz (200 once restored and running) and a live dashboard
+  // at /. 0 picks a free port (see JobHandle::http_port()); -1 serves
+  // nothing. A port that cannot be bound fails Start() with kUnavailable.
+  // Default: -1 (off)
+  int http_port = -1;
+  // The address the HTTP server binds to. There is no authentication:
+  // anything but loopback shows the job's metrics and graph to the network.
+  // Default: "127.0.0.1"
+  std::string http_address = "127.0.0.1";
 };
 
 // Counters of one operator on one worker.
@@ -110,6 +123,12 @@ class JobHandle {
   bool done() const;
   // Per operator and worker counters (live while running).
   std::vector<OperatorMetricsSnapshot> Metrics() const;
+  // Every metric of the job, built-in and registered by functions and
+  // connectors (weir/metrics.h), read now; what /metrics serves.
+  MetricsSnapshot CollectMetrics() const;
+  // The port the HTTP server listens on (PipelineOptions::http_port), or -1
+  // when there is none.
+  int http_port() const;
   // The id of the newest complete checkpoint of this run (0: none yet).
   int64_t last_completed_checkpoint() const;
   // Takes a checkpoint now (besides the periodic ones) and waits until it is

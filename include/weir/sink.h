@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "weir/metrics.h"
 #include "weir/time.h"
 
 namespace weir {
@@ -40,6 +41,10 @@ struct SinkContext {
   bool checkpointing = false;
   absl::Duration checkpoint_interval = absl::ZeroDuration();
   absl::Duration checkpoint_timeout = absl::ZeroDuration();
+  // Where the writer registers its metrics; labelled with the job, the
+  // operator and the worker. Set by the runtime; may be null when a writer
+  // is created outside a job.
+  MetricGroup* metrics = nullptr;
 };
 
 // Writes the records of one worker. Called only from that worker's thread.

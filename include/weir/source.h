@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "weir/internal/batch.h"
 #include "weir/internal/operator.h"
+#include "weir/metrics.h"
 #include "weir/time.h"
 
 namespace weir {
@@ -50,6 +51,10 @@ struct SourceReaderContext {
   int parallelism = 1;
   // The splits this worker reads; SourceOutput's `split` arguments index this vector.
   std::vector<SourceSplit> splits;
+  // Where the reader registers its metrics (e.g. consumer lag); labelled with
+  // the job, the operator and the worker. Set by the runtime; may be null
+  // when a reader is created outside a job.
+  MetricGroup* metrics = nullptr;
 };
 
 // What one Poll() call found.

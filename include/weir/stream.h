@@ -127,8 +127,9 @@ int AddExchangeNode(Graph* graph, int input, std::string kind, MakeRoute make_ro
                     bool broadcast) {
   LogicalNode& node = graph->Add(std::move(kind), {input});
   node.prepare = [](const LogicalNode& self, JobBuilder& job) -> absl::Status {
-    job.SetShared(self.id,
-                  std::make_shared<ExchangeChannels<T>>(job.parallelism(), job.queue_capacity()));
+    auto channels = std::make_shared<ExchangeChannels<T>>(job.parallelism(), job.queue_capacity());
+    job.AddExchange(self.id, channels);
+    job.SetShared(self.id, std::move(channels));
     return absl::OkStatus();
   };
   node.instantiate = [make_route, broadcast](const LogicalNode& self,
@@ -158,7 +159,8 @@ int AddSinkNode(Graph* graph, int input, std::shared_ptr<Sink<T>> sink) {
                         .job_name = worker.env.job_name,
                         .checkpointing = worker.env.checkpointing,
                         .checkpoint_interval = worker.env.checkpoint_interval,
-                        .checkpoint_timeout = worker.env.checkpoint_timeout};
+                        .checkpoint_timeout = worker.env.checkpoint_timeout,
+                        .metrics = &worker.env.metric_group(self.name)};
     absl::StatusOr<std::unique_ptr<SinkWriter<T>>> writer = sink->CreateWriter(context);
     if (!writer.ok()) return writer.status();
     auto* op = worker.Add<SinkOp<T>>(self.name, *std::move(writer), sink);
@@ -182,7 +184,10 @@ int AddSourceNode(Graph* graph, std::shared_ptr<Source<T>> source, WatermarkStra
                                         WorkerBuilder& worker) -> absl::Status {
     const auto& all_splits =
         *std::static_pointer_cast<std::vector<SourceSplit>>(worker.shared[self.id]);
-    SourceReaderContext context{self.name, worker.env.worker_index, worker.env.parallelism, {}};
+    SourceReaderContext context{.operator_name = self.name,
+                                .worker_index = worker.env.worker_index,
+                                .parallelism = worker.env.parallelism,
+                                .metrics = &worker.env.metric_group(self.name)};
     std::vector<std::string> split_ids;
     for (size_t idx = 0; idx < all_splits.size(); ++idx) {
       if (static_cast<int>(idx % static_cast<size_t>(worker.env.parallelism)) ==

@@ -19,6 +19,7 @@
 #include "weir/functions.h"
 #include "weir/join.h"
 #include "weir/key.h"
+#include "weir/metrics.h"
 #include "weir/pipeline.h"
 #include "weir/sink.h"
 #include "weir/source.h"

@@ -34,6 +34,8 @@ void JobHandle::Cancel() { job_->Cancel(); }
 absl::Status JobHandle::Wait() { return job_->Wait(); }
 bool JobHandle::done() const { return job_->done(); }
 std::vector<OperatorMetricsSnapshot> JobHandle::Metrics() const { return job_->Metrics(); }
+MetricsSnapshot JobHandle::CollectMetrics() const { return job_->CollectMetrics(); }
+int JobHandle::http_port() const { return job_->http_port(); }
 int64_t JobHandle::last_completed_checkpoint() const { return job_->last_completed_checkpoint(); }
 absl::StatusOr<int64_t> JobHandle::TriggerCheckpoint() { return job_->TriggerCheckpoint(); }
 

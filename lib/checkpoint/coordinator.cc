@@ -72,6 +72,20 @@ int CheckpointCoordinator::failed_count() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return failed_;
 }
+std::vector<CheckpointRecord> CheckpointCoordinator::History() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::vector<CheckpointRecord>(history_.begin(), history_.end());
+}
+std::vector<OperatorStateSize> CheckpointCoordinator::StateSizes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return state_sizes_;
+}
+
+void CheckpointCoordinator::Record(CheckpointRecord record) {
+  // Called under mutex_.
+  history_.push_back(std::move(record));
+  while (history_.size() > kHistorySize) history_.pop_front();
+}
 
 void CheckpointCoordinator::Loop() {
   const auto interval = absl::ToChronoMilliseconds(config_.options.interval);
@@ -127,6 +141,11 @@ void CheckpointCoordinator::Acknowledge(int64_t checkpoint_id, absl::Status stat
 
 absl::Status CheckpointCoordinator::Run(int64_t checkpoint_id) {
   std::lock_guard<std::mutex> run_lock(run_mutex_);
+  const auto started = std::chrono::steady_clock::now();
+  CheckpointRecord record;
+  record.id = checkpoint_id;
+  record.trigger_ms = absl::ToUnixMillis(absl::Now());
+  std::vector<OperatorStateSize> sizes;
   const std::string staging = StagingDir(checkpoint_id);
   std::error_code ec;
   fs::create_directories(staging, ec);
@@ -160,26 +179,37 @@ absl::Status CheckpointCoordinator::Run(int64_t checkpoint_id) {
     current_ = 0;
   }
   absl::StatusOr<checkpoint::Manifest> manifest =
-      failure.ok() ? Persist(checkpoint_id, acks) : absl::StatusOr<checkpoint::Manifest>(failure);
+      failure.ok() ? Persist(checkpoint_id, acks, record, sizes)
+                   : absl::StatusOr<checkpoint::Manifest>(failure);
   fs::remove_all(staging, ec);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  record.duration_ms = static_cast<int64_t>(seconds * 1e3);
   if (!manifest.ok()) {
+    record.error = manifest.status().ToString();
     std::lock_guard<std::mutex> lock(mutex_);
     ++failed_;
+    Record(std::move(record));
     return manifest.status();
   }
   retained_.push_back(*std::move(manifest));
   ApplyRetention();
+  duration_seconds_.Observe(seconds);
+  record.completed = true;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     last_completed_ = checkpoint_id;
     ++completed_;
+    Record(std::move(record));
+    state_sizes_ = std::move(sizes);
   }
   config_.complete(checkpoint_id);
   return absl::OkStatus();
 }
 
 absl::StatusOr<checkpoint::Manifest> CheckpointCoordinator::Persist(
-    int64_t checkpoint_id, std::vector<OperatorSnapshot>& acks) {
+    int64_t checkpoint_id, std::vector<OperatorSnapshot>& acks, CheckpointRecord& record,
+    std::vector<OperatorStateSize>& sizes) {
   checkpoint::Manifest manifest;
   manifest.set_job_name(config_.job_name);
   manifest.set_checkpoint_id(checkpoint_id);
@@ -187,6 +217,7 @@ absl::StatusOr<checkpoint::Manifest> CheckpointCoordinator::Persist(
   manifest.set_max_parallelism(config_.max_parallelism);
   manifest.set_created_ms(absl::ToUnixMillis(absl::Now()));
   for (OperatorSnapshot& ack : acks) {
+    int64_t state_bytes = 0;
     checkpoint::OperatorSnapshot* op = manifest.add_operators();
     op->set_operator_name(ack.operator_name);
     op->set_worker(ack.worker);
@@ -210,13 +241,19 @@ absl::StatusOr<checkpoint::Manifest> CheckpointCoordinator::Persist(
         ref->set_size(size);
         ref->set_crc32(crc);
         uploaded_[file.shared_name] = *ref;
+        record.uploaded_bytes += static_cast<int64_t>(size);
       }
       ref->set_table(file.table);
+      state_bytes += static_cast<int64_t>(ref->size());
     }
+    record.size_bytes += state_bytes;
+    if (!ack.files.empty()) sizes.push_back({ack.operator_name, ack.worker, state_bytes});
   }
-  absl::Status status =
-      storage_->Put(ManifestPath(config_.job_name, checkpoint_id), EncodeManifest(manifest));
+  const std::string encoded = EncodeManifest(manifest);
+  absl::Status status = storage_->Put(ManifestPath(config_.job_name, checkpoint_id), encoded);
   if (!status.ok()) return status;
+  record.size_bytes += static_cast<int64_t>(encoded.size());
+  record.uploaded_bytes += static_cast<int64_t>(encoded.size());
   return manifest;
 }
 

@@ -21,8 +21,31 @@
 #include "lib/checkpoint/manifest.pb.h"
 #include "weir/checkpoint.h"
 #include "weir/internal/checkpointing.h"
+#include "weir/metrics.h"
 
 namespace weir::internal {
+
+// One checkpoint attempt, for the metrics and the dashboard.
+struct CheckpointRecord {
+  int64_t id = 0;
+  // When it was requested (ms since the epoch) and how long it took.
+  int64_t trigger_ms = 0;
+  int64_t duration_ms = 0;
+  // Bytes of every file it references (the full state) and the bytes it
+  // added to storage (new files and the manifest: the incremental part).
+  int64_t size_bytes = 0;
+  int64_t uploaded_bytes = 0;
+  bool completed = false;
+  // Why it failed.
+  std::string error;
+};
+
+// The bytes of one operator instance's state files in a checkpoint.
+struct OperatorStateSize {
+  std::string operator_name;
+  int worker = 0;
+  int64_t bytes = 0;
+};
 
 class CheckpointCoordinator final : public SnapshotCollector {
  public:
@@ -66,12 +89,24 @@ class CheckpointCoordinator final : public SnapshotCollector {
   void set_expected_acks(int count) { config_.expected_acks = count; }
   int completed_count() const;
   int failed_count() const;
+  // The newest attempts (at most kHistorySize), oldest first.
+  std::vector<CheckpointRecord> History() const;
+  // Per operator instance with state files: their size in the newest
+  // complete checkpoint of this run.
+  std::vector<OperatorStateSize> StateSizes() const;
+  // Durations of the completed checkpoints, in seconds.
+  HistogramSnapshot DurationHistogram() const { return duration_seconds_.Snapshot(); }
+
+  static constexpr size_t kHistorySize = 50;
 
  private:
   void Loop();
   absl::Status Run(int64_t checkpoint_id);
   absl::StatusOr<checkpoint::Manifest> Persist(int64_t checkpoint_id,
-                                               std::vector<OperatorSnapshot>& acks);
+                                               std::vector<OperatorSnapshot>& acks,
+                                               CheckpointRecord& record,
+                                               std::vector<OperatorStateSize>& sizes);
+  void Record(CheckpointRecord record);
   void ApplyRetention();
 
   Config config_;
@@ -88,6 +123,10 @@ class CheckpointCoordinator final : public SnapshotCollector {
   int64_t last_completed_ = 0;
   int completed_ = 0;
   int failed_ = 0;
+  std::deque<CheckpointRecord> history_;
+  std::vector<OperatorStateSize> state_sizes_;
+  // Observed under run_mutex_ (one writer at a time).
+  Histogram duration_seconds_{Histogram::ExponentialBounds(0.01, 2, 14)};
 
   std::mutex run_mutex_;  // one checkpoint at a time
   // Only touched under run_mutex_.

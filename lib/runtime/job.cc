@@ -26,6 +26,10 @@ int64_t WorkerEnv::requested_checkpoint() const {
 SnapshotCollector* WorkerEnv::collector() const { return job->collector; }
 const RestoredState* WorkerEnv::restored() const { return job->restored; }
 StateStoreFactory* WorkerEnv::state_stores() const { return job->state_stores; }
+MetricGroup& WorkerEnv::metric_group(const std::string& op) const {
+  if (job == nullptr || job->metrics == nullptr) return DetachedMetricGroup();
+  return job->metrics->Group(op, worker_index);
+}
 
 namespace {
 
@@ -44,6 +48,10 @@ absl::Status ValidateOptions(const PipelineOptions& options) {
   }
   if (options.queue_capacity < 1) {
     return absl::InvalidArgumentError("PipelineOptions.queue_capacity must be >= 1");
+  }
+  if (options.http_port < -1 || options.http_port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PipelineOptions.http_port must be -1 (off), 0 (any) or a port, got ", options.http_port));
   }
   return absl::OkStatus();
 }
@@ -67,6 +75,13 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
   std::shared_ptr<Job> job(new Job());
   job->shared_owner_ = std::make_unique<JobShared>(options.parallelism);
   job->shared_ = job->shared_owner_.get();
+  job->monitor_ = std::make_unique<JobMonitor>(options, graph);
+  job->shared_->metrics = &job->monitor_->registry();
+  // Up before the restore, so /healthz and /readyz answer while it runs.
+  if (options.http_port >= 0) {
+    absl::Status status = job->monitor_->StartServer(options.http_address, options.http_port);
+    if (!status.ok()) return status;
+  }
 
   // Checkpoint storage: restore from the newest usable checkpoint.
   const CheckpointOptions& checkpoints = options.checkpoints;
@@ -167,8 +182,9 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
       if (!status.ok()) return NodeError(*node, status);
     }
     for (const auto& op : builder.owned_operators) job->metrics_.push_back(op->shared_metrics());
-    job->workers_.push_back(
-        std::make_unique<Worker>(std::move(builder), job->shared_->signal(worker)));
+    job->monitor_->AddWorker(builder);
+    job->workers_.push_back(std::make_unique<Worker>(
+        std::move(builder), job->shared_->signal(worker), job->monitor_->worker_metrics(worker)));
     job->envs_.push_back(std::move(env));
   }
   for (auto& worker : job->workers_) {
@@ -180,6 +196,7 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
 
   if (job->coordinator_ != nullptr)
     job->coordinator_->set_expected_acks(static_cast<int>(job->metrics_.size()));
+  job->monitor_->Publish(job_builder.exchanges(), job->coordinator_.get());
   job->running_workers_.store(options.parallelism);
   job->shared_->unfinished_workers.store(options.parallelism);
   for (int worker = 0; worker < options.parallelism; ++worker) {
@@ -189,10 +206,13 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
     job->coordinator_->Start();
     job->finalizer_ = std::thread([raw = job.get()] { raw->Finalize(); });
   }
+  job->monitor_->SetState(JobState::kRunning);
   return job;
 }
 
 Job::~Job() {
+  // The server reads what the rest of the job owns: it goes first.
+  if (monitor_ != nullptr) monitor_->StopServer();
   Cancel();
   (void)Wait();
 }
@@ -206,7 +226,13 @@ void Job::RunWorker(int worker_index) {
   if (!status.ok()) Fail(status);
   absl::Status closed = worker.Close();
   if (!closed.ok()) Fail(closed);
-  running_workers_.fetch_sub(1);
+  if (running_workers_.fetch_sub(1) == 1) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    monitor_->SetState(!failure_.ok() ? JobState::kFailed
+                       : cancelled_   ? JobState::kCancelled
+                                      : JobState::kFinished,
+                       failure_);
+  }
 }
 
 void Job::Fail(const absl::Status& status) {
@@ -214,12 +240,14 @@ void Job::Fail(const absl::Status& status) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (failure_.ok()) failure_ = status;
   }
+  monitor_->SetState(JobState::kFailed, status);
   shared_->abort.store(true);
   if (coordinator_ != nullptr) coordinator_->Abandon();
   shared_->NotifyAll();
 }
 
 void Job::Stop() {
+  monitor_->SetState(JobState::kStopping);
   shared_->stop_requested.store(true);
   shared_->NotifyAll();
 }
@@ -230,6 +258,7 @@ void Job::Cancel() {
     if (joined_ || done()) return;
     cancelled_ = true;
   }
+  monitor_->SetState(JobState::kCancelled);
   shared_->abort.store(true);
   if (coordinator_ != nullptr) coordinator_->Abandon();
   shared_->NotifyAll();

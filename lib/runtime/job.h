@@ -13,6 +13,8 @@
 #include "absl/status/statusor.h"
 #include "lib/checkpoint/coordinator.h"
 #include "lib/checkpoint/restore.h"
+#include "lib/metrics/registry.h"
+#include "lib/runtime/job_monitor.h"
 #include "lib/runtime/worker.h"
 #include "lib/runtime/worker_signal.h"
 #include "weir/internal/graph.h"
@@ -41,6 +43,8 @@ class JobShared {
   SnapshotCollector* collector = nullptr;
   const RestoredState* restored = nullptr;
   StateStoreFactory* state_stores = nullptr;
+  // The job's metrics (operators register their groups here).
+  MetricRegistry* metrics = nullptr;
   // Set on Cancel() and on the first failure: workers leave their loops.
   std::atomic<bool> abort{false};
   // With checkpointing, a worker whose input ended keeps serving checkpoint
@@ -66,6 +70,8 @@ class Job {
   absl::Status Wait();
   bool done() const { return running_workers_.load() == 0; }
   std::vector<OperatorMetricsSnapshot> Metrics() const;
+  MetricsSnapshot CollectMetrics() const { return monitor_->registry().Collect(); }
+  int http_port() const { return monitor_->http_port(); }
   int64_t last_completed_checkpoint() const;
   absl::StatusOr<int64_t> TriggerCheckpoint();
 
@@ -79,6 +85,9 @@ class Job {
   // checkpoint (so two-phase sinks commit their tail) and releases the workers.
   void Finalize();
 
+  // Declared first: destroyed last, after everything its collectors read
+  // (the server is stopped explicitly in ~Job before anything else goes).
+  std::unique_ptr<JobMonitor> monitor_;
   JobShared* shared_ = nullptr;
   std::unique_ptr<JobShared> shared_owner_;
   std::vector<std::unique_ptr<WorkerEnv>> envs_;

@@ -94,21 +94,29 @@ bool InputSet::End(int input) {
 }
 
 OperatorBase::OperatorBase(const WorkerEnv& env, std::string name, int num_inputs)
-    : env_(env), metrics_(std::make_shared<OperatorMetrics>()), inputs_(num_inputs) {
+    : env_(env),
+      metrics_(std::make_shared<OperatorMetrics>()),
+      metric_group_(&env.metric_group(name)),
+      inputs_(num_inputs) {
   metrics_->name = std::move(name);
   metrics_->worker = env.worker_index;
 }
 
+void OperatorBase::AdvanceWatermark(Timestamp watermark) {
+  metrics_->watermark.store(watermark, std::memory_order_relaxed);
+  OnWatermarkAdvanced(watermark);
+}
+
 void OperatorBase::HandleWatermark(int port, Timestamp watermark) {
   if (std::optional<Timestamp> advanced = inputs_.Watermark(port, watermark)) {
-    OnWatermarkAdvanced(*advanced);
+    AdvanceWatermark(*advanced);
   }
 }
 
 void OperatorBase::HandleIdle(int port) {
   bool became_idle = false;
   std::optional<Timestamp> advanced = inputs_.Idle(port, &became_idle);
-  if (advanced) OnWatermarkAdvanced(*advanced);
+  if (advanced) AdvanceWatermark(*advanced);
   if (became_idle) OnInputsIdle();
 }
 
@@ -116,7 +124,7 @@ void OperatorBase::HandleEnd(int port) {
   const bool was_idle = inputs_.idle();
   const bool all_ended = inputs_.End(port);
   if (std::optional<Timestamp> advanced = inputs_.Watermark(port, kMaxTimestamp)) {
-    OnWatermarkAdvanced(*advanced);
+    AdvanceWatermark(*advanced);
   }
   MaybeCompleteAlignment();
   if (all_ended) {

@@ -14,8 +14,9 @@ namespace {
 constexpr std::chrono::microseconds kMaxSleep{1000};
 }  // namespace
 
-Worker::Worker(WorkerBuilder&& built, WorkerSignal& signal)
+Worker::Worker(WorkerBuilder&& built, WorkerSignal& signal, WorkerMetrics& metrics)
     : signal_(signal),
+      metrics_(metrics),
       operators_(std::move(built.owned_operators)),
       senders_(std::move(built.senders)),
       sources_(std::move(built.sources)),
@@ -70,9 +71,22 @@ void Worker::ServeCheckpoints(JobShared& job) {
   }
 }
 
+namespace {
+
+void AddNanos(std::atomic<int64_t>& counter, std::chrono::steady_clock::duration elapsed) {
+  counter.store(counter.load(std::memory_order_relaxed) +
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count(),
+                std::memory_order_relaxed);
+}
+
+}  // namespace
+
 absl::Status Worker::Run(JobShared& job) {
   const bool checkpointing = job.collector != nullptr;
   bool finished = false;
+  // Time accounting: one clock read per pass, one more around a sleep.
+  auto pass_start = std::chrono::steady_clock::now();
+  bool was_backpressured = false;
   try {
     while (!job.abort.load(std::memory_order_relaxed)) {
       bool progressed = false;
@@ -112,6 +126,14 @@ absl::Status Worker::Run(JobShared& job) {
         next_timer = kMaxTimestamp;
         progressed = false;
       }
+      auto now = std::chrono::steady_clock::now();
+      if (backpressured != was_backpressured) {
+        was_backpressured = backpressured;
+        metrics_.backpressured.store(backpressured, std::memory_order_relaxed);
+      }
+      std::atomic<int64_t>& waiting = backpressured ? metrics_.backpressured_ns : metrics_.idle_ns;
+      AddNanos(progressed ? metrics_.busy_ns : waiting, now - pass_start);
+      pass_start = now;
       if (!progressed) {
         auto sleep = kMaxSleep;
         if (next_timer < 1) {
@@ -119,9 +141,15 @@ absl::Status Worker::Run(JobShared& job) {
         } else if (next_timer < 1000) {
           sleep = std::min(sleep, std::chrono::microseconds(next_timer * 1000));
         }
-        if (sleep.count() > 0) signal_.Sleep(sleep);
+        if (sleep.count() > 0) {
+          signal_.Sleep(sleep);
+          now = std::chrono::steady_clock::now();
+          AddNanos(waiting, now - pass_start);
+          pass_start = now;
+        }
       }
     }
+    metrics_.backpressured.store(false, std::memory_order_relaxed);
     if (checkpointing && !job.abort.load()) ServeCheckpoints(job);
   } catch (const OperatorFailure& failure) {
     return failure.status();

@@ -346,7 +346,7 @@ class KafkaSource final : public weir::Source<T> {
       absl::StatusOr<std::unique_ptr<DeadLetterWriter>> writer =
           options_.dead_letters->CreateWriter(context.operator_name, context.worker_index);
       if (!writer.ok()) return writer.status();
-      dead_letters = *std::move(writer);
+      dead_letters = CountDeadLetters(*std::move(writer), context.metrics);
     }
     absl::StatusOr<internal::ConsumerCorePtr> core =
         internal::NewConsumerCore(Settings(), context, *counters_);

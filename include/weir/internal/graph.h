@@ -33,6 +33,14 @@ class JobBuilder {
   // Job-wide state of a node, handed to every worker's instantiation.
   void SetShared(int node_id, std::shared_ptr<void> state) { shared_[node_id] = std::move(state); }
   const std::vector<std::shared_ptr<void>>& shared() const { return shared_; }
+  // The rings of exchange node `node_id`, for the metrics (queue fill).
+  void AddExchange(int node_id, std::shared_ptr<const ExchangeChannelsBase> channels) {
+    exchanges_.emplace_back(node_id, std::move(channels));
+  }
+  const std::vector<std::pair<int, std::shared_ptr<const ExchangeChannelsBase>>>& exchanges()
+      const {
+    return exchanges_;
+  }
 
  private:
   int parallelism_;
@@ -40,6 +48,7 @@ class JobBuilder {
   size_t batch_size_;
   size_t queue_capacity_;
   std::vector<std::shared_ptr<void>> shared_;
+  std::vector<std::pair<int, std::shared_ptr<const ExchangeChannelsBase>>> exchanges_;
 };
 
 // Everything one worker runs, as it is being built from the logical graph.

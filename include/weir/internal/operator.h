@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "weir/internal/batch.h"
+#include "weir/metrics.h"
 #include "weir/time.h"
 
 namespace weir::internal {
@@ -85,15 +86,24 @@ struct WorkerEnv {
   const RestoredState* restored() const;
   // Stores for keyed state (RocksDB); null for the memory backend.
   StateStoreFactory* state_stores() const;
+  // The metric group of operator `op` on this worker (labels: job, operator,
+  // worker); a detached group when the env belongs to no job.
+  MetricGroup& metric_group(const std::string& op) const;
 };
 
 // Counters of one operator instance. Written by one worker thread only
-// (plain load + store, no read-modify-write), read by anyone.
-struct OperatorMetrics {
+// (plain load + store, no read-modify-write), read by anyone (the metrics
+// registry reads them when a snapshot is taken). Cache-line aligned: the
+// instances of different workers never share a line.
+struct alignas(kMetricAlignment) OperatorMetrics {
   std::string name;
   int worker = 0;
   std::atomic<int64_t> records_in{0};
   std::atomic<int64_t> records_out{0};
+  std::atomic<int64_t> batches_in{0};
+  std::atomic<int64_t> batches_out{0};
+  // The operator's current watermark (kMinTimestamp: none yet).
+  std::atomic<int64_t> watermark{kMinTimestamp};
   std::atomic<int64_t> timers_fired{0};
   // Elements that arrived after their windows' allowed lateness.
   std::atomic<int64_t> late_records{0};
@@ -132,8 +142,10 @@ class Emitter {
 
   void EmitBatch(Batch<T>& batch) {
     if (batch.empty()) return;
-    if (metrics_ != nullptr)
+    if (metrics_ != nullptr) {
       OperatorMetrics::Add(metrics_->records_out, static_cast<int64_t>(batch.size()));
+      OperatorMetrics::Add(metrics_->batches_out, 1);
+    }
     const size_t n = downstream_.size();
     for (size_t i = 0; i + 1 < n; ++i) {
       copy_.values = batch.values;
@@ -316,6 +328,8 @@ class OperatorBase {
   const WorkerEnv& env() const { return env_; }
   OperatorMetrics& metrics() { return *metrics_; }
   std::shared_ptr<OperatorMetrics> shared_metrics() const { return metrics_; }
+  // Where this instance's function or connector registers its own metrics.
+  MetricGroup& metric_group() const { return *metric_group_; }
   SideOutputs& side_outputs() { return side_outputs_; }
   Timestamp current_watermark() const { return inputs_.watermark(); }
 
@@ -362,9 +376,12 @@ class OperatorBase {
     (void)snapshot;
   }
   void MaybeCompleteAlignment();
+  // Publishes the advanced watermark, then OnWatermarkAdvanced.
+  void AdvanceWatermark(Timestamp watermark);
 
   const WorkerEnv& env_;
   std::shared_ptr<OperatorMetrics> metrics_;
+  MetricGroup* metric_group_;
   InputSet inputs_;
   SideOutputs side_outputs_;
   // Barrier alignment.
@@ -506,7 +523,9 @@ class PortInput final : public Input<T>, public Replayable {
  private:
   void Deliver(Batch<T>& batch) {
     op_->HandleActivate(port_);
-    OperatorMetrics::Add(op_->metrics().records_in, static_cast<int64_t>(batch.size()));
+    OperatorMetrics& metrics = op_->metrics();
+    OperatorMetrics::Add(metrics.records_in, static_cast<int64_t>(batch.size()));
+    OperatorMetrics::Add(metrics.batches_in, 1);
     on_batch_(batch);
   }
   Envelope<T>& Hold(EnvelopeKind kind) {
@@ -551,6 +570,17 @@ class SenderBase {
   virtual bool TryFlush() = 0;
   // True while batches wait for ring space (the worker is backpressured).
   virtual bool HasPending() const = 0;
+};
+
+// The rings of one exchange as the metrics see them (any thread).
+class ExchangeChannelsBase {
+ public:
+  virtual ~ExchangeChannelsBase() = default;
+  virtual int parallelism() const = 0;
+  // Capacity of each ring, in envelopes.
+  virtual size_t capacity() const = 0;
+  // Envelopes waiting in the ring from worker `from` to worker `to` (approximate).
+  virtual size_t Fill(int from, int to) const = 0;
 };
 
 // An operator with processing-time timers.

@@ -7,6 +7,7 @@
 #define WEIR_INTERNAL_OPERATORS_H_
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -63,7 +64,7 @@ inline void CheckUserStatus(const OperatorBase& op, const absl::Status& status) 
 
 inline RuntimeContext MakeRuntimeContext(const OperatorBase& op) {
   return RuntimeContext{op.name(), op.env().worker_index, op.env().parallelism,
-                        op.env().max_parallelism};
+                        op.env().max_parallelism, &op.metric_group()};
 }
 
 // ---------------------------------------------------------------------------
@@ -763,7 +764,16 @@ class SinkOp final : public OperatorBase {
       : OperatorBase(env, std::move(name), 1),
         sink_(std::move(sink)),
         writer_(std::move(writer)),
-        port_(this, 0, [this](Batch<T>& batch) { Write(batch); }) {}
+        port_(this, 0, [this](Batch<T>& batch) { Write(batch); }),
+        flush_seconds_(&metric_group().AddHistogram("weir_sink_flush_duration_seconds",
+                                                    "Time a sink took to flush at a checkpoint "
+                                                    "barrier (PreCommit) or at the end of input")),
+        event_time_lag_(&metric_group().AddHistogram(
+            "weir_sink_event_time_lag_seconds",
+            "Processing time minus the event time of the newest record of each batch a sink "
+            "writes")),
+        errors_(&metric_group().AddCounter(
+            "weir_sink_errors_total", "Errors a sink's writer returned (each fails the job)")) {}
   Input<T>* port() { return &port_; }
 
   // Re-commits what the restored checkpoint had pre-committed, and the
@@ -784,7 +794,10 @@ class SinkOp final : public OperatorBase {
       }
       for (const auto& [id, committable] : committables) {
         absl::Status status = writer_->Commit(id, committable);
-        if (!status.ok()) return status;
+        if (!status.ok()) {
+          errors_->Increment();
+          return status;
+        }
       }
     }
     return absl::OkStatus();
@@ -793,7 +806,7 @@ class SinkOp final : public OperatorBase {
 
   void NotifyCheckpointComplete(int64_t checkpoint_id) override {
     for (auto it = pending_.begin(); it != pending_.end() && it->first <= checkpoint_id;) {
-      GuardUserCode(*this, [&] { CheckUserStatus(*this, writer_->Commit(it->first, it->second)); });
+      GuardUserCode(*this, [&] { CheckSinkStatus(writer_->Commit(it->first, it->second)); });
       it = pending_.erase(it);
     }
   }
@@ -802,12 +815,19 @@ class SinkOp final : public OperatorBase {
   void OnWatermarkAdvanced(Timestamp) override {}
   void OnInputsIdle() override {}
   void OnInputsEnded() override {
-    GuardUserCode(*this, [&] { CheckUserStatus(*this, writer_->Flush()); });
+    const auto start = std::chrono::steady_clock::now();
+    GuardUserCode(*this, [&] { CheckSinkStatus(writer_->Flush()); });
+    ObserveFlush(start);
   }
   void OnBarrierAligned(int64_t checkpoint_id) override { AcknowledgeCheckpoint(checkpoint_id); }
   void SnapshotState(int64_t checkpoint_id, OperatorSnapshot& snapshot) override {
+    const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<std::string> committable = writer_->PreCommit(checkpoint_id);
-    if (!committable.ok()) Fail(committable.status());
+    if (!committable.ok()) {
+      errors_->Increment();
+      Fail(committable.status());
+    }
+    ObserveFlush(start);
     // Earlier committables not committed yet (their checkpoint failed, or its
     // completion has not reached this worker): this checkpoint covers their
     // records, so a restore from it must commit them too.
@@ -821,10 +841,25 @@ class SinkOp final : public OperatorBase {
 
  private:
   void Write(Batch<T>& batch) {
+    // Once per batch: how far behind processing time the newest record is.
+    if (!batch.empty() && batch.timestamps.back() != kMinTimestamp) {
+      event_time_lag_->Observe(
+          (static_cast<double>(env_.Now()) - static_cast<double>(batch.timestamps.back())) / 1e3);
+    }
     GuardUserCode(*this, [&] {
-      CheckUserStatus(*this, writer_->Write(std::span<T>(batch.values),
-                                            std::span<const Timestamp>(batch.timestamps)));
+      CheckSinkStatus(
+          writer_->Write(std::span<T>(batch.values), std::span<const Timestamp>(batch.timestamps)));
     });
+  }
+  void CheckSinkStatus(const absl::Status& status) {
+    if (!status.ok()) [[unlikely]] {
+      errors_->Increment();
+      Fail(status);
+    }
+  }
+  void ObserveFlush(std::chrono::steady_clock::time_point start) {
+    flush_seconds_->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
 
   // Operator state key of an earlier checkpoint's committable: + its id.
@@ -834,6 +869,9 @@ class SinkOp final : public OperatorBase {
   std::unique_ptr<SinkWriter<T>> writer_;
   PortInput<T> port_;
   std::map<int64_t, std::string> pending_;  // pre-committed, awaiting completion
+  Histogram* flush_seconds_;
+  Histogram* event_time_lag_;
+  Counter* errors_;
 };
 
 // ---------------------------------------------------------------------------
@@ -940,6 +978,7 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
     if (idle_) idle_ = false;
     if (combined > emitted_watermark_) {
       emitted_watermark_ = combined;
+      this->metrics_->watermark.store(combined, std::memory_order_relaxed);
       this->output_.EmitWatermark(combined);
       return true;
     }
@@ -962,6 +1001,7 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
   void Finish() {
     if (!out_.batch_.empty()) out_.FlushBatch();
     finished_ = true;
+    this->metrics_->watermark.store(kMaxTimestamp, std::memory_order_relaxed);
     this->output_.EmitWatermark(kMaxTimestamp);
     this->output_.EmitEnd();
   }
@@ -986,13 +1026,18 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
 // sender. Recycling keeps allocation off the hot path and memory owned by the
 // thread that allocated it.
 template <class T>
-class ExchangeChannels {
+class ExchangeChannels final : public ExchangeChannelsBase {
  public:
   ExchangeChannels(int parallelism, size_t capacity) : parallelism_(parallelism) {
     for (int idx = 0; idx < parallelism * parallelism; ++idx) {
       rings_.push_back(std::make_unique<SpscRing<Envelope<T>>>(capacity));
       returns_.push_back(std::make_unique<SpscRing<Batch<T>>>(capacity));
     }
+  }
+  int parallelism() const override { return parallelism_; }
+  size_t capacity() const override { return rings_.front()->capacity(); }
+  size_t Fill(int from, int to) const override {
+    return rings_[from * parallelism_ + to]->SizeApprox();
   }
   // Data from worker `from` to worker `to`.
   SpscRing<Envelope<T>>& ring(int from, int to) { return *rings_[from * parallelism_ + to]; }
@@ -1170,6 +1215,7 @@ class ExchangeReceiver final : public OperatorWithOutput<T>, public ReceiverBase
         this->HandleActivate(from);
         OperatorMetrics::Add(this->metrics_->records_in,
                              static_cast<int64_t>(envelope_.batch.size()));
+        OperatorMetrics::Add(this->metrics_->batches_in, 1);
         this->output_.EmitBatch(envelope_.batch);
         envelope_.batch.clear();
         // Hand the buffers back to the sender (dropped if its return ring is full).

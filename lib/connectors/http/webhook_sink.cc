@@ -282,7 +282,7 @@ absl::StatusOr<std::unique_ptr<WebhookSinkCore::Writer>> Core::CreateWriter(
     absl::StatusOr<std::unique_ptr<DeadLetterWriter>> writer =
         options_.dead_letters->CreateWriter(context.operator_name, context.worker_index);
     if (!writer.ok()) return writer.status();
-    dead_letters = *std::move(writer);
+    dead_letters = CountDeadLetters(*std::move(writer), context.metrics);
   }
   return std::unique_ptr<Writer>(
       new WebhookWriter(shared_from_this(), std::move(what), std::move(dead_letters)));

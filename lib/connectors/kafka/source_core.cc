@@ -7,6 +7,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -82,6 +83,8 @@ struct SplitPosition {
   int64_t end = -1;
   bool finished = false;
   bool finish_reported = false;
+  // weir_kafka_consumer_lag_records of this partition (null outside a job).
+  Gauge* lag = nullptr;
 };
 
 class ConsumerCore {
@@ -111,6 +114,8 @@ class ConsumerCore {
   void MarkFinished(int split_index, RecordHandler& handler);
   absl::StatusOr<std::pair<int64_t, int64_t>> Watermarks(const SplitPosition& split);
   absl::StatusOr<std::vector<std::pair<int64_t, int64_t>>> AllWatermarks();
+  // Publishes each partition's lag (at most every kLagInterval).
+  void UpdateLag();
 
   ConsumerSettings settings_;
   std::string what_;
@@ -132,7 +137,12 @@ class ConsumerCore {
   absl::Time down_since_ = absl::InfiniteFuture();
   absl::Status fatal_;
   bool closed_ = false;
+  std::chrono::steady_clock::time_point lag_updated_;
 };
+
+// How often the lag gauges are refreshed: from librdkafka's cached high
+// watermarks (no request), a lock per partition, so not on every poll.
+constexpr std::chrono::milliseconds kLagInterval{250};
 
 void ConsumerCoreDeleter::operator()(ConsumerCore* core) const { delete core; }
 
@@ -216,7 +226,32 @@ absl::Status ConsumerCore::Init(const SourceReaderContext& context) {
     if (!split.finished) ++unfinished_;
   }
   messages_.resize(static_cast<size_t>(std::max(settings_.max_records_per_poll, 1)));
+  if (context.metrics != nullptr) {
+    for (SplitPosition& split : splits_) {
+      split.lag = &context.metrics->AddGauge(
+          "weir_kafka_consumer_lag_records",
+          "Records between a partition's high watermark and the next offset the source reads",
+          {{"topic", split.topic}, {"partition", absl::StrCat(split.partition)}});
+    }
+  }
   return Assign();
+}
+
+void ConsumerCore::UpdateLag() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - lag_updated_ < kLagInterval) return;
+  lag_updated_ = now;
+  for (const SplitPosition& split : splits_) {
+    if (split.lag == nullptr) continue;
+    int64_t low = 0;
+    int64_t high = 0;
+    if (rd_kafka_get_watermark_offsets(handle_.get(), split.topic.c_str(), split.partition, &low,
+                                       &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      continue;  // not fetched yet
+    }
+    split.lag->Set(static_cast<double>(std::max<int64_t>(0, high - split.next)));
+  }
 }
 
 absl::StatusOr<std::pair<int64_t, int64_t>> ConsumerCore::Watermarks(const SplitPosition& split) {
@@ -536,6 +571,7 @@ absl::StatusOr<PollResult> ConsumerCore::Poll(RecordHandler& handler) {
   }
   for (; idx < count; ++idx) rd_kafka_message_destroy(messages_[static_cast<size_t>(idx)]);
   if (!status.ok()) return status;
+  UpdateLag();
   if (!fatal_.ok()) return fatal_;
   status = CheckOutage();
   if (!status.ok()) return status;
