@@ -13,6 +13,13 @@
 // on how the two topics' reads interleave, and a replay after a restore
 // gives the same rows.
 //
+// One exception, the price of a live join: a content partition that has
+// caught up with its end is idle and no longer holds the watermark back
+// (otherwise a quiet content table would stop every event). A change that
+// reaches the pipeline after events that happened after it, while the
+// content topic was idle, applies only to the events that reach the join
+// after it; the earlier ones keep the version they were joined with.
+//
 // An event whose content row has not arrived waits for it up to `max_wait`
 // of processing time, then goes to the dead letters; so does an event whose
 // content was deleted before it happened. At the end of input, events still

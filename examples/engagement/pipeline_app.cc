@@ -181,6 +181,13 @@ const std::vector<Flag>& Flags() {
                    &PipelineConfig::metrics_ttl),
       DurationFlag("status-interval", "STATUS_INTERVAL", "time between status lines",
                    &PipelineConfig::status_interval),
+      IntFlag("http-port", "HTTP_PORT",
+              "serve weir's dashboard, /metrics (Prometheus) and /api/v1/job on this port "
+              "(-1: off, 0: any free port)",
+              &PipelineConfig::http_port),
+      StringFlag("http-address", "HTTP_ADDRESS",
+                 "address the dashboard binds to (no authentication: keep it on loopback)",
+                 &PipelineConfig::http_address),
   };
   return flags;
 }
@@ -522,6 +529,8 @@ weir::PipelineOptions PipelineOptionsFor(const PipelineConfig& config) {
   weir::PipelineOptions options;
   options.parallelism = config.parallelism;
   options.job_name = config.job_name;
+  options.http_port = config.http_port;
+  options.http_address = config.http_address;
   if (!config.state_dir.empty())
     options.state_backend = weir::StateBackend::RocksDb(config.state_dir);
   if (!config.checkpoint_uri.empty() && config.checkpoint_interval > absl::ZeroDuration()) {
@@ -716,6 +725,10 @@ absl::Status RunPipeline(const PipelineConfig& config, const std::atomic<bool>& 
       config.redis_host.empty() ? "off"
                                 : absl::StrCat(config.redis_host, ":", config.redis_port).c_str(),
       config.clickhouse_url.empty() ? "off" : config.clickhouse_url.c_str());
+  if (job->http_port() >= 0) {
+    std::fprintf(stderr, "engagement-pipeline: dashboard at http://%s:%d/\n",
+                 config.http_address.c_str(), job->http_port());
+  }
   LagProbe lag(config, {EventsTopicName(config), ContentTopicName(config)});
   auto last = std::chrono::steady_clock::now();
   int64_t last_events = 0;

@@ -71,6 +71,9 @@ struct PipelineConfig {
   absl::Duration leaderboard_ttl = absl::Hours(1);
   absl::Duration metrics_ttl = absl::Hours(24);
   absl::Duration status_interval = absl::Seconds(5);
+  // weir's metrics endpoint and dashboard (-1: off, 0: any free port).
+  int http_port = -1;
+  std::string http_address = "127.0.0.1";
 };
 
 // Every flag, its environment variable and its default (for --help).
