@@ -9,17 +9,18 @@ namespace engagement {
 namespace {
 
 const weir::MapStateDescriptor<std::string, ContentHistory> kRows{"content-rows"};
-// Events waiting for the watermark, in arrival order; an event-time timer
-// at (about) the first one's event time releases those the watermark has
-// passed.
+// Events waiting for the content side's watermark, in arrival order.
 const weir::ListStateDescriptor<EngagementEvent> kPending{"events-pending"};
-// Events the watermark has passed whose content row has not arrived.
+// Events the content side's watermark has passed whose row has not arrived.
 const weir::ListStateDescriptor<EngagementEvent> kRowless{"events-rowless"};
 const weir::ValueStateDescriptor<weir::Timestamp> kDeadline{"row-deadline"};
 
 // Event-time timers are rounded up to this step, so a busy key has at most
 // a few timers a second.
 constexpr int64_t kTimerStepMs = 50;
+// While events wait, their key re-checks the content side's watermark this
+// often (processing time).
+constexpr int64_t kRecheckMs = 20;
 
 int64_t CeilTo(int64_t ts, int64_t step) {
   const int64_t rem = ((ts % step) + step) % step;
@@ -57,18 +58,27 @@ const std::optional<Content>* ContentJoin::VersionAt(const ContentHistory& histo
 
 absl::Status ContentJoin::ProcessElement(const EngagementEvent& event, ReadOnlyContext& ctx,
                                          weir::Collector<Enriched>& out) {
-  if (event.event_ts_ms <= ctx.current_watermark()) {
-    // Late: every change committed before it is here already.
-    Join(ctx, ctx.GetBroadcastState(kRows).Get(ctx.CurrentKey()), event, Why::kWatermark, out);
-    UpdateDeadline(ctx);
+  if (event.event_ts_ms <= ctx.broadcast_watermark()) {
+    // Every content change committed at or before the event is here.
+    if (Join(ctx, ctx.GetBroadcastState(kRows).Get(ctx.CurrentKey()), event, Why::kWatermark,
+             out)) {
+      UpdateDeadline(ctx);
+    }
     return absl::OkStatus();
   }
   std::vector<EngagementEvent>& pending = *ctx.GetState(kPending).Mutable();
-  if (pending.empty()) {
-    ctx.timer_service().RegisterEventTimeTimer(CeilTo(event.event_ts_ms, kTimerStepMs));
-  }
+  if (pending.empty()) ScheduleRecheck(ctx, event.event_ts_ms);
   pending.push_back(event);
   return absl::OkStatus();
+}
+
+void ContentJoin::ScheduleRecheck(KeyedContext& ctx, int64_t front_ts_ms) {
+  weir::TimerService& timers = ctx.timer_service();
+  timers.RegisterProcessingTimeTimer(CeilTo(ctx.current_processing_time() + 1, kRecheckMs));
+  // The job's own watermark passing the event releases it too (it cannot
+  // pass before the content side's), in particular at the end of input,
+  // when processing-time timers no longer fire.
+  timers.RegisterEventTimeTimer(CeilTo(front_ts_ms, kTimerStepMs));
 }
 
 absl::Status ContentJoin::ProcessBroadcastElement(const ContentVersion& version, Context& ctx,
@@ -99,35 +109,42 @@ absl::Status ContentJoin::ProcessBroadcastElement(const ContentVersion& version,
 absl::Status ContentJoin::OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx,
                                   weir::Collector<Enriched>& out) {
   const ContentHistory* history = ctx.GetBroadcastState(kRows).Get(ctx.CurrentKey());
-  if (ctx.time_domain() == weir::TimeDomain::kProcessingTime) {
-    ReleaseRowless(ctx, history, Why::kDeadline, out);
-    return absl::OkStatus();
-  }
-  if (timestamp == weir::kMaxTimestamp) {
-    ReleaseRowless(ctx, history, Why::kEnd, out);
-    return absl::OkStatus();
-  }
-  // The events the watermark has passed, from the front (a later one that
-  // is already due waits for the next timer: its result does not change).
+  // The events the content side's watermark has passed, in arrival order;
+  // the others keep waiting.
+  const weir::Timestamp content_watermark =
+      std::max(ctx.broadcast_watermark(), ctx.current_watermark());
   std::vector<EngagementEvent>& pending = *ctx.GetState(kPending).Mutable();
-  const weir::Timestamp watermark = ctx.current_watermark();
-  size_t due = 0;
-  while (due < pending.size() && pending[due].event_ts_ms <= watermark) ++due;
-  for (size_t i = 0; i < due; ++i) Join(ctx, history, pending[i], Why::kWatermark, out);
-  pending.erase(pending.begin(), pending.begin() + static_cast<ptrdiff_t>(due));
   if (!pending.empty()) {
-    ctx.timer_service().RegisterEventTimeTimer(CeilTo(pending.front().event_ts_ms, kTimerStepMs));
+    size_t kept = 0;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      if (pending[i].event_ts_ms <= content_watermark) {
+        Join(ctx, history, pending[i], Why::kWatermark, out);
+      } else {
+        if (kept != i) pending[kept] = std::move(pending[i]);
+        ++kept;
+      }
+    }
+    pending.resize(kept);
+    if (!pending.empty()) ScheduleRecheck(ctx, pending.front().event_ts_ms);
+  }
+  if (ctx.time_domain() == weir::TimeDomain::kProcessingTime) {
+    const weir::Timestamp* deadline = ctx.GetState(kDeadline).Get();
+    if (deadline != nullptr && timestamp >= *deadline) {
+      ReleaseRowless(ctx, history, Why::kDeadline, out);
+    }
+  } else if (timestamp == weir::kMaxTimestamp) {
+    ReleaseRowless(ctx, history, Why::kEnd, out);
   }
   UpdateDeadline(ctx);
   return absl::OkStatus();
 }
 
-void ContentJoin::Join(KeyedContext& ctx, const ContentHistory* history,
+bool ContentJoin::Join(KeyedContext& ctx, const ContentHistory* history,
                        const EngagementEvent& event, Why why, weir::Collector<Enriched>& out) {
   const std::optional<Content>* version =
       history == nullptr ? nullptr : VersionAt(*history, event.event_ts_ms);
   if (version != nullptr && version->has_value()) {
-    out.Collect(Enrich(event, **version));
+    out.CollectWithTimestamp(Enrich(event, **version), event.event_ts_ms);
   } else if (version != nullptr) {
     Reject(ctx, event,
            absl::StrCat("content ", event.content_id, " was deleted before the event (event_ts_ms ",
@@ -141,7 +158,9 @@ void ContentJoin::Join(KeyedContext& ctx, const ContentHistory* history,
                         absl::FormatDuration(options_.max_wait)));
   } else {
     ctx.GetState(kRowless).Add(event);
+    return true;
   }
+  return false;
 }
 
 void ContentJoin::ReleaseRowless(KeyedContext& ctx, const ContentHistory* history, Why why,

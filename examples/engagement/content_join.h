@@ -5,9 +5,10 @@
 // Content changes (Debezium creates, updates, deletes of public.content)
 // are broadcast to every worker, which keeps the last few versions of each
 // row, stamped with their commit time. An event waits in keyed state until
-// the watermark passes its event time (then every content change committed
-// before it has arrived, since the content source's watermark is part of the
-// join's) and is joined with the newest version committed at or before it;
+// the content side's watermark (ReadOnlyContext::broadcast_watermark())
+// passes its event time -- then every content change committed before it has
+// arrived; the events' own out-of-orderness does not delay it -- and is
+// joined with the newest version committed at or before it;
 // an event older than every version of its row (the row was created after
 // its first events) takes the first version. So the result does not depend
 // on how the two topics' reads interleave, and a replay after a restore
@@ -19,6 +20,10 @@
 // reaches the pipeline after events that happened after it, while the
 // content topic was idle, applies only to the events that reach the join
 // after it; the earlier ones keep the version they were joined with.
+//
+// Enriched events carry their event time as their timestamp. Per content,
+// they leave in the order their content versions became known, which is not
+// always the order they arrived in.
 //
 // An event whose content row has not arrived waits for it up to `max_wait`
 // of processing time, then goes to the dead letters; so does an event whose
@@ -89,15 +94,19 @@ class ContentJoin final : public weir::KeyedBroadcastProcessFunction<std::string
 
  private:
   enum class Why { kWatermark, kDeadline, kEnd };
-  // Joins `event` (the watermark has passed it) with its version, rejects it,
-  // or (no row yet, time not up) keeps it with the rowless ones.
-  void Join(KeyedContext& ctx, const ContentHistory* history, const EngagementEvent& event, Why why,
+  // Joins `event` (the content side's watermark has passed it) with its
+  // version, rejects it, or (no row yet, time not up) keeps it with the
+  // rowless ones and returns true.
+  bool Join(KeyedContext& ctx, const ContentHistory* history, const EngagementEvent& event, Why why,
             weir::Collector<Enriched>& out);
   // Tries again the current key's events that had no row.
   void ReleaseRowless(KeyedContext& ctx, const ContentHistory* history, Why why,
                       weir::Collector<Enriched>& out);
   // A processing-time deadline while rowless events wait, none otherwise.
   void UpdateDeadline(KeyedContext& ctx);
+  // Timers that look at the current key's waiting events again: soon
+  // (processing time) and when the job's watermark passes the first one.
+  void ScheduleRecheck(KeyedContext& ctx, int64_t front_ts_ms);
   void Reject(weir::ProcessContext& ctx, const EngagementEvent& event, std::string reason);
 
   ContentJoinOptions options_;

@@ -137,6 +137,8 @@ class ProcessContext {
  protected:
   explicit ProcessContext(internal::OperatorBase* op) : op_(op) {}
   ~ProcessContext() = default;
+  // The watermark of input `port` alone (for two-input functions).
+  Timestamp input_watermark(int port) const { return op_->input_watermark(port); }
 
  private:
   friend struct internal::ContextAccess;
@@ -247,6 +249,9 @@ class BroadcastProcessFunction {
     ReadOnlyBroadcastState<K, V> GetBroadcastState(const MapStateDescriptor<K, V>& descriptor) {
       return ReadOnlyBroadcastState<K, V>(internal::GetBroadcastTable(*store_, descriptor));
     }
+    // The broadcast input's own watermark (see
+    // KeyedBroadcastProcessFunction::ReadOnlyContext::broadcast_watermark()).
+    Timestamp broadcast_watermark() const { return this->input_watermark(1); }
 
    private:
     internal::BroadcastStateStore* store_;
@@ -311,6 +316,14 @@ class KeyedBroadcastProcessFunction {
     ReadOnlyBroadcastState<BK, BV> GetBroadcastState(const MapStateDescriptor<BK, BV>& descriptor) {
       return ReadOnlyBroadcastState<BK, BV>(internal::GetBroadcastTable(*store_, descriptor));
     }
+    // The broadcast input's own watermark: every broadcast element with an
+    // earlier timestamp has arrived (as far as its source can tell).
+    // kMaxTimestamp while the broadcast input is idle (its source caught
+    // up: nothing is pending) or after it ended. Unlike current_watermark(),
+    // the main input's event time does not hold it back: e.g. a temporal
+    // join can join an element as soon as the broadcast side has passed its
+    // timestamp, without waiting for the main stream's out-of-orderness.
+    Timestamp broadcast_watermark() const { return this->input_watermark(1); }
 
    private:
     internal::BroadcastStateStore* store_;
@@ -324,6 +337,8 @@ class KeyedBroadcastProcessFunction {
     ReadOnlyBroadcastState<BK, BV> GetBroadcastState(const MapStateDescriptor<BK, BV>& descriptor) {
       return ReadOnlyBroadcastState<BK, BV>(internal::GetBroadcastTable(*store_, descriptor));
     }
+    // See ReadOnlyContext::broadcast_watermark().
+    Timestamp broadcast_watermark() const { return this->input_watermark(1); }
 
    private:
     internal::BroadcastStateStore* store_;

@@ -186,6 +186,12 @@ class InputSet {
   bool idle() const { return idle_; }
   bool ended() const { return ended_count_ == size(); }
   bool input_ended(int input) const { return inputs_[input].ended; }
+  // The watermark of `input` alone: kMaxTimestamp once it ended or while it
+  // is idle (it holds nothing back), else the newest watermark it sent.
+  Timestamp input_watermark(int input) const {
+    const State& state = inputs_[input];
+    return state.ended || state.idle ? kMaxTimestamp : state.watermark;
+  }
 
   // A batch arrived on `input`: it is active again.
   void Activate(int input);
@@ -332,6 +338,8 @@ class OperatorBase {
   MetricGroup& metric_group() const { return *metric_group_; }
   SideOutputs& side_outputs() { return side_outputs_; }
   Timestamp current_watermark() const { return inputs_.watermark(); }
+  // One input's own watermark (InputSet::input_watermark).
+  Timestamp input_watermark(int port) const { return inputs_.input_watermark(port); }
 
   // Control arriving on input port `port`.
   void HandleActivate(int port) { inputs_.Activate(port); }

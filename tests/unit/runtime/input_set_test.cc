@@ -222,6 +222,27 @@ TEST(InputSetTest, EndedAndIdleInputsLetTheRestThrough) {
   EXPECT_THAT(inputs.Watermark(0, 70), Optional(70));
 }
 
+TEST(InputSetTest, InputWatermarkIsEachInputsOwn) {
+  InputSet inputs(2);
+  bool became_idle = false;
+  EXPECT_EQ(inputs.input_watermark(1), kMinTimestamp);
+  inputs.Watermark(0, 500);
+  inputs.Watermark(1, 90);
+  EXPECT_EQ(inputs.watermark(), 90);
+  EXPECT_EQ(inputs.input_watermark(0), 500);
+  EXPECT_EQ(inputs.input_watermark(1), 90);
+  // Idle: it holds nothing back.
+  inputs.Idle(1, &became_idle);
+  EXPECT_EQ(inputs.input_watermark(1), kMaxTimestamp);
+  EXPECT_EQ(inputs.watermark(), 500);
+  // Active again (a batch): back at its own watermark.
+  inputs.Activate(1);
+  EXPECT_EQ(inputs.input_watermark(1), 90);
+  EndInput(inputs, 1);
+  EXPECT_EQ(inputs.input_watermark(1), kMaxTimestamp);
+  EXPECT_EQ(inputs.input_watermark(0), 500);
+}
+
 // ---------------------------------------------------------------------------
 // Event time end to end.
 
@@ -599,6 +620,97 @@ TEST(IdlenessTest, CaughtUpSplitStillAdvancesTheWatermark) {
       EXPECT_EQ(timer.watermark, kMaxTimestamp) << "timer " << timer.ts;
     }
   }
+}
+
+// What a BroadcastWatermarkProbe saw for each main element.
+struct BroadcastObservation {
+  int value = 0;
+  Timestamp broadcast_watermark = kMinTimestamp;
+  Timestamp watermark = kMinTimestamp;
+};
+
+struct BroadcastProbeShared {
+  std::atomic<int> rows{0};
+  // The newest broadcast_watermark() a main element saw.
+  std::atomic<Timestamp> seen{kMinTimestamp};
+  std::mutex mu;
+  std::vector<BroadcastObservation> observations;
+};
+
+class BroadcastWatermarkProbe final : public KeyedBroadcastProcessFunction<int, int, int, int> {
+ public:
+  explicit BroadcastWatermarkProbe(std::shared_ptr<BroadcastProbeShared> shared)
+      : shared_(std::move(shared)) {}
+  absl::Status ProcessElement(const int& value, ReadOnlyContext& ctx, Collector<int>&) override {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->observations.push_back({value, ctx.broadcast_watermark(), ctx.current_watermark()});
+    shared_->seen = ctx.broadcast_watermark();
+    return absl::OkStatus();
+  }
+  absl::Status ProcessBroadcastElement(const int&, Context&, Collector<int>&) override {
+    ++shared_->rows;
+    return absl::OkStatus();
+  }
+
+ private:
+  std::shared_ptr<BroadcastProbeShared> shared_;
+};
+
+// broadcast_watermark() is the broadcast input's own: the main input's
+// event time does not move it, an idle broadcast input shows +inf.
+TEST(BroadcastWatermarkTest, FollowsTheBroadcastInputAlone) {
+  auto shared = std::make_shared<BroadcastProbeShared>();
+  std::atomic<int> phase{0};  // 1: the broadcast source turns idle; 2: it ends
+  // One row at 100 (watermark 99), then nothing until told.
+  auto rows = std::make_shared<ScriptedSource>(1, [&phase](int poll, SourceOutput<int>& out) {
+    if (poll == 0) out.Collect(0, 1, 100);
+    if (phase.load() == 1) out.MarkIdle(0);
+    return phase.load() == 2 ? PollResult::kEndOfInput : PollResult::kNothingAvailable;
+  });
+  // Probes at 5000 once the row arrived: the main watermark is far ahead of
+  // the broadcast one.
+  auto events = std::make_shared<ScriptedSource>(1, [&](int, SourceOutput<int>& out) {
+    if (shared->rows.load() == 0) return PollResult::kNothingAvailable;
+    const Timestamp seen = shared->seen.load();
+    if (phase.load() == 0 && seen == 99) {
+      // Keep probing a while at 99, then let the broadcast side go idle.
+      std::lock_guard<std::mutex> lock(shared->mu);
+      if (shared->observations.size() >= 50) phase = 1;
+    } else if (phase.load() == 1 && seen == kMaxTimestamp) {
+      phase = 2;
+      return PollResult::kEndOfInput;
+    }
+    out.Collect(0, static_cast<int>(phase.load()), 5000);
+    absl::SleepFor(absl::Milliseconds(1));
+    return PollResult::kMoreAvailable;
+  });
+  Pipeline pipeline({.parallelism = 1});
+  auto monotonous = WatermarkStrategy<int>::ForMonotonousTimestamps();
+  pipeline.Source(events, monotonous)
+      .KeyBy([](int) { return 0; })
+      .Connect(pipeline.Source(rows, monotonous).Broadcast())
+      .Process(BroadcastWatermarkProbe(shared))
+      .Sink(testing::CollectingSink<int>::Create());
+  testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(20));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+
+  size_t held = 0;
+  size_t idle = 0;
+  for (const BroadcastObservation& o : shared->observations) {
+    // Never the main input's 4999: only what the broadcast side said.
+    EXPECT_THAT(o.broadcast_watermark, ::testing::AnyOf(kMinTimestamp, 99, kMaxTimestamp));
+    EXPECT_LE(o.watermark, 4999);
+    if (o.broadcast_watermark == 99) {
+      ++held;
+      EXPECT_LE(o.watermark, 99);  // the job's watermark waits for the broadcast side
+    }
+    if (o.broadcast_watermark == kMaxTimestamp) {
+      ++idle;
+      EXPECT_EQ(o.value, 1) << "idle before the source said so";
+    }
+  }
+  EXPECT_GE(held, 40u);
+  EXPECT_GE(idle, 1u);
 }
 
 }  // namespace
