@@ -16,16 +16,19 @@ dbz::Fields<Content> ContentFields() {
       .Required("publish_ts", &Content::publish_ts_ms, dbz::EpochMillis());
 }
 
-dbz::Fields<EngagementEvent> EngagementEventFields() {
-  return dbz::Fields<EngagementEvent>()
-      .Required("id", &EngagementEvent::id)
-      .Required("content_id", &EngagementEvent::content_id, dbz::Uuid())
-      .Required("user_id", &EngagementEvent::user_id, dbz::Uuid())
-      .Required("event_type", &EngagementEvent::event_type)
-      .Required("event_ts", &EngagementEvent::event_ts_ms, dbz::EpochMillis())
-      .Optional("duration_ms", &EngagementEvent::duration_ms)
-      .Required("device", &EngagementEvent::device)
-      .Optional("raw_payload", &EngagementEvent::raw_payload, dbz::Json());
+dbz::Fields<EngagementEvent> EngagementEventFields(bool with_raw_payload) {
+  auto fields = dbz::Fields<EngagementEvent>()
+                    .Required("id", &EngagementEvent::id)
+                    .Required("content_id", &EngagementEvent::content_id, dbz::Uuid())
+                    .Required("user_id", &EngagementEvent::user_id, dbz::Uuid())
+                    .Required("event_type", &EngagementEvent::event_type)
+                    .Required("event_ts", &EngagementEvent::event_ts_ms, dbz::EpochMillis())
+                    .Optional("duration_ms", &EngagementEvent::duration_ms)
+                    .Required("device", &EngagementEvent::device);
+  if (with_raw_payload) {
+    fields.Optional("raw_payload", &EngagementEvent::raw_payload, dbz::Json());
+  }
+  return fields;
 }
 
 Enriched Enrich(const EngagementEvent& event, const Content& content) {
@@ -51,6 +54,11 @@ Enriched Enrich(const EngagementEvent& event, const Content& content) {
 
 std::string ToJson(const Enriched& e) {
   std::string out;
+  AppendJson(e, out);
+  return out;
+}
+
+void AppendJson(const Enriched& e, std::string& out) {
   weir::json::Writer json(out);
   json.BeginObject()
       .Member("event_id", e.event_id)
@@ -68,7 +76,6 @@ std::string ToJson(const Enriched& e) {
       .Member("length_seconds", e.length_seconds)
       .Member("publish_ts_ms", e.publish_ts_ms)
       .EndObject();
-  return out;
 }
 
 }  // namespace engagement

@@ -77,7 +77,9 @@ inline constexpr std::string_view kEventTypes[] = {"play", "pause", "finish", "c
 // io.debezium.time.ZonedTimestamp, UUID as io.debezium.data.Uuid, JSONB as
 // io.debezium.data.Json).
 weir::debezium::Fields<Content> ContentFields();
-weir::debezium::Fields<EngagementEvent> EngagementEventFields();
+// `with_raw_payload` false: raw_payload is neither decoded nor checked (the
+// pipeline's outputs do not carry it).
+weir::debezium::Fields<EngagementEvent> EngagementEventFields(bool with_raw_payload = true);
 
 // The enriched event; `content` is the event's content row.
 Enriched Enrich(const EngagementEvent& event, const Content& content);
@@ -85,6 +87,8 @@ Enriched Enrich(const EngagementEvent& event, const Content& content);
 // Enriched as one JSON object (the outbox value and the ClickHouse row):
 // timestamps as epoch milliseconds, nulls as null.
 std::string ToJson(const Enriched& enriched);
+// The same, appended to `out` (a reused buffer: no allocation per record).
+void AppendJson(const Enriched& enriched, std::string& out);
 
 }  // namespace engagement
 

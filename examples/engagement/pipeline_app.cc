@@ -549,8 +549,9 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
 
   auto content_source = DebeziumSource(config, client, dlq, ContentTopicName(config),
                                        ContentFields(), "content-source");
-  auto event_source = DebeziumSource(config, client, dlq, EventsTopicName(config),
-                                     EngagementEventFields(), "event-source");
+  auto event_source =
+      DebeziumSource(config, client, dlq, EventsTopicName(config),
+                     EngagementEventFields(/*with_raw_payload=*/false), "event-source");
   counters->events_read = [event_source] { return event_source->Stats().records; };
   counters->source_dead_letters = [event_source, content_source] {
     return event_source->Stats().dead_letters + content_source->Stats().dead_letters;
@@ -605,7 +606,7 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   outbox.guarantee = config.checkpoint_uri.empty() ? weir::kafka::DeliveryGuarantee::kAtLeastOnce
                                                    : weir::kafka::DeliveryGuarantee::kExactlyOnce;
   outbox.serializer = [](const Enriched& e, std::string& value) {
-    value = ToJson(e);
+    AppendJson(e, value);  // the sink hands over an empty, reused buffer
     return absl::OkStatus();
   };
   outbox.key = [](const Enriched& e) { return e.content_id; };
