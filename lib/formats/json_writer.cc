@@ -1,16 +1,45 @@
 #include <cassert>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "weir/formats/json.h"
 
 namespace weir::json {
+
+namespace {
+
+constexpr uint64_t kOnes = 0x0101010101010101ULL;
+constexpr uint64_t kHighs = 0x8080808080808080ULL;
+
+// True when one of the 8 bytes of `word` must be escaped: a control
+// character (< 0x20), '"' or '\\'. (SWAR: a byte b is < n when
+// (b - n) & ~b has its high bit set; equal to c when b ^ c is zero.)
+bool NeedsEscape(uint64_t word) {
+  const uint64_t control = (word - kOnes * 0x20) & ~word;
+  const uint64_t quote = word ^ (kOnes * '"');
+  const uint64_t backslash = word ^ (kOnes * '\\');
+  const uint64_t zero_quote = (quote - kOnes) & ~quote;
+  const uint64_t zero_backslash = (backslash - kOnes) & ~backslash;
+  return ((control | zero_quote | zero_backslash) & kHighs) != 0;
+}
+
+}  // namespace
 
 void AppendString(std::string_view value, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   size_t run_start = 0;
   for (size_t pos = 0; pos < value.size(); ++pos) {
+    // Skip 8 bytes at a time while none needs escaping (the common case).
+    while (pos + 8 <= value.size()) {
+      uint64_t word;
+      std::memcpy(&word, value.data() + pos, sizeof(word));
+      if (NeedsEscape(word)) break;
+      pos += 8;
+    }
+    if (pos >= value.size()) break;
     const unsigned char c = static_cast<unsigned char>(value[pos]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(value.data() + run_start, pos - run_start);

@@ -2,6 +2,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "gtest/gtest.h"
 #include "weir/formats/debezium.h"
@@ -37,6 +38,58 @@ TEST(JsonWriterTest, EscapesStrings) {
   std::string out;
   AppendString(std::string("q\"b\\s/\n\r\t\b\f\x01\x1f\xc3\xa9", 15), out);
   EXPECT_EQ(out, "\"q\\\"b\\\\s/\\n\\r\\t\\b\\f\\u0001\\u001f\xc3\xa9\"");
+}
+
+// Escapes one byte at a time, the obvious way: what AppendString (which
+// skips 8 clean bytes at a time) must produce.
+std::string ReferenceEscape(std::string_view value) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (const char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\b') {
+      out += "\\b";
+    } else if (c == '\f') {
+      out += "\\f";
+    } else if (c < 0x20) {
+      out += {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+TEST(JsonWriterTest, EscapesEveryPositionOfLongStrings) {
+  // Each special byte (and bytes around the thresholds, and UTF-8) at every
+  // position of strings of 0 to 40 bytes, alone and in pairs.
+  const std::string specials = std::string("\"\\\n\x01\x1f\x00", 6) + " !#[]\x7f\x80\xc3\xff";
+  for (size_t length = 0; length <= 40; ++length) {
+    for (size_t at = 0; at < length; ++at) {
+      for (const char special : specials) {
+        std::string value(length, 'a');
+        value[at] = special;
+        value[length - 1 - at] = special;
+        std::string out;
+        AppendString(value, out);
+        ASSERT_EQ(out, ReferenceEscape(value)) << "length " << length << " at " << at;
+      }
+    }
+    std::string clean(length, 'x');
+    std::string out;
+    AppendString(clean, out);
+    EXPECT_EQ(out, "\"" + clean + "\"");
+  }
 }
 
 TEST(JsonWriterTest, DoublesReadBackExactlyAndNonFiniteIsNull) {
