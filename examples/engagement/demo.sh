@@ -118,9 +118,10 @@ else
   say "ClickHouse: not installed (apt-get install clickhouse-server); the pipeline runs without it"
 fi
 
-say "engagement-pipeline (status every 5 s)"
+say "engagement-pipeline (status every 5 s; its live dashboard's address follows)"
 KAFKA_BROKERS=$brokers REDIS_PORT=$redis_port CLICKHOUSE_URL=$clickhouse_url \
   CHECKPOINT_URI="file://$work/checkpoints" PARALLELISM=${PARALLELISM:-2} \
+  HTTP_PORT=${HTTP_PORT:-0} \
   "$build/examples/engagement/engagement-pipeline" > >(sed -u 's/^/  [pipeline] /') 2>&1 &
 pipeline=$!
 pids=("$pipeline" "${pids[@]}")
