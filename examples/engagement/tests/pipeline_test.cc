@@ -553,6 +553,20 @@ TEST_F(PipelineEndToEndTest, OutputsEqualTheReference) {
   ExpectOutputs(data, ref, /*exact_outbox=*/true);
 }
 
+// The same with keyed state in RocksDB (--state-dir): the join's waiting
+// events and the metrics' state go through the write-back cache and RocksDB.
+TEST_F(PipelineEndToEndTest, OutputsEqualTheReferenceWithRocksDbState) {
+  const Dataset data = MakeDataset(12'000);
+  const Reference ref = Compute(data);
+  Produce(data);
+  config_.state_dir = dir_ + "/state";
+  std::atomic<bool> stop{false};
+  absl::Status status = RunPipeline(config_, stop);
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_FALSE(std::filesystem::is_empty(config_.state_dir)) << "no RocksDB state was written";
+  ExpectOutputs(data, ref, /*exact_outbox=*/true);
+}
+
 TEST_F(PipelineEndToEndTest, KilledTwiceMidRunStillEqualsTheReference) {
   const Dataset data = MakeDataset(24'000);
   const Reference ref = Compute(data);
