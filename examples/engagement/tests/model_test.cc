@@ -82,6 +82,33 @@ TEST(EnvelopeTest, TopicsKeysAndTimestamps) {
 
 // Every record the generator writes decodes, with weir's Debezium decoder,
 // into exactly the row it says it wrote; with and without the schema wrapper.
+// The pipeline decodes events without raw_payload (no output carries it):
+// the column is then left out, and everything else is read as before.
+TEST(EngagementEventFieldsTest, WithoutRawPayloadTheColumnIsLeftOut) {
+  EngagementEvent event{.id = 7,
+                        .content_id = "5b6f0e0e-0000-4000-8000-0000000000aa",
+                        .user_id = "5b6f0e0e-0000-4000-8000-0000000000bb",
+                        .event_type = "play",
+                        .event_ts_ms = 1'795'564'800'000,
+                        .duration_ms = 1500,
+                        .device = "web",
+                        .raw_payload = std::string(R"({"ok":true})")};
+  auto with = Decoder<EngagementEvent>::Create(EngagementEventFields());
+  auto without = Decoder<EngagementEvent>::Create(EngagementEventFields(false));
+  ASSERT_TRUE(with.ok()) << with.status();
+  ASSERT_TRUE(without.ok()) << without.status();
+  const std::string value =
+      EngagementChange(Op::kCreate, nullptr, &event, SourcePosition{.ts_ms = 1}, {});
+  auto full = with->Decode(value);
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(*full->after, event);
+  auto lean = without->Decode(value);
+  ASSERT_TRUE(lean.ok()) << lean.status();
+  EngagementEvent expected = event;
+  expected.raw_payload.reset();
+  EXPECT_EQ(*lean->after, expected);
+}
+
 class GeneratorRoundTripTest : public ::testing::TestWithParam<bool> {};
 
 TEST_P(GeneratorRoundTripTest, EveryRecordDecodesToItsRow) {
