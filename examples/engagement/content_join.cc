@@ -109,10 +109,9 @@ absl::Status ContentJoin::ProcessBroadcastElement(const ContentVersion& version,
 absl::Status ContentJoin::OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx,
                                   weir::Collector<Enriched>& out) {
   const ContentHistory* history = ctx.GetBroadcastState(kRows).Get(ctx.CurrentKey());
-  // The events the content side's watermark has passed, in arrival order;
-  // the others keep waiting.
-  const weir::Timestamp content_watermark =
-      std::max(ctx.broadcast_watermark(), ctx.current_watermark());
+  // The events the content side's watermark has passed (the same test as
+  // in ProcessElement), in arrival order; the others keep waiting.
+  const weir::Timestamp content_watermark = ctx.broadcast_watermark();
   std::vector<EngagementEvent>& pending = *ctx.GetState(kPending).Mutable();
   if (!pending.empty()) {
     size_t kept = 0;
