@@ -35,6 +35,7 @@
 //                      [--parallelism=P] [--json=FILE]
 
 #include <librdkafka/rdkafka.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <atomic>
@@ -45,7 +46,6 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -95,6 +95,23 @@ int64_t PeakRss(pid_t pid) {
   return 0;
 }
 
+// The CPU time `pid` has used so far (all its threads), in seconds; 0 if gone.
+double CpuSeconds(pid_t pid) {
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return 0;
+  // After the command: state is field 3; utime and stime are 14 and 15.
+  std::vector<std::string> fields = absl::StrSplit(text.substr(paren + 2), ' ');
+  int64_t utime = 0;
+  int64_t stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return 0;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 // A librdkafka producer for the generated records.
 class Producer {
  public:
@@ -135,8 +152,9 @@ class Producer {
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) Die(rd_kafka_err2str(err));
       rd_kafka_poll(rk_, 10);
     }
-    rd_kafka_poll(rk_, 0);
   }
+  // Serves delivery reports.
+  void Poll() { rd_kafka_poll(rk_, 0); }
   void Flush() {
     rd_kafka_flush(rk_, 60'000);
     if (failed_.load() > 0) Die(absl::StrCat(failed_.load(), " records were not delivered"));
@@ -223,6 +241,8 @@ struct Throughput {
   int64_t events = 0;
   double seconds = 0;
   int64_t peak_rss = 0;
+  // The pipeline's CPU time (sampled every 50 ms while it ran).
+  double cpu_seconds = 0;
   double baseline_seconds = 0;
 };
 
@@ -254,6 +274,7 @@ Throughput RunThroughput(const Servers& s, const std::string& dir, int64_t event
   if (!child.ok()) Die(child.status().ToString());
   while ((*child)->Running()) {
     out.peak_rss = std::max(out.peak_rss, PeakRss((*child)->pid()));
+    out.cpu_seconds = std::max(out.cpu_seconds, CpuSeconds((*child)->pid()));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -281,6 +302,11 @@ struct Latency {
   double max_ms = 0;
   size_t samples = 0;
   int64_t peak_rss = 0;
+  // The pipeline's CPU use from the end of the warm-up to the end of
+  // production, in cores.
+  double cores = 0;
+  // Per second of the run: the samples' count, median and maximum.
+  std::string timeline;
 };
 
 Latency RunLatency(const Servers& s, const std::string& dir, int rate, double seconds,
@@ -296,14 +322,25 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
   auto child = testing::ChildProcess::Spawn(PipelineArgs(s, prefix, dir, parallelism, false),
                                             {.log_path = log});
   if (!child.ok()) Die(child.status().ToString());
-  std::this_thread::sleep_for(std::chrono::seconds(1));
+  // Production starts once the job runs (its sources have their partitions)
+  // and 2 s more for the consumers' first fetches, so that start-up is not
+  // a backlog the measurement then carries.
+  const auto running_by = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while ((*child)->Log().find("engagement-pipeline: running") == std::string::npos) {
+    if (!(*child)->Running() || std::chrono::steady_clock::now() > running_by) {
+      Die(absl::StrCat("the pipeline did not start: ", (*child)->Log()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
 
   std::atomic<bool> done{false};
   Latency out;
   out.rate = rate;
-  // (content id, event time) -> when the bench produced the event.
-  std::mutex created_mu;
-  absl::flat_hash_map<std::pair<std::string, int64_t>, int64_t> created;
+  // (content id, event time) -> the index of the (last) event that has
+  // them, built before the clock starts; created_ms[index]: when the bench
+  // produced it (0: not yet). The producer only stores a number per event.
+  absl::flat_hash_map<std::pair<std::string, int64_t>, size_t> event_index;
   // The records are generated before the clock starts, so that the
   // generator's CPU does not compete with the pipeline and the broker
   // during the measurement (their event times are then older than their
@@ -311,7 +348,7 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
   struct Prepared {
     GeneratedRecord record;
     bool content = false;
-    std::pair<std::string, int64_t> event;  // (content id, event time) of an event
+    bool event = false;
   };
   std::vector<Prepared> prepared;
   {
@@ -322,31 +359,43 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
     ChangeGenerator generator(options);
     const auto total = static_cast<size_t>(rate * seconds);
     prepared.reserve(total);
+    event_index.reserve(total);
     for (size_t i = 0; i < total; ++i) {
       Prepared p{.record = generator.Next()};
       p.content = p.record.is_content();
       p.record.ts_ms = std::max(p.record.ts_ms, int64_t{0});
       if (const auto* event = std::get_if<engagement::EngagementEvent>(&p.record.row)) {
-        p.event = {event->content_id, event->event_ts_ms};
+        p.event = true;
+        event_index[{event->content_id, event->event_ts_ms}] = i;
       }
       p.record.row = engagement::Content{};  // keep only what is sent
       prepared.push_back(std::move(p));
     }
   }
-  created.reserve(prepared.size());
+  std::vector<std::atomic<int64_t>> created_ms(prepared.size());
   const std::string content_topic = prefix + ".public.content";
   const std::string events_topic = prefix + ".public.engagement_events";
   std::thread produce([&] {
     Producer producer(s.broker->bootstrap());
     const auto start = std::chrono::steady_clock::now();
     size_t sent = 0;
-    for (Prepared& p : prepared) {
+    // Paced in steps of 1 ms: every record due by now is sent, then the
+    // thread sleeps until the next one is due if that is a millisecond or
+    // more away (a sleep per record would cost the shared cores ~20% of one).
+    auto now = start;
+    int64_t now_ms = absl::ToUnixMillis(absl::Now());
+    for (const Prepared& p : prepared) {
       const auto due = start + std::chrono::duration<double>(static_cast<double>(sent) / rate);
-      if (due > std::chrono::steady_clock::now()) std::this_thread::sleep_until(due);
-      if (!p.event.first.empty()) {
-        std::lock_guard<std::mutex> lock(created_mu);
-        created[std::move(p.event)] = absl::ToUnixMillis(absl::Now());
+      if (due > now) {
+        now = std::chrono::steady_clock::now();
+        if (due > now + std::chrono::milliseconds(1)) {
+          producer.Poll();
+          std::this_thread::sleep_until(due);
+          now = std::chrono::steady_clock::now();
+        }
+        now_ms = absl::ToUnixMillis(absl::Now());
       }
+      if (p.event) created_ms[sent].store(now_ms, std::memory_order_relaxed);
       producer.Send(p.content ? content_topic : events_topic, p.record);
       ++sent;
     }
@@ -357,8 +406,10 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
   });
 
   std::vector<double> samples;
+  std::map<int64_t, std::vector<double>> by_second;
   std::map<std::string, int64_t> last_seen;
   const auto warmup = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  const int64_t start_ms = absl::ToUnixMillis(absl::Now());
   // One round trip per poll: the top contents with their last_event_ts_ms.
   // (The bench shares the 2 cores with the pipeline and the mock broker, so
   // the poll must stay cheap.)
@@ -371,10 +422,16 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
       "end "
       "return out";
   auto next_rss = std::chrono::steady_clock::now();
+  double cpu_at_warmup = -1;
+  std::chrono::steady_clock::time_point warm;
   while (!done.load()) {
     if (std::chrono::steady_clock::now() >= next_rss) {
       out.peak_rss = std::max(out.peak_rss, PeakRss((*child)->pid()));
       next_rss += std::chrono::milliseconds(100);
+    }
+    if (cpu_at_warmup < 0 && std::chrono::steady_clock::now() > warmup) {
+      cpu_at_warmup = CpuSeconds((*child)->pid());
+      warm = std::chrono::steady_clock::now();
     }
     absl::StatusOr<testing::RedisReply> top =
         s.redis->Query({"EVAL", script, "1", "top_engagement:10min"});
@@ -387,9 +444,14 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
         int64_t& last = last_seen[content];
         if (value > last) {
           if (last != 0 && std::chrono::steady_clock::now() > warmup) {
-            std::lock_guard<std::mutex> lock(created_mu);
-            auto it = created.find({content, value});
-            if (it != created.end()) samples.push_back(static_cast<double>(now - it->second));
+            auto it = event_index.find({content, value});
+            const int64_t created = it == event_index.end()
+                                        ? 0
+                                        : created_ms[it->second].load(std::memory_order_relaxed);
+            if (created != 0) {
+              samples.push_back(static_cast<double>(now - created));
+              by_second[(now - start_ms) / 1000].push_back(samples.back());
+            }
           }
           last = value;
         }
@@ -397,8 +459,17 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  if (cpu_at_warmup >= 0) {
+    out.cores = (CpuSeconds((*child)->pid()) - cpu_at_warmup) /
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - warm).count();
+  }
   produce.join();
   (*child)->Terminate(absl::Seconds(60));
+  for (auto& [second, values] : by_second) {
+    std::sort(values.begin(), values.end());
+    absl::StrAppend(&out.timeline, "   ", second, "s: n=", values.size(),
+                    " p50=", values[values.size() / 2], " max=", values.back(), " ms\n");
+  }
   std::sort(samples.begin(), samples.end());
   out.samples = samples.size();
   if (!samples.empty()) {
@@ -410,10 +481,19 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
 }
 
 int Main(int argc, char** argv) {
+  // The mock broker in this process copies every produce request into a
+  // fresh buffer of up to a few MB. With glibc's default thresholds those
+  // come from mmap and go back at free, so each one page-faults in zeroed
+  // pages: a tenth of a core at 100K events/s, taken from the pipeline on
+  // the shared cores. Freed buffers are kept for reuse instead (a real
+  // broker runs on another machine).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   std::vector<int> rates = {10'000, 100'000};
   double seconds = 20;
   int parallelism = 2;
   bool with_clickhouse = true;
+  bool timeline = false;
   BenchFlags flags = ParseFlags(
       argc, argv, 300'000,
       {{"--rates=", "R1,R2",
@@ -428,7 +508,8 @@ int Main(int argc, char** argv) {
        {"--seconds=", "S", [&](const char* v) { seconds = std::atof(v); }},
        {"--pipeline-parallelism=", "P", [&](const char* v) { parallelism = std::atoi(v); }},
        {"--clickhouse=", "on|off",
-        [&](const char* v) { with_clickhouse = std::string(v) != "off"; }}});
+        [&](const char* v) { with_clickhouse = std::string(v) != "off"; }},
+       {"--timeline=", "on|off", [&](const char* v) { timeline = std::string(v) == "on"; }}});
   absl::StatusOr<std::string> dir = testing::MakeTempDir("weir-bench-w3");
   if (!dir.ok()) Die(dir.status().ToString());
 
@@ -455,17 +536,20 @@ int Main(int argc, char** argv) {
   const double baseline_eps = t.events / t.baseline_seconds;
   std::printf(
       "W3 throughput (all sinks%s, checkpoints every 10 s, p=%d): %lld events in %.2f s = %.0f "
-      "events/s; peak RSS %.0f MiB\n"
+      "events/s; peak RSS %.0f MiB; pipeline CPU %.2f s = %.0f events per CPU-second\n"
       "   baseline (plain librdkafka consumer of the same topic, no processing): %.0f events/s "
       "-> pipeline = %.2fx of reading the input alone\n",
       s.clickhouse ? "" : " but ClickHouse", parallelism, static_cast<long long>(t.events),
-      t.seconds, eps, t.peak_rss / 1048576.0, baseline_eps, eps / baseline_eps);
+      t.seconds, eps, t.peak_rss / 1048576.0, t.cpu_seconds, t.events / t.cpu_seconds, baseline_eps,
+      eps / baseline_eps);
   results.push_back({.name = "weir",
                      .variant = "throughput",
                      .parallelism = parallelism,
                      .events_per_sec = eps,
                      .seconds = t.seconds,
-                     .fields = {{"peak_rss_bytes", static_cast<double>(t.peak_rss)}}});
+                     .fields = {{"peak_rss_bytes", static_cast<double>(t.peak_rss)},
+                                {"cpu_seconds", t.cpu_seconds},
+                                {"events_per_cpu_sec", t.events / t.cpu_seconds}}});
   results.push_back({.name = "baseline",
                      .variant = "consume-only",
                      .parallelism = 1,
@@ -475,9 +559,10 @@ int Main(int argc, char** argv) {
     const Latency l = RunLatency(s, *dir, rate, seconds, parallelism);
     std::printf(
         "W3 latency at %d events/s (produced %.0f/s for %.0f s): event -> Redis p50 %.0f ms, "
-        "p99 %.0f ms, max %.0f ms (%zu samples); peak RSS %.0f MiB\n",
+        "p99 %.0f ms, max %.0f ms (%zu samples); peak RSS %.0f MiB; pipeline CPU %.2f cores\n",
         rate, l.produced_rate, seconds, l.p50_ms, l.p99_ms, l.max_ms, l.samples,
-        l.peak_rss / 1048576.0);
+        l.peak_rss / 1048576.0, l.cores);
+    if (timeline) std::printf("%s", l.timeline.c_str());
     results.push_back({.name = "weir",
                        .variant = absl::StrCat("latency-", rate),
                        .parallelism = parallelism,
@@ -487,7 +572,8 @@ int Main(int argc, char** argv) {
                                   {"p99_ms", l.p99_ms},
                                   {"max_ms", l.max_ms},
                                   {"samples", static_cast<double>(l.samples)},
-                                  {"peak_rss_bytes", static_cast<double>(l.peak_rss)}}});
+                                  {"peak_rss_bytes", static_cast<double>(l.peak_rss)},
+                                  {"pipeline_cores", l.cores}}});
   }
   WriteJson(flags.json, "W3", flags.events, results);
   std::filesystem::remove_all(*dir);

@@ -54,6 +54,10 @@ class SinkWriter {
   virtual ~SinkWriter() = default;
   // Writes a batch; may move out of `values`. A non-OK status fails the job.
   virtual absl::Status Write(std::span<T> values, std::span<const Timestamp> timestamps) = 0;
+  // True when Write only reads `values`: never moves out of or changes them.
+  // A stream consumed by several operators is then handed to this writer
+  // as is, where otherwise each consumer but one gets a copy of each batch.
+  virtual bool ReadsOnly() const { return false; }
   // Makes everything written so far durable/visible. Called at end of input.
   virtual absl::Status Flush() { return absl::OkStatus(); }
   // Phase one of a checkpoint: flush and return what Commit needs later

@@ -451,6 +451,7 @@ class ClickHouseSink final : public weir::Sink<T> {
         columns_->AppendRow(values[row], out);
       });
     }
+    bool ReadsOnly() const override { return true; }
     absl::Status Flush() override { return inserter_->Flush(); }
     absl::Status Close() override { return inserter_->Close(); }
 

@@ -186,6 +186,7 @@ class WebhookSink final : public weir::Sink<T> {
       }
       return writer_->MaybeSend();
     }
+    bool ReadsOnly() const override { return true; }
     absl::Status Flush() override { return writer_->Flush(); }
 
    private:

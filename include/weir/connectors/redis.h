@@ -367,6 +367,7 @@ class RedisSink final : public weir::Sink<T> {
       return core_->Append(values.size(),
                            [&](size_t idx, CommandBuilder& out) { (*mapping_)(values[idx], out); });
     }
+    bool ReadsOnly() const override { return true; }
     absl::Status Flush() override { return core_->Flush(); }
     absl::Status Close() override { return core_->Close(); }
 

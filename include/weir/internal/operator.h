@@ -123,8 +123,12 @@ template <class T>
 class Input {
  public:
   virtual ~Input() = default;
-  // Delivers records; the receiver may move values out of `batch`.
+  // Delivers records; the receiver may move values out of `batch` unless
+  // it ReadsOnly().
   virtual void OnBatch(Batch<T>& batch) = 0;
+  // True when OnBatch leaves `batch` as it was: the upstream then hands it
+  // the batch it passes on instead of a copy.
+  virtual bool ReadsOnly() const { return false; }
   virtual void OnWatermark(Timestamp watermark) = 0;
   virtual void OnIdle() = 0;
   virtual void OnEnd() = 0;
@@ -132,11 +136,17 @@ class Input {
 };
 
 // The output side of an operator: fans batches and control out to every
-// downstream input (a stream consumed twice is copied for all but the last).
+// downstream input. A stream consumed several times is handed as is to the
+// inputs that only read it, then copied for all but the last of the others.
 template <class T>
 class Emitter {
  public:
-  void AddDownstream(Input<T>* input) { downstream_.push_back(input); }
+  void AddDownstream(Input<T>* input) {
+    downstream_.push_back(input);
+    readers_.clear();
+    takers_.clear();
+    for (Input<T>* d : downstream_) (d->ReadsOnly() ? readers_ : takers_).push_back(d);
+  }
   bool has_downstream() const { return !downstream_.empty(); }
   void set_metrics(OperatorMetrics* metrics) { metrics_ = metrics; }
 
@@ -146,13 +156,14 @@ class Emitter {
       OperatorMetrics::Add(metrics_->records_out, static_cast<int64_t>(batch.size()));
       OperatorMetrics::Add(metrics_->batches_out, 1);
     }
-    const size_t n = downstream_.size();
+    for (Input<T>* d : readers_) d->OnBatch(batch);
+    const size_t n = takers_.size();
     for (size_t i = 0; i + 1 < n; ++i) {
       copy_.values = batch.values;
       copy_.timestamps = batch.timestamps;
-      downstream_[i]->OnBatch(copy_);
+      takers_[i]->OnBatch(copy_);
     }
-    if (n > 0) downstream_[n - 1]->OnBatch(batch);
+    if (n > 0) takers_[n - 1]->OnBatch(batch);
   }
   void EmitWatermark(Timestamp watermark) {
     for (Input<T>* d : downstream_) d->OnWatermark(watermark);
@@ -169,6 +180,9 @@ class Emitter {
 
  private:
   std::vector<Input<T>*> downstream_;
+  // downstream_ split by ReadsOnly(), each in the order added.
+  std::vector<Input<T>*> readers_;
+  std::vector<Input<T>*> takers_;
   OperatorMetrics* metrics_ = nullptr;
   Batch<T> copy_;
 };
@@ -461,13 +475,20 @@ class OperatorWithOutput : public OperatorBase {
 template <class T>
 class PortInput final : public Input<T>, public Replayable {
  public:
-  PortInput(OperatorBase* op, int port, std::function<void(Batch<T>&)> on_batch)
-      : op_(op), port_(port), on_batch_(std::move(on_batch)) {
+  // `reads_only`: on_batch leaves the batch as it was (see Input::ReadsOnly).
+  PortInput(OperatorBase* op, int port, std::function<void(Batch<T>&)> on_batch,
+            bool reads_only = false)
+      : op_(op), port_(port), reads_only_(reads_only), on_batch_(std::move(on_batch)) {
     op_->AddReplayable(this);
   }
   void OnBatch(Batch<T>& batch) override {
     if (op_->blocked(port_)) {
       Envelope<T>& held = Hold(EnvelopeKind::kBatch);
+      if (reads_only_) {
+        held.batch.values = batch.values;
+        held.batch.timestamps = batch.timestamps;
+        return;
+      }
       held.batch.values = std::move(batch.values);
       held.batch.timestamps = std::move(batch.timestamps);
       batch.clear();
@@ -475,6 +496,7 @@ class PortInput final : public Input<T>, public Replayable {
     }
     Deliver(batch);
   }
+  bool ReadsOnly() const override { return reads_only_; }
   void OnWatermark(Timestamp watermark) override {
     if (op_->blocked(port_)) {
       Hold(EnvelopeKind::kWatermark).watermark = watermark;
@@ -544,6 +566,7 @@ class PortInput final : public Input<T>, public Replayable {
 
   OperatorBase* op_;
   int port_;
+  bool reads_only_;
   std::function<void(Batch<T>&)> on_batch_;
   std::deque<Envelope<T>> held_;
 };

@@ -764,7 +764,8 @@ class SinkOp final : public OperatorBase {
       : OperatorBase(env, std::move(name), 1),
         sink_(std::move(sink)),
         writer_(std::move(writer)),
-        port_(this, 0, [this](Batch<T>& batch) { Write(batch); }),
+        port_(
+            this, 0, [this](Batch<T>& batch) { Write(batch); }, writer_->ReadsOnly()),
         flush_seconds_(&metric_group().AddHistogram("weir_sink_flush_duration_seconds",
                                                     "Time a sink took to flush at a checkpoint "
                                                     "barrier (PreCommit) or at the end of input")),

@@ -97,12 +97,20 @@ class Inserter final : public ClickHouseInserter {
     cv_.wait(lock, [&] { return !error_.ok() || closing_ || sealed_.size() < kMaxSealedBatches; });
     if (!error_.ok()) return error_;
     if (closing_) return absl::FailedPreconditionError(absl::StrCat(what_, ": closed"));
-    sealed_.push_back({std::move(open_), open_rows_});
-    open_ = std::string();
-    open_.reserve(std::min<size_t>(options_.max_batch_bytes + 4096, 1 << 20));
-    open_rows_ = 0;
+    SealOpenLocked();
     cv_.notify_all();
     return absl::OkStatus();
+  }
+
+  // The open batch goes to the sealed queue; the next one starts in the
+  // buffer of the last batch sent, if any: a batch of a few MB grown from
+  // nothing costs a copy per doubling and fresh pages from the kernel.
+  void SealOpenLocked() {
+    sealed_.push_back({std::move(open_), open_rows_});
+    open_ = std::move(spare_);
+    open_.clear();
+    spare_ = std::string();
+    open_rows_ = 0;
   }
 
   void SendLoop() {
@@ -112,9 +120,7 @@ class Inserter final : public ClickHouseInserter {
         if (open_rows_ > 0 && options_.max_linger > absl::ZeroDuration() &&
             absl::Now() >= open_since_ + options_.max_linger) {
           // The queue is empty, so sealing does not wait.
-          sealed_.push_back({std::move(open_), open_rows_});
-          open_ = std::string();
-          open_rows_ = 0;
+          SealOpenLocked();
           continue;
         }
         if (open_rows_ > 0 && options_.max_linger > absl::ZeroDuration()) {
@@ -132,6 +138,7 @@ class Inserter final : public ClickHouseInserter {
       absl::Status status = Insert(batch);
       lock.lock();
       in_flight_ = false;
+      spare_ = std::move(batch.rows);
       if (!status.ok() && error_.ok() && !closing_) {
         error_ = status;
         sealed_.clear();
@@ -175,6 +182,8 @@ class Inserter final : public ClickHouseInserter {
   std::condition_variable cv_;
   // All guarded by mu_.
   std::string open_;
+  // The buffer of the batch sent last, for the next open batch to reuse.
+  std::string spare_;
   size_t open_rows_ = 0;
   absl::Time open_since_;
   std::deque<Batch> sealed_;

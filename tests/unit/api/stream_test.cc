@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -309,6 +310,72 @@ TEST_P(StreamTest, StreamConsumedTwiceIsCopiedToEachConsumer) {
   EXPECT_EQ(Sorted(mapped->Values()), Sorted(exclaimed));
   // The source's records_out counts records emitted once, not per consumer.
   EXPECT_EQ(result.RecordsOut("words"), 700);
+}
+
+// A sink whose writer only reads (SinkWriter::ReadsOnly): it copies the
+// values and notes where each batch's values were.
+class ReadingSink final : public Sink<std::string> {
+ public:
+  absl::StatusOr<std::unique_ptr<SinkWriter<std::string>>> CreateWriter(
+      const SinkContext&) override {
+    return std::unique_ptr<SinkWriter<std::string>>(new Writer(this));
+  }
+  std::vector<std::string> Values() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return values_;
+  }
+  std::set<const std::string*> Batches() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return batches_;
+  }
+
+ private:
+  class Writer final : public SinkWriter<std::string> {
+   public:
+    explicit Writer(ReadingSink* sink) : sink_(sink) {}
+    absl::Status Write(std::span<std::string> values, std::span<const Timestamp>) override {
+      std::lock_guard<std::mutex> lock(sink_->mutex_);
+      sink_->values_.insert(sink_->values_.end(), values.begin(), values.end());
+      sink_->batches_.insert(values.data());
+      return absl::OkStatus();
+    }
+    bool ReadsOnly() const override { return true; }
+
+   private:
+    ReadingSink* sink_;
+  };
+  mutable std::mutex mutex_;
+  std::vector<std::string> values_;
+  std::set<const std::string*> batches_;
+};
+
+TEST_P(StreamTest, SinksThatOnlyReadShareOneBatchAndComeBeforeTheOthers) {
+  Pipeline pipeline(Options());
+  auto taking = testing::CollectingSink<std::string>::Create();
+  auto first = std::make_shared<ReadingSink>();
+  auto second = std::make_shared<ReadingSink>();
+  auto mapped = testing::CollectingSink<std::string>::Create();
+  std::vector<std::string> words;
+  for (int i = 0; i < 700; ++i) words.push_back(absl::StrCat("a-rather-long-word-number-", i));
+  auto stream = pipeline.Source(testing::VectorSource<std::string>::Create(words)).Name("words");
+  // Added first, but the sinks that only read still see every value intact:
+  // they get each batch before the consumers that move out of it.
+  stream.Sink(taking);
+  stream.Sink(first);
+  stream.Map([](std::string s) { return std::move(s) + "!"; }).Sink(mapped);
+  stream.Sink(second);
+  testing::JobResult result = testing::RunToCompletion(pipeline, kDeadline);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+
+  EXPECT_EQ(Sorted(taking->Values()), Sorted(words));
+  EXPECT_EQ(Sorted(first->Values()), Sorted(words));
+  EXPECT_EQ(Sorted(second->Values()), Sorted(words));
+  std::vector<std::string> exclaimed;
+  for (const auto& w : words) exclaimed.push_back(w + "!");
+  EXPECT_EQ(Sorted(mapped->Values()), Sorted(exclaimed));
+  // Both readers were handed the same batches, not copies of them.
+  EXPECT_FALSE(first->Batches().empty());
+  EXPECT_EQ(first->Batches(), second->Batches());
 }
 
 // ---------------------------------------------------------------------------
