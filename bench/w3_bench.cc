@@ -32,7 +32,8 @@
 // same events topic to its end (the input's cost on its own).
 //
 // Usage: weir-bench-w3 [--events=N] [--rates=10000,100000] [--seconds=S]
-//                      [--parallelism=P] [--json=FILE]
+//                      [--pipeline-parallelism=P] [--clickhouse=on|off]
+//                      [--timeline=on|off] [--pipeline=PATH] [--json=FILE]
 
 #include <librdkafka/rdkafka.h>
 #include <malloc.h>
@@ -75,6 +76,12 @@ using engagement::GeneratorOptions;
 // The mock cluster keeps ~5 MiB per partition: 64 partitions hold ~450K
 // events of ~700 bytes.
 constexpr int kEventPartitions = 64;
+// The latency runs' topics. The mock finds a fetch's position by walking the
+// partition's log from its oldest batch: with 64 partitions of ~5 MiB each
+// in small batches that walk took a tenth of the machine at 100K events/s.
+// 16 partitions hold 4x larger batches (their logs are shorter lists), and
+// are plenty for 100K events/s on a real broker too.
+constexpr int kLatencyPartitions = 16;
 
 void Die(const std::string& what) {
   std::fprintf(stderr, "weir-bench-w3: %s\n", what.c_str());
@@ -171,10 +178,13 @@ struct Servers {
   std::unique_ptr<testing::ClickHouseServer> clickhouse;
 };
 
+// The engagement-pipeline program run (--pipeline=PATH; default: this build's).
+std::string pipeline_path = ENGAGEMENT_PIPELINE_PATH;
+
 std::vector<std::string> PipelineArgs(const Servers& s, const std::string& prefix,
                                       const std::string& dir, int parallelism, bool bounded) {
   std::vector<std::string> argv = {
-      ENGAGEMENT_PIPELINE_PATH, absl::StrCat("--brokers=", s.broker->bootstrap()),
+      pipeline_path, absl::StrCat("--brokers=", s.broker->bootstrap()),
       absl::StrCat("--topic-prefix=", prefix), absl::StrCat("--group-id=", prefix),
       absl::StrCat("--job-name=", prefix), absl::StrCat("--redis-port=", s.redis->port()),
       absl::StrCat("--checkpoint-uri=file://", dir, "/", prefix), "--checkpoint-interval=10s",
@@ -190,11 +200,11 @@ std::vector<std::string> PipelineArgs(const Servers& s, const std::string& prefi
   return argv;
 }
 
-void CreateTopics(const Servers& s, const std::string& prefix) {
+void CreateTopics(const Servers& s, const std::string& prefix, int event_partitions) {
   for (const auto& [topic, partitions] : std::vector<std::pair<std::string, int>>{
            {prefix + ".public.content", 4},
-           {prefix + ".public.engagement_events", kEventPartitions},
-           {prefix + ".engagement_enriched", kEventPartitions},
+           {prefix + ".public.engagement_events", event_partitions},
+           {prefix + ".engagement_enriched", event_partitions},
            {prefix + ".dlq", 1}}) {
     absl::Status status = s.broker->CreateTopic(topic, partitions);
     if (!status.ok()) Die(status.ToString());
@@ -249,7 +259,7 @@ struct Throughput {
 Throughput RunThroughput(const Servers& s, const std::string& dir, int64_t events,
                          int parallelism) {
   const std::string prefix = "w3t";
-  CreateTopics(s, prefix);
+  CreateTopics(s, prefix, kEventPartitions);
   GeneratorOptions options;
   options.seed = 3;
   options.start_ms = absl::ToUnixMillis(absl::Now()) - 3'600'000;
@@ -312,7 +322,7 @@ struct Latency {
 Latency RunLatency(const Servers& s, const std::string& dir, int rate, double seconds,
                    int parallelism) {
   const std::string prefix = absl::StrCat("w3l", rate);
-  CreateTopics(s, prefix);
+  CreateTopics(s, prefix, kLatencyPartitions);
   // The leaderboard keys are the same for every run: start from an empty
   // Redis, so the top contents polled are this run's.
   if (absl::StatusOr<testing::RedisReply> flushed = s.redis->Query({"FLUSHALL"}); !flushed.ok()) {
@@ -375,6 +385,8 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
   std::vector<std::atomic<int64_t>> created_ms(prepared.size());
   const std::string content_topic = prefix + ".public.content";
   const std::string events_topic = prefix + ".public.engagement_events";
+  std::printf("latency at %d events/s: producing\n", rate);
+  std::fflush(stdout);
   std::thread produce([&] {
     Producer producer(s.broker->bootstrap());
     const auto start = std::chrono::steady_clock::now();
@@ -509,7 +521,8 @@ int Main(int argc, char** argv) {
        {"--pipeline-parallelism=", "P", [&](const char* v) { parallelism = std::atoi(v); }},
        {"--clickhouse=", "on|off",
         [&](const char* v) { with_clickhouse = std::string(v) != "off"; }},
-       {"--timeline=", "on|off", [&](const char* v) { timeline = std::string(v) == "on"; }}});
+       {"--timeline=", "on|off", [&](const char* v) { timeline = std::string(v) == "on"; }},
+       {"--pipeline=", "PATH", [&](const char* v) { pipeline_path = v; }}});
   absl::StatusOr<std::string> dir = testing::MakeTempDir("weir-bench-w3");
   if (!dir.ok()) Die(dir.status().ToString());
 
