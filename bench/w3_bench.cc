@@ -26,7 +26,18 @@
 // used a whole core, and the latency rose by ~0.3 s every second in a
 // sawtooth while the pipeline's workers were 80% idle (the events reached
 // them late). The producer lingers 20 ms (fewer, larger batches; the
-// linger is part of the measured latency).
+// linger is part of the measured latency). The reason: the mock finds a
+// fetch's position by walking the partition's log from its oldest batch,
+// so its cost grows with the number of batches it holds. For the same
+// reason the latency runs' topics have 16 partitions, not 64.
+//
+// Everything shares the 2 cores, so the bench keeps its own cost down: the
+// latency producer paces in 1 ms steps and notes one number per event, and
+// this process keeps the mock's freed buffers (mallopt) rather than
+// page-faulting in fresh ones. It reports the pipeline's own CPU use
+// (events per CPU-second; cores at each rate), which is steadier than the
+// wall-clock figures on a shared host; --timeline=on prints the latency
+// per second of a run.
 //
 // The baseline, in the same run: a plain librdkafka consumer reading the
 // same events topic to its end (the input's cost on its own).

@@ -255,16 +255,22 @@ class ContentVersions final : public weir::ProcessFunction<dbz::Change<Content>,
 };
 
 // Engagement events are append-only: inserts (and snapshot reads) are
-// events; an UPDATE, DELETE or TRUNCATE goes to the dead letters.
+// events; an UPDATE, DELETE or TRUNCATE goes to the dead letters. The
+// operator hands each change over (the rvalue overload), so the row is
+// moved on, not copied.
 class NewEvents final
     : public weir::ProcessFunction<dbz::Change<EngagementEvent>, EngagementEvent> {
  public:
   absl::Status ProcessElement(const dbz::Change<EngagementEvent>& change, Context& ctx,
                               weir::Collector<EngagementEvent>& out) override {
+    return ProcessElement(dbz::Change<EngagementEvent>(change), ctx, out);
+  }
+  absl::Status ProcessElement(dbz::Change<EngagementEvent>&& change, Context& ctx,
+                              weir::Collector<EngagementEvent>& out) {
     switch (change.op) {
       case dbz::Op::kCreate:
       case dbz::Op::kRead:
-        out.Collect(*change.after);
+        out.Collect(std::move(*change.after));
         break;
       case dbz::Op::kTombstone:
         break;

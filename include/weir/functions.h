@@ -162,6 +162,12 @@ class TimerService {
 };
 
 // A function applied to each element of a (non-keyed) stream.
+//
+// A subclass may also declare
+//   absl::Status ProcessElement(IN&& value, Context& ctx, Collector<OUT>& out);
+// next to the const& one: the operator owns the elements it receives and
+// then hands each over as an rvalue, so the function can move out of it
+// (e.g. collect a member without copying it).
 template <class IN, class OUT>
 class ProcessFunction {
  public:

@@ -27,7 +27,8 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <vector>
+
+#include "absl/container/inlined_vector.h"
 
 namespace weir::json {
 
@@ -100,8 +101,9 @@ class Writer {
   void BeforeValue();
 
   std::string& out_;
-  // Per open container: whether it has a value yet (so the next needs a comma).
-  std::vector<bool> has_value_;
+  // Per open container: whether it has a value yet (so the next needs a
+  // comma). Inline for the usual depths: writing a record allocates nothing.
+  absl::InlinedVector<bool, 16> has_value_;
   bool after_key_ = false;
 };
 

@@ -180,6 +180,13 @@ class FlatMapOp final : public OperatorWithOutput<Out> {
 // ---------------------------------------------------------------------------
 // Process functions.
 
+// Whether Fn declares ProcessElement(In&&, ...) (see ProcessFunction).
+template <class Fn, class In, class Out>
+concept TakesElements = requires {
+  static_cast<absl::Status (Fn::*)(In&&, typename ProcessFunction<In, Out>::Context&,
+                                   Collector<Out>&)>(&Fn::ProcessElement);
+};
+
 template <class In, class Out, class Fn>
 class ProcessOp final : public OperatorWithOutput<Out> {
  public:
@@ -203,7 +210,11 @@ class ProcessOp final : public OperatorWithOutput<Out> {
       for (size_t idx = 0; idx < in.size(); ++idx) {
         ContextAccess::SetTimestamp(ctx_, in.timestamps[idx]);
         collector_.SetTimestamp(in.timestamps[idx]);
-        CheckUserStatus(*this, fn_.ProcessElement(in.values[idx], ctx_, collector_));
+        if constexpr (TakesElements<Fn, In, Out>) {
+          CheckUserStatus(*this, fn_.ProcessElement(std::move(in.values[idx]), ctx_, collector_));
+        } else {
+          CheckUserStatus(*this, fn_.ProcessElement(in.values[idx], ctx_, collector_));
+        }
       }
     });
     collector_.Flush();

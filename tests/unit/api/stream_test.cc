@@ -378,6 +378,47 @@ TEST_P(StreamTest, SinksThatOnlyReadShareOneBatchAndComeBeforeTheOthers) {
   EXPECT_EQ(first->Batches(), second->Batches());
 }
 
+// Takes its elements when the operator offers them (the rvalue overload)
+// and moves the string on; counts which overload ran.
+class Taker final : public ProcessFunction<std::string, std::string> {
+ public:
+  explicit Taker(std::shared_ptr<std::atomic<int>[]> calls) : calls_(std::move(calls)) {}
+  absl::Status ProcessElement(const std::string& value, Context&,
+                              Collector<std::string>& out) override {
+    calls_[0].fetch_add(1);
+    out.Collect(value);
+    return absl::OkStatus();
+  }
+  absl::Status ProcessElement(std::string&& value, Context&, Collector<std::string>& out) {
+    calls_[1].fetch_add(1);
+    out.Collect(std::move(value));
+    return absl::OkStatus();
+  }
+
+ private:
+  std::shared_ptr<std::atomic<int>[]> calls_;
+};
+
+TEST_P(StreamTest, ProcessFunctionWithAnRvalueOverloadTakesEveryElement) {
+  Pipeline pipeline(Options());
+  auto calls = std::shared_ptr<std::atomic<int>[]>(new std::atomic<int>[2] { 0, 0 });
+  auto taken = testing::CollectingSink<std::string>::Create();
+  auto other = std::make_shared<ReadingSink>();
+  std::vector<std::string> words;
+  for (int i = 0; i < 700; ++i) words.push_back(absl::StrCat("a-rather-long-word-number-", i));
+  auto stream = pipeline.Source(testing::VectorSource<std::string>::Create(words));
+  // A sink that only reads sees the same batches first, intact.
+  stream.Sink(other);
+  stream.Process(Taker(calls)).Sink(taken);
+  testing::JobResult result = testing::RunToCompletion(pipeline, kDeadline);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+
+  EXPECT_EQ(calls[0].load(), 0);
+  EXPECT_EQ(calls[1].load(), 700);
+  EXPECT_EQ(Sorted(taken->Values()), Sorted(words));
+  EXPECT_EQ(Sorted(other->Values()), Sorted(words));
+}
+
 // ---------------------------------------------------------------------------
 // Broadcast + Connect.
 
