@@ -757,12 +757,16 @@ absl::Status RunPipeline(const PipelineConfig& config, const std::atomic<bool>& 
     if (elapsed < absl::ToDoubleSeconds(config.status_interval)) continue;
     const int64_t events = counters->events_read();
     const int64_t latest = counters->latest_event_ms.load();
+    // Two lags: records not yet read (weir's per-partition gauges), and
+    // records not yet covered by a committed offset (the group commits only
+    // after each checkpoint, so this one grows between checkpoints).
+    const double unread = job->CollectMetrics().Sum("weir_kafka_consumer_lag_records");
     std::fprintf(
         stderr,
-        "engagement-pipeline: %.0f events/s, lag %lld, event time %s (%.1f s behind), "
-        "last checkpoint %lld, dead letters %lld\n",
-        static_cast<double>(events - last_events) / elapsed, static_cast<long long>(lag.Lag()),
-        FormatTime(latest).c_str(),
+        "engagement-pipeline: %.0f events/s, lag %.0f unread / %lld uncommitted, event time %s "
+        "(%.1f s behind), last checkpoint %lld, dead letters %lld\n",
+        static_cast<double>(events - last_events) / elapsed, unread,
+        static_cast<long long>(lag.Lag()), FormatTime(latest).c_str(),
         latest > 0 ? (absl::ToUnixMillis(absl::Now()) - latest) / 1000.0 : 0.0,
         static_cast<long long>(job->last_completed_checkpoint()),
         static_cast<long long>(counters->source_dead_letters() + counters->rejected.load()));

@@ -640,6 +640,16 @@ TEST_F(PipelineEndToEndTest, KilledTwiceMidRunStillEqualsTheReference) {
     }
     ASSERT_TRUE(checkpointed) << "no checkpoint completed; log:\n"
                               << weir::testing::ReadFileOrEmpty(log);
+    // The status line's first lag (records not yet read) comes down to 0
+    // once this run has read everything produced so far.
+    bool read_all = false;
+    while (!read_all && (*child)->Running() && absl::Now() < deadline) {
+      read_all = weir::testing::ReadFileOrEmpty(log).substr(log_start).find("lag 0 unread / ") !=
+                 std::string::npos;
+      if (!read_all) absl::SleepFor(absl::Milliseconds(20));
+    }
+    ASSERT_TRUE(read_all) << "no status line with nothing left to read; log:\n"
+                          << weir::testing::ReadFileOrEmpty(log);
     if (kill == 0) ExpectDashboard(weir::testing::ReadFileOrEmpty(log).substr(log_start));
     // The next part arrives while this run is reading; the kill lands
     // somewhere in it.
