@@ -286,6 +286,9 @@ class KafkaSink final : public weir::Sink<T> {
       }
       return core_->AfterBatch();
     }
+    // Serializes (or, for std::string records, has librdkafka copy) each
+    // value during Write.
+    bool ReadsOnly() const override { return true; }
     absl::Status Flush() override { return core_->Flush(); }
     absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) override {
       return core_->PreCommit(checkpoint_id);

@@ -233,6 +233,16 @@ TEST_F(ClickHouseSinkTest, RowsWrittenMatchWithEscapingTypesAndGzip) {
   EXPECT_EQ(actual, absl::StrJoin(expected, "\n"));
 }
 
+// Rows are encoded during Write: the writer says it only reads, so a
+// stream's other consumers share its batches.
+TEST_F(ClickHouseSinkTest, TheWriterOnlyReadsItsInput) {
+  auto sink = clickhouse::Sink<Row>(Options(), RowColumns());
+  absl::StatusOr<std::unique_ptr<SinkWriter<Row>>> writer =
+      sink->CreateWriter({.operator_name = "clickhouse"});
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_TRUE((*writer)->ReadsOnly());
+}
+
 TEST_F(ClickHouseSinkTest, RowBinaryWritesTheSameRows) {
   constexpr int kRows = 1000;
   clickhouse::SinkOptions options = Options();

@@ -139,6 +139,14 @@ absl::Status WriteOne(SinkWriter<int>& writer, int value, Timestamp ts = 0) {
   return writer.Write(std::span<int>(values), std::span<const Timestamp>(timestamps));
 }
 
+// The payload is built during Write: the writer says it only reads, so a
+// stream's other consumers share its batches.
+TEST(WebhookSinkTest, TheWriterOnlyReadsItsInput) {
+  DirectWriter direct = Writer(FastOptions("http://127.0.0.1:9/unused"));
+  ASSERT_NE(direct.writer, nullptr);
+  EXPECT_TRUE(direct.writer->ReadsOnly());
+}
+
 TEST(WebhookSinkTest, RetriesThenSucceeds) {
   ScriptedServer server;
   server.Script({503, 500, 429});

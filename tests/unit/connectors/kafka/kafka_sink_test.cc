@@ -157,6 +157,16 @@ TEST_F(KafkaSinkTest, AtLeastOnceDeliversEveryRecordWithKeyAndHeaders) {
   ExpectEachOnce(counts, kRecords);
 }
 
+// The writer serializes during Write and keeps nothing of the batch, so it
+// says it only reads: a stream's other consumers then share its batches.
+TEST_F(KafkaSinkTest, TheWriterOnlyReadsItsInput) {
+  auto sink = Sink<int64_t>(Options(DeliveryGuarantee::kAtLeastOnce));
+  absl::StatusOr<std::unique_ptr<weir::SinkWriter<int64_t>>> writer =
+      sink->CreateWriter({.operator_name = "kafka-out", .job_name = "reads-only"});
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_TRUE((*writer)->ReadsOnly());
+}
+
 TEST_F(KafkaSinkTest, CustomPartitionerEventTimestampsAndStringRecords) {
   weir::Pipeline pipeline(JobOptions(1, false));
   std::vector<weir::testing::TimestampedValue<std::string>> records;

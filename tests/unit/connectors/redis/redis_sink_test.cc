@@ -245,6 +245,16 @@ class RedisSinkTest : public ::testing::Test {
   Inspector* server_ = nullptr;
 };
 
+// Commands are encoded during Write: the writer says it only reads, so the
+// sinks of one stream (as in WritesWhatTheMappingsSay) share its batches.
+TEST_F(RedisSinkTest, TheWriterOnlyReadsItsInput) {
+  auto sink = redis::Sink<Total>(Options(), TotalsHash("", absl::Hours(1)));
+  absl::StatusOr<std::unique_ptr<SinkWriter<Total>>> writer =
+      sink->CreateWriter({.operator_name = "hashes"});
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_TRUE((*writer)->ReadsOnly());
+}
+
 TEST_F(RedisSinkTest, WritesWhatTheMappingsSay) {
   constexpr int kEvents = 4000;
   constexpr size_t kTop = 7;
