@@ -91,7 +91,11 @@ constexpr int kEventPartitions = 64;
 // partition's log from its oldest batch: with 64 partitions of ~5 MiB each
 // in small batches that walk took a tenth of the machine at 100K events/s.
 // 16 partitions hold 4x larger batches (their logs are shorter lists), and
-// are plenty for 100K events/s on a real broker too.
+// are plenty for 100K events/s on a real broker too. The price: the mock
+// keeps only ~80 MiB of them, ~1.2 s of input at 100K events/s, so a run in
+// which the pipeline falls further behind than that fails with weir's
+// DATA_LOSS error (the source names the partition and the offsets the
+// broker dropped), and the bench prints the pipeline's log.
 constexpr int kLatencyPartitions = 16;
 
 void Die(const std::string& what) {
@@ -487,6 +491,17 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - warm).count();
   }
   produce.join();
+  // A pipeline that stopped, or that never made Redis move, is reported
+  // with its log: its figures above would otherwise read as zeros.
+  const bool exited = !(*child)->Running();
+  if (exited || samples.empty()) {
+    const std::string text = (*child)->Log();
+    std::fprintf(stderr, "weir-bench-w3: at %d events/s the pipeline %s; the end of its log:\n%s\n",
+                 rate,
+                 exited ? absl::StrCat("exited (status ", (*child)->exit_status(), ")").c_str()
+                        : "made no change visible in Redis",
+                 text.substr(text.size() > 4000 ? text.size() - 4000 : 0).c_str());
+  }
   (*child)->Terminate(absl::Seconds(60));
   for (auto& [second, values] : by_second) {
     std::sort(values.begin(), values.end());
