@@ -69,6 +69,9 @@ class Reader final : public weir::SourceReader<GeneratedRecord> {
         ++tombstones_;
         break;
       case Op::kTruncate:
+      case Op::kMessage:
+      case Op::kHeartbeat:
+      case Op::kTransaction:
         break;  // the generator writes none
     }
   }

@@ -249,6 +249,10 @@ class ContentVersions final : public weir::ProcessFunction<dbz::Change<Content>,
         break;
       case dbz::Op::kTombstone:
         break;
+      case dbz::Op::kMessage:
+      case dbz::Op::kHeartbeat:
+      case dbz::Op::kTransaction:
+        break;  // not row changes; the source skips and counts them (DecoderOptions)
     }
     return absl::OkStatus();
   }

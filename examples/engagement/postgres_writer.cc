@@ -181,6 +181,9 @@ absl::Status PostgresWriter::Append(const GeneratedRecord& record) {
         break;
       case Op::kTombstone:  // Kafka's way of forgetting the key; the DELETE did it here
       case Op::kTruncate:   // the generator writes none
+      case Op::kMessage:
+      case Op::kHeartbeat:
+      case Op::kTransaction:
         break;
     }
   }

@@ -44,6 +44,12 @@ std::string_view OpName(Op op) {
       return "t";
     case Op::kTombstone:
       return "tombstone";
+    case Op::kMessage:
+      return "m";
+    case Op::kHeartbeat:
+      return "heartbeat";
+    case Op::kTransaction:
+      return "transaction";
   }
   return "?";
 }
@@ -83,8 +89,22 @@ absl::Status FieldError(std::string_view context, std::string_view field,
                      absl::Status(status.code(), Cat("field \"", field, "\": ", status.message())));
 }
 
-// The envelope fields; anything else is ignored.
-enum class EnvelopeKey { kNone, kOp, kBefore, kAfter, kSource, kTsMs, kOther };
+// The envelope fields, and those of the records that are not row changes
+// (messages, transaction markers); anything else is ignored.
+enum class EnvelopeKey {
+  kNone,
+  kOp,
+  kBefore,
+  kAfter,
+  kSource,
+  kTsMs,
+  kMessage,
+  kStatus,
+  kId,
+  kEventCount,
+  kDataCollections,
+  kOther
+};
 
 EnvelopeKey ClassifyEnvelopeKey(std::string_view key) {
   if (key == "op") return EnvelopeKey::kOp;
@@ -92,6 +112,11 @@ EnvelopeKey ClassifyEnvelopeKey(std::string_view key) {
   if (key == "after") return EnvelopeKey::kAfter;
   if (key == "source") return EnvelopeKey::kSource;
   if (key == "ts_ms") return EnvelopeKey::kTsMs;
+  if (key == "message") return EnvelopeKey::kMessage;
+  if (key == "status") return EnvelopeKey::kStatus;
+  if (key == "id") return EnvelopeKey::kId;
+  if (key == "event_count") return EnvelopeKey::kEventCount;
+  if (key == "data_collections") return EnvelopeKey::kDataCollections;
   if (key == "ts_us" || key == "ts_ns" || key == "transaction") return EnvelopeKey::kOther;
   return EnvelopeKey::kNone;
 }
@@ -102,6 +127,7 @@ std::optional<Op> ParseOp(std::string_view text) {
   if (text == "d") return Op::kDelete;
   if (text == "r") return Op::kRead;
   if (text == "t") return Op::kTruncate;
+  if (text == "m") return Op::kMessage;
   return std::nullopt;
 }
 
@@ -110,7 +136,14 @@ struct EnvelopeState {
   std::optional<Op> op;
   bool has_before = false;
   bool has_after = false;
+  bool has_source = false;
   std::optional<int64_t> ts_ms;
+  std::optional<LogicalMessage> message;
+  // Transaction metadata records.
+  std::optional<std::string> status;
+  std::optional<std::string> id;
+  std::optional<int64_t> event_count;
+  std::vector<std::pair<std::string, int64_t>> data_collections;
 };
 
 }  // namespace
@@ -132,6 +165,18 @@ class DecoderCore {
   absl::Status DecodeChange(std::string_view json, void* before, void* after, ChangeHeader& header,
                             SourceInfo& source);
   absl::Status DecodeRow(std::string_view json, void* row, bool& is_null);
+  bool Skips(Op op) const {
+    switch (op) {
+      case Op::kMessage:
+        return options_.messages == NonRowPolicy::kSkip;
+      case Op::kHeartbeat:
+        return options_.heartbeats == NonRowPolicy::kSkip;
+      case Op::kTransaction:
+        return options_.transactions == NonRowPolicy::kSkip;
+      default:
+        return false;
+    }
+  }
 
  private:
   // The schema text last seen and what it resolved to.
@@ -159,8 +204,15 @@ class DecoderCore {
                                  EnvelopeState& state, SourceInfo& source);
   absl::Status ReadRow(ondemand::object& object, const ResolvedSchema* schema, void* row,
                        bool enforce_required, std::string_view context);
+  absl::Status ReadArray(const FieldSpec& spec, const ColumnSchema* column, ondemand::value& value,
+                         void* row);
   bool IsPlaceholder(ondemand::value& value) const;
   static absl::Status ReadSource(ondemand::value& value, SourceInfo& source);
+  static absl::Status ReadMessage(ondemand::value& value, std::optional<LogicalMessage>& message);
+  static absl::Status ReadDataCollections(ondemand::value& value, EnvelopeState& state);
+  // Classifies a record without "op" (heartbeat, transaction marker) and
+  // applies DecoderOptions to records that are not row changes.
+  absl::Status FinishNonRow(EnvelopeState& state);
 
   std::vector<FieldSpec> specs_;
   absl::flat_hash_map<std::string, int> columns_;
@@ -232,6 +284,48 @@ absl::Status DecoderCore::Resolve(std::string_view schema_text, bool envelope, C
   return absl::OkStatus();
 }
 
+absl::Status DecoderCore::ReadArray(const FieldSpec& spec, const ColumnSchema* column,
+                                    ondemand::value& value, void* row) {
+  if (column != nullptr && column->type != "array") {
+    return absl::InvalidArgumentError(
+        Cat("expected an array column, the schema says \"", column->type, "\""));
+  }
+  const ColumnSchema* element_schema =
+      column != nullptr && !column->items.empty() ? &column->items.front() : nullptr;
+  ondemand::array array;
+  if (value.get_array().get(array)) return Unexpected("array", value);
+  spec.begin_array(row);
+  size_t element_idx = 0;
+  for (auto element_result : array) {
+    ondemand::value element;
+    if (auto error = std::move(element_result).get(element)) return JsonError(error);
+    const auto element_error = [element_idx](const absl::Status& status) {
+      return absl::Status(status.code(), Cat("element [", element_idx, "]: ", status.message()));
+    };
+    absl::StatusOr<bool> is_null = ReadNull(element);
+    if (!is_null.ok()) return is_null.status();
+    if (*is_null) {
+      if (!spec.nullable_elements) {
+        return element_error(
+            absl::InvalidArgumentError("null, but the member's elements are not std::optional"));
+      }
+      spec.append_null(row);
+    } else if (!placeholder_tokens_[0].empty() && IsPlaceholder(element)) {
+      return element_error(absl::InvalidArgumentError(
+          "the value is Debezium's placeholder for an unchanged TOASTed column; set REPLICA "
+          "IDENTITY FULL on the table to receive it"));
+    } else {
+      if (absl::Status status = ConvertField(spec, element_schema, element, scratch_);
+          !status.ok()) {
+        return element_error(status);
+      }
+      spec.assign(row, scratch_);
+    }
+    ++element_idx;
+  }
+  return absl::OkStatus();
+}
+
 bool DecoderCore::IsPlaceholder(ondemand::value& value) const {
   std::string_view token = value.raw_json_token();
   if (token.empty() || token.front() != '"') return false;
@@ -275,6 +369,12 @@ absl::Status DecoderCore::ReadRow(ondemand::object& object, const ResolvedSchema
     }
     const ColumnSchema* column = nullptr;
     if (schema != nullptr && (*schema)[idx].has_value()) column = &*(*schema)[idx];
+    if (spec.is_array) {
+      if (absl::Status status = ReadArray(spec, column, value, row); !status.ok()) {
+        return FieldError(context, spec.name, status);
+      }
+      continue;
+    }
     if (absl::Status status = ConvertField(spec, column, value, scratch_); !status.ok()) {
       return FieldError(context, spec.name, status);
     }
@@ -355,6 +455,125 @@ absl::Status DecoderCore::ReadSource(ondemand::value& value, SourceInfo& source)
   return absl::OkStatus();
 }
 
+absl::Status DecoderCore::ReadMessage(ondemand::value& value,
+                                      std::optional<LogicalMessage>& message) {
+  absl::StatusOr<bool> is_null = ReadNull(value);
+  if (!is_null.ok() || *is_null) return is_null.status();
+  ondemand::object object;
+  if (value.get_object().get(object)) {
+    return FieldError("", "message", Unexpected("object or null", value));
+  }
+  LogicalMessage read;
+  for (auto field_result : object) {
+    ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    std::string_view key;
+    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    ondemand::value& field_value = field.value();
+    if (key != "prefix" && key != "content") {
+      if (absl::Status status = SkipValue(field_value, 3); !status.ok()) return status;
+      continue;
+    }
+    absl::StatusOr<bool> field_null = ReadNull(field_value);
+    if (!field_null.ok()) return field_null.status();
+    if (*field_null) continue;
+    absl::StatusOr<std::string_view> text = weir::internal::ReadString(field_value);
+    if (!text.ok()) return FieldError("message", key, text.status());
+    (key == "prefix" ? read.prefix : read.content).assign(*text);
+  }
+  message = std::move(read);
+  return absl::OkStatus();
+}
+
+absl::Status DecoderCore::ReadDataCollections(ondemand::value& value, EnvelopeState& state) {
+  absl::StatusOr<bool> is_null = ReadNull(value);
+  if (!is_null.ok() || *is_null) return is_null.status();
+  ondemand::array array;
+  if (value.get_array().get(array)) {
+    return FieldError("", "data_collections", Unexpected("array or null", value));
+  }
+  for (auto element_result : array) {
+    ondemand::value element;
+    if (auto error = std::move(element_result).get(element)) return JsonError(error);
+    ondemand::object object;
+    if (element.get_object().get(object)) {
+      return FieldError("", "data_collections", Unexpected("object", element));
+    }
+    std::pair<std::string, int64_t> entry;
+    for (auto field_result : object) {
+      ondemand::field field;
+      if (auto error = std::move(field_result).get(field)) return JsonError(error);
+      std::string_view key;
+      if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+      if (key == "data_collection") {
+        absl::StatusOr<std::string_view> text = weir::internal::ReadString(field.value());
+        if (!text.ok()) return FieldError("data_collections", key, text.status());
+        entry.first.assign(*text);
+      } else if (key == "event_count") {
+        absl::StatusOr<int64_t> count = ReadInt64(field.value());
+        if (!count.ok()) return FieldError("data_collections", key, count.status());
+        entry.second = *count;
+      } else if (absl::Status status = SkipValue(field.value(), 3); !status.ok()) {
+        return status;
+      }
+    }
+    state.data_collections.push_back(std::move(entry));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DecoderCore::FinishNonRow(EnvelopeState& state) {
+  if (!state.op.has_value()) {
+    if (state.status.has_value() && state.id.has_value() && !state.has_before && !state.has_after) {
+      if (*state.status != "BEGIN" && *state.status != "END") {
+        return absl::InvalidArgumentError(Cat("transaction metadata record with status ",
+                                              weir::internal::QuoteForError(*state.status),
+                                              " (expected BEGIN or END)"));
+      }
+      state.op = Op::kTransaction;
+    } else if (state.ts_ms.has_value() && !state.has_before && !state.has_after &&
+               !state.has_source && !state.status.has_value() && !state.id.has_value() &&
+               !state.message.has_value()) {
+      state.op = Op::kHeartbeat;
+    } else {
+      return absl::InvalidArgumentError("not a Debezium change event: no \"op\" field");
+    }
+  }
+  std::string_view what;
+  std::string_view option;
+  NonRowPolicy policy = NonRowPolicy::kDeliver;
+  switch (*state.op) {
+    case Op::kMessage:
+      if (!state.message.has_value()) {
+        return absl::InvalidArgumentError("op \"m\" without a \"message\"");
+      }
+      if (state.has_before || state.has_after) {
+        return absl::InvalidArgumentError("op \"m\" with a row");
+      }
+      what = "logical decoding message (op \"m\")";
+      option = "messages";
+      policy = options_.messages;
+      break;
+    case Op::kHeartbeat:
+      what = "heartbeat";
+      option = "heartbeats";
+      policy = options_.heartbeats;
+      break;
+    case Op::kTransaction:
+      what = "transaction metadata";
+      option = "transactions";
+      policy = options_.transactions;
+      break;
+    default:
+      return absl::OkStatus();
+  }
+  if (policy == NonRowPolicy::kDeadLetter) {
+    return absl::InvalidArgumentError(Cat("a ", what, " record, not a row change (DecoderOptions::",
+                                          option, " is NonRowPolicy::kDeadLetter)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status DecoderCore::ReadEnvelopeField(EnvelopeKey key, ondemand::value& value,
                                             const ResolvedSchema* schema, void* before, void* after,
                                             EnvelopeState& state, SourceInfo& source) {
@@ -391,7 +610,30 @@ absl::Status DecoderCore::ReadEnvelopeField(EnvelopeKey key, ondemand::value& va
                      name);
     }
     case EnvelopeKey::kSource:
+      state.has_source = true;
       return ReadSource(value, source);
+    case EnvelopeKey::kMessage:
+      return ReadMessage(value, state.message);
+    case EnvelopeKey::kStatus:
+    case EnvelopeKey::kId: {
+      absl::StatusOr<bool> is_null = ReadNull(value);
+      if (!is_null.ok() || *is_null) return is_null.status();
+      absl::StatusOr<std::string_view> text = weir::internal::ReadString(value);
+      if (!text.ok())
+        return FieldError("", key == EnvelopeKey::kId ? "id" : "status", text.status());
+      (key == EnvelopeKey::kId ? state.id : state.status).emplace(*text);
+      return absl::OkStatus();
+    }
+    case EnvelopeKey::kEventCount: {
+      absl::StatusOr<bool> is_null = ReadNull(value);
+      if (!is_null.ok() || *is_null) return is_null.status();
+      absl::StatusOr<int64_t> count = ReadInt64(value);
+      if (!count.ok()) return FieldError("", "event_count", count.status());
+      state.event_count = *count;
+      return absl::OkStatus();
+    }
+    case EnvelopeKey::kDataCollections:
+      return ReadDataCollections(value, state);
     case EnvelopeKey::kTsMs: {
       absl::StatusOr<bool> is_null = ReadNull(value);
       if (!is_null.ok()) return is_null.status();
@@ -499,9 +741,7 @@ absl::Status DecoderCore::DecodeChange(std::string_view json, void* before, void
     }
   }
 
-  if (!state.op.has_value()) {
-    return absl::InvalidArgumentError("not a Debezium change event: no \"op\" field");
-  }
+  if (absl::Status status = FinishNonRow(state); !status.ok()) return status;
   const Op op = *state.op;
   const std::string_view op_name = OpName(op);
   switch (op) {
@@ -523,12 +763,25 @@ absl::Status DecoderCore::DecodeChange(std::string_view json, void* before, void
       }
       break;
     case Op::kTombstone:
+    case Op::kMessage:
+    case Op::kHeartbeat:
       break;
+    case Op::kTransaction: {
+      TransactionMarker marker;
+      marker.status = *state.status == "BEGIN" ? TransactionMarker::Status::kBegin
+                                               : TransactionMarker::Status::kEnd;
+      marker.id = std::move(*state.id);
+      marker.event_count = state.event_count;
+      marker.data_collections = std::move(state.data_collections);
+      header.transaction = std::move(marker);
+      break;
+    }
   }
   header.op = op;
   header.has_before = state.has_before;
   header.has_after = state.has_after;
   header.ts_ms = state.ts_ms;
+  header.message = std::move(state.message);
   return absl::OkStatus();
 }
 
@@ -646,6 +899,8 @@ absl::Status DecodeChangeInto(DecoderCore& core, std::string_view json, void* be
 absl::Status DecodeRowInto(DecoderCore& core, std::string_view json, void* row, bool& is_null) {
   return core.DecodeRow(json, row, is_null);
 }
+
+bool Skips(const DecoderCore& core, Op op) { return core.Skips(op); }
 
 }  // namespace internal
 }  // namespace weir::debezium

@@ -161,11 +161,17 @@ absl::Status StoreInteger(absl::int128 value, TargetKind kind, FieldValue& out) 
   return absl::OkStatus();
 }
 
-// The non-finite values Kafka Connect's JsonConverter writes as strings.
+// The non-finite values Kafka Connect's JsonConverter writes as strings for
+// doubles, and those Debezium writes for NUMERIC NaN and infinities with
+// decimal.handling.mode=string.
 std::optional<double> NonFinite(std::string_view text) {
-  if (text == "NaN") return std::numeric_limits<double>::quiet_NaN();
-  if (text == "Infinity") return std::numeric_limits<double>::infinity();
-  if (text == "-Infinity") return -std::numeric_limits<double>::infinity();
+  if (text == "NaN" || text == "NAN") return std::numeric_limits<double>::quiet_NaN();
+  if (text == "Infinity" || text == "POSITIVE_INFINITY") {
+    return std::numeric_limits<double>::infinity();
+  }
+  if (text == "-Infinity" || text == "NEGATIVE_INFINITY") {
+    return -std::numeric_limits<double>::infinity();
+  }
   return std::nullopt;
 }
 
@@ -304,22 +310,59 @@ absl::Status ConvertJson(ondemand::value& value, FieldValue& out) {
   return absl::OkStatus();
 }
 
+const char* KindName(TimeKind kind) {
+  switch (kind) {
+    case TimeKind::kDate:
+      return "a date";
+    case TimeKind::kTimeOfDay:
+      return "a time of day";
+    case TimeKind::kTimestamp:
+      return "a date-time";
+  }
+  return "?";
+}
+
 absl::Status ConvertTime(const FieldSpec& spec, const ColumnSchema* column, ondemand::value& value,
                          FieldValue& out) {
   std::optional<TimeType> wire = spec.time.type;
-  if (column != nullptr) {
-    if (std::optional<TimeType> named = TimeTypeFromSchemaName(column->name)) wire = named;
+  if (column != nullptr && !column->name.empty()) {
+    std::optional<TimeType> named = TimeTypeFromSchemaName(column->name);
+    if (!named.has_value()) {
+      // A duration (MicroDuration, Interval) or a year is no point in time:
+      // reading its number as one would give a wrong value.
+      return absl::InvalidArgumentError(
+          Cat("the column's logical type ", column->name, " is not a date, time or timestamp"));
+    }
+    wire = named;
   }
-  const bool zoned = wire == TimeType::kZonedTimestamp || wire == TimeType::kZonedTime;
   absl::StatusOr<ondemand::json_type> type = TypeOf(value);
   if (!type.ok()) return type.status();
   absl::StatusOr<int64_t> converted;
-  if (*type == ondemand::json_type::string && (!wire.has_value() || zoned)) {
+  if (*type == ondemand::json_type::string && (!wire.has_value() || IsStringTime(*wire))) {
     std::string_view text;
     if (auto error = value.get_string().get(text)) return JsonError(error);
-    converted = wire == TimeType::kZonedTime ? ParseZonedTime(text, spec.time.unit)
-                                             : ParseZonedTimestamp(text, spec.time.unit);
-  } else if (*type == ondemand::json_type::number && wire.has_value() && !zoned) {
+    const TimeKind kind = KindOfText(text);
+    if (wire.has_value() && KindOf(*wire) != kind) {
+      return absl::InvalidArgumentError(Cat("expected ", KindName(KindOf(*wire)), ", got ",
+                                            KindName(kind), " ", QuoteForError(text)));
+    }
+    // Iso* values of columns without a time zone are UTC; any other string
+    // without an offset has an unknown zone.
+    const bool iso =
+        wire.has_value() && (*wire == TimeType::kIsoDate || *wire == TimeType::kIsoTime ||
+                             *wire == TimeType::kIsoTimestamp);
+    switch (kind) {
+      case TimeKind::kDate:
+        converted = ParseIsoDate(text, spec.time.unit);
+        break;
+      case TimeKind::kTimeOfDay:
+        converted = ParseZonedTime(text, spec.time.unit, iso);
+        break;
+      case TimeKind::kTimestamp:
+        converted = ParseZonedTimestamp(text, spec.time.unit, iso);
+        break;
+    }
+  } else if (*type == ondemand::json_type::number && wire.has_value() && !IsStringTime(*wire)) {
     absl::StatusOr<int64_t> integer = ReadInt64(value);
     if (!integer.ok()) return integer.status();
     converted = ConvertIntegerTime(*integer, *wire, spec.time.unit);
@@ -328,7 +371,8 @@ absl::Status ConvertTime(const FieldSpec& spec, const ColumnSchema* column, onde
                                           ") without a schema: declare its Debezium type, e.g. "
                                           "EpochMicros(TimeType::kMicroTimestamp)"));
   } else {
-    return Unexpected(zoned ? "ISO-8601 string" : "integer", value);
+    return Unexpected(wire.has_value() && IsStringTime(*wire) ? "ISO-8601 string" : "integer",
+                      value);
   }
   if (!converted.ok()) return converted.status();
   out.int_value = *converted;
@@ -379,6 +423,50 @@ absl::StatusOr<DecimalNumber> ReadVariableScaleDecimal(ondemand::value& value) {
 
 enum class DecimalEncoding { kUnknown, kBytes, kNumber, kText, kVariableScale };
 
+const char* ModeName(DecimalMode mode) {
+  switch (mode) {
+    case DecimalMode::kPrecise:
+      return "kPrecise";
+    case DecimalMode::kDouble:
+      return "kDouble";
+    case DecimalMode::kString:
+      return "kString";
+  }
+  return "?";
+}
+
+// The encoding a schemaless value has under the declared mode, which
+// fixes the JSON type each mode may send.
+absl::StatusOr<DecimalEncoding> SchemalessEncoding(const FieldSpec& spec, ondemand::json_type type,
+                                                   ondemand::value& value) {
+  if (!spec.decimal.mode.has_value()) {
+    return absl::InvalidArgumentError(Cat(
+        "a decimal without a schema (", Describe(value),
+        ") is ambiguous: \"1000\" is both base64 and decimal text; declare the connector's "
+        "decimal.handling.mode: Decimal(...).Mode(DecimalMode::kPrecise) for base64 bytes or "
+        "Decimal(...).Mode(DecimalMode::kString) for decimal strings (or kDouble for numbers)"));
+  }
+  const DecimalMode mode = *spec.decimal.mode;
+  switch (mode) {
+    case DecimalMode::kPrecise:
+      if (type == ondemand::json_type::string) return DecimalEncoding::kBytes;
+      if (type == ondemand::json_type::object) return DecimalEncoding::kVariableScale;
+      if (type == ondemand::json_type::number) return DecimalEncoding::kNumber;  // NUMERIC format
+      break;
+    case DecimalMode::kString:
+      if (type == ondemand::json_type::string) return DecimalEncoding::kText;
+      break;
+    case DecimalMode::kDouble:
+      // JsonConverter writes non-finite doubles as strings.
+      if (type == ondemand::json_type::number || type == ondemand::json_type::string) {
+        return DecimalEncoding::kNumber;
+      }
+      break;
+  }
+  return absl::InvalidArgumentError(Cat("a decimal declared Mode(DecimalMode::", ModeName(mode),
+                                        ") cannot be ", Describe(value)));
+}
+
 absl::Status ConvertDecimal(const FieldSpec& spec, const ColumnSchema* column,
                             ondemand::value& value, FieldValue& out) {
   DecimalEncoding encoding = DecimalEncoding::kUnknown;
@@ -394,32 +482,30 @@ absl::Status ConvertDecimal(const FieldSpec& spec, const ColumnSchema* column,
     } else if (column->type == "float64" || column->type == "float32" ||
                column->type.starts_with("int")) {
       encoding = DecimalEncoding::kNumber;
+    } else {
+      return absl::InvalidArgumentError(
+          Cat("a decimal cannot be read from a column of schema type \"", column->type, "\"",
+              column->name.empty() ? "" : Cat(" (", column->name, ")")));
     }
   }
   absl::StatusOr<ondemand::json_type> type = TypeOf(value);
   if (!type.ok()) return type.status();
   if (encoding == DecimalEncoding::kUnknown) {
-    switch (*type) {
-      case ondemand::json_type::number:
-        encoding = DecimalEncoding::kNumber;
-        break;
-      case ondemand::json_type::object:
-        encoding = DecimalEncoding::kVariableScale;
-        break;
-      case ondemand::json_type::string:
-        encoding = spec.decimal.mode.value_or(DecimalMode::kPrecise) == DecimalMode::kPrecise
-                       ? DecimalEncoding::kBytes
-                       : DecimalEncoding::kText;
-        break;
-      default:
-        return Unexpected("decimal", value);
-    }
+    absl::StatusOr<DecimalEncoding> schemaless = SchemalessEncoding(spec, *type, value);
+    if (!schemaless.ok()) return schemaless.status();
+    encoding = *schemaless;
+  }
+  // JsonConverter's decimal.format=NUMERIC sends a Decimal as a JSON number.
+  if (encoding == DecimalEncoding::kBytes && *type == ondemand::json_type::number) {
+    encoding = DecimalEncoding::kNumber;
   }
 
   absl::StatusOr<DecimalNumber> number;
   switch (encoding) {
     case DecimalEncoding::kBytes: {
-      if (*type != ondemand::json_type::string) return Unexpected("base64 decimal bytes", value);
+      if (*type != ondemand::json_type::string) {
+        return Unexpected("base64 decimal bytes or a number", value);
+      }
       std::string_view text;
       if (auto error = value.get_string().get(text)) return JsonError(error);
       if (!bytes_scale.has_value()) {
@@ -435,11 +521,18 @@ absl::Status ConvertDecimal(const FieldSpec& spec, const ColumnSchema* column,
       std::string_view text;
       if (*type == ondemand::json_type::string) {
         if (auto error = value.get_string().get(text)) return JsonError(error);
-        if (std::optional<double> special = NonFinite(text);
-            special && IsFloatTarget(spec.target)) {
-          out.double_value = *special;
-          return absl::OkStatus();
+        if (std::optional<double> special = NonFinite(text)) {
+          if (IsFloatTarget(spec.target)) {
+            out.double_value = *special;
+            return absl::OkStatus();
+          }
+          return absl::InvalidArgumentError(
+              Cat(QuoteForError(text),
+                  " is not a finite decimal: it has no exact value in an integer or string member "
+                  "(declare the member double or float to receive it)"));
         }
+        // Doubles are JSON numbers; only the non-finite ones are strings.
+        if (encoding == DecimalEncoding::kNumber) return Unexpected("number", value);
       } else if (*type == ondemand::json_type::number) {
         absl::StatusOr<std::string_view> token = NumberText(value);
         if (!token.ok()) return token.status();
@@ -494,6 +587,17 @@ absl::Status ConvertField(const FieldSpec& spec, const ColumnSchema* column, ond
                           FieldValue& out) {
   switch (spec.semantic) {
     case Semantic::kAuto:
+      if (column != nullptr &&
+          (column->name == kDecimalName || column->name == kVariableScaleDecimalName)) {
+        // The schema says decimal: its base64 text in a string member, or a
+        // number read into a double, would be a different value.
+        if (!IsIntegerTarget(spec.target) && !IsFloatTarget(spec.target) &&
+            spec.target != TargetKind::kString) {
+          return absl::InvalidArgumentError(
+              Cat("a decimal column cannot go into a ", TargetName(spec.target), " member"));
+        }
+        return ConvertDecimal(spec, column, value, out);
+      }
       return ConvertAuto(spec.target, value, out);
     case Semantic::kUuid:
       return ConvertUuid(spec.target, value, out);

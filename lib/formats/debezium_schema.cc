@@ -39,7 +39,25 @@ struct SchemaNode {
   std::string field;
   std::optional<int32_t> scale;
   std::vector<SchemaNode> fields;
+  // An array's element schema (at most one).
+  std::vector<SchemaNode> items;
 };
+
+// Kafka Connect's JsonConverter writes "double"/"float" as well as
+// "float64"/"float32"; one spelling for everything that reads the type.
+void NormalizeType(std::string& type) {
+  if (type == "double") {
+    type = "float64";
+  } else if (type == "float") {
+    type = "float32";
+  }
+}
+
+ColumnSchema ToColumn(const SchemaNode& node) {
+  ColumnSchema column{node.type, node.name, node.scale, {}};
+  for (const SchemaNode& item : node.items) column.items.push_back(ToColumn(item));
+  return column;
+}
 
 absl::Status SchemaError(std::string_view what, const absl::Status& cause) {
   return absl::Status(cause.code(), Cat("schema: ", what, ": ", cause.message()));
@@ -132,10 +150,27 @@ absl::Status ReadNode(ondemand::object& object, int level, int depth, SchemaNode
       if (absl::Status status = ReadFields(value, level, depth + 1, node); !status.ok()) {
         return status;
       }
+    } else if (key == "items" && level < kMaxSchemaLevels) {
+      // An array column's element schema (arrays of arrays keep only the
+      // outer level's type, which no declaration can take).
+      absl::StatusOr<bool> is_null = ReadNull(value);
+      if (!is_null.ok()) return is_null.status();
+      if (*is_null) continue;
+      ondemand::object items;
+      if (value.get_object().get(items)) {
+        return SchemaError("\"items\"", Unexpected("object", value));
+      }
+      SchemaNode item;
+      if (absl::Status status = ReadNode(items, level + 1, depth + 2, item); !status.ok()) {
+        return status;
+      }
+      node.items.clear();
+      node.items.push_back(std::move(item));
     } else if (absl::Status status = SkipValue(value, depth + 1); !status.ok()) {
       return status;
     }
   }
+  NormalizeType(node.type);
   return absl::OkStatus();
 }
 
@@ -143,9 +178,10 @@ absl::Status ReadNode(ondemand::object& object, int level, int depth, SchemaNode
 
 absl::Status ResolveSchema(ondemand::object& schema, bool envelope,
                            const absl::flat_hash_map<std::string, int>& columns,
-                           ResolvedSchema& resolved) {
+                           ResolvedSchema& resolved, std::string* root_name) {
   SchemaNode root;
   if (absl::Status status = ReadNode(schema, 0, 1, root); !status.ok()) return status;
+  if (root_name != nullptr) *root_name = root.name;
   resolved.assign(columns.size(), std::nullopt);
   const SchemaNode* row = &root;
   if (envelope) {
@@ -162,8 +198,7 @@ absl::Status ResolveSchema(ondemand::object& schema, bool envelope,
   for (const SchemaNode& column : row->fields) {
     auto found = columns.find(column.field);
     if (found == columns.end()) continue;
-    resolved[static_cast<size_t>(found->second)] =
-        ColumnSchema{column.type, column.name, column.scale};
+    resolved[static_cast<size_t>(found->second)] = ToColumn(column);
   }
   return absl::OkStatus();
 }

@@ -20,12 +20,15 @@ namespace weir::debezium::internal {
 
 struct ColumnSchema {
   // Kafka Connect type: "int32", "int64", "float64", "boolean", "string",
-  // "bytes", "struct", ...
+  // "bytes", "struct", "array", ... JsonConverter's other spellings of the
+  // float types ("double", "float") are stored as "float64" and "float32".
   std::string type;
   // The logical type's name, or empty.
   std::string name;
   // parameters.scale of org.apache.kafka.connect.data.Decimal.
   std::optional<int32_t> scale;
+  // For "array": the elements' schema (one entry), if the schema gives it.
+  std::vector<ColumnSchema> items;
 };
 
 // What the schema says about each declared column, by declaration index;
@@ -36,9 +39,11 @@ using ResolvedSchema = std::vector<std::optional<ColumnSchema>>;
 // one of the envelope's "after" (or "before") field; otherwise `schema`
 // describes the row itself. `columns` maps declared column names to their
 // index. kInvalidArgument/kDataLoss for a malformed schema.
+// The root schema's logical name (e.g. "io.debezium.connector.common.
+// Heartbeat") goes into `root_name` when it is not null.
 absl::Status ResolveSchema(simdjson::ondemand::object& schema, bool envelope,
                            const absl::flat_hash_map<std::string, int>& columns,
-                           ResolvedSchema& resolved);
+                           ResolvedSchema& resolved, std::string* root_name = nullptr);
 
 }  // namespace weir::debezium::internal
 

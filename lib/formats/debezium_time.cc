@@ -181,7 +181,58 @@ std::optional<TimeType> TimeTypeFromSchemaName(std::string_view name) {
   if (name == "io.debezium.time.NanoTimestamp") return TimeType::kNanoTimestamp;
   if (name == "io.debezium.time.ZonedTimestamp") return TimeType::kZonedTimestamp;
   if (name == "io.debezium.time.ZonedTime") return TimeType::kZonedTime;
+  if (name == "io.debezium.time.IsoDate") return TimeType::kIsoDate;
+  if (name == "io.debezium.time.IsoTime") return TimeType::kIsoTime;
+  if (name == "io.debezium.time.IsoTimestamp") return TimeType::kIsoTimestamp;
   return std::nullopt;
+}
+
+TimeKind KindOf(TimeType type) {
+  switch (type) {
+    case TimeType::kDate:
+    case TimeType::kIsoDate:
+      return TimeKind::kDate;
+    case TimeType::kTime:
+    case TimeType::kMicroTime:
+    case TimeType::kNanoTime:
+    case TimeType::kZonedTime:
+    case TimeType::kIsoTime:
+      return TimeKind::kTimeOfDay;
+    case TimeType::kTimestamp:
+    case TimeType::kMicroTimestamp:
+    case TimeType::kNanoTimestamp:
+    case TimeType::kZonedTimestamp:
+    case TimeType::kIsoTimestamp:
+      return TimeKind::kTimestamp;
+  }
+  return TimeKind::kTimestamp;
+}
+
+bool IsStringTime(TimeType type) {
+  return type == TimeType::kZonedTimestamp || type == TimeType::kZonedTime ||
+         type == TimeType::kIsoDate || type == TimeType::kIsoTime ||
+         type == TimeType::kIsoTimestamp;
+}
+
+TimeKind KindOfText(std::string_view text) {
+  const auto digit = [text](size_t pos) {
+    return pos < text.size() && text[pos] >= '0' && text[pos] <= '9';
+  };
+  if (digit(0) && digit(1) && text.size() > 2 && text[2] == ':') return TimeKind::kTimeOfDay;
+  size_t pos = 0;
+  if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) ++pos;
+  size_t digits = 0;
+  while (digit(pos)) {
+    ++pos;
+    ++digits;
+  }
+  if (digits < 4 || pos >= text.size() || text[pos] != '-') return TimeKind::kTimestamp;
+  // YYYY-MM-DD, then 'T', 't' or ' ' for a date-time.
+  pos += 6;
+  if (pos < text.size() && (text[pos] == 'T' || text[pos] == 't' || text[pos] == ' ')) {
+    return TimeKind::kTimestamp;
+  }
+  return TimeKind::kDate;
 }
 
 absl::StatusOr<int64_t> ConvertIntegerTime(int64_t value, TimeType type, TimeUnit unit) {
@@ -203,21 +254,18 @@ absl::StatusOr<int64_t> ConvertIntegerTime(int64_t value, TimeType type, TimeUni
       return Rescale(value, 1'000'000'000, to);
     case TimeType::kZonedTimestamp:
     case TimeType::kZonedTime:
+    case TimeType::kIsoDate:
+    case TimeType::kIsoTime:
+    case TimeType::kIsoTimestamp:
       break;
   }
-  return absl::InvalidArgumentError("zoned time types are ISO-8601 strings, not integers");
+  return absl::InvalidArgumentError("zoned and ISO time types are ISO-8601 strings, not integers");
 }
 
-absl::StatusOr<int64_t> ParseZonedTimestamp(std::string_view text, TimeUnit unit) {
-  if (text == "infinity" || text == "+infinity" || text == "-infinity") {
-    return absl::InvalidArgumentError(
-        Cat("infinite timestamp ", Quoted(text), " has no epoch value"));
-  }
-  const auto invalid = [text] {
-    return absl::InvalidArgumentError(
-        Cat(Quoted(text), " is not an ISO-8601 timestamp with offset"));
-  };
-  Cursor cursor(text);
+namespace {
+
+// [+-]YYYY[YYYYY]-MM-DD -> days since the epoch.
+bool ReadDate(Cursor& cursor, int64_t& days) {
   int64_t year = 0, month = 0, day = 0;
   int year_sign = 1;
   bool signed_year = false;
@@ -228,34 +276,72 @@ absl::StatusOr<int64_t> ParseZonedTimestamp(std::string_view text, TimeUnit unit
     year_sign = -1;
   }
   int year_digits = 0;
-  if (!cursor.Digits(4, 9, year, &year_digits)) return invalid();
-  if (year_digits > 4 && !signed_year) return invalid();  // ISO-8601: >4 digits need a sign
+  if (!cursor.Digits(4, 9, year, &year_digits)) return false;
+  if (year_digits > 4 && !signed_year) return false;  // ISO-8601: >4 digits need a sign
   year *= year_sign;
   if (!cursor.Accept('-') || !cursor.Digits(2, 2, month) || !cursor.Accept('-') ||
       !cursor.Digits(2, 2, day)) {
-    return invalid();
+    return false;
   }
   if (month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, static_cast<int>(month))) {
-    return invalid();
+    return false;
   }
-  if (!(cursor.Accept('T') || cursor.Accept('t') || cursor.Accept(' '))) return invalid();
-  int64_t seconds_of_day = 0, nanos = 0, offset = 0;
-  if (!ReadTimeOfDay(cursor, seconds_of_day, nanos) || !ReadOffset(cursor, offset) ||
-      !cursor.AtEnd()) {
-    return invalid();
+  // |days| < 4e11 for 9-digit years, so callers stay far from overflow.
+  days = DaysFromCivil(year, static_cast<int>(month), static_cast<int>(day));
+  return true;
+}
+
+// An offset, or none (then 0) when `optional` and the text ends.
+bool ReadOffsetOrEnd(Cursor& cursor, bool optional, int64_t& offset_seconds) {
+  if (optional && cursor.AtEnd()) {
+    offset_seconds = 0;
+    return true;
   }
-  // |days| < 4e11 for 9-digit years, so this stays far from overflow.
-  const int64_t days = DaysFromCivil(year, static_cast<int>(month), static_cast<int>(day));
+  return ReadOffset(cursor, offset_seconds);
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> ParseZonedTimestamp(std::string_view text, TimeUnit unit,
+                                            bool utc_if_no_offset) {
+  if (text == "infinity" || text == "+infinity" || text == "-infinity") {
+    return absl::InvalidArgumentError(
+        Cat("infinite timestamp ", Quoted(text), " has no epoch value"));
+  }
+  Cursor cursor(text);
+  int64_t days = 0, seconds_of_day = 0, nanos = 0, offset = 0;
+  if (!ReadDate(cursor, days) ||
+      !(cursor.Accept('T') || cursor.Accept('t') || cursor.Accept(' ')) ||
+      !ReadTimeOfDay(cursor, seconds_of_day, nanos) ||
+      !ReadOffsetOrEnd(cursor, utc_if_no_offset, offset) || !cursor.AtEnd()) {
+    return absl::InvalidArgumentError(
+        Cat(Quoted(text), " is not an ISO-8601 timestamp", utc_if_no_offset ? "" : " with offset"));
+  }
   const int64_t seconds = days * kSecondsPerDay + seconds_of_day - offset;
   return FromSecondsAndNanos(seconds, nanos, unit);
 }
 
-absl::StatusOr<int64_t> ParseZonedTime(std::string_view text, TimeUnit unit) {
+absl::StatusOr<int64_t> ParseIsoDate(std::string_view text, TimeUnit unit) {
+  if (text == "infinity" || text == "+infinity" || text == "-infinity") {
+    return absl::InvalidArgumentError(Cat("infinite date ", Quoted(text), " has no epoch value"));
+  }
+  Cursor cursor(text);
+  int64_t days = 0;
+  if (!ReadDate(cursor, days) || !(cursor.AtEnd() || cursor.Accept('Z') || cursor.Accept('z')) ||
+      !cursor.AtEnd()) {
+    return absl::InvalidArgumentError(Cat(Quoted(text), " is not an ISO-8601 date"));
+  }
+  return ConvertIntegerTime(days, TimeType::kDate, unit);
+}
+
+absl::StatusOr<int64_t> ParseZonedTime(std::string_view text, TimeUnit unit,
+                                       bool utc_if_no_offset) {
   Cursor cursor(text);
   int64_t seconds_of_day = 0, nanos = 0, offset = 0;
-  if (!ReadTimeOfDay(cursor, seconds_of_day, nanos) || !ReadOffset(cursor, offset) ||
-      !cursor.AtEnd()) {
-    return absl::InvalidArgumentError(Cat(Quoted(text), " is not an ISO-8601 time with offset"));
+  if (!ReadTimeOfDay(cursor, seconds_of_day, nanos) ||
+      !ReadOffsetOrEnd(cursor, utc_if_no_offset, offset) || !cursor.AtEnd()) {
+    return absl::InvalidArgumentError(
+        Cat(Quoted(text), " is not an ISO-8601 time", utc_if_no_offset ? "" : " with offset"));
   }
   int64_t utc = (seconds_of_day - offset) % kSecondsPerDay;
   if (utc < 0) utc += kSecondsPerDay;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -84,6 +85,16 @@ struct Everything {
   float decimal_float = 0;
   int64_t string_mode = 0;
   std::optional<int64_t> maybe_ts;
+  // Schemaless decimal modes, ISO time types and arrays.
+  int64_t precise_cents = 0;
+  std::string precise_text;
+  double double_mode = 0;
+  int64_t iso_date_ms = 0;
+  int64_t iso_time_us = 0;
+  int64_t iso_ts_us = 0;
+  std::vector<std::string> tags;
+  std::optional<std::vector<int32_t>> ints;
+  std::vector<std::optional<int64_t>> nullable_cents;
   // NaN != NaN: compare the bytes of floating-point members instead.
   bool operator==(const Everything& other) const {
     return i8 == other.i8 && i16 == other.i16 && i32 == other.i32 && i64 == other.i64 &&
@@ -97,7 +108,11 @@ struct Everything {
            decimal_text_scaled == other.decimal_text_scaled &&
            SameBits(decimal_double, other.decimal_double) &&
            SameBits(decimal_float, other.decimal_float) && string_mode == other.string_mode &&
-           maybe_ts == other.maybe_ts;
+           maybe_ts == other.maybe_ts && precise_cents == other.precise_cents &&
+           precise_text == other.precise_text && SameBits(double_mode, other.double_mode) &&
+           iso_date_ms == other.iso_date_ms && iso_time_us == other.iso_time_us &&
+           iso_ts_us == other.iso_ts_us && tags == other.tags && ints == other.ints &&
+           nullable_cents == other.nullable_cents;
   }
   template <class F>
   static bool SameBits(F a, F b) {
@@ -160,7 +175,20 @@ dbz::Fields<Everything> EverythingFields() {
       .Optional("decimal_double", &Everything::decimal_double, dbz::Decimal())
       .Optional("decimal_float", &Everything::decimal_float, dbz::Decimal())
       .Optional("string_mode", &Everything::string_mode, dbz::Decimal(4, dbz::DecimalMode::kString))
-      .Optional("maybe_ts", &Everything::maybe_ts, dbz::EpochMicros());
+      .Optional("maybe_ts", &Everything::maybe_ts, dbz::EpochMicros())
+      .Optional("precise_cents", &Everything::precise_cents,
+                dbz::Decimal(2).Mode(dbz::DecimalMode::kPrecise))
+      .Optional("precise_text", &Everything::precise_text,
+                dbz::Decimal(3).Mode(dbz::DecimalMode::kPrecise))
+      .Optional("double_mode", &Everything::double_mode,
+                dbz::Decimal().Mode(dbz::DecimalMode::kDouble))
+      .Optional("iso_date_ms", &Everything::iso_date_ms, dbz::EpochMillis(TimeType::kIsoDate))
+      .Optional("iso_time_us", &Everything::iso_time_us, dbz::EpochMicros(TimeType::kIsoTime))
+      .Optional("iso_ts_us", &Everything::iso_ts_us, dbz::EpochMicros(TimeType::kIsoTimestamp))
+      .Optional("tags", &Everything::tags)
+      .Optional("ints", &Everything::ints)
+      .Optional("nullable_cents", &Everything::nullable_cents,
+                dbz::Decimal(2).Mode(dbz::DecimalMode::kString));
 }
 
 bool IsCanonicalError(const absl::Status& status) {
@@ -214,9 +242,21 @@ void CheckChange(const dbz::Change<T>& change) {
       break;
     case dbz::Op::kTruncate:
     case dbz::Op::kTombstone:
+    case dbz::Op::kHeartbeat:
       Check(!change.before.has_value() && !change.after.has_value(), "t/tombstone with a row");
       break;
+    case dbz::Op::kMessage:
+      Check(change.message.has_value(), "m has its message");
+      Check(!change.before.has_value() && !change.after.has_value(), "m with a row");
+      break;
+    case dbz::Op::kTransaction:
+      Check(change.transaction.has_value(), "transaction marker is set");
+      Check(!change.before.has_value() && !change.after.has_value(), "marker with a row");
+      break;
   }
+  Check(change.message.has_value() == (change.op == dbz::Op::kMessage), "message only for m");
+  Check(change.transaction.has_value() == (change.op == dbz::Op::kTransaction),
+        "transaction only for markers");
 }
 
 void CheckRow(const Content& row) {
@@ -279,9 +319,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   dbz::Decoder<Content> strict_content = MakeDecoder(ContentFields(), {.strict_before = true});
   dbz::Decoder<Engagement> engagement = MakeDecoder(EngagementFields());
   dbz::Decoder<Everything> everything = MakeDecoder(EverythingFields());
+  dbz::Decoder<Everything> delivering =
+      MakeDecoder(EverythingFields(), {.messages = dbz::NonRowPolicy::kDeliver,
+                                       .heartbeats = dbz::NonRowPolicy::kDeliver,
+                                       .transactions = dbz::NonRowPolicy::kDeadLetter});
   Exercise(content, input);
   Exercise(strict_content, input);
   Exercise(engagement, input);
   Exercise(everything, input);
+  Exercise(delivering, input);
   return 0;
 }

@@ -64,6 +64,9 @@ Tables Apply(const std::vector<GeneratedRecord>& records) {
         break;
       case Op::kTombstone:
       case Op::kTruncate:
+      case Op::kMessage:
+      case Op::kHeartbeat:
+      case Op::kTransaction:
         break;
     }
   }

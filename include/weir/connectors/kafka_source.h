@@ -90,6 +90,12 @@ class Deserializer {
   // The value for `record`, or an error naming what is wrong (the record
   // then goes to the dead-letter queue or fails the job, per ErrorPolicy).
   virtual absl::StatusOr<T> Deserialize(const KafkaRecord& record) = 0;
+  // Whether `value`, just returned by Deserialize, is dropped instead of
+  // emitted; each drop is counted in KafkaSourceStats::skipped. Default: never.
+  virtual bool Skips(const T& value) {
+    (void)value;
+    return false;
+  }
 };
 
 // Creates one Deserializer per worker; called when the job starts (an error
@@ -124,7 +130,9 @@ inline DeserializerFactory<std::string> StringDeserializer() {
 
 // Debezium JSON change events (include/weir/formats/debezium.h) decoded into
 // debezium::Change<Row>, one Decoder per worker. A null value is a tombstone
-// (Op::kTombstone). A bad field declaration fails Start() with
+// (Op::kTombstone). Messages, heartbeats and transaction markers follow
+// `options` (by default they are skipped and counted in
+// KafkaSourceStats::skipped). A bad field declaration fails Start() with
 // kInvalidArgument.
 template <class Row>
 DeserializerFactory<debezium::Change<Row>> DebeziumDeserializer(
@@ -136,6 +144,7 @@ DeserializerFactory<debezium::Change<Row>> DebeziumDeserializer(
       if (!record.has_value) return decoder_.Decode(std::string_view());
       return decoder_.Decode(record.value);
     }
+    bool Skips(const debezium::Change<Row>& change) override { return decoder_.Skips(change); }
 
    private:
     debezium::Decoder<Row> decoder_;
@@ -210,6 +219,7 @@ struct KafkaSourceStats {
   int64_t dead_letters = 0;     // records written to the dead-letter queue
   int64_t offset_resets = 0;    // positions reset under a DataLossPolicy
   int64_t skipped_offsets = 0;  // offsets skipped by those resets
+  int64_t skipped = 0;          // records the deserializer said to drop (Deserializer::Skips)
 };
 
 template <class T>
@@ -277,6 +287,7 @@ struct SourceCounters {
   std::atomic<int64_t> dead_letters{0};
   std::atomic<int64_t> offset_resets{0};
   std::atomic<int64_t> skipped_offsets{0};
+  std::atomic<int64_t> skipped{0};
 };
 
 // Receives what a consumer poll found, in order.
@@ -358,7 +369,8 @@ class KafkaSource final : public weir::Source<T> {
 
   KafkaSourceStats Stats() const {
     return {counters_->records.load(), counters_->dead_letters.load(),
-            counters_->offset_resets.load(), counters_->skipped_offsets.load()};
+            counters_->offset_resets.load(), counters_->skipped_offsets.load(),
+            counters_->skipped.load()};
   }
 
  private:
@@ -417,6 +429,10 @@ class KafkaSource final : public weir::Source<T> {
    private:
     absl::Status OnRecord(int split, const KafkaRecord& record) override {
       absl::StatusOr<T> value = deserializer_->Deserialize(record);
+      if (value.ok() && deserializer_->Skips(*value)) {
+        counters_->skipped.fetch_add(1, std::memory_order_relaxed);
+        return absl::OkStatus();
+      }
       if (value.ok()) {
         output_->Collect(split, *std::move(value), record.timestamp_ms);
         ++emitted_;

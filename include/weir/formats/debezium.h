@@ -90,16 +90,54 @@ namespace weir::debezium {
 // What happened to the row (Debezium's `op`), or kTombstone for the null
 // value that follows a delete.
 enum class Op : uint8_t {
-  kCreate,    // "c": INSERT; `after` is set
-  kUpdate,    // "u": UPDATE; `after` is set, `before` depends on REPLICA IDENTITY
-  kDelete,    // "d": DELETE; `before` holds the row (or its key), `after` is empty
-  kRead,      // "r": a row read by a snapshot; `after` is set
-  kTruncate,  // "t": TRUNCATE of the whole table; neither row is set
-  kTombstone  // null/empty Kafka value after a delete; nothing is set
+  kCreate,     // "c": INSERT; `after` is set
+  kUpdate,     // "u": UPDATE; `after` is set, `before` depends on REPLICA IDENTITY
+  kDelete,     // "d": DELETE; `before` holds the row (or its key), `after` is empty
+  kRead,       // "r": a row read by a snapshot; `after` is set
+  kTruncate,   // "t": TRUNCATE of the whole table; neither row is set
+  kTombstone,  // null/empty Kafka value after a delete; nothing is set
+  // Records that are not row changes (see DecoderOptions for what happens
+  // to each; by default they are decoded but not delivered by a source):
+  kMessage,      // "m": pg_logical_emit_message(); `message` is set
+  kHeartbeat,    // a heartbeat record ({"ts_ms": ...}); only `ts_ms` is set
+  kTransaction,  // a transaction BEGIN/END record; `transaction` is set
 };
 
-// "c", "u", "d", "r", "t" or "tombstone".
+// "c", "u", "d", "r", "t", "tombstone", "m", "heartbeat" or "transaction".
 std::string_view OpName(Op op);
+
+// Whether `op` is one of the row operations (c, u, d, r, t) or a tombstone,
+// as opposed to a message, heartbeat or transaction record.
+constexpr bool IsRowOp(Op op) {
+  return op != Op::kMessage && op != Op::kHeartbeat && op != Op::kTransaction;
+}
+
+// A logical decoding message (op "m"), written with PostgreSQL's
+// pg_logical_emit_message(transactional, prefix, content).
+struct LogicalMessage {
+  std::string prefix;
+  // The content as the record carries it: with Kafka Connect's JsonConverter
+  // (bytes as base64) this is base64 text; weir does not guess the encoding
+  // (it depends on the connector's binary.handling.mode).
+  std::string content;
+
+  friend bool operator==(const LogicalMessage&, const LogicalMessage&) = default;
+};
+
+// A transaction metadata record (provide.transaction.metadata=true), from the
+// connector's "<prefix>.transaction" topic.
+struct TransactionMarker {
+  enum class Status : uint8_t { kBegin, kEnd };
+  Status status = Status::kBegin;
+  // The transaction's id, e.g. "571:53195829" (PostgreSQL: txId:LSN).
+  std::string id;
+  // END only: the number of change events of the transaction, in total and
+  // per table ("db.schema.table" -> count).
+  std::optional<int64_t> event_count;
+  std::vector<std::pair<std::string, int64_t>> data_collections;
+
+  friend bool operator==(const TransactionMarker&, const TransactionMarker&) = default;
+};
 
 // Where a change came from (the envelope's `source` block). Fields a
 // connector does not send stay empty; unknown fields are ignored.
@@ -136,7 +174,13 @@ struct Change {
   std::optional<T> after;
   SourceInfo source;
   // When Debezium processed the event (epoch millis), if the envelope says.
+  // For a heartbeat, the heartbeat's time; for a transaction marker, the
+  // transaction's commit time.
   std::optional<int64_t> ts_ms;
+  // Set for Op::kMessage.
+  std::optional<LogicalMessage> message;
+  // Set for Op::kTransaction.
+  std::optional<TransactionMarker> transaction;
 
   bool is_tombstone() const { return op == Op::kTombstone; }
 
@@ -169,6 +213,11 @@ enum class TimeType : uint8_t {
   kNanoTimestamp,   // io.debezium.time.NanoTimestamp: epoch nanos (int64)
   kZonedTimestamp,  // io.debezium.time.ZonedTimestamp: ISO-8601 string with offset
   kZonedTime,       // io.debezium.time.ZonedTime: ISO-8601 time with offset
+  // time.precision.mode=isostring (Debezium 3.x): ISO-8601 strings; without
+  // an offset they are UTC, as Debezium renders columns without a time zone.
+  kIsoDate,       // io.debezium.time.IsoDate: "2017-09-15Z"
+  kIsoTime,       // io.debezium.time.IsoTime: "04:05:11.789Z"
+  kIsoTimestamp,  // io.debezium.time.IsoTimestamp: "2017-09-15T04:05:11.789Z"
 };
 
 // The unit a time member holds.
@@ -195,10 +244,18 @@ struct Json {};
 
 // A temporal column into an int64_t member holding `unit` since the epoch
 // (or since midnight, for time-of-day types). The wire type comes from the
-// schema when the envelope has one; strings are ISO-8601 (ZonedTimestamp);
-// integers without a schema are read as `type`, which must then be given.
-// Finer values are floored to `unit` (PostgreSQL keeps microseconds; an
-// event time in millis drops them).
+// schema when the envelope has one, else from `type`. Integers need a wire
+// type (a schema, or `type`): their unit cannot be seen in the number.
+// Strings are ISO-8601: a date ("2017-09-15", days at midnight UTC), a time
+// of day ("04:05:11.789Z") or a date-time ("2017-09-15T04:05:11Z"); the
+// string must be of the kind the wire type names (a date for kDate/kIsoDate,
+// a time for the time-of-day types, a date-time for the timestamps). A
+// string without an offset is accepted only for the Iso* types (they are
+// UTC); elsewhere its zone is unknown and it is an error. A column whose
+// schema names a logical type that is not a point in time or a time of day
+// (io.debezium.time.MicroDuration, Year, ...) is an error. Finer values are
+// floored to `unit` (PostgreSQL keeps microseconds; an event time in millis
+// drops them).
 struct EpochTime {
   TimeUnit unit = TimeUnit::kMillis;
   std::optional<TimeType> type;
@@ -226,12 +283,26 @@ inline EpochTime EpochNanos(std::optional<TimeType> type = std::nullopt) {
 // - double/float: only when the value converts without loss, i.e. the
 //   target's shortest representation is the same decimal (0.1 is fine;
 //   0.12345678901234567 into a double is not).
-// The wire encoding comes from the schema when the envelope has one (bytes =
-// precise, with the schema's scale; number = double; string = string;
-// io.debezium.data.VariableScaleDecimal structs carry their own scale).
-// Without a schema: numbers are double mode, objects VariableScaleDecimal,
-// and strings are `mode` (default kPrecise, Debezium's default), whose
-// precise bytes use `scale`.
+// The wire encoding comes from the schema when the envelope has one
+// (org.apache.kafka.connect.data.Decimal = precise, with the schema's scale:
+// base64 bytes, or a JSON number with JsonConverter's decimal.format=NUMERIC;
+// float64/double = double; string = string; io.debezium.data.
+// VariableScaleDecimal structs carry their own scale). A declared `mode` is
+// then not consulted.
+//
+// Without a schema (value.converter.schemas.enable=false) the encoding
+// cannot be told from the value: "1000" is valid base64 *and* valid decimal
+// text, with different values. So a schemaless decimal needs `mode`; without
+// one, decoding it is an error (kInvalidArgument naming the field) on the
+// first record that holds it, never a guess. With a mode:
+// - kPrecise: base64 strings (at `scale`, required), VariableScaleDecimal
+//   objects, and JSON numbers (decimal.format=NUMERIC);
+// - kString: decimal strings;
+// - kDouble: JSON numbers.
+// Numbers are always read exactly from their text, never through a double.
+// Debezium's non-finite values ("NaN", "Infinity", "-Infinity", and in string
+// mode "NAN", "POSITIVE_INFINITY", "NEGATIVE_INFINITY") decode into double
+// and float members; into an integer or string member they are an error.
 struct Decimal {
   Decimal() = default;
   explicit Decimal(int32_t scale_in, std::optional<DecimalMode> mode_in = std::nullopt)
@@ -293,6 +364,14 @@ struct FieldSpec {
   // Called for an explicit null in an Optional field: resets a
   // std::optional member (other members keep their default).
   std::function<void(void* row)> clear;
+  // std::vector members (Debezium's `array` columns): `target` and the
+  // descriptor apply to each element, `assign` appends one, `begin_array`
+  // empties (or, in a std::optional, creates) the vector and `append_null`
+  // appends std::nullopt to a vector of std::optional elements.
+  bool is_array = false;
+  bool nullable_elements = false;
+  std::function<void(void* row)> begin_array;
+  std::function<void(void* row)> append_null;
 };
 
 template <class M>
@@ -304,6 +383,19 @@ template <class V>
 struct MemberTraits<std::optional<V>> {
   using Value = V;
   static constexpr bool kIsOptional = true;
+};
+
+template <class M>
+struct ArrayTraits {
+  static constexpr bool kIsArray = false;
+  static constexpr bool kNullableElements = false;
+  using Element = M;
+};
+template <class E>
+struct ArrayTraits<std::vector<E>> {
+  static constexpr bool kIsArray = true;
+  static constexpr bool kNullableElements = MemberTraits<E>::kIsOptional;
+  using Element = typename MemberTraits<E>::Value;
 };
 
 template <class V>
@@ -365,8 +457,9 @@ constexpr void CheckMember() {
     static_assert(kAutoMember<V>,
                   "weir::debezium::Fields: without a type descriptor the member must be an "
                   "integer (int8_t..int64_t, uint8_t..uint64_t), float, double, bool, "
-                  "std::string, or std::optional of one; for UUIDs, times, decimals and JSON "
-                  "pass Uuid(), EpochMillis()/EpochMicros(), Decimal(scale) or Json()");
+                  "std::string, or std::optional of one, or a std::vector of those (array "
+                  "columns); for UUIDs, times, decimals and JSON pass Uuid(), "
+                  "EpochMillis()/EpochMicros(), Decimal(scale) or Json()");
   } else if constexpr (std::is_same_v<Type, Uuid>) {
     static_assert(std::is_same_v<V, std::string> || std::is_same_v<V, UuidBytes>,
                   "weir::debezium::Uuid(): the member must be std::string, "
@@ -446,7 +539,9 @@ class Fields {
   template <class M, class Type>
   void Add(bool required, std::string name, M T::*member, [[maybe_unused]] Type type) {
     using Traits = internal::MemberTraits<M>;
-    using V = typename Traits::Value;
+    using Array = internal::ArrayTraits<typename Traits::Value>;
+    // The type one JSON value goes into: the member's, or its elements'.
+    using V = typename Array::Element;
     internal::CheckMember<V, Type>();
     internal::FieldSpec spec;
     spec.name = std::move(name);
@@ -463,9 +558,35 @@ class Fields {
       spec.semantic = internal::Semantic::kDecimal;
       spec.decimal = type;
     }
-    spec.assign = [member](void* row, internal::FieldValue& value) {
-      static_cast<T*>(row)->*member = internal::TakeValue<V>(value);
-    };
+    if constexpr (Array::kIsArray) {
+      // The vector inside the member (which may be a std::optional).
+      static constexpr auto kVector = [](void* row, M T::*m) -> auto& {
+        if constexpr (Traits::kIsOptional) {
+          return *(static_cast<T*>(row)->*m);
+        } else {
+          return static_cast<T*>(row)->*m;
+        }
+      };
+      spec.is_array = true;
+      spec.nullable_elements = Array::kNullableElements;
+      spec.begin_array = [member](void* row) {
+        if constexpr (Traits::kIsOptional) {
+          (static_cast<T*>(row)->*member).emplace();
+        } else {
+          (static_cast<T*>(row)->*member).clear();
+        }
+      };
+      spec.assign = [member](void* row, internal::FieldValue& value) {
+        kVector(row, member).push_back(internal::TakeValue<V>(value));
+      };
+      spec.append_null = [member](void* row) {
+        if constexpr (Array::kNullableElements) kVector(row, member).emplace_back(std::nullopt);
+      };
+    } else {
+      spec.assign = [member](void* row, internal::FieldValue& value) {
+        static_cast<T*>(row)->*member = internal::TakeValue<V>(value);
+      };
+    }
     if constexpr (Traits::kIsOptional) {
       spec.clear = [member](void* row) { (static_cast<T*>(row)->*member).reset(); };
     } else {
@@ -475,6 +596,19 @@ class Fields {
   }
 
   std::vector<internal::FieldSpec> specs_;
+};
+
+// What happens to a record that is not a row change (DecoderOptions).
+enum class NonRowPolicy : uint8_t {
+  // Decode() returns it (op kMessage, kHeartbeat or kTransaction), and
+  // Decoder::Skips() says true for it: sources (kafka::DebeziumDeserializer)
+  // drop it and count it (KafkaSourceStats::skipped).
+  kSkip,
+  // Decode() fails with kInvalidArgument saying what the record is, so a
+  // source sends it to its dead-letter queue (or fails, per its ErrorPolicy).
+  kDeadLetter,
+  // Decode() returns it and sources deliver it like a row change.
+  kDeliver,
 };
 
 // How a Decoder treats what the declaration does not settle.
@@ -495,6 +629,18 @@ struct DecoderOptions {
   // send the real value. Empty: no check.
   // Default: "__debezium_unavailable_value"
   std::string unavailable_value_placeholder = "__debezium_unavailable_value";
+
+  // What the decoder does with records that are not row changes, which
+  // Debezium writes to their own topics by default but which a topic
+  // subscription or a routing transform can interleave with row changes:
+  // - logical decoding messages (op "m", pg_logical_emit_message()),
+  // - heartbeats (heartbeat.interval.ms; a payload of only "ts_ms"),
+  // - transaction metadata (provide.transaction.metadata; BEGIN/END records
+  //   with "status" and "id").
+  // Default: NonRowPolicy::kSkip for each
+  NonRowPolicy messages = NonRowPolicy::kSkip;
+  NonRowPolicy heartbeats = NonRowPolicy::kSkip;
+  NonRowPolicy transactions = NonRowPolicy::kSkip;
 };
 
 namespace internal {
@@ -505,6 +651,8 @@ struct ChangeHeader {
   bool has_before = false;
   bool has_after = false;
   std::optional<int64_t> ts_ms;
+  std::optional<LogicalMessage> message;
+  std::optional<TransactionMarker> transaction;
 };
 
 absl::StatusOr<DecoderCorePtr> NewDecoderCore(const std::vector<FieldSpec>& specs,
@@ -513,6 +661,7 @@ absl::StatusOr<DecoderCorePtr> NewDecoderCore(const std::vector<FieldSpec>& spec
 absl::Status DecodeChangeInto(DecoderCore& core, std::string_view json, void* before, void* after,
                               ChangeHeader& header, SourceInfo& source);
 absl::Status DecodeRowInto(DecoderCore& core, std::string_view json, void* row, bool& is_null);
+bool Skips(const DecoderCore& core, Op op);
 
 }  // namespace internal
 
@@ -549,10 +698,16 @@ class Decoder {
     if (!status.ok()) return status;
     change.op = header.op;
     change.ts_ms = header.ts_ms;
+    change.message = std::move(header.message);
+    change.transaction = std::move(header.transaction);
     if (!header.has_before) change.before.reset();
     if (!header.has_after) change.after.reset();
     return change;
   }
+
+  // Whether `change` is a record DecoderOptions says to skip (a message,
+  // heartbeat or transaction marker whose policy is NonRowPolicy::kSkip).
+  bool Skips(const Change<T>& change) const { return internal::Skips(*core_, change.op); }
 
   // Decodes a bare row (with or without the schema/payload wrapper): a Kafka
   // record key such as {"id": "..."}, or a value flattened by Debezium's

@@ -673,6 +673,74 @@ TEST_F(KafkaSourceTest, DebeziumEventsDecodeAndBadOnesBecomeDeadLetters) {
   EXPECT_THAT(letters[2].error, HasSubstr("slug"));
 }
 
+// Debezium interleaves records that are not row changes when a subscription
+// or a routing transform puts its message, heartbeat and transaction topics
+// together with a table's: by default they are skipped and counted; each can
+// be dead-lettered or delivered instead.
+TEST_F(KafkaSourceTest, DebeziumNonRowRecordsAreSkippedDeadLetteredOrDelivered) {
+  ASSERT_TRUE(broker_->CreateTopic("pg.mixed", 1).ok());
+  const std::vector<std::string> values = {
+      Bare("c", "null", Row(R"("ep-42")", "2730")),
+      R"({"op":"m","ts_ms":1,"source":{"connector":"postgresql","txId":7,"lsn":9},)"
+      R"("message":{"prefix":"audit","content":"aGVsbG8="}})",
+      R"({"ts_ms":1588252618953})",
+      R"({"status":"BEGIN","id":"571:53195829","ts_ms":1486500577125,"event_count":null,)"
+      R"("data_collections":null})",
+      Bare("c", "null", Row(R"("ep-43")", "100")),
+      R"({"status":"END","id":"571:53195829","ts_ms":1486500577691,"event_count":1,)"
+      R"("data_collections":[{"data_collection":"public.content","event_count":1}]})",
+  };
+  std::vector<TestRecord> records;
+  for (const std::string& value : values) {
+    TestRecord record;
+    record.value = value;
+    record.partition = 0;
+    record.timestamp_ms = kBaseTs + static_cast<int64_t>(records.size());
+    records.push_back(std::move(record));
+  }
+  ASSERT_TRUE(Produce(bootstrap(), "pg.mixed", records).ok());
+
+  struct Run {
+    std::vector<debezium::Op> ops;
+    KafkaSourceStats stats;
+    std::vector<DeadLetter> letters;
+  };
+  const auto run = [this](const std::string& job, debezium::DecoderOptions decoder_options) {
+    auto dead_letters = weir::testing::CollectingDeadLetterQueue::Create();
+    SourceOptions<debezium::Change<Content>> options;
+    options.client.brokers = bootstrap();
+    options.topics = {"pg.mixed"};
+    options.bounded = true;
+    options.deserializer = DebeziumDeserializer(ContentFields(), decoder_options);
+    options.dead_letters = dead_letters;
+    Pipeline pipeline(CheckpointedOptions(job));
+    auto sink = weir::testing::CollectingSink<debezium::Change<Content>>::Create();
+    auto source = Source(std::move(options));
+    pipeline.Source(source).Sink(sink);
+    EXPECT_TRUE(weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
+    Run result;
+    for (const auto& change : sink->Values()) result.ops.push_back(change.op);
+    result.stats = source->Stats();
+    result.letters = dead_letters->Letters();
+    return result;
+  };
+
+  const Run skipped = run("non-row-skip", {});
+  EXPECT_THAT(skipped.ops, ElementsAreArray({debezium::Op::kCreate, debezium::Op::kCreate}));
+  EXPECT_EQ(skipped.stats.skipped, 4);
+  EXPECT_EQ(skipped.stats.dead_letters, 0);
+
+  const Run mixed = run("non-row-mixed", {.messages = debezium::NonRowPolicy::kDeliver,
+                                          .heartbeats = debezium::NonRowPolicy::kDeadLetter,
+                                          .transactions = debezium::NonRowPolicy::kSkip});
+  EXPECT_THAT(mixed.ops, ElementsAreArray({debezium::Op::kCreate, debezium::Op::kMessage,
+                                           debezium::Op::kCreate}));
+  EXPECT_EQ(mixed.stats.skipped, 2);
+  ASSERT_EQ(mixed.letters.size(), 1u);
+  EXPECT_EQ(mixed.letters[0].offset, 2);
+  EXPECT_THAT(mixed.letters[0].error, HasSubstr("a heartbeat record, not a row change"));
+}
+
 TEST_F(KafkaSourceTest, DebeziumErrorsFailTheJobWithPolicyFail) {
   ASSERT_TRUE(broker_->CreateTopic("pg.strict", 1).ok());
   TestRecord ok;
