@@ -55,7 +55,14 @@
 //       break;
 //     case weir::debezium::Op::kTombstone:                // Kafka log compaction marker
 //       break;
+//     default:  // messages, heartbeats, transaction markers (DecoderOptions)
+//       break;
 //   }
+//
+// Without a schema in the record (schemas.enable=false) decimals need their
+// decimal.handling.mode declared (Decimal(2).Mode(DecimalMode::kString)):
+// "1000" is valid base64 and valid decimal text, so it is never guessed.
+// docs/debezium.md lists each connector setting and what weir needs for it.
 //
 // Errors: kDataLoss when the bytes are not valid JSON (truncated, bad UTF-8,
 // trailing garbage); kInvalidArgument when the JSON is not a change event or
