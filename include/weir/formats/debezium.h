@@ -586,9 +586,11 @@ class Fields {
       spec.assign = [member](void* row, internal::FieldValue& value) {
         kVector(row, member).push_back(internal::TakeValue<V>(value));
       };
-      spec.append_null = [member](void* row) {
-        if constexpr (Array::kNullableElements) kVector(row, member).emplace_back(std::nullopt);
-      };
+      if constexpr (Array::kNullableElements) {
+        spec.append_null = [member](void* row) { kVector(row, member).emplace_back(std::nullopt); };
+      } else {
+        spec.append_null = [](void*) {};
+      }
     } else {
       spec.assign = [member](void* row, internal::FieldValue& value) {
         static_cast<T*>(row)->*member = internal::TakeValue<V>(value);
