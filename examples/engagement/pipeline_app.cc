@@ -572,8 +572,11 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
           .Source(content_source,
                   weir::WatermarkStrategy<dbz::Change<Content>>::BoundedOutOfOrderness(
                       config.out_of_orderness)
-                      .WithTimestampAssigner([](const dbz::Change<Content>& c, weir::Timestamp ts) {
-                        return c.source.ts_ms > 0 ? c.source.ts_ms : ts;
+                      // Commit time. Tombstones have no source block: they carry no event
+                      // time (never the broker's clock, which would move the watermark to
+                      // the wall clock).
+                      .WithTimestampAssigner([](const dbz::Change<Content>& c, weir::Timestamp) {
+                        return c.source.ts_ms > 0 ? c.source.ts_ms : weir::kNoTimestamp;
                       }))
           .Name("content-source")
           .Process(ContentVersions{})
@@ -584,9 +587,9 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
                   weir::WatermarkStrategy<dbz::Change<EngagementEvent>>::BoundedOutOfOrderness(
                       config.out_of_orderness)
                       .WithTimestampAssigner(
-                          [](const dbz::Change<EngagementEvent>& c, weir::Timestamp ts) {
+                          [](const dbz::Change<EngagementEvent>& c, weir::Timestamp) {
                             const EngagementEvent* row = c.row();
-                            return row != nullptr ? row->event_ts_ms : ts;
+                            return row != nullptr ? row->event_ts_ms : weir::kNoTimestamp;
                           }))
           .Name("event-source")
           .Process(NewEvents{})

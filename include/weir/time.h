@@ -36,6 +36,15 @@ inline constexpr Timestamp kMinTimestamp = std::numeric_limits<Timestamp>::min()
 // fires every pending event-time timer.
 inline constexpr Timestamp kMaxTimestamp = std::numeric_limits<Timestamp>::max();
 
+// What a timestamp assigner returns for a record that has no event time of
+// its own (a Kafka tombstone, a heartbeat): the record does not move its
+// split's watermark, and it carries the highest timestamp its split has
+// delivered so far (kMinTimestamp before the first). Never fall back to
+// another clock (e.g. the broker's timestamp) instead: mixing the data's
+// clock with the wall clock moves the watermark to the wall clock, and every
+// record of older data becomes late.
+inline constexpr Timestamp kNoTimestamp = kMinTimestamp;
+
 // Converts an absl::Time to a weir Timestamp (milliseconds, rounded down).
 inline Timestamp ToTimestamp(absl::Time t) { return absl::ToUnixMillis(t); }
 
@@ -81,6 +90,7 @@ class WatermarkStrategy {
   }
 
   // Replaces the source's timestamps with `assigner(value, source_timestamp)`.
+  // The assigner returns kNoTimestamp for a record without event time.
   WatermarkStrategy WithTimestampAssigner(TimestampAssigner assigner) const {
     WatermarkStrategy s = *this;
     s.assigner_ = std::move(assigner);

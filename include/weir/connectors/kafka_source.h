@@ -11,6 +11,14 @@
 // high watermark is marked idle at once, so a quiet partition never holds
 // back event time.
 //
+// Event time: without a timestamp assigner a record's event time is its
+// broker timestamp. A Debezium pipeline should assign the data's own time
+// (source.ts_ms, or a column) and return weir::kNoTimestamp for records that
+// have none (tombstones, heartbeats): they then carry their partition's
+// latest event time and move no watermark. Falling back to the broker
+// timestamp mixes the wall clock into the data's clock, and a replay of old
+// data then sees its watermark jump to now.
+//
 // Records are turned into T by a Deserializer that sees the key, value,
 // headers, topic, partition, offset and broker timestamp. A record it
 // rejects goes to the dead-letter queue (ErrorPolicy::kDeadLetter, the

@@ -271,5 +271,53 @@ TEST(PipelineTest, TimestampAssignerReplacesSourceTimestamps) {
   for (const auto& record : sink->Records()) EXPECT_EQ(record.timestamp, 1001 * record.value);
 }
 
+// A record the assigner gives kNoTimestamp (a tombstone) moves no
+// watermark and carries its split's latest event time, even when the
+// source's own timestamp (the broker's clock) is far ahead of the data.
+TEST(PipelineTest, RecordsWithoutEventTimeMoveNoWatermark) {
+  constexpr Timestamp kWallClock = 1'796'428'800'000;  // "now", ten days after the data
+  constexpr Timestamp kDataStart = 1'795'564'800'000;
+  std::vector<testing::TimestampedValue<int>> records;
+  for (int idx = 1; idx <= 200; ++idx) {
+    // Every tenth record is a tombstone (-1): no event time of its own.
+    records.push_back({idx % 10 == 0 ? -1 : idx, kWallClock + idx});
+  }
+  struct Seen {
+    int value;
+    Timestamp timestamp;
+    Timestamp watermark;
+  };
+  class Observe final : public ProcessFunction<int, Seen> {
+   public:
+    absl::Status ProcessElement(const int& value, Context& ctx, Collector<Seen>& out) override {
+      out.Collect(Seen{value, ctx.timestamp(), ctx.current_watermark()});
+      return absl::OkStatus();
+    }
+  };
+  Pipeline pipeline({.parallelism = 1, .batch_size = 1});
+  auto sink = testing::CollectingSink<Seen>::Create();
+  pipeline
+      .Source(testing::VectorSource<int>::Create(records),
+              WatermarkStrategy<int>::ForMonotonousTimestamps().WithTimestampAssigner(
+                  [](const int& value, Timestamp) {
+                    return value < 0 ? kNoTimestamp : kDataStart + value * 1000;
+                  }))
+      .Process(Observe{})
+      .Sink(sink);
+  ASSERT_TRUE(pipeline.Run().ok());
+  std::vector<Seen> seen = sink->Values();
+  ASSERT_EQ(seen.size(), 200u);
+  Timestamp previous = kMinTimestamp;
+  for (const Seen& s : seen) {
+    if (s.value < 0) {
+      EXPECT_EQ(s.timestamp, previous) << "a tombstone carries the latest event time";
+    } else {
+      EXPECT_EQ(s.timestamp, kDataStart + s.value * 1000);
+      previous = s.timestamp;
+    }
+    EXPECT_LT(s.watermark, kDataStart + 200 * 1000) << "the watermark never reaches the wall clock";
+  }
+}
+
 }  // namespace
 }  // namespace weir
