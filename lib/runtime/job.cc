@@ -15,7 +15,11 @@
 
 namespace weir::internal {
 
-void WorkerEnv::Notify(int worker) const { job->signal(worker).Notify(); }
+// An env that belongs to no job (tests drive operators directly) has no
+// workers to wake, no checkpoints and no restore.
+void WorkerEnv::Notify(int worker) const {
+  if (job != nullptr) job->signal(worker).Notify();
+}
 bool WorkerEnv::stop_requested() const {
   return job->stop_requested.load(std::memory_order_relaxed);
 }
@@ -23,9 +27,15 @@ Timestamp WorkerEnv::Now() const { return absl::ToUnixMillis(absl::Now()); }
 int64_t WorkerEnv::requested_checkpoint() const {
   return job->requested_checkpoint.load(std::memory_order_acquire);
 }
-SnapshotCollector* WorkerEnv::collector() const { return job->collector; }
-const RestoredState* WorkerEnv::restored() const { return job->restored; }
-StateStoreFactory* WorkerEnv::state_stores() const { return job->state_stores; }
+SnapshotCollector* WorkerEnv::collector() const {
+  return job == nullptr ? nullptr : job->collector;
+}
+const RestoredState* WorkerEnv::restored() const {
+  return job == nullptr ? nullptr : job->restored;
+}
+StateStoreFactory* WorkerEnv::state_stores() const {
+  return job == nullptr ? nullptr : job->state_stores;
+}
 MetricGroup& WorkerEnv::metric_group(const std::string& op) const {
   if (job == nullptr || job->metrics == nullptr) return DetachedMetricGroup();
   return job->metrics->Group(op, worker_index);
