@@ -73,11 +73,12 @@ class CheckpointJobTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(root_); }
 
   // A keyed count over `n` records, throttled to `rate` records/s per split.
-  std::unique_ptr<Pipeline> Build(int parallelism, int n, double rate) {
+  std::unique_ptr<Pipeline> Build(int parallelism, int n, double rate,
+                                  absl::Duration interval = absl::Milliseconds(30)) {
     PipelineOptions options;
     options.parallelism = parallelism;
     options.job_name = "count";
-    options.checkpoints.interval = absl::Milliseconds(30);
+    options.checkpoints.interval = interval;
     options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
     if (backend() == Backend::kRocksDb) {
       options.state_backend = StateBackend::RocksDb((root_ / "rocksdb").string());
@@ -103,6 +104,18 @@ class CheckpointJobTest : public ::testing::Test {
     std::vector<Count> out = committed.ok() ? *committed : std::vector<Count>();
     std::sort(out.begin(), out.end());
     return out;
+  }
+
+  // The ids of the checkpoints in storage, oldest first.
+  std::vector<int64_t> ManifestIds() {
+    std::vector<int64_t> ids;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(root_ / "checkpoints")) {
+      if (entry.path().filename() != "_manifest") continue;
+      const std::string dir = entry.path().parent_path().filename().string();  // chk-<id>
+      ids.push_back(std::stoll(dir.substr(4)));
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
   }
 
   // Starts a run and cancels it (like a crash: no final checkpoint) once
@@ -255,6 +268,23 @@ TEST_F(CheckpointJobTest, TruncatedStateFileFallsBackToAnOlderCheckpoint) {
   std::vector<Count> committed = Committed();
   committed.erase(std::unique(committed.begin(), committed.end()), committed.end());
   EXPECT_EQ(committed, Expected(6000));
+}
+
+// A restarted job's retention counts the checkpoints it found: the first
+// new checkpoint deletes only the oldest, `retained` stay.
+TEST_F(CheckpointJobTest, RetentionAfterARestoreKeepsTheHistoryItFound) {
+  RunAndCrash(2, 12000, 4);
+  const std::vector<int64_t> before = ManifestIds();
+  ASSERT_EQ(before.size(), 3u);  // CheckpointOptions::retained
+
+  auto pipeline = Build(2, 12000, 1000, absl::Hours(1));
+  absl::StatusOr<JobHandle> job = pipeline->Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  absl::StatusOr<int64_t> id = job->TriggerCheckpoint();
+  ASSERT_TRUE(id.ok()) << id.status();
+  job->Cancel();
+  EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(ManifestIds(), (std::vector<int64_t>{before[1], before[2], *id}));
 }
 
 // The exactly-once file sink, whose writer on worker 1 stalls once, for
