@@ -356,6 +356,7 @@ class Stream {
   template <class U>
   Stream<U> SideOutput(const OutputTag<U>& tag) const {
     internal::LogicalNode& node = graph_->Add("SideOutput[" + tag.id() + "]", {node_});
+    node.runs_operator = false;
     node.instantiate = [id = tag.id()](const internal::LogicalNode& self,
                                        internal::WorkerBuilder& worker) -> absl::Status {
       internal::OperatorBase* op = worker.operators[self.inputs[0]];

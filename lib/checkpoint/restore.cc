@@ -1,8 +1,11 @@
 #include "lib/checkpoint/restore.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "lib/checkpoint/manifest_io.h"
 #include "lib/runtime/log.h"
@@ -37,7 +40,19 @@ std::vector<const OperatorSnapshot*> RestoredCheckpoint::Snapshots(const std::st
 
 namespace {
 
-// Downloads and verifies every file of `manifest` into `local_dir`.
+// Whether `status`, from reading a checkpoint, says that checkpoint is
+// corrupt or gone (an older one is the best there is). Anything else (a 503
+// or a timeout after the storage's retries, a permission error) says nothing
+// about the checkpoint: it is probably fine, and its sinks' transactions may
+// be committed, so restoring an older one would produce their records again.
+bool IsUnusable(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kDataLoss ||
+         status.code() == absl::StatusCode::kNotFound;
+}
+
+// Downloads and verifies every file of `manifest` into `local_dir`. A file
+// that is gone or does not match its size and crc32: kDataLoss. A failure to
+// read the storage keeps its code.
 absl::Status Download(CheckpointStorage& storage, const std::string& job,
                       const checkpoint::Manifest& manifest, const std::string& local_dir) {
   for (const auto& op : manifest.operators()) {
@@ -47,12 +62,20 @@ absl::Status Download(CheckpointStorage& storage, const std::string& job,
       fs::create_directories(fs::path(local).parent_path(), ec);
       if (fs::exists(local, ec)) continue;  // shared by two operators' snapshots
       absl::Status status = storage.GetFile(absl::StrCat(job, "/", file.path()), local);
-      if (!status.ok())
-        return absl::DataLossError(absl::StrCat(file.path(), ": ", status.message()));
+      if (absl::IsNotFound(status)) {
+        return absl::DataLossError(absl::StrCat(file.path(), " is gone: ", status.message()));
+      }
+      if (!status.ok()) {
+        return absl::Status(status.code(), absl::StrCat(file.path(), ": ", status.message()));
+      }
       uint64_t size;
       uint32_t crc;
       status = FileChecksum(local, &size, &crc);
-      if (!status.ok()) return status;
+      if (!status.ok()) {
+        // The download, not the checkpoint, is what cannot be read.
+        return absl::InternalError(
+            absl::StrCat("reading the download of ", file.path(), ": ", status.message()));
+      }
       if (size != file.size() || crc != file.crc32()) {
         fs::remove(local, ec);
         return absl::DataLossError(absl::StrCat(file.path(), ": size/checksum mismatch (", size,
@@ -61,6 +84,25 @@ absl::Status Download(CheckpointStorage& storage, const std::string& job,
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<checkpoint::Manifest> ReadManifest(CheckpointStorage& storage,
+                                                  const std::string& job, int64_t id) {
+  absl::StatusOr<std::string> bytes = storage.Get(ManifestPath(job, id));
+  if (!bytes.ok()) return bytes.status();
+  return DecodeManifest(*bytes);
+}
+
+// `status` of checkpoint `id`, which is neither usable nor known to be
+// unusable, as Start() returns it.
+absl::Status CannotRead(const absl::Status& status, CheckpointStorage& storage,
+                        const std::string& job, int64_t id) {
+  return absl::Status(
+      status.code(),
+      absl::StrCat("cannot read checkpoint ", id, " of job '", job, "' in ", storage.Describe(),
+                   " (an older one is not used instead: this one may be the one whose "
+                   "transactions were committed): ",
+                   status.message()));
 }
 
 }  // namespace
@@ -76,9 +118,7 @@ absl::StatusOr<CheckpointHistory> LoadCheckpointHistory(CheckpointStorage& stora
   absl::Status last_error;
   for (auto it = ids->rbegin(); it != ids->rend(); ++it) {
     const int64_t id = *it;
-    absl::StatusOr<std::string> bytes = storage.Get(ManifestPath(job, id));
-    absl::StatusOr<checkpoint::Manifest> manifest =
-        bytes.ok() ? DecodeManifest(*bytes) : absl::StatusOr<checkpoint::Manifest>(bytes.status());
+    absl::StatusOr<checkpoint::Manifest> manifest = ReadManifest(storage, job, id);
     absl::Status status = manifest.status();
     if (status.ok() && manifest->max_parallelism() != max_parallelism) {
       return absl::InvalidArgumentError(
@@ -88,12 +128,24 @@ absl::StatusOr<CheckpointHistory> LoadCheckpointHistory(CheckpointStorage& stora
     }
     const std::string dir = absl::StrCat(local_dir, "/restore-", id);
     if (status.ok()) status = Download(storage, job, *manifest, dir);
+    if (!status.ok() && !IsUnusable(status)) return CannotRead(status, storage, job, id);
     if (!status.ok()) {
       Log("checkpoint ", id, " of job '", job, "' in ", storage.Describe(),
           " is unusable, trying an older one: ", status.ToString());
       last_error = status;
       continue;
     }
+    // The older checkpoints retention kept stay tracked, so the new run's
+    // retention keeps them (and their files) until newer ones replace them.
+    for (auto older = std::next(it); older != ids->rend(); ++older) {
+      absl::StatusOr<checkpoint::Manifest> kept = ReadManifest(storage, job, *older);
+      if (kept.ok()) {
+        history.retained.push_back(*std::move(kept));
+      } else if (!IsUnusable(kept.status())) {
+        return CannotRead(kept.status(), storage, job, *older);
+      }
+    }
+    std::reverse(history.retained.begin(), history.retained.end());
     history.retained.push_back(*manifest);
     history.restored = std::make_unique<RestoredCheckpoint>(*std::move(manifest), dir);
     Log("restoring job '", job, "' from checkpoint ", id, " in ", storage.Describe());

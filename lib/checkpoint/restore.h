@@ -34,7 +34,8 @@ class RestoredCheckpoint final : public RestoredState {
 struct CheckpointHistory {
   // The newest usable checkpoint, or null when the storage holds none.
   std::unique_ptr<RestoredCheckpoint> restored;
-  // The manifests retention should keep tracking (the restored one).
+  // The manifests retention should keep tracking, oldest first: the
+  // restored one and the older ones still in storage.
   std::vector<checkpoint::Manifest> retained;
   // The next checkpoint id (above every id in storage).
   int64_t next_id = 1;
@@ -42,9 +43,14 @@ struct CheckpointHistory {
 
 // Loads the newest checkpoint of `job` whose manifest and files verify
 // (size and crc32), downloading its files into `local_dir`. A corrupt or
-// partial checkpoint is logged and skipped for the one before it. If
-// checkpoints exist but none is usable: kDataLoss (never a silent empty
-// start). A different max_parallelism: kInvalidArgument.
+// partial checkpoint (bad magic or crc, a size mismatch, a manifest or file
+// that is gone) is logged and skipped for the one before it. Any other
+// failure to read it (kUnavailable after the storage's retries, a timeout,
+// kPermissionDenied, ...) is returned with its code: the checkpoint is
+// probably fine and its transactions may be committed, so an older one
+// would replay them. If checkpoints exist but none is usable: kDataLoss
+// (never a silent empty start). A different max_parallelism:
+// kInvalidArgument.
 absl::StatusOr<CheckpointHistory> LoadCheckpointHistory(CheckpointStorage& storage,
                                                         const std::string& job, int max_parallelism,
                                                         const std::string& local_dir);

@@ -8,14 +8,21 @@
 #include <filesystem>
 #include <string>
 #include <utility>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "lib/state/rocksdb_store.h"
 
 namespace weir::internal {
 
-void WorkerEnv::Notify(int worker) const { job->signal(worker).Notify(); }
+// An env that belongs to no job (tests drive operators directly) has no
+// workers to wake, no checkpoints and no restore.
+void WorkerEnv::Notify(int worker) const {
+  if (job != nullptr) job->signal(worker).Notify();
+}
 bool WorkerEnv::stop_requested() const {
   return job->stop_requested.load(std::memory_order_relaxed);
 }
@@ -23,9 +30,15 @@ Timestamp WorkerEnv::Now() const { return absl::ToUnixMillis(absl::Now()); }
 int64_t WorkerEnv::requested_checkpoint() const {
   return job->requested_checkpoint.load(std::memory_order_acquire);
 }
-SnapshotCollector* WorkerEnv::collector() const { return job->collector; }
-const RestoredState* WorkerEnv::restored() const { return job->restored; }
-StateStoreFactory* WorkerEnv::state_stores() const { return job->state_stores; }
+SnapshotCollector* WorkerEnv::collector() const {
+  return job == nullptr ? nullptr : job->collector;
+}
+const RestoredState* WorkerEnv::restored() const {
+  return job == nullptr ? nullptr : job->restored;
+}
+StateStoreFactory* WorkerEnv::state_stores() const {
+  return job == nullptr ? nullptr : job->state_stores;
+}
 MetricGroup& WorkerEnv::metric_group(const std::string& op) const {
   if (job == nullptr || job->metrics == nullptr) return DetachedMetricGroup();
   return job->metrics->Group(op, worker_index);
@@ -56,6 +69,34 @@ absl::Status ValidateOptions(const PipelineOptions& options) {
   return absl::OkStatus();
 }
 
+// Every operator instance files its checkpoint snapshot under its
+// operator's name, and a restore hands each operator the snapshots filed
+// under its name: two operators named alike would each get both (keyed
+// state merged, a source taking either's split positions, a sink committing
+// the other's transactions). So every node that runs an operator needs a
+// name of its own. Default names (kind#id) are unique; only Name() and a
+// sink's name can collide. The one place that decides what identifies an
+// operator in a checkpoint (a uid, once operators have one).
+absl::Status ValidateOperatorIdentities(const Graph& graph) {
+  absl::flat_hash_map<std::string, std::vector<const LogicalNode*>> by_name;
+  for (const auto& node : graph.nodes()) {
+    if (node->runs_operator) by_name[node->name].push_back(node.get());
+  }
+  for (const auto& node : graph.nodes()) {
+    auto it = by_name.find(node->name);
+    if (it == by_name.end() || it->second.size() < 2) continue;
+    std::vector<std::string> nodes;
+    for (const LogicalNode* same : it->second)
+      nodes.push_back(absl::StrCat(same->kind, "#", same->id));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "operator name '", node->name, "' is used by ", nodes.size(), " operators (",
+        absl::StrJoin(nodes, ", "),
+        "): checkpoints file each operator's state under its name, so names must be unique; "
+        "rename all but one with Name() or Sink(..., name)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status NodeError(const LogicalNode& node, const absl::Status& status) {
   return absl::Status(status.code(),
                       absl::StrCat("operator '", node.name, "': ", status.message()));
@@ -67,6 +108,7 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
                                                 const Graph& graph) {
   if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
   if (!graph.error().ok()) return graph.error();
+  if (absl::Status status = ValidateOperatorIdentities(graph); !status.ok()) return status;
   bool has_sink = false;
   for (const auto& node : graph.nodes()) has_sink |= node->is_sink;
   if (!has_sink)

@@ -136,16 +136,33 @@ void OperatorBase::HandleEnd(int port) {
 
 void OperatorBase::HandleBarrier(int port, int64_t checkpoint_id) {
   if (checkpoint_id <= aligned_) return;
+  // A barrier older than the one being aligned belongs to a checkpoint that
+  // was abandoned (it timed out, and the sources moved on to a newer one).
+  // It must not count for the newer barrier: the input that sent it still
+  // has to deliver what precedes its own newer barrier. Its port stays open.
+  if (checkpoint_id < aligning_) return;
   if (checkpoint_id > aligning_) {
+    const bool abandoning = aligning_ > aligned_;
     aligning_ = checkpoint_id;
     blocked_.assign(static_cast<size_t>(inputs_.size()), false);
-    arrived_ = 0;
+    blocked_[port] = true;
+    arrived_ = 1;
+    // What the other ports held for the abandoned barrier precedes this
+    // barrier on their inputs: it goes first, before their newer input, and
+    // a newer barrier among it counts now.
+    if (abandoning) ReplayHeldInput();
+    MaybeCompleteAlignment();
+    return;
   }
   if (!blocked_[port]) {
     blocked_[port] = true;
     ++arrived_;
   }
   MaybeCompleteAlignment();
+}
+
+void OperatorBase::ReplayHeldInput() {
+  for (Replayable* port : replayables_) port->Replay();
 }
 
 void OperatorBase::MaybeCompleteAlignment() {
@@ -158,7 +175,7 @@ void OperatorBase::MaybeCompleteAlignment() {
   if (ready < inputs_.size()) return;
   aligned_ = aligning_;
   OnBarrierAligned(aligned_);
-  for (Replayable* port : replayables_) port->Replay();
+  ReplayHeldInput();
 }
 
 void OperatorBase::AcknowledgeCheckpoint(int64_t checkpoint_id) {

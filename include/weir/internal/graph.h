@@ -98,6 +98,10 @@ struct LogicalNode {
   std::string name;
   std::vector<int> inputs;
   bool is_sink = false;
+  // False for a node that only views another node's output (a side
+  // output): it runs no operator of its own and takes no snapshot, so its
+  // name is a label and need not be unique.
+  bool runs_operator = true;
   std::function<absl::Status(const LogicalNode&, JobBuilder&)> prepare;
   std::function<absl::Status(const LogicalNode&, WorkerBuilder&)> instantiate;
 };

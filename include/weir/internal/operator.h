@@ -362,7 +362,10 @@ class OperatorBase {
   void HandleEnd(int port);
   // Barrier alignment: a port that delivered barrier n is blocked (its
   // further input waits) until every input has delivered n; then the
-  // operator snapshots, forwards n and unblocks.
+  // operator snapshots, forwards n and unblocks. A newer barrier m on any
+  // port abandons n (its checkpoint failed: sources emit only the newest
+  // requested barrier, so some inputs skip n): held input is replayed first,
+  // then m is aligned. A barrier older than the one being aligned is ignored.
   void HandleBarrier(int port, int64_t checkpoint_id);
   bool blocked(int port) const { return aligning_ > aligned_ && blocked_[port]; }
   // Ports that buffer input while blocked register to be replayed.
@@ -398,6 +401,9 @@ class OperatorBase {
     (void)snapshot;
   }
   void MaybeCompleteAlignment();
+  // Hands what blocked ports buffered to the operator, in arrival order,
+  // port by port, until a port blocks again.
+  void ReplayHeldInput();
   // Publishes the advanced watermark, then OnWatermarkAdvanced.
   void AdvanceWatermark(Timestamp watermark);
 

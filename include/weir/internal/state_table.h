@@ -72,7 +72,8 @@ class KvStore {
                             const std::function<void(std::string_view, std::string_view)>& fn) = 0;
   virtual void Put(int table, std::string_view key, std::string_view value) = 0;
   virtual void Delete(int table, std::string_view key) = 0;
-  // Writes what Put/Delete buffered.
+  // Writes what Put/Delete buffered, atomically. The buffer is emptied
+  // either way: after a failure the caller writes again what it still needs.
   virtual absl::Status Commit() = 0;
 };
 
@@ -202,8 +203,11 @@ class StateTable {
   virtual void Export(std::vector<KvPair>& out, Timestamp now) const = 0;
   // Restores one exported pair (memory backend).
   virtual absl::Status Import(std::string_view key, std::string_view value) = 0;
-  // Writes dirty entries and deletions to the store and marks them clean.
-  virtual void WriteBack() = 0;
+  // Writes dirty entries and deletions to the store and commits them. They
+  // are marked clean (and tombstones forgotten) only once the commit
+  // succeeded: after a failed one they stay dirty, for the next write-back,
+  // so the cache never drops a value the store did not get.
+  virtual absl::Status WriteBack() = 0;
   // Number of cached entries.
   virtual size_t size() const = 0;
 
@@ -219,8 +223,7 @@ class StateTable {
   // drops about a quarter of `slots` (arbitrary order; all clean by then).
   template <class Slots>
   void EvictFrom(Slots& slots) {
-    WriteBack();
-    absl::Status status = store_->Commit();
+    absl::Status status = WriteBack();
     if (!status.ok()) StoreFailed(status);
     size_t drop = slots.size() / 4 + 1;
     for (auto it = slots.begin(); it != slots.end() && drop > 0; --drop) slots.erase(it++);
@@ -286,26 +289,35 @@ class ValueTable final : public StateTable {
     slots_.insert_or_assign(InlineKey(key), std::move(slot));
     return absl::OkStatus();
   }
-  void WriteBack() override {
-    if (store_ == nullptr) return;
+  absl::Status WriteBack() override {
+    if (store_ == nullptr) return absl::OkStatus();
+    const auto dirty = DirtyInKeyOrder(slots_);
     std::string value;
-    for (auto* entry : DirtyInKeyOrder(slots_)) {
+    for (auto* entry : dirty) {
       const std::string_view key = entry->first.view();
-      Slot& slot = entry->second;
+      const Slot& slot = entry->second;
       if (slot.value) {
         value.clear();
         AppendExpiry(value, slot.expire_at);
         Codec<T>::Encode(*slot.value, value);
         store_->Put(store_table_, key, value);
+      } else {
+        store_->Delete(store_table_, key);
+      }
+    }
+    if (absl::Status status = store_->Commit(); !status.ok()) return status;
+    for (auto* entry : dirty) {
+      Slot& slot = entry->second;
+      if (slot.value) {
         slot.dirty = false;
         slot.maybe_stored = true;
       } else {
-        store_->Delete(store_table_, key);
-        // The tombstone is written: the slot is not needed any more (erasing
+        // The tombstone is stored: the slot is not needed any more (erasing
         // from an absl::flat_hash_map leaves pointers to other slots valid).
-        slots_.erase(slots_.find(key));
+        slots_.erase(slots_.find(entry->first.view()));
       }
     }
+    return absl::OkStatus();
   }
   size_t size() const override { return slots_.size(); }
 
@@ -460,9 +472,9 @@ class NamespacedValueTable final : public StateTable {
     slots_.insert_or_assign(std::move(slot), std::move(entry));
     return absl::OkStatus();
   }
-  void WriteBack() override {
+  absl::Status WriteBack() override {
     if constexpr (kWriteBack) {
-      if (store_ == nullptr) return;
+      if (store_ == nullptr) return absl::OkStatus();
       // Composite keys sort differently from typed ones: encode, then sort.
       std::vector<std::pair<InlineKey, typename Slots::value_type*>> dirty;
       KeyScope scope;
@@ -474,19 +486,26 @@ class NamespacedValueTable final : public StateTable {
       std::sort(dirty.begin(), dirty.end(),
                 [](const auto& a, const auto& b) { return a.first < b.first; });
       for (auto& [composite, slot] : dirty) {
+        if (slot->second.flags.present) {
+          store_->Put(store_table_, composite.view(), EncodeValue(slot->second.value));
+        } else {
+          store_->Delete(store_table_, composite.view());
+        }
+      }
+      if (absl::Status status = store_->Commit(); !status.ok()) return status;
+      for (auto& [composite, slot] : dirty) {
         Flags& flags = slot->second.flags;
         if (flags.present) {
-          store_->Put(store_table_, composite.view(), EncodeValue(slot->second.value));
           flags.dirty = false;
           flags.maybe_stored = true;
         } else {
-          store_->Delete(store_table_, composite.view());
-          // The tombstone is written: the slot is not needed any more (erasing
+          // The tombstone is stored: the slot is not needed any more (erasing
           // from an absl::flat_hash_map leaves pointers to other slots valid).
           slots_.erase(slots_.find(Ref{&slot->first.key, slot->first.ns}));
         }
       }
     }
+    return absl::OkStatus();
   }
   size_t size() const override { return slots_.size(); }
 
@@ -656,18 +675,21 @@ class ListTable final : public StateTable {
     slots_[std::string(key)] = std::move(slot);
     return absl::OkStatus();
   }
-  void WriteBack() override {
-    if (store_ == nullptr) return;
-    for (auto* entry : DirtyInKeyOrder(slots_)) {
+  absl::Status WriteBack() override {
+    if (store_ == nullptr) return absl::OkStatus();
+    const auto dirty = DirtyInKeyOrder(slots_);
+    for (auto* entry : dirty) {
       const std::string& key = entry->first;
-      Slot& slot = entry->second;
+      const Slot& slot = entry->second;
       if (slot.items.empty()) {
         store_->Delete(store_table_, key);
       } else {
         store_->Put(store_table_, key, Encode(slot));
       }
-      slot.dirty = false;
     }
+    if (absl::Status status = store_->Commit(); !status.ok()) return status;
+    for (auto* entry : dirty) entry->second.dirty = false;
+    return absl::OkStatus();
   }
   size_t size() const override { return slots_.size(); }
 
@@ -786,27 +808,33 @@ class MapTable final : public StateTable {
     slots_[std::string(key.substr(0, composite_size))][std::string(rest)] = std::move(entry);
     return absl::OkStatus();
   }
-  void WriteBack() override {
-    if (store_ == nullptr) return;
+  absl::Status WriteBack() override {
+    if (store_ == nullptr) return absl::OkStatus();
+    for (const auto& [key, entries] : slots_) {
+      for (const auto& [user_key, entry] : entries) {
+        if (!entry.dirty) continue;
+        const std::string full = key + user_key;
+        if (entry.value) {
+          std::string value;
+          AppendExpiry(value, entry.expire_at);
+          Codec<UV>::Encode(*entry.value, value);
+          store_->Put(store_table_, full, value);
+        } else {
+          store_->Delete(store_table_, full);
+        }
+      }
+    }
+    if (absl::Status status = store_->Commit(); !status.ok()) return status;
     for (auto& [key, entries] : slots_) {
       for (auto it = entries.begin(); it != entries.end();) {
         Entry& entry = it->second;
-        if (entry.dirty) {
-          const std::string full = key + it->first;
-          if (entry.value) {
-            std::string value;
-            AppendExpiry(value, entry.expire_at);
-            Codec<UV>::Encode(*entry.value, value);
-            store_->Put(store_table_, full, value);
-            entry.stored = true;
-          } else {
-            store_->Delete(store_table_, full);
-          }
-          entry.dirty = false;
-        }
+        if (entry.dirty && entry.value) entry.stored = true;
+        entry.dirty = false;
+        // A deletion is stored: the tombstone is not needed any more.
         it = entry.value ? std::next(it) : entries.erase(it);
       }
     }
+    return absl::OkStatus();
   }
   size_t size() const override { return slots_.size(); }
 
@@ -888,11 +916,14 @@ class KeyedStateBackend {
     return out;
   }
 
-  // RocksDB: writes every dirty entry to the store.
+  // RocksDB: writes every dirty entry to the store, one commit per table.
+  // On failure, what was not committed stays dirty (StateTable::WriteBack).
   absl::Status WriteBack() {
     if (store_ == nullptr) return absl::OkStatus();
-    for (auto& [name, table] : tables_) table->WriteBack();
-    return store_->Commit();
+    for (auto& [name, table] : tables_) {
+      if (absl::Status status = table->WriteBack(); !status.ok()) return status;
+    }
+    return absl::OkStatus();
   }
 
   std::vector<std::string> table_names() const {

@@ -187,6 +187,49 @@ TEST(PipelineTest, SideOutputTagUsedWithTwoTypesIsRejected) {
   EXPECT_THAT(job.status().message(), HasSubstr("same-id"));
 }
 
+// Checkpoints file each operator's state under its name: two operators
+// named alike would each restore both snapshots (one sink committing the
+// other's transactions). Start names the name and the operators.
+TEST(PipelineTest, TwoOperatorsWithOneNameAreRejected) {
+  Pipeline pipeline;
+  auto numbers = pipeline.Source(testing::VectorSource<int>::Create(Iota(3)));
+  numbers.Sink([](const int&) {}, "out");
+  numbers.Map([](int x) { return x + 1; }).Sink([](const int&) {}, "out");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("'out'"));
+  EXPECT_THAT(job.status().message(), HasSubstr("Sink#1"));
+  EXPECT_THAT(job.status().message(), HasSubstr("Sink#3"));
+}
+
+// A side output runs no operator of its own and takes no snapshot: its name
+// is only a label, and may repeat.
+TEST(PipelineTest, SideOutputsMayShareANameWithAnything) {
+  const OutputTag<int> tag("odd");
+  struct SplitOdd : ProcessFunction<int, int> {
+    explicit SplitOdd(OutputTag<int> odd) : odd(std::move(odd)) {}
+    absl::Status ProcessElement(const int& value, Context& ctx, Collector<int>& out) override {
+      if (value % 2 != 0) {
+        ctx.Output(odd, value);
+      } else {
+        out.Collect(value);
+      }
+      return absl::OkStatus();
+    }
+    OutputTag<int> odd;
+  };
+  Pipeline pipeline;
+  auto split = pipeline.Source(testing::VectorSource<int>::Create(Iota(4)))
+                   .Process(SplitOdd(tag))
+                   .Name("split");
+  std::atomic<int> odd{0};
+  split.SideOutput(tag).Name("split").Sink([&odd](const int&) { ++odd; }, "odd");
+  split.Sink([](const int&) {}, "even");
+  ASSERT_TRUE(pipeline.Run().ok());
+  EXPECT_EQ(odd.load(), 2);
+}
+
 TEST(PipelineTest, EmptyInput) {
   for (int parallelism : {1, 3}) {
     Pipeline pipeline({.parallelism = parallelism});

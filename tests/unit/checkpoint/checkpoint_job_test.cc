@@ -3,8 +3,11 @@
 // final checkpoint), a restart at another parallelism, and corrupt storage.
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <span>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -70,11 +73,12 @@ class CheckpointJobTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(root_); }
 
   // A keyed count over `n` records, throttled to `rate` records/s per split.
-  std::unique_ptr<Pipeline> Build(int parallelism, int n, double rate) {
+  std::unique_ptr<Pipeline> Build(int parallelism, int n, double rate,
+                                  absl::Duration interval = absl::Milliseconds(30)) {
     PipelineOptions options;
     options.parallelism = parallelism;
     options.job_name = "count";
-    options.checkpoints.interval = absl::Milliseconds(30);
+    options.checkpoints.interval = interval;
     options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
     if (backend() == Backend::kRocksDb) {
       options.state_backend = StateBackend::RocksDb((root_ / "rocksdb").string());
@@ -100,6 +104,18 @@ class CheckpointJobTest : public ::testing::Test {
     std::vector<Count> out = committed.ok() ? *committed : std::vector<Count>();
     std::sort(out.begin(), out.end());
     return out;
+  }
+
+  // The ids of the checkpoints in storage, oldest first.
+  std::vector<int64_t> ManifestIds() {
+    std::vector<int64_t> ids;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(root_ / "checkpoints")) {
+      if (entry.path().filename() != "_manifest") continue;
+      const std::string dir = entry.path().parent_path().filename().string();  // chk-<id>
+      ids.push_back(std::stoll(dir.substr(4)));
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
   }
 
   // Starts a run and cancels it (like a crash: no final checkpoint) once
@@ -253,6 +269,162 @@ TEST_F(CheckpointJobTest, TruncatedStateFileFallsBackToAnOlderCheckpoint) {
   committed.erase(std::unique(committed.begin(), committed.end()), committed.end());
   EXPECT_EQ(committed, Expected(6000));
 }
+
+// A restarted job's retention counts the checkpoints it found: the first
+// new checkpoint deletes only the oldest, `retained` stay.
+TEST_F(CheckpointJobTest, RetentionAfterARestoreKeepsTheHistoryItFound) {
+  RunAndCrash(2, 12000, 4);
+  const std::vector<int64_t> before = ManifestIds();
+  ASSERT_EQ(before.size(), 3u);  // CheckpointOptions::retained
+
+  auto pipeline = Build(2, 12000, 1000, absl::Hours(1));
+  absl::StatusOr<JobHandle> job = pipeline->Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  absl::StatusOr<int64_t> id = job->TriggerCheckpoint();
+  ASSERT_TRUE(id.ok()) << id.status();
+  job->Cancel();
+  EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(ManifestIds(), (std::vector<int64_t>{before[1], before[2], *id}));
+}
+
+// The exactly-once file sink, whose writer on worker 1 stalls once, for
+// `stall`, in its first Write after a checkpoint completed: that worker's
+// thread stops (it polls no source, forwards no barrier) as under a slow
+// downstream system.
+class StallingSink final : public Sink<Count> {
+ public:
+  StallingSink(const std::string& dir, absl::Duration stall)
+      : inner_(std::make_shared<testing::TransactionalFileSink<Count>>(dir)), stall_(stall) {}
+
+  absl::StatusOr<std::unique_ptr<SinkWriter<Count>>> CreateWriter(
+      const SinkContext& context) override {
+    absl::StatusOr<std::unique_ptr<SinkWriter<Count>>> inner = inner_->CreateWriter(context);
+    if (!inner.ok()) return inner.status();
+    return std::unique_ptr<SinkWriter<Count>>(
+        new Writer(*std::move(inner), context.worker_index == 1 ? this : nullptr));
+  }
+
+  // Set once the stall is over.
+  std::atomic<bool> stalled{false};
+
+ private:
+  class Writer final : public SinkWriter<Count> {
+   public:
+    Writer(std::unique_ptr<SinkWriter<Count>> inner, StallingSink* stalls)
+        : inner_(std::move(inner)), stalls_(stalls) {}
+    absl::Status Write(std::span<Count> values, std::span<const Timestamp> timestamps) override {
+      if (stalls_ != nullptr && committed_ && !stalls_->stalled.load()) {
+        absl::SleepFor(stalls_->stall_);
+        stalls_->stalled.store(true);
+      }
+      return inner_->Write(values, timestamps);
+    }
+    absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) override {
+      return inner_->PreCommit(checkpoint_id);
+    }
+    absl::Status Commit(int64_t checkpoint_id, const std::string& committable) override {
+      committed_ = true;
+      return inner_->Commit(checkpoint_id, committable);
+    }
+
+   private:
+    std::unique_ptr<SinkWriter<Count>> inner_;
+    StallingSink* stalls_;
+    bool committed_ = false;
+  };
+
+  std::shared_ptr<testing::TransactionalFileSink<Count>> inner_;
+  absl::Duration stall_;
+};
+
+// Passes the numbers on; the broadcast side only makes this a two-input
+// operator whose main input is fused to its source, as the engagement
+// pipeline's enrichment join is.
+class PassThrough final : public BroadcastProcessFunction<int64_t, int64_t, int64_t> {
+ public:
+  absl::Status ProcessElement(const int64_t& value, ReadOnlyContext&,
+                              Collector<int64_t>& out) override {
+    out.Collect(value);
+    return absl::OkStatus();
+  }
+  absl::Status ProcessBroadcastElement(const int64_t&, Context&, Collector<int64_t>&) override {
+    return absl::OkStatus();
+  }
+};
+
+// Worker 1 stalls for 3 s, longer than the 1 s checkpoint timeout: the
+// checkpoints requested meanwhile time out, and worker 0's sources emit their
+// barriers while worker 1's sources skip them (a source emits only the newest
+// request). Inputs then carry barriers n and n+1 from one worker, only n+1
+// from the other: exchange channels, and (with the join) a fused input next
+// to a broadcast one. The first checkpoint that completes after the stall
+// must still cover exactly what its sources had read: a crash right after it,
+// and a restart from it, lose and duplicate nothing.
+class AbandonedCheckpointTest : public CheckpointJobTest,
+                                public ::testing::WithParamInterface<bool> {
+ protected:
+  bool with_join() const { return GetParam(); }
+};
+
+TEST_P(AbandonedCheckpointTest, CheckpointsAbandonedWhileAWorkerStallsLoseNothingOnRestore) {
+  constexpr int kRecords = 24000;  // 6 s at 1000 records/s per split
+  PipelineOptions options;
+  options.parallelism = 2;
+  options.job_name = "count";
+  options.checkpoints.interval = absl::Milliseconds(200);
+  options.checkpoints.timeout = absl::Seconds(1);
+  options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+  // Room for the 3 s of batches worker 0 sends worker 1 during the stall: it
+  // is not backpressured, so its sources keep emitting barriers.
+  options.queue_capacity = 8192;
+  Pipeline pipeline(options);
+  testing::VectorSourceOptions source_options;
+  source_options.splits = 4;
+  source_options.records_per_poll = 64;
+  source_options.records_per_second = 1000;
+  auto sink = std::make_shared<StallingSink>((root_ / "out").string(), absl::Seconds(3));
+  Stream<int64_t> numbers =
+      pipeline.Source(testing::VectorSource<int64_t>::Create(Input(kRecords), source_options))
+          .Name("numbers");
+  if (with_join()) {
+    numbers = numbers
+                  .Connect(pipeline
+                               .Source(testing::VectorSource<int64_t>::Create(
+                                   std::vector<int64_t>(kRecords, 0), source_options))
+                               .Name("other")
+                               .Broadcast())
+                  .Process(PassThrough{})
+                  .Name("join");
+  }
+  numbers.KeyBy([](int64_t v) { return v; }).Process(CountPerKey{}).Name("count").Sink(sink, "out");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!sink->stalled.load() && !job->done() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  const int64_t before = job->last_completed_checkpoint();
+  while (job->last_completed_checkpoint() == before && !job->done() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Microseconds(200));
+  }
+  ASSERT_FALSE(job->done()) << "the job ended before it could be interrupted";
+  job->Cancel();  // a crash: what was written after that checkpoint is never committed
+  EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
+  ASSERT_GT(job->last_completed_checkpoint(), before);
+
+  auto restarted = Build(2, kRecords, 0);
+  absl::Status status = restarted->Run();
+  ASSERT_TRUE(status.ok()) << status;
+  const std::vector<Count> committed = Committed();
+  const std::vector<Count> expected = Expected(kRecords);
+  EXPECT_EQ(committed.size(), expected.size()) << "records lost or duplicated";
+  EXPECT_EQ(committed, expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(Topology, AbandonedCheckpointTest, ::testing::Bool(),
+                         [](const auto& param_info) {
+                           return param_info.param ? "ThroughABroadcastJoin" : "ThroughAnExchange";
+                         });
 
 TEST_F(CheckpointJobTest, IntervalWithoutStorageIsAConfigurationError) {
   PipelineOptions options;

@@ -1487,6 +1487,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, ProcessingTimerRestoreTest,
 // the store. Windows keep a value per (key, pane) and remove it when the pane
 // ends: one the store never held must leave no tombstone in the cache.
 
+// Like RocksDB: writes are buffered until Commit, and a failed Commit drops
+// them.
 class MapKvStore final : public internal::KvStore {
  public:
   absl::Status Snapshot(const std::string&, std::vector<internal::SnapshotFile>&) override {
@@ -1508,17 +1510,37 @@ class MapKvStore final : public internal::KvStore {
   }
   void Put(int, std::string_view key, std::string_view value) override {
     put_keys.emplace_back(key);
-    data[std::string(key)] = std::string(value);
+    batch_.emplace_back(std::string(key), std::string(value));
   }
   void Delete(int, std::string_view key) override {
     ++deletes;
-    data.erase(std::string(key));
+    batch_.emplace_back(std::string(key), std::nullopt);
   }
-  absl::Status Commit() override { return absl::OkStatus(); }
+  absl::Status Commit() override {
+    std::vector<std::pair<std::string, std::optional<std::string>>> batch;
+    batch.swap(batch_);
+    if (failing_commits > 0) {
+      --failing_commits;
+      return absl::ResourceExhaustedError("no space left on device");
+    }
+    for (auto& [key, value] : batch) {
+      if (value) {
+        data[key] = *std::move(value);
+      } else {
+        data.erase(key);
+      }
+    }
+    return absl::OkStatus();
+  }
 
-  std::map<std::string, std::string> data;
-  std::vector<std::string> put_keys;  // in the order of the Put calls
+  std::map<std::string, std::string> data;  // committed
+  std::vector<std::string> put_keys;        // in the order of the Put calls
   int deletes = 0;
+  // The next this many commits fail.
+  int failing_commits = 0;
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> batch_;
 };
 
 TEST(StateTableTest, ValueTableForgetsRemovedValuesAndKeepsTombstonesOnlyForStoredOnes) {
@@ -1544,14 +1566,14 @@ TEST(StateTableTest, ValueTableForgetsRemovedValuesAndKeepsTombstonesOnlyForStor
   scope.SetNamespaceTo<int64_t>(100);
   table.Remove(scope);
   EXPECT_EQ(table.Get(scope), nullptr);
-  table.WriteBack();
+  ASSERT_TRUE(table.WriteBack().ok());
   EXPECT_EQ(store.deletes, 0);
   EXPECT_EQ(store.data.size(), 1u);  // namespace 200
 
   // Written back, then removed: one delete, then the cache forgets it.
   scope.SetNamespaceTo<int64_t>(200);
   table.Remove(scope);
-  table.WriteBack();
+  ASSERT_TRUE(table.WriteBack().ok());
   EXPECT_EQ(store.deletes, 1);
   EXPECT_TRUE(store.data.empty());
   EXPECT_EQ(table.size(), 1u);  // only the known-absent namespace 100
@@ -1559,10 +1581,10 @@ TEST(StateTableTest, ValueTableForgetsRemovedValuesAndKeepsTombstonesOnlyForStor
 
   // A value only the store holds (a fresh cache) is deleted too.
   table.Put(scope, 9);
-  table.WriteBack();
+  ASSERT_TRUE(table.WriteBack().ok());
   internal::ValueTable<int64_t> fresh("panes", 0, &store, 0, 1000);
   fresh.Remove(scope);
-  fresh.WriteBack();
+  ASSERT_TRUE(fresh.WriteBack().ok());
   EXPECT_EQ(store.deletes, 2);
   EXPECT_TRUE(store.data.empty());
 }
@@ -1595,7 +1617,7 @@ TEST(StateTableTest, NamespacedValueTableSharesValueTableBytesAndWritesBackInKey
       bytes.Put(scope, static_cast<int64_t>(key) * 1000 + ns);
     }
   }
-  bytes.WriteBack();
+  ASSERT_TRUE(bytes.WriteBack().ok());
 
   internal::NamespacedValueTable<uint64_t, int64_t, true> typed("panes", 0, &store, 0, 1000);
   typed.set_max_parallelism(kTestMaxParallelism);
@@ -1611,11 +1633,11 @@ TEST(StateTableTest, NamespacedValueTableSharesValueTableBytesAndWritesBackInKey
   EXPECT_EQ(typed.Mutable(42, 0), nullptr);
   typed.Put(42, 0, 7);
   store.put_keys.clear();
-  typed.WriteBack();
+  ASSERT_TRUE(typed.WriteBack().ok());
   EXPECT_EQ(store.put_keys.size(), 31u);
   EXPECT_TRUE(std::is_sorted(store.put_keys.begin(), store.put_keys.end()));
   store.put_keys.clear();
-  typed.WriteBack();
+  ASSERT_TRUE(typed.WriteBack().ok());
   EXPECT_TRUE(store.put_keys.empty()) << "clean values are not written again";
 
   internal::ValueTable<int64_t> reread("panes", 0, &store, 0, 1000);
@@ -1656,7 +1678,7 @@ TEST(StateTableTest, NamespacedValueTableKeepsTombstonesOnlyForStoredValues) {
   table.Remove(3, 100);
   EXPECT_EQ(table.size(), 1u);
   EXPECT_EQ(table.Get(3, 100), nullptr);
-  table.WriteBack();
+  ASSERT_TRUE(table.WriteBack().ok());
   EXPECT_EQ(store.deletes, 0);
   EXPECT_EQ(store.data.size(), 1u);  // namespace 200
 
@@ -1664,18 +1686,18 @@ TEST(StateTableTest, NamespacedValueTableKeepsTombstonesOnlyForStoredValues) {
   // write-back, then the cache forgets it.
   table.Remove(3, 200);
   EXPECT_EQ(table.Get(3, 200), nullptr);
-  table.WriteBack();
+  ASSERT_TRUE(table.WriteBack().ok());
   EXPECT_EQ(store.deletes, 1);
   EXPECT_TRUE(store.data.empty());
   EXPECT_EQ(table.size(), 1u);  // only the known-absent namespace 100
 
   // A value only the store holds (a fresh cache) is deleted too.
   table.Put(3, 200, 9);
-  table.WriteBack();
+  ASSERT_TRUE(table.WriteBack().ok());
   internal::NamespacedValueTable<uint64_t, int64_t, true> fresh("panes", 0, &store, 0, 1000);
   fresh.set_max_parallelism(kTestMaxParallelism);
   fresh.Remove(3, 200);
-  fresh.WriteBack();
+  ASSERT_TRUE(fresh.WriteBack().ok());
   EXPECT_EQ(store.deletes, 2);
   EXPECT_TRUE(store.data.empty());
 }
@@ -1716,8 +1738,86 @@ TEST(StateTableTest, NamespacedValueTableStaysWithinItsLimitAndReadsEvictedValue
     }
     ASSERT_LE(table.size(), kLimit);
   }
-  table.WriteBack();
+  ASSERT_TRUE(table.WriteBack().ok());
   EXPECT_EQ(store.data.size(), static_cast<size_t>(kValues / 2));
+}
+
+// A RocksDB commit that fails (say, a full disk) fails that checkpoint, and
+// the job goes on. What that write-back held must stay dirty: marked clean,
+// the next checkpoint would snapshot the store's older values, and a full
+// cache would drop values the store never got, so deleted ones come back.
+TEST(StateTableTest, WhatAFailedCommitHeldIsWrittenBackAgain) {
+  MapKvStore store;
+  internal::KeyedStateBackend backend("op", &store, 1000);
+  backend.set_max_parallelism(kTestMaxParallelism);
+  auto* values = backend.GetOrCreate<internal::ValueTable<int64_t>>("values", 0);
+  auto* panes =
+      backend.GetOrCreate<internal::NamespacedValueTable<uint64_t, int64_t, true>>("panes", 0);
+  auto* lists = backend.GetOrCreate<internal::ListTable<int64_t>>("lists", 0);
+  auto* maps = backend.GetOrCreate<internal::MapTable<int64_t, int64_t>>("maps", 0);
+  const auto scope_of = [](std::string_view key) {
+    internal::KeyScope scope;
+    scope.SetKey(1, key);
+    return scope;
+  };
+  const auto user_key = [](int64_t key) {
+    std::string bytes;
+    Codec<int64_t>::Encode(key, bytes);
+    return bytes;
+  };
+  const auto map_put = [&](internal::MapTable<int64_t, int64_t>& table, int64_t key,
+                           int64_t value) {
+    auto& entry = (*table.Get(scope_of("map"), true))[user_key(key)];
+    entry.value = value;
+    entry.dirty = true;
+  };
+
+  values->Put(scope_of("kept"), 1);
+  values->Put(scope_of("removed"), 1);
+  panes->Put(1, 0, 1);
+  panes->Put(2, 0, 1);
+  lists->Get(scope_of("appended"), true)->push_back(1);
+  lists->Get(scope_of("cleared"), true)->push_back(1);
+  map_put(*maps, 1, 1);
+  map_put(*maps, 2, 1);
+  ASSERT_TRUE(backend.WriteBack().ok());
+
+  values->Put(scope_of("kept"), 2);
+  values->Remove(scope_of("removed"));
+  panes->Put(1, 0, 2);
+  panes->Remove(2, 0);
+  lists->Get(scope_of("appended"), true)->push_back(2);
+  lists->Get(scope_of("cleared"), true)->clear();
+  map_put(*maps, 1, 2);
+  auto& removed_entry = maps->Get(scope_of("map"), false)->at(user_key(2));
+  removed_entry.value.reset();
+  removed_entry.dirty = true;
+  store.failing_commits = 1;
+  EXPECT_EQ(backend.WriteBack().code(), absl::StatusCode::kResourceExhausted);
+
+  // The next barrier writes everything back.
+  ASSERT_TRUE(backend.WriteBack().ok());
+  internal::KeyedStateBackend reread("op", &store, 1000);
+  reread.set_max_parallelism(kTestMaxParallelism);
+  auto* values_read = reread.GetOrCreate<internal::ValueTable<int64_t>>("values", 0);
+  ASSERT_NE(values_read->Get(scope_of("kept")), nullptr);
+  EXPECT_EQ(*values_read->Get(scope_of("kept")), 2);
+  EXPECT_EQ(values_read->Get(scope_of("removed")), nullptr) << "a deleted value came back";
+  auto* panes_read =
+      reread.GetOrCreate<internal::NamespacedValueTable<uint64_t, int64_t, true>>("panes", 0);
+  ASSERT_NE(panes_read->Get(1, 0), nullptr);
+  EXPECT_EQ(*panes_read->Get(1, 0), 2);
+  EXPECT_EQ(panes_read->Get(2, 0), nullptr) << "a deleted pane came back";
+  auto* lists_read = reread.GetOrCreate<internal::ListTable<int64_t>>("lists", 0);
+  ASSERT_NE(lists_read->Get(scope_of("appended"), false), nullptr);
+  EXPECT_EQ(*lists_read->Get(scope_of("appended"), false), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(lists_read->Get(scope_of("cleared"), false), nullptr) << "a cleared list came back";
+  auto* maps_read = reread.GetOrCreate<internal::MapTable<int64_t, int64_t>>("maps", 0);
+  auto* entries = maps_read->Get(scope_of("map"), false);
+  ASSERT_NE(entries, nullptr);
+  ASSERT_EQ(entries->size(), 1u) << "a deleted map entry came back";
+  EXPECT_EQ(entries->begin()->first, user_key(1));
+  EXPECT_EQ(entries->begin()->second.value, std::optional<int64_t>(2));
 }
 
 }  // namespace
