@@ -144,6 +144,7 @@ double RunWeir(const clickhouse::ConnectionOptions& connection,
   options.table = kTable;
   options.format = format;
   options.compression = compression;
+  options.immutable_rows = true;  // one row per event: no version needed
   pipeline.Source(source).Sink(clickhouse::Sink<Enriched>(options, EnrichedColumns()));
   const auto start = std::chrono::steady_clock::now();
   Check(pipeline.Run(), "weir pipeline");

@@ -25,6 +25,20 @@
 // counts each once. Rows only collapse within a partition, so partition by a
 // column that a replayed row has the same value of (the event time).
 //
+// Rows that are updated (running totals, early window firings) need a
+// version: without one ReplacingMergeTree keeps the last row inserted, and
+// an insert that timed out on the client but commits on the server after
+// its retry and after the next batch puts the older value back. Each writer
+// checks the table at start (system.tables): a ReplacingMergeTree without a
+// version column is refused (kInvalidArgument) unless
+// SinkOptions::immutable_rows says a key's row never changes, and a version
+// column must be written (in Columns<T>, or SinkOptions::batch_version_column).
+// The version can be the record's own (event time of the newest event, a
+// running count) or weir's batch version (batch_version_column). ClickHouse
+// 22.2+ also has insert_deduplication_token; 18.16 has no such setting and
+// deduplicates inserts only on Replicated tables (by block hash), so the
+// version is what holds there.
+//
 // Works with ClickHouse 18.16 (Debian 12) and newer.
 //
 // Example:
@@ -41,8 +55,8 @@
 //       connection, columns,
 //       {.table = "events", .order_by = {"content_id", "event_ts"},
 //        .partition_time_column = "event_ts"});
-//   enriched.Sink(weir::clickhouse::Sink<Enriched>(
-//       {.connection = connection, .table = "events"}, columns));
+//   enriched.Sink(weir::clickhouse::Sink<Enriched>(  // one row per event: never updated
+//       {.connection = connection, .table = "events", .immutable_rows = true}, columns));
 
 #ifndef WEIR_CONNECTORS_CLICKHOUSE_H_
 #define WEIR_CONNECTORS_CLICKHOUSE_H_
@@ -140,6 +154,25 @@ struct SinkOptions {
   Format format = Format::kJsonEachRow;
   // Default: kNone
   Compression compression = Compression::kNone;
+  // A key's row is always written with the same values (an event, not a
+  // running total): replays and late retries only duplicate it, so the
+  // table needs no version. Required to write into a ReplacingMergeTree
+  // without a version column (kInvalidArgument at start otherwise).
+  // Default: false
+  bool immutable_rows = false;
+  // A UInt64 column of the table, not in Columns<T>, that the sink fills
+  // with weir's batch version: the same for every row of a batch and every
+  // attempt of its insert, strictly growing from batch to batch of a writer
+  // (microseconds since the epoch when the batch opened, or the previous
+  // batch's + 1). Make it the table's ReplacingMergeTree version
+  // (TableOptions::batch_version_column) when records carry no version of
+  // their own: a newer batch then wins over a late attempt of an older one,
+  // and a restarted job's replay over the rows of the run before it (as
+  // long as the clock does not go back by more than the restart took).
+  // Rows of one key must come from one writer (a stream keyed by the
+  // table's key), since writers' batches are not ordered among themselves.
+  // Default: none
+  std::string batch_version_column;
 };
 
 // The name and ClickHouse type of a column, e.g. {"content_id", "UInt64"}.
@@ -254,8 +287,9 @@ struct ClickHouseValue<std::optional<V>> {
 // lib/connectors/clickhouse). Thread-safety: one caller thread.
 class ClickHouseInserter {
  public:
-  // kInvalidArgument for bad options. Connects only for kRowBinary, to
-  // check the column types against the table's.
+  // kInvalidArgument for bad options. Connects to check the table: its
+  // engine and version column (see the top), and for kRowBinary its column
+  // types; kNotFound when it does not exist.
   static absl::StatusOr<std::unique_ptr<ClickHouseInserter>> Create(
       const clickhouse::SinkOptions& options,
       const std::vector<clickhouse::ColumnDefinition>& columns, const SinkContext& context);
@@ -375,9 +409,15 @@ struct TableOptions {
   // (in one partition) collapse into one (required; names or expressions).
   std::vector<std::string> order_by;
   // The ReplacingMergeTree version column: of the rows that collapse, the
-  // one with the highest version is kept (the last inserted when empty).
+  // one with the highest version is kept (the last inserted when empty;
+  // the sink then needs SinkOptions::immutable_rows, see the top).
   // Default: none
   std::string version_column;
+  // Adds this UInt64 column (not in `columns`) and makes it the version:
+  // for a sink with the same SinkOptions::batch_version_column. Not with
+  // `version_column`.
+  // Default: none
+  std::string batch_version_column;
   // A DateTime (or UInt32 seconds) column to partition by, in buckets of
   // `partition_interval` aligned to the epoch (whole seconds).
   // Default: none (one partition)

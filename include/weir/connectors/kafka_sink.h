@@ -76,10 +76,19 @@
 //   commit: the job must reach one within the transaction timeout, or the
 //   broker aborts the transaction and the job fails (kAborted) and restarts
 //   from its last checkpoint.
-// - Changing the parallelism between runs leaves transactions of vanished
-//   workers (ids beyond the new pools) open until transaction.timeout.ms,
-//   which holds back read_committed consumers meanwhile; their checkpointed
-//   committables are still checked and repaired as above.
+// - Changing the parallelism or the pool size between runs: every
+//   committable also records the parallelism, pool size and id prefix of
+//   the run that wrote it. Before a restore checks any transaction, it
+//   initializes (fences) every id of that run that no writer of the new run
+//   owns (workers >= the new parallelism, slots >= the new pool size), so
+//   transactions they left open, checkpointed or not, are aborted at once
+//   instead of holding back the last stable offset (and the check) until
+//   transaction.timeout.ms. The writers of a run share the work. Not
+//   covered: ids of a run that died before its first checkpoint completed,
+//   if it ran at a higher parallelism than both the checkpoint it restored
+//   and the run that restores after it (nothing recorded them); and
+//   committables of weir versions before this layout, whose vanished ids
+//   are fenced only when their own committable is recovered.
 // - Record order: within a partition, records of one worker keep their order;
 //   repaired records come after the records written since.
 //
@@ -175,6 +184,13 @@ struct SinkOptions {
 
 namespace internal {
 
+// Transactional ids that a writer of one sink fenced and that no writer of
+// it has used since (lib/connectors/kafka/sink.cc). The writers of a run
+// share it, so a restore at a lower parallelism fences each vanished id
+// once rather than once per worker.
+class FencedTransactionalIds;
+std::shared_ptr<FencedTransactionalIds> NewFencedTransactionalIds();
+
 // The part of SinkOptions that does not depend on the record type.
 struct SinkConfig {
   ClientOptions client;
@@ -188,6 +204,8 @@ struct SinkConfig {
   bool custom_partitioner = false;
   // Names the writer in errors; empty: "kafka sink '<operator>' (worker <i>)".
   std::string description;
+  // Shared by the sink's writers; null: each writer keeps its own.
+  std::shared_ptr<FencedTransactionalIds> fenced;
 };
 
 // One serialized record.
@@ -241,7 +259,8 @@ class KafkaSink final : public weir::Sink<T> {
                                 .transaction_pool_size = options_.transaction_pool_size,
                                 .transaction_timeout = options_.transaction_timeout,
                                 .flush_timeout = options_.flush_timeout,
-                                .custom_partitioner = static_cast<bool>(options_.partitioner)};
+                                .custom_partitioner = static_cast<bool>(options_.partitioner),
+                                .fenced = fenced_};
     absl::StatusOr<std::unique_ptr<internal::SinkCore>> core =
         internal::NewSinkCore(config, context);
     if (!core.ok()) return core.status();
@@ -307,6 +326,7 @@ class KafkaSink final : public weir::Sink<T> {
   };
 
   SinkOptions<T> options_;
+  std::shared_ptr<internal::FencedTransactionalIds> fenced_ = internal::NewFencedTransactionalIds();
 };
 
 // Creates a Kafka sink (see SinkOptions). Configuration errors are reported

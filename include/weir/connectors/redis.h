@@ -33,9 +33,20 @@
 // unnamed one is called after its place in the graph ("Sink#7"), which moves
 // when the job's shape changes, and then a zombie would not be fenced.
 //
+// Batches of one writer carry a sequence number (1, 2, ...) kept next to the
+// epoch in the fence, and Redis applies them strictly in order: a batch at
+// or below the last one applied is skipped as already applied. So after a
+// command timeout or a dropped connection, bytes of the old connection that
+// Redis executes late (after the resend and newer batches) cannot put older
+// absolute values back. A writer whose oldest unacknowledged batch is ahead
+// of the fence's sequence (Redis lost acknowledged batches: a failover, a
+// restore from an older snapshot) fails with kAborted, so that the job
+// restarts from its checkpoint.
+//
 // Failures. When Redis is down or restarting, the writer reconnects with
 // exponential backoff and resends every batch Redis has not acknowledged
-// (in order; resending is harmless since writes are idempotent). Memory stays
+// (in order; resending is harmless since writes are idempotent and
+// sequenced). Memory stays
 // bounded: once `max_buffered_records` are waiting, Write blocks (which stops
 // the worker and, through the runtime's backpressure, the sources) until
 // Redis catches up. A writer that cannot reach Redis for `unavailable_timeout`

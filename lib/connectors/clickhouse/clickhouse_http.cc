@@ -243,12 +243,24 @@ absl::StatusOr<std::string> CreateTableStatement(const std::vector<ColumnDefinit
     absl::StrAppend(&sql, idx == 0 ? "" : ", ", internal::QuoteIdentifier(columns[idx].name), " ",
                     columns[idx].type);
   }
+  if (!options.batch_version_column.empty()) {
+    if (!options.version_column.empty()) {
+      return bad("set version_column or batch_version_column, not both");
+    }
+    if (has_column(options.batch_version_column)) {
+      return bad(absl::StrCat("batch version column ", options.batch_version_column,
+                              " is among the columns (the sink fills it: leave it out)"));
+    }
+    absl::StrAppend(&sql, ", ", internal::QuoteIdentifier(options.batch_version_column), " UInt64");
+  }
   absl::StrAppend(&sql, ") ENGINE = ReplacingMergeTree(");
   if (!options.version_column.empty()) {
     if (!has_column(options.version_column)) {
       return bad(absl::StrCat("version column ", options.version_column, " is not a column"));
     }
     absl::StrAppend(&sql, internal::QuoteIdentifier(options.version_column));
+  } else if (!options.batch_version_column.empty()) {
+    absl::StrAppend(&sql, internal::QuoteIdentifier(options.batch_version_column));
   }
   absl::StrAppend(&sql, ")");
   if (!options.partition_time_column.empty()) {

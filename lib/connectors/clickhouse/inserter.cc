@@ -5,8 +5,10 @@
 // another is in flight: a slow server blocks Append (backpressure), so
 // memory stays at about three batches per writer.
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -15,10 +17,13 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "lib/connectors/clickhouse/clickhouse_http.h"
 #include "lib/connectors/http/http_client.h"
@@ -39,6 +44,11 @@ class Inserter final : public ClickHouseInserter {
         insert_url_(std::move(insert_url)),
         what_(std::move(what)),
         client_(std::move(client)) {
+    if (!options_.batch_version_column.empty()) {
+      version_key_ = ",";
+      json::AppendString(options_.batch_version_column, version_key_);
+      version_key_.push_back(':');
+    }
     sender_ = std::thread([this] { SendLoop(); });
   }
   ~Inserter() override { (void)Close(); }
@@ -48,8 +58,15 @@ class Inserter final : public ClickHouseInserter {
     if (!error_.ok()) return error_;
     if (closing_) return absl::FailedPreconditionError(absl::StrCat(what_, ": closed"));
     for (size_t row = 0; row < rows; ++row) {
-      if (open_rows_ == 0) open_since_ = absl::Now();
+      if (open_rows_ == 0) {
+        open_since_ = absl::Now();
+        // Fixed when the batch opens, so every attempt of its insert carries
+        // the same version, and later batches a larger one.
+        open_version_ =
+            std::max(open_version_ + 1, static_cast<uint64_t>(absl::ToUnixMicros(open_since_)));
+      }
       encode(row, open_);
+      if (!version_key_.empty()) AppendBatchVersion();
       if (!row_binary_) open_.push_back('\n');
       ++open_rows_;
       if (open_rows_ >= options_.max_batch_rows || open_.size() >= options_.max_batch_bytes) {
@@ -91,6 +108,17 @@ class Inserter final : public ClickHouseInserter {
     std::string rows;
     size_t count = 0;
   };
+
+  // The batch version after the row just encoded: RowBinary's next column,
+  // or one more member of the JSON object.
+  void AppendBatchVersion() {
+    if (row_binary_) {
+      AppendLittleEndian(open_version_, open_);
+      return;
+    }
+    open_.pop_back();  // the object's '}'
+    absl::StrAppend(&open_, version_key_, open_version_, "}");
+  }
 
   // Moves the open batch to the sealed queue, first waiting for room.
   absl::Status SealLocked(std::unique_lock<std::mutex>& lock) {
@@ -177,6 +205,8 @@ class Inserter final : public ClickHouseInserter {
   const std::string what_;
   std::unique_ptr<HttpClient> client_;
   std::atomic<bool> cancel_ = false;
+  // `,"<batch_version_column>":`; empty without a batch version.
+  std::string version_key_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -186,6 +216,7 @@ class Inserter final : public ClickHouseInserter {
   std::string spare_;
   size_t open_rows_ = 0;
   absl::Time open_since_;
+  uint64_t open_version_ = 0;  // the open batch's batch version
   std::deque<Batch> sealed_;
   bool in_flight_ = false;
   bool closing_ = false;
@@ -244,6 +275,103 @@ absl::Status CheckRowBinaryTypes(HttpClient& client, const clickhouse::SinkOptio
   return absl::OkStatus();
 }
 
+// The version column of a ReplacingMergeTree, from system.tables'
+// engine_full ("ReplacingMergeTree(ver) ORDER BY ...", or the old syntax
+// "ReplacingMergeTree(date, (key), 8192, ver)"; Replicated* first take two
+// quoted strings): "" when it has none.
+std::string ReplacingVersionColumn(absl::string_view engine_full) {
+  const size_t open = engine_full.find('(');
+  if (open == absl::string_view::npos) return "";
+  std::vector<std::string> args;
+  std::string arg;
+  int depth = 0;
+  bool quoted = false;
+  for (size_t idx = open + 1; idx < engine_full.size(); ++idx) {
+    const char c = engine_full[idx];
+    if (quoted) {
+      arg.push_back(c);
+      if (c == '\\' && idx + 1 < engine_full.size()) {
+        arg.push_back(engine_full[++idx]);
+      } else if (c == '\'') {
+        quoted = false;
+      }
+      continue;
+    }
+    if (c == '\'') quoted = true;
+    if (c == '(') ++depth;
+    if (c == ')' && depth-- == 0) break;
+    if (c == ',' && depth == 0) {
+      args.push_back(std::string(absl::StripAsciiWhitespace(arg)));
+      arg.clear();
+      continue;
+    }
+    arg.push_back(c);
+  }
+  if (!absl::StripAsciiWhitespace(arg).empty()) {
+    args.push_back(std::string(absl::StripAsciiWhitespace(arg)));
+  }
+  // Replicated*: the ZooKeeper path and the replica name.
+  while (!args.empty() && args.front().starts_with('\'')) args.erase(args.begin());
+  // New syntax: no argument or the version. Old syntax: ends with the index
+  // granularity, or with the version after it.
+  if (args.empty() || std::all_of(args.back().begin(), args.back().end(),
+                                  [](char c) { return c >= '0' && c <= '9'; })) {
+    return "";
+  }
+  return std::string(absl::StripSuffix(absl::StripPrefix(args.back(), "`"), "`"));
+}
+
+// Rows that are updated need a version in a ReplacingMergeTree, or a late
+// insert can put an older row back (see the header); the table must exist.
+absl::Status CheckTable(HttpClient& client, const clickhouse::SinkOptions& options,
+                        const std::vector<clickhouse::ColumnDefinition>& columns,
+                        const std::string& what) {
+  const std::string sql =
+      absl::StrCat("SELECT engine, engine_full FROM system.tables WHERE database = ",
+                   QuoteString(options.connection.database),
+                   " AND name = ", QuoteString(options.table), " FORMAT TabSeparated");
+  absl::StatusOr<std::string> answer = SendToClickHouse(
+      client, options.connection, {.url = ClickHouseUrl(options.connection, ""), .body = sql},
+      absl::StrCat(what, ": reading the table's engine"));
+  if (!answer.ok()) return answer.status();
+  std::vector<std::string> fields =
+      absl::StrSplit(absl::StripTrailingAsciiWhitespace(*answer), absl::MaxSplits('\t', 1));
+  if (fields.size() != 2) {
+    return absl::NotFoundError(absl::StrCat(what, ": table ", options.connection.database, ".",
+                                            options.table, " does not exist"));
+  }
+  const std::string& engine = fields[0];
+  // Other engines (MergeTree keeps every copy; Distributed, Buffer, ...
+  // hide the table that decides) are not checked.
+  if (!absl::EndsWith(engine, "ReplacingMergeTree")) return absl::OkStatus();
+  std::string engine_full;
+  if (!absl::CUnescape(fields[1], &engine_full)) engine_full = fields[1];
+  const std::string version = ReplacingVersionColumn(engine_full);
+  if (version.empty()) {
+    if (options.immutable_rows) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": the table is a ", engine,
+        " without a version column, which keeps the last row inserted for a key: an insert "
+        "that times out here but commits on the server after its retry and after the next "
+        "batch would put an older row back. Give the table a version (TableOptions::"
+        "version_column: the event time, a running count; or batch_version_column with "
+        "SinkOptions::batch_version_column), or set SinkOptions::immutable_rows if a key's row "
+        "never changes"));
+  }
+  const bool written =
+      version == options.batch_version_column ||
+      std::any_of(columns.begin(), columns.end(), [&](const clickhouse::ColumnDefinition& column) {
+        return column.name == version;
+      });
+  if (!written) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": the table's version column ", version,
+        " is not written (every row would get its default, and the last inserted would win): "
+        "add it to Columns<T> or name it in SinkOptions::batch_version_column"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ClickHouseInserter>> ClickHouseInserter::Create(
@@ -262,7 +390,14 @@ absl::StatusOr<std::unique_ptr<ClickHouseInserter>> ClickHouseInserter::Create(
   if (options.max_linger < absl::ZeroDuration()) return bad("max_linger must not be negative");
   std::vector<std::string> quoted;
   for (const clickhouse::ColumnDefinition& column : columns) {
+    if (column.name == options.batch_version_column) {
+      return bad(absl::StrCat("batch_version_column ", column.name,
+                              " is also in Columns<T> (the sink fills it: leave it out)"));
+    }
     quoted.push_back(QuoteIdentifier(column.name));
+  }
+  if (!options.batch_version_column.empty()) {
+    quoted.push_back(QuoteIdentifier(options.batch_version_column));
   }
   const bool row_binary = options.format == clickhouse::Format::kRowBinary;
   std::string insert = absl::StrCat("INSERT INTO ", QuoteIdentifier(options.table), " (",
@@ -270,8 +405,15 @@ absl::StatusOr<std::unique_ptr<ClickHouseInserter>> ClickHouseInserter::Create(
                                     row_binary ? "RowBinary" : "JSONEachRow");
   absl::StatusOr<std::unique_ptr<HttpClient>> client = HttpClient::Create();
   if (!client.ok()) return client.status();
+  if (absl::Status status = CheckTable(**client, options, columns, what); !status.ok()) {
+    return status;
+  }
   if (row_binary) {
-    if (absl::Status status = CheckRowBinaryTypes(**client, options, columns, what); !status.ok()) {
+    std::vector<clickhouse::ColumnDefinition> written = columns;
+    if (!options.batch_version_column.empty()) {
+      written.push_back({options.batch_version_column, "UInt64"});
+    }
+    if (absl::Status status = CheckRowBinaryTypes(**client, options, written, what); !status.ok()) {
       return status;
     }
   }

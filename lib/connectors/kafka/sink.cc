@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <utility>
@@ -21,7 +22,30 @@ std::string TransactionalId(const std::string& prefix, int worker, int slot) {
   return absl::StrCat(prefix, "-", worker, "-", slot);
 }
 
+class FencedTransactionalIds {
+ public:
+  // Held while a writer fences: a second writer then waits, and finds the
+  // ids fenced.
+  std::mutex mu;
+  std::set<std::string> ids;
+};
+
+std::shared_ptr<FencedTransactionalIds> NewFencedTransactionalIds() {
+  return std::make_shared<FencedTransactionalIds>();
+}
+
 namespace {
+
+std::mutex event_hook_mu;
+SinkEventHook& EventHook() {
+  static auto* hook = new SinkEventHook();
+  return *hook;
+}
+
+void NotifyEvent(absl::string_view event, const std::string& transactional_id) {
+  std::lock_guard<std::mutex> lock(event_hook_mu);
+  if (EventHook()) EventHook()(event, transactional_id);
+}
 
 struct TopicDeleter {
   void operator()(rd_kafka_topic_t* rkt) const { rd_kafka_topic_destroy(rkt); }
@@ -88,7 +112,8 @@ class KafkaSinkCore final : public SinkCore {
         context_(context),
         what_(config_.description.empty() ? absl::StrCat("kafka sink '", context.operator_name,
                                                          "' (worker ", context.worker_index, ")")
-                                          : config_.description) {}
+                                          : config_.description),
+        fenced_(config_.fenced != nullptr ? config_.fenced : NewFencedTransactionalIds()) {}
 
   ~KafkaSinkCore() override { (void)Close(); }
 
@@ -103,8 +128,13 @@ class KafkaSinkCore final : public SinkCore {
     } else {
       // Fences zombies of every id of the pool and aborts what they left open.
       for (int slot = 0; slot < config_.transaction_pool_size; ++slot) {
-        absl::StatusOr<std::unique_ptr<Producer>> producer =
-            NewProducer(TransactionalId(prefix_, context_.worker_index, slot));
+        const std::string id = TransactionalId(prefix_, context_.worker_index, slot);
+        {
+          // In use again: a later restore must fence it again.
+          std::lock_guard<std::mutex> lock(fenced_->mu);
+          fenced_->ids.erase(id);
+        }
+        absl::StatusOr<std::unique_ptr<Producer>> producer = NewProducer(id);
         if (!producer.ok()) return producer.status();
         pool_.push_back(*std::move(producer));
       }
@@ -142,19 +172,25 @@ class KafkaSinkCore final : public SinkCore {
       if (!status.ok()) return status;
       return std::string();
     }
-    if (current_ == nullptr) return std::string();  // nothing written since the last barrier
+    // Even without a transaction, the committable tells a restore this
+    // run's ids (see FenceVanishedIds).
+    TransactionCommittable committable{.parallelism = context_.parallelism,
+                                       .pool_size = config_.transaction_pool_size,
+                                       .prefix = prefix_};
+    if (current_ == nullptr) {
+      return EncodeCommittable(committable);  // nothing written since the last barrier
+    }
     absl::Status status = WaitDelivered(*current_);
     if (!status.ok()) return status;
-    TransactionCommittable committable{.transactional_id = current_->transactional_id,
-                                       .topic = config_.topic,
-                                       .partitions = current_->offsets};
+    // Begun but nothing delivered leaves `partitions` empty: nothing for the
+    // checkpoint to commit, but Commit(n) still ends the transaction.
+    if (!current_->offsets.empty()) {
+      committable.transactional_id = current_->transactional_id;
+      committable.topic = config_.topic;
+      committable.partitions = current_->offsets;
+    }
     pending_[checkpoint_id] = current_;
     current_ = nullptr;
-    if (committable.partitions.empty()) {
-      // Begun but nothing delivered: nothing for the checkpoint to commit.
-      // Commit(n) still ends the transaction.
-      return std::string();
-    }
     return EncodeCommittable(committable);
   }
 
@@ -272,6 +308,7 @@ class KafkaSinkCore final : public SinkCore {
                       absl::StrCat(producer->what, ": topic ", config_.topic));
     }
     if (!transactional_id.empty()) {
+      NotifyEvent("init_transactions", transactional_id);
       absl::Status status = TxnStatus(
           rd_kafka_init_transactions(producer->rk.get(), TimeoutMs(config_.flush_timeout)),
           absl::StrCat(producer->what, ": init_transactions"));
@@ -433,6 +470,7 @@ class KafkaSinkCore final : public SinkCore {
         if (committable.empty()) return absl::OkStatus();
         absl::StatusOr<TransactionCommittable> decoded = DecodeCommittable(committable);
         if (!decoded.ok()) return decoded.status();
+        if (!decoded->has_transaction()) return absl::OkStatus();
         return Repair(checkpoint_id, *decoded);
       }
       if (rd_kafka_error_is_fatal(error.get()) && status.code() == absl::StatusCode::kInternal) {
@@ -450,13 +488,17 @@ class KafkaSinkCore final : public SinkCore {
   absl::Status Recover(int64_t checkpoint_id, const std::string& text) {
     absl::StatusOr<TransactionCommittable> committable = DecodeCommittable(text);
     if (!committable.ok()) return committable.status();
-    if (!OwnsTransactionalId(committable->transactional_id) &&
-        fenced_.insert(committable->transactional_id).second) {
-      // Another worker's id (the parallelism changed): fence it here, which
-      // ends its transaction, before looking at its records.
-      absl::StatusOr<std::unique_ptr<Producer>> fence = NewProducer(committable->transactional_id);
-      if (!fence.ok()) return fence.status();
+    absl::Status fenced = FenceVanishedIds(*committable);
+    if (!fenced.ok()) return fenced;
+    if (!committable->has_transaction()) return absl::OkStatus();
+    if (!OwnsTransactionalId(committable->transactional_id)) {
+      // Another worker's id (the parallelism changed), from a committable
+      // without the layout (v1): fence it here, which ends its
+      // transaction, before looking at its records.
+      fenced = Fence({committable->transactional_id});
+      if (!fenced.ok()) return fenced;
     }
+    NotifyEvent("check", committable->transactional_id);
     absl::StatusOr<TransactionOutcome> outcome =
         CheckTransaction(config_.client, *committable, config_.flush_timeout, what_);
     if (!outcome.ok()) return outcome.status();
@@ -467,6 +509,40 @@ class KafkaSinkCore final : public SinkCore {
                         "writing the checkpoint and committing); writing its ",
                         committable->records(), " records again in the next transaction");
     return Repair(checkpoint_id, *committable);
+  }
+
+  // Before a restore checks any transaction: initializes (so fences, and
+  // aborts what it left open) every id of the run that wrote `committable`
+  // that no writer of this run owns: those of workers beyond this run's
+  // parallelism, and slots beyond its pool size. An open transaction under
+  // any of them holds back the last stable offset of the partitions it
+  // wrote to, and a read_committed check would wait for it until
+  // transaction.timeout.ms. Each writer does it on its first restored
+  // committable; the shared set makes the others find it done.
+  absl::Status FenceVanishedIds(const TransactionCommittable& committable) {
+    if (committable.parallelism == 0) return absl::OkStatus();  // v1: no layout
+    std::vector<std::string> ids;
+    for (int worker = 0; worker < committable.parallelism; ++worker) {
+      for (int slot = 0; slot < committable.pool_size; ++slot) {
+        const bool owned = committable.prefix == prefix_ && worker < context_.parallelism &&
+                           slot < config_.transaction_pool_size;
+        if (!owned) ids.push_back(TransactionalId(committable.prefix, worker, slot));
+      }
+    }
+    return Fence(ids);
+  }
+
+  // Initializes each of `ids` not fenced yet with a producer of its own,
+  // dropped right after.
+  absl::Status Fence(const std::vector<std::string>& ids) {
+    std::lock_guard<std::mutex> lock(fenced_->mu);
+    for (const std::string& id : ids) {
+      if (fenced_->ids.contains(id)) continue;
+      absl::StatusOr<std::unique_ptr<Producer>> fence = NewProducer(id);
+      if (!fence.ok()) return fence.status();
+      fenced_->ids.insert(id);
+    }
+    return absl::OkStatus();
   }
 
   absl::Status Repair(int64_t checkpoint_id, const TransactionCommittable& committable) {
@@ -503,15 +579,20 @@ class KafkaSinkCore final : public SinkCore {
   absl::Duration transaction_timeout_;
   int32_t partitions_ = 0;
   std::vector<std::unique_ptr<Producer>> pool_;
-  std::vector<Producer*> free_;           // exactly once: slots without a transaction
-  Producer* current_ = nullptr;           // the producer records go to now
-  std::map<int64_t, Producer*> pending_;  // pre-committed, by checkpoint
-  std::set<std::string> fenced_;          // other workers' ids fenced during restore
-  std::vector<rd_kafka_vu_t> vus_;        // reused by ProduceOn
+  std::vector<Producer*> free_;                     // exactly once: slots without a transaction
+  Producer* current_ = nullptr;                     // the producer records go to now
+  std::map<int64_t, Producer*> pending_;            // pre-committed, by checkpoint
+  std::shared_ptr<FencedTransactionalIds> fenced_;  // ids fenced on restore, shared by the writers
+  std::vector<rd_kafka_vu_t> vus_;                  // reused by ProduceOn
   bool closed_ = false;
 };
 
 }  // namespace
+
+void SetSinkEventHookForTesting(SinkEventHook hook) {
+  std::lock_guard<std::mutex> lock(event_hook_mu);
+  EventHook() = std::move(hook);
+}
 
 absl::StatusOr<std::unique_ptr<SinkCore>> NewSinkCore(const SinkConfig& config,
                                                       const SinkContext& context) {

@@ -7,14 +7,24 @@
 #ifndef WEIR_LIB_CONNECTORS_KAFKA_SINK_H_
 #define WEIR_LIB_CONNECTORS_KAFKA_SINK_H_
 
+#include <functional>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "weir/connectors/kafka_sink.h"
 
 namespace weir::kafka::internal {
 
 // "<prefix>-<worker>-<slot>": the transactional.id of one pool slot.
 std::string TransactionalId(const std::string& prefix, int worker, int slot);
+
+// Tests observe what an exactly-once sink does to transactional ids, in
+// order: ("init_transactions", id) when a producer initializes (and so
+// fences) an id, ("check", id) before a restored transaction is checked.
+// Set it while no sink runs; an empty function removes it.
+using SinkEventHook =
+    std::function<void(absl::string_view event, const std::string& transactional_id)>;
+void SetSinkEventHookForTesting(SinkEventHook hook);
 
 }  // namespace weir::kafka::internal
 

@@ -11,7 +11,8 @@
 namespace weir::kafka::internal {
 namespace {
 
-constexpr absl::string_view kMagic = "weir.kafka.txn.v1";
+constexpr absl::string_view kMagicV1 = "weir.kafka.txn.v1";
+constexpr absl::string_view kMagic = "weir.kafka.txn.v2";
 
 // A consumer that reads by assignment only (no group membership, no commits).
 absl::StatusOr<HandlePtr> NewReader(const ClientOptions& client, const std::string& group,
@@ -46,8 +47,10 @@ int64_t TransactionCommittable::records() const {
 }
 
 std::string EncodeCommittable(const TransactionCommittable& committable) {
-  std::string out =
-      absl::StrCat(kMagic, "\n", committable.transactional_id, "\n", committable.topic, "\n");
+  std::string out = absl::StrCat(kMagic, "\n", committable.parallelism, " ", committable.pool_size,
+                                 " ", committable.prefix, "\n");
+  if (!committable.has_transaction()) return out;
+  absl::StrAppend(&out, committable.transactional_id, "\n", committable.topic, "\n");
   for (const auto& [partition, runs] : committable.partitions) {
     absl::StrAppend(&out, partition, ":");
     for (size_t idx = 0; idx < runs.size(); ++idx) {
@@ -64,11 +67,25 @@ absl::StatusOr<TransactionCommittable> DecodeCommittable(absl::string_view text)
         absl::StrCat("kafka sink: corrupt transaction committable (", why, "): ", text));
   };
   std::vector<absl::string_view> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
-  if (lines.size() < 4 || lines[0] != kMagic) return bad("header");
+  if (lines.empty() || (lines[0] != kMagic && lines[0] != kMagicV1)) return bad("header");
   TransactionCommittable committable;
-  committable.transactional_id = std::string(lines[1]);
-  committable.topic = std::string(lines[2]);
-  for (size_t idx = 3; idx < lines.size(); ++idx) {
+  size_t line = 1;
+  if (lines[0] == kMagic) {
+    if (lines.size() < 2) return bad("layout");
+    std::vector<absl::string_view> layout = absl::StrSplit(lines[1], absl::MaxSplits(' ', 2));
+    if (layout.size() != 3 || !absl::SimpleAtoi(layout[0], &committable.parallelism) ||
+        !absl::SimpleAtoi(layout[1], &committable.pool_size) || committable.parallelism < 1 ||
+        committable.pool_size < 1) {
+      return bad("layout");
+    }
+    committable.prefix = std::string(layout[2]);
+    line = 2;
+    if (lines.size() == line) return committable;  // no transaction
+  }
+  if (lines.size() < line + 3) return bad("transaction");
+  committable.transactional_id = std::string(lines[line]);
+  committable.topic = std::string(lines[line + 1]);
+  for (size_t idx = line + 2; idx < lines.size(); ++idx) {
     std::pair<absl::string_view, absl::string_view> parts =
         absl::StrSplit(lines[idx], absl::MaxSplits(':', 1));
     int32_t partition = 0;

@@ -25,16 +25,30 @@ namespace weir::kafka::internal {
 // ascending (other producers' records may sit between two runs).
 using OffsetRuns = std::vector<std::pair<int64_t, int64_t>>;
 
+// What one exactly-once writer hands to a checkpoint: the transaction the
+// checkpoint covers, if it wrote any, and the layout of the ids of the run
+// that wrote it, so that a restore knows every id under which that run may
+// have left a transaction open.
 struct TransactionCommittable {
+  // The run's parallelism, transaction_pool_size and transactional-id
+  // prefix: its ids were TransactionalId(prefix, w, s), w < parallelism,
+  // s < pool_size. 0: unknown (a committable of weir.kafka.txn.v1).
+  int parallelism = 0;
+  int pool_size = 0;
+  std::string prefix;
+  // Empty (and `partitions` empty) when the checkpoint covers no transaction.
   std::string transactional_id;
   std::string topic;
-  std::map<int32_t, OffsetRuns> partitions;  // never empty in an encoded committable
+  std::map<int32_t, OffsetRuns> partitions;
 
+  bool has_transaction() const { return !partitions.empty(); }
   int64_t records() const;
 };
 
 // Text form stored in the manifest:
-//   weir.kafka.txn.v1\n<transactional id>\n<topic>\n<partition>:<a>-<b>,<c>-<d>\n...
+//   weir.kafka.txn.v2\n<parallelism> <pool size> <prefix>\n
+//   [<transactional id>\n<topic>\n<partition>:<a>-<b>,<c>-<d>\n...]
+// (v1, still read: no layout line, always a transaction.)
 std::string EncodeCommittable(const TransactionCommittable& committable);
 // kDataLoss for anything EncodeCommittable did not write.
 absl::StatusOr<TransactionCommittable> DecodeCommittable(absl::string_view text);

@@ -39,6 +39,7 @@ namespace weir::redis::internal {
 namespace {
 
 constexpr char kFencedPrefix[] = "WEIRFENCED";
+constexpr char kSequenceGapPrefix[] = "WEIRSEQGAP";
 
 void AppendBulk(std::string& out, absl::string_view value) {
   absl::StrAppend(&out, "$", value.size(), "\r\n", value, "\r\n");
@@ -179,9 +180,13 @@ class RedisWriter final : public RedisWriterCore {
   void SealLocked() {
     if (current_records_ == 0 && CommandBuilderAccess::empty(current_)) return;
     SealedBatch batch;
-    CommandBuilderAccess::Seal(current_, header_, kHeaderItems, batch.request);
-    batch.records = current_records_;
     batch.seq = ++sealed_seq_;
+    // The sequence number lets the script refuse a copy of this batch that
+    // arrives after a newer one (see kFencedWriteScript).
+    std::string header = header_;
+    AppendBulk(header, std::to_string(batch.seq));
+    CommandBuilderAccess::Seal(current_, header, kHeaderItems, batch.request);
+    batch.records = current_records_;
     current_records_ = 0;
     queued_.push_back(std::move(batch));
     sender_cv_.notify_one();
@@ -297,6 +302,14 @@ class RedisWriter final : public RedisWriterCore {
               "); this writer belongs to an older run and wrote nothing more")));
           return;
         }
+        if (absl::StartsWith(message, kSequenceGapPrefix)) {
+          SetError(absl::AbortedError(
+              absl::StrCat(label_, ": Redis no longer holds batches it acknowledged (",
+                           message.substr(sizeof(kSequenceGapPrefix)),
+                           "; a failover to a replica that missed them, or a restore from an older "
+                           "snapshot?); restart the job from its last checkpoint")));
+          return;
+        }
         const absl::Status error = ErrorReplyStatus(message);
         DropConnection();  // resend everything after a transient error
         if (error.code() == absl::StatusCode::kUnavailable) {
@@ -320,8 +333,8 @@ class RedisWriter final : public RedisWriterCore {
     }
   }
 
-  // EVALSHA <sha> 1 <fence key> <field> <epoch>
-  static constexpr size_t kHeaderItems = 6;
+  // EVALSHA <sha> 1 <fence key> <field> <epoch> <batch sequence>
+  static constexpr size_t kHeaderItems = 7;
 
   const SinkOptions options_;
   const std::string label_;

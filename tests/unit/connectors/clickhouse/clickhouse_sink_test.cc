@@ -8,6 +8,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/connectors/clickhouse/clickhouse_server.h"
+#include "tests/unit/connectors/holding_proxy.h"
 #include "weir/connectors/clickhouse.h"
 #include "weir/pipeline.h"
 #include "weir/testing.h"
@@ -87,6 +89,16 @@ std::vector<Row> Rows(int count, int64_t step_ms = 1000) {
     rows.push_back(row);
   }
   return rows;
+}
+
+// A key whose row is updated (a running value) across batches.
+struct Reading {
+  uint64_t id = 0;
+  int64_t value = 0;
+};
+
+clickhouse::Columns<Reading> ReadingColumns() {
+  return clickhouse::Columns<Reading>().Add("id", &Reading::id).Add("value", &Reading::value);
 }
 
 testing::ClickHouseServer* g_server = nullptr;
@@ -190,6 +202,31 @@ TEST(ClickHouseTableTest, StatementIsAReplacingMergeTreeIn30MinutePartitions) {
                 .code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(clickhouse::CreateTableStatement(RowColumns().Definitions(), {.table = "events"})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// weir's batch version: a UInt64 column of its own, the table's version.
+TEST(ClickHouseTableTest, BatchVersionColumnIsAddedAsTheVersion) {
+  absl::StatusOr<std::string> sql = clickhouse::CreateTableStatement(
+      ReadingColumns().Definitions(),
+      {.table = "readings", .order_by = {"id"}, .batch_version_column = "weir_version"});
+  ASSERT_TRUE(sql.ok()) << sql.status();
+  EXPECT_EQ(*sql,
+            "CREATE TABLE IF NOT EXISTS `readings` (`id` UInt64, `value` Int64, `weir_version` "
+            "UInt64) ENGINE = ReplacingMergeTree(`weir_version`) ORDER BY (`id`)");
+  EXPECT_EQ(clickhouse::CreateTableStatement(ReadingColumns().Definitions(),
+                                             {.table = "readings",
+                                              .order_by = {"id"},
+                                              .version_column = "value",
+                                              .batch_version_column = "weir_version"})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(clickhouse::CreateTableStatement(
+                ReadingColumns().Definitions(),
+                {.table = "readings", .order_by = {"id"}, .batch_version_column = "value"})
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
@@ -409,6 +446,89 @@ TEST_F(ClickHouseSinkTest, UnknownTableAndUnknownSettingAreNotRetried) {
   status = Build(Rows(10), options, 1, 0)->Run();
   EXPECT_FALSE(status.ok());
   EXPECT_THAT(status.message(), HasSubstr("no_such_setting"));
+}
+
+// A ReplacingMergeTree without a version keeps the last row inserted, which
+// a late insert can make an old one (below): a writer refuses it unless the
+// rows never change, and refuses a version column it does not write.
+TEST_F(ClickHouseSinkTest, UpdatedRowsWithoutAVersionAreRefusedAtStart) {
+  const std::string table = table_ + "_unversioned";
+  ASSERT_TRUE(clickhouse::CreateTable(g_server->Connection(), ReadingColumns(),
+                                      {.table = table, .order_by = {"id"}})
+                  .ok());
+  clickhouse::SinkOptions options = Options();
+  options.table = table;
+  absl::StatusOr<std::unique_ptr<SinkWriter<Reading>>> writer =
+      clickhouse::Sink<Reading>(options, ReadingColumns())->CreateWriter({.operator_name = "x"});
+  EXPECT_EQ(writer.status().code(), absl::StatusCode::kInvalidArgument) << writer.status();
+  EXPECT_THAT(writer.status().message(), HasSubstr("without a version column"));
+  EXPECT_THAT(writer.status().message(), HasSubstr(table));
+
+  options.immutable_rows = true;  // a key's row never changes: any copy may win
+  writer = clickhouse::Sink<Reading>(options, ReadingColumns())->CreateWriter({});
+  EXPECT_TRUE(writer.ok()) << writer.status();
+
+  // The table's version (RowColumns' "version") must be written.
+  options = Options();
+  writer = clickhouse::Sink<Reading>(options, ReadingColumns())->CreateWriter({});
+  EXPECT_EQ(writer.status().code(), absl::StatusCode::kInvalidArgument) << writer.status();
+  EXPECT_THAT(writer.status().message(), HasSubstr("version column version is not written"));
+  (void)clickhouse::Query(g_server->Connection(), absl::StrCat("DROP TABLE IF EXISTS ", table));
+}
+
+// An insert that times out on the client but commits on the server after its
+// retry and after the next batch must not win: the proxy holds the first
+// attempt of batch 2 while the sink times out, retries batch 2 on a new
+// connection and inserts batch 3 (a newer value for the same key); then it
+// delivers attempt 1, which the server commits last. The records carry no
+// version: the table's is weir's batch version.
+TEST_F(ClickHouseSinkTest, AnInsertCommittedLateAfterItsRetryDoesNotWin) {
+  for (clickhouse::Format format :
+       {clickhouse::Format::kJsonEachRow, clickhouse::Format::kRowBinary}) {
+    SCOPED_TRACE(format == clickhouse::Format::kRowBinary ? "RowBinary" : "JSONEachRow");
+    const std::string table = absl::StrCat(table_, "_late", static_cast<int>(format));
+    ASSERT_TRUE(clickhouse::CreateTable(
+                    g_server->Connection(), ReadingColumns(),
+                    {.table = table, .order_by = {"id"}, .batch_version_column = "weir_version"})
+                    .ok());
+    absl::StatusOr<std::unique_ptr<testing::HoldingProxy>> proxy =
+        testing::HoldingProxy::Start(g_server->http_port());
+    ASSERT_TRUE(proxy.ok()) << proxy.status();
+    clickhouse::SinkOptions options = Options();
+    options.table = table;
+    options.connection.url = absl::StrCat("http://127.0.0.1:", (*proxy)->port());
+    options.connection.request_timeout = absl::Milliseconds(500);
+    options.connection.initial_backoff = absl::Milliseconds(10);
+    options.batch_version_column = "weir_version";
+    options.format = format;
+    auto sink = clickhouse::Sink<Reading>(options, ReadingColumns());
+    absl::StatusOr<std::unique_ptr<SinkWriter<Reading>>> writer =
+        sink->CreateWriter({.operator_name = "late"});
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    const auto write = [&](int64_t value) {
+      std::vector<Reading> readings = {{.id = 1, .value = value}};
+      const std::vector<Timestamp> timestamps = {0};
+      absl::Status status = (*writer)->Write(std::span<Reading>(readings), timestamps);
+      if (status.ok()) status = (*writer)->Flush();
+      return status;
+    };
+    const std::string latest = absl::StrCat("SELECT value FROM ", table, " FINAL WHERE id = 1");
+    ASSERT_TRUE(write(1).ok());
+    ASSERT_EQ(Query(latest), "1");
+
+    (*proxy)->HoldNextSender();
+    absl::Status status = write(2);  // attempt 1 held; the retry commits
+    ASSERT_TRUE(status.ok()) << status;
+    ASSERT_GT((*proxy)->held_bytes(), 0u);
+    ASSERT_EQ(Query(latest), "2");
+    ASSERT_TRUE(write(3).ok());
+    ASSERT_EQ(Query(latest), "3");
+
+    ASSERT_TRUE((*proxy)->ReleaseAndWaitForAnswer(absl::Seconds(10)));
+    EXPECT_EQ(Query(latest), "3") << "the late attempt of batch 2 won over batch 3";
+    ASSERT_TRUE((*writer)->Close().ok());
+    (void)clickhouse::Query(g_server->Connection(), absl::StrCat("DROP TABLE IF EXISTS ", table));
+  }
 }
 
 TEST_F(ClickHouseSinkTest, PartitionsAreThirtyMinuteBuckets) {

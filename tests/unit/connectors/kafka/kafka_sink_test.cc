@@ -12,16 +12,20 @@
 #include "weir/connectors/kafka_sink.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lib/connectors/kafka/sink.h"
 #include "tests/unit/connectors/kafka/kafka_test_broker.h"
 #include "tests/unit/connectors/kafka/topic_reader.h"
 #include "weir/testing.h"
@@ -509,6 +513,183 @@ TEST_F(KafkaSinkTest, UndeliverableRecordsFailTheJobNamingTheTopic) {
   EXPECT_THAT(result.status.message(), HasSubstr(topic_));
   EXPECT_THAT(result.status.message(), HasSubstr("kafka-out"));
   ASSERT_TRUE(broker_->mock()->SetBrokerUp(1).ok());
+}
+
+// Wraps the Kafka sink to play a process that dies between a checkpoint's
+// manifest and its commits: once `drop_commits` is set, Commit does nothing
+// and Close leaves the writer's producers as they are, their transactions
+// open (as a killed process leaves them; a live zombie, even). The writers
+// are kept in `zombies` until the test ends.
+struct CrashBeforeCommit {
+  std::atomic<bool> drop_commits = false;
+  std::mutex mu;
+  std::vector<std::unique_ptr<SinkWriter<int64_t>>> zombies;
+};
+
+class CrashingSink final : public weir::Sink<int64_t> {
+ public:
+  CrashingSink(std::shared_ptr<weir::Sink<int64_t>> inner, CrashBeforeCommit* crash)
+      : inner_(std::move(inner)), crash_(crash) {}
+  absl::StatusOr<std::unique_ptr<SinkWriter<int64_t>>> CreateWriter(
+      const SinkContext& context) override {
+    absl::StatusOr<std::unique_ptr<SinkWriter<int64_t>>> writer = inner_->CreateWriter(context);
+    if (!writer.ok()) return writer.status();
+    return std::unique_ptr<SinkWriter<int64_t>>(new Writer(*std::move(writer), crash_));
+  }
+
+ private:
+  class Writer final : public SinkWriter<int64_t> {
+   public:
+    Writer(std::unique_ptr<SinkWriter<int64_t>> inner, CrashBeforeCommit* crash)
+        : inner_(std::move(inner)), crash_(crash) {}
+    absl::Status Write(std::span<int64_t> values, std::span<const Timestamp> timestamps) override {
+      return inner_->Write(values, timestamps);
+    }
+    absl::Status Flush() override { return inner_->Flush(); }
+    absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) override {
+      return inner_->PreCommit(checkpoint_id);
+    }
+    absl::Status Commit(int64_t checkpoint_id, const std::string& committable) override {
+      if (crash_->drop_commits) return absl::OkStatus();
+      return inner_->Commit(checkpoint_id, committable);
+    }
+    absl::Status Close() override {
+      if (!crash_->drop_commits) return inner_->Close();
+      std::lock_guard<std::mutex> lock(crash_->mu);
+      crash_->zombies.push_back(std::move(inner_));
+      return absl::OkStatus();
+    }
+
+   private:
+    std::unique_ptr<SinkWriter<int64_t>> inner_;
+    CrashBeforeCommit* crash_;
+  };
+
+  std::shared_ptr<weir::Sink<int64_t>> inner_;  // outlives the zombies
+  CrashBeforeCommit* crash_;
+};
+
+// Records the sink's transactional-id events (see SetSinkEventHookForTesting).
+class SinkEvents {
+ public:
+  SinkEvents() {
+    internal::SetSinkEventHookForTesting(
+        [this](absl::string_view event, const std::string& transactional_id) {
+          std::lock_guard<std::mutex> lock(mu_);
+          events_.emplace_back(std::string(event), transactional_id);
+        });
+  }
+  ~SinkEvents() { internal::SetSinkEventHookForTesting(nullptr); }
+  std::vector<std::pair<std::string, std::string>> events() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<std::string, std::string>> events_;
+};
+
+// A run at parallelism 4 dies after checkpoint 2's manifest, before its
+// commits (and with records of later transactions in flight); a run at
+// parallelism 2 restores it. Returns how long the restored run took.
+absl::Duration CrashAtParallelism4AndRestoreAt2(int64_t records,
+                                                const SinkOptions<int64_t>& options,
+                                                const PipelineOptions& first,
+                                                const PipelineOptions& second,
+                                                CrashBeforeCommit& crash) {
+  {
+    PipelineOptions crash_options = first;
+    crash_options.checkpoints.interval = absl::ZeroDuration();  // only the ones triggered here
+    weir::Pipeline pipeline(crash_options);
+    weir::testing::VectorSourceOptions source_options;
+    source_options.records_per_poll = 16;
+    source_options.records_per_second = 250;
+    pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(records), source_options))
+        .Name("numbers")
+        .Sink(std::make_shared<CrashingSink>(Sink<int64_t>(options), &crash), "kafka-out");
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    EXPECT_TRUE(job.ok()) << job.status();
+    if (!job.ok()) return absl::ZeroDuration();
+    absl::SleepFor(absl::Milliseconds(300));
+    EXPECT_TRUE(job->TriggerCheckpoint().ok());
+    absl::SleepFor(absl::Milliseconds(300));
+    crash.drop_commits = true;
+    absl::StatusOr<int64_t> checkpoint = job->TriggerCheckpoint();  // complete, never committed
+    EXPECT_TRUE(checkpoint.ok()) << checkpoint.status();
+    absl::SleepFor(absl::Milliseconds(200));  // records of transactions in no checkpoint
+    EXPECT_FALSE(job->done()) << "the input ended before the crash";
+    job->Cancel();
+    EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
+  }
+  weir::Pipeline pipeline(second);
+  pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(records)))
+      .Name("numbers")
+      .Sink(Sink<int64_t>(options), "kafka-out");
+  const absl::Time start = absl::Now();
+  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_TRUE(result.status.ok()) << result.status << " after " << took;
+  return took;
+}
+
+// Restoring at a lower parallelism initializes (fences) every transactional
+// id of the vanished workers' pools before it checks any restored
+// transaction: their open transactions would otherwise hold back the last
+// stable offset, and the check would wait for the transaction timeout.
+TEST_F(KafkaSinkTest, LowerParallelismFencesVanishedIdsBeforeTheFirstCheck) {
+  constexpr int64_t kRecords = 8000;
+  SinkEvents events;
+  CrashBeforeCommit crash;
+  CrashAtParallelism4AndRestoreAt2(kRecords, Options(DeliveryGuarantee::kExactlyOnce),
+                                   JobOptions(4, true), JobOptions(2, true), crash);
+  std::vector<std::pair<std::string, std::string>> seen = events.events();
+  // The restored run's events: from the first id of the new pools on.
+  auto restored = std::find(
+      seen.begin(), seen.end(),
+      std::pair<std::string, std::string>("init_transactions", "sink-test-kafka-out-0-0"));
+  restored = std::find(
+      restored + 1, seen.end(),
+      std::pair<std::string, std::string>("init_transactions", "sink-test-kafka-out-0-0"));
+  ASSERT_NE(restored, seen.end()) << "no second run";
+  auto first_check =
+      std::find_if(restored, seen.end(), [](const auto& e) { return e.first == "check"; });
+  ASSERT_NE(first_check, seen.end()) << "the restore checked no transaction";
+  std::set<std::string> fenced_before_check;
+  for (auto it = restored; it != first_check; ++it) {
+    if (it->first == "init_transactions") fenced_before_check.insert(it->second);
+  }
+  for (int worker = 2; worker < 4; ++worker) {
+    for (int slot = 0; slot < 4; ++slot) {
+      const std::string id = absl::StrCat("sink-test-kafka-out-", worker, "-", slot);
+      EXPECT_TRUE(fenced_before_check.contains(id))
+          << id << " was not fenced before the first check (of " << first_check->second << ")";
+    }
+  }
+  if (Isolates()) {
+    ExpectEachOnce(Counts(true), kRecords);
+  } else {
+    ExpectEachAtLeastOnce(Counts(true), kRecords);
+  }
+}
+
+// Against a real broker (transactions isolated): the same crash, and the
+// restore is prompt instead of waiting for the vanished workers' open
+// transactions (transaction.timeout.ms) while checking its own.
+TEST_F(KafkaSinkTest, LowerParallelismRestoreAfterACrashBeforeCommitIsPrompt) {
+  if (broker_ != nullptr) {
+    GTEST_SKIP() << "needs a broker that isolates transactions (librdkafka's mock does not): "
+                    "set WEIR_TEST_KAFKA_BROKERS=host:port";
+  }
+  constexpr int64_t kRecords = 8000;
+  ASSERT_TRUE(Isolates());
+  SinkOptions<int64_t> options = Options(DeliveryGuarantee::kExactlyOnce);
+  options.flush_timeout = absl::Seconds(60);  // a stalled check fails only after this
+  CrashBeforeCommit crash;
+  const absl::Duration took = CrashAtParallelism4AndRestoreAt2(
+      kRecords, options, JobOptions(4, true), JobOptions(2, true), crash);
+  EXPECT_LT(took, absl::Seconds(20));
+  ExpectEachOnce(Counts(true), kRecords);
 }
 
 TEST_F(KafkaSinkTest, BadConfigurationIsInvalidArgumentAtStart) {

@@ -9,16 +9,19 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/connectors/holding_proxy.h"
 #include "tests/unit/connectors/redis/redis_server_fixture.h"
 #include "weir/connectors/redis.h"
 #include "weir/testing.h"
@@ -498,13 +501,65 @@ TEST_F(RedisSinkTest, EachStartBumpsTheEpochsOfItsSubtasksAndOfRemovedOnes) {
     EXPECT_TRUE(status.ok()) << status;
   };
   using Fence = std::map<std::string, std::string>;
+  // The epochs: the fields named by a subtask alone ("<w>:seq" holds the
+  // sequence of its last batch).
+  const auto epochs = [&] {
+    Fence fence = server_->HGetAll("weir:fence:hashes");
+    std::erase_if(fence, [](const auto& field) { return absl::StrContains(field.first, ':'); });
+    return fence;
+  };
   run(3);
-  EXPECT_EQ(server_->HGetAll("weir:fence:hashes"), (Fence{{"0", "1"}, {"1", "1"}, {"2", "1"}}));
+  EXPECT_EQ(epochs(), (Fence{{"0", "1"}, {"1", "1"}, {"2", "1"}}));
   run(1);  // subtask 0 takes over 1 and 2
-  EXPECT_EQ(server_->HGetAll("weir:fence:hashes"), (Fence{{"0", "2"}, {"1", "2"}, {"2", "2"}}));
+  EXPECT_EQ(epochs(), (Fence{{"0", "2"}, {"1", "2"}, {"2", "2"}}));
   run(2);  // subtask 0 takes over 2
-  EXPECT_EQ(server_->HGetAll("weir:fence:hashes"), (Fence{{"0", "3"}, {"1", "3"}, {"2", "3"}}));
+  EXPECT_EQ(epochs(), (Fence{{"0", "3"}, {"1", "3"}, {"2", "3"}}));
   ExpectTotalsInRedis("", 400);
+}
+
+// A batch resent after a command timeout must not be overtaken by the old
+// connection's copy: the proxy holds back the first connection's bytes
+// (batch 2) while the writer times out, reconnects, resends batch 2 and
+// writes batch 3; then it delivers the old copy of batch 2 last. The key
+// written by every batch keeps batch 3's value.
+TEST_F(RedisSinkTest, AResendDelayedOnTheOldConnectionDoesNotOverwriteANewerBatch) {
+  absl::StatusOr<std::unique_ptr<testing::HoldingProxy>> proxy =
+      testing::HoldingProxy::Start(server_->Connection().port);
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  redis::SinkOptions options = Options();
+  options.connection.port = (*proxy)->port();
+  options.connection.command_timeout = absl::Milliseconds(300);
+  options.initial_backoff = absl::Milliseconds(10);
+  auto sink = redis::Sink<int64_t>(
+      options,
+      redis::StringMapping<int64_t>{.key = [](const int64_t&) { return "latest"; },
+                                    .value = [](const int64_t& v) { return absl::StrCat(v); }});
+  absl::StatusOr<std::unique_ptr<SinkWriter<int64_t>>> writer =
+      sink->CreateWriter({.operator_name = "late"});
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const auto write = [&](int64_t value) {
+    std::vector<int64_t> values = {value};
+    const std::vector<Timestamp> timestamps = {0};
+    absl::Status status = (*writer)->Write(std::span<int64_t>(values), timestamps);
+    if (status.ok()) status = (*writer)->Flush();
+    return status;
+  };
+  ASSERT_TRUE(write(1).ok());
+  ASSERT_EQ(server_->Get("latest"), "1");
+
+  (*proxy)->HoldNextSender();
+  absl::Status status = write(2);  // held, timed out, resent on a new connection
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_GT((*proxy)->held_bytes(), 0u);
+  ASSERT_GE((*proxy)->connections(), 2);
+  ASSERT_EQ(server_->Get("latest"), "2");
+  ASSERT_TRUE(write(3).ok());
+  ASSERT_EQ(server_->Get("latest"), "3");
+
+  // The old connection's copy of batch 2 arrives now.
+  ASSERT_TRUE((*proxy)->ReleaseAndWaitForAnswer(absl::Seconds(5)));
+  EXPECT_EQ(server_->Get("latest"), "3") << "the late copy of batch 2 overwrote batch 3";
+  ASSERT_TRUE((*writer)->Close().ok());
 }
 
 TEST_F(RedisSinkTest, LingerMakesRecordsVisibleWithoutACheckpoint) {
