@@ -120,8 +120,7 @@ class SourceOutput {
   // Completes the record just appended to batch_.values.
   void Stamp(int split, Timestamp source_timestamp) {
     SplitState& s = splits_[split];
-    Timestamp ts =
-        assigner_ ? assigner_(batch_.values.back(), source_timestamp) : source_timestamp;
+    Timestamp ts = assigner_ ? assigner_(batch_.values.back(), source_timestamp) : source_timestamp;
     // No event time: the split's own time so far, which moves nothing.
     if (ts == kNoTimestamp) ts = s.max_timestamp;
     if (ts > s.max_timestamp) s.max_timestamp = ts;

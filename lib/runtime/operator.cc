@@ -39,14 +39,21 @@ void InputSet::Activate(int input) {
 
 std::optional<Timestamp> InputSet::Recompute() {
   Timestamp combined = kMaxTimestamp;
+  Timestamp held = kMaxTimestamp;
   bool any_active = false;
   for (const State& state : inputs_) {
-    // Ended inputs count as +inf; idle ones do not hold the watermark back.
-    if (state.ended || state.idle) continue;
+    // Ended inputs count as +inf; idle ones do not hold the watermark back,
+    // unless they were marked to (HoldWhenIdle).
+    if (state.ended) continue;
+    if (state.idle) {
+      if (state.holds_when_idle) held = std::min(held, state.watermark);
+      continue;
+    }
     any_active = true;
     combined = std::min(combined, state.watermark);
   }
   if (!any_active && !ended()) return std::nullopt;
+  combined = std::min(combined, held);
   if (combined > emitted_) {
     emitted_ = combined;
     return combined;

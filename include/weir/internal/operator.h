@@ -207,6 +207,14 @@ class InputSet {
     return state.ended || state.idle ? kMaxTimestamp : state.watermark;
   }
 
+  // While `input` is idle it still holds the combined watermark at the last
+  // watermark it sent, instead of dropping out of the minimum (it does drop
+  // out once every input is idle). For the main input of an operator joined
+  // with a broadcast input: the operator emits results for the main input's
+  // records only, so the broadcast side's watermark (say, a content table
+  // changing now) must not carry the output past records of the main input
+  // (say, a replay of last week's events) that are still to come.
+  void HoldWhenIdle(int input) { inputs_[input].holds_when_idle = true; }
   // A batch arrived on `input`: it is active again.
   void Activate(int input);
   // Returns the combined watermark if it advanced.
@@ -222,6 +230,7 @@ class InputSet {
     Timestamp watermark = kMinTimestamp;
     bool idle = false;
     bool ended = false;
+    bool holds_when_idle = false;
   };
   std::optional<Timestamp> Recompute();
   // True when every input that has not ended is idle.

@@ -328,6 +328,8 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
         port_(this, 0, [this](Batch<In>& batch) { Process(batch); }) {
     state_.set_max_parallelism(env.max_parallelism);
     if constexpr (kBroadcast) {
+      // Results are for the keyed input's records: see InputSet::HoldWhenIdle.
+      this->inputs_.HoldWhenIdle(0);
       broadcast_ctx_.emplace(this, &broadcast_state_, this);
       broadcast_port_ = std::make_unique<PortInput<BValue>>(
           this, 1, [this](Batch<BValue>& batch) { ProcessBroadcast(batch); });
@@ -679,7 +681,10 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
         ctx_(this, &broadcast_state_),
         broadcast_ctx_(this, &broadcast_state_),
         main_port_(this, 0, [this](Batch<In>& batch) { ProcessMain(batch); }),
-        broadcast_port_(this, 1, [this](Batch<B>& batch) { ProcessBroadcast(batch); }) {}
+        broadcast_port_(this, 1, [this](Batch<B>& batch) { ProcessBroadcast(batch); }) {
+    // Results are for the main input's records: see InputSet::HoldWhenIdle.
+    this->inputs_.HoldWhenIdle(0);
+  }
   Input<In>* main_port() { return &main_port_; }
   Input<B>* broadcast_port() { return &broadcast_port_; }
 

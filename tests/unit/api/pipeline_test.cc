@@ -362,5 +362,118 @@ TEST(PipelineTest, RecordsWithoutEventTimeMoveNoWatermark) {
   }
 }
 
+// Emits `first` at once, then reports idle (a caught-up Kafka partition)
+// until *gate opens, then emits `second` and ends.
+class GatedSource final : public Source<int> {
+ public:
+  GatedSource(std::vector<testing::TimestampedValue<int>> first,
+              std::vector<testing::TimestampedValue<int>> second,
+              std::shared_ptr<std::atomic<bool>> gate)
+      : first_(std::move(first)), second_(std::move(second)), gate_(std::move(gate)) {}
+  absl::StatusOr<std::vector<SourceSplit>> DiscoverSplits() override {
+    return std::vector<SourceSplit>{{.id = "gated"}};
+  }
+  absl::StatusOr<std::unique_ptr<SourceReader<int>>> CreateReader(
+      const SourceReaderContext&) override {
+    return std::unique_ptr<SourceReader<int>>(new Reader(this));
+  }
+
+ private:
+  class Reader final : public SourceReader<int> {
+   public:
+    explicit Reader(const GatedSource* source) : source_(source) {}
+    absl::StatusOr<PollResult> Poll(SourceOutput<int>& out) override {
+      if (out.num_splits() == 0) return PollResult::kEndOfInput;
+      if (wave_ == 0) {
+        for (const auto& r : source_->first_) out.Collect(0, r.value, r.timestamp);
+        wave_ = 1;
+      }
+      if (wave_ == 1 && source_->gate_->load()) {
+        for (const auto& r : source_->second_) out.Collect(0, r.value, r.timestamp);
+        out.FinishSplit(0);
+        wave_ = 2;
+        return PollResult::kEndOfInput;
+      }
+      out.MarkIdle(0);
+      return PollResult::kNothingAvailable;
+    }
+
+   private:
+    const GatedSource* source_;
+    int wave_ = 0;
+  };
+  std::vector<testing::TimestampedValue<int>> first_, second_;
+  std::shared_ptr<std::atomic<bool>> gate_;
+};
+
+// A backfill: the main input replays week-old events and pauses (idle),
+// while the broadcast side (a table changing now) runs far ahead. The
+// operator emits results for the main input only, so its output watermark
+// stays at the main input's: the events after the pause are not late
+// downstream. (A two-input operator that dropped its idle main input from
+// the minimum would forward the broadcast side's watermark.)
+TEST(PipelineTest, BroadcastJoinOutputWatermarkStaysWithItsIdleMainInput) {
+  constexpr Timestamp kWeekAgo = 1'795'564'800'000;
+  constexpr Timestamp kNow = kWeekAgo + 7 * 24 * 3600 * 1000LL;
+  constexpr int kContent = 400;
+  std::vector<testing::TimestampedValue<int>> first, second, content;
+  for (int i = 0; i < 100; ++i) first.push_back({i, kWeekAgo + i * 1000});
+  for (int i = 100; i < 200; ++i) second.push_back({i, kWeekAgo + i * 1000});
+  for (int i = 0; i < kContent; ++i) content.push_back({i, kNow + i});
+  auto gate = std::make_shared<std::atomic<bool>>(false);
+
+  // Passes events through; opens the gate once the broadcast side has run
+  // far ahead for a while (and is still running).
+  class Pass final : public KeyedBroadcastProcessFunction<int, int, int, int> {
+   public:
+    explicit Pass(std::shared_ptr<std::atomic<bool>> gate) : gate_(std::move(gate)) {}
+    absl::Status ProcessElement(const int& value, ReadOnlyContext&, Collector<int>& out) override {
+      out.Collect(value);
+      return absl::OkStatus();
+    }
+    absl::Status ProcessBroadcastElement(const int&, Context&, Collector<int>&) override {
+      if (++seen_ == kContent / 2) gate_->store(true);
+      return absl::OkStatus();
+    }
+
+   private:
+    std::shared_ptr<std::atomic<bool>> gate_;
+    int seen_ = 0;
+  };
+  struct Seen {
+    int value;
+    Timestamp timestamp;
+    Timestamp watermark;
+  };
+  class Observe final : public ProcessFunction<int, Seen> {
+   public:
+    absl::Status ProcessElement(const int& value, Context& ctx, Collector<Seen>& out) override {
+      out.Collect(Seen{value, ctx.timestamp(), ctx.current_watermark()});
+      return absl::OkStatus();
+    }
+  };
+  Pipeline pipeline({.parallelism = 1, .batch_size = 8});
+  auto strategy = WatermarkStrategy<int>::ForMonotonousTimestamps();
+  auto broadcast = pipeline
+                       .Source(testing::VectorSource<int>::Create(
+                                   content, {.splits = 1, .records_per_second = 1000}),
+                               strategy)
+                       .Broadcast();
+  auto sink = testing::CollectingSink<Seen>::Create();
+  pipeline.Source(std::make_shared<GatedSource>(first, second, gate), strategy)
+      .KeyBy([](const int& v) { return v % 4; })
+      .Connect(broadcast)
+      .Process(Pass(gate))
+      .Process(Observe{})
+      .Sink(sink);
+  ASSERT_TRUE(pipeline.Run().ok());
+  std::vector<Seen> seen = sink->Values();
+  ASSERT_EQ(seen.size(), 200u);
+  for (const Seen& s : seen) {
+    EXPECT_LT(s.watermark, s.timestamp) << "event " << s.value << " arrived late downstream";
+    EXPECT_LT(s.watermark, kWeekAgo + 200 * 1000) << "the broadcast side's watermark leaked";
+  }
+}
+
 }  // namespace
 }  // namespace weir
