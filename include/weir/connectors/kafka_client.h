@@ -24,6 +24,15 @@ struct ClientOptions {
   // or a bad value is a kInvalidArgument error when the pipeline starts.
   // Default: none
   std::map<std::string, std::string> properties;
+  // Properties for consumers only (the Kafka source and its probes), applied
+  // after `properties`: e.g. fetch.wait.max.ms, which a producer would
+  // warn about (CONFWARN) if it were in `properties`.
+  // Default: none
+  std::map<std::string, std::string> consumer_properties;
+  // Properties for producers only (the Kafka sink, dead-letter topics),
+  // applied after `properties`: e.g. linger.ms, compression.type.
+  // Default: none
+  std::map<std::string, std::string> producer_properties;
 };
 
 }  // namespace weir::kafka

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lib/runtime/log.h"
 
 namespace weir::kafka::internal {
 namespace {
@@ -18,7 +19,26 @@ absl::Status SetProperty(rd_kafka_conf_t* conf, const std::string& name, const s
   return absl::OkStatus();
 }
 
+void LogThroughWeir(const rd_kafka_t* rk, int level, const char* facility, const char* line) {
+  (void)level;
+  weir::internal::Log("librdkafka ", rd_kafka_name(rk), " ", facility, ": ", line);
+}
+
 }  // namespace
+
+absl::StatusOr<ConfPtr> MakeConf(const ClientOptions& options,
+                                 const std::map<std::string, std::string>& defaults,
+                                 absl::string_view what, rd_kafka_type_t type) {
+  absl::StatusOr<ConfPtr> conf = MakeConf(options, defaults, what);
+  if (!conf.ok()) return conf;
+  const auto& own =
+      type == RD_KAFKA_PRODUCER ? options.producer_properties : options.consumer_properties;
+  for (const auto& [name, value] : own) {
+    absl::Status status = SetProperty(conf->get(), name, value, what);
+    if (!status.ok()) return status;
+  }
+  return conf;
+}
 
 absl::StatusOr<ConfPtr> MakeConf(const ClientOptions& options,
                                  const std::map<std::string, std::string>& defaults,
@@ -27,6 +47,7 @@ absl::StatusOr<ConfPtr> MakeConf(const ClientOptions& options,
     return absl::InvalidArgumentError(absl::StrCat(what, ": no brokers given"));
   }
   ConfPtr conf(rd_kafka_conf_new());
+  rd_kafka_conf_set_log_cb(conf.get(), &LogThroughWeir);
   if (!options.brokers.empty()) {
     absl::Status status = SetProperty(conf.get(), "bootstrap.servers", options.brokers, what);
     if (!status.ok()) return status;

@@ -54,9 +54,16 @@ using MetadataPtr = std::unique_ptr<const rd_kafka_metadata_t, MetadataDeleter>;
 // options.brokers, then `defaults`, then options.properties (so the user's
 // properties win). `what` names the client in errors ("kafka source
 // 'events'"). Unknown property or invalid value -> kInvalidArgument.
+// librdkafka's own log lines go to weir's log ("weir: librdkafka <client>
+// <facility>: ..."), not straight to stderr.
 absl::StatusOr<ConfPtr> MakeConf(const ClientOptions& options,
                                  const std::map<std::string, std::string>& defaults,
                                  absl::string_view what);
+// The same for a client of `type`: then options.consumer_properties or
+// options.producer_properties, after options.properties.
+absl::StatusOr<ConfPtr> MakeConf(const ClientOptions& options,
+                                 const std::map<std::string, std::string>& defaults,
+                                 absl::string_view what, rd_kafka_type_t type);
 
 // rd_kafka_new. Takes ownership of `conf` (also on failure).
 absl::StatusOr<HandlePtr> MakeHandle(rd_kafka_type_t type, ConfPtr conf, absl::string_view what);

@@ -295,7 +295,8 @@ class KafkaSinkCore final : public SinkCore {
       defaults["transaction.timeout.ms"] =
           std::to_string(absl::ToInt64Milliseconds(config_.transaction_timeout));
     }
-    absl::StatusOr<ConfPtr> conf = MakeConf(config_.client, defaults, producer->what);
+    absl::StatusOr<ConfPtr> conf =
+        MakeConf(config_.client, defaults, producer->what, RD_KAFKA_PRODUCER);
     if (!conf.ok()) return conf.status();
     rd_kafka_conf_set_dr_msg_cb(conf->get(), &OnDelivery);
     rd_kafka_conf_set_opaque(conf->get(), producer.get());

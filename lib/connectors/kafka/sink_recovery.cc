@@ -25,7 +25,7 @@ absl::StatusOr<HandlePtr> NewReader(const ClientOptions& client, const std::stri
                 {"enable.partition.eof", "true"},
                 {"auto.offset.reset", "error"},
                 {"isolation.level", read_committed ? "read_committed" : "read_uncommitted"}},
-               what);
+               what, RD_KAFKA_CONSUMER);
   if (!conf.ok()) return conf.status();
   return MakeHandle(RD_KAFKA_CONSUMER, *std::move(conf), what);
 }

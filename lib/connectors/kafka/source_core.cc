@@ -190,7 +190,7 @@ absl::Status ConsumerCore::Init(const SourceReaderContext& context) {
   // user's group_id nothing is ever committed to this one.
   defaults["group.id"] =
       settings_.group_id.empty() ? absl::StrCat("weir-", settings_.name) : settings_.group_id;
-  absl::StatusOr<ConfPtr> conf = MakeConf(settings_.client, defaults, what_);
+  absl::StatusOr<ConfPtr> conf = MakeConf(settings_.client, defaults, what_, RD_KAFKA_CONSUMER);
   if (!conf.ok()) return conf.status();
   rd_kafka_conf_set_opaque(conf->get(), this);
   rd_kafka_conf_set_error_cb(conf->get(), &ConsumerCore::OnError);
@@ -644,7 +644,7 @@ absl::StatusOr<std::vector<SourceSplit>> DiscoverKafkaSplits(const ConsumerSetti
     return absl::InvalidArgumentError(
         what + ": StartingOffsets::Committed() needs a group_id to read the offsets of");
   }
-  absl::StatusOr<ConfPtr> conf = MakeConf(settings.client, {}, what);
+  absl::StatusOr<ConfPtr> conf = MakeConf(settings.client, {}, what, RD_KAFKA_CONSUMER);
   if (!conf.ok()) return conf.status();
   // Why the brokers could not be reached (refused, authentication, ...),
   // collected while the metadata request waits.

@@ -163,6 +163,33 @@ TEST_F(KafkaSinkTest, AtLeastOnceDeliversEveryRecordWithKeyAndHeaders) {
 
 // The writer serializes during Write and keeps nothing of the batch, so it
 // says it only reads: a stream's other consumers then share its batches.
+// librdkafka's own log lines go through weir's log, and a consumer-only
+// property in consumer_properties never reaches the sink's producer (which
+// would warn about it at every start).
+TEST_F(KafkaSinkTest, ConsumerPropertiesStayOutOfProducersAndLibrdkafkaLogsThroughWeir) {
+  for (const bool split : {false, true}) {
+    SCOPED_TRACE(split ? "consumer_properties" : "properties");
+    SinkOptions<int64_t> options = Options(DeliveryGuarantee::kAtLeastOnce);
+    (split ? options.client.consumer_properties : options.client.properties)["fetch.wait.max.ms"] =
+        "10";
+    weir::Pipeline pipeline(JobOptions(1, false));
+    pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(10)))
+        .Sink(Sink<int64_t>(options), "kafka-out");
+    ::testing::internal::CaptureStderr();
+    weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    ASSERT_TRUE(result.status.ok()) << result.status;
+    if (split) {
+      EXPECT_THAT(log, ::testing::Not(::testing::HasSubstr("fetch.wait.max.ms"))) << log;
+    } else {
+      // The warning, and in weir's format ("weir: librdkafka <client> CONFWARN: ...").
+      EXPECT_THAT(log,
+                  ::testing::ContainsRegex("weir: librdkafka [^ ]+ CONFWARN: .*fetch.wait.max.ms"))
+          << log;
+    }
+  }
+}
+
 TEST_F(KafkaSinkTest, TheWriterOnlyReadsItsInput) {
   auto sink = Sink<int64_t>(Options(DeliveryGuarantee::kAtLeastOnce));
   absl::StatusOr<std::unique_ptr<weir::SinkWriter<int64_t>>> writer =
