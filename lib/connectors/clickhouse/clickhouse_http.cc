@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "lib/runtime/log.h"
 
 namespace weir::internal {
 
@@ -160,6 +162,9 @@ absl::StatusOr<std::string> SendToClickHouse(HttpClient& client,
 
   RetryBackoff backoff(options.initial_backoff, options.max_backoff);
   absl::Status last_error;
+  // An outage is logged when it starts and when it ends: a sink that waits
+  // for ClickHouse stalls the pipeline, and the log says why.
+  absl::Time outage_start = absl::InfiniteFuture();
   for (int attempt = 1;; ++attempt) {
     HttpResponse response = client.Send(http);
     bool retryable = false;
@@ -169,6 +174,11 @@ absl::StatusOr<std::string> SendToClickHouse(HttpClient& client,
                                              ": ", response.error.message()));
       retryable = response.retryable;
     } else if (response.status >= 200 && response.status < 300) {
+      if (outage_start != absl::InfiniteFuture()) {
+        Log(what, ": ClickHouse at ", options.url, " answers again after ",
+            absl::FormatDuration(absl::Trunc(absl::Now() - outage_start, absl::Milliseconds(1))),
+            " (", attempt, " attempts)");
+      }
       return std::move(response.body);
     } else {
       const int code = ClickHouseErrorCode(response.body);
@@ -181,6 +191,10 @@ absl::StatusOr<std::string> SendToClickHouse(HttpClient& client,
       return absl::CancelledError(absl::StrCat(what, ": cancelled (", last_error.message(), ")"));
     }
     if (!retryable) return last_error;
+    if (outage_start == absl::InfiniteFuture() && attempt < options.max_attempts) {
+      outage_start = absl::Now();
+      Log(last_error.message(), "; retrying, up to ", options.max_attempts, " attempts");
+    }
     if (attempt >= options.max_attempts) {
       return absl::Status(last_error.code(), absl::StrCat(last_error.message(), " (gave up after ",
                                                           attempt, " attempts)"));

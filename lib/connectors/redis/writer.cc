@@ -32,6 +32,7 @@
 #include "lib/connectors/redis/command_batch.h"
 #include "lib/connectors/redis/connection.h"
 #include "lib/connectors/redis/scripts.h"
+#include "lib/runtime/log.h"
 #include "weir/connectors/redis.h"
 
 namespace weir::redis::internal {
@@ -212,6 +213,9 @@ class RedisWriter final : public RedisWriterCore {
     if (outage_start_ == absl::InfiniteFuture()) {
       outage_start_ = now;
       backoff_ = options_.initial_backoff;
+      weir::internal::Log(label_, ": Redis at ", address_, " unavailable (", status.message(),
+                          "); retrying for up to ",
+                          absl::FormatDuration(options_.unavailable_timeout));
     }
     if (now - outage_start_ >= options_.unavailable_timeout) {
       SetError(absl::UnavailableError(absl::StrCat(
@@ -322,6 +326,11 @@ class RedisWriter final : public RedisWriterCore {
       SealedBatch done = std::move(unacked.front());
       unacked.pop_front();
       --sent;
+      if (outage_start_ != absl::InfiniteFuture()) {
+        weir::internal::Log(
+            label_, ": Redis at ", address_, " answers again after ",
+            absl::FormatDuration(absl::Trunc(absl::Now() - outage_start_, absl::Milliseconds(1))));
+      }
       outage_start_ = absl::InfiniteFuture();
       backoff_ = options_.initial_backoff;
       {

@@ -406,6 +406,7 @@ TEST_F(ClickHouseSinkTest, ServerKilledMidRunAndRestartedLosesNothing) {
   options.connection.initial_backoff = absl::Milliseconds(50);
   options.connection.max_backoff = absl::Milliseconds(250);
   auto pipeline = Build(Rows(kRows), options, 2, 500);  // about 1.5 s of input
+  ::testing::internal::CaptureStderr();
   absl::StatusOr<JobHandle> job = pipeline->Start();
   ASSERT_TRUE(job.ok()) << job.status();
   absl::SleepFor(absl::Milliseconds(400));
@@ -415,7 +416,12 @@ TEST_F(ClickHouseSinkTest, ServerKilledMidRunAndRestartedLosesNothing) {
   ASSERT_FALSE(job->done()) << "the job ended before the server came back";
   ASSERT_TRUE(g_server->Restart().ok());
   absl::Status status = job->Wait();
+  const std::string log = ::testing::internal::GetCapturedStderr();
   ASSERT_TRUE(status.ok()) << status;
+  // The outage is in the log when it starts and when it ends.
+  EXPECT_THAT(log, ::testing::HasSubstr("no answer from ClickHouse")) << log;
+  EXPECT_THAT(log, ::testing::HasSubstr("; retrying, up to 100 attempts")) << log;
+  EXPECT_THAT(log, ::testing::HasSubstr("answers again after")) << log;
   EXPECT_GT(before_kill, 0);
   EXPECT_LT(before_kill, kRows);
   EXPECT_EQ(Query(absl::StrCat("SELECT count(), uniqExact(id) FROM ", table_, " FINAL FORMAT TSV")),

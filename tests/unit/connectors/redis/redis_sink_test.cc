@@ -376,6 +376,7 @@ TEST_F(RedisSinkTest, ServerKilledAndRestartedMidRunLosesNothing) {
   Pipeline pipeline({.parallelism = 2});
   Totals(pipeline, kEvents, 750)
       .Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))), "hashes");
+  ::testing::internal::CaptureStderr();
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
 
@@ -391,8 +392,12 @@ TEST_F(RedisSinkTest, ServerKilledAndRestartedMidRunLosesNothing) {
   ASSERT_TRUE(server_->Restart().ok());
 
   absl::Status status = job->Wait();
+  const std::string log = ::testing::internal::GetCapturedStderr();
   ASSERT_TRUE(status.ok()) << status;
   ExpectTotalsInRedis("", kEvents);
+  // The outage is in the log when it starts and when it ends.
+  EXPECT_THAT(log, ::testing::HasSubstr("unavailable (")) << log;
+  EXPECT_THAT(log, ::testing::HasSubstr("answers again after")) << log;
 }
 
 TEST_F(RedisSinkTest, ServerDownLongerThanTheDeadlineFailsTheJob) {
