@@ -205,7 +205,7 @@ std::vector<std::string> PipelineArgs(const Servers& s, const std::string& prefi
       absl::StrCat("--checkpoint-uri=file://", dir, "/", prefix), "--checkpoint-interval=10s",
       absl::StrCat("--parallelism=", parallelism), "--status-interval=5s",
       // See the top of this file: the mock broker.
-      "--kafka-properties=fetch.wait.max.ms=10"};
+      "--kafka-consumer-properties=fetch.wait.max.ms=10"};
   if (s.clickhouse) {
     argv.push_back(absl::StrCat("--clickhouse-url=", s.clickhouse->url()));
     argv.push_back(absl::StrCat("--clickhouse-user=", testing::ClickHouseServer::kUser));

@@ -1,6 +1,8 @@
 #include "examples/engagement/content_metrics.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 
 #include "weir/state.h"
 
@@ -28,8 +30,8 @@ struct ContentState {
   // it, so they do not depend on the order events of one content arrive in.
   int64_t last_event_ts_ms = 0;
   int64_t last_event_id = 0;
-  // 1-minute buckets of the sliding window: (bucket start, engagement seconds).
-  std::vector<std::pair<int64_t, double>> minutes;
+  // 1-minute buckets of the sliding window: (bucket start, sum of duration_ms).
+  std::vector<std::pair<int64_t, int64_t>> minutes;
   // The hours still open for late events: (hour start, totals), oldest first.
   std::vector<std::pair<int64_t, HourState>> hours;
   bool dirty = false;         // changed since the last ContentUpdate
@@ -47,11 +49,11 @@ bool Newer(const Enriched& e, int64_t ts_ms, int64_t id) {
 
 template <>
 struct weir::Codec<engagement::Totals>
-    : weir::MemberCodec<engagement::Totals, &engagement::Totals::events, &engagement::Totals::plays,
-                        &engagement::Totals::pauses, &engagement::Totals::finishes,
-                        &engagement::Totals::clicks, &engagement::Totals::engagement_seconds,
-                        &engagement::Totals::timed_events, &engagement::Totals::engagement_pct_sum,
-                        &engagement::Totals::pct_events> {};
+    : weir::MemberCodec<
+          engagement::Totals, &engagement::Totals::events, &engagement::Totals::plays,
+          &engagement::Totals::pauses, &engagement::Totals::finishes, &engagement::Totals::clicks,
+          &engagement::Totals::duration_ms, &engagement::Totals::timed_events,
+          &engagement::Totals::engagement_pct_micros, &engagement::Totals::pct_events> {};
 
 template <>
 struct weir::Codec<engagement::HourState>
@@ -74,7 +76,9 @@ struct weir::Codec<engagement::ContentState>
 namespace engagement {
 namespace {
 
-const weir::ValueStateDescriptor<ContentState> kState{"content-metrics"};
+// "-v2": the sums became integers (the encoding of an older checkpoint's
+// state would decode into wrong numbers).
+const weir::ValueStateDescriptor<ContentState> kState{"content-metrics-v2"};
 
 int64_t FloorTo(int64_t ts, int64_t step) {
   const int64_t rem = ((ts % step) + step) % step;
@@ -94,12 +98,12 @@ void Totals::Add(const Enriched& e) {
   } else if (e.event_type == "click") {
     ++clicks;
   }
-  if (e.engagement_seconds) {
-    engagement_seconds += *e.engagement_seconds;
+  if (e.duration_ms) {
+    duration_ms += *e.duration_ms;
     ++timed_events;
   }
   if (e.engagement_pct) {
-    engagement_pct_sum += *e.engagement_pct;
+    engagement_pct_micros += std::llround(*e.engagement_pct * 1e6);
     ++pct_events;
   }
 }
@@ -122,9 +126,9 @@ absl::Status ContentMetrics::ProcessElement(const Enriched& event, Context& ctx,
 
   const int64_t minute = FloorTo(event.event_ts_ms, kBucketMs);
   if (minute + kWindowMs > watermark) {
-    auto it = std::lower_bound(s.minutes.begin(), s.minutes.end(), std::pair(minute, -1e300));
-    if (it == s.minutes.end() || it->first != minute) it = s.minutes.insert(it, {minute, 0.0});
-    it->second += event.engagement_seconds.value_or(0.0);
+    auto it = std::lower_bound(s.minutes.begin(), s.minutes.end(), std::pair(minute, INT64_MIN));
+    if (it == s.minutes.end() || it->first != minute) it = s.minutes.insert(it, {minute, 0});
+    it->second += event.duration_ms.value_or(0);
     const int64_t ageing = s.minutes.front().first + kWindowMs;
     if (s.ageing_at == 0 || ageing < s.ageing_at) {
       if (s.ageing_at != 0) ctx.timer_service().DeleteEventTimeTimer(s.ageing_at);
@@ -225,7 +229,9 @@ void ContentMetrics::Emit(Context& ctx, weir::Collector<ContentUpdate>& out) {
   s.listed_type = s.content_type;
   update.totals = s.totals;
   update.last_event_ts_ms = s.last_event_ts_ms;
-  for (const auto& [minute, seconds] : s.minutes) update.window_seconds += seconds;
+  int64_t window_ms = 0;
+  for (const auto& [minute, ms] : s.minutes) window_ms += ms;
+  update.window_seconds = static_cast<double>(window_ms) / 1000.0;
   s.dirty = false;
   out.Collect(std::move(update));
 }

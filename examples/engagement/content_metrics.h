@@ -37,11 +37,15 @@ struct Totals {
   int64_t pauses = 0;
   int64_t finishes = 0;
   int64_t clicks = 0;
-  double engagement_seconds = 0;  // sum over events with a duration
-  int64_t timed_events = 0;       // events with a duration
-  double engagement_pct_sum = 0;  // sum over events with an engagement_pct
-  int64_t pct_events = 0;
+  // Sums are of integers, so they do not depend on the order events arrive
+  // in: two runs of one input, and a run with restores, agree to the bit.
+  int64_t duration_ms = 0;            // sum over events with a duration
+  int64_t timed_events = 0;           // events with a duration
+  int64_t engagement_pct_micros = 0;  // sum of each engagement_pct in 1e-6 %, rounded
+  int64_t pct_events = 0;             // events with an engagement_pct
 
+  double engagement_seconds() const { return static_cast<double>(duration_ms) / 1000.0; }
+  double engagement_pct_sum() const { return static_cast<double>(engagement_pct_micros) / 1e6; }
   void Add(const Enriched& e);
   friend bool operator==(const Totals&, const Totals&) = default;
 };
@@ -56,7 +60,8 @@ struct ContentUpdate {
   std::string previous_content_type;
   Totals totals;
   int64_t last_event_ts_ms = 0;
-  // Engagement seconds in the sliding 10-minute window (0: not listed).
+  // Engagement seconds in the sliding 10-minute window (0: not listed),
+  // from the integer sum of its events' duration_ms.
   double window_seconds = 0;
 };
 

@@ -79,6 +79,31 @@ Flag DurationFlag(const char* name, const char* env, const char* help,
           [member](const PipelineConfig& c) { return absl::FormatDuration(c.*member); }};
 }
 
+// key=value,key=value into a map (replacing what it held).
+Flag PropertiesFlag(const char* name, const char* env, const char* help,
+                    std::map<std::string, std::string> PipelineConfig::*member) {
+  return {name, env, help,
+          [member, name](PipelineConfig& c, const std::string& v) {
+            std::map<std::string, std::string>& properties = c.*member;
+            properties.clear();
+            for (absl::string_view item : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+              const size_t eq = item.find('=');
+              if (eq == absl::string_view::npos || eq == 0) {
+                return absl::InvalidArgumentError(
+                    absl::StrCat(name, ": \"", item, "\" is not key=value"));
+              }
+              properties[std::string(item.substr(0, eq))] = std::string(item.substr(eq + 1));
+            }
+            return absl::OkStatus();
+          },
+          [member](const PipelineConfig& c) {
+            std::string out;
+            for (const auto& [k, v] : c.*member)
+              absl::StrAppend(&out, out.empty() ? "" : ",", k, "=", v);
+            return out;
+          }};
+}
+
 const std::vector<Flag>& Flags() {
   static const std::vector<Flag> flags = {
       StringFlag("brokers", "KAFKA_BROKERS",
@@ -91,28 +116,18 @@ const std::vector<Flag>& Flags() {
       StringFlag("group-id", "KAFKA_GROUP_ID",
                  "consumer group the read offsets are committed to after each checkpoint",
                  &PipelineConfig::group_id),
-      {"kafka-properties", "KAFKA_PROPERTIES",
-       "librdkafka properties for every Kafka client, key=value,key=value (e.g. "
-       "security.protocol=SASL_SSL,sasl.mechanism=PLAIN,sasl.username=...)",
-       [](PipelineConfig& c, const std::string& v) {
-         c.kafka_properties.clear();
-         for (absl::string_view item : absl::StrSplit(v, ',', absl::SkipEmpty())) {
-           const size_t eq = item.find('=');
-           if (eq == absl::string_view::npos || eq == 0) {
-             return absl::InvalidArgumentError(
-                 absl::StrCat("kafka-properties: \"", item, "\" is not key=value"));
-           }
-           c.kafka_properties[std::string(item.substr(0, eq))] = std::string(item.substr(eq + 1));
-         }
-         return absl::OkStatus();
-       },
-       [](const PipelineConfig& c) {
-         std::string out;
-         for (const auto& [k, v] : c.kafka_properties) {
-           absl::StrAppend(&out, out.empty() ? "" : ",", k, "=", v);
-         }
-         return out;
-       }},
+      PropertiesFlag("kafka-properties", "KAFKA_PROPERTIES",
+                     "librdkafka properties for every Kafka client, key=value,key=value (e.g. "
+                     "security.protocol=SASL_SSL,sasl.mechanism=PLAIN,sasl.username=...)",
+                     &PipelineConfig::kafka_properties),
+      PropertiesFlag("kafka-consumer-properties", "KAFKA_CONSUMER_PROPERTIES",
+                     "librdkafka properties for the consumers only, after --kafka-properties "
+                     "(e.g. fetch.wait.max.ms=10)",
+                     &PipelineConfig::kafka_consumer_properties),
+      PropertiesFlag("kafka-producer-properties", "KAFKA_PRODUCER_PROPERTIES",
+                     "librdkafka properties for the producers only, after --kafka-properties "
+                     "(e.g. linger.ms=5)",
+                     &PipelineConfig::kafka_producer_properties),
       {"bounded", "BOUNDED", "read the topics up to their current end, then stop (true/false)",
        [](PipelineConfig& c, const std::string& v) {
          c.bounded = v == "true" || v == "1" || v.empty();
@@ -341,15 +356,15 @@ weir::clickhouse::Columns<HourlyRollup> HourlyColumns() {
       .Add("pauses", [](const R& r) { return r.totals.pauses; })
       .Add("finishes", [](const R& r) { return r.totals.finishes; })
       .Add("clicks", [](const R& r) { return r.totals.clicks; })
-      .Add("engagement_seconds", [](const R& r) { return r.totals.engagement_seconds; })
+      .Add("engagement_seconds", [](const R& r) { return r.totals.engagement_seconds(); })
       .Add("timed_events", [](const R& r) { return r.totals.timed_events; })
-      .Add("engagement_pct_sum", [](const R& r) { return r.totals.engagement_pct_sum; })
+      .Add("engagement_pct_sum", [](const R& r) { return r.totals.engagement_pct_sum(); })
       .Add("pct_events", [](const R& r) { return r.totals.pct_events; })
       .Add("avg_engagement_pct",
            [](const R& r) {
-             return r.totals.pct_events == 0
-                        ? std::optional<double>()
-                        : std::optional<double>(r.totals.engagement_pct_sum / r.totals.pct_events);
+             return r.totals.pct_events == 0 ? std::optional<double>()
+                                             : std::optional<double>(r.totals.engagement_pct_sum() /
+                                                                     r.totals.pct_events);
            })
       .Add("version", [](const R& r) { return static_cast<uint64_t>(r.totals.events); });
 }
@@ -374,8 +389,10 @@ class LagProbe {
     rd_kafka_conf_set(conf, "group.id", config.group_id.c_str(), errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
-    for (const auto& [key, value] : config.kafka_properties) {
-      rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof(errstr));
+    for (const auto* properties : {&config.kafka_properties, &config.kafka_consumer_properties}) {
+      for (const auto& [key, value] : *properties) {
+        rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof(errstr));
+      }
     }
     rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (rk_ == nullptr) rd_kafka_conf_destroy(conf);
@@ -553,7 +570,9 @@ weir::PipelineOptions PipelineOptionsFor(const PipelineConfig& config) {
 absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& config,
                            std::shared_ptr<PipelineCounters> counters) {
   weir::kafka::ClientOptions client{.brokers = config.brokers,
-                                    .properties = config.kafka_properties};
+                                    .properties = config.kafka_properties,
+                                    .consumer_properties = config.kafka_consumer_properties,
+                                    .producer_properties = config.kafka_producer_properties};
   std::shared_ptr<weir::DeadLetterQueue> dlq =
       weir::kafka::DeadLetterTopic({.client = client, .topic = DeadLetterTopicName(config)});
 
@@ -687,15 +706,15 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
                                  .Add("finishes", t.finishes)
                                  .Add("clicks", t.clicks)
                                  .Add("total_engagement_seconds",
-                                      FormatDouble(t.engagement_seconds))
+                                      FormatDouble(t.engagement_seconds()))
                                  .Add("avg_engagement_seconds",
                                       t.timed_events == 0
                                           ? std::string()
-                                          : FormatDouble(t.engagement_seconds / t.timed_events))
+                                          : FormatDouble(t.engagement_seconds() / t.timed_events))
                                  .Add("avg_engagement_pct",
                                       t.pct_events == 0
                                           ? std::string()
-                                          : FormatDouble(t.engagement_pct_sum / t.pct_events))
+                                          : FormatDouble(t.engagement_pct_sum() / t.pct_events))
                                  .Add("engagement_seconds_10min", FormatDouble(u.window_seconds))
                                  .Add("last_event_ts_ms", u.last_event_ts_ms);
                            },
@@ -771,14 +790,18 @@ absl::Status RunPipeline(const PipelineConfig& config, const std::atomic<bool>& 
     // records not yet covered by a committed offset (the group commits only
     // after each checkpoint, so this one grows between checkpoints).
     const double unread = job->CollectMetrics().Sum("weir_kafka_consumer_lag_records");
+    // Until this run completes a checkpoint, the one it restored.
+    int64_t checkpoint = job->last_completed_checkpoint();
+    const bool restored = checkpoint == 0 && job->restored_checkpoint() > 0;
+    if (restored) checkpoint = job->restored_checkpoint();
     std::fprintf(
         stderr,
         "engagement-pipeline: %.0f events/s, lag %.0f unread / %lld uncommitted, event time %s "
-        "(%.1f s behind), last checkpoint %lld, dead letters %lld\n",
+        "(%.1f s behind), last checkpoint %lld%s, dead letters %lld\n",
         static_cast<double>(events - last_events) / elapsed, unread,
         static_cast<long long>(lag.Lag()), FormatTime(latest).c_str(),
         latest > 0 ? (absl::ToUnixMillis(absl::Now()) - latest) / 1000.0 : 0.0,
-        static_cast<long long>(job->last_completed_checkpoint()),
+        static_cast<long long>(checkpoint), restored ? " (restored)" : "",
         static_cast<long long>(counters->source_dead_letters() + counters->rejected.load()));
     last = now;
     last_events = events;

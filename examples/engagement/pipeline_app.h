@@ -43,6 +43,11 @@ struct PipelineConfig {
   // librdkafka properties for every client (consumers, producers), e.g.
   // security.protocol=SASL_SSL; "key=value,key=value" on the command line.
   std::map<std::string, std::string> kafka_properties;
+  // librdkafka properties for consumers only (e.g. fetch.wait.max.ms) and
+  // for producers only (e.g. linger.ms): a property in the wrong kind of
+  // client makes librdkafka warn (CONFWARN) at every start.
+  std::map<std::string, std::string> kafka_consumer_properties;
+  std::map<std::string, std::string> kafka_producer_properties;
   // Read the topics up to their current end, then finish (tests, backfills).
   bool bounded = false;
   // Redis (empty host: no Redis output).

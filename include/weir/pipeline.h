@@ -131,6 +131,9 @@ class JobHandle {
   int http_port() const;
   // The id of the newest complete checkpoint of this run (0: none yet).
   int64_t last_completed_checkpoint() const;
+  // The id of the checkpoint this run restored at Start (0: it started
+  // fresh); what a status line shows until the run completes one of its own.
+  int64_t restored_checkpoint() const;
   // Takes a checkpoint now (besides the periodic ones) and waits until it is
   // complete; returns its id. kFailedPrecondition without checkpoint storage.
   absl::StatusOr<int64_t> TriggerCheckpoint();

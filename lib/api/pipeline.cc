@@ -37,6 +37,7 @@ std::vector<OperatorMetricsSnapshot> JobHandle::Metrics() const { return job_->M
 MetricsSnapshot JobHandle::CollectMetrics() const { return job_->CollectMetrics(); }
 int JobHandle::http_port() const { return job_->http_port(); }
 int64_t JobHandle::last_completed_checkpoint() const { return job_->last_completed_checkpoint(); }
+int64_t JobHandle::restored_checkpoint() const { return job_->restored_checkpoint(); }
 absl::StatusOr<int64_t> JobHandle::TriggerCheckpoint() { return job_->TriggerCheckpoint(); }
 
 }  // namespace weir

@@ -332,6 +332,10 @@ absl::StatusOr<int64_t> Job::TriggerCheckpoint() {
   return coordinator_->last_completed();
 }
 
+int64_t Job::restored_checkpoint() const {
+  return restored_ == nullptr ? 0 : restored_->checkpoint_id();
+}
+
 int64_t Job::last_completed_checkpoint() const {
   return coordinator_ == nullptr ? 0 : coordinator_->last_completed();
 }

@@ -73,6 +73,8 @@ class Job {
   MetricsSnapshot CollectMetrics() const { return monitor_->registry().Collect(); }
   int http_port() const { return monitor_->http_port(); }
   int64_t last_completed_checkpoint() const;
+  // The id of the checkpoint this run restored (0: it started fresh).
+  int64_t restored_checkpoint() const;
   absl::StatusOr<int64_t> TriggerCheckpoint();
 
   // Records the first failure and aborts every worker.

@@ -5,6 +5,7 @@
 
 #include "examples/engagement/content_metrics.h"
 
+#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,6 +26,8 @@ Enriched Event(int64_t id, const std::string& content, int64_t ts, double second
   e.content_id = content;
   e.event_type = id % 2 == 0 ? "play" : "finish";
   e.event_ts_ms = ts;
+  // As the join derives it: engagement_seconds = duration_ms / 1000.
+  e.duration_ms = std::llround(seconds * 1000);
   e.engagement_seconds = seconds;
   e.content_type = type;
   e.slug = content + "-slug";
@@ -89,7 +92,7 @@ TEST_P(ContentMetricsTest, WindowAgesOutAndTotalsAndRollupsKeepEverything) {
   ASSERT_TRUE(out.last.contains("early"));
   const ContentUpdate& early = out.last.at("early");
   EXPECT_EQ(early.totals.events, 5);
-  EXPECT_DOUBLE_EQ(early.totals.engagement_seconds, 50.0);
+  EXPECT_DOUBLE_EQ(early.totals.engagement_seconds(), 50.0);
   // Its only bucket left the window once the watermark passed 00:50.
   EXPECT_EQ(early.window_seconds, 0.0);
   // ... after having been listed with its 50 s.
@@ -100,7 +103,7 @@ TEST_P(ContentMetricsTest, WindowAgesOutAndTotalsAndRollupsKeepEverything) {
 
   const ContentUpdate& steady = out.last.at("steady");
   EXPECT_EQ(steady.totals.events, 181);
-  EXPECT_DOUBLE_EQ(steady.totals.engagement_seconds, 181.0);
+  EXPECT_DOUBLE_EQ(steady.totals.engagement_seconds(), 181.0);
   // The last ten 1-minute buckets (6 s each, 1 s in the last) up to the
   // watermark; the final ageing may lag the last watermark by a batch.
   EXPECT_GE(steady.window_seconds, 55.0);

@@ -90,20 +90,65 @@ TEST(PipelineConfigTest, ErrorsNameTheFlagOrVariable) {
   EXPECT_THAT(bad.status().message(), HasSubstr("KAFKA_BROKERS"));
 }
 
+// Properties for every client, consumers only and producers only, each
+// kept apart so a consumer setting never reaches a producer.
+TEST(PipelineConfigTest, KafkaPropertiesPerKindOfClient) {
+  absl::StatusOr<PipelineConfig> config =
+      Parse({"--brokers=k:1", "--kafka-properties=client.id=x,security.protocol=plaintext",
+             "--kafka-consumer-properties=fetch.wait.max.ms=10"},
+            {{"KAFKA_PRODUCER_PROPERTIES", "linger.ms=5"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->kafka_properties, (std::map<std::string, std::string>{
+                                          {"client.id", "x"}, {"security.protocol", "plaintext"}}));
+  EXPECT_EQ(config->kafka_consumer_properties,
+            (std::map<std::string, std::string>{{"fetch.wait.max.ms", "10"}}));
+  EXPECT_EQ(config->kafka_producer_properties,
+            (std::map<std::string, std::string>{{"linger.ms", "5"}}));
+  absl::StatusOr<PipelineConfig> bad = Parse({"--brokers=k:1", "--kafka-consumer-properties=oops"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("kafka-consumer-properties: \"oops\""));
+}
+
 TEST(PipelineConfigTest, HelpListsEveryFlagAndVariable) {
   bool help = false;
   ASSERT_TRUE(Parse({"--help"}, {}, &help).ok());  // no brokers needed
   EXPECT_TRUE(help);
   const std::string usage = Usage("engagement-pipeline");
-  for (const char* text :
-       {"--brokers",         "KAFKA_BROKERS",      "--topic-prefix",        "TOPIC_PREFIX",
-        "--redis-host",      "REDIS_HOST",         "--redis-port",          "REDIS_PORT",
-        "--redis-password",  "REDIS_PASSWORD",     "--clickhouse-url",      "CLICKHOUSE_URL",
-        "--clickhouse-user", "CLICKHOUSE_USER",    "--clickhouse-password", "CLICKHOUSE_PASSWORD",
-        "--checkpoint-uri",  "CHECKPOINT_URI",     "--checkpoint-interval", "CHECKPOINT_INTERVAL",
-        "--parallelism",     "PARALLELISM",        "--kafka-properties",    "--bounded",
-        "--http-port",       "HTTP_PORT",          "--http-address",        "HTTP_ADDRESS",
-        "--status-interval", "--out-of-orderness", "--join-max-wait"}) {
+  for (const char* text : {"--brokers",
+                           "KAFKA_BROKERS",
+                           "--topic-prefix",
+                           "TOPIC_PREFIX",
+                           "--redis-host",
+                           "REDIS_HOST",
+                           "--redis-port",
+                           "REDIS_PORT",
+                           "--redis-password",
+                           "REDIS_PASSWORD",
+                           "--clickhouse-url",
+                           "CLICKHOUSE_URL",
+                           "--clickhouse-user",
+                           "CLICKHOUSE_USER",
+                           "--clickhouse-password",
+                           "CLICKHOUSE_PASSWORD",
+                           "--checkpoint-uri",
+                           "CHECKPOINT_URI",
+                           "--checkpoint-interval",
+                           "CHECKPOINT_INTERVAL",
+                           "--parallelism",
+                           "PARALLELISM",
+                           "--kafka-properties",
+                           "--bounded",
+                           "--kafka-consumer-properties",
+                           "KAFKA_CONSUMER_PROPERTIES",
+                           "--kafka-producer-properties",
+                           "KAFKA_PRODUCER_PROPERTIES",
+                           "--http-port",
+                           "HTTP_PORT",
+                           "--http-address",
+                           "HTTP_ADDRESS",
+                           "--status-interval",
+                           "--out-of-orderness",
+                           "--join-max-wait"}) {
     EXPECT_THAT(usage, HasSubstr(text));
   }
 }

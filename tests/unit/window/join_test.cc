@@ -302,6 +302,7 @@ TEST_P(JoinRestoreTest, WaitingEventsAndRowsSurviveARestart) {
   for (int64_t id = 10; id < 20; ++id) expected.push_back({id, "C"});
   for (int64_t id = 20; id < 30; ++id) expected.push_back({id, "A"});
   for (int64_t id = 30; id < 35; ++id) expected.push_back({id, "A2"});
+  int64_t taken = 0;
   {
     Job run = Build(before);
     absl::StatusOr<JobHandle> job = run.pipeline->Start();
@@ -312,6 +313,7 @@ TEST_P(JoinRestoreTest, WaitingEventsAndRowsSurviveARestart) {
     WAIT_FOR_JOIN_INPUT(*job, 20, 2, before);
     absl::StatusOr<int64_t> checkpoint = job->TriggerCheckpoint();
     ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+    taken = *checkpoint;
     // Joined after the checkpoint: never committed by this run.
     run.events->Release(25);
     WAIT_FOR_JOIN_INPUT(*job, 25, 2, before);
@@ -326,6 +328,10 @@ TEST_P(JoinRestoreTest, WaitingEventsAndRowsSurviveARestart) {
   Job run = Build(after);
   absl::StatusOr<JobHandle> job = run.pipeline->Start();
   ASSERT_TRUE(job.ok()) << job.status();
+  // The run says which checkpoint it restored; it has none of its own yet.
+  EXPECT_GE(job->restored_checkpoint(), taken);
+  EXPECT_GE(taken, 1);
+  EXPECT_EQ(job->last_completed_checkpoint(), 0);
   // The sources resume after row 2 and event 20: events 20..29 join with the
   // restored row of a.
   run.rows->Release(2);
