@@ -1,4 +1,4 @@
-// Workload C (../shared/BENCHMARKS.md): checkpoints of large RocksDB state.
+// Workload C (bench/README.md): checkpoints of large RocksDB state.
 //
 // A keyed job writes 10M keys x 100-byte values into ValueState on the
 // RocksDB backend. The bench then takes, with JobHandle::TriggerCheckpoint():

@@ -1,4 +1,4 @@
-// ClickHouse sink throughput (issue 6): rows/s of the enriched engagement row
+// ClickHouse sink throughput (bench/README.md): rows/s of the enriched engagement row
 // through a weir pipeline into a local clickhouse-server (started by the
 // bench, as the tests do), against `curl --data-binary` of the same rows as
 // one JSONEachRow file into the same table, in the same run.

@@ -165,7 +165,7 @@ int main(int argc, char** argv) {
 
   struct Mode {
     std::string name;
-    // The contender and variant in the JSON (../shared/BENCHMARKS.md).
+    // The contender and variant in the JSON (bench/README.md, "The JSON").
     std::string contender;
     std::string variant;
     std::function<absl::Status(const std::string& topic)> run;

@@ -1,4 +1,4 @@
-// Redis sink throughput: enriched engagement events (../shared/BENCHMARKS.md)
+// Redis sink throughput (bench/README.md): enriched engagement events
 // through a weir pipeline into a redis-server the bench starts (on a free
 // port of 127.0.0.1, nothing persisted), against redis-benchmark -P 16 on
 // the same server in the same run.

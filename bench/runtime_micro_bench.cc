@@ -4,7 +4,7 @@
 //
 //   build/release/bench/weir-bench-micro [--json=FILE] [--benchmark_filter=...]
 //
-// --json writes the results in the bench contract of ../shared/BENCHMARKS.md
+// --json writes the results in the JSON of bench/README.md ("The JSON")
 // (items/s as events_per_sec), like the other weir-bench-* binaries; Google
 // Benchmark's own flags work as usual.
 

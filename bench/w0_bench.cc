@@ -1,4 +1,4 @@
-// W0 (../shared/BENCHMARKS.md): the runtime's cost per record.
+// W0 (bench/README.md): the runtime's cost per record.
 //
 // 20M in-memory events -> Map(engagement_seconds = duration_ms / 1000.0) ->
 // KeyBy(content_id) -> per-key running count and sum in a

@@ -1,4 +1,4 @@
-// W1 (../shared/BENCHMARKS.md): event-time windows over keyed state.
+// W1 (bench/README.md): event-time windows over keyed state.
 //
 // 20M in-memory events (watermarks: 2 s bounded out-of-orderness) ->
 // Map(engagement_seconds) -> KeyBy(content_id) -> event-time windows with an

@@ -1,4 +1,4 @@
-// W2 (../shared/BENCHMARKS.md): Kafka end to end.
+// W2 (bench/README.md): Kafka end to end.
 //
 // 200,000 engagement events as Debezium JSON envelopes (before/after/source/
 // op/ts_ms, 500-900 bytes each) in a 32-partition topic on weir-kafka-dev
@@ -302,7 +302,7 @@ int Main(int argc, char** argv) {
   BenchFlags flags =
       ParseFlags(argc, argv, 200'000,
                  {{"--kafka-dev=", "PATH", [&](const char* value) { kafka_dev = value; }}});
-  // BENCHMARKS.md: 5 passes each unless --repeat says otherwise.
+  // bench/README.md (W2): 5 passes each unless --repeat says otherwise.
   bool repeat_given = false;
   for (int idx = 1; idx < argc; ++idx) {
     repeat_given |= std::string_view(argv[idx]).starts_with("--repeat=");

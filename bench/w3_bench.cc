@@ -1,4 +1,4 @@
-// W3 (shared/BENCHMARKS.md): the engagement pipeline with all its sinks
+// W3 (bench/README.md): the engagement pipeline with all its sinks
 // (Redis, ClickHouse, the exactly-once Kafka outbox, dead letters) and
 // checkpoints every 10 s, run as the shipped program (engagement-pipeline,
 // a child process) against librdkafka's mock cluster (in this process), redis-server and

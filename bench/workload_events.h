@@ -1,4 +1,4 @@
-// The synthetic engagement events of ../shared/BENCHMARKS.md, generated
+// The synthetic engagement events of bench/README.md ("The events"), generated
 // before timing starts from a fixed seed, and the bench command line / JSON
 // output contract shared by the weir-bench-* binaries.
 

@@ -1,4 +1,4 @@
-// The engagement-generator program (issue 7), minus main(): its options,
+// The engagement-generator program, minus main(): its options,
 // read from flags over environment variables over defaults, and Run, which
 // paces the ChangeGenerator (generator.h) and produces its Debezium envelopes
 // to Kafka through weir's Kafka sink, and optionally writes the same rows to
