@@ -46,7 +46,12 @@ struct SourceSplit {
 
 // What a reader is created with.
 struct SourceReaderContext {
+  // The source's display name (Stream::Name()), for logs and errors.
   std::string operator_name;
+  // The source's uid (Stream::Uid()): its identity across runs, under which
+  // checkpoints keep its split positions. Without a Uid() it is
+  // "Source#<n>", its place in the graph; a job with checkpoints requires one.
+  std::string operator_uid;
   int worker_index = 0;
   int parallelism = 1;
   // The splits this worker reads; SourceOutput's `split` arguments index this vector.
@@ -120,8 +125,7 @@ class SourceOutput {
   // Completes the record just appended to batch_.values.
   void Stamp(int split, Timestamp source_timestamp) {
     SplitState& s = splits_[split];
-    Timestamp ts =
-        assigner_ ? assigner_(batch_.values.back(), source_timestamp) : source_timestamp;
+    Timestamp ts = assigner_ ? assigner_(batch_.values.back(), source_timestamp) : source_timestamp;
     // No event time: the split's own time so far, which moves nothing.
     if (ts == kNoTimestamp) ts = s.max_timestamp;
     if (ts > s.max_timestamp) s.max_timestamp = ts;

@@ -141,7 +141,9 @@ TEST_F(KafkaSinkTest, AtLeastOnceDeliversEveryRecordWithKeyAndHeaders) {
   constexpr int64_t kRecords = 20000;
   weir::Pipeline pipeline(JobOptions(2, false));
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords)))
-      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kAtLeastOnce)), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kAtLeastOnce)))
+      .Uid("kafka-out");
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
   ASSERT_TRUE(result.status.ok()) << result.status;
 
@@ -183,6 +185,7 @@ TEST_F(KafkaSinkTest, CustomPartitionerEventTimestampsAndStringRecords) {
   };
   options.event_time_as_timestamp = true;
   pipeline.Source(weir::testing::VectorSource<std::string>::Create(records))
+      .Uid("numbers")
       .Sink(Sink<std::string>(options));
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
   ASSERT_TRUE(result.status.ok()) << result.status;
@@ -211,7 +214,9 @@ TEST_F(KafkaSinkTest, TombstonesHaveANullValueAndKeepTheirKeyAndOrder) {
   };
   options.tombstone = [](const int64_t& value) { return value % 3 == 0; };
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords)))
-      .Sink(Sink<int64_t>(options), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(options))
+      .Uid("kafka-out");
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
   ASSERT_TRUE(result.status.ok()) << result.status;
 
@@ -244,7 +249,9 @@ TEST_F(KafkaSinkTest, ExactlyOnceCommitsWhenTheCheckpointCompletes) {
   weir::testing::VectorSourceOptions source_options;
   source_options.unbounded = true;
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords), source_options))
-      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
+      .Uid("kafka-out");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
 
@@ -288,8 +295,9 @@ TEST_P(KafkaSinkRestartTest, StopAndRestartWritesEveryRecordOnce) {
     source_options.records_per_second = rate;
     pipeline
         ->Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords), source_options))
-        .Name("numbers")
-        .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)), "kafka-out");
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
+        .Uid("kafka-out");
     return pipeline;
   };
   {
@@ -335,7 +343,9 @@ TEST_F(KafkaSinkTest, CancelledRunRestartsWithoutLossAndWithoutDuplicatesWhenIso
     source_options.records_per_second = rate;
     pipeline
         ->Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords), source_options))
-        .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)), "kafka-out");
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
+        .Uid("kafka-out");
     return pipeline;
   };
   {
@@ -390,7 +400,9 @@ TEST_F(KafkaSinkTest, DanglingTransactionOfAKilledRunIsAbortedOnStart) {
   }
   weir::Pipeline pipeline(JobOptions(1, true));
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(1000)))
-      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
+      .Uid("kafka-out");
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
   ASSERT_TRUE(result.status.ok()) << result.status;
   std::map<int64_t, int> counts = Counts(true);  // must reach the end: nothing holds the LSO
@@ -413,7 +425,9 @@ TEST_F(KafkaSinkTest, ProduceErrorsAreRetried) {
     std::filesystem::remove_all(root_ / "checkpoints");
     weir::Pipeline pipeline(JobOptions(2, guarantee == DeliveryGuarantee::kExactlyOnce));
     pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords)))
-        .Sink(Sink<int64_t>(Options(guarantee)), "kafka-out");
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(Options(guarantee)))
+        .Uid("kafka-out");
     weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
     ASSERT_TRUE(result.status.ok()) << result.status;
     if (guarantee == DeliveryGuarantee::kAtLeastOnce) {
@@ -444,7 +458,9 @@ TEST_F(KafkaSinkTest, AbortedCommitOfACompleteCheckpointIsRepaired) {
   source_options.records_per_poll = 64;
   source_options.records_per_second = 1000;
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords), source_options))
-      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
+      .Uid("kafka-out");
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
   ASSERT_TRUE(result.status.ok()) << result.status;
   std::map<int64_t, int> counts = Counts(true);
@@ -483,7 +499,9 @@ TEST_F(KafkaSinkTest, BrokerDownForAWhileRecovers) {
     source_options.records_per_poll = 64;
     source_options.records_per_second = 500;  // 4 splits: about 1.5 s of input
     pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords), source_options))
-        .Sink(Sink<int64_t>(options), "kafka-out");
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(options))
+        .Uid("kafka-out");
     absl::StatusOr<JobHandle> job = pipeline.Start();
     ASSERT_TRUE(job.ok()) << job.status();
     absl::SleepFor(absl::Milliseconds(300));
@@ -507,7 +525,9 @@ TEST_F(KafkaSinkTest, UndeliverableRecordsFailTheJobNamingTheTopic) {
   SinkOptions<int64_t> options = Options(DeliveryGuarantee::kAtLeastOnce);
   options.client.properties["message.timeout.ms"] = "1000";
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(100)))
-      .Sink(Sink<int64_t>(options), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(options))
+      .Uid("kafka-out");
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline, absl::Seconds(30));
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable) << result.status;
   EXPECT_THAT(result.status.message(), HasSubstr(topic_));
@@ -606,8 +626,9 @@ absl::Duration CrashAtParallelism4AndRestoreAt2(int64_t records,
     source_options.records_per_poll = 16;
     source_options.records_per_second = 250;
     pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(records), source_options))
-        .Name("numbers")
-        .Sink(std::make_shared<CrashingSink>(Sink<int64_t>(options), &crash), "kafka-out");
+        .Uid("numbers")
+        .Sink(std::make_shared<CrashingSink>(Sink<int64_t>(options), &crash))
+        .Uid("kafka-out");
     absl::StatusOr<JobHandle> job = pipeline.Start();
     EXPECT_TRUE(job.ok()) << job.status();
     if (!job.ok()) return absl::ZeroDuration();
@@ -624,8 +645,9 @@ absl::Duration CrashAtParallelism4AndRestoreAt2(int64_t records,
   }
   weir::Pipeline pipeline(second);
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(records)))
-      .Name("numbers")
-      .Sink(Sink<int64_t>(options), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(options))
+      .Uid("kafka-out");
   const absl::Time start = absl::Now();
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
   const absl::Duration took = absl::Now() - start;
@@ -696,7 +718,9 @@ TEST_F(KafkaSinkTest, BadConfigurationIsInvalidArgumentAtStart) {
   const auto start = [&](SinkOptions<int64_t> options, bool checkpoints) {
     weir::Pipeline pipeline(JobOptions(1, checkpoints));
     pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(10)))
-        .Sink(Sink<int64_t>(std::move(options)), "kafka-out");
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(std::move(options)))
+        .Uid("kafka-out");
     absl::StatusOr<JobHandle> job = pipeline.Start();
     if (job.ok()) {
       job->Cancel();
