@@ -296,7 +296,7 @@ class NewEvents final
 template <class Row>
 auto DebeziumSource(const PipelineConfig& config, const weir::kafka::ClientOptions& client,
                     std::shared_ptr<weir::DeadLetterQueue> dlq, std::string topic,
-                    dbz::Fields<Row> fields, std::string name) {
+                    dbz::Fields<Row> fields) {
   weir::kafka::SourceOptions<dbz::Change<Row>> options;
   options.client = client;
   options.topics = {std::move(topic)};
@@ -304,7 +304,6 @@ auto DebeziumSource(const PipelineConfig& config, const weir::kafka::ClientOptio
   options.deserializer = weir::kafka::DebeziumDeserializer(std::move(fields));
   options.bounded = config.bounded;
   options.dead_letters = std::move(dlq);
-  options.name = std::move(name);
   return weir::kafka::Source(std::move(options));
 }
 
@@ -557,11 +556,10 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   std::shared_ptr<weir::DeadLetterQueue> dlq =
       weir::kafka::DeadLetterTopic({.client = client, .topic = DeadLetterTopicName(config)});
 
-  auto content_source = DebeziumSource(config, client, dlq, ContentTopicName(config),
-                                       ContentFields(), "content-source");
-  auto event_source =
-      DebeziumSource(config, client, dlq, EventsTopicName(config),
-                     EngagementEventFields(/*with_raw_payload=*/false), "event-source");
+  auto content_source =
+      DebeziumSource(config, client, dlq, ContentTopicName(config), ContentFields());
+  auto event_source = DebeziumSource(config, client, dlq, EventsTopicName(config),
+                                     EngagementEventFields(/*with_raw_payload=*/false));
   counters->events_read = [event_source] { return event_source->Stats().records; };
   counters->source_dead_letters = [event_source, content_source] {
     return event_source->Stats().dead_letters + content_source->Stats().dead_letters;

@@ -610,6 +610,45 @@ class SinkEvents {
   std::vector<std::pair<std::string, std::string>> events_;
 };
 
+// Transactional ids outlive runs (a restart fences the ids of the run
+// before and checks its transactions), so they follow the sink's uid:
+// renaming the sink (its display name) keeps them; another uid is another
+// sink, with ids of its own.
+TEST_F(KafkaSinkTest, TransactionalIdsFollowTheUidNotTheDisplayName) {
+  SinkEvents events;
+  const auto run = [&](const std::string& name, const std::string& uid,
+                       const std::string& storage) {
+    PipelineOptions options = JobOptions(1, true);
+    options.checkpoints.storage = "file://" + (root_ / storage).string();
+    weir::Pipeline pipeline(options);
+    pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(100)))
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
+        .Name(name)
+        .Uid(uid);
+    weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+    EXPECT_TRUE(result.status.ok()) << result.status;
+  };
+  const auto initialized = [&] {
+    std::set<std::string> ids;
+    for (const auto& [event, id] : events.events()) {
+      if (event == "init_transactions") ids.insert(id);
+    }
+    return ids;
+  };
+  const std::set<std::string> outbox = {"sink-test-outbox-0-0", "sink-test-outbox-0-1",
+                                        "sink-test-outbox-0-2", "sink-test-outbox-0-3"};
+  run("to kafka", "outbox", "checkpoints");
+  EXPECT_EQ(initialized(), outbox);
+  run("renamed", "outbox", "checkpoints");  // restores the first run's checkpoint
+  EXPECT_EQ(initialized(), outbox);
+  run("renamed", "outbox-v2", "checkpoints-v2");
+  std::set<std::string> both = outbox;
+  for (int slot = 0; slot < 4; ++slot) both.insert(absl::StrCat("sink-test-outbox-v2-0-", slot));
+  EXPECT_EQ(initialized(), both);
+  ExpectEachAtLeastOnce(Counts(false), 100);
+}
+
 // A run at parallelism 4 dies after checkpoint 2's manifest, before its
 // commits (and with records of later transactions in flight); a run at
 // parallelism 2 restores it. Returns how long the restored run took.

@@ -523,6 +523,31 @@ TEST_F(RedisSinkTest, EachStartBumpsTheEpochsOfItsSubtasksAndOfRemovedOnes) {
   ExpectTotalsInRedis("", 400);
 }
 
+// The fence outlives runs, so it follows the sink's identity: renaming the
+// sink (its display name) keeps the fence, and with it the fencing of an
+// older run's zombies; another uid is another sink with a fence of its own.
+TEST_F(RedisSinkTest, TheFenceKeyFollowsTheUidNotTheDisplayName) {
+  auto run = [&](const std::string& name, const std::string& uid) {
+    Pipeline pipeline;
+    Totals(pipeline, 400)
+        .Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::Hours(1))))
+        .Name(name)
+        .Uid(uid);
+    absl::Status status = pipeline.Run();
+    EXPECT_TRUE(status.ok()) << status;
+  };
+  run("totals to redis", "totals-v1");
+  EXPECT_EQ(server_->HGetAll("weir:fence:totals-v1")["0"], "1");
+  run("renamed", "totals-v1");
+  EXPECT_EQ(server_->HGetAll("weir:fence:totals-v1")["0"], "2");
+  for (const char* display : {"totals to redis", "renamed"}) {
+    EXPECT_TRUE(server_->HGetAll(absl::StrCat("weir:fence:", display)).empty()) << display;
+  }
+  run("renamed", "totals-v2");
+  EXPECT_EQ(server_->HGetAll("weir:fence:totals-v2")["0"], "1");
+  EXPECT_EQ(server_->HGetAll("weir:fence:totals-v1")["0"], "2");
+}
+
 // A batch resent after a command timeout must not be overtaken by the old
 // connection's copy: the proxy holds back the first connection's bytes
 // (batch 2) while the writer times out, reconnects, resends batch 2 and
