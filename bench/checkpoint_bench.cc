@@ -378,9 +378,12 @@ PipelineOptions JobOptions(const Setup& setup, const std::string& state_dir,
 
 void AddJob(Pipeline& pipeline, const Setup& setup, const std::shared_ptr<Control>& control) {
   pipeline.Source(std::make_shared<LoadSource>(setup.keys, setup.parallelism, control))
+      .Uid("load")
       .KeyBy([](const Write& write) { return write.key; })
       .Process(StoreValues(control))
-      .Sink([](const int&) {});
+      .Uid("store")
+      .Sink([](const int&) {})
+      .Uid("discard");
 }
 
 // Writes a file of `bytes` pseudo-random bytes.

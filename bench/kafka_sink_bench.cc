@@ -126,7 +126,9 @@ absl::Status WeirSink(const std::string& bootstrap, const std::string& topic, in
   sink.key = [](const int64_t& i) { return Key(i); };
   sink.guarantee = guarantee;
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(std::move(input), source_options))
-      .Sink(weir::kafka::Sink<int64_t>(std::move(sink)), "kafka");
+      .Uid("numbers")
+      .Sink(weir::kafka::Sink<int64_t>(std::move(sink)))
+      .Uid("kafka");
   return pipeline.Run();
 }
 

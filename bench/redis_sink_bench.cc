@@ -107,9 +107,9 @@ double RunWeir(testing::RedisServer& server, const std::vector<Event>& events,
                     kContentTypes[e.content_id % 3]};
   });
   if (variant == "hset-expire") {
-    enriched.Sink(HashSink(options), "redis-hash");
+    enriched.Sink(HashSink(options)).Uid("redis-hash");
   } else {
-    enriched.Sink(LeaderboardSink(options), "redis-top");
+    enriched.Sink(LeaderboardSink(options)).Uid("redis-top");
   }
   const absl::Time start = absl::Now();
   absl::Status status = pipeline.Run();

@@ -76,9 +76,9 @@ struct weir::Codec<engagement::ContentState>
 namespace engagement {
 namespace {
 
-// "-v2": the sums became integers (the encoding of an older checkpoint's
-// state would decode into wrong numbers).
-const weir::ValueStateDescriptor<ContentState> kState{"content-metrics-v2"};
+// The sums are integers since the operator's uid became content-metrics-v2
+// (pipeline_app.cc): a checkpoint of the older encoding is not restored.
+const weir::ValueStateDescriptor<ContentState> kState{"content-metrics"};
 
 int64_t FloorTo(int64_t ts, int64_t step) {
   const int64_t rem = ((ts % step) + step) % step;

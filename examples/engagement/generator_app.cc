@@ -640,7 +640,8 @@ absl::Status RunGenerator(const GeneratorAppOptions& options, const std::atomic<
   }
   pipeline.Source(std::make_shared<PacedChangeSource>(source_options, progress))
       .Name("generator")
-      .Sink(std::make_shared<ChangeSink>(content_sink, events_sink, postgres_sink), "out");
+      .Sink(std::make_shared<ChangeSink>(content_sink, events_sink, postgres_sink))
+      .Name("out");
   absl::StatusOr<weir::JobHandle> job = pipeline.Start();
   if (!job.ok()) return job.status();
 

@@ -311,7 +311,7 @@ class NewEvents final
 template <class Row>
 auto DebeziumSource(const PipelineConfig& config, const weir::kafka::ClientOptions& client,
                     std::shared_ptr<weir::DeadLetterQueue> dlq, std::string topic,
-                    dbz::Fields<Row> fields, std::string name) {
+                    dbz::Fields<Row> fields) {
   weir::kafka::SourceOptions<dbz::Change<Row>> options;
   options.client = client;
   options.topics = {std::move(topic)};
@@ -319,7 +319,6 @@ auto DebeziumSource(const PipelineConfig& config, const weir::kafka::ClientOptio
   options.deserializer = weir::kafka::DebeziumDeserializer(std::move(fields));
   options.bounded = config.bounded;
   options.dead_letters = std::move(dlq);
-  options.name = std::move(name);
   return weir::kafka::Source(std::move(options));
 }
 
@@ -576,16 +575,20 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   std::shared_ptr<weir::DeadLetterQueue> dlq =
       weir::kafka::DeadLetterTopic({.client = client, .topic = DeadLetterTopicName(config)});
 
-  auto content_source = DebeziumSource(config, client, dlq, ContentTopicName(config),
-                                       ContentFields(), "content-source");
-  auto event_source =
-      DebeziumSource(config, client, dlq, EventsTopicName(config),
-                     EngagementEventFields(/*with_raw_payload=*/false), "event-source");
+  auto content_source =
+      DebeziumSource(config, client, dlq, ContentTopicName(config), ContentFields());
+  auto event_source = DebeziumSource(config, client, dlq, EventsTopicName(config),
+                                     EngagementEventFields(/*with_raw_payload=*/false));
   counters->events_read = [event_source] { return event_source->Stats().records; };
   counters->source_dead_letters = [event_source, content_source] {
     return event_source->Stats().dead_letters + content_source->Stats().dead_letters;
   };
 
+  // Every source, sink and stateful operator has a uid: a restore finds its
+  // state (offsets, keyed state, committables), the outbox its Kafka
+  // transactional ids and the Redis sinks their fences by it, so it never
+  // changes. They are the names those operators had before weir had uids,
+  // which identified them in checkpoints then: older checkpoints restore.
   auto content_changes =
       pipeline
           .Source(content_source,
@@ -597,7 +600,7 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
                       .WithTimestampAssigner([](const dbz::Change<Content>& c, weir::Timestamp) {
                         return c.source.ts_ms > 0 ? c.source.ts_ms : weir::kNoTimestamp;
                       }))
-          .Name("content-source")
+          .Uid("content-source")
           .Process(ContentVersions{})
           .Name("content-versions");
   auto event_changes =
@@ -610,7 +613,7 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
                             const EngagementEvent* row = c.row();
                             return row != nullptr ? row->event_ts_ms : weir::kNoTimestamp;
                           }))
-          .Name("event-source")
+          .Uid("event-source")
           .Process(NewEvents{})
           .Name("new-events");
 
@@ -620,7 +623,7 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   auto enriched = event_changes.KeyBy([](const EngagementEvent& e) { return e.content_id; })
                       .Connect(content_changes.Broadcast())
                       .Process(ContentJoin(join_options))
-                      .Name("content-join");
+                      .Uid("content-join");
 
   auto letters =
       content_changes.SideOutput(kChangeRejected)
@@ -629,7 +632,7 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
             counters->rejected.fetch_add(1, std::memory_order_relaxed);
             return letter;
           });
-  letters.Sink(std::make_shared<weir::DeadLetterSink>(dlq), "dead-letters");
+  letters.Sink(std::make_shared<weir::DeadLetterSink>(dlq)).Uid("dead-letters");
 
   // The outbox: every enriched event exactly once.
   weir::kafka::SinkOptions<Enriched> outbox;
@@ -643,7 +646,7 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   };
   outbox.key = [](const Enriched& e) { return e.content_id; };
   outbox.event_time_as_timestamp = true;
-  enriched.Sink(weir::kafka::Sink(std::move(outbox)), "kafka-outbox");
+  enriched.Sink(weir::kafka::Sink(std::move(outbox))).Uid("kafka-outbox");
 
   ContentMetricsOptions metrics_options;
   metrics_options.refresh = config.refresh;
@@ -651,6 +654,10 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   const weir::OutputTag<HourlyRollup> rollups = metrics_options.rollups;
   auto updates = enriched.KeyBy([](const Enriched& e) { return e.content_id; })
                      .Process(ContentMetrics(metrics_options))
+                     // "-v2": its sums became integers; a checkpoint of the
+                     // floating-point state fails the restore, naming
+                     // "content-metrics", instead of decoding into wrong numbers.
+                     .Uid("content-metrics-v2")
                      .Name("content-metrics");
 
   if (!config.clickhouse_url.empty()) {
@@ -663,13 +670,14 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
                                                 .table = kEnrichedTable,
                                                 .format = weir::clickhouse::Format::kRowBinary,
                                                 .immutable_rows = true};
-    enriched.Sink(weir::clickhouse::Sink<Enriched>(enriched_sink, EnrichedColumns()),
-                  "clickhouse-enriched");
+    enriched.Sink(weir::clickhouse::Sink<Enriched>(enriched_sink, EnrichedColumns()))
+        .Uid("clickhouse-enriched");
     weir::clickhouse::SinkOptions hourly_sink{.connection = ClickHouseConnection(config),
                                               .table = kHourlyTable,
                                               .format = weir::clickhouse::Format::kRowBinary};
-    updates.SideOutput(rollups).Sink(
-        weir::clickhouse::Sink<HourlyRollup>(hourly_sink, HourlyColumns()), "clickhouse-hourly");
+    updates.SideOutput(rollups)
+        .Sink(weir::clickhouse::Sink<HourlyRollup>(hourly_sink, HourlyColumns()))
+        .Uid("clickhouse-hourly");
   }
 
   if (!config.redis_host.empty()) {
@@ -687,8 +695,8 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
       }
       return u;
     });
-    tracked.Sink(
-        weir::redis::Sink<ContentUpdate>(
+    tracked
+        .Sink(weir::redis::Sink<ContentUpdate>(
             redis, weir::redis::HashMapping<ContentUpdate>{
                        .key =
                            [](const ContentUpdate& u) {
@@ -718,12 +726,12 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
                                  .Add("engagement_seconds_10min", FormatDouble(u.window_seconds))
                                  .Add("last_event_ts_ms", u.last_event_ts_ms);
                            },
-                       .ttl = config.metrics_ttl}),
-        "redis-metrics");
+                       .ttl = config.metrics_ttl}))
+        .Uid("redis-metrics");
     const std::string ttl_ms = std::to_string(absl::ToInt64Milliseconds(config.leaderboard_ttl));
     const std::string trim = std::to_string(-static_cast<int64_t>(config.leaderboard_size) - 1);
-    tracked.Sink(
-        weir::redis::Sink<ContentUpdate>(
+    tracked
+        .Sink(weir::redis::Sink<ContentUpdate>(
             redis,
             weir::redis::CommandMapping<ContentUpdate>([ttl_ms, trim](
                                                            const ContentUpdate& u,
@@ -740,8 +748,8 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
                   out.Add({"ZREM", key, u.content_id});
                 }
               }
-            })),
-        "redis-leaderboards");
+            })))
+        .Uid("redis-leaderboards");
   }
   return absl::OkStatus();
 }

@@ -108,7 +108,7 @@ std::unique_ptr<DeadLetterWriter> CountDeadLetters(std::unique_ptr<DeadLetterWri
 //
 // Example:
 //
-//   enriched.SideOutput(kRejected).Sink(weir::DeadLetterSink(dlq), "dead-letters");
+//   enriched.SideOutput(kRejected).Sink(weir::DeadLetterSink(dlq)).Uid("dead-letters");
 class DeadLetterSink final : public Sink<DeadLetter> {
  public:
   explicit DeadLetterSink(std::shared_ptr<DeadLetterQueue> queue) : queue_(std::move(queue)) {}

@@ -54,6 +54,13 @@ struct PipelineOptions {
   // two-phase sinks commit everything.
   // Default: off
   CheckpointOptions checkpoints;
+  // A restore matches checkpointed state to operators by uid (Stream::Uid,
+  // SinkHandle::Uid). State that no operator of this pipeline claims (its
+  // operator was removed, or its uid changed) fails Start() with
+  // kFailedPrecondition naming each such uid, since starting would drop it.
+  // True starts anyway, drops that state and logs each uid dropped.
+  // Default: false
+  bool allow_non_restored_state = false;
   // Number of key groups: the unit in which keys (and later keyed state) are
   // distributed over workers, and the largest parallelism a job can use.
   // Must be in [parallelism, 32768].

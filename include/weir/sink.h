@@ -7,7 +7,10 @@
 //
 // Example:
 //
-//   pipeline.Source(...).Sink([](const Event& e) { std::cout << e.id << "\n"; });
+//   pipeline.Source(...)
+//       .Sink([](const Event& e) { std::cout << e.id << "\n"; })
+//       .Name("print")     // the sink's display name
+//       .Uid("print-v1");  // the sink's identity in checkpoints
 
 #ifndef WEIR_SINK_H_
 #define WEIR_SINK_H_
@@ -30,7 +33,14 @@ namespace weir {
 
 // What a writer is created with.
 struct SinkContext {
+  // The sink's display name (SinkHandle::Name()), for logs and errors.
   std::string operator_name;
+  // The sink's uid (SinkHandle::Uid()): its identity across runs. Derive from
+  // it, never from the display name, whatever must survive a restart and
+  // tell two sinks apart (Kafka transactional ids, the Redis fence key).
+  // Without a Uid() it is "Sink#<n>", its place in the graph, which moves
+  // when the pipeline's shape changes; a job with checkpoints requires one.
+  std::string operator_uid;
   int worker_index = 0;
   int parallelism = 1;
   // PipelineOptions::job_name (e.g. to derive Kafka transactional ids).

@@ -46,7 +46,12 @@ struct SourceSplit {
 
 // What a reader is created with.
 struct SourceReaderContext {
+  // The source's display name (Stream::Name()), for logs and errors.
   std::string operator_name;
+  // The source's uid (Stream::Uid()): its identity across runs, under which
+  // checkpoints keep its split positions. Without a Uid() it is
+  // "Source#<n>", its place in the graph; a job with checkpoints requires one.
+  std::string operator_uid;
   int worker_index = 0;
   int parallelism = 1;
   // The splits this worker reads; SourceOutput's `split` arguments index this vector.

@@ -8,12 +8,20 @@
 //
 //   weir::Pipeline pipeline({.parallelism = 2});
 //   auto events = pipeline.Source(source, weir::WatermarkStrategy<Event>::BoundedOutOfOrderness(
-//                                             absl::Seconds(2)));
+//                                             absl::Seconds(2)))
+//                     .Uid("events");
 //   events.Filter([](const Event& e) { return e.duration_ms > 0; }).Name("non-empty")
 //       .Map([](const Event& e) { return Seconds{e.content_id, e.duration_ms / 1000.0}; })
 //       .KeyBy([](const Seconds& s) { return s.content_id; })
-//       .Process(RunningTotal{})
-//       .Sink([](const Total& t) { std::cout << t.content_id << " " << t.seconds << "\n"; });
+//       .Process(RunningTotal{}).Uid("running-total")
+//       .Sink([](const Total& t) { std::cout << t.content_id << " " << t.seconds << "\n"; })
+//       .Uid("print");
+//
+// Name() is for display (logs, errors, metrics, the dashboard); Uid() is the
+// operator's identity in checkpoints. Operators that keep state (sources,
+// sinks, keyed and broadcast operators) need a uid when checkpoints are on;
+// stateless ones (Map, Filter, FlatMap, Process, Union) never do, so adding
+// or removing them moves no state.
 
 #ifndef WEIR_STREAM_H_
 #define WEIR_STREAM_H_
@@ -32,6 +40,7 @@
 #include "weir/internal/operators.h"
 #include "weir/key.h"
 #include "weir/sink.h"
+#include "weir/sink_handle.h"
 #include "weir/source.h"
 #include "weir/time.h"
 #include "weir/window.h"
@@ -109,7 +118,7 @@ template <class In, class Out, class Op, class... Args>
 int AddOneInputNode(Graph* graph, int input, std::string kind, Args... args) {
   LogicalNode& node = graph->Add(std::move(kind), {input});
   node.instantiate = [args...](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
-    Op* op = worker.Add<Op>(self.name, args...);
+    Op* op = worker.Add<Op>(self, args...);
     worker.output<In>(self.inputs[0]).AddDownstream(op->port());
     worker.SetOutput(self.id, op->output(), op);
     // The worker loop fires processing-time timers only of operators it knows.
@@ -137,10 +146,10 @@ int AddExchangeNode(Graph* graph, int input, std::string kind, MakeRoute make_ro
     auto channels = std::static_pointer_cast<ExchangeChannels<T>>(worker.shared[self.id]);
     auto route = make_route(worker.env);
     auto sender = std::make_unique<ExchangeSender<T, decltype(route)>>(
-        worker.env, self.name, channels, std::move(route), broadcast);
+        worker.env, worker.label(self.id), channels, std::move(route), broadcast);
     worker.output<T>(self.inputs[0]).AddDownstream(sender.get());
     worker.senders.push_back(std::move(sender));
-    auto* receiver = worker.Add<ExchangeReceiver<T>>(self.name, channels);
+    auto* receiver = worker.Add<ExchangeReceiver<T>>(self, channels);
     worker.receivers.push_back(receiver);
     worker.SetOutput(self.id, receiver->output(), receiver);
     return absl::OkStatus();
@@ -152,18 +161,20 @@ template <class T>
 int AddSinkNode(Graph* graph, int input, std::shared_ptr<Sink<T>> sink) {
   LogicalNode& node = graph->Add("Sink", {input});
   node.is_sink = true;
+  node.stateful = true;
   node.instantiate = [sink](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
-    SinkContext context{.operator_name = self.name,
+    SinkContext context{.operator_name = worker.label(self.id),
+                        .operator_uid = self.identity(),
                         .worker_index = worker.env.worker_index,
                         .parallelism = worker.env.parallelism,
                         .job_name = worker.env.job_name,
                         .checkpointing = worker.env.checkpointing,
                         .checkpoint_interval = worker.env.checkpoint_interval,
                         .checkpoint_timeout = worker.env.checkpoint_timeout,
-                        .metrics = &worker.env.metric_group(self.name)};
+                        .metrics = &worker.env.metric_group(worker.label(self.id))};
     absl::StatusOr<std::unique_ptr<SinkWriter<T>>> writer = sink->CreateWriter(context);
     if (!writer.ok()) return writer.status();
-    auto* op = worker.Add<SinkOp<T>>(self.name, *std::move(writer), sink);
+    auto* op = worker.Add<SinkOp<T>>(self, *std::move(writer), sink);
     worker.output<T>(self.inputs[0]).AddDownstream(op->port());
     worker.operators[self.id] = op;
     return absl::OkStatus();
@@ -174,6 +185,7 @@ int AddSinkNode(Graph* graph, int input, std::shared_ptr<Sink<T>> sink) {
 template <class T>
 int AddSourceNode(Graph* graph, std::shared_ptr<Source<T>> source, WatermarkStrategy<T> strategy) {
   LogicalNode& node = graph->Add("Source", {});
+  node.stateful = true;
   node.prepare = [source](const LogicalNode& self, JobBuilder& job) -> absl::Status {
     absl::StatusOr<std::vector<SourceSplit>> splits = source->DiscoverSplits();
     if (!splits.ok()) return splits.status();
@@ -184,10 +196,11 @@ int AddSourceNode(Graph* graph, std::shared_ptr<Source<T>> source, WatermarkStra
                                         WorkerBuilder& worker) -> absl::Status {
     const auto& all_splits =
         *std::static_pointer_cast<std::vector<SourceSplit>>(worker.shared[self.id]);
-    SourceReaderContext context{.operator_name = self.name,
+    SourceReaderContext context{.operator_name = worker.label(self.id),
+                                .operator_uid = self.identity(),
                                 .worker_index = worker.env.worker_index,
                                 .parallelism = worker.env.parallelism,
-                                .metrics = &worker.env.metric_group(self.name)};
+                                .metrics = &worker.env.metric_group(worker.label(self.id))};
     std::vector<std::string> split_ids;
     for (size_t idx = 0; idx < all_splits.size(); ++idx) {
       if (static_cast<int>(idx % static_cast<size_t>(worker.env.parallelism)) ==
@@ -199,7 +212,7 @@ int AddSourceNode(Graph* graph, std::shared_ptr<Source<T>> source, WatermarkStra
     // Positions from the restored checkpoint, matched by split id (so they
     // follow their split when the parallelism changed).
     if (const RestoredState* restored = worker.env.restored()) {
-      for (const OperatorSnapshot* snapshot : restored->Snapshots(self.name)) {
+      for (const OperatorSnapshot* snapshot : restored->Snapshots(self.identity())) {
         for (SourceSplit& split : context.splits) {
           auto it = snapshot->operator_state.find("split/" + split.id);
           if (it != snapshot->operator_state.end()) split.state = it->second;
@@ -208,8 +221,8 @@ int AddSourceNode(Graph* graph, std::shared_ptr<Source<T>> source, WatermarkStra
     }
     absl::StatusOr<std::unique_ptr<SourceReader<T>>> reader = source->CreateReader(context);
     if (!reader.ok()) return reader.status();
-    auto* task = worker.Add<SourceTask<T>>(self.name, *std::move(reader), strategy,
-                                           std::move(split_ids), source);
+    auto* task =
+        worker.Add<SourceTask<T>>(self, *std::move(reader), strategy, std::move(split_ids), source);
     worker.sources.push_back(task);
     worker.SetOutput(self.id, task->output(), task);
     return absl::OkStatus();
@@ -228,9 +241,24 @@ class Stream {
   // Internal: made by Pipeline and by other streams.
   Stream(internal::Graph* graph, int node) : graph_(graph), node_(node) {}
 
-  // Names the operator that produces this stream (used in errors and metrics).
+  // Names the operator that produces this stream, for display: logs,
+  // errors, metrics, the dashboard. Free to change between runs and to
+  // repeat. Default: its uid, or "<kind>#<n>" without one.
   Stream& Name(std::string name) {
-    graph_->node(node_).name = std::move(name);
+    graph_->SetName(node_, std::move(name));
+    return *this;
+  }
+  // The stable identity of the operator that produces this stream:
+  // checkpoints file its state under it, and a restore hands it the state
+  // filed under it, whatever was inserted, removed or renamed around it.
+  // Unique in the pipeline (Start() fails with kInvalidArgument otherwise).
+  // Required, with checkpoints on, for operators that keep state: sources,
+  // keyed and broadcast Process, windows (and sinks: SinkHandle::Uid);
+  // Start() names each one that lacks it. Change it and the restore finds
+  // state nothing claims: kFailedPrecondition, unless
+  // PipelineOptions::allow_non_restored_state drops it.
+  Stream& Uid(std::string uid) {
+    graph_->SetUid(node_, std::move(uid));
     return *this;
   }
 
@@ -325,7 +353,7 @@ class Stream {
     internal::LogicalNode& node = graph_->Add("Union", inputs);
     node.instantiate = [](const internal::LogicalNode& self,
                           internal::WorkerBuilder& worker) -> absl::Status {
-      auto* op = worker.Add<internal::UnionOp<T>>(self.name, static_cast<int>(self.inputs.size()));
+      auto* op = worker.Add<internal::UnionOp<T>>(self, static_cast<int>(self.inputs.size()));
       for (size_t port = 0; port < self.inputs.size(); ++port) {
         worker.output<T>(self.inputs[port]).AddDownstream(op->port(static_cast<int>(port)));
       }
@@ -372,25 +400,24 @@ class Stream {
     return Stream<U>(graph_, node.id);
   }
 
-  // Writes every record to `sink` (one writer per worker).
-  Stream Sink(std::shared_ptr<weir::Sink<T>> sink, std::string name = "") const {
-    const int id = internal::AddSinkNode<T>(graph_, node_, std::move(sink));
-    if (!name.empty()) graph_->node(id).name = std::move(name);
-    return *this;
+  // Writes every record to `sink` (one writer per worker). Returns the
+  // sink's handle: name it and give it its uid there.
+  SinkHandle Sink(std::shared_ptr<weir::Sink<T>> sink) const {
+    return SinkHandle(graph_, internal::AddSinkNode<T>(graph_, node_, std::move(sink)));
   }
-  Stream Sink(std::unique_ptr<weir::Sink<T>> sink, std::string name = "") const {
-    return Sink(std::shared_ptr<weir::Sink<T>>(std::move(sink)), std::move(name));
+  SinkHandle Sink(std::unique_ptr<weir::Sink<T>> sink) const {
+    return Sink(std::shared_ptr<weir::Sink<T>>(std::move(sink)));
   }
   // Calls `fn(T&)` for every record on the worker's thread: `void fn(const T&)`
   // or `absl::Status fn(const T&)`. `fn` is shared by all workers.
   template <class F,
             class = std::enable_if_t<!std::is_convertible_v<F, std::shared_ptr<weir::Sink<T>>>>>
-  Stream Sink(F fn, std::string name = "") const {
+  SinkHandle Sink(F fn) const {
     static_assert(
         std::is_invocable_v<F&, T&>,
         "weir: Sink expects a weir::Sink<T>, or `void fn(const T&)` / `absl::Status fn(const T&)`");
-    return Sink(std::shared_ptr<weir::Sink<T>>(std::make_shared<FunctionSink<T, F>>(std::move(fn))),
-                std::move(name));
+    return Sink(
+        std::shared_ptr<weir::Sink<T>>(std::make_shared<FunctionSink<T, F>>(std::move(fn))));
   }
 
   internal::Graph* graph() const { return graph_; }
@@ -415,8 +442,9 @@ class KeyedStream {
   KeyedStream(const KeyedStream<K, T, OtherFn>& other)  // NOLINT(google-explicit-constructor)
       : graph_(other.graph()), node_(other.node()), key_fn_(other.key_fn()) {}
 
+  // Names the KeyBy exchange, for display (see Stream::Name).
   KeyedStream& Name(std::string name) {
-    graph_->node(node_).name = std::move(name);
+    graph_->SetName(node_, std::move(name));
     return *this;
   }
 
@@ -431,9 +459,11 @@ class KeyedStream {
         std::is_copy_constructible_v<Fn>,
         "weir: process functions are copied once per worker and must be copy-constructible");
     using Out = typename Traits::Out;
-    return Stream<Out>(
-        graph_, internal::AddOneInputNode<T, Out, internal::KeyedProcessOp<K, T, Out, KeyFn, Fn>>(
-                    graph_, node_, "KeyedProcess", key_fn_, fn));
+    const int id =
+        internal::AddOneInputNode<T, Out, internal::KeyedProcessOp<K, T, Out, KeyFn, Fn>>(
+            graph_, node_, "KeyedProcess", key_fn_, fn);
+    graph_->node(id).stateful = true;
+    return Stream<Out>(graph_, id);
   }
 
   // The partitioned records as a plain stream.
@@ -589,8 +619,9 @@ class WindowedStream {
       return keyed_.Process(internal::PaneWindowFunction<K, T, Acc, Out, Agg, Emit>(
           assigner_, trigger_, lateness_ms_, late_tag_, std::move(agg), std::move(emit)));
     }();
+    // The default display name (Uid() replaces it; Name() too).
     const std::string name = std::string(kind) + "#" + std::to_string(out.node());
-    out.Name(name);
+    keyed_.graph()->node(out.node()).name = name;
     // Processing-time windows fire on the clock already, and their early
     // timers could not be told from their window timers: refuse rather than
     // ignore the setting.
@@ -626,11 +657,11 @@ class KeyedBroadcastConnectedStream {
     internal::Graph* graph = keyed_.graph();
     internal::LogicalNode& node =
         graph->Add("KeyedBroadcastProcess", {keyed_.node(), broadcast_node_});
+    node.stateful = true;
     node.instantiate = [fn, key_fn = keyed_.key_fn()](
                            const internal::LogicalNode& self,
                            internal::WorkerBuilder& worker) -> absl::Status {
-      auto* op =
-          worker.Add<internal::KeyedProcessOp<K, T, Out, KeyFn, Fn, B>>(self.name, key_fn, fn);
+      auto* op = worker.Add<internal::KeyedProcessOp<K, T, Out, KeyFn, Fn, B>>(self, key_fn, fn);
       worker.output<T>(self.inputs[0]).AddDownstream(op->port());
       worker.output<B>(self.inputs[1]).AddDownstream(op->broadcast_port());
       worker.SetOutput(self.id, op->output(), op);
@@ -684,9 +715,10 @@ class BroadcastConnectedStream {
         "weir: process functions are copied once per worker and must be copy-constructible");
     using Out = typename Traits::Out;
     internal::LogicalNode& node = graph_->Add("BroadcastProcess", {main_node_, broadcast_node_});
+    node.stateful = true;
     node.instantiate = [fn](const internal::LogicalNode& self,
                             internal::WorkerBuilder& worker) -> absl::Status {
-      auto* op = worker.Add<internal::BroadcastProcessOp<T, B, Out, Fn>>(self.name, fn);
+      auto* op = worker.Add<internal::BroadcastProcessOp<T, B, Out, Fn>>(self, fn);
       worker.output<T>(self.inputs[0]).AddDownstream(op->main_port());
       worker.output<B>(self.inputs[1]).AddDownstream(op->broadcast_port());
       worker.SetOutput(self.id, op->output(), op);

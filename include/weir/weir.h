@@ -22,6 +22,7 @@
 #include "weir/metrics.h"
 #include "weir/pipeline.h"
 #include "weir/sink.h"
+#include "weir/sink_handle.h"
 #include "weir/source.h"
 #include "weir/state.h"
 #include "weir/stream.h"

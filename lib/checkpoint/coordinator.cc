@@ -216,9 +216,11 @@ absl::StatusOr<checkpoint::Manifest> CheckpointCoordinator::Persist(
   manifest.set_parallelism(config_.parallelism);
   manifest.set_max_parallelism(config_.max_parallelism);
   manifest.set_created_ms(absl::ToUnixMillis(absl::Now()));
+  manifest.set_format_version(kManifestFormat);
   for (OperatorSnapshot& ack : acks) {
     int64_t state_bytes = 0;
     checkpoint::OperatorSnapshot* op = manifest.add_operators();
+    op->set_uid(ack.uid);
     op->set_operator_name(ack.operator_name);
     op->set_worker(ack.worker);
     op->set_key_group_begin(ack.key_group_begin);

@@ -56,6 +56,19 @@ absl::StatusOr<checkpoint::Manifest> DecodeManifest(std::string_view bytes) {
   if (!manifest.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
     return absl::DataLossError("manifest does not parse");
   }
+  if (manifest.format_version() > kManifestFormat) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "manifest format ", manifest.format_version(), " is newer than this weir reads (",
+        kManifestFormat, "): restore it with the weir version that wrote it, or a newer one"));
+  }
+  if (manifest.format_version() == 0) {
+    // Before uids an operator's name was its identity: state filed under
+    // "count" goes to the operator whose uid is "count".
+    for (checkpoint::OperatorSnapshot& op : *manifest.mutable_operators()) {
+      op.set_uid(op.operator_name());
+    }
+    manifest.set_format_version(kManifestFormat);
+  }
   return manifest;
 }
 

@@ -19,9 +19,15 @@ namespace weir::internal {
 std::string ManifestPath(const std::string& job, int64_t checkpoint_id);
 std::string SharedPath(const std::string& job, const std::string& name);
 
+// The manifest format this build writes (Manifest.format_version).
+inline constexpr int kManifestFormat = 1;
+
 // "WEIRMAN1" + crc32 (LE) + serialized manifest.
 std::string EncodeManifest(const checkpoint::Manifest& manifest);
-// kDataLoss on a bad magic, checksum or message.
+// kDataLoss on a bad magic, checksum or message. A manifest of format 0
+// (before uids) comes back in the current format, each operator's uid being
+// the name that identified it then; a format newer than kManifestFormat is
+// kFailedPrecondition.
 absl::StatusOr<checkpoint::Manifest> DecodeManifest(std::string_view bytes);
 
 // Ids of the job's manifests in storage, ascending.

@@ -18,6 +18,7 @@ RestoredCheckpoint::RestoredCheckpoint(checkpoint::Manifest manifest, std::strin
     : manifest_(std::move(manifest)) {
   for (const auto& op : manifest_.operators()) {
     OperatorSnapshot snapshot;
+    snapshot.uid = op.uid();
     snapshot.operator_name = op.operator_name();
     snapshot.worker = op.worker();
     snapshot.key_group_begin = op.key_group_begin();
@@ -27,14 +28,28 @@ RestoredCheckpoint::RestoredCheckpoint(checkpoint::Manifest manifest, std::strin
       snapshot.files.push_back(
           SnapshotFile{file.table(), absl::StrCat(local_dir, "/", file.path()), file.path()});
     }
-    snapshots_.emplace(snapshot.operator_name, std::move(snapshot));
+    snapshots_.emplace(snapshot.uid, std::move(snapshot));
   }
 }
 
-std::vector<const OperatorSnapshot*> RestoredCheckpoint::Snapshots(const std::string& name) const {
+std::vector<const OperatorSnapshot*> RestoredCheckpoint::Snapshots(const std::string& uid) const {
   std::vector<const OperatorSnapshot*> out;
-  auto [begin, end] = snapshots_.equal_range(name);
+  auto [begin, end] = snapshots_.equal_range(uid);
   for (auto it = begin; it != end; ++it) out.push_back(&it->second);
+  return out;
+}
+
+std::vector<std::string> RestoredCheckpoint::UnclaimedUids(
+    const absl::flat_hash_set<std::string>& claimed) const {
+  std::vector<std::string> out;
+  for (const auto& [uid, snapshot] : snapshots_) {
+    if (claimed.contains(uid) || (!out.empty() && out.back() == uid)) continue;
+    // As Flink: an empty snapshot (a stateless operator's, a sink's empty
+    // committable) loses nothing when no operator takes it.
+    bool holds_state = !snapshot.files.empty();
+    for (const auto& [key, value] : snapshot.operator_state) holds_state |= !value.empty();
+    if (holds_state) out.push_back(uid);
+  }
   return out;
 }
 

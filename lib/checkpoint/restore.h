@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "lib/checkpoint/manifest.pb.h"
 #include "weir/checkpoint.h"
@@ -21,9 +22,13 @@ class RestoredCheckpoint final : public RestoredState {
   RestoredCheckpoint(checkpoint::Manifest manifest, std::string local_dir);
 
   int64_t checkpoint_id() const override { return manifest_.checkpoint_id(); }
-  std::vector<const OperatorSnapshot*> Snapshots(const std::string& name) const override;
+  std::vector<const OperatorSnapshot*> Snapshots(const std::string& uid) const override;
   std::string LocalPath(const SnapshotFile& file) const override { return file.local_path; }
   const checkpoint::Manifest& manifest() const { return manifest_; }
+  // The uids, in order, whose snapshots hold state (a file, or operator state
+  // that is not empty) and are not in `claimed`: what a restore by the
+  // operators of `claimed` would drop.
+  std::vector<std::string> UnclaimedUids(const absl::flat_hash_set<std::string>& claimed) const;
 
  private:
   checkpoint::Manifest manifest_;

@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lib/runtime/log.h"
 #include "lib/state/rocksdb_store.h"
 
 namespace weir::internal {
@@ -69,37 +71,96 @@ absl::Status ValidateOptions(const PipelineOptions& options) {
   return absl::OkStatus();
 }
 
+// How a node is named in messages about identities: "Sink#3 'out'".
+std::string Describe(const LogicalNode& node) {
+  const std::string place = absl::StrCat(node.kind, "#", node.id);
+  return node.name == place ? place : absl::StrCat(place, " '", node.name, "'");
+}
+
 // Every operator instance files its checkpoint snapshot under its
-// operator's name, and a restore hands each operator the snapshots filed
-// under its name: two operators named alike would each get both (keyed
-// state merged, a source taking either's split positions, a sink committing
-// the other's transactions). So every node that runs an operator needs a
-// name of its own. Default names (kind#id) are unique; only Name() and a
-// sink's name can collide. The one place that decides what identifies an
-// operator in a checkpoint (a uid, once operators have one).
-absl::Status ValidateOperatorIdentities(const Graph& graph) {
-  absl::flat_hash_map<std::string, std::vector<const LogicalNode*>> by_name;
+// operator's identity (LogicalNode::identity(): the uid), and a restore
+// hands each operator the snapshots filed under its identity; connectors
+// derive Kafka transactional ids and Redis fences from it. So:
+// - identities are unique: two operators with one uid would each get both
+//   snapshots (keyed state merged, a source taking either's split
+//   positions, a sink committing the other's transactions). Display names
+//   are free to repeat (DisplayLabels keeps metric series apart);
+// - with checkpoints on, every operator that keeps state has a uid the user
+//   chose: a default ("<kind>#<id>") moves when an operator is inserted
+//   before it, and its state would then go to another operator or nowhere;
+// - a uid names an operator: a side output runs none.
+// The one place that decides what identifies an operator in a checkpoint.
+absl::Status ValidateOperatorIdentities(const Graph& graph, bool checkpointing) {
+  std::vector<std::string> without_uid;
   for (const auto& node : graph.nodes()) {
-    if (node->runs_operator) by_name[node->name].push_back(node.get());
+    if (!node->runs_operator && !node->uid.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "uid '", node->uid, "' is set on side output ", Describe(*node),
+          ", which runs no operator and keeps no state: set it on the operator that produces "
+          "the side output"));
+    }
+    if (checkpointing && node->stateful && node->uid.empty())
+      without_uid.push_back(Describe(*node));
+  }
+  if (!without_uid.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "checkpoints are on, and these operators keep state but have no uid: ",
+        absl::StrJoin(without_uid, ", "),
+        ". A restore finds an operator's state by its uid; give each one a stable uid with "
+        ".Uid(\"...\") (on the stream a source or Process returns, or on the handle Sink "
+        "returns), and keep it when the pipeline changes"));
+  }
+  absl::flat_hash_map<std::string, std::vector<const LogicalNode*>> by_identity;
+  for (const auto& node : graph.nodes()) {
+    if (node->runs_operator) by_identity[node->identity()].push_back(node.get());
   }
   for (const auto& node : graph.nodes()) {
-    auto it = by_name.find(node->name);
-    if (it == by_name.end() || it->second.size() < 2) continue;
+    if (!node->runs_operator) continue;
+    auto it = by_identity.find(node->identity());
+    if (it->second.size() < 2) continue;
     std::vector<std::string> nodes;
-    for (const LogicalNode* same : it->second)
-      nodes.push_back(absl::StrCat(same->kind, "#", same->id));
+    for (const LogicalNode* same : it->second) nodes.push_back(Describe(*same));
     return absl::InvalidArgumentError(absl::StrCat(
-        "operator name '", node->name, "' is used by ", nodes.size(), " operators (",
+        "operator uid '", node->identity(), "' is used by ", nodes.size(), " operators (",
         absl::StrJoin(nodes, ", "),
-        "): checkpoints file each operator's state under its name, so names must be unique; "
-        "rename all but one with Name() or Sink(..., name)"));
+        "): checkpoints file each operator's state under its uid, so uids must be unique; "
+        "give all but one another .Uid()"));
   }
   return absl::OkStatus();
 }
 
-absl::Status NodeError(const LogicalNode& node, const absl::Status& status) {
-  return absl::Status(status.code(),
-                      absl::StrCat("operator '", node.name, "': ", status.message()));
+// State in the restored checkpoint that no operator of `graph` takes would
+// be dropped: fail (kFailedPrecondition, naming each uid), or with
+// allow_non_restored_state log each uid and go on. Only stateful operators
+// take state: a stateless one restores nothing, whatever its uid.
+absl::Status ClaimRestoredState(const RestoredCheckpoint& restored, const Graph& graph,
+                                const PipelineOptions& options) {
+  absl::flat_hash_set<std::string> claimed;
+  for (const auto& node : graph.nodes()) {
+    if (node->runs_operator && node->stateful) claimed.insert(node->identity());
+  }
+  const std::vector<std::string> unclaimed = restored.UnclaimedUids(claimed);
+  if (unclaimed.empty()) return absl::OkStatus();
+  const std::string checkpoint =
+      absl::StrCat("checkpoint ", restored.checkpoint_id(), " of job '", options.job_name, "'");
+  if (!options.allow_non_restored_state) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        checkpoint, " holds state of operator uid(s) '", absl::StrJoin(unclaimed, "', '"),
+        "' that no stateful operator of this pipeline has: starting would drop it. Give the "
+        "operator that should take it that uid (.Uid(\"",
+        unclaimed.front(),
+        "\")), or set PipelineOptions::allow_non_restored_state to start without it"));
+  }
+  for (const std::string& uid : unclaimed) {
+    Log(checkpoint, ": dropping the state of operator uid '", uid,
+        "': no stateful operator of this pipeline has that uid "
+        "(PipelineOptions::allow_non_restored_state)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NodeError(const std::string& label, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat("operator '", label, "': ", status.message()));
 }
 
 }  // namespace
@@ -108,7 +169,9 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
                                                 const Graph& graph) {
   if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
   if (!graph.error().ok()) return graph.error();
-  if (absl::Status status = ValidateOperatorIdentities(graph); !status.ok()) return status;
+  if (absl::Status status = ValidateOperatorIdentities(graph, !options.checkpoints.storage.empty());
+      !status.ok())
+    return status;
   bool has_sink = false;
   for (const auto& node : graph.nodes()) has_sink |= node->is_sink;
   if (!has_sink)
@@ -156,6 +219,10 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
         *job->storage_, options.job_name, options.max_parallelism, job->local_dir_);
     if (!loaded.ok()) return loaded.status();
     history = *std::move(loaded);
+    if (history.restored != nullptr) {
+      absl::Status status = ClaimRestoredState(*history.restored, graph, options);
+      if (!status.ok()) return status;
+    }
     job->restored_ = std::move(history.restored);
     job->shared_->restored = job->restored_.get();
   }
@@ -170,12 +237,13 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
   }
 
   const int num_nodes = static_cast<int>(graph.nodes().size());
+  const std::vector<std::string> labels = DisplayLabels(graph);
   JobBuilder job_builder(options.parallelism, options.max_parallelism, options.batch_size,
                          options.queue_capacity, num_nodes);
   for (const auto& node : graph.nodes()) {
     if (!node->prepare) continue;
     if (absl::Status status = node->prepare(*node, job_builder); !status.ok())
-      return NodeError(*node, status);
+      return NodeError(labels[node->id], status);
   }
 
   if (job->storage_ != nullptr) {
@@ -213,15 +281,15 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
     env->checkpoint_interval = options.checkpoints.interval;
     env->checkpoint_timeout = options.checkpoints.timeout;
 
-    WorkerBuilder builder(*env, job_builder.shared(), num_nodes);
+    WorkerBuilder builder(*env, job_builder.shared(), labels);
     for (const auto& node : graph.nodes()) {
       absl::Status status;
       try {
         status = node->instantiate(*node, builder);
       } catch (...) {
-        status = StatusFromCurrentException(node->name, worker);
+        status = StatusFromCurrentException(labels[node->id], worker);
       }
-      if (!status.ok()) return NodeError(*node, status);
+      if (!status.ok()) return NodeError(labels[node->id], status);
     }
     for (const auto& op : builder.owned_operators) job->metrics_.push_back(op->shared_metrics());
     job->monitor_->AddWorker(builder);

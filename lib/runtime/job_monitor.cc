@@ -6,7 +6,6 @@
 #include <functional>
 #include <limits>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "weir/formats/json.h"
@@ -96,7 +95,7 @@ JobMonitor::JobMonitor(const PipelineOptions& options, const Graph& graph)
     : options_(options),
       started_ms_(absl::ToUnixMillis(absl::Now())),
       registry_({{"job", options.job_name}}) {
-  absl::flat_hash_map<std::string, int> names;
+  const std::vector<std::string> labels = DisplayLabels(graph);
   for (const auto& logical : graph.nodes()) {
     Node node;
     node.id = logical->id;
@@ -105,8 +104,8 @@ JobMonitor::JobMonitor(const PipelineOptions& options, const Graph& graph)
     node.inputs = logical->inputs;
     node.is_sink = logical->is_sink;
     node.is_source = logical->kind == "Source";
-    const int seen = names[node.name]++;
-    node.label = seen == 0 ? node.name : absl::StrCat(node.name, "#", node.id);
+    node.label = labels[node.id];
+    node.uid = logical->uid;
     nodes_.push_back(std::move(node));
   }
   for (int worker = 0; worker < options.parallelism; ++worker) {
@@ -419,6 +418,7 @@ std::string JobMonitor::JobJson() const {
     json.BeginObject();
     json.Member("id", node.id);
     json.Member("name", node.name);
+    if (!node.uid.empty()) json.Member("uid", node.uid);
     json.Member("kind", node.kind);
     json.Key("inputs").BeginArray();
     for (int input : node.inputs) json.Int(input);

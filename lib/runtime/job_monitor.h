@@ -69,8 +69,11 @@ class JobMonitor final : public JobEndpoint {
   struct Node {
     int id = 0;
     std::string name;
-    // The operator label of its metrics (the name, made unique if two nodes share it).
+    // The operator label of its metrics (DisplayLabels: the name, made
+    // unique if two nodes share it).
     std::string label;
+    // The uid given with Uid(), if any.
+    std::string uid;
     std::string kind;
     std::vector<int> inputs;
     bool is_sink = false;

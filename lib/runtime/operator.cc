@@ -191,6 +191,7 @@ void OperatorBase::AcknowledgeCheckpoint(int64_t checkpoint_id) {
   SnapshotCollector* collector = env_.collector();
   if (collector == nullptr) return;
   OperatorSnapshot snapshot;
+  snapshot.uid = uid_;
   snapshot.operator_name = name();
   snapshot.worker = env_.worker_index;
   absl::Status status;

@@ -291,10 +291,10 @@ class RocksDbStoreFactory final : public StateStoreFactory {
       : shared_(std::move(shared)), max_entries_(max_entries) {}
 
   absl::StatusOr<std::unique_ptr<KvStore>> Create(
-      const std::string& operator_name, int worker, int begin, int end,
+      const std::string& operator_uid, int worker, int begin, int end,
       const std::vector<const OperatorSnapshot*>& restore_from,
       const RestoredState* restored) override {
-    const std::string path = absl::StrCat(shared_->root, "/", SafeName(operator_name), "-w", worker,
+    const std::string path = absl::StrCat(shared_->root, "/", SafeName(operator_uid), "-w", worker,
                                           "-", RandomFileName(""));
     std::vector<const OperatorSnapshot*> overlapping;
     for (const OperatorSnapshot* snapshot : restore_from) {

@@ -192,11 +192,12 @@ int RunChild(const ChildConfig& config) {
   source_options.records_per_poll = 64;
   source_options.records_per_second = config.throttled ? kRecordsPerSecond : 0;
   pipeline.Source(testing::VectorSource<int64_t>::Create(Input(), source_options))
-      .Name("numbers")
+      .Uid("numbers")
       .KeyBy([](int64_t v) { return v; })
       .Process(CountPerKey{})
-      .Name("count")
-      .Sink(std::make_shared<testing::TransactionalFileSink<Count>>(config.sink_dir), "out");
+      .Uid("count")
+      .Sink(std::make_shared<testing::TransactionalFileSink<Count>>(config.sink_dir))
+      .Uid("out");
   const absl::Time start = absl::Now();
   absl::StatusOr<JobHandle> job = pipeline.Start();  // restores first
   if (!job.ok()) {

@@ -56,7 +56,9 @@
 //       {.table = "events", .order_by = {"content_id", "event_ts"},
 //        .partition_time_column = "event_ts"});
 //   enriched.Sink(weir::clickhouse::Sink<Enriched>(  // one row per event: never updated
-//       {.connection = connection, .table = "events", .immutable_rows = true}, columns));
+//                     {.connection = connection, .table = "events", .immutable_rows = true},
+//                     columns))
+//       .Uid("clickhouse-events");
 
 #ifndef WEIR_CONNECTORS_CLICKHOUSE_H_
 #define WEIR_CONNECTORS_CLICKHOUSE_H_

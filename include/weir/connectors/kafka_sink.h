@@ -20,7 +20,7 @@
 //       },
 //       .key = [](const Enriched& e) { return std::to_string(e.content_id); },
 //       .guarantee = weir::kafka::DeliveryGuarantee::kExactlyOnce};
-//   enriched.Sink(weir::kafka::Sink<Enriched>(options), "outbox");
+//   enriched.Sink(weir::kafka::Sink<Enriched>(options)).Name("outbox").Uid("outbox");
 //
 // At least once (the default). Every worker has one idempotent producer
 // (enable.idempotence=true, acks=all). PreCommit(n) at the checkpoint barrier
@@ -32,8 +32,9 @@
 //
 // Exactly once. Requires checkpoint storage (PipelineOptions::checkpoints).
 // Every worker owns a pool of `transaction_pool_size` transactional producers
-// with the ids `<prefix>-<worker>-<slot>` (prefix: `<job_name>-<sink name>`
-// unless `transactional_id_prefix` says otherwise). Records go into the open
+// with the ids `<prefix>-<worker>-<slot>` (prefix: `<job_name>-<sink uid>`,
+// the uid given with SinkHandle::Uid(), unless `transactional_id_prefix` says
+// otherwise; the display name, SinkHandle::Name(), plays no part). Records go into the open
 // transaction of one producer; at barrier n the sink flushes it and hands the
 // transaction to the checkpoint (its id and the partition/offset ranges of
 // its records are the committable stored in the manifest), and the records
@@ -49,7 +50,7 @@
 // What is and is not guaranteed (exactly once):
 // - Records of a complete checkpoint are committed exactly once, and records
 //   after it are aborted and written again by the restarted job, as long as
-//   the job is restarted with the same job name, sink name and parallelism
+//   the job is restarted with the same job name, sink uid and parallelism
 //   (they derive the transactional ids), and within transaction.timeout.ms.
 // - librdkafka cannot resume a transaction that another process prepared
 //   (Flink's Java sink does it by reflection). So if the process dies after
@@ -163,7 +164,7 @@ struct SinkOptions {
   // Default: kAtLeastOnce
   DeliveryGuarantee guarantee = DeliveryGuarantee::kAtLeastOnce;
   // Exactly once: transactional ids are `<prefix>-<worker>-<slot>`.
-  // Default: "<job_name>-<sink name>"
+  // Default: "<job_name>-<sink uid>" (SinkContext::operator_uid)
   std::string transactional_id_prefix;
   // Exactly once: transactional producers per worker. One holds the open
   // transaction, the others transactions of checkpoints not yet complete;

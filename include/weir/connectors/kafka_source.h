@@ -42,7 +42,9 @@
 //           {.client = {.brokers = "localhost:9092"}, .topic = "engagement.dlq"}),
 //   });
 //   auto events = pipeline.Source(source, weir::WatermarkStrategy<...>::BoundedOutOfOrderness(
-//                                             absl::Seconds(5)));
+//                                             absl::Seconds(5)))
+//                     .Name("events")        // logs, errors, metrics
+//                     .Uid("events-source"); // the offsets in checkpoints
 
 #ifndef WEIR_CONNECTORS_KAFKA_SOURCE_H_
 #define WEIR_CONNECTORS_KAFKA_SOURCE_H_
@@ -266,9 +268,6 @@ struct SourceOptions {
   // Most records handed to the pipeline per poll of one worker.
   // Default: 2048
   int max_records_per_poll = 2048;
-  // The operator's name in logs and errors.
-  // Default: "kafka-source"
-  std::string name = "kafka-source";
 };
 
 namespace internal {
@@ -286,7 +285,6 @@ struct ConsumerSettings {
   DataLossPolicy on_data_loss = DataLossPolicy::kFail;
   absl::Duration unavailable_timeout = absl::Seconds(60);
   int max_records_per_poll = 2048;
-  std::string name;
 };
 
 // Shared by the readers of one source.
@@ -344,14 +342,12 @@ class KafkaSource final : public weir::Source<T> {
 
   absl::StatusOr<std::vector<SourceSplit>> DiscoverSplits() override {
     if (!options_.deserializer) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("kafka source '", options_.name, "': no deserializer"));
+      return absl::InvalidArgumentError("kafka source: no deserializer");
     }
     if (options_.on_error == ErrorPolicy::kDeadLetter && options_.dead_letters == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "kafka source '", options_.name,
-          "': on_error is ErrorPolicy::kDeadLetter but no dead_letters queue is set (set one, or "
-          "choose ErrorPolicy::kFail)"));
+      return absl::InvalidArgumentError(
+          "kafka source: on_error is ErrorPolicy::kDeadLetter but no dead_letters queue is set "
+          "(set one, or choose ErrorPolicy::kFail)");
     }
     return internal::DiscoverKafkaSplits(Settings());
   }
@@ -390,8 +386,7 @@ class KafkaSource final : public weir::Source<T> {
             options_.bounded,
             options_.on_data_loss,
             options_.unavailable_timeout,
-            options_.max_records_per_poll,
-            options_.name};
+            options_.max_records_per_poll};
   }
 
   class Reader final : public SourceReader<T>, private internal::RecordHandler {

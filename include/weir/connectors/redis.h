@@ -28,10 +28,12 @@
 // alive (a "zombie": a hung process, a partitioned host) can never write over
 // the newer run's values; it fails with kAborted naming the sink. Restoring
 // with a smaller parallelism also bumps the fields of the workers that no
-// longer exist. Two jobs writing to the same Redis database need different
-// sink names (or fence keys). Name the sink (Stream::Sink(sink, "name")): an
-// unnamed one is called after its place in the graph ("Sink#7"), which moves
-// when the job's shape changes, and then a zombie would not be fenced.
+// longer exist. The fence key follows the sink's uid (SinkHandle::Uid()),
+// not its display name, so renaming the sink keeps the fence. Two jobs writing
+// to the same Redis database need different sink uids (or fence keys). Give
+// the sink a uid (`.Sink(sink).Uid("totals")`; required with checkpoints):
+// without one it is identified by its place in the graph ("Sink#7"), which
+// moves when the job's shape changes, and then a zombie would not be fenced.
 //
 // Batches of one writer carry a sequence number (1, 2, ...) kept next to the
 // epoch in the fence, and Redis applies them strictly in order: a batch at
@@ -73,8 +75,8 @@
 //                       .fields = [](const Total& t, weir::redis::Fields& f) {
 //                         f.Add("views", t.views).Add("seconds", t.seconds);
 //                       },
-//                       .ttl = absl::Hours(24)}),
-//               "redis-totals");
+//                       .ttl = absl::Hours(24)}))
+//       .Uid("redis-totals");
 //   windows.Sink(weir::redis::Sink<WindowTotal>(
 //                    options,
 //                    weir::redis::SortedSetMapping<WindowTotal>{
@@ -82,8 +84,8 @@
 //                        .member = [](const WindowTotal& w) { return absl::StrCat(w.id); },
 //                        .score = [](const WindowTotal& w) { return w.seconds; },
 //                        .top_n = 100,
-//                        .ttl = absl::Hours(2)}),
-//                "redis-leaderboard");
+//                        .ttl = absl::Hours(2)}))
+//       .Uid("redis-leaderboard");
 
 #ifndef WEIR_CONNECTORS_REDIS_H_
 #define WEIR_CONNECTORS_REDIS_H_
@@ -148,9 +150,6 @@ struct ConnectionOptions {
 
 struct SinkOptions {
   ConnectionOptions connection;
-  // The sink's name in errors and in the default fence key.
-  // Default: the sink operator's name (the one given to Stream::Sink)
-  std::string name;
   // A batch is sent once it holds this many records.
   // Default: 1000
   size_t batch_records = 1000;
@@ -176,7 +175,7 @@ struct SinkOptions {
   // Default: 30 s
   absl::Duration unavailable_timeout = absl::Seconds(30);
   // The hash that holds the writers' epochs (one field per worker).
-  // Default: "weir:fence:" + the sink's name
+  // Default: "weir:fence:" + the sink's uid (SinkContext::operator_uid)
   std::string fence_key;
 };
 
@@ -357,9 +356,8 @@ class RedisSink final : public weir::Sink<T> {
 
   absl::StatusOr<std::unique_ptr<SinkWriter<T>>> CreateWriter(const SinkContext& context) override {
     if (!mapping_error_.ok()) {
-      const std::string& name = options_.name.empty() ? context.operator_name : options_.name;
       return absl::InvalidArgumentError(
-          absl::StrCat("redis sink '", name, "': ", mapping_error_.message()));
+          absl::StrCat("redis sink '", context.operator_name, "': ", mapping_error_.message()));
     }
     absl::StatusOr<std::unique_ptr<RedisWriterCore>> core =
         RedisWriterCore::Create(options_, context);

@@ -19,6 +19,9 @@ namespace weir::internal {
 
 // The snapshot of one operator instance at one checkpoint.
 struct OperatorSnapshot {
+  // The operator's identity (OperatorBase::uid()): what a restore matches by.
+  std::string uid;
+  // Its display label when the snapshot was taken (metrics, logs).
   std::string operator_name;
   int worker = 0;
   // The key groups [begin, end) this instance owned (keyed operators).
@@ -46,8 +49,8 @@ class RestoredState {
  public:
   virtual ~RestoredState() = default;
   virtual int64_t checkpoint_id() const = 0;
-  // Every snapshot of operator `name` (all old workers).
-  virtual std::vector<const OperatorSnapshot*> Snapshots(const std::string& name) const = 0;
+  // Every snapshot of the operator with uid `uid` (all old workers).
+  virtual std::vector<const OperatorSnapshot*> Snapshots(const std::string& uid) const = 0;
   // The downloaded local copy of a snapshot file.
   virtual std::string LocalPath(const SnapshotFile& file) const = 0;
 };
@@ -60,7 +63,7 @@ class StateStoreFactory {
   // [begin, end), filled from `restore_from` (snapshots of the same operator,
   // possibly taken at another parallelism).
   virtual absl::StatusOr<std::unique_ptr<KvStore>> Create(
-      const std::string& operator_name, int worker, int key_group_begin, int key_group_end,
+      const std::string& operator_uid, int worker, int key_group_begin, int key_group_end,
       const std::vector<const OperatorSnapshot*>& restore_from, const RestoredState* restored) = 0;
   // How many entries each state table may cache in memory.
   virtual size_t max_cached_entries_per_table() const = 0;

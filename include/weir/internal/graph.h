@@ -51,17 +51,22 @@ class JobBuilder {
   std::vector<std::pair<int, std::shared_ptr<const ExchangeChannelsBase>>> exchanges_;
 };
 
+struct LogicalNode;
+
 // Everything one worker runs, as it is being built from the logical graph.
 struct WorkerBuilder {
   WorkerBuilder(const WorkerEnv& worker_env, const std::vector<std::shared_ptr<void>>& shared_state,
-                int num_nodes)
+                const std::vector<std::string>& display_labels)
       : env(worker_env),
         shared(shared_state),
-        outputs(num_nodes, nullptr),
-        operators(num_nodes, nullptr) {}
+        labels(display_labels),
+        outputs(display_labels.size(), nullptr),
+        operators(display_labels.size(), nullptr) {}
 
   const WorkerEnv& env;
   const std::vector<std::shared_ptr<void>>& shared;
+  // Per logical node: what logs, errors and metrics call it (DisplayLabels).
+  const std::vector<std::string>& labels;
   // Per logical node: its Emitter<T> on this worker (type-erased) and its operator.
   std::vector<void*> outputs;
   std::vector<OperatorBase*> operators;
@@ -81,13 +86,11 @@ struct WorkerBuilder {
     outputs[node_id] = &emitter;
     operators[node_id] = op;
   }
+  const std::string& label(int node_id) const { return labels[node_id]; }
+  // Creates the physical operator of `node` on this worker:
+  // Op(env, display label, args...), identified by the node's identity().
   template <class Op, class... Args>
-  Op* Add(Args&&... args) {
-    auto op = std::make_unique<Op>(env, std::forward<Args>(args)...);
-    Op* raw = op.get();
-    owned_operators.push_back(std::move(op));
-    return raw;
-  }
+  Op* Add(const LogicalNode& node, Args&&... args);
 };
 
 // One logical operator. Instantiation creates its physical operator on one
@@ -95,16 +98,43 @@ struct WorkerBuilder {
 struct LogicalNode {
   int id = 0;
   std::string kind;
+  // The display name (Name()): logs, errors, metrics, the dashboard. Default
+  // the uid, or "<kind>#<id>" without one. Never an identity: it may change
+  // between runs, and repeat.
   std::string name;
+  // Whether Name() set `name` (then Uid() leaves it alone).
+  bool named = false;
+  // The stable identity the user gave with Uid(); empty when none was given.
+  std::string uid;
   std::vector<int> inputs;
   bool is_sink = false;
+  // Keeps state that checkpoints carry, or derives from its identity what must
+  // outlive a run (sources, sinks, keyed and broadcast operators): with
+  // checkpoints on it needs a uid.
+  bool stateful = false;
   // False for a node that only views another node's output (a side
-  // output): it runs no operator of its own and takes no snapshot, so its
-  // name is a label and need not be unique.
+  // output): it runs no operator of its own and takes no snapshot, so it has
+  // no uid and its name is only a label.
   bool runs_operator = true;
   std::function<absl::Status(const LogicalNode&, JobBuilder&)> prepare;
   std::function<absl::Status(const LogicalNode&, WorkerBuilder&)> instantiate;
+
+  // What checkpoints file this operator's state under, and what connectors
+  // derive their fences and transactional ids from: the uid, or without one
+  // "<kind>#<id>", its place in the graph, which moves when an operator is
+  // inserted before it. Start() allows that only where nothing outlives the
+  // run (stateless operators, jobs without checkpoints).
+  std::string identity() const { return uid.empty() ? kind + "#" + std::to_string(id) : uid; }
 };
+
+template <class Op, class... Args>
+Op* WorkerBuilder::Add(const LogicalNode& node, Args&&... args) {
+  auto op = std::make_unique<Op>(env, label(node.id), std::forward<Args>(args)...);
+  op->set_uid(node.identity());
+  Op* raw = op.get();
+  owned_operators.push_back(std::move(op));
+  return raw;
+}
 
 // The logical graph. Nodes are added in topological order (a node can only
 // name nodes created before it).
@@ -120,6 +150,21 @@ class Graph {
     return *nodes_.back();
   }
   LogicalNode& node(int id) { return *nodes_[id]; }
+  const LogicalNode& node(int id) const { return *nodes_[id]; }
+  // Name() / Uid() of the stream or sink handle of node `id`.
+  void SetName(int id, std::string name) {
+    nodes_[id]->name = std::move(name);
+    nodes_[id]->named = true;
+  }
+  void SetUid(int id, std::string uid) {
+    LogicalNode& node = *nodes_[id];
+    if (uid.empty()) {
+      RecordError(
+          absl::InvalidArgumentError("operator '" + node.name + "': Uid() needs a non-empty uid"));
+    }
+    if (!node.named) node.name = uid;
+    node.uid = std::move(uid);
+  }
   const std::vector<std::unique_ptr<LogicalNode>>& nodes() const { return nodes_; }
 
   // Records misuse found while building (reported by Start()).
@@ -132,6 +177,11 @@ class Graph {
   std::vector<std::unique_ptr<LogicalNode>> nodes_;
   absl::Status error_;
 };
+
+// What logs, errors, metrics and the dashboard call each node, by node id:
+// its name, unique in the graph: display names may repeat, metric series
+// may not, so the second and later nodes of one name get "<name>#<id>".
+std::vector<std::string> DisplayLabels(const Graph& graph);
 
 }  // namespace weir::internal
 

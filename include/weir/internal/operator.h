@@ -353,7 +353,13 @@ class OperatorBase {
   virtual absl::Status Open() { return absl::OkStatus(); }
   virtual absl::Status Close() { return absl::OkStatus(); }
 
+  // The display label: errors, logs, metrics.
   const std::string& name() const { return metrics_->name; }
+  // The identity checkpoints file this operator's state under and a restore
+  // looks it up by (LogicalNode::identity(): its uid). Set by
+  // WorkerBuilder::Add before Open.
+  const std::string& uid() const { return uid_; }
+  void set_uid(std::string uid) { uid_ = std::move(uid); }
   const WorkerEnv& env() const { return env_; }
   OperatorMetrics& metrics() { return *metrics_; }
   std::shared_ptr<OperatorMetrics> shared_metrics() const { return metrics_; }
@@ -417,6 +423,7 @@ class OperatorBase {
   void AdvanceWatermark(Timestamp watermark);
 
   const WorkerEnv& env_;
+  std::string uid_;
   std::shared_ptr<OperatorMetrics> metrics_;
   MetricGroup* metric_group_;
   InputSet inputs_;

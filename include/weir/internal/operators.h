@@ -363,9 +363,9 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
       const auto [begin, end] = KeyGroupRange(this->env_.worker_index, this->env_.parallelism,
                                               this->env_.max_parallelism);
       std::vector<const OperatorSnapshot*> snapshots;
-      if (restored != nullptr) snapshots = restored->Snapshots(this->name());
+      if (restored != nullptr) snapshots = restored->Snapshots(this->uid());
       absl::StatusOr<std::unique_ptr<KvStore>> store =
-          stores->Create(this->name(), this->env_.worker_index, begin, end, snapshots, restored);
+          stores->Create(this->uid(), this->env_.worker_index, begin, end, snapshots, restored);
       if (!store.ok()) return store.status();
       store_ = *std::move(store);
       state_.set_store(store_.get(), stores->max_cached_entries_per_table());
@@ -373,7 +373,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     if (restored != nullptr) {
       absl::Status status = Restore(*restored);
       if (!status.ok()) return status;
-      for (const OperatorSnapshot* snapshot : restored->Snapshots(this->name())) {
+      for (const OperatorSnapshot* snapshot : restored->Snapshots(this->uid())) {
         for (const auto& [key, bytes] : snapshot->operator_state) {
           if (key.rfind("broadcast/", 0) == 0) broadcast_state_.AddRestored(key.substr(10), bytes);
         }
@@ -580,7 +580,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   absl::Status Restore(const RestoredState& restored) {
     const auto [begin, end] =
         KeyGroupRange(this->env_.worker_index, this->env_.parallelism, this->env_.max_parallelism);
-    for (const OperatorSnapshot* snapshot : restored.Snapshots(this->name())) {
+    for (const OperatorSnapshot* snapshot : restored.Snapshots(this->uid())) {
       if (snapshot->key_group_end <= begin || snapshot->key_group_begin >= end) continue;
       for (const SnapshotFile& file : snapshot->files) {
         if (store_ != nullptr && file.table != kTimersTable) continue;
@@ -692,7 +692,7 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
   // snapshot (worker 0 writes it).
   absl::Status Open() override {
     if (const RestoredState* restored = this->env_.restored()) {
-      for (const OperatorSnapshot* snapshot : restored->Snapshots(this->name())) {
+      for (const OperatorSnapshot* snapshot : restored->Snapshots(this->uid())) {
         for (const auto& [key, bytes] : snapshot->operator_state) {
           if (key.rfind(kPrefix, 0) == 0)
             broadcast_state_.AddRestored(key.substr(kPrefix.size()), bytes);
@@ -799,7 +799,7 @@ class SinkOp final : public OperatorBase {
   absl::Status Open() override {
     const RestoredState* restored = env_.restored();
     if (restored == nullptr) return absl::OkStatus();
-    for (const OperatorSnapshot* snapshot : restored->Snapshots(name())) {
+    for (const OperatorSnapshot* snapshot : restored->Snapshots(uid())) {
       if (snapshot->worker % env_.parallelism != env_.worker_index) continue;
       std::map<int64_t, std::string> committables;
       for (const auto& [key, value] : snapshot->operator_state) {

@@ -277,7 +277,7 @@ class KafkaSinkCore final : public SinkCore {
           "lower CheckpointOptions.timeout"));
     }
     prefix_ = config_.transactional_id_prefix.empty()
-                  ? absl::StrCat(context_.job_name, "-", context_.operator_name)
+                  ? absl::StrCat(context_.job_name, "-", context_.operator_uid)
                   : config_.transactional_id_prefix;
     return absl::OkStatus();
   }

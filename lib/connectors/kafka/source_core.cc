@@ -51,9 +51,8 @@ bool ParseSplitId(const std::string& id, std::string& topic, int32_t& partition)
   return absl::SimpleAtoi(id.substr(colon + 1), &partition) && partition >= 0;
 }
 
-std::string Describe(const ConsumerSettings& settings) {
-  return absl::StrCat("kafka source '", settings.name, "'");
-}
+// Before readers exist the runtime prefixes errors with the operator's name.
+constexpr char kKafkaSource[] = "kafka source";
 
 bool IsOutage(rd_kafka_resp_err_t err) {
   return err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
@@ -184,12 +183,12 @@ absl::Status ConsumerCore::Init(const SourceReaderContext& context) {
       {"enable.auto.offset.store", "false"},
       {"auto.offset.reset", "error"},
       {"enable.partition.eof", "true"},
-      {"client.id", absl::StrCat("weir-", settings_.name, "-", context.worker_index)},
+      {"client.id", absl::StrCat("weir-", context.operator_name, "-", context.worker_index)},
   };
   // librdkafka needs a group even for a manual assignment; without the
   // user's group_id nothing is ever committed to this one.
   defaults["group.id"] =
-      settings_.group_id.empty() ? absl::StrCat("weir-", settings_.name) : settings_.group_id;
+      settings_.group_id.empty() ? absl::StrCat("weir-", context.operator_uid) : settings_.group_id;
   absl::StatusOr<ConfPtr> conf = MakeConf(settings_.client, defaults, what_, RD_KAFKA_CONSUMER);
   if (!conf.ok()) return conf.status();
   rd_kafka_conf_set_opaque(conf->get(), this);
@@ -631,7 +630,7 @@ absl::Status ConsumerCore::Close() {
 }
 
 absl::StatusOr<std::vector<SourceSplit>> DiscoverKafkaSplits(const ConsumerSettings& settings) {
-  const std::string what = Describe(settings);
+  const std::string what = kKafkaSource;
   if (settings.topics.empty()) return absl::InvalidArgumentError(what + ": no topics given");
   if (settings.max_records_per_poll < 1) {
     return absl::InvalidArgumentError(what + ": max_records_per_poll must be >= 1");
@@ -706,9 +705,10 @@ absl::StatusOr<std::vector<SourceSplit>> DiscoverKafkaSplits(const ConsumerSetti
 absl::StatusOr<ConsumerCorePtr> NewConsumerCore(const ConsumerSettings& settings,
                                                 const SourceReaderContext& context,
                                                 SourceCounters& counters) {
-  ConsumerCorePtr core(new ConsumerCore(
-      settings, absl::StrCat(Describe(settings), " (worker ", context.worker_index, ")"),
-      counters));
+  ConsumerCorePtr core(new ConsumerCore(settings,
+                                        absl::StrCat(kKafkaSource, " '", context.operator_name,
+                                                     "' (worker ", context.worker_index, ")"),
+                                        counters));
   absl::Status status = core->Init(context);
   if (!status.ok()) return status;
   return core;

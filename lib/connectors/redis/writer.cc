@@ -46,10 +46,6 @@ void AppendBulk(std::string& out, absl::string_view value) {
   absl::StrAppend(&out, "$", value.size(), "\r\n", value, "\r\n");
 }
 
-std::string SinkName(const SinkOptions& options, const SinkContext& context) {
-  return options.name.empty() ? context.operator_name : options.name;
-}
-
 std::string Label(absl::string_view name, int worker) {
   return absl::StrCat("redis sink '", name, "' (worker ", worker, ")");
 }
@@ -418,11 +414,13 @@ absl::Status RedisWriterCore::Validate(const SinkOptions& options, absl::string_
 
 absl::StatusOr<std::unique_ptr<RedisWriterCore>> RedisWriterCore::Create(
     const SinkOptions& options, const SinkContext& context) {
-  const std::string name = SinkName(options, context);
-  if (absl::Status status = Validate(options, name); !status.ok()) return status;
-  const std::string label = Label(name, context.worker_index);
-  const std::string fence_key =
-      options.fence_key.empty() ? absl::StrCat("weir:fence:", name) : options.fence_key;
+  if (absl::Status status = Validate(options, context.operator_name); !status.ok()) return status;
+  const std::string label = Label(context.operator_name, context.worker_index);
+  // The fence outlives runs: it follows the sink's identity, never its
+  // display name, so renaming the sink keeps fencing the older run's zombies.
+  const std::string fence_key = options.fence_key.empty()
+                                    ? absl::StrCat("weir:fence:", context.operator_uid)
+                                    : options.fence_key;
   const std::string field = std::to_string(context.worker_index);
   const std::string address = Address(options.connection);
 

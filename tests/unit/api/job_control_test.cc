@@ -415,7 +415,8 @@ TEST_P(JobControlTest, JobOutlivesItsPipeline) {
   auto pipeline = std::make_unique<Pipeline>(PipelineOptions{.parallelism = parallelism()});
   pipeline->Source(std::make_shared<EndlessSource>(2, 10, liveness))
       .Map([](int64_t x) { return x + 1; })
-      .Sink(std::make_shared<SlowSink>(absl::ZeroDuration(), liveness), "out");
+      .Sink(std::make_shared<SlowSink>(absl::ZeroDuration(), liveness))
+      .Name("out");
   absl::StatusOr<JobHandle> job = pipeline->Start();
   ASSERT_TRUE(job.ok()) << job.status();
   pipeline.reset();
@@ -445,7 +446,8 @@ TEST_P(JobControlTest, MetricsWhileRunning) {
       .KeyBy([](const int64_t& x) { return x; })
       .Name("by-value")
       .AsStream()
-      .Sink(sink, "collect");
+      .Sink(sink)
+      .Name("collect");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
 

@@ -187,20 +187,103 @@ TEST(PipelineTest, SideOutputTagUsedWithTwoTypesIsRejected) {
   EXPECT_THAT(job.status().message(), HasSubstr("same-id"));
 }
 
-// Checkpoints file each operator's state under its name: two operators
-// named alike would each restore both snapshots (one sink committing the
-// other's transactions). Start names the name and the operators.
-TEST(PipelineTest, TwoOperatorsWithOneNameAreRejected) {
+// Checkpoints file each operator's state under its uid: two operators with
+// one uid would each restore both snapshots (one sink committing the other's
+// transactions). Start names the uid and the operators.
+TEST(PipelineTest, TwoOperatorsWithOneUidAreRejected) {
   Pipeline pipeline;
-  auto numbers = pipeline.Source(testing::VectorSource<int>::Create(Iota(3)));
-  numbers.Sink([](const int&) {}, "out");
-  numbers.Map([](int x) { return x + 1; }).Sink([](const int&) {}, "out");
+  auto numbers = pipeline.Source(testing::VectorSource<int>::Create(Iota(3))).Uid("numbers");
+  numbers.Sink([](const int&) {}).Uid("out");
+  numbers.Map([](int x) { return x + 1; }).Sink([](const int&) {}).Name("plus-one").Uid("out");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_FALSE(job.ok());
   EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(job.status().message(), HasSubstr("'out'"));
-  EXPECT_THAT(job.status().message(), HasSubstr("Sink#1"));
-  EXPECT_THAT(job.status().message(), HasSubstr("Sink#3"));
+  EXPECT_THAT(job.status().message(), HasSubstr("uid 'out'"));
+  EXPECT_THAT(job.status().message(), HasSubstr("Sink#1 'out'"));
+  EXPECT_THAT(job.status().message(), HasSubstr("Sink#3 'plus-one'"));
+}
+
+// Display names are labels, free to repeat: the operators run apart, and
+// their metrics keep them apart too (the second gets "<name>#<id>").
+TEST(PipelineTest, DisplayNamesMayRepeat) {
+  Pipeline pipeline;
+  auto numbers = pipeline.Source(testing::VectorSource<int>::Create(Iota(10)));
+  std::atomic<int> first{0};
+  std::atomic<int> second{0};
+  numbers.Map([](int x) { return x + 1; })
+      .Name("step")
+      .Sink([&first](const int&) { ++first; })
+      .Name("out");
+  numbers.Map([](int x) { return x + 2; })
+      .Name("step")
+      .Sink([&second](const int&) { ++second; })
+      .Name("out");
+  testing::JobResult result = testing::RunToCompletion(pipeline);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(first.load(), 10);
+  EXPECT_EQ(second.load(), 10);
+  EXPECT_EQ(result.RecordsIn("out"), 10);
+  EXPECT_EQ(result.RecordsIn("out#4"), 10);
+  EXPECT_EQ(result.RecordsOut("step"), 10);
+  EXPECT_EQ(result.RecordsOut("step#3"), 10);
+}
+
+// Stream::Sink returns the sink's handle: Name and Uid apply to the sink,
+// never to the operator before it.
+TEST(PipelineTest, SinkNameAndUidNameTheSinkNotItsInput) {
+  Pipeline pipeline;
+  pipeline.Source(testing::VectorSource<int>::Create(Iota(5)))
+      .Map([](int x) { return x * 2; })
+      .Name("double")
+      .Sink([](const int&) {})
+      .Name("printed")
+      .Uid("printer");
+  testing::JobResult result = testing::RunToCompletion(pipeline);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.RecordsOut("double"), 5);
+  EXPECT_EQ(result.RecordsIn("printed"), 5);
+  EXPECT_EQ(result.RecordsIn("printer"), 0);  // a uid is no display name once Name() is set
+  std::set<std::string> names;
+  for (const OperatorMetricsSnapshot& m : result.metrics) names.insert(m.name);
+  EXPECT_EQ(names, (std::set<std::string>{"Source#0", "double", "printed"}));
+}
+
+// Without Name() an operator is shown by its uid: Uid("x") alone labels
+// logs, errors and metrics "x".
+TEST(PipelineTest, AUidIsTheDefaultDisplayName) {
+  Pipeline pipeline;
+  pipeline.Source(testing::VectorSource<int>::Create(Iota(5)))
+      .Uid("numbers")
+      .Sink([](const int& x) -> absl::Status {
+        return x == 3 ? absl::DataLossError("three") : absl::OkStatus();
+      })
+      .Uid("checker");
+  absl::Status status = pipeline.Run();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(status.message(), HasSubstr("operator 'checker'"));
+}
+
+// A side output runs no operator: a uid there would identify nothing.
+TEST(PipelineTest, AUidOnASideOutputIsRejected) {
+  const OutputTag<int> tag("odd");
+  Pipeline pipeline;
+  auto numbers = pipeline.Source(testing::VectorSource<int>::Create(Iota(4)));
+  numbers.Sink([](const int&) {});
+  numbers.SideOutput(tag).Uid("odd").Sink([](const int&) {});
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("uid 'odd'"));
+  EXPECT_THAT(job.status().message(), HasSubstr("side output"));
+}
+
+TEST(PipelineTest, AnEmptyUidIsRejected) {
+  Pipeline pipeline;
+  pipeline.Source(testing::VectorSource<int>::Create(Iota(4))).Sink([](const int&) {}).Uid("");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("non-empty uid"));
 }
 
 // A side output runs no operator of its own and takes no snapshot: its name
@@ -224,8 +307,8 @@ TEST(PipelineTest, SideOutputsMayShareANameWithAnything) {
                    .Process(SplitOdd(tag))
                    .Name("split");
   std::atomic<int> odd{0};
-  split.SideOutput(tag).Name("split").Sink([&odd](const int&) { ++odd; }, "odd");
-  split.Sink([](const int&) {}, "even");
+  split.SideOutput(tag).Name("split").Sink([&odd](const int&) { ++odd; }).Name("odd");
+  split.Sink([](const int&) {}).Name("even");
   ASSERT_TRUE(pipeline.Run().ok());
   EXPECT_EQ(odd.load(), 2);
 }

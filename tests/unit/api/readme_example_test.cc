@@ -63,16 +63,20 @@ absl::Status RunViewCounts(std::vector<View> views, std::string checkpoints) {
       {.parallelism = 2,
        .checkpoints = {.interval = absl::Seconds(10), .storage = std::move(checkpoints)},
        .job_name = "view-counts"});
+  // With checkpoints, every source, sink and stateful operator has a uid: its state is filed
+  // under it, whatever is inserted or renamed around it later.
   pipeline.Source(weir::testing::VectorSource<View>::Create(std::move(views)))
+      .Uid("views")
       .Filter([](const View& view) { return view.duration_ms > 0; })
       .KeyBy([](const View& view) { return view.content_id; })
       .Process(CountViews{})
-      .Name("count-views")
+      .Uid("count-views")
       .Sink([](const ViewCount& count) {
         std::printf("content_id=%llu views=%lld watched_ms=%lld\n",
                     static_cast<unsigned long long>(count.content_id),
                     static_cast<long long>(count.views), static_cast<long long>(count.watched_ms));
-      });
+      })
+      .Uid("print");
   return pipeline.Run();  // returns when the input ends, or with the first error
 }
 // README example ends

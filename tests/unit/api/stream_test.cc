@@ -720,7 +720,8 @@ TEST_P(StreamTest, NamesAndCountersInMetrics) {
       .KeyBy([](const int& x) { return x % 17; })
       .Name("by-mod")
       .AsStream()
-      .Sink(sink, "out");
+      .Sink(sink)
+      .Name("out");
   evens
       .FlatMap<std::string>([](int x, Collector<std::string>& out) {
         if (x % 10 == 0) {
@@ -729,7 +730,8 @@ TEST_P(StreamTest, NamesAndCountersInMetrics) {
         }
       })
       .Name("fan")
-      .Sink(unkept, "strings");
+      .Sink(unkept)
+      .Name("strings");
 
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
@@ -767,7 +769,8 @@ TEST_P(StreamTest, NamesAndCountersInMetrics) {
   Pipeline again(Options());
   again.Source(testing::VectorSource<int>::Create(Iota(10)))
       .Name("ten")
-      .Sink([](const int&) {}, "drop");
+      .Sink([](const int&) {})
+      .Name("drop");
   testing::JobResult ten = testing::RunToCompletion(again, kDeadline);
   ASSERT_TRUE(ten.status.ok()) << ten.status;
   EXPECT_EQ(ten.RecordsOut("ten"), 10);

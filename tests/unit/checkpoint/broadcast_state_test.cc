@@ -54,17 +54,17 @@ TEST(BroadcastStateTest, RestoredOnEveryWorkerAfterACrash) {
     auto pipeline = std::make_unique<Pipeline>(options);
     auto dims =
         pipeline->Source(testing::VectorSource<std::pair<int64_t, std::string>>::Create(rows))
-            .Name("dims");
+            .Uid("dims");
     testing::VectorSourceOptions event_options;
     event_options.records_per_poll = 16;
     event_options.records_per_second = rate;
     pipeline->Source(testing::VectorSource<int64_t>::Create(events, event_options))
-        .Name("events")
+        .Uid("events")
         .Connect(dims.Broadcast())
         .Process(Join{})
-        .Name("join")
-        .Sink(std::make_shared<testing::TransactionalFileSink<Joined>>((root / "out").string()),
-              "out");
+        .Uid("join")
+        .Sink(std::make_shared<testing::TransactionalFileSink<Joined>>((root / "out").string()))
+        .Uid("out");
     return pipeline;
   };
 

@@ -15,127 +15,19 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/checkpoint/count_job.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
 
 namespace weir {
 namespace {
 
-using Count = std::pair<int64_t, int64_t>;  // (key, running count)
-
-class CountPerKey final : public KeyedProcessFunction<int64_t, int64_t, Count> {
- public:
-  absl::Status ProcessElement(const int64_t&, Context& ctx, Collector<Count>& out) override {
-    ValueState<int64_t> count = ctx.GetState(kCount);
-    const int64_t n = count.value().value_or(0) + 1;
-    count.Update(n);
-    out.Collect({ctx.CurrentKey(), n});
-    return absl::OkStatus();
-  }
-
- private:
-  static inline const ValueStateDescriptor<int64_t> kCount{"count"};
-};
-
-constexpr int kKeys = 97;
-
-std::vector<int64_t> Input(int n) {
-  std::vector<int64_t> values(n);
-  for (int i = 0; i < n; ++i) values[i] = i % kKeys;
-  return values;
-}
-
-// Every (key, 1..count of key) exactly once.
-std::vector<Count> Expected(int n) {
-  std::map<int64_t, int64_t> totals;
-  for (int64_t v : Input(n)) ++totals[v];
-  std::vector<Count> out;
-  for (auto [key, total] : totals) {
-    for (int64_t i = 1; i <= total; ++i) out.push_back({key, i});
-  }
-  return out;
-}
-
-enum class Backend { kMemory, kRocksDb };
-
-class CheckpointJobTest : public ::testing::Test {
- protected:
-  // The suite runs against both state backends.
-  virtual Backend backend() const { return Backend::kMemory; }
-
-  void SetUp() override {
-    root_ = std::filesystem::temp_directory_path() /
-            ("weir-ckpt-test-" + std::to_string(getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(root_);
-    std::filesystem::create_directories(root_);
-  }
-  void TearDown() override { std::filesystem::remove_all(root_); }
-
-  // A keyed count over `n` records, throttled to `rate` records/s per split.
-  std::unique_ptr<Pipeline> Build(int parallelism, int n, double rate,
-                                  absl::Duration interval = absl::Milliseconds(30)) {
-    PipelineOptions options;
-    options.parallelism = parallelism;
-    options.job_name = "count";
-    options.checkpoints.interval = interval;
-    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
-    if (backend() == Backend::kRocksDb) {
-      options.state_backend = StateBackend::RocksDb((root_ / "rocksdb").string());
-    }
-    auto pipeline = std::make_unique<Pipeline>(options);
-    testing::VectorSourceOptions source_options;
-    source_options.splits = 4;
-    source_options.records_per_poll = 64;
-    source_options.records_per_second = rate;
-    pipeline->Source(testing::VectorSource<int64_t>::Create(Input(n), source_options))
-        .Name("numbers")
-        .KeyBy([](int64_t v) { return v; })
-        .Process(CountPerKey{})
-        .Name("count")
-        .Sink(std::make_shared<testing::TransactionalFileSink<Count>>((root_ / "out").string()),
-              "out");
-    return pipeline;
-  }
-
-  std::vector<Count> Committed() {
-    auto committed = testing::TransactionalFileSink<Count>::ReadCommitted((root_ / "out").string());
-    EXPECT_TRUE(committed.ok()) << committed.status();
-    std::vector<Count> out = committed.ok() ? *committed : std::vector<Count>();
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
-  // The ids of the checkpoints in storage, oldest first.
-  std::vector<int64_t> ManifestIds() {
-    std::vector<int64_t> ids;
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(root_ / "checkpoints")) {
-      if (entry.path().filename() != "_manifest") continue;
-      const std::string dir = entry.path().parent_path().filename().string();  // chk-<id>
-      ids.push_back(std::stoll(dir.substr(4)));
-    }
-    std::sort(ids.begin(), ids.end());
-    return ids;
-  }
-
-  // Starts a run and cancels it (like a crash: no final checkpoint) once
-  // `checkpoints` checkpoints completed.
-  void RunAndCrash(int parallelism, int n, int checkpoints) {
-    auto pipeline = Build(parallelism, n, 1000);
-    absl::StatusOr<JobHandle> job = pipeline->Start();
-    ASSERT_TRUE(job.ok()) << job.status();
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (job->last_completed_checkpoint() < checkpoints && !job->done() &&
-           absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-    ASSERT_FALSE(job->done()) << "the job ended before it could be interrupted";
-    job->Cancel();
-    EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
-  }
-
-  std::filesystem::path root_;
-};
+using count_job::Backend;
+using count_job::Count;
+using count_job::CountPerKey;
+using count_job::Expected;
+using count_job::Input;
+using CheckpointJobTest = count_job::CountJobTest;
 
 TEST_F(CheckpointJobTest, RunToEndCommitsEverythingOnce) {
   auto pipeline = Build(2, 4000, 4000);
@@ -368,36 +260,47 @@ class AbandonedCheckpointTest : public CheckpointJobTest,
 
 TEST_P(AbandonedCheckpointTest, CheckpointsAbandonedWhileAWorkerStallsLoseNothingOnRestore) {
   constexpr int kRecords = 24000;  // 6 s at 1000 records/s per split
-  PipelineOptions options;
-  options.parallelism = 2;
-  options.job_name = "count";
-  options.checkpoints.interval = absl::Milliseconds(200);
-  options.checkpoints.timeout = absl::Seconds(1);
-  options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
-  // Room for the 3 s of batches worker 0 sends worker 1 during the stall: it
-  // is not backpressured, so its sources keep emitting barriers.
-  options.queue_capacity = 8192;
-  Pipeline pipeline(options);
-  testing::VectorSourceOptions source_options;
-  source_options.splits = 4;
-  source_options.records_per_poll = 64;
-  source_options.records_per_second = 1000;
-  auto sink = std::make_shared<StallingSink>((root_ / "out").string(), absl::Seconds(3));
-  Stream<int64_t> numbers =
-      pipeline.Source(testing::VectorSource<int64_t>::Create(Input(kRecords), source_options))
-          .Name("numbers");
-  if (with_join()) {
-    numbers = numbers
-                  .Connect(pipeline
-                               .Source(testing::VectorSource<int64_t>::Create(
-                                   std::vector<int64_t>(kRecords, 0), source_options))
-                               .Name("other")
-                               .Broadcast())
-                  .Process(PassThrough{})
-                  .Name("join");
-  }
-  numbers.KeyBy([](int64_t v) { return v; }).Process(CountPerKey{}).Name("count").Sink(sink, "out");
-  absl::StatusOr<JobHandle> job = pipeline.Start();
+  // The job, at `rate` records/s per split (0: flat out); worker 1's sink
+  // stalls for `stall`. The restart runs the same operators (every one
+  // whose state the checkpoint holds), flat out and without the stall.
+  const auto build = [&](double rate, absl::Duration stall) {
+    PipelineOptions options;
+    options.parallelism = 2;
+    options.job_name = "count";
+    options.checkpoints.interval = absl::Milliseconds(200);
+    options.checkpoints.timeout = absl::Seconds(1);
+    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    // Room for the 3 s of batches worker 0 sends worker 1 during the stall: it
+    // is not backpressured, so its sources keep emitting barriers.
+    options.queue_capacity = 8192;
+    auto pipeline = std::make_unique<Pipeline>(options);
+    testing::VectorSourceOptions source_options;
+    source_options.splits = 4;
+    source_options.records_per_poll = 64;
+    source_options.records_per_second = rate;
+    auto sink = std::make_shared<StallingSink>((root_ / "out").string(), stall);
+    Stream<int64_t> numbers =
+        pipeline->Source(testing::VectorSource<int64_t>::Create(Input(kRecords), source_options))
+            .Uid("numbers");
+    if (with_join()) {
+      numbers = numbers
+                    .Connect(pipeline
+                                 ->Source(testing::VectorSource<int64_t>::Create(
+                                     std::vector<int64_t>(kRecords, 0), source_options))
+                                 .Uid("other")
+                                 .Broadcast())
+                    .Process(PassThrough{})
+                    .Uid("join");
+    }
+    numbers.KeyBy([](int64_t v) { return v; })
+        .Process(CountPerKey{})
+        .Uid("count")
+        .Sink(sink)
+        .Uid("out");
+    return std::make_pair(std::move(pipeline), sink);
+  };
+  auto [pipeline, sink] = build(1000, absl::Seconds(3));
+  absl::StatusOr<JobHandle> job = pipeline->Start();
   ASSERT_TRUE(job.ok()) << job.status();
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (!sink->stalled.load() && !job->done() && absl::Now() < deadline) {
@@ -412,8 +315,7 @@ TEST_P(AbandonedCheckpointTest, CheckpointsAbandonedWhileAWorkerStallsLoseNothin
   EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
   ASSERT_GT(job->last_completed_checkpoint(), before);
 
-  auto restarted = Build(2, kRecords, 0);
-  absl::Status status = restarted->Run();
+  absl::Status status = build(0, absl::ZeroDuration()).first->Run();
   ASSERT_TRUE(status.ok()) << status;
   const std::vector<Count> committed = Committed();
   const std::vector<Count> expected = Expected(kRecords);

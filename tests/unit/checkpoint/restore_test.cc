@@ -104,9 +104,12 @@ class RestoreTest : public ::testing::Test {
     std::vector<int64_t> input(2000);
     for (size_t idx = 0; idx < input.size(); ++idx) input[idx] = static_cast<int64_t>(idx % 37);
     pipeline.Source(testing::VectorSource<int64_t>::Create(input, source_options))
+        .Uid("numbers")
         .KeyBy([](int64_t v) { return v; })
         .Process(CountPerKey{})
-        .Sink([](const int64_t&) {}, "out");
+        .Uid("count")
+        .Sink([](const int64_t&) {})
+        .Uid("out");
     ASSERT_TRUE(pipeline.Run().ok());
 
     absl::StatusOr<std::unique_ptr<CheckpointStorage>> storage =

@@ -94,14 +94,15 @@ TEST(DashboardBrowserTest, RendersTheGraphAndLiveRates) {
   pipeline
       .Source(std::make_shared<testing::EndlessSource>(2, 5000),
               WatermarkStrategy<int64_t>::BoundedOutOfOrderness(absl::Milliseconds(200)))
-      .Name("events")
+      .Uid("events")
       .Process(Enrich{})
       .Name("enrich")
       .KeyBy([](const int64_t& v) { return v % 101; })
       .Name("by-content")
       .Process(testing::CountPerKey{})
-      .Name("count")
-      .Sink([](const int64_t&) {}, "store");
+      .Uid("count")
+      .Sink([](const int64_t&) {})
+      .Uid("store");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
   const std::string url = absl::StrCat("http://127.0.0.1:", job->http_port(), "/");

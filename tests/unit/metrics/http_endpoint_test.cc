@@ -100,12 +100,13 @@ class CountingSink final : public Sink<int64_t> {
 std::shared_ptr<CountingSink> Build(Pipeline& pipeline, double rate) {
   auto sink = std::make_shared<CountingSink>();
   pipeline.Source(std::make_shared<testing::EndlessSource>(pipeline.options().parallelism, rate))
-      .Name("numbers")
+      .Uid("numbers")
       .KeyBy([](const int64_t& v) { return v % 1009; })
       .Name("by-key")
       .Process(testing::CountPerKey{})
-      .Name("count")
-      .Sink(sink, "out");
+      .Uid("count")
+      .Sink(sink)
+      .Uid("out");
   return sink;
 }
 

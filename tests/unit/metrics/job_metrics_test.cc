@@ -93,7 +93,8 @@ TEST_P(JobMetricsTest, CountsMatchWhatWentThrough) {
       .Name("by-key")
       .Process(testing::CountPerKey{})
       .Name("count")
-      .Sink(sink, "out");
+      .Sink(sink)
+      .Name("out");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(job->Wait().ok());
@@ -180,7 +181,8 @@ TEST(JobMetricsWatermarkTest, WatermarksAreLive) {
       .Name("numbers")
       .Map([](int64_t v) { return v; })
       .Name("same")
-      .Sink(sink, "out");
+      .Sink(sink)
+      .Name("out");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(WaitFor([&] { return sink->size() == 1000; }));
@@ -211,7 +213,8 @@ TEST(JobMetricsLateTest, LateRecordsAreCounted) {
       .Window(TumblingEventTimeWindows::Of(absl::Seconds(1)))
       .Aggregate(aggregations::Count<int64_t>())
       .Name("windows")
-      .Sink(sink, "out");
+      .Sink(sink)
+      .Name("out");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(job->Wait().ok());
@@ -228,11 +231,12 @@ TEST(JobMetricsCheckpointTest, CheckpointsAndStateSizeAreReported) {
   source_options.records_per_second = 20'000;
   auto sink = testing::CollectingSink<int64_t>::Create();
   pipeline.Source(testing::VectorSource<int64_t>::Create(Numbers(200'000), source_options))
-      .Name("numbers")
+      .Uid("numbers")
       .KeyBy([](const int64_t& v) { return v % 1000; })
       .Process(testing::CountPerKey{})
-      .Name("count")
-      .Sink(sink, "out");
+      .Uid("count")
+      .Sink(sink)
+      .Uid("out");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(WaitFor([&] { return sink->size() > 5000; }));

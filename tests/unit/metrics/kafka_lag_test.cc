@@ -100,7 +100,8 @@ TEST(KafkaLagTest, ConsumerLagPerPartitionAndDeadLetters) {
            .dead_letters = dead_letters,
            .max_records_per_poll = 50}))
       .Name("events")
-      .Sink(sink, "slow");
+      .Sink(sink)
+      .Name("slow");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
 

@@ -191,11 +191,11 @@ TEST_P(ErrorTest, StatusFromFlatMap) {
 
 TEST_P(ErrorTest, ExceptionFromSink) {
   Pipeline pipeline(Options());
-  UnboundedInput(pipeline).Sink(
-      [](const int& x) {
+  UnboundedInput(pipeline)
+      .Sink([](const int& x) {
         if (x == kPoison) throw std::runtime_error("sink blew up");
-      },
-      "writer");
+      })
+      .Name("writer");
   ExpectFailure(RunWithDeadline(pipeline), absl::StatusCode::kInternal, "writer", "sink blew up");
 }
 
@@ -204,12 +204,11 @@ TEST_P(ErrorTest, StatusFromSink) {
   UnboundedInput(pipeline)
       .KeyBy([](const int& x) { return x; })
       .AsStream()
-      .Sink(
-          [](const int& x) -> absl::Status {
-            if (x == kPoison) return absl::UnavailableError("redis is down");
-            return absl::OkStatus();
-          },
-          "writer");
+      .Sink([](const int& x) -> absl::Status {
+        if (x == kPoison) return absl::UnavailableError("redis is down");
+        return absl::OkStatus();
+      })
+      .Name("writer");
   ExpectFailure(RunWithDeadline(pipeline), absl::StatusCode::kUnavailable, "writer",
                 "redis is down");
 }

@@ -1221,10 +1221,12 @@ class CheckpointedStateTest : public TempDirTest {
     pipeline
         ->Source(testing::VectorSource<int64_t>::Create(
             RestoreInput(n), {.splits = 4, .records_per_poll = 16, .records_per_second = rate}))
+        .Uid("numbers")
         .KeyBy([](int64_t v) { return v % kRestoreKeys; })
         .Process(Accumulate(run))
-        .Name("accumulate")
-        .Sink(std::move(sink));
+        .Uid("accumulate")
+        .Sink(std::move(sink))
+        .Uid("out");
     return pipeline;
   }
 
@@ -1395,10 +1397,12 @@ class ProcessingTimerRestoreTest
     pipeline
         ->Source(
             testing::VectorSource<int64_t>::Create(RestoreInput(kRecords), {.unbounded = true}))
+        .Uid("numbers")
         .KeyBy([](int64_t v) { return v % kRestoreKeys; })
         .Process(DelayedReport{})
-        .Name("delayed")
-        .Sink(std::move(sink));
+        .Uid("delayed")
+        .Sink(std::move(sink))
+        .Uid("out");
     return pipeline;
   }
   static constexpr int kRecords = 2000;

@@ -275,14 +275,14 @@ class JoinRestoreTest : public JoinTest,
     const OutputTag<Unmatched<Event>> kUnmatched("unmatched");
     auto joined =
         job.pipeline->Source(job.events)
-            .Name("events")
+            .Uid("events")
             .KeyBy([](const Event& e) { return e.second; })
-            .Connect(job.pipeline->Source(job.rows).Name("rows").Broadcast())
+            .Connect(job.pipeline->Source(job.rows).Uid("rows").Broadcast())
             .Process(Join(kJoinFn, {.max_wait = absl::Minutes(5), .unmatched = kUnmatched}))
-            .Name("join");
-    joined.Sink(std::make_shared<testing::TransactionalFileSink<Joined>>((root_ / "out").string()),
-                "out");
-    joined.SideOutput(kUnmatched).Sink(job.unmatched);
+            .Uid("join");
+    joined.Sink(std::make_shared<testing::TransactionalFileSink<Joined>>((root_ / "out").string()))
+        .Uid("out");
+    joined.SideOutput(kUnmatched).Sink(job.unmatched).Uid("unmatched");
     return job;
   }
 

@@ -896,23 +896,25 @@ class CheckpointedWindowTest : public WindowTestBase {
     auto keyed = pipeline
                      ->Source(testing::VectorSource<Ev>::Create(input, source_options),
                               WatermarkStrategy<Ev>::BoundedOutOfOrderness(absl::Milliseconds(30)))
-                     .Name("events")
+                     .Uid("events")
                      .KeyBy(KeyOf{});
     std::vector<Stream<CheckpointRow>> branches;
     for (size_t branch = 0; branch < assigners.size(); ++branch) {
-      branches.push_back(
-          CountWindows(keyed.Window(assigners[branch]), "window-" + std::to_string(branch))
-              .Map([branch](const Row<int64_t>& row) {
-                const auto& [key, start, end, n] = row;
-                return CheckpointRow{{static_cast<int64_t>(branch) * kBranchKeys + key, start},
-                                     {end, n}};
-              }));
+      const std::string window = "window-" + std::to_string(branch);
+      branches.push_back(CountWindows(keyed.Window(assigners[branch]), window)
+                             .Uid(window)
+                             .Map([branch](const Row<int64_t>& row) {
+                               const auto& [key, start, end, n] = row;
+                               return CheckpointRow{
+                                   {static_cast<int64_t>(branch) * kBranchKeys + key, start},
+                                   {end, n}};
+                             }));
     }
     Stream<CheckpointRow> all = branches[0];
     for (size_t branch = 1; branch < branches.size(); ++branch) all = all.Union(branches[branch]);
-    all.Sink(
-        std::make_shared<testing::TransactionalFileSink<CheckpointRow>>((root_ / "out").string()),
-        "out");
+    all.Sink(std::make_shared<testing::TransactionalFileSink<CheckpointRow>>(
+                 (root_ / "out").string()))
+        .Uid("out");
     return pipeline;
   }
 

@@ -174,7 +174,9 @@ class ClickHouseSinkTest : public ::testing::Test {
     source_options.records_per_poll = 64;
     source_options.records_per_second = rate;
     pipeline->Source(testing::VectorSource<Row>::Create(std::move(rows), source_options))
-        .Sink(clickhouse::Sink<Row>(std::move(options), RowColumns()), "clickhouse");
+        .Uid("rows")
+        .Sink(clickhouse::Sink<Row>(std::move(options), RowColumns()))
+        .Uid("clickhouse");
     return pipeline;
   }
 

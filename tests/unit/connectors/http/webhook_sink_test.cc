@@ -113,7 +113,8 @@ absl::Status RunInts(std::vector<int> values, http::SinkOptions options) {
   testing::VectorSourceOptions source_options;
   source_options.splits = 1;
   pipeline.Source(testing::VectorSource<int>::Create(std::move(values), source_options))
-      .Sink(http::Sink<int>(std::move(options), &Payload), "webhook");
+      .Sink(http::Sink<int>(std::move(options), &Payload))
+      .Name("webhook");
   return pipeline.Run();
 }
 

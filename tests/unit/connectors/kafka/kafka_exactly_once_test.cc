@@ -95,12 +95,14 @@ class KafkaExactlyOnceTest : public ::testing::TestWithParam<Case> {
     sink.guarantee = DeliveryGuarantee::kExactlyOnce;
     sink.flush_timeout = absl::Seconds(20);
     pipeline->Source(Source<std::string>(std::move(source)))
+        .Uid("kafka-in")
         .Map([slow, count = int64_t{0}](const std::string& value) mutable {
           if (slow && ++count % 4 == 0) absl::SleepFor(absl::Milliseconds(1));
           return static_cast<int64_t>(std::stoll(value));
         })
         .Name("parse")
-        .Sink(Sink<int64_t>(std::move(sink)), "kafka-out");
+        .Sink(Sink<int64_t>(std::move(sink)))
+        .Uid("kafka-out");
     return pipeline;
   }
 

@@ -141,7 +141,9 @@ TEST_F(KafkaSinkTest, AtLeastOnceDeliversEveryRecordWithKeyAndHeaders) {
   constexpr int64_t kRecords = 20000;
   weir::Pipeline pipeline(JobOptions(2, false));
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords)))
-      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kAtLeastOnce)), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kAtLeastOnce)))
+      .Uid("kafka-out");
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
   ASSERT_TRUE(result.status.ok()) << result.status;
 
@@ -210,6 +212,7 @@ TEST_F(KafkaSinkTest, CustomPartitionerEventTimestampsAndStringRecords) {
   };
   options.event_time_as_timestamp = true;
   pipeline.Source(weir::testing::VectorSource<std::string>::Create(records))
+      .Uid("numbers")
       .Sink(Sink<std::string>(options));
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
   ASSERT_TRUE(result.status.ok()) << result.status;
@@ -238,7 +241,9 @@ TEST_F(KafkaSinkTest, TombstonesHaveANullValueAndKeepTheirKeyAndOrder) {
   };
   options.tombstone = [](const int64_t& value) { return value % 3 == 0; };
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords)))
-      .Sink(Sink<int64_t>(options), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(options))
+      .Uid("kafka-out");
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
   ASSERT_TRUE(result.status.ok()) << result.status;
 
@@ -271,7 +276,9 @@ TEST_F(KafkaSinkTest, ExactlyOnceCommitsWhenTheCheckpointCompletes) {
   weir::testing::VectorSourceOptions source_options;
   source_options.unbounded = true;
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords), source_options))
-      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
+      .Uid("kafka-out");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
 
@@ -315,8 +322,9 @@ TEST_P(KafkaSinkRestartTest, StopAndRestartWritesEveryRecordOnce) {
     source_options.records_per_second = rate;
     pipeline
         ->Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords), source_options))
-        .Name("numbers")
-        .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)), "kafka-out");
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
+        .Uid("kafka-out");
     return pipeline;
   };
   {
@@ -362,7 +370,9 @@ TEST_F(KafkaSinkTest, CancelledRunRestartsWithoutLossAndWithoutDuplicatesWhenIso
     source_options.records_per_second = rate;
     pipeline
         ->Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords), source_options))
-        .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)), "kafka-out");
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
+        .Uid("kafka-out");
     return pipeline;
   };
   {
@@ -417,7 +427,9 @@ TEST_F(KafkaSinkTest, DanglingTransactionOfAKilledRunIsAbortedOnStart) {
   }
   weir::Pipeline pipeline(JobOptions(1, true));
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(1000)))
-      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
+      .Uid("kafka-out");
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
   ASSERT_TRUE(result.status.ok()) << result.status;
   std::map<int64_t, int> counts = Counts(true);  // must reach the end: nothing holds the LSO
@@ -440,7 +452,9 @@ TEST_F(KafkaSinkTest, ProduceErrorsAreRetried) {
     std::filesystem::remove_all(root_ / "checkpoints");
     weir::Pipeline pipeline(JobOptions(2, guarantee == DeliveryGuarantee::kExactlyOnce));
     pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords)))
-        .Sink(Sink<int64_t>(Options(guarantee)), "kafka-out");
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(Options(guarantee)))
+        .Uid("kafka-out");
     weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
     ASSERT_TRUE(result.status.ok()) << result.status;
     if (guarantee == DeliveryGuarantee::kAtLeastOnce) {
@@ -471,7 +485,9 @@ TEST_F(KafkaSinkTest, AbortedCommitOfACompleteCheckpointIsRepaired) {
   source_options.records_per_poll = 64;
   source_options.records_per_second = 1000;
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords), source_options))
-      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
+      .Uid("kafka-out");
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
   ASSERT_TRUE(result.status.ok()) << result.status;
   std::map<int64_t, int> counts = Counts(true);
@@ -510,7 +526,9 @@ TEST_F(KafkaSinkTest, BrokerDownForAWhileRecovers) {
     source_options.records_per_poll = 64;
     source_options.records_per_second = 500;  // 4 splits: about 1.5 s of input
     pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords), source_options))
-        .Sink(Sink<int64_t>(options), "kafka-out");
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(options))
+        .Uid("kafka-out");
     absl::StatusOr<JobHandle> job = pipeline.Start();
     ASSERT_TRUE(job.ok()) << job.status();
     absl::SleepFor(absl::Milliseconds(300));
@@ -534,7 +552,9 @@ TEST_F(KafkaSinkTest, UndeliverableRecordsFailTheJobNamingTheTopic) {
   SinkOptions<int64_t> options = Options(DeliveryGuarantee::kAtLeastOnce);
   options.client.properties["message.timeout.ms"] = "1000";
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(100)))
-      .Sink(Sink<int64_t>(options), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(options))
+      .Uid("kafka-out");
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline, absl::Seconds(30));
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable) << result.status;
   EXPECT_THAT(result.status.message(), HasSubstr(topic_));
@@ -617,6 +637,45 @@ class SinkEvents {
   std::vector<std::pair<std::string, std::string>> events_;
 };
 
+// Transactional ids outlive runs (a restart fences the ids of the run
+// before and checks its transactions), so they follow the sink's uid:
+// renaming the sink (its display name) keeps them; another uid is another
+// sink, with ids of its own.
+TEST_F(KafkaSinkTest, TransactionalIdsFollowTheUidNotTheDisplayName) {
+  SinkEvents events;
+  const auto run = [&](const std::string& name, const std::string& uid,
+                       const std::string& storage) {
+    PipelineOptions options = JobOptions(1, true);
+    options.checkpoints.storage = "file://" + (root_ / storage).string();
+    weir::Pipeline pipeline(options);
+    pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(100)))
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
+        .Name(name)
+        .Uid(uid);
+    weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+    EXPECT_TRUE(result.status.ok()) << result.status;
+  };
+  const auto initialized = [&] {
+    std::set<std::string> ids;
+    for (const auto& [event, id] : events.events()) {
+      if (event == "init_transactions") ids.insert(id);
+    }
+    return ids;
+  };
+  const std::set<std::string> outbox = {"sink-test-outbox-0-0", "sink-test-outbox-0-1",
+                                        "sink-test-outbox-0-2", "sink-test-outbox-0-3"};
+  run("to kafka", "outbox", "checkpoints");
+  EXPECT_EQ(initialized(), outbox);
+  run("renamed", "outbox", "checkpoints");  // restores the first run's checkpoint
+  EXPECT_EQ(initialized(), outbox);
+  run("renamed", "outbox-v2", "checkpoints-v2");
+  std::set<std::string> both = outbox;
+  for (int slot = 0; slot < 4; ++slot) both.insert(absl::StrCat("sink-test-outbox-v2-0-", slot));
+  EXPECT_EQ(initialized(), both);
+  ExpectEachAtLeastOnce(Counts(false), 100);
+}
+
 // A run at parallelism 4 dies after checkpoint 2's manifest, before its
 // commits (and with records of later transactions in flight); a run at
 // parallelism 2 restores it. Returns how long the restored run took.
@@ -633,8 +692,9 @@ absl::Duration CrashAtParallelism4AndRestoreAt2(int64_t records,
     source_options.records_per_poll = 16;
     source_options.records_per_second = 250;
     pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(records), source_options))
-        .Name("numbers")
-        .Sink(std::make_shared<CrashingSink>(Sink<int64_t>(options), &crash), "kafka-out");
+        .Uid("numbers")
+        .Sink(std::make_shared<CrashingSink>(Sink<int64_t>(options), &crash))
+        .Uid("kafka-out");
     absl::StatusOr<JobHandle> job = pipeline.Start();
     EXPECT_TRUE(job.ok()) << job.status();
     if (!job.ok()) return absl::ZeroDuration();
@@ -651,8 +711,9 @@ absl::Duration CrashAtParallelism4AndRestoreAt2(int64_t records,
   }
   weir::Pipeline pipeline(second);
   pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(records)))
-      .Name("numbers")
-      .Sink(Sink<int64_t>(options), "kafka-out");
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(options))
+      .Uid("kafka-out");
   const absl::Time start = absl::Now();
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
   const absl::Duration took = absl::Now() - start;
@@ -723,7 +784,9 @@ TEST_F(KafkaSinkTest, BadConfigurationIsInvalidArgumentAtStart) {
   const auto start = [&](SinkOptions<int64_t> options, bool checkpoints) {
     weir::Pipeline pipeline(JobOptions(1, checkpoints));
     pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(10)))
-        .Sink(Sink<int64_t>(std::move(options)), "kafka-out");
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(std::move(options)))
+        .Uid("kafka-out");
     absl::StatusOr<JobHandle> job = pipeline.Start();
     if (job.ok()) {
       job->Cancel();

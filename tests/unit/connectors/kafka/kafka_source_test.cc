@@ -349,8 +349,10 @@ TEST_F(KafkaSourceTest, RestartFromCheckpointLosesAndDuplicatesNothing) {
     options.bounded = false;
     options.max_records_per_poll = 100;
     pipeline.Source(Source(std::move(options)))
+        .Uid("kafka")
         .Map(Slowly)
-        .Sink(std::make_shared<weir::testing::TransactionalFileSink<int64_t>>(out));
+        .Sink(std::make_shared<weir::testing::TransactionalFileSink<int64_t>>(out))
+        .Uid("out");
     absl::StatusOr<JobHandle> job = pipeline.Start();
     ASSERT_TRUE(job.ok()) << job.status();
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -368,7 +370,9 @@ TEST_F(KafkaSourceTest, RestartFromCheckpointLosesAndDuplicatesNothing) {
   {
     Pipeline pipeline(CheckpointedOptions("resume", 3));
     pipeline.Source(Source(IntOptions("resume")))
-        .Sink(std::make_shared<weir::testing::TransactionalFileSink<int64_t>>(out));
+        .Uid("kafka")
+        .Sink(std::make_shared<weir::testing::TransactionalFileSink<int64_t>>(out))
+        .Uid("out");
     ASSERT_TRUE(weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
   }
   absl::StatusOr<std::vector<int64_t>> all =
@@ -387,7 +391,7 @@ TEST_F(KafkaSourceTest, CommitsGroupOffsetsOnlyAfterACheckpoint) {
   options.bounded = false;
   options.group_id = "lag-watchers";
   auto sink = weir::testing::CollectingSink<int64_t>::Create();
-  pipeline.Source(Source(std::move(options))).Sink(sink);
+  pipeline.Source(Source(std::move(options))).Uid("kafka").Sink(sink).Uid("out");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -475,7 +479,9 @@ TEST_F(KafkaSourceTest, CheckpointOlderThanTheLogStartIsDataLoss) {
   {
     Pipeline pipeline(CheckpointedOptions("lossy"));
     pipeline.Source(Source(IntOptions("lossy")))
-        .Sink(weir::testing::CollectingSink<int64_t>::Create());
+        .Uid("kafka")
+        .Sink(weir::testing::CollectingSink<int64_t>::Create())
+        .Uid("out");
     ASSERT_TRUE(weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
   }
   const int64_t log_start = OverflowPartition(bootstrap(), "lossy");
@@ -485,7 +491,10 @@ TEST_F(KafkaSourceTest, CheckpointOlderThanTheLogStartIsDataLoss) {
   SourceOptions<int64_t> options = IntOptions("lossy");
   options.deserializer =
       DeserializeWith<int64_t>([](const KafkaRecord&) -> absl::StatusOr<int64_t> { return 0; });
-  pipeline.Source(Source(options)).Sink(weir::testing::CollectingSink<int64_t>::Create());
+  pipeline.Source(Source(options))
+      .Uid("kafka")
+      .Sink(weir::testing::CollectingSink<int64_t>::Create())
+      .Uid("out");
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline, absl::Seconds(20));
   EXPECT_EQ(result.status.code(), absl::StatusCode::kDataLoss) << result.status;
   EXPECT_THAT(result.status.message(),
@@ -496,7 +505,7 @@ TEST_F(KafkaSourceTest, CheckpointOlderThanTheLogStartIsDataLoss) {
   options.on_data_loss = DataLossPolicy::kResetToEarliest;
   auto source = Source(options);
   auto sink = weir::testing::CollectingSink<int64_t>::Create();
-  reset.Source(source).Sink(sink);
+  reset.Source(source).Uid("kafka").Sink(sink).Uid("out");
   ASSERT_TRUE(weir::testing::RunToCompletion(reset, absl::Seconds(20)).status.ok());
   EXPECT_EQ(source->Stats().offset_resets, 1);
   EXPECT_EQ(source->Stats().skipped_offsets, log_start - 10);
@@ -633,7 +642,7 @@ TEST_F(KafkaSourceTest, DebeziumEventsDecodeAndBadOnesBecomeDeadLetters) {
   Pipeline pipeline(CheckpointedOptions("debezium"));
   auto sink = weir::testing::CollectingSink<debezium::Change<Content>>::Create();
   auto source = Source(std::move(options));
-  pipeline.Source(source).Sink(sink);
+  pipeline.Source(source).Uid("kafka").Sink(sink).Uid("out");
   ASSERT_TRUE(weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
 
   std::vector<debezium::Change<Content>> changes = sink->Values();
@@ -716,7 +725,7 @@ TEST_F(KafkaSourceTest, DebeziumNonRowRecordsAreSkippedDeadLetteredOrDelivered) 
     Pipeline pipeline(CheckpointedOptions(job));
     auto sink = weir::testing::CollectingSink<debezium::Change<Content>>::Create();
     auto source = Source(std::move(options));
-    pipeline.Source(source).Sink(sink);
+    pipeline.Source(source).Uid("kafka").Sink(sink).Uid("out");
     EXPECT_TRUE(weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
     Run result;
     for (const auto& change : sink->Values()) result.ops.push_back(change.op);

@@ -194,10 +194,10 @@ class RedisSinkTest : public ::testing::Test {
     source_options.records_per_poll = 32;
     source_options.records_per_second = rate_per_split;
     return pipeline.Source(testing::VectorSource<Event>::Create(Events(n), source_options))
-        .Name("events")
+        .Uid("events")
         .KeyBy([](const Event& e) { return e.id; })
         .Process(RunningTotal{})
-        .Name("totals");
+        .Uid("totals");
   }
 
   void ExpectTotalsInRedis(const std::string& prefix, int n) {
@@ -263,24 +263,26 @@ TEST_F(RedisSinkTest, WritesWhatTheMappingsSay) {
   constexpr size_t kTop = 7;
   Pipeline pipeline({.parallelism = 2});
   Stream<Total> totals = Totals(pipeline, kEvents);
-  totals.Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::Hours(1))), "hashes");
-  totals.Sink(redis::Sink<Total>(Options(), Leaderboard("", kTop)), "leaderboard");
-  totals.Sink(redis::Sink<Total>(Options(),
-                                 redis::StringMapping<Total>{
-                                     .key = [](const Total& t) { return absl::StrCat("s:", t.id); },
-                                     .value = [](const Total& t) { return absl::StrCat(t.count); },
-                                     .ttl = absl::Minutes(10)}),
-              "strings");
-  totals.Sink(redis::Sink<Total>(Options(), redis::CommandMapping<Total>(
-                                                [](const Total& t, redis::CommandBuilder& out) {
-                                                  out.Add({"SADD", "ids", absl::StrCat(t.id)});
-                                                  out.Begin("HSET")
-                                                      .Arg("max")
-                                                      .Arg(absl::StrCat(t.id))
-                                                      .Arg(static_cast<double>(t.seconds) / 2);
-                                                  out.End();
-                                                })),
-              "commands");
+  totals.Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::Hours(1)))).Uid("hashes");
+  totals.Sink(redis::Sink<Total>(Options(), Leaderboard("", kTop))).Uid("leaderboard");
+  totals
+      .Sink(redis::Sink<Total>(Options(),
+                               redis::StringMapping<Total>{
+                                   .key = [](const Total& t) { return absl::StrCat("s:", t.id); },
+                                   .value = [](const Total& t) { return absl::StrCat(t.count); },
+                                   .ttl = absl::Minutes(10)}))
+      .Uid("strings");
+  totals
+      .Sink(redis::Sink<Total>(
+          Options(), redis::CommandMapping<Total>([](const Total& t, redis::CommandBuilder& out) {
+            out.Add({"SADD", "ids", absl::StrCat(t.id)});
+            out.Begin("HSET")
+                .Arg("max")
+                .Arg(absl::StrCat(t.id))
+                .Arg(static_cast<double>(t.seconds) / 2);
+            out.End();
+          })))
+      .Uid("commands");
   absl::Status status = pipeline.Run();
   ASSERT_TRUE(status.ok()) << status;
 
@@ -316,9 +318,9 @@ TEST_F(RedisSinkTest, RestoreFromACheckpointConvergesToTheFailureFreeState) {
   {
     Pipeline pipeline({.parallelism = 2, .job_name = "reference"});
     Stream<Total> totals = Totals(pipeline, kEvents);
-    totals.Sink(redis::Sink<Total>(Options(), TotalsHash("ref:", absl::ZeroDuration())),
-                "ref-hashes");
-    totals.Sink(redis::Sink<Total>(Options(), Leaderboard("ref:", kTop)), "ref-leaderboard");
+    totals.Sink(redis::Sink<Total>(Options(), TotalsHash("ref:", absl::ZeroDuration())))
+        .Uid("ref-hashes");
+    totals.Sink(redis::Sink<Total>(Options(), Leaderboard("ref:", kTop))).Uid("ref-leaderboard");
     absl::Status status = pipeline.Run();
     ASSERT_TRUE(status.ok()) << status;
   }
@@ -332,9 +334,9 @@ TEST_F(RedisSinkTest, RestoreFromACheckpointConvergesToTheFailureFreeState) {
     options.checkpoints.storage = "file://" + (root / "checkpoints").string();
     auto pipeline = std::make_unique<Pipeline>(options);
     Stream<Total> totals = Totals(*pipeline, kEvents, rate);
-    totals.Sink(redis::Sink<Total>(Options(), TotalsHash("run:", absl::ZeroDuration())),
-                "run-hashes");
-    totals.Sink(redis::Sink<Total>(Options(), Leaderboard("run:", kTop)), "run-leaderboard");
+    totals.Sink(redis::Sink<Total>(Options(), TotalsHash("run:", absl::ZeroDuration())))
+        .Uid("run-hashes");
+    totals.Sink(redis::Sink<Total>(Options(), Leaderboard("run:", kTop))).Uid("run-leaderboard");
     return pipeline;
   };
   {
@@ -375,7 +377,8 @@ TEST_F(RedisSinkTest, ServerKilledAndRestartedMidRunLosesNothing) {
   options.unavailable_timeout = absl::Seconds(20);
   Pipeline pipeline({.parallelism = 2});
   Totals(pipeline, kEvents, 750)
-      .Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))), "hashes");
+      .Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))))
+      .Uid("hashes");
   ::testing::internal::CaptureStderr();
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
@@ -406,7 +409,8 @@ TEST_F(RedisSinkTest, ServerDownLongerThanTheDeadlineFailsTheJob) {
   options.connection.connect_timeout = absl::Milliseconds(200);
   Pipeline pipeline;
   Totals(pipeline, 40000, 2000)
-      .Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))), "hashes");
+      .Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))))
+      .Uid("hashes");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
   absl::SleepFor(absl::Milliseconds(100));
@@ -426,7 +430,8 @@ TEST_F(RedisSinkTest, BadCredentialsFailTheStartNamingTheSink) {
     options.connection = std::move(connection);
     Pipeline pipeline;
     Totals(pipeline, 100)
-        .Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))), "dashboard");
+        .Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))))
+        .Uid("dashboard");
     absl::StatusOr<JobHandle> job = pipeline.Start();
     return job.ok() ? job->Wait() : job.status();
   };
@@ -470,7 +475,7 @@ TEST_F(RedisSinkTest, AZombieOfAnOlderRunCannotWrite) {
   };
   // The old run: slow and long, still writing when the new one starts.
   Pipeline old_run;
-  Totals(old_run, 100000, 500).Sink(value_sink("old"), "owner");
+  Totals(old_run, 100000, 500).Sink(value_sink("old")).Uid("owner");
   absl::StatusOr<JobHandle> old_job = old_run.Start();
   ASSERT_TRUE(old_job.ok()) << old_job.status();
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -481,7 +486,7 @@ TEST_F(RedisSinkTest, AZombieOfAnOlderRunCannotWrite) {
 
   // The new run of the same job (same sink name) takes over.
   Pipeline new_run;
-  Totals(new_run, 400).Sink(value_sink("new"), "owner");
+  Totals(new_run, 400).Sink(value_sink("new")).Uid("owner");
   absl::Status status = new_run.Run();
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(server_->Get("owner"), "new");
@@ -501,7 +506,8 @@ TEST_F(RedisSinkTest, EachStartBumpsTheEpochsOfItsSubtasksAndOfRemovedOnes) {
   auto run = [&](int parallelism) {
     Pipeline pipeline({.parallelism = parallelism});
     Totals(pipeline, 400)
-        .Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::Hours(1))), "hashes");
+        .Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::Hours(1))))
+        .Uid("hashes");
     absl::Status status = pipeline.Run();
     EXPECT_TRUE(status.ok()) << status;
   };
@@ -520,6 +526,31 @@ TEST_F(RedisSinkTest, EachStartBumpsTheEpochsOfItsSubtasksAndOfRemovedOnes) {
   run(2);  // subtask 0 takes over 2
   EXPECT_EQ(epochs(), (Fence{{"0", "3"}, {"1", "3"}, {"2", "3"}}));
   ExpectTotalsInRedis("", 400);
+}
+
+// The fence outlives runs, so it follows the sink's identity: renaming the
+// sink (its display name) keeps the fence, and with it the fencing of an
+// older run's zombies; another uid is another sink with a fence of its own.
+TEST_F(RedisSinkTest, TheFenceKeyFollowsTheUidNotTheDisplayName) {
+  auto run = [&](const std::string& name, const std::string& uid) {
+    Pipeline pipeline;
+    Totals(pipeline, 400)
+        .Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::Hours(1))))
+        .Name(name)
+        .Uid(uid);
+    absl::Status status = pipeline.Run();
+    EXPECT_TRUE(status.ok()) << status;
+  };
+  run("totals to redis", "totals-v1");
+  EXPECT_EQ(server_->HGetAll("weir:fence:totals-v1")["0"], "1");
+  run("renamed", "totals-v1");
+  EXPECT_EQ(server_->HGetAll("weir:fence:totals-v1")["0"], "2");
+  for (const char* display : {"totals to redis", "renamed"}) {
+    EXPECT_TRUE(server_->HGetAll(absl::StrCat("weir:fence:", display)).empty()) << display;
+  }
+  run("renamed", "totals-v2");
+  EXPECT_EQ(server_->HGetAll("weir:fence:totals-v2")["0"], "1");
+  EXPECT_EQ(server_->HGetAll("weir:fence:totals-v1")["0"], "2");
 }
 
 // A batch resent after a command timeout must not be overtaken by the old
@@ -577,7 +608,8 @@ TEST_F(RedisSinkTest, LingerMakesRecordsVisibleWithoutACheckpoint) {
   pipeline.Source(testing::VectorSource<Event>::Create(Events(10), source_options))
       .KeyBy([](const Event& e) { return e.id; })
       .Process(RunningTotal{})
-      .Sink(redis::Sink<Total>(options, TotalsHash("", absl::ZeroDuration())), "hashes");
+      .Sink(redis::Sink<Total>(options, TotalsHash("", absl::ZeroDuration())))
+      .Uid("hashes");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
   const absl::Time started = absl::Now();
@@ -601,7 +633,9 @@ TEST_F(RedisSinkTest, ConnectsOverAUnixSocketToTheSelectedDatabase) {
   options.connection.port = 1;  // not used with a socket
   options.connection.database = 5;
   Pipeline pipeline;
-  Totals(pipeline, 400).Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))), "hashes");
+  Totals(pipeline, 400)
+      .Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))))
+      .Uid("hashes");
   absl::Status status = pipeline.Run();
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_TRUE(server_->Keys("total:*").empty());  // database 0
@@ -614,7 +648,8 @@ TEST_F(RedisSinkTest, ACommandRedisRejectsFailsTheJobNamingTheSink) {
   ASSERT_TRUE(server_->Query({"SET", "total:1", "a string, not a hash"}).ok());
   Pipeline pipeline;
   Totals(pipeline, 400)
-      .Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::Hours(1))), "hashes");
+      .Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::Hours(1))))
+      .Uid("hashes");
   absl::Status status = pipeline.Run();
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
   EXPECT_THAT(status.message(), HasSubstr("redis sink 'hashes'"));
@@ -625,14 +660,18 @@ TEST_F(RedisSinkTest, BadOptionsAreInvalidArgumentsAtStart) {
   redis::SinkOptions options = Options();
   options.linger = absl::ZeroDuration();
   Pipeline pipeline;
-  Totals(pipeline, 10).Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))), "hashes");
+  Totals(pipeline, 10)
+      .Sink(redis::Sink<Total>(options, TotalsHash("", absl::Hours(1))))
+      .Uid("hashes");
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_FALSE(job.ok());
   EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(job.status().message(), HasSubstr("redis sink 'hashes'"));
 
   Pipeline missing;
-  Totals(missing, 10).Sink(redis::Sink<Total>(Options(), redis::HashMapping<Total>{}), "hashes");
+  Totals(missing, 10)
+      .Sink(redis::Sink<Total>(Options(), redis::HashMapping<Total>{}))
+      .Uid("hashes");
   job = missing.Start();
   ASSERT_FALSE(job.ok());
   EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
