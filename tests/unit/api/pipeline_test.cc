@@ -397,6 +397,21 @@ TEST(PipelineTest, TimestampAssignerReplacesSourceTimestamps) {
   for (const auto& record : sink->Records()) EXPECT_EQ(record.timestamp, 1001 * record.value);
 }
 
+// What a record looked like downstream: its value, its timestamp and the
+// watermark of the operator that saw it.
+struct Seen {
+  int value;
+  Timestamp timestamp;
+  Timestamp watermark;
+};
+class Observe final : public ProcessFunction<int, Seen> {
+ public:
+  absl::Status ProcessElement(const int& value, Context& ctx, Collector<Seen>& out) override {
+    out.Collect(Seen{value, ctx.timestamp(), ctx.current_watermark()});
+    return absl::OkStatus();
+  }
+};
+
 // A record the assigner gives kNoTimestamp (a tombstone) moves no
 // watermark and carries its split's latest event time, even when the
 // source's own timestamp (the broker's clock) is far ahead of the data.
@@ -408,18 +423,6 @@ TEST(PipelineTest, RecordsWithoutEventTimeMoveNoWatermark) {
     // Every tenth record is a tombstone (-1): no event time of its own.
     records.push_back({idx % 10 == 0 ? -1 : idx, kWallClock + idx});
   }
-  struct Seen {
-    int value;
-    Timestamp timestamp;
-    Timestamp watermark;
-  };
-  class Observe final : public ProcessFunction<int, Seen> {
-   public:
-    absl::Status ProcessElement(const int& value, Context& ctx, Collector<Seen>& out) override {
-      out.Collect(Seen{value, ctx.timestamp(), ctx.current_watermark()});
-      return absl::OkStatus();
-    }
-  };
   Pipeline pipeline({.parallelism = 1, .batch_size = 1});
   auto sink = testing::CollectingSink<Seen>::Create();
   pipeline
@@ -522,18 +525,6 @@ TEST(PipelineTest, BroadcastJoinOutputWatermarkStaysWithItsIdleMainInput) {
    private:
     std::shared_ptr<std::atomic<bool>> gate_;
     int seen_ = 0;
-  };
-  struct Seen {
-    int value;
-    Timestamp timestamp;
-    Timestamp watermark;
-  };
-  class Observe final : public ProcessFunction<int, Seen> {
-   public:
-    absl::Status ProcessElement(const int& value, Context& ctx, Collector<Seen>& out) override {
-      out.Collect(Seen{value, ctx.timestamp(), ctx.current_watermark()});
-      return absl::OkStatus();
-    }
   };
   Pipeline pipeline({.parallelism = 1, .batch_size = 8});
   auto strategy = WatermarkStrategy<int>::ForMonotonousTimestamps();
