@@ -176,7 +176,8 @@ TEST_F(KafkaSinkTest, ConsumerPropertiesStayOutOfProducersAndLibrdkafkaLogsThrou
         "10";
     weir::Pipeline pipeline(JobOptions(1, false));
     pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(10)))
-        .Sink(Sink<int64_t>(options), "kafka-out");
+        .Sink(Sink<int64_t>(options))
+        .Uid("kafka-out");
     ::testing::internal::CaptureStderr();
     weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
     const std::string log = ::testing::internal::GetCapturedStderr();
