@@ -57,6 +57,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/unit/checkpoint/count_job.h"
 #include "tests/unit/checkpoint/s3rver_fixture.h"
 #include "weir/checkpoint.h"
 #include "weir/testing.h"
@@ -67,7 +68,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-using Count = std::pair<int64_t, int64_t>;  // (key, running count)
+using count_job::Count;  // (key, running count)
+using count_job::CountPerKey;
 
 // The job. Four splits at 1000 records/s each: an uninterrupted run reads its
 // 48000 records in about 12 s, so the parent has time for its kills.
@@ -87,20 +89,6 @@ constexpr int kKills = 12;
 constexpr int kMinUploadKills = 3;
 constexpr uint64_t kSeed = 20240917;
 constexpr absl::Duration kRunTimeout = absl::Seconds(60);
-
-class CountPerKey final : public KeyedProcessFunction<int64_t, int64_t, Count> {
- public:
-  absl::Status ProcessElement(const int64_t&, Context& ctx, Collector<Count>& out) override {
-    ValueState<int64_t> count = ctx.GetState(kCount);
-    const int64_t n = count.value().value_or(0) + 1;
-    count.Update(n);
-    out.Collect({ctx.CurrentKey(), n});
-    return absl::OkStatus();
-  }
-
- private:
-  static inline const ValueStateDescriptor<int64_t> kCount{"count"};
-};
 
 std::vector<int64_t> Input() {
   std::vector<int64_t> values(kSplits * kRecordsPerSplit);
