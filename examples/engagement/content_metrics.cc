@@ -216,6 +216,13 @@ absl::Status ContentMetrics::OnTimer(weir::Timestamp timestamp, OnTimerContext& 
   return absl::OkStatus();
 }
 
+std::string ContentMetrics::ReplayState() const { return kState.name; }
+
+absl::Status ContentMetrics::OnReplay(Context& ctx, weir::Collector<ContentUpdate>& out) {
+  if (ctx.GetState(kState).Get() != nullptr) Emit(ctx, out);
+  return absl::OkStatus();
+}
+
 void ContentMetrics::Emit(Context& ctx, weir::Collector<ContentUpdate>& out) {
   ContentState& s = *ctx.GetState(kState).Mutable();
   ContentUpdate update;

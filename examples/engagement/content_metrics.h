@@ -14,7 +14,8 @@
 //   event count, for ClickHouse's ReplacingMergeTree.
 //
 // At the end of input everything pending is emitted once more, without
-// ageing the window (the last leaderboard stays as it was).
+// ageing the window (the last leaderboard stays as it was). A replay emits
+// every content's current update again.
 
 #ifndef WEIR_EXAMPLES_ENGAGEMENT_CONTENT_METRICS_H_
 #define WEIR_EXAMPLES_ENGAGEMENT_CONTENT_METRICS_H_
@@ -97,6 +98,10 @@ class ContentMetrics final
                               weir::Collector<ContentUpdate>& out) override;
   absl::Status OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx,
                        weir::Collector<ContentUpdate>& out) override;
+  // A replay (a Redis sink found Redis emptied) emits every content's
+  // current update again: its hash and leaderboard entries come back.
+  std::string ReplayState() const override;
+  absl::Status OnReplay(Context& ctx, weir::Collector<ContentUpdate>& out) override;
 
  private:
   void Emit(Context& ctx, weir::Collector<ContentUpdate>& out);

@@ -235,6 +235,19 @@ class KeyedProcessFunction {
     (void)out;
     return absl::OkStatus();
   }
+  // Replays (see ReplayService in weir/sink.h): the name of the state (its
+  // descriptor's name) whose keys a replay visits. Empty: the function does
+  // not replay.
+  virtual std::string ReplayState() const { return std::string(); }
+  // Called during a replay once for each key that holds ReplayState(), with
+  // that key current: emit the key's current result, as absolute values, as
+  // if it had just changed. The output is stamped like that of
+  // processing-time timers (just above the watermark).
+  virtual absl::Status OnReplay(Context& ctx, Collector<OUT>& out) {
+    (void)ctx;
+    (void)out;
+    return absl::OkStatus();
+  }
   virtual absl::Status Close() { return absl::OkStatus(); }
 };
 

@@ -73,6 +73,11 @@ struct PipelineOptions {
   // exchange. Full rings backpressure the sources.
   // Default: 64
   size_t queue_capacity = 64;
+  // How fast each keyed operator instance visits its keys during a replay
+  // (ReplayService in weir/sink.h): the replay runs beside normal records
+  // and never takes a worker for long.
+  // Default: 20000 keys per second
+  int64_t replay_keys_per_second = 20000;
   // The job's name, used in errors and metrics.
   // Default: "weir"
   std::string job_name = "weir";

@@ -20,6 +20,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -30,6 +31,33 @@
 #include "weir/time.h"
 
 namespace weir {
+
+// Replays: the job emits every key's current value again.
+//
+// A sink whose target lost what it had written (a Redis restarted without
+// persistence) cannot get it back from its input: records it wrote long ago
+// will not come again. It asks for a replay instead. Every keyed operator
+// whose function names a KeyedProcessFunction::ReplayState() then calls
+// OnReplay once for each key holding that state, a few keys at a time
+// beside its normal work (PipelineOptions::replay_keys_per_second), and what
+// OnReplay emits flows to the sinks like any other record. Sinks reach the
+// service through SinkContext::replay.
+class ReplayService {
+ public:
+  virtual ~ReplayService() = default;
+  // Asks for a replay; logs `reason`. Returns the replay's number (1, 2,
+  // ...). A request made before the operators began the newest replay joins
+  // it; a later one starts a new replay, which begins again at the first
+  // key. Thread-safe.
+  virtual int64_t Request(std::string_view reason) = 0;
+  // The newest replay's number (0: none was asked for).
+  virtual int64_t latest() const = 0;
+  // True once replay `number`, or a newer one, was emitted in full by every
+  // replaying operator before the barrier of checkpoint `checkpoint_id`
+  // reached it: a sink's Commit(checkpoint_id) then knows that it received
+  // all of it.
+  virtual bool CompleteBefore(int64_t number, int64_t checkpoint_id) const = 0;
+};
 
 // What a writer is created with.
 struct SinkContext {
@@ -51,6 +79,13 @@ struct SinkContext {
   bool checkpointing = false;
   absl::Duration checkpoint_interval = absl::ZeroDuration();
   absl::Duration checkpoint_timeout = absl::ZeroDuration();
+  // The checkpoint this run restored the sink from, when that checkpoint
+  // holds it (the sink ran, under this uid, in the run that took it); 0
+  // otherwise.
+  int64_t restored_checkpoint = 0;
+  // Replays of keyed state (see ReplayService). Null when the writer is
+  // created outside a job.
+  ReplayService* replay = nullptr;
   // Where the writer registers its metrics; labelled with the job, the
   // operator and the worker. Set by the runtime; may be null when a writer
   // is created outside a job.

@@ -171,6 +171,12 @@ int AddSinkNode(Graph* graph, int input, std::shared_ptr<Sink<T>> sink) {
                         .checkpointing = worker.env.checkpointing,
                         .checkpoint_interval = worker.env.checkpoint_interval,
                         .checkpoint_timeout = worker.env.checkpoint_timeout,
+                        .restored_checkpoint =
+                            worker.env.restored() != nullptr &&
+                                    !worker.env.restored()->Snapshots(self.identity()).empty()
+                                ? worker.env.restored()->checkpoint_id()
+                                : 0,
+                        .replay = worker.env.replay(),
                         .metrics = &worker.env.metric_group(worker.label(self.id))};
     absl::StatusOr<std::unique_ptr<SinkWriter<T>>> writer = sink->CreateWriter(context);
     if (!writer.ok()) return writer.status();

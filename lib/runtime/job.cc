@@ -41,6 +41,9 @@ const RestoredState* WorkerEnv::restored() const {
 StateStoreFactory* WorkerEnv::state_stores() const {
   return job == nullptr ? nullptr : job->state_stores;
 }
+ReplayCoordinator* WorkerEnv::replay() const {
+  return job == nullptr ? nullptr : &job->replays;
+}
 MetricGroup& WorkerEnv::metric_group(const std::string& op) const {
   if (job == nullptr || job->metrics == nullptr) return DetachedMetricGroup();
   return job->metrics->Group(op, worker_index);
@@ -57,6 +60,11 @@ absl::Status ValidateOptions(const PipelineOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("PipelineOptions.max_parallelism must be in [parallelism, 32768], got ",
                      options.max_parallelism, " with parallelism ", options.parallelism));
+  }
+  if (options.replay_keys_per_second < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PipelineOptions.replay_keys_per_second must be >= 1, got ",
+                     options.replay_keys_per_second));
   }
   if (options.batch_size < 1) {
     return absl::InvalidArgumentError("PipelineOptions.batch_size must be >= 1");
@@ -178,7 +186,7 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
     return absl::InvalidArgumentError("the pipeline has no sink: nothing would be written");
 
   std::shared_ptr<Job> job(new Job());
-  job->shared_owner_ = std::make_unique<JobShared>(options.parallelism);
+  job->shared_owner_ = std::make_unique<JobShared>(options.parallelism, options.job_name);
   job->shared_ = job->shared_owner_.get();
   job->monitor_ = std::make_unique<JobMonitor>(options, graph);
   job->shared_->metrics = &job->monitor_->registry();
@@ -280,6 +288,7 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
     env->checkpointing = job->storage_ != nullptr;
     env->checkpoint_interval = options.checkpoints.interval;
     env->checkpoint_timeout = options.checkpoints.timeout;
+    env->replay_keys_per_second = options.replay_keys_per_second;
 
     WorkerBuilder builder(*env, job_builder.shared(), labels);
     for (const auto& node : graph.nodes()) {

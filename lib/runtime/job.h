@@ -15,6 +15,7 @@
 #include "lib/checkpoint/restore.h"
 #include "lib/metrics/registry.h"
 #include "lib/runtime/job_monitor.h"
+#include "lib/runtime/replay.h"
 #include "lib/runtime/worker.h"
 #include "lib/runtime/worker_signal.h"
 #include "weir/internal/graph.h"
@@ -26,7 +27,7 @@ namespace weir::internal {
 // State every worker of a job shares: wake-up signals and the stop/cancel flags.
 class JobShared {
  public:
-  explicit JobShared(int parallelism) {
+  JobShared(int parallelism, std::string job_name) : replays(std::move(job_name)) {
     for (int idx = 0; idx < parallelism; ++idx)
       signals_.push_back(std::make_unique<WorkerSignal>());
   }
@@ -43,6 +44,7 @@ class JobShared {
   SnapshotCollector* collector = nullptr;
   const RestoredState* restored = nullptr;
   StateStoreFactory* state_stores = nullptr;
+  JobReplays replays;
   // The job's metrics (operators register their groups here).
   MetricRegistry* metrics = nullptr;
   // Set on Cancel() and on the first failure: workers leave their loops.

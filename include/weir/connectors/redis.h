@@ -45,6 +45,20 @@
 // restore from an older snapshot) fails with kAborted, so that the job
 // restarts from its checkpoint.
 //
+// Lost data. Redis restarted without persistence (or flushed, or failed
+// over to an empty replica) has lost every key the sink wrote, and records
+// written long ago will not come again. The writer sees it: the fence is
+// gone (at the next batch, or at start when the run restored the sink from
+// a checkpoint). It logs the loss, marks the fence, and asks the job for a
+// replay (ReplayService in weir/sink.h): every keyed operator whose function
+// names a ReplayState() emits each key's current value again, throttled
+// (PipelineOptions::replay_keys_per_second) beside the live records, and
+// the sinks write them like any record. Once a checkpoint completes after
+// the replay, the mark goes; a run that restores while the mark is there
+// replays again. A reconnect to a Redis that kept its data replays nothing.
+// Keys derived from nothing in keyed state (say, a sink fed by a stateless
+// Map) are not rewritten.
+//
 // Failures. When Redis is down or restarting, the writer reconnects with
 // exponential backoff and resends every batch Redis has not acknowledged
 // (in order; resending is harmless since writes are idempotent and
@@ -342,6 +356,8 @@ class RedisWriterCore {
                               absl::FunctionRef<void(size_t, CommandBuilder&)> encode) = 0;
   // Sends what is buffered and waits until Redis acknowledged all of it.
   virtual absl::Status Flush() = 0;
+  // Checkpoint `checkpoint_id` is complete (clears a repaired loss's mark).
+  virtual absl::Status Commit(int64_t checkpoint_id) = 0;
   // Stops the I/O thread; unflushed records are dropped.
   virtual absl::Status Close() = 0;
 };
@@ -378,6 +394,9 @@ class RedisSink final : public weir::Sink<T> {
     }
     bool ReadsOnly() const override { return true; }
     absl::Status Flush() override { return core_->Flush(); }
+    absl::Status Commit(int64_t checkpoint_id, const std::string&) override {
+      return core_->Commit(checkpoint_id);
+    }
     absl::Status Close() override { return core_->Close(); }
 
    private:

@@ -53,6 +53,7 @@ absl::Status StatusFromCurrentException(const std::string& op_name, int worker);
 
 class JobShared;
 class Replayable;
+class ReplayCoordinator;
 class SnapshotCollector;
 class RestoredState;
 class StateStoreFactory;
@@ -86,6 +87,10 @@ struct WorkerEnv {
   const RestoredState* restored() const;
   // Stores for keyed state (RocksDB); null for the memory backend.
   StateStoreFactory* state_stores() const;
+  // The job's replays (ReplayService); null when the env belongs to no job.
+  ReplayCoordinator* replay() const;
+  // PipelineOptions::replay_keys_per_second.
+  int64_t replay_keys_per_second = 20000;
   // The metric group of operator `op` on this worker (labels: job, operator,
   // worker); a detached group when the env belongs to no job.
   MetricGroup& metric_group(const std::string& op) const;

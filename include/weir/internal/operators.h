@@ -29,6 +29,7 @@
 #include "weir/internal/broadcast_state.h"
 #include "weir/internal/checkpointing.h"
 #include "weir/internal/operator.h"
+#include "weir/internal/replay.h"
 #include "weir/internal/spsc_ring.h"
 #include "weir/internal/state_table.h"
 #include "weir/key.h"
@@ -378,6 +379,20 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
           if (key.rfind("broadcast/", 0) == 0) broadcast_state_.AddRestored(key.substr(10), bytes);
         }
       }
+      last_checkpoint_ = restored->checkpoint_id();
+    }
+    if constexpr (!kBroadcast) {
+      replay_.state = fn_.ReplayState();
+      if (!replay_.state.empty() && this->env_.replay() != nullptr) {
+        if constexpr (!kHasCodec<K>) {
+          return absl::FailedPreconditionError("operator '" + this->name() +
+                                               "': replays need a weir::Codec for the key type");
+        }
+        replay_.coordinator = this->env_.replay();
+        replay_.slot = replay_.coordinator->Join();
+        replay_.keys_replayed = &this->metric_group().AddCounter(
+            "weir_replayed_keys_total", "Keys whose current value a replay emitted again");
+      }
     }
     return fn_.Open(MakeRuntimeContext(*this));
   }
@@ -402,7 +417,16 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     return scope;
   }
 
-  Timestamp NextProcessingTimer() const override { return processing_timers_.Next(); }
+  // Processing-time timers, and the steps of a replay (which polls for a
+  // new one on every pass: one atomic load).
+  Timestamp NextProcessingTimer() const override {
+    Timestamp next = processing_timers_.Next();
+    if (replay_.coordinator != nullptr) {
+      if (replay_.coordinator->latest() > replay_.number) return kMinTimestamp;
+      if (replay_.active) next = std::min(next, replay_.next_step);
+    }
+    return next;
+  }
   void FireProcessingTimers(Timestamp now) override {
     Timestamp ts;
     // Processing-time output is stamped just above the watermark, so it is never late.
@@ -412,6 +436,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     while (processing_timers_.PopUpTo(now, &ts, &timer_key_)) {
       Fire(ts, TimeDomain::kProcessingTime, out_ts);
     }
+    if (replay_.coordinator != nullptr) ReplayStep(now, out_ts);
     collector_.Flush();
     this->side_outputs_.FlushAll();
   }
@@ -422,6 +447,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   // Keyed state and timers, one SST per state table, keys prefixed with
   // their key group so a restore at another parallelism takes its range.
   void SnapshotState(int64_t checkpoint_id, OperatorSnapshot& snapshot) override {
+    last_checkpoint_ = checkpoint_id;
     const auto [begin, end] =
         KeyGroupRange(this->env_.worker_index, this->env_.parallelism, this->env_.max_parallelism);
     snapshot.key_group_begin = begin;
@@ -636,6 +662,75 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     return absl::OkStatus();
   }
 
+  // One step of a replay: begins the newest one if there is one, then emits
+  // the keys due by now (replay_keys_per_second), one key group's keys
+  // collected at a time (RocksDB; the memory backend collects all at once).
+  void ReplayStep(Timestamp now, Timestamp out_ts) {
+    if constexpr (!kBroadcast && kHasCodec<K>) {
+      if (replay_.coordinator->latest() > replay_.number) {
+        replay_.number = replay_.coordinator->Begin(replay_.slot);
+        replay_.active = true;
+        const auto [begin, end] = KeyGroupRange(this->env_.worker_index, this->env_.parallelism,
+                                                this->env_.max_parallelism);
+        replay_.next_group = begin;
+        replay_.keys.clear();
+        replay_.position = 0;
+        replay_.next_step = now;
+      }
+      if (!replay_.active || now < replay_.next_step) return;
+      const int64_t rate = this->env_.replay_keys_per_second;
+      // Steps of about 10 ms' worth of keys.
+      int64_t budget = std::max<int64_t>(1, rate / 100);
+      const int64_t budgeted = budget;
+      const int group_end =
+          KeyGroupRange(this->env_.worker_index, this->env_.parallelism, this->env_.max_parallelism)
+              .second;
+      now_ = now;
+      while (budget > 0) {
+        if (replay_.position == replay_.keys.size()) {
+          if (replay_.next_group >= group_end) {
+            replay_.active = false;
+            collector_.Flush();
+            this->side_outputs_.FlushAll();
+            replay_.coordinator->Complete(replay_.slot, replay_.number, last_checkpoint_);
+            return;
+          }
+          replay_.keys.clear();
+          replay_.position = 0;
+          const int from = replay_.next_group;
+          replay_.next_group = store_ != nullptr ? from + 1 : group_end;
+          absl::Status status =
+              state_.CollectKeys(replay_.state, from, replay_.next_group, now, replay_.keys);
+          if (!status.ok()) this->Fail(status);
+          continue;
+        }
+        std::string_view rest(replay_.keys[replay_.position++]);
+        rest.remove_prefix(2);
+        uint64_t len = 0;
+        K key{};
+        if (!ReadVarint(rest, len) || !Codec<K>::Decode(rest, key)) {
+          this->Fail(absl::DataLossError("operator '" + this->name() +
+                                         "': a key of state '" + replay_.state +
+                                         "' does not decode"));
+        }
+        timer_key_ = std::move(key);
+        current_key_ = &timer_key_;
+        scope_valid_ = false;
+        ContextAccess::SetKey<typename KeyedBase::Context>(ctx_, &timer_key_);
+        ContextAccess::SetTimestamp(ctx_, out_ts);
+        collector_.SetTimestamp(out_ts);
+        GuardUserCode(*this, [&] { CheckUserStatus(*this, fn_.OnReplay(ctx_, collector_)); });
+        current_key_ = nullptr;
+        replay_.keys_replayed->Increment();
+        --budget;
+      }
+      replay_.next_step = now + std::max<int64_t>(1, budgeted * 1000 / rate);
+    } else {
+      (void)now;
+      (void)out_ts;
+    }
+  }
+
   void Fire(Timestamp ts, TimeDomain domain, Timestamp out_ts) {
     current_key_ = &timer_key_;
     scope_valid_ = false;
@@ -669,6 +764,21 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   K entered_key_{};
   mutable KeyedTimerQueue<K> event_timers_;
   mutable KeyedTimerQueue<K> processing_timers_;
+  // The newest checkpoint whose barrier passed (or that was restored).
+  int64_t last_checkpoint_ = 0;
+  // A function with a ReplayState() takes part in replays.
+  struct Replay {
+    std::string state;
+    ReplayCoordinator* coordinator = nullptr;  // null: this operator does not replay
+    int slot = -1;
+    int64_t number = 0;  // the replay begun last
+    bool active = false;
+    int next_group = 0;  // key groups below it are collected
+    std::vector<std::string> keys;  // collected, not yet emitted from `position` on
+    size_t position = 0;
+    Timestamp next_step = kMaxTimestamp;
+    Counter* keys_replayed = nullptr;
+  } replay_;
 };
 
 template <class In, class B, class Out, class Fn>

@@ -926,6 +926,50 @@ class KeyedStateBackend {
     return absl::OkStatus();
   }
 
+  // Replays: appends to `out` the key part ([kg][len][key]) of every key
+  // with a value in table `name` whose key group is in [group_begin,
+  // group_end), each once, in byte order. RocksDB writes the cache back
+  // first and then scans its store, so a key may be listed whose value
+  // expired (reading it finds nothing).
+  absl::Status CollectKeys(const std::string& name, int group_begin, int group_end, Timestamp now,
+                           std::vector<std::string>& out) {
+    const size_t first = out.size();
+    auto add = [&](std::string_view composite) {
+      const int group = KeyGroupOfComposite(composite);
+      if (group < group_begin || group >= group_end) return;
+      std::string_view rest = composite.substr(2);
+      uint64_t len = 0;
+      if (!ReadVarint(rest, len) || rest.size() < len) {
+        throw StateError("state '" + name + "' of operator '" + operator_name_ + "': bad key");
+      }
+      const size_t key_end = composite.size() - rest.size() + len;
+      if (out.size() > first && out.back() == composite.substr(0, key_end)) return;
+      out.emplace_back(composite.substr(0, key_end));
+    };
+    if (store_ != nullptr) {
+      if (absl::Status status = WriteBack(); !status.ok()) return status;
+      absl::StatusOr<int> table = store_->OpenTable(name);
+      if (!table.ok()) return table.status();
+      for (int group = group_begin; group < group_end; ++group) {
+        const char prefix[2] = {static_cast<char>(group >> 8), static_cast<char>(group & 0xff)};
+        absl::Status status =
+            store_->Scan(*table, std::string_view(prefix, 2),
+                         [&](std::string_view key, std::string_view) { add(key); });
+        if (!status.ok()) return status;
+      }
+      return absl::OkStatus();
+    }
+    std::vector<KvPair> pairs;
+    if (auto it = tables_.find(name); it != tables_.end()) it->second->Export(pairs, now);
+    if (auto it = pending_.find(name); it != pending_.end()) {
+      pairs.insert(pairs.end(), it->second.begin(), it->second.end());
+    }
+    std::sort(pairs.begin(), pairs.end(),
+              [](const KvPair& a, const KvPair& b) { return a.first < b.first; });
+    for (const KvPair& pair : pairs) add(pair.first);
+    return absl::OkStatus();
+  }
+
   std::vector<std::string> table_names() const {
     std::vector<std::string> names;
     for (const auto& [name, table] : tables_) names.push_back(name);

@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -101,13 +102,27 @@ struct SealedBatch {
   uint64_t seq = 0;
 };
 
+// What a writer knows of its sink beyond the options.
+struct WriterSetup {
+  std::string label;
+  std::string address;
+  std::string fence_key;
+  bool checkpointing = false;
+  ReplayService* replay = nullptr;
+  int64_t restored_checkpoint = 0;
+};
+
 class RedisWriter final : public RedisWriterCore {
  public:
-  RedisWriter(SinkOptions options, std::string label, std::string address, std::string sha,
-              std::string header, std::unique_ptr<Connection> connection)
+  RedisWriter(SinkOptions options, WriterSetup setup, std::string sha, std::string header,
+              std::unique_ptr<Connection> connection)
       : options_(std::move(options)),
-        label_(std::move(label)),
-        address_(std::move(address)),
+        label_(std::move(setup.label)),
+        address_(std::move(setup.address)),
+        fence_key_(std::move(setup.fence_key)),
+        checkpointing_(setup.checkpointing),
+        replay_(setup.replay),
+        restored_checkpoint_(setup.restored_checkpoint),
         sha_(std::move(sha)),
         header_(std::move(header)),
         connection_(std::move(connection)),
@@ -115,10 +130,29 @@ class RedisWriter final : public RedisWriterCore {
         random_(std::random_device{}()) {
     sender_ = std::thread([this] { Run(); });
   }
+
+  // Redis lost its data (found by the epoch script at start or by a batch):
+  // asks the job for a replay of every key's current value, unless another
+  // subtask of this sink found the same loss first (`first` false), and
+  // remembers to clear the fence's mark once the replay is complete.
+  void DataLost(bool first, absl::string_view how) {
+    if (first) {
+      weir::internal::Log(label_, ": Redis at ", address_, " lost its data (", how,
+                          "); rewriting every key from keyed state");
+      if (replay_ != nullptr) replay_->Request(label_ + ": Redis lost its data");
+    }
+    marked_.store(true, std::memory_order_release);
+  }
   ~RedisWriter() override { (void)Close(); }
 
   absl::Status Append(size_t records,
                       absl::FunctionRef<void(size_t, CommandBuilder&)> encode) override {
+    // Without checkpoints no run restores: the mark only tells the other
+    // subtasks that the loss is being repaired, until the replay completes.
+    if (!checkpointing_ && marked_.load(std::memory_order_relaxed)) {
+      absl::Status cleared = Commit(std::numeric_limits<int64_t>::max());
+      if (!cleared.ok()) return cleared;
+    }
     std::unique_lock<std::mutex> lock(mu_);
     for (size_t idx = 0; idx < records; ++idx) {
       if (!error_.ok()) return error_;
@@ -142,6 +176,27 @@ class RedisWriter final : public RedisWriterCore {
       if (current_records_ >= options_.batch_records) SealLocked();
     }
     return error_;
+  }
+
+  // Once the replay that repairs a loss is complete before checkpoint
+  // `checkpoint_id`, a batch clears the fence's mark (fenced like any
+  // other, so a zombie cannot clear it).
+  absl::Status Commit(int64_t checkpoint_id) override {
+    // The restored checkpoint's committables are committed again when the
+    // sink opens, before the keyed operators joined the replay.
+    if (!marked_.load(std::memory_order_acquire) || checkpoint_id <= restored_checkpoint_) {
+      return absl::OkStatus();
+    }
+    if (replay_ != nullptr && !replay_->CompleteBefore(replay_->latest(), checkpoint_id)) {
+      return absl::OkStatus();
+    }
+    marked_.store(false, std::memory_order_release);
+    weir::internal::Log(label_, ": the replay that rewrote Redis's lost data is complete");
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_.ok()) return error_;
+    current_.Add({"HDEL", fence_key_, "replay"});
+    SealLocked();
+    return absl::OkStatus();
   }
 
   absl::Status Flush() override {
@@ -319,6 +374,12 @@ class RedisWriter final : public RedisWriterCore {
         SetError(Annotate(error, label_, "Redis rejected a write: "));
         return;
       }
+      if ((*reply)->type == REDIS_REPLY_INTEGER && (*reply)->integer < 0) {
+        DataLost((*reply)->integer == -1,
+                 absl::StrCat("the fence '", fence_key_,
+                              "' was gone: a restart without persistence, a FLUSHALL or a "
+                              "failover to an empty replica"));
+      }
       SealedBatch done = std::move(unacked.front());
       unacked.pop_front();
       --sent;
@@ -344,6 +405,13 @@ class RedisWriter final : public RedisWriterCore {
   const SinkOptions options_;
   const std::string label_;
   const std::string address_;
+  const std::string fence_key_;
+  const bool checkpointing_;
+  ReplayService* const replay_;
+  const int64_t restored_checkpoint_;
+  // Set when this writer found a loss (or a mark a run before left): the
+  // fence's mark is cleared once the newest replay is complete.
+  std::atomic<bool> marked_{false};
   const std::string sha_;  // of kFencedWriteScript
   const std::string header_;
 
@@ -438,10 +506,13 @@ absl::StatusOr<std::unique_ptr<RedisWriterCore>> RedisWriterCore::Create(
     } else {
       epoch = (*connection)
                   ->Command({"EVAL", kTakeEpochScript, "1", fence_key, field,
-                             std::to_string(context.parallelism)});
+                             std::to_string(context.parallelism),
+                             context.restored_checkpoint > 0 ? "1" : "0"});
     }
-    if (epoch.ok() && (*epoch)->type != REDIS_REPLY_INTEGER) {
-      epoch = absl::InternalError("the epoch script did not return an integer");
+    if (epoch.ok() && ((*epoch)->type != REDIS_REPLY_ARRAY || (*epoch)->elements != 2 ||
+                       (*epoch)->element[0]->type != REDIS_REPLY_INTEGER ||
+                       (*epoch)->element[1]->type != REDIS_REPLY_INTEGER)) {
+      epoch = absl::InternalError("the epoch script did not return {epoch, state}");
     }
     if (epoch.ok()) {
       std::string header;
@@ -450,9 +521,27 @@ absl::StatusOr<std::unique_ptr<RedisWriterCore>> RedisWriterCore::Create(
             absl::string_view(fence_key), absl::string_view(field)}) {
         AppendBulk(header, item);
       }
-      AppendBulk(header, std::to_string((*epoch)->integer));
-      return std::unique_ptr<RedisWriterCore>(std::make_unique<RedisWriter>(
-          options, label, address, std::move(sha), std::move(header), *std::move(connection)));
+      AppendBulk(header, std::to_string((*epoch)->element[0]->integer));
+      const long long state = (*epoch)->element[1]->integer;
+      auto writer = std::make_unique<RedisWriter>(
+          options,
+          WriterSetup{.label = label,
+                      .address = address,
+                      .fence_key = fence_key,
+                      .checkpointing = context.checkpointing,
+                      .replay = context.replay,
+                      .restored_checkpoint = context.restored_checkpoint},
+          std::move(sha), std::move(header), *std::move(connection));
+      if (state == 1) {
+        writer->DataLost(true, absl::StrCat("the fence '", fence_key,
+                                            "' is gone, but the checkpoint this run restored "
+                                            "holds the sink: Redis lost what it wrote"));
+      } else if (state == 2) {
+        writer->DataLost(true, absl::StrCat("the fence '", fence_key,
+                                            "' is marked: the replay an earlier run began to "
+                                            "repair a loss did not complete"));
+      }
+      return std::unique_ptr<RedisWriterCore>(std::move(writer));
     }
     const absl::Status& status = epoch.status();
     if (status.code() != absl::StatusCode::kUnavailable) {
