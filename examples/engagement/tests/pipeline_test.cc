@@ -12,6 +12,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -405,6 +406,27 @@ class PipelineEndToEndTest : public ::testing::Test {
     }
   }
 
+  // Whether every content's hash holds its reference event count and each
+  // leaderboard its reference size (ExpectRedis checks everything).
+  bool RedisHoldsEveryContent(const Reference& ref) {
+    std::map<std::string, size_t> boards;
+    for (const auto& [id, pc] : ref.contents) {
+      auto events = redis_->Query({"HGET", absl::StrCat("content:", id, ":metrics"), "events"});
+      if (!events.ok() || events->str != std::to_string(pc.totals.events)) return false;
+      if (pc.totals.engagement_seconds() > 0) {
+        ++boards[kLeaderboardKey];
+        ++boards[absl::StrCat(kLeaderboardKey, ":", pc.content_type)];
+      }
+    }
+    for (const auto& [key, size] : boards) {
+      auto members = redis_->Query({"ZCARD", key});
+      if (!members.ok() || members->integer != static_cast<int64_t>(std::min<size_t>(size, 100))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   void ExpectClickHouse(const Reference& ref) {
     const std::string rows =
         Query(absl::StrCat("SELECT event_id, content_id, event_type, slug, title, content_type, "
@@ -630,6 +652,53 @@ TEST_F(PipelineEndToEndTest, LiveRunOverOldDataEqualsTheReference) {
   ASSERT_EQ(count, std::to_string(ref.enriched.size())) << "the live run never caught up";
   ASSERT_TRUE(status.ok()) << status;
   ExpectOutputs(data, ref, /*exact_outbox=*/true);
+}
+
+// Redis killed and restarted empty (no persistence) while a live run is
+// caught up and quiet: no content gets another event, yet within a bounded
+// time every hash and leaderboard is back, equal to the reference. The
+// Redis sinks' heartbeats find their fences gone, and the content metrics
+// replay every content's current update from keyed state.
+TEST_F(PipelineEndToEndTest, RedisRestartedEmptyIsRewrittenFromKeyedState) {
+  const Dataset data = MakeDataset(12'000);
+  const Reference ref = Compute(data);
+  Produce(data);
+  config_.bounded = false;
+  std::atomic<bool> stop{false};
+  absl::Status status;
+  std::thread run([&] { status = RunPipeline(config_, stop); });
+  const std::string count_sql =
+      absl::StrCat("SELECT count() FROM ", kEnrichedTable, " FINAL FORMAT TSV");
+  absl::Time deadline = absl::Now() + absl::Seconds(120);
+  bool caught_up = false;
+  while (!caught_up && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(200));
+    absl::StatusOr<std::string> count =
+        weir::clickhouse::Query(clickhouse_->Connection(), count_sql);
+    caught_up = count.ok() &&
+                absl::StripAsciiWhitespace(*count) == std::to_string(ref.enriched.size()) &&
+                RedisHoldsEveryContent(ref);
+  }
+  bool repaired = false;
+  absl::Duration took;
+  if (caught_up) {
+    redis_->Kill();
+    const absl::Time restarted = absl::Now();
+    ASSERT_TRUE(redis_->Restart().ok());  // without persistence: empty
+    deadline = absl::Now() + absl::Seconds(30);
+    while (!repaired && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(100));
+      repaired = RedisHoldsEveryContent(ref);
+    }
+    took = absl::Now() - restarted;
+  }
+  stop = true;
+  run.join();
+  ASSERT_TRUE(caught_up) << "the live run never caught up";
+  ASSERT_TRUE(repaired) << "Redis was not rewritten within 30 s of its restart";
+  std::printf("Redis rewritten %s after its restart\n", absl::FormatDuration(took).c_str());
+  ASSERT_TRUE(status.ok()) << status;
+  ExpectRedis(ref);
 }
 
 // The same with keyed state in RocksDB (--state-dir): the join's waiting

@@ -188,6 +188,11 @@ struct SinkOptions {
   // write, or when the pipeline starts) before it fails with kUnavailable.
   // Default: 30 s
   absl::Duration unavailable_timeout = absl::Seconds(30);
+  // An idle writer (nothing written for this long) sends an empty fenced
+  // batch: it finds a Redis that restarted empty (see "Lost data") or went
+  // away even when the stream is quiet. Zero: never.
+  // Default: 1 s
+  absl::Duration heartbeat = absl::Seconds(1);
   // The hash that holds the writers' epochs (one field per worker).
   // Default: "weir:fence:" + the sink's uid (SinkContext::operator_uid)
   std::string fence_key;

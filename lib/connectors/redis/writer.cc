@@ -228,9 +228,11 @@ class RedisWriter final : public RedisWriterCore {
   }
 
  private:
-  // Moves the current batch to the send queue. Requires mu_.
-  void SealLocked() {
-    if (current_records_ == 0 && CommandBuilderAccess::empty(current_)) return;
+  // Moves the current batch to the send queue; an empty one only when
+  // `heartbeat`. Requires mu_.
+  void SealLocked(bool heartbeat = false) {
+    if (!heartbeat && current_records_ == 0 && CommandBuilderAccess::empty(current_)) return;
+    last_sealed_ = absl::Now();
     SealedBatch batch;
     batch.seq = ++sealed_seq_;
     // The sequence number lets the script refuse a copy of this batch that
@@ -298,6 +300,10 @@ class RedisWriter final : public RedisWriterCore {
       if (closed_ || !error_.ok()) return false;
       const absl::Time now = absl::Now();
       if (current_records_ > 0 && now >= current_since_ + options_.linger) SealLocked();
+      // Idle: a heartbeat checks the fence (and the connection).
+      const bool idle = current_records_ == 0 && queued_.empty() && unacked.empty();
+      const bool heartbeats = options_.heartbeat > absl::ZeroDuration();
+      if (idle && heartbeats && now >= last_sealed_ + options_.heartbeat) SealLocked(true);
       while (!queued_.empty() &&
              unacked.size() < static_cast<size_t>(options_.max_in_flight_batches)) {
         unacked.push_back(std::move(queued_.front()));
@@ -308,6 +314,7 @@ class RedisWriter final : public RedisWriterCore {
       absl::Time wake = absl::InfiniteFuture();
       if (current_records_ > 0) wake = current_since_ + options_.linger;
       if (!unacked.empty()) wake = std::min(wake, next_attempt_);
+      if (idle && heartbeats) wake = std::min(wake, last_sealed_ + options_.heartbeat);
       if (wake == absl::InfiniteFuture()) {
         sender_cv_.wait(lock);
       } else {
@@ -428,6 +435,7 @@ class RedisWriter final : public RedisWriterCore {
   absl::Status error_;
   bool closed_ = false;
   absl::Time next_attempt_ = absl::InfinitePast();
+  absl::Time last_sealed_ = absl::Now();
 
   // Replaced only by the I/O thread, under connection_mu_ (so Close can
   // interrupt a blocked read); used for I/O without the lock.
@@ -476,6 +484,9 @@ absl::Status RedisWriterCore::Validate(const SinkOptions& options, absl::string_
   }
   if (options.unavailable_timeout <= absl::ZeroDuration()) {
     return invalid("SinkOptions.unavailable_timeout must be > 0");
+  }
+  if (options.heartbeat < absl::ZeroDuration()) {
+    return invalid("SinkOptions.heartbeat must be >= 0");
   }
   return absl::OkStatus();
 }

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -56,6 +57,14 @@ class RunningTotal final : public KeyedProcessFunction<int64_t, Event, Total> {
     count.Update(total.count);
     seconds.Update(total.seconds);
     out.Collect(total);
+    return absl::OkStatus();
+  }
+  // When Redis lost its data, every id's total is written again.
+  std::string ReplayState() const override { return kCount.name; }
+  absl::Status OnReplay(Context& ctx, Collector<Total>& out) override {
+    const int64_t* count = ctx.GetState(kCount).Get();
+    const int64_t* seconds = ctx.GetState(kSeconds).Get();
+    if (count != nullptr && seconds != nullptr) out.Collect({ctx.CurrentKey(), *count, *seconds});
     return absl::OkStatus();
   }
 
@@ -164,6 +173,16 @@ class Inspector {
  private:
   RedisServer* server_;
 };
+
+double MetricSum(const JobHandle& job, const std::string& name) {
+  const MetricsSnapshot snapshot = job.CollectMetrics();
+  const MetricFamily* family = snapshot.Find(name);
+  double sum = 0;
+  if (family != nullptr) {
+    for (const MetricSeries& series : family->series) sum += series.value;
+  }
+  return sum;
+}
 
 class RedisSinkTest : public ::testing::Test {
  protected:
@@ -401,6 +420,161 @@ TEST_F(RedisSinkTest, ServerKilledAndRestartedMidRunLosesNothing) {
   // The outage is in the log when it starts and when it ends.
   EXPECT_THAT(log, ::testing::HasSubstr("unavailable (")) << log;
   EXPECT_THAT(log, ::testing::HasSubstr("answers again after")) << log;
+  // Redis kept its data: nothing is rewritten.
+  EXPECT_THAT(log, ::testing::Not(::testing::HasSubstr("lost its data"))) << log;
+  EXPECT_EQ(MetricSum(*job, "weir_replayed_keys_total"), 0);
+}
+
+// Redis restarted without persistence mid-run has lost every key. Ids that
+// get no event after the restart come back all the same: the sink finds
+// its fence gone and the job replays every id's total from keyed state.
+// Afterwards Redis holds exactly what a run without the loss would: the
+// last total of every id, as hashes and in the leaderboard.
+TEST_F(RedisSinkTest, ServerRestartedEmptyIsRewrittenFromKeyedState) {
+  constexpr int kFirst = 4000;  // every id
+  constexpr int kLater = 200'000;  // ids 0..9 only, slowly, until the test stops
+  redis::SinkOptions options = Options();
+  options.unavailable_timeout = absl::Seconds(20);
+  Pipeline pipeline({.parallelism = 2, .replay_keys_per_second = 100});
+  testing::VectorSourceOptions fast{.splits = 2, .unbounded = true};
+  testing::VectorSourceOptions slow{.splits = 2, .unbounded = true, .records_per_second = 50};
+  std::vector<Event> later(kLater);
+  for (int i = 0; i < kLater; ++i) later[i] = {i % 10, i % 10 + 1};
+  auto last = std::make_shared<std::map<int64_t, Total>>();
+  auto mu = std::make_shared<std::mutex>();
+  Stream<Total> totals =
+      pipeline.Source(testing::VectorSource<Event>::Create(Events(kFirst), fast))
+          .Uid("first")
+          .Union(pipeline.Source(testing::VectorSource<Event>::Create(later, slow)).Uid("later"))
+          .KeyBy([](const Event& e) { return e.id; })
+          .Process(RunningTotal{})
+          .Uid("totals");
+  totals.Sink(redis::Sink<Total>(options, TotalsHash("", absl::ZeroDuration()))).Uid("hashes");
+  totals.Sink(redis::Sink<Total>(options, Leaderboard("", 0))).Uid("leaderboard");
+  // What Redis should hold: the last total of each id (each id stays on one worker).
+  totals
+      .Sink([last, mu](const Total& t) {
+        std::lock_guard<std::mutex> lock(*mu);
+        (*last)[t.id] = t;
+      })
+      .Uid("reference");
+  ::testing::internal::CaptureStderr();
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+
+  const std::map<int64_t, Total> first = ExpectedTotals(kFirst);
+  auto first_phase_in_redis = [&] {
+    for (int64_t id = 10; id < kIds; ++id) {
+      const Total& t = first.at(id);
+      if (server_->HGetAll(absl::StrCat("total:", id)) !=
+          std::map<std::string, std::string>{{"count", absl::StrCat(t.count)},
+                                             {"seconds", absl::StrCat(t.seconds)}}) {
+        return false;
+      }
+    }
+    return true;
+  };
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!first_phase_in_redis() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_TRUE(first_phase_in_redis());
+
+  server_->Kill();
+  ASSERT_TRUE(server_->Restart().ok());  // without persistence: empty
+  // Ids 10..39 get no event any more; they come back from keyed state.
+  deadline = absl::Now() + absl::Seconds(30);
+  while (!first_phase_in_redis() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_TRUE(first_phase_in_redis()) << "ids without new events were not rewritten";
+
+  job->Stop();
+  absl::Status status = job->Wait();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_THAT(log, HasSubstr("lost its data (the fence 'weir:fence:hashes' was gone")) << log;
+  EXPECT_THAT(log, HasSubstr("replaying every key's current value")) << log;
+  EXPECT_GE(MetricSum(*job, "weir_replayed_keys_total"), kIds);
+
+  std::map<std::string, std::string> expected;
+  std::vector<std::pair<double, std::string>> top;
+  for (const auto& [id, t] : *last) {
+    expected[absl::StrCat("total:", id)] = absl::StrCat("count=", t.count, " seconds=", t.seconds, " ");
+    top.emplace_back(static_cast<double>(t.seconds), absl::StrCat(id));
+  }
+  std::sort(top.begin(), top.end());
+  std::string board;
+  for (const auto& [score, member] : top) absl::StrAppend(&board, member, "=", score, " ");
+  expected["top"] = board;
+  ASSERT_EQ(last->size(), static_cast<size_t>(kIds));
+  std::map<std::string, std::string> written = Dump("");
+  std::erase_if(written, [](const auto& entry) { return entry.first.starts_with("weir:fence:"); });
+  EXPECT_EQ(written, expected);
+}
+
+// Redis emptied while the job was down: the restored run finds the fence
+// gone although its checkpoint holds the sink, and rewrites every total. A
+// run cancelled before a checkpoint followed its replay leaves the fence
+// marked, and the next run replays again; a checkpoint after the replay
+// clears the mark.
+TEST_F(RedisSinkTest, ARestoreAfterRedisLostItsDataRewritesEveryKey) {
+  constexpr int kEvents = 4000;
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    absl::StrCat("weir-redis-replay-", getpid());
+  std::filesystem::remove_all(dir);
+  PipelineOptions pipeline_options{.parallelism = 2};
+  pipeline_options.checkpoints.storage = "file://" + dir.string();
+  auto run = [&](bool cancel) -> std::string {
+    Pipeline pipeline(pipeline_options);
+    testing::VectorSourceOptions source{.splits = 2, .unbounded = true};
+    pipeline.Source(testing::VectorSource<Event>::Create(Events(kEvents), source))
+        .Uid("events")
+        .KeyBy([](const Event& e) { return e.id; })
+        .Process(RunningTotal{})
+        .Uid("totals")
+        .Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::ZeroDuration())))
+        .Uid("hashes");
+    ::testing::internal::CaptureStderr();
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    EXPECT_TRUE(job.ok()) << job.status();
+    if (!job.ok()) return ::testing::internal::GetCapturedStderr();
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (server_->Keys("total:*").size() < kIds && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    // Every total is there, once each worker's replay (if any) is done.
+    absl::SleepFor(absl::Milliseconds(200));
+    if (cancel) {
+      job->Cancel();
+      (void)job->Wait();
+    } else {
+      EXPECT_TRUE(job->TriggerCheckpoint().ok());
+      job->Stop();
+      EXPECT_TRUE(job->Wait().ok());
+    }
+    return ::testing::internal::GetCapturedStderr();
+  };
+  auto marked = [&] {
+    absl::StatusOr<testing::RedisReply> reply =
+        server_->Query({"HEXISTS", "weir:fence:hashes", "replay"});
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    return reply.ok() && reply->integer == 1;
+  };
+
+  std::string log = run(/*cancel=*/false);
+  ExpectTotalsInRedis("", kEvents);
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("lost its data"))) << log;
+
+  ASSERT_TRUE(server_->Query({"FLUSHALL"}).ok());
+  log = run(/*cancel=*/true);
+  ExpectTotalsInRedis("", kEvents);
+  EXPECT_THAT(log, HasSubstr("checkpoint this run restored holds the sink")) << log;
+  EXPECT_TRUE(marked()) << "cancelled before a checkpoint followed the replay";
+
+  ASSERT_TRUE(server_->Query({"DEL", "total:3", "total:17"}).ok());
+  log = run(/*cancel=*/false);
+  ExpectTotalsInRedis("", kEvents);
+  EXPECT_THAT(log, HasSubstr("the replay an earlier run began to repair a loss did not complete"))
+      << log;
+  EXPECT_FALSE(marked()) << "a checkpoint after the replay clears the mark";
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(RedisSinkTest, ServerDownLongerThanTheDeadlineFailsTheJob) {
