@@ -369,7 +369,7 @@ PipelineOptions JobOptions(const Setup& setup, const std::string& state_dir,
   options.job_name = kJobName;
   options.state_backend = StateBackend::RocksDb(state_dir, setup.rocksdb);
   // No periodic checkpoints: the bench takes them with TriggerCheckpoint().
-  options.checkpoints.storage = setup.uri;
+  options.checkpoints.storage_uri = setup.uri;
   options.checkpoints.s3 = setup.s3;
   options.checkpoints.local_dir = scratch_dir;
   options.checkpoints.timeout = absl::Hours(1);

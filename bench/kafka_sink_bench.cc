@@ -109,7 +109,7 @@ absl::Status WeirSink(const std::string& bootstrap, const std::string& topic, in
   options.job_name = "kafka-sink-bench-" + topic;
   if (guarantee == weir::kafka::DeliveryGuarantee::kExactlyOnce) {
     options.checkpoints.interval = absl::Seconds(1);
-    options.checkpoints.storage = "file://" + checkpoints;
+    options.checkpoints.storage_uri = "file://" + checkpoints;
   }
   weir::Pipeline pipeline(options);
   std::vector<int64_t> input(records);

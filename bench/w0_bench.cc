@@ -50,7 +50,7 @@ struct Accumulator {
 class RunningTotals final : public KeyedProcessFunction<uint64_t, Seconds, Totals> {
  public:
   absl::Status ProcessElement(const Seconds& value, Context& ctx, Collector<Totals>& out) override {
-    Accumulator& acc = totals_[ctx.CurrentKey()];
+    Accumulator& acc = totals_[ctx.current_key()];
     ++acc.count;
     acc.sum += value.seconds;
     out.Collect(Totals{value.content_id, acc.count, acc.sum});

@@ -118,7 +118,7 @@ Outcome RunWeir(const std::shared_ptr<testing::VectorSource<Event>>& source, con
   outcome.windows = sink->windows();
   outcome.counted = sink->counted();
   outcome.sum = sink->sum();
-  for (const OperatorMetricsSnapshot& m : job->Metrics()) {
+  for (const testing::OperatorMetricsSnapshot& m : testing::OperatorMetricsOf(job->Metrics())) {
     if (m.name == "windows") outcome.late += m.late_records;
   }
   return outcome;

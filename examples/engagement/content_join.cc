@@ -60,7 +60,7 @@ absl::Status ContentJoin::ProcessElement(const EngagementEvent& event, ReadOnlyC
                                          weir::Collector<Enriched>& out) {
   if (event.event_ts_ms <= ctx.broadcast_watermark()) {
     // Every content change committed at or before the event is here.
-    if (Join(ctx, ctx.GetBroadcastState(kRows).Get(ctx.CurrentKey()), event, Why::kWatermark,
+    if (Join(ctx, ctx.GetBroadcastState(kRows).Get(ctx.current_key()), event, Why::kWatermark,
              out)) {
       UpdateDeadline(ctx);
     }
@@ -108,7 +108,7 @@ absl::Status ContentJoin::ProcessBroadcastElement(const ContentVersion& version,
 
 absl::Status ContentJoin::OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx,
                                   weir::Collector<Enriched>& out) {
-  const ContentHistory* history = ctx.GetBroadcastState(kRows).Get(ctx.CurrentKey());
+  const ContentHistory* history = ctx.GetBroadcastState(kRows).Get(ctx.current_key());
   // The events the content side's watermark has passed (the same test as
   // in ProcessElement), in arrival order; the others keep waiting.
   const weir::Timestamp content_watermark = ctx.broadcast_watermark();

@@ -226,7 +226,7 @@ absl::Status ContentMetrics::OnReplay(Context& ctx, weir::Collector<ContentUpdat
 void ContentMetrics::Emit(Context& ctx, weir::Collector<ContentUpdate>& out) {
   ContentState& s = *ctx.GetState(kState).Mutable();
   ContentUpdate update;
-  update.content_id = ctx.CurrentKey();
+  update.content_id = ctx.current_key();
   update.slug = s.slug;
   update.title = s.title;
   update.content_type = s.content_type;
@@ -251,7 +251,7 @@ void ContentMetrics::EmitRollups(Context& ctx, bool all_done) {
   for (auto& [hour, h] : s.hours) {
     if (!h.dirty) continue;
     h.dirty = false;
-    ctx.Output(options_.rollups, HourlyRollup{.content_id = ctx.CurrentKey(),
+    ctx.Output(options_.rollups, HourlyRollup{.content_id = ctx.current_key(),
                                               .hour_ms = hour,
                                               .slug = h.slug,
                                               .content_type = h.content_type,

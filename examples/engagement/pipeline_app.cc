@@ -561,7 +561,7 @@ weir::PipelineOptions PipelineOptionsFor(const PipelineConfig& config) {
     options.state_backend = weir::StateBackend::RocksDb(config.state_dir);
   if (!config.checkpoint_uri.empty() && config.checkpoint_interval > absl::ZeroDuration()) {
     options.checkpoints.interval = config.checkpoint_interval;
-    options.checkpoints.storage = config.checkpoint_uri;
+    options.checkpoints.storage_uri = config.checkpoint_uri;
   }
   return options;
 }
@@ -797,7 +797,7 @@ absl::Status RunPipeline(const PipelineConfig& config, const std::atomic<bool>& 
     // Two lags: records not yet read (weir's per-partition gauges), and
     // records not yet covered by a committed offset (the group commits only
     // after each checkpoint, so this one grows between checkpoints).
-    const double unread = job->CollectMetrics().Sum("weir_kafka_consumer_lag_records");
+    const double unread = job->Metrics().Sum("weir_kafka_consumer_lag_records");
     // Until this run completes a checkpoint, the one it restored.
     int64_t checkpoint = job->last_completed_checkpoint();
     const bool restored = checkpoint == 0 && job->restored_checkpoint() > 0;

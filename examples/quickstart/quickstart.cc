@@ -116,7 +116,7 @@ class TotalsPerContent final
  public:
   absl::Status ProcessElement(const Enriched& e, Context& ctx,
                               weir::Collector<ContentTotals>&) override {
-    ContentTotals& t = totals_[ctx.CurrentKey()];
+    ContentTotals& t = totals_[ctx.current_key()];
     if (t.events == 0) {
       t = ContentTotals{e.content_id, e.slug, e.content_type};
       ctx.timer_service().RegisterEventTimeTimer(weir::kMaxTimestamp);
@@ -132,7 +132,7 @@ class TotalsPerContent final
   }
   absl::Status OnTimer(weir::Timestamp, OnTimerContext& ctx,
                        weir::Collector<ContentTotals>& out) override {
-    out.Collect(totals_[ctx.CurrentKey()]);
+    out.Collect(totals_[ctx.current_key()]);
     return absl::OkStatus();
   }
 

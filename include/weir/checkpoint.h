@@ -9,7 +9,7 @@
 //
 //   weir::Pipeline pipeline({.parallelism = 2,
 //                            .checkpoints = {.interval = absl::Seconds(10),
-//                                            .storage = "s3://bucket/app"}});
+//                                            .storage_uri = "s3://bucket/app"}});
 //
 // Storage URIs:
 //   file:///var/lib/app/checkpoints   a local directory (temp file + fsync + rename)
@@ -60,7 +60,7 @@ struct CheckpointOptions {
   absl::Duration interval = absl::ZeroDuration();
   // Where checkpoints go: "file:///path" or "s3://bucket/prefix".
   // Default: "" (required when interval > 0)
-  std::string storage;
+  std::string storage_uri;
   // A checkpoint not complete after this long is abandoned.
   // Default: 10 minutes
   absl::Duration timeout = absl::Minutes(10);

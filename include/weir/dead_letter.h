@@ -66,7 +66,7 @@ struct DeadLetter {
 
 // What a rejected record does to the job.
 enum class ErrorPolicy {
-  // Write it to the dead-letter queue and continue (the default).
+  // Write it to the dead-letter queue and continue.
   kDeadLetter,
   // Fail the job with the record's error.
   kFail,

@@ -4,27 +4,35 @@
 //
 // One instance of a function runs per worker (each worker gets its own copy of
 // the object you pass), so a function may keep per-worker members without
-// locking. Functions report failure by returning a non-OK absl::Status (or by
+// locking; members are not checkpointed, so what must survive a restore goes
+// in keyed state (GetState). Functions report failure by returning a non-OK absl::Status (or by
 // throwing); the job then fails with a status naming the operator.
 //
-// Example:
+// Example: a count per user, kept in keyed state (so checkpoints save it and
+// a restore brings it back; a member map would be lost), emitted a minute of
+// event time after the user's first event.
 //
 //   class CountPerUser : public weir::KeyedProcessFunction<uint64_t, Event, Count> {
 //    public:
 //     absl::Status ProcessElement(const Event& e, Context& ctx, weir::Collector<Count>& out)
 //     override {
-//       int64_t& n = counts_[ctx.CurrentKey()];
-//       ++n;
-//       ctx.timer_service().RegisterEventTimeTimer(ctx.timestamp() + 60'000);
+//       weir::ValueState<int64_t> count = ctx.GetState(kCount);
+//       const int64_t* before = count.Get();
+//       if (before == nullptr) {
+//         ctx.timer_service().RegisterEventTimeTimer(ctx.timestamp() + 60'000);
+//       }
+//       count.Update((before != nullptr ? *before : 0) + 1);
 //       return absl::OkStatus();
 //     }
 //     absl::Status OnTimer(weir::Timestamp ts, OnTimerContext& ctx,
 //                          weir::Collector<Count>& out) override {
-//       out.Collect(Count{ctx.CurrentKey(), counts_[ctx.CurrentKey()]});
+//       weir::ValueState<int64_t> count = ctx.GetState(kCount);
+//       out.Collect(Count{ctx.current_key(), *count.Get()});
+//       count.Clear();
 //       return absl::OkStatus();
 //     }
 //    private:
-//     absl::flat_hash_map<uint64_t, int64_t> counts_;
+//     static inline const weir::ValueStateDescriptor<int64_t> kCount{"count"};
 //   };
 
 #ifndef WEIR_FUNCTIONS_H_
@@ -153,8 +161,8 @@ class ProcessContext {
 class TimerService {
  public:
   virtual ~TimerService() = default;
-  virtual Timestamp CurrentProcessingTime() const = 0;
-  virtual Timestamp CurrentWatermark() const = 0;
+  virtual Timestamp current_processing_time() const = 0;
+  virtual Timestamp current_watermark() const = 0;
   virtual void RegisterEventTimeTimer(Timestamp time) = 0;
   virtual void RegisterProcessingTimeTimer(Timestamp time) = 0;
   virtual void DeleteEventTimeTimer(Timestamp time) = 0;
@@ -195,7 +203,7 @@ class KeyedProcessFunction {
     Context(internal::OperatorBase* op, TimerService* timers, internal::StateAccess* state)
         : ProcessContext(op), timers_(timers), state_(state) {}
     // The key of the element being processed (or of the timer firing).
-    const K& CurrentKey() const { return *key_; }
+    const K& current_key() const { return *key_; }
     TimerService& timer_service() { return *timers_; }
 
     // The state named by `descriptor` (a ValueStateDescriptor<T>,
@@ -228,7 +236,7 @@ class KeyedProcessFunction {
     return absl::OkStatus();
   }
   virtual absl::Status ProcessElement(const IN& value, Context& ctx, Collector<OUT>& out) = 0;
-  // Called when a timer registered for `ctx.CurrentKey()` fires.
+  // Called when a timer registered for `ctx.current_key()` fires.
   virtual absl::Status OnTimer(Timestamp timestamp, OnTimerContext& ctx, Collector<OUT>& out) {
     (void)timestamp;
     (void)ctx;

@@ -73,7 +73,7 @@ class EnrichmentJoin final
 
   absl::Status ProcessElement(const Event& event, typename Base::ReadOnlyContext& ctx,
                               Collector<Out>& out) override {
-    if (const Row* row = ctx.GetBroadcastState(kRows).Get(ctx.CurrentKey())) {
+    if (const Row* row = ctx.GetBroadcastState(kRows).Get(ctx.current_key())) {
       out.Collect(join_(event, *row));
       return absl::OkStatus();
     }

@@ -5,7 +5,7 @@
 // registered per worker (each worker has its own MetricGroup, labelled with
 // the job, the operator and the worker), and only that worker updates them,
 // with a plain load and a relaxed store: no lock and no atomic
-// read-modify-write on the hot path. Readers (JobHandle::CollectMetrics(),
+// read-modify-write on the hot path. Readers (JobHandle::Metrics(),
 // the HTTP endpoint) load the values from any thread and aggregate.
 //
 // The runtime registers its own metrics (records and batches per operator,
@@ -34,7 +34,7 @@
 //   };
 //
 //   // Later, from any thread:
-//   weir::MetricsSnapshot snapshot = job.CollectMetrics();
+//   weir::MetricsSnapshot snapshot = job.Metrics();
 //   double dropped = snapshot.Sum("app_dropped_total");
 //   std::string text = snapshot.ToPrometheusText();
 
@@ -180,7 +180,7 @@ struct MetricFamily {
   std::vector<MetricSeries> series;
 };
 
-// All metrics of a job read at one moment (JobHandle::CollectMetrics()).
+// All metrics of a job read at one moment (JobHandle::Metrics()).
 struct MetricsSnapshot {
   std::vector<MetricFamily> families;
   // Milliseconds since the epoch when it was taken.

@@ -95,18 +95,6 @@ struct PipelineOptions {
   std::string http_address = "127.0.0.1";
 };
 
-// Counters of one operator on one worker.
-struct OperatorMetricsSnapshot {
-  std::string name;
-  int worker = 0;
-  int64_t records_in = 0;
-  int64_t records_out = 0;
-  int64_t timers_fired = 0;
-  // Window operators: elements beyond allowed lateness, and state writes.
-  int64_t late_records = 0;
-  int64_t state_writes = 0;
-};
-
 namespace internal {
 class Job;
 }  // namespace internal
@@ -133,11 +121,11 @@ class JobHandle {
   absl::Status Wait();
   // True once every worker has finished.
   bool done() const;
-  // Per operator and worker counters (live while running).
-  std::vector<OperatorMetricsSnapshot> Metrics() const;
-  // Every metric of the job, built-in and registered by functions and
-  // connectors (weir/metrics.h), read now; what /metrics serves.
-  MetricsSnapshot CollectMetrics() const;
+  // Every metric of the job, built-in (per operator and worker: records in
+  // and out, timers, late records, watermarks, ...) and registered by
+  // functions and connectors (weir/metrics.h), read now; what /metrics
+  // serves. Live while the job runs, final once it is done.
+  MetricsSnapshot Metrics() const;
   // The port the HTTP server listens on (PipelineOptions::http_port), or -1
   // when there is none.
   int http_port() const;

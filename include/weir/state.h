@@ -12,8 +12,9 @@
 //     absl::Status ProcessElement(const Event& e, Context& ctx, weir::Collector<Total>& out)
 //     override {
 //       weir::ValueState<int64_t> count = ctx.GetState(kCount);
-//       count.Update(count.value().value_or(0) + 1);
-//       out.Collect(Total{ctx.CurrentKey(), *count.Get()});
+//       const int64_t* before = count.Get();  // null before the key's first Update
+//       count.Update((before != nullptr ? *before : 0) + 1);
+//       out.Collect(Total{ctx.current_key(), *count.Get()});
 //       return absl::OkStatus();
 //     }
 //    private:
@@ -123,12 +124,9 @@ class ValueState {
   ValueState(internal::ValueTable<T>* table, internal::StateAccess* access)
       : table_(table), access_(access) {}
 
-  // The value, or nullopt.
-  std::optional<T> value() const {
-    const T* v = Get();
-    return v ? std::optional<T>(*v) : std::nullopt;
-  }
-  // The value without copying, or nullptr; valid until the next state call.
+  // The value, or nullptr before the key's first Update (or after Clear, or
+  // once its TTL passed). Not a copy: valid until the next state call, so
+  // copy what you need before touching other state.
   const T* Get() const { return table_->Get(access_->Scope()); }
   // The value for in-place update, or nullptr; valid until the next state call.
   T* Mutable() { return table_->Mutable(access_->Scope()); }

@@ -509,10 +509,12 @@ class WindowedStream {
   WindowedStream(KeyedStream<K, T, KeyFn> keyed, WindowAssigner assigner)
       : keyed_(std::move(keyed)), assigner_(assigner) {}
 
-  // Also fires every `count` elements of a window. Sessions, as Flink's
-  // CountTrigger with merging windows, count elements since the session last
-  // fired on count (a merge adds the sessions' counts) and fire at `count`.
-  WindowedStream& CountTrigger(int64_t count) {
+  // Also fires every `count` elements of a window, besides its firing at the
+  // end (unlike Flink's CountTrigger, which replaces the end-of-window
+  // firing). Sessions, as Flink's CountTrigger with merging windows, count
+  // elements since the session last fired on count (a merge adds the
+  // sessions' counts) and fire at `count`.
+  WindowedStream& EarlyFiringOnCount(int64_t count) {
     trigger_.count = count;
     return *this;
   }

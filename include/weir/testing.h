@@ -21,9 +21,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <numeric>
@@ -408,6 +410,49 @@ class CollectingDeadLetterQueue final : public DeadLetterQueue {
 };
 
 // The outcome of RunToCompletion.
+// Counters of one operator on one worker, from a MetricsSnapshot.
+struct OperatorMetricsSnapshot {
+  std::string name;  // the operator's label (its display name)
+  int worker = 0;
+  int64_t records_in = 0;
+  int64_t records_out = 0;
+  int64_t timers_fired = 0;
+  // Window operators: elements beyond allowed lateness, and state writes.
+  int64_t late_records = 0;
+  int64_t state_writes = 0;
+};
+
+// The weir_operator_* counters of `snapshot` (JobHandle::Metrics()), one
+// entry per operator and worker.
+inline std::vector<OperatorMetricsSnapshot> OperatorMetricsOf(const MetricsSnapshot& snapshot) {
+  std::map<std::pair<std::string, int>, OperatorMetricsSnapshot> by_instance;
+  const std::pair<const char*, int64_t OperatorMetricsSnapshot::*> counters[] = {
+      {"weir_operator_records_in_total", &OperatorMetricsSnapshot::records_in},
+      {"weir_operator_records_out_total", &OperatorMetricsSnapshot::records_out},
+      {"weir_operator_timers_fired_total", &OperatorMetricsSnapshot::timers_fired},
+      {"weir_operator_late_records_total", &OperatorMetricsSnapshot::late_records},
+      {"weir_operator_state_writes_total", &OperatorMetricsSnapshot::state_writes}};
+  for (const auto& [family_name, field] : counters) {
+    const MetricFamily* family = snapshot.Find(family_name);
+    if (family == nullptr) continue;
+    for (const MetricSeries& series : family->series) {
+      std::string op;
+      int worker = 0;
+      for (const auto& [label, value] : series.labels) {
+        if (label == "operator") op = value;
+        if (label == "worker") worker = std::atoi(value.c_str());
+      }
+      OperatorMetricsSnapshot& entry = by_instance[{op, worker}];
+      entry.name = op;
+      entry.worker = worker;
+      entry.*field = static_cast<int64_t>(series.value);
+    }
+  }
+  std::vector<OperatorMetricsSnapshot> out;
+  for (auto& [instance, entry] : by_instance) out.push_back(std::move(entry));
+  return out;
+}
+
 struct JobResult {
   absl::Status status;
   std::vector<OperatorMetricsSnapshot> metrics;
@@ -454,13 +499,13 @@ inline JobResult RunToCompletion(Pipeline& pipeline, absl::Duration timeout = ab
   if (!job->done()) {
     job->Cancel();
     (void)job->Wait();
-    result.metrics = job->Metrics();
+    result.metrics = OperatorMetricsOf(job->Metrics());
     result.status = absl::DeadlineExceededError(
         absl::StrCat("the pipeline did not finish within ", absl::FormatDuration(timeout)));
     return result;
   }
   result.status = job->Wait();
-  result.metrics = job->Metrics();
+  result.metrics = OperatorMetricsOf(job->Metrics());
   return result;
 }
 

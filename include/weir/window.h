@@ -108,7 +108,7 @@ struct ProcessingTimeSessionWindows {
 // time windows, the clock) passes its end, and again for each late element
 // within the allowed lateness.
 struct WindowTrigger {
-  // Additionally every `count` elements of a window (CountTrigger). 0: off.
+  // Additionally every `count` elements of a window (EarlyFiringOnCount). 0: off.
   int64_t count = 0;
   // Additionally every `early_ms` of processing time while the window is
   // open (partial results, e.g. a leaderboard refreshed every second). 0: off.
@@ -443,7 +443,7 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
     }
     const Timestamp pane = ts - FloorMod(ts - a_.offset_ms, pane_);
     StateAccess& access = ContextAccess::State(ctx);
-    const K& key = ctx.CurrentKey();
+    const K& key = ctx.current_key();
     // The key's scope (its bytes) is set up only when needed: the typed pane
     // table does without it.
     if (ACC* acc = panes_.Mutable(key, pane, access)) {
@@ -466,7 +466,7 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
       if (trigger_.count > 0 && CountElement(start, access, scope) % trigger_.count == 0) {
         fire = true;
       }
-      if (fire) FireWindow(ctx.CurrentKey(), start, access, out);
+      if (fire) FireWindow(ctx.current_key(), start, access, out);
     }
   }
 
@@ -477,16 +477,16 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
     if (!window_domain) {
       // Early firing: partial results of every open window of this key.
       const std::vector<Timestamp> starts = OpenWindows(Now(ctx), access, scope);
-      for (Timestamp start : starts) FireWindow(ctx.CurrentKey(), start, access, out);
+      for (Timestamp start : starts) FireWindow(ctx.current_key(), start, access, out);
       if (!starts.empty()) ctx.timer_service().RegisterProcessingTimeTimer(NextEarly(ctx));
       return;
     }
     // The window ending at ts + 1 fires (if ts is a window end on the grid).
     const Timestamp start = ts + 1 - a_.size_ms;
     if (FloorMod(start - a_.offset_ms, a_.slide_ms) == 0) {
-      FireWindow(ctx.CurrentKey(), start, access, out);
+      FireWindow(ctx.current_key(), start, access, out);
     }
-    RemoveExpiredPanes(ctx.CurrentKey(), ts, access, scope);
+    RemoveExpiredPanes(ctx.current_key(), ts, access, scope);
   }
 
   template <class Ctx>
@@ -565,7 +565,7 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
     }
   }
 
-  // CountTrigger: the window's element count, including this element.
+  // EarlyFiringOnCount: the window's element count, including this element.
   int64_t CountElement(Timestamp start, StateAccess& access, KeyScope& scope) {
     ScopedNamespace in_window(scope, start);
     ValueTable<int64_t>& counts = counts_.Get(access);
@@ -630,14 +630,14 @@ class PaneWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
   PaneStore<K, ACC> panes_;
   // key -> its pane starts, sorted.
   WindowTable<ValueTable<std::vector<int64_t>>> index_{"window-pane-index"};
-  // (key, window start) -> elements so far (CountTrigger only).
+  // (key, window start) -> elements so far (EarlyFiringOnCount only).
   WindowTable<ValueTable<int64_t>> counts_{"window-count"};
 };
 
 // Session windows: per key, a map from session start to (end, accumulator);
 // a new element opens [ts, ts + gap) and merges every session it overlaps
 // (so a late element can bridge two sessions). Triggers as Flink's with
-// merging windows: CountTrigger counts a session's elements since it last
+// merging windows: EarlyFiringOnCount counts a session's elements since it last
 // fired on count (merged sessions add their counts) and fires at N;
 // EarlyFiring emits every open session of a key every N ms of processing time.
 template <class K, class IN, class ACC, class OUT, class Agg, class Emit>
@@ -744,7 +744,7 @@ class SessionWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
     if (trigger_.early_ms > 0 && a_.event_time) {
       ctx.timer_service().RegisterProcessingTimeTimer(NextEarly(ctx));
     }
-    if (fire) Fire(ctx.CurrentKey(), start, end, acc, out);
+    if (fire) Fire(ctx.current_key(), start, end, acc, out);
   }
 
   void Timer(Timestamp ts, typename Base::OnTimerContext& ctx, Collector<OUT>& out) {
@@ -757,14 +757,14 @@ class SessionWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
       sessions.ForEach([&](const int64_t& s, const Session& session) {
         if (session.first - 1 <= now) return;
         open = true;
-        Fire(ctx.CurrentKey(), s, session.first, session.second, out);
+        Fire(ctx.current_key(), s, session.first, session.second, out);
       });
       if (open) ctx.timer_service().RegisterProcessingTimeTimer(NextEarly(ctx));
       return;
     }
     std::vector<int64_t> expired;
     sessions.ForEach([&](const int64_t& s, const Session& session) {
-      if (session.first - 1 == ts) Fire(ctx.CurrentKey(), s, session.first, session.second, out);
+      if (session.first - 1 == ts) Fire(ctx.current_key(), s, session.first, session.second, out);
       if (session.first - 1 + lateness_ <= ts) expired.push_back(s);
     });
     for (int64_t s : expired) sessions.Remove(s);
@@ -787,7 +787,7 @@ class SessionWindowFunction final : public KeyedProcessFunction<K, IN, OUT> {
   Emit emit_;
   // key -> session start -> (end, accumulator).
   WindowTable<MapTable<int64_t, Session>> sessions_{"window-sessions"};
-  // key -> session start -> elements since it last fired on count (CountTrigger only).
+  // key -> session start -> elements since it last fired on count (EarlyFiringOnCount only).
   WindowTable<MapTable<int64_t, int64_t>> counts_{"window-session-counts"};
 };
 

@@ -33,8 +33,7 @@ void JobHandle::Stop() { job_->Stop(); }
 void JobHandle::Cancel() { job_->Cancel(); }
 absl::Status JobHandle::Wait() { return job_->Wait(); }
 bool JobHandle::done() const { return job_->done(); }
-std::vector<OperatorMetricsSnapshot> JobHandle::Metrics() const { return job_->Metrics(); }
-MetricsSnapshot JobHandle::CollectMetrics() const { return job_->CollectMetrics(); }
+MetricsSnapshot JobHandle::Metrics() const { return job_->Metrics(); }
 int JobHandle::http_port() const { return job_->http_port(); }
 int64_t JobHandle::last_completed_checkpoint() const { return job_->last_completed_checkpoint(); }
 int64_t JobHandle::restored_checkpoint() const { return job_->restored_checkpoint(); }

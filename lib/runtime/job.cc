@@ -177,7 +177,7 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
                                                 const Graph& graph) {
   if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
   if (!graph.error().ok()) return graph.error();
-  if (absl::Status status = ValidateOperatorIdentities(graph, !options.checkpoints.storage.empty());
+  if (absl::Status status = ValidateOperatorIdentities(graph, !options.checkpoints.storage_uri.empty());
       !status.ok())
     return status;
   bool has_sink = false;
@@ -199,15 +199,15 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
   // Checkpoint storage: restore from the newest usable checkpoint.
   const CheckpointOptions& checkpoints = options.checkpoints;
   CheckpointHistory history;
-  if (checkpoints.interval > absl::ZeroDuration() && checkpoints.storage.empty()) {
+  if (checkpoints.interval > absl::ZeroDuration() && checkpoints.storage_uri.empty()) {
     return absl::InvalidArgumentError(
-        "CheckpointOptions.interval is set but CheckpointOptions.storage is empty");
+        "CheckpointOptions.interval is set but CheckpointOptions.storage_uri is empty");
   }
-  if (!checkpoints.storage.empty()) {
+  if (!checkpoints.storage_uri.empty()) {
     if (checkpoints.retained < 1)
       return absl::InvalidArgumentError("CheckpointOptions.retained must be >= 1");
     absl::StatusOr<std::unique_ptr<CheckpointStorage>> storage =
-        CheckpointStorage::Open(checkpoints.storage, checkpoints.s3);
+        CheckpointStorage::Open(checkpoints.storage_uri, checkpoints.s3);
     if (!storage.ok()) return storage.status();
     job->storage_ = *std::move(storage);
     job->local_dir_ = checkpoints.local_dir;
@@ -399,7 +399,7 @@ void Job::Finalize() {
 
 absl::StatusOr<int64_t> Job::TriggerCheckpoint() {
   if (coordinator_ == nullptr) {
-    return absl::FailedPreconditionError("checkpoints need PipelineOptions.checkpoints.storage");
+    return absl::FailedPreconditionError("checkpoints need PipelineOptions.checkpoints.storage_uri");
   }
   if (shared_->unfinished_workers.load() == 0 || shared_->abort.load()) {
     return absl::FailedPreconditionError("the job has finished");
@@ -434,20 +434,6 @@ absl::Status Job::Wait() {
   if (!failure_.ok()) return failure_;
   if (cancelled_) return absl::CancelledError("the job was cancelled");
   return absl::OkStatus();
-}
-
-std::vector<OperatorMetricsSnapshot> Job::Metrics() const {
-  std::vector<OperatorMetricsSnapshot> out;
-  out.reserve(metrics_.size());
-  for (const auto& m : metrics_) {
-    out.push_back(OperatorMetricsSnapshot{m->name, m->worker,
-                                          m->records_in.load(std::memory_order_relaxed),
-                                          m->records_out.load(std::memory_order_relaxed),
-                                          m->timers_fired.load(std::memory_order_relaxed),
-                                          m->late_records.load(std::memory_order_relaxed),
-                                          m->state_writes.load(std::memory_order_relaxed)});
-  }
-  return out;
 }
 
 }  // namespace weir::internal

@@ -71,8 +71,7 @@ class Job {
   void Cancel();
   absl::Status Wait();
   bool done() const { return running_workers_.load() == 0; }
-  std::vector<OperatorMetricsSnapshot> Metrics() const;
-  MetricsSnapshot CollectMetrics() const { return monitor_->registry().Collect(); }
+  MetricsSnapshot Metrics() const { return monitor_->registry().Collect(); }
   int http_port() const { return monitor_->http_port(); }
   int64_t last_completed_checkpoint() const;
   // The id of the checkpoint this run restored (0: it started fresh).

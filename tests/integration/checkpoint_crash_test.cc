@@ -171,7 +171,7 @@ int RunChild(const ChildConfig& config) {
   options.parallelism = config.parallelism;
   options.job_name = kJobName;
   options.checkpoints.interval = kCheckpointInterval;
-  options.checkpoints.storage = config.storage;
+  options.checkpoints.storage_uri = config.storage;
   options.checkpoints.local_dir = config.local_dir;
   if (!config.s3_endpoint.empty()) options.checkpoints.s3 = S3OptionsFor(config.s3_endpoint);
   Pipeline pipeline(options);

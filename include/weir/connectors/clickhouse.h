@@ -188,7 +188,7 @@ struct ColumnDefinition {
 
 }  // namespace weir::clickhouse
 
-namespace weir::internal {
+namespace weir::clickhouse::internal {
 
 // JSON text of a double: weir::json::AppendDouble, but NaN and infinities
 // as the quoted strings ClickHouse parses ("nan", "inf", "-inf").
@@ -312,7 +312,7 @@ class ClickHouseInserter {
 absl::StatusOr<std::string> ClickHouseQuery(const clickhouse::ConnectionOptions& options,
                                             absl::string_view sql);
 
-}  // namespace weir::internal
+}  // namespace weir::clickhouse::internal
 
 namespace weir::clickhouse {
 
@@ -454,8 +454,8 @@ absl::Status CreateTable(const ConnectionOptions& connection, const Columns<T>& 
 // Runs one statement (DDL, or a query whose answer you want as text: add
 // "FORMAT TSV" or similar) with retries; returns the server's answer.
 inline absl::StatusOr<std::string> Query(const ConnectionOptions& connection,
-                                         absl::string_view sql) {
-  return internal::ClickHouseQuery(connection, sql);
+                                         std::string_view sql) {
+  return internal::ClickHouseQuery(connection, absl::string_view(sql.data(), sql.size()));
 }
 
 // The sink. Thread-safety: writers are per worker; the sink is shared.

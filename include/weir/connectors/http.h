@@ -130,7 +130,7 @@ struct SinkOptions {
 
 }  // namespace weir::http
 
-namespace weir::internal {
+namespace weir::http::internal {
 
 // What the sink's writers share (options, HTTP connections, the circuit
 // breaker); implemented in lib/connectors/http. Thread-safe.
@@ -154,7 +154,7 @@ class WebhookSinkCore {
   virtual absl::StatusOr<std::unique_ptr<Writer>> CreateWriter(const SinkContext& context) = 0;
 };
 
-}  // namespace weir::internal
+}  // namespace weir::http::internal
 
 namespace weir::http {
 

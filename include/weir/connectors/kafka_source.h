@@ -254,11 +254,14 @@ struct SourceOptions {
   bool bounded = false;
   // Default: DataLossPolicy::kFail
   DataLossPolicy on_data_loss = DataLossPolicy::kFail;
-  // What a record the deserializer rejects does.
-  // Default: ErrorPolicy::kDeadLetter (requires `dead_letters`)
-  ErrorPolicy on_error = ErrorPolicy::kDeadLetter;
+  // What a record the deserializer rejects does. Unset, it follows
+  // `dead_letters`: written there when a queue is set, else the job fails
+  // naming the record (so a source without a queue runs, and loses nothing).
+  // kDeadLetter without a queue is an error at Start().
+  // Default: unset (kDeadLetter with `dead_letters`, kFail without)
+  std::optional<ErrorPolicy> on_error;
   // Where rejected records go; flushed before each checkpoint covers them.
-  // Default: none (an error with ErrorPolicy::kDeadLetter)
+  // Default: none
   std::shared_ptr<DeadLetterQueue> dead_letters;
   // How long the brokers may stay unreachable (while librdkafka retries,
   // logging each outage) before the job fails with kUnavailable; also the
@@ -340,11 +343,17 @@ class KafkaSource final : public weir::Source<T> {
  public:
   explicit KafkaSource(SourceOptions<T> options) : options_(std::move(options)) {}
 
+  // SourceOptions::on_error, or what it defaults to.
+  ErrorPolicy ErrorPolicyOf() const {
+    if (options_.on_error.has_value()) return *options_.on_error;
+    return options_.dead_letters != nullptr ? ErrorPolicy::kDeadLetter : ErrorPolicy::kFail;
+  }
+
   absl::StatusOr<std::vector<SourceSplit>> DiscoverSplits() override {
     if (!options_.deserializer) {
       return absl::InvalidArgumentError("kafka source: no deserializer");
     }
-    if (options_.on_error == ErrorPolicy::kDeadLetter && options_.dead_letters == nullptr) {
+    if (ErrorPolicyOf() == ErrorPolicy::kDeadLetter && options_.dead_letters == nullptr) {
       return absl::InvalidArgumentError(
           "kafka source: on_error is ErrorPolicy::kDeadLetter but no dead_letters queue is set "
           "(set one, or choose ErrorPolicy::kFail)");
@@ -357,7 +366,7 @@ class KafkaSource final : public weir::Source<T> {
     absl::StatusOr<std::unique_ptr<Deserializer<T>>> deserializer = options_.deserializer();
     if (!deserializer.ok()) return deserializer.status();
     std::unique_ptr<DeadLetterWriter> dead_letters;
-    if (options_.on_error == ErrorPolicy::kDeadLetter) {
+    if (ErrorPolicyOf() == ErrorPolicy::kDeadLetter) {
       absl::StatusOr<std::unique_ptr<DeadLetterWriter>> writer =
           options_.dead_letters->CreateWriter(context.operator_name, context.worker_index);
       if (!writer.ok()) return writer.status();
@@ -367,7 +376,7 @@ class KafkaSource final : public weir::Source<T> {
         internal::NewConsumerCore(Settings(), context, *counters_);
     if (!core.ok()) return core.status();
     return std::unique_ptr<SourceReader<T>>(new Reader(*std::move(core), *std::move(deserializer),
-                                                       std::move(dead_letters), options_.on_error,
+                                                       std::move(dead_letters), ErrorPolicyOf(),
                                                        counters_));
   }
 

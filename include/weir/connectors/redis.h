@@ -122,7 +122,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "weir/sink.h"
 #include "weir/time.h"
@@ -209,31 +208,23 @@ class CommandBuilder {
   CommandBuilder() = default;
 
   // Appends one command; args[0] is its name.
-  void Add(std::initializer_list<absl::string_view> args);
+  void Add(std::initializer_list<std::string_view> args);
   void Add(std::span<const std::string> args);
   // Appends a command that runs once per batch however many records add it,
   // after the batch's other commands: EXPIRE or trimming of a key the batch
   // wrote. Commands compare equal byte for byte.
-  void AddOncePerBatch(std::initializer_list<absl::string_view> args);
+  void AddOncePerBatch(std::initializer_list<std::string_view> args);
 
   // Builds a command argument by argument: Begin(name), Arg()..., End().
-  CommandBuilder& Begin(absl::string_view name);
-  CommandBuilder& Arg(absl::string_view value);
-  CommandBuilder& Arg(const char* value) { return Arg(absl::string_view(value)); }
-  CommandBuilder& Arg(const std::string& value) { return Arg(absl::string_view(value)); }
-  // std::string_view, where absl::string_view is a type of its own.
-  template <class S>
-  requires(std::is_same_v<S, std::string_view> &&
-           !std::is_same_v<S, absl::string_view>) CommandBuilder& Arg(S value) {
-    return Arg(absl::string_view(value.data(), value.size()));
-  }
+  CommandBuilder& Begin(std::string_view name);
+  CommandBuilder& Arg(std::string_view value);
   // Integers in decimal; floating point in the shortest form that reads back
   // exactly (NaN is rejected by Redis).
   template <class V>
   requires(std::is_arithmetic_v<V> && !std::is_same_v<V, bool>) CommandBuilder& Arg(V value) {
     char buffer[64];
     std::to_chars_result result = std::to_chars(buffer, buffer + sizeof(buffer), value);
-    return Arg(absl::string_view(buffer, static_cast<size_t>(result.ptr - buffer)));
+    return Arg(std::string_view(buffer, static_cast<size_t>(result.ptr - buffer)));
   }
   // Appends the command begun by Begin(). Drop() forgets it instead.
   void End();
@@ -244,7 +235,7 @@ class CommandBuilder {
  private:
   friend class internal::CommandBuilderAccess;
 
-  void AppendBulk(std::string& out, absl::string_view value);
+  void AppendBulk(std::string& out, std::string_view value);
 
   // The Lua script's ARGV layout: for each command its argument count, then
   // its arguments; all RESP bulk strings.
@@ -261,24 +252,13 @@ class CommandBuilder {
 class Fields {
  public:
   explicit Fields(CommandBuilder& out) : out_(out) {}
-  Fields& Add(absl::string_view field, absl::string_view value) {
+  Fields& Add(std::string_view field, std::string_view value) {
     out_.Arg(field).Arg(value);
     ++count_;
     return *this;
   }
-  Fields& Add(absl::string_view field, const char* value) {
-    return Add(field, absl::string_view(value));
-  }
-  Fields& Add(absl::string_view field, const std::string& value) {
-    return Add(field, absl::string_view(value));
-  }
-  template <class S>
-  requires(std::is_same_v<S, std::string_view> &&
-           !std::is_same_v<S, absl::string_view>) Fields& Add(absl::string_view field, S value) {
-    return Add(field, absl::string_view(value.data(), value.size()));
-  }
   template <class V>
-  requires(std::is_arithmetic_v<V> && !std::is_same_v<V, bool>) Fields& Add(absl::string_view field,
+  requires(std::is_arithmetic_v<V> && !std::is_same_v<V, bool>) Fields& Add(std::string_view field,
                                                                             V value) {
     out_.Arg(field).Arg(value);
     ++count_;
@@ -352,7 +332,7 @@ class RedisWriterCore {
   static absl::StatusOr<std::unique_ptr<RedisWriterCore>> Create(const SinkOptions& options,
                                                                  const SinkContext& context);
   // kInvalidArgument for options that cannot work, naming `sink`.
-  static absl::Status Validate(const SinkOptions& options, absl::string_view sink);
+  static absl::Status Validate(const SinkOptions& options, std::string_view sink);
 
   virtual ~RedisWriterCore() = default;
   // Encodes `records` records with encode(i, out) and sends full batches;

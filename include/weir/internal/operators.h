@@ -522,8 +522,8 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   class Timers final : public TimerService {
    public:
     explicit Timers(KeyedProcessOp* op) : op_(op) {}
-    Timestamp CurrentProcessingTime() const override { return op_->env().Now(); }
-    Timestamp CurrentWatermark() const override { return op_->current_watermark(); }
+    Timestamp current_processing_time() const override { return op_->env().Now(); }
+    Timestamp current_watermark() const override { return op_->current_watermark(); }
     void RegisterEventTimeTimer(Timestamp time) override {
       op_->event_timers_.Register(time, *op_->current_key_);
     }

@@ -15,7 +15,7 @@
 #include "absl/time/clock.h"
 #include "lib/runtime/log.h"
 
-namespace weir::internal {
+namespace weir::clickhouse::internal {
 
 namespace {
 
@@ -76,7 +76,7 @@ absl::StatusCode CodeForClickHouseError(int code, long http_status) {
       break;
   }
   if (IsPermanentClickHouseError(code)) return absl::StatusCode::kInvalidArgument;
-  return CodeForHttpStatus(http_status);
+  return weir::internal::CodeForHttpStatus(http_status);
 }
 
 // The <n> of "Code: <n>, e.displayText() = ..."; -1 if there is none.
@@ -108,10 +108,10 @@ std::string ClickHouseUrl(const clickhouse::ConnectionOptions& options, absl::st
   absl::string_view base = options.url;
   while (absl::ConsumeSuffix(&base, "/")) {
   }
-  std::string url = absl::StrCat(base, "/?database=", HttpClient::UrlEscape(options.database));
-  if (!query.empty()) absl::StrAppend(&url, "&query=", HttpClient::UrlEscape(query));
+  std::string url = absl::StrCat(base, "/?database=", weir::internal::HttpClient::UrlEscape(options.database));
+  if (!query.empty()) absl::StrAppend(&url, "&query=", weir::internal::HttpClient::UrlEscape(query));
   for (const auto& [name, value] : options.settings) {
-    absl::StrAppend(&url, "&", HttpClient::UrlEscape(name), "=", HttpClient::UrlEscape(value));
+    absl::StrAppend(&url, "&", weir::internal::HttpClient::UrlEscape(name), "=", weir::internal::HttpClient::UrlEscape(value));
   }
   return url;
 }
@@ -144,11 +144,11 @@ absl::Status ValidateConnection(const clickhouse::ConnectionOptions& options,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> SendToClickHouse(HttpClient& client,
+absl::StatusOr<std::string> SendToClickHouse(weir::internal::HttpClient& client,
                                              const clickhouse::ConnectionOptions& options,
                                              const ClickHouseRequest& request,
                                              absl::string_view what) {
-  HttpRequest http;
+  weir::internal::HttpRequest http;
   http.method = "POST";
   http.url = request.url;
   http.body = request.body;
@@ -160,13 +160,13 @@ absl::StatusOr<std::string> SendToClickHouse(HttpClient& client,
   if (request.gzip) http.headers.push_back("Content-Encoding: gzip");
   http.headers.push_back("Content-Type: text/plain; charset=UTF-8");
 
-  RetryBackoff backoff(options.initial_backoff, options.max_backoff);
+  weir::internal::RetryBackoff backoff(options.initial_backoff, options.max_backoff);
   absl::Status last_error;
   // An outage is logged when it starts and when it ends: a sink that waits
   // for ClickHouse stalls the pipeline, and the log says why.
   absl::Time outage_start = absl::InfiniteFuture();
   for (int attempt = 1;; ++attempt) {
-    HttpResponse response = client.Send(http);
+    weir::internal::HttpResponse response = client.Send(http);
     bool retryable = false;
     if (!response.error.ok()) {
       last_error = absl::Status(response.error.code(),
@@ -175,7 +175,7 @@ absl::StatusOr<std::string> SendToClickHouse(HttpClient& client,
       retryable = response.retryable;
     } else if (response.status >= 200 && response.status < 300) {
       if (outage_start != absl::InfiniteFuture()) {
-        Log(what, ": ClickHouse at ", options.url, " answers again after ",
+        weir::internal::Log(what, ": ClickHouse at ", options.url, " answers again after ",
             absl::FormatDuration(absl::Trunc(absl::Now() - outage_start, absl::Milliseconds(1))),
             " (", attempt, " attempts)");
       }
@@ -185,7 +185,7 @@ absl::StatusOr<std::string> SendToClickHouse(HttpClient& client,
       last_error = absl::Status(CodeForClickHouseError(code, response.status),
                                 absl::StrCat(what, ": HTTP ", response.status, " from ",
                                              options.url, ": ", CleanMessage(response.body)));
-      retryable = !IsPermanentClickHouseError(code) && IsRetryableHttpStatus(response.status);
+      retryable = !IsPermanentClickHouseError(code) && weir::internal::IsRetryableHttpStatus(response.status);
     }
     if (request.cancel != nullptr && request.cancel->load()) {
       return absl::CancelledError(absl::StrCat(what, ": cancelled (", last_error.message(), ")"));
@@ -193,7 +193,7 @@ absl::StatusOr<std::string> SendToClickHouse(HttpClient& client,
     if (!retryable) return last_error;
     if (outage_start == absl::InfiniteFuture() && attempt < options.max_attempts) {
       outage_start = absl::Now();
-      Log(last_error.message(), "; retrying, up to ", options.max_attempts, " attempts");
+      weir::internal::Log(last_error.message(), "; retrying, up to ", options.max_attempts, " attempts");
     }
     if (attempt >= options.max_attempts) {
       return absl::Status(last_error.code(), absl::StrCat(last_error.message(), " (gave up after ",
@@ -232,7 +232,7 @@ absl::StatusOr<std::string> GzipCompress(absl::string_view data, int level) {
   return out;
 }
 
-}  // namespace weir::internal
+}  // namespace weir::clickhouse::internal
 
 namespace weir::clickhouse {
 
@@ -313,14 +313,14 @@ absl::Status CreateTable(const ConnectionOptions& connection,
 
 }  // namespace weir::clickhouse
 
-namespace weir::internal {
+namespace weir::clickhouse::internal {
 
 absl::StatusOr<std::string> ClickHouseQuery(const clickhouse::ConnectionOptions& options,
                                             absl::string_view sql) {
   if (absl::Status valid = ValidateConnection(options, "clickhouse query"); !valid.ok()) {
     return valid;
   }
-  absl::StatusOr<std::unique_ptr<HttpClient>> client = HttpClient::Create();
+  absl::StatusOr<std::unique_ptr<weir::internal::HttpClient>> client = weir::internal::HttpClient::Create();
   if (!client.ok()) return client.status();
   std::string what =
       absl::StrCat("clickhouse query \"", sql.substr(0, 80), sql.size() > 80 ? "...\"" : "\"");
@@ -328,4 +328,4 @@ absl::StatusOr<std::string> ClickHouseQuery(const clickhouse::ConnectionOptions&
                           what);
 }
 
-}  // namespace weir::internal
+}  // namespace weir::clickhouse::internal

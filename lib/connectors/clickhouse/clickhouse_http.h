@@ -25,7 +25,7 @@
 #include "lib/connectors/http/http_client.h"
 #include "weir/connectors/clickhouse.h"
 
-namespace weir::internal {
+namespace weir::clickhouse::internal {
 
 // "<url>/?database=<db>[&query=<query>]&<setting>=<value>...", escaped.
 std::string ClickHouseUrl(const clickhouse::ConnectionOptions& options, absl::string_view query);
@@ -53,7 +53,7 @@ struct ClickHouseRequest {
 // up to options.max_attempts times; returns the body of the 2xx answer.
 // Errors read "<what>: HTTP <status>: <server message>" (or the connection
 // failure) and carry the canonical code.
-absl::StatusOr<std::string> SendToClickHouse(HttpClient& client,
+absl::StatusOr<std::string> SendToClickHouse(weir::internal::HttpClient& client,
                                              const clickhouse::ConnectionOptions& options,
                                              const ClickHouseRequest& request,
                                              absl::string_view what);
@@ -61,6 +61,6 @@ absl::StatusOr<std::string> SendToClickHouse(HttpClient& client,
 // gzip (RFC 1952) of `data`, with zlib at `level` (1 fastest .. 9 smallest).
 absl::StatusOr<std::string> GzipCompress(absl::string_view data, int level);
 
-}  // namespace weir::internal
+}  // namespace weir::clickhouse::internal
 
 #endif  // WEIR_LIB_CONNECTORS_CLICKHOUSE_CLICKHOUSE_HTTP_H_

@@ -29,7 +29,7 @@
 #include "lib/connectors/http/http_client.h"
 #include "weir/connectors/clickhouse.h"
 
-namespace weir::internal {
+namespace weir::clickhouse::internal {
 
 namespace {
 
@@ -39,7 +39,7 @@ constexpr int kGzipLevel = 1;
 class Inserter final : public ClickHouseInserter {
  public:
   Inserter(const clickhouse::SinkOptions& options, std::string insert_url, std::string what,
-           std::unique_ptr<HttpClient> client)
+           std::unique_ptr<weir::internal::HttpClient> client)
       : options_(options),
         insert_url_(std::move(insert_url)),
         what_(std::move(what)),
@@ -203,7 +203,7 @@ class Inserter final : public ClickHouseInserter {
   const bool row_binary_ = options_.format == clickhouse::Format::kRowBinary;
   const std::string insert_url_;
   const std::string what_;
-  std::unique_ptr<HttpClient> client_;
+  std::unique_ptr<weir::internal::HttpClient> client_;
   std::atomic<bool> cancel_ = false;
   // `,"<batch_version_column>":`; empty without a batch version.
   std::string version_key_;
@@ -232,7 +232,7 @@ std::string QuoteString(absl::string_view value) {
 
 // RowBinary has no names or types in the data: every column's C++ encoding
 // must be the table's column type, or the server reads garbage.
-absl::Status CheckRowBinaryTypes(HttpClient& client, const clickhouse::SinkOptions& options,
+absl::Status CheckRowBinaryTypes(weir::internal::HttpClient& client, const clickhouse::SinkOptions& options,
                                  const std::vector<clickhouse::ColumnDefinition>& columns,
                                  const std::string& what) {
   for (const clickhouse::ColumnDefinition& column : columns) {
@@ -323,7 +323,7 @@ std::string ReplacingVersionColumn(absl::string_view engine_full) {
 
 // Rows that are updated need a version in a ReplacingMergeTree, or a late
 // insert can put an older row back (see the header); the table must exist.
-absl::Status CheckTable(HttpClient& client, const clickhouse::SinkOptions& options,
+absl::Status CheckTable(weir::internal::HttpClient& client, const clickhouse::SinkOptions& options,
                         const std::vector<clickhouse::ColumnDefinition>& columns,
                         const std::string& what) {
   const std::string sql =
@@ -403,7 +403,7 @@ absl::StatusOr<std::unique_ptr<ClickHouseInserter>> ClickHouseInserter::Create(
   std::string insert = absl::StrCat("INSERT INTO ", QuoteIdentifier(options.table), " (",
                                     absl::StrJoin(quoted, ", "), ") FORMAT ",
                                     row_binary ? "RowBinary" : "JSONEachRow");
-  absl::StatusOr<std::unique_ptr<HttpClient>> client = HttpClient::Create();
+  absl::StatusOr<std::unique_ptr<weir::internal::HttpClient>> client = weir::internal::HttpClient::Create();
   if (!client.ok()) return client.status();
   if (absl::Status status = CheckTable(**client, options, columns, what); !status.ok()) {
     return status;
@@ -421,4 +421,4 @@ absl::StatusOr<std::unique_ptr<ClickHouseInserter>> ClickHouseInserter::Create(
       options, ClickHouseUrl(options.connection, insert), std::move(what), *std::move(client)));
 }
 
-}  // namespace weir::internal
+}  // namespace weir::clickhouse::internal

@@ -6,7 +6,7 @@
 #include "weir/connectors/clickhouse.h"
 #include "weir/formats/json.h"
 
-namespace weir::internal {
+namespace weir::clickhouse::internal {
 
 void AppendJsonDouble(double value, std::string& out) {
   // JSON has no NaN or infinities (weir::json writes null); ClickHouse parses
@@ -20,4 +20,4 @@ void AppendJsonDouble(double value, std::string& out) {
   }
 }
 
-}  // namespace weir::internal
+}  // namespace weir::clickhouse::internal

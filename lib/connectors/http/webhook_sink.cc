@@ -14,7 +14,7 @@
 #include "lib/connectors/http/http_client.h"
 #include "weir/connectors/http.h"
 
-namespace weir::internal {
+namespace weir::http::internal {
 
 namespace {
 
@@ -79,7 +79,7 @@ class Core final : public WebhookSinkCore, public std::enable_shared_from_this<C
 
   const http::SinkOptions& options() const { return options_; }
   CircuitBreaker& breaker() { return breaker_; }
-  HttpClient& client() { return *client_; }
+  weir::internal::HttpClient& client() { return *client_; }
 
   absl::Status Validate(absl::string_view what) {
     auto bad = [&](absl::string_view why) {
@@ -114,7 +114,7 @@ class Core final : public WebhookSinkCore, public std::enable_shared_from_this<C
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (client_ == nullptr) {
-      absl::StatusOr<std::unique_ptr<HttpClient>> client = HttpClient::Create();
+      absl::StatusOr<std::unique_ptr<weir::internal::HttpClient>> client = weir::internal::HttpClient::Create();
       if (!client.ok()) return client.status();
       client_ = *std::move(client);
     }
@@ -125,7 +125,7 @@ class Core final : public WebhookSinkCore, public std::enable_shared_from_this<C
   const http::SinkOptions options_;
   CircuitBreaker breaker_;
   std::mutex mu_;
-  std::unique_ptr<HttpClient> client_;  // set once, under mu_, before any writer exists
+  std::unique_ptr<weir::internal::HttpClient> client_;  // set once, under mu_, before any writer exists
 };
 
 class WebhookWriter final : public WebhookSinkCore::Writer {
@@ -211,7 +211,7 @@ class WebhookWriter final : public WebhookSinkCore::Writer {
   // attempts; the status says which (with the last HTTP status or error).
   absl::Status Deliver(absl::string_view body) {
     request_.body = body;
-    RetryBackoff backoff(options_.retry.initial_backoff, options_.retry.max_backoff);
+    weir::internal::RetryBackoff backoff(options_.retry.initial_backoff, options_.retry.max_backoff);
     absl::Status last_error;
     for (int attempt = 1;;) {
       absl::Duration wait;
@@ -224,7 +224,7 @@ class WebhookWriter final : public WebhookSinkCore::Writer {
         absl::SleepFor(std::max(wait, absl::Milliseconds(1)));
         continue;
       }
-      HttpResponse response = core_->client().Send(request_);
+      weir::internal::HttpResponse response = core_->client().Send(request_);
       const absl::Time now = absl::Now();
       bool retryable = false;
       if (!response.error.ok()) {
@@ -239,10 +239,10 @@ class WebhookWriter final : public WebhookSinkCore::Writer {
       } else {
         std::string detail = response.body.substr(0, kMaxErrorBodyInMessage);
         last_error =
-            absl::Status(CodeForHttpStatus(response.status),
+            absl::Status(weir::internal::CodeForHttpStatus(response.status),
                          absl::StrCat(what_, ": ", request_.method, " ", options_.url, ": HTTP ",
                                       response.status, detail.empty() ? "" : ": ", detail));
-        retryable = IsRetryableHttpStatus(response.status);
+        retryable = weir::internal::IsRetryableHttpStatus(response.status);
         // A definite answer means the endpoint is up: only transient
         // failures count against the breaker.
         if (retryable) {
@@ -267,7 +267,7 @@ class WebhookWriter final : public WebhookSinkCore::Writer {
   const std::string what_;
   std::unique_ptr<DeadLetterWriter> dead_letters_;
   http::WhenOpen when_open_;
-  HttpRequest request_;
+  weir::internal::HttpRequest request_;
   std::vector<Pending> pending_;
   absl::Time pending_since_;
 };
@@ -294,4 +294,4 @@ std::shared_ptr<WebhookSinkCore> WebhookSinkCore::Create(http::SinkOptions optio
   return std::make_shared<Core>(std::move(options));
 }
 
-}  // namespace weir::internal
+}  // namespace weir::http::internal

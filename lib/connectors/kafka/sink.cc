@@ -252,7 +252,7 @@ class KafkaSinkCore final : public SinkCore {
     if (!context_.checkpointing) {
       return invalid(
           "DeliveryGuarantee::kExactlyOnce needs checkpoints: transactions are committed when a "
-          "checkpoint completes (set PipelineOptions::checkpoints.storage)");
+          "checkpoint completes (set PipelineOptions::checkpoints.storage_uri)");
     }
     if (config_.transaction_pool_size < 2) {
       return invalid("SinkOptions.transaction_pool_size must be at least 2");

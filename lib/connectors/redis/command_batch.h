@@ -7,8 +7,8 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "weir/connectors/redis.h"
 
 namespace weir::redis::internal {
@@ -22,7 +22,7 @@ class CommandBuilderAccess {
   // Writes into `out` a RESP request of header_items + the builder's items:
   // "*<n>\r\n", `header` (header_items RESP bulk strings), the commands,
   // then the once-per-batch commands; and empties the builder.
-  static void Seal(CommandBuilder& builder, absl::string_view header, size_t header_items,
+  static void Seal(CommandBuilder& builder, std::string_view header, size_t header_items,
                    std::string& out);
 };
 

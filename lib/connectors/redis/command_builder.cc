@@ -5,6 +5,7 @@
 
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "lib/connectors/redis/command_batch.h"
@@ -12,7 +13,7 @@
 
 namespace weir::redis {
 
-void CommandBuilder::AppendBulk(std::string& out, absl::string_view value) {
+void CommandBuilder::AppendBulk(std::string& out, std::string_view value) {
   char length[24];
   std::to_chars_result result = std::to_chars(length, length + sizeof(length), value.size());
   out.push_back('$');
@@ -22,9 +23,9 @@ void CommandBuilder::AppendBulk(std::string& out, absl::string_view value) {
   out.append("\r\n", 2);
 }
 
-void CommandBuilder::Add(std::initializer_list<absl::string_view> args) {
+void CommandBuilder::Add(std::initializer_list<std::string_view> args) {
   AppendBulk(body_, std::to_string(args.size()));
-  for (absl::string_view arg : args) AppendBulk(body_, arg);
+  for (std::string_view arg : args) AppendBulk(body_, arg);
   body_items_ += 1 + args.size();
 }
 
@@ -34,22 +35,22 @@ void CommandBuilder::Add(std::span<const std::string> args) {
   body_items_ += 1 + args.size();
 }
 
-void CommandBuilder::AddOncePerBatch(std::initializer_list<absl::string_view> args) {
+void CommandBuilder::AddOncePerBatch(std::initializer_list<std::string_view> args) {
   std::string encoded;
   AppendBulk(encoded, std::to_string(args.size()));
-  for (absl::string_view arg : args) AppendBulk(encoded, arg);
+  for (std::string_view arg : args) AppendBulk(encoded, arg);
   if (!once_seen_.insert(encoded).second) return;
   once_body_ += encoded;
   once_items_ += 1 + args.size();
 }
 
-CommandBuilder& CommandBuilder::Begin(absl::string_view name) {
+CommandBuilder& CommandBuilder::Begin(std::string_view name) {
   pending_.clear();
   pending_argc_ = 0;
   return Arg(name);
 }
 
-CommandBuilder& CommandBuilder::Arg(absl::string_view value) {
+CommandBuilder& CommandBuilder::Arg(std::string_view value) {
   AppendBulk(pending_, value);
   ++pending_argc_;
   return *this;
@@ -88,7 +89,7 @@ size_t CommandBuilderAccess::bytes(const CommandBuilder& builder) {
   return builder.body_.size() + builder.once_body_.size();
 }
 
-void CommandBuilderAccess::Seal(CommandBuilder& builder, absl::string_view header,
+void CommandBuilderAccess::Seal(CommandBuilder& builder, std::string_view header,
                                 size_t header_items, std::string& out) {
   const size_t items = header_items + builder.body_items_ + builder.once_items_;
   out.clear();

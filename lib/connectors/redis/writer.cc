@@ -453,7 +453,8 @@ class RedisWriter final : public RedisWriterCore {
 
 }  // namespace
 
-absl::Status RedisWriterCore::Validate(const SinkOptions& options, absl::string_view sink) {
+absl::Status RedisWriterCore::Validate(const SinkOptions& options, std::string_view sink_name) {
+  const absl::string_view sink(sink_name.data(), sink_name.size());
   auto invalid = [&](absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat("redis sink '", sink, "': ", what));
   };

@@ -43,8 +43,8 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout = ab
   return true;
 }
 
-int64_t Sum(const std::vector<OperatorMetricsSnapshot>& metrics, const std::string& name,
-            int64_t OperatorMetricsSnapshot::*field) {
+int64_t Sum(const std::vector<testing::OperatorMetricsSnapshot>& metrics, const std::string& name,
+            int64_t testing::OperatorMetricsSnapshot::*field) {
   int64_t total = 0;
   for (const auto& m : metrics) {
     if (m.name == name) total += m.*field;
@@ -93,13 +93,13 @@ class CountUntilTheEnd
   }
   absl::Status ProcessElement(const int64_t&, Context& ctx,
                               Collector<std::pair<int64_t, int64_t>>&) override {
-    ++counts_[ctx.CurrentKey()];
+    ++counts_[ctx.current_key()];
     ctx.timer_service().RegisterEventTimeTimer(kFarFuture);
     return absl::OkStatus();
   }
   absl::Status OnTimer(Timestamp, OnTimerContext& ctx,
                        Collector<std::pair<int64_t, int64_t>>& out) override {
-    out.Collect({ctx.CurrentKey(), counts_[ctx.CurrentKey()]});
+    out.Collect({ctx.current_key(), counts_[ctx.current_key()]});
     return absl::OkStatus();
   }
   absl::Status Close() override {
@@ -258,7 +258,7 @@ TEST_P(JobControlTest, StopDrainsAnUnboundedJobAndFinishesOk) {
   EXPECT_EQ(got, expected);
   for (const auto& record : totals->Records())
     EXPECT_EQ(record.timestamp, CountUntilTheEnd::kFarFuture);
-  EXPECT_EQ(Sum(job->Metrics(), "count", &OperatorMetricsSnapshot::timers_fired), kKeys);
+  EXPECT_EQ(Sum(testing::OperatorMetricsOf(job->Metrics()), "count", &testing::OperatorMetricsSnapshot::timers_fired), kKeys);
   // Sinks flushed once per worker; functions closed once per worker.
   EXPECT_EQ(records->flushes(), parallelism());
   EXPECT_EQ(totals->flushes(), parallelism());
@@ -283,8 +283,8 @@ TEST_P(JobControlTest, StopEndsABusyEndlessSource) {
   absl::Status status = job->Wait();
   ASSERT_TRUE(status.ok()) << status;
   // Everything read before the stop was written.
-  const auto metrics = job->Metrics();
-  EXPECT_EQ(Sum(metrics, "double", &OperatorMetricsSnapshot::records_out), sink->written());
+  const auto metrics = testing::OperatorMetricsOf(job->Metrics());
+  EXPECT_EQ(Sum(metrics, "double", &testing::OperatorMetricsSnapshot::records_out), sink->written());
 }
 
 // ---------------------------------------------------------------------------
@@ -421,7 +421,7 @@ TEST_P(JobControlTest, JobOutlivesItsPipeline) {
   ASSERT_TRUE(job.ok()) << job.status();
   pipeline.reset();
   ASSERT_TRUE(WaitFor([&] {
-    return Sum(job->Metrics(), "out", &OperatorMetricsSnapshot::records_in) > 1000 || job->done();
+    return Sum(testing::OperatorMetricsOf(job->Metrics()), "out", &testing::OperatorMetricsSnapshot::records_in) > 1000 || job->done();
   }));
   job->Stop();
   absl::Status status = job->Wait();
@@ -453,27 +453,27 @@ TEST_P(JobControlTest, MetricsWhileRunning) {
 
   // Counters are live: they reach their totals while the job still runs.
   ASSERT_TRUE(WaitFor([&] {
-    return Sum(job->Metrics(), "collect", &OperatorMetricsSnapshot::records_in) == kRecords * 3 / 4;
+    return Sum(testing::OperatorMetricsOf(job->Metrics()), "collect", &testing::OperatorMetricsSnapshot::records_in) == kRecords * 3 / 4;
   }));
   EXPECT_FALSE(job->done());
-  std::vector<OperatorMetricsSnapshot> live = job->Metrics();
+  std::vector<testing::OperatorMetricsSnapshot> live = testing::OperatorMetricsOf(job->Metrics());
   std::map<std::string, std::set<int>> workers;
   for (const auto& m : live) workers[m.name].insert(m.worker);
   std::set<int> all;
   for (int w = 0; w < p; ++w) all.insert(w);
   for (const char* name : {"numbers", "three-quarters", "by-value", "collect"})
     EXPECT_EQ(workers[name], all) << name;
-  EXPECT_EQ(Sum(live, "numbers", &OperatorMetricsSnapshot::records_out), kRecords);
-  EXPECT_EQ(Sum(live, "three-quarters", &OperatorMetricsSnapshot::records_in), kRecords);
-  EXPECT_EQ(Sum(live, "three-quarters", &OperatorMetricsSnapshot::records_out), kRecords * 3 / 4);
-  EXPECT_EQ(Sum(live, "by-value", &OperatorMetricsSnapshot::records_in), kRecords * 3 / 4);
+  EXPECT_EQ(Sum(live, "numbers", &testing::OperatorMetricsSnapshot::records_out), kRecords);
+  EXPECT_EQ(Sum(live, "three-quarters", &testing::OperatorMetricsSnapshot::records_in), kRecords);
+  EXPECT_EQ(Sum(live, "three-quarters", &testing::OperatorMetricsSnapshot::records_out), kRecords * 3 / 4);
+  EXPECT_EQ(Sum(live, "by-value", &testing::OperatorMetricsSnapshot::records_in), kRecords * 3 / 4);
 
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
   // Still available after the end, with the same totals.
-  std::vector<OperatorMetricsSnapshot> final_metrics = job->Metrics();
+  std::vector<testing::OperatorMetricsSnapshot> final_metrics = testing::OperatorMetricsOf(job->Metrics());
   EXPECT_EQ(final_metrics.size(), live.size());
-  EXPECT_EQ(Sum(final_metrics, "collect", &OperatorMetricsSnapshot::records_in), kRecords * 3 / 4);
+  EXPECT_EQ(Sum(final_metrics, "collect", &testing::OperatorMetricsSnapshot::records_in), kRecords * 3 / 4);
 }
 
 // ---------------------------------------------------------------------------

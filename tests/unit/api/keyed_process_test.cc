@@ -59,15 +59,15 @@ class RunningCountAndSum : public KeyedProcessFunction<K, Event<K>, Update<K>> {
 
   absl::Status ProcessElement(const Event<K>& e, typename Base::Context& ctx,
                               Collector<Update<K>>& out) override {
-    if (!(ctx.CurrentKey() == e.key))
-      return absl::InternalError("CurrentKey() is not the record's key");
+    if (!(ctx.current_key() == e.key))
+      return absl::InternalError("current_key() is not the record's key");
     if (ctx.timestamp() != e.seq)
       return absl::InternalError("timestamp() is not the record's timestamp");
-    Totals& totals = totals_[ctx.CurrentKey()];
+    Totals& totals = totals_[ctx.current_key()];
     ++totals.count;
     totals.sum += e.value;
     out.Collect(
-        Update<K>{ctx.CurrentKey(), totals.count, totals.sum, e.value, e.seq, ctx.worker_index()});
+        Update<K>{ctx.current_key(), totals.count, totals.sum, e.value, e.seq, ctx.worker_index()});
     return absl::OkStatus();
   }
 
@@ -259,16 +259,16 @@ class WindowCount : public KeyedProcessFunction<int64_t, Reading, Fired> {
  public:
   absl::Status ProcessElement(const Reading& r, Context& ctx, Collector<Fired>&) override {
     const Timestamp end = (ctx.timestamp() / kWindow + 1) * kWindow - 1;
-    ++counts_[{ctx.CurrentKey(), end}];
+    ++counts_[{ctx.current_key(), end}];
     ctx.timer_service().RegisterEventTimeTimer(end);
     ctx.timer_service().RegisterEventTimeTimer(kFar + r.seq);
     ctx.timer_service().DeleteEventTimeTimer(kFar + r.seq);
     return absl::OkStatus();
   }
   absl::Status OnTimer(Timestamp ts, OnTimerContext& ctx, Collector<Fired>& out) override {
-    auto it = counts_.find({ctx.CurrentKey(), ts});
+    auto it = counts_.find({ctx.current_key(), ts});
     if (it == counts_.end()) return absl::InternalError(absl::StrCat("unexpected timer ", ts));
-    out.Collect(Fired{ctx.CurrentKey(), ts, ctx.timestamp(), ctx.current_watermark(),
+    out.Collect(Fired{ctx.current_key(), ts, ctx.timestamp(), ctx.current_watermark(),
                       ctx.time_domain(), it->second, ctx.worker_index()});
     counts_.erase(it);
     return absl::OkStatus();
@@ -344,7 +344,7 @@ class TimerCommands : public KeyedProcessFunction<int64_t, TimerCommand, Fired> 
     return absl::OkStatus();
   }
   absl::Status OnTimer(Timestamp ts, OnTimerContext& ctx, Collector<Fired>& out) override {
-    out.Collect(Fired{ctx.CurrentKey(), ts, ctx.timestamp(), ctx.current_watermark(),
+    out.Collect(Fired{ctx.current_key(), ts, ctx.timestamp(), ctx.current_watermark(),
                       ctx.time_domain(), 0, ctx.worker_index()});
     return absl::OkStatus();
   }
@@ -400,13 +400,13 @@ class ChainedTimers : public KeyedProcessFunction<int64_t, Reading, Fired> {
   absl::Status ProcessElement(const Reading&, Context& ctx, Collector<Fired>&) override {
     // Once per key: registering 100 + key again after it fired would (as in
     // Flink) fire it again at the next watermark.
-    if (registered_.insert(ctx.CurrentKey()).second) {
-      ctx.timer_service().RegisterEventTimeTimer(100 + ctx.CurrentKey());
+    if (registered_.insert(ctx.current_key()).second) {
+      ctx.timer_service().RegisterEventTimeTimer(100 + ctx.current_key());
     }
     return absl::OkStatus();
   }
   absl::Status OnTimer(Timestamp ts, OnTimerContext& ctx, Collector<Fired>& out) override {
-    out.Collect(Fired{ctx.CurrentKey(), ts, ctx.timestamp(), ctx.current_watermark(),
+    out.Collect(Fired{ctx.current_key(), ts, ctx.timestamp(), ctx.current_watermark(),
                       ctx.time_domain(), 0, ctx.worker_index()});
     if (ts < kChainEnd) ctx.timer_service().RegisterEventTimeTimer(ts + kChainStep);
     return absl::OkStatus();
@@ -467,24 +467,24 @@ constexpr Timestamp kChainDelayMs = 5;
 class ProcessingTimers : public KeyedProcessFunction<int64_t, Reading, ProcessingFired> {
  public:
   absl::Status ProcessElement(const Reading&, Context& ctx, Collector<ProcessingFired>&) override {
-    if (!registered_.insert(ctx.CurrentKey()).second) return absl::OkStatus();
-    const Timestamp now = ctx.timer_service().CurrentProcessingTime();
-    registered_at_[{ctx.CurrentKey(), now + kDelayMs}] = now;
+    if (!registered_.insert(ctx.current_key()).second) return absl::OkStatus();
+    const Timestamp now = ctx.timer_service().current_processing_time();
+    registered_at_[{ctx.current_key(), now + kDelayMs}] = now;
     ctx.timer_service().RegisterProcessingTimeTimer(now + kDelayMs);
     return absl::OkStatus();
   }
   absl::Status OnTimer(Timestamp ts, OnTimerContext& ctx,
                        Collector<ProcessingFired>& out) override {
-    auto it = registered_at_.find({ctx.CurrentKey(), ts});
+    auto it = registered_at_.find({ctx.current_key(), ts});
     if (it == registered_at_.end())
       return absl::InternalError(absl::StrCat("unexpected timer ", ts));
-    const bool chained = chained_.contains(ctx.CurrentKey());
-    out.Collect(ProcessingFired{ctx.CurrentKey(), ts, ctx.current_processing_time(), it->second,
+    const bool chained = chained_.contains(ctx.current_key());
+    out.Collect(ProcessingFired{ctx.current_key(), ts, ctx.current_processing_time(), it->second,
                                 ctx.time_domain(), chained});
     if (!chained) {
-      chained_.insert(ctx.CurrentKey());
-      const Timestamp now = ctx.timer_service().CurrentProcessingTime();
-      registered_at_[{ctx.CurrentKey(), now + kChainDelayMs}] = now;
+      chained_.insert(ctx.current_key());
+      const Timestamp now = ctx.timer_service().current_processing_time();
+      registered_at_[{ctx.current_key(), now + kChainDelayMs}] = now;
       ctx.timer_service().RegisterProcessingTimeTimer(now + kChainDelayMs);
     }
     return absl::OkStatus();
@@ -529,7 +529,7 @@ TEST_P(TimerTest, ProcessingTimeTimersFire) {
   }
   EXPECT_EQ(fired.size(), 20u);
   int64_t timers_fired = 0;
-  for (const auto& m : job->Metrics()) {
+  for (const auto& m : testing::OperatorMetricsOf(job->Metrics())) {
     if (m.name == "processing") timers_fired += m.timers_fired;
   }
   EXPECT_EQ(timers_fired, 20);

@@ -244,7 +244,7 @@ TEST(PipelineTest, SinkNameAndUidNameTheSinkNotItsInput) {
   EXPECT_EQ(result.RecordsIn("printed"), 5);
   EXPECT_EQ(result.RecordsIn("printer"), 0);  // a uid is no display name once Name() is set
   std::set<std::string> names;
-  for (const OperatorMetricsSnapshot& m : result.metrics) names.insert(m.name);
+  for (const testing::OperatorMetricsSnapshot& m : result.metrics) names.insert(m.name);
   EXPECT_EQ(names, (std::set<std::string>{"Source#0", "double", "printed"}));
 }
 

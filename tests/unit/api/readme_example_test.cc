@@ -43,8 +43,11 @@ class CountViews final : public weir::KeyedProcessFunction<uint64_t, View, ViewC
                               weir::Collector<ViewCount>& out) override {
     weir::ValueState<int64_t> views = ctx.GetState(kViews);
     weir::ValueState<int64_t> watched_ms = ctx.GetState(kWatchedMs);
-    ViewCount count{ctx.CurrentKey(), views.value().value_or(0) + 1,
-                    watched_ms.value().value_or(0) + view.duration_ms};
+    // Get() is null before the key's first Update; it points into the state, so read it
+    // before the next state call.
+    ViewCount count{ctx.current_key(), 1, view.duration_ms};
+    if (const int64_t* seen = views.Get()) count.views += *seen;
+    if (const int64_t* watched = watched_ms.Get()) count.watched_ms += *watched;
     views.Update(count.views);
     watched_ms.Update(count.watched_ms);
     out.Collect(count);
@@ -61,7 +64,7 @@ class CountViews final : public weir::KeyedProcessFunction<uint64_t, View, ViewC
 absl::Status RunViewCounts(std::vector<View> views, std::string checkpoints) {
   weir::Pipeline pipeline(
       {.parallelism = 2,
-       .checkpoints = {.interval = absl::Seconds(10), .storage = std::move(checkpoints)},
+       .checkpoints = {.interval = absl::Seconds(10), .storage_uri = std::move(checkpoints)},
        .job_name = "view-counts"});
   // With checkpoints, every source, sink and stateful operator has a uid: its state is filed
   // under it, whatever is inserted or renamed around it later.

@@ -638,9 +638,9 @@ const OutputTag<std::string> kKeyedUnconsumed("keyed-unconsumed");
 class CountWithNewKeys : public KeyedProcessFunction<int64_t, int, int64_t> {
  public:
   absl::Status ProcessElement(const int& x, Context& ctx, Collector<int64_t>& out) override {
-    int64_t& count = counts_[ctx.CurrentKey()];
+    int64_t& count = counts_[ctx.current_key()];
     if (count++ == 0) {
-      ctx.Output(kNewKeys, ctx.CurrentKey());
+      ctx.Output(kNewKeys, ctx.current_key());
       ctx.timer_service().RegisterEventTimeTimer(1'000'000);
     }
     ctx.Output(kKeyedUnconsumed, absl::StrCat(x));
@@ -648,7 +648,7 @@ class CountWithNewKeys : public KeyedProcessFunction<int64_t, int, int64_t> {
     return absl::OkStatus();
   }
   absl::Status OnTimer(Timestamp, OnTimerContext& ctx, Collector<int64_t>&) override {
-    ctx.Output(kNewKeys, -1 - ctx.CurrentKey());
+    ctx.Output(kNewKeys, -1 - ctx.current_key());
     ctx.Output(kKeyedUnconsumed, std::string("timer"));
     return absl::OkStatus();
   }
@@ -737,7 +737,7 @@ TEST_P(StreamTest, NamesAndCountersInMetrics) {
   ASSERT_TRUE(job.ok()) << job.status();
   absl::Status status = job->Wait();
   ASSERT_TRUE(status.ok()) << status;
-  std::vector<OperatorMetricsSnapshot> metrics = job->Metrics();
+  std::vector<testing::OperatorMetricsSnapshot> metrics = testing::OperatorMetricsOf(job->Metrics());
 
   // Every named operator appears once per worker.
   std::map<std::string, std::set<int>> workers_by_name;
@@ -889,9 +889,9 @@ class RecordKeyedThread : public KeyedProcessFunction<int, Tagged, Tagged> {
   }
   absl::Status ProcessElement(const Tagged& t, Context& ctx, Collector<Tagged>& out) override {
     ++log_->keyed_records;
-    const int owner = WorkerForKeyGroup(KeyGroupOf(ctx.CurrentKey(), max_parallelism_),
+    const int owner = WorkerForKeyGroup(KeyGroupOf(ctx.current_key(), max_parallelism_),
                                         max_parallelism_, parallelism_);
-    if (owner != ctx.worker_index() || ctx.CurrentKey() != t.value % 97) ++log_->routing_mismatches;
+    if (owner != ctx.worker_index() || ctx.current_key() != t.value % 97) ++log_->routing_mismatches;
     if (ctx.worker_index() != t.source_worker) ++log_->moved;
     {
       std::lock_guard<std::mutex> lock(log_->mutex);

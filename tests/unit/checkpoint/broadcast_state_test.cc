@@ -50,7 +50,7 @@ TEST(BroadcastStateTest, RestoredOnEveryWorkerAfterACrash) {
     options.parallelism = parallelism;
     options.job_name = "join";
     options.checkpoints.interval = absl::Milliseconds(30);
-    options.checkpoints.storage = "file://" + (root / "checkpoints").string();
+    options.checkpoints.storage_uri = "file://" + (root / "checkpoints").string();
     auto pipeline = std::make_unique<Pipeline>(options);
     auto dims =
         pipeline->Source(testing::VectorSource<std::pair<int64_t, std::string>>::Create(rows))

@@ -269,7 +269,7 @@ TEST_P(AbandonedCheckpointTest, CheckpointsAbandonedWhileAWorkerStallsLoseNothin
     options.job_name = "count";
     options.checkpoints.interval = absl::Milliseconds(200);
     options.checkpoints.timeout = absl::Seconds(1);
-    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     // Room for the 3 s of batches worker 0 sends worker 1 during the stall: it
     // is not backpressured, so its sources keep emitting barriers.
     options.queue_capacity = 8192;

@@ -30,9 +30,9 @@ class CountPerKey final : public KeyedProcessFunction<int64_t, int64_t, Count> {
  public:
   absl::Status ProcessElement(const int64_t&, Context& ctx, Collector<Count>& out) override {
     ValueState<int64_t> count = ctx.GetState(kCount);
-    const int64_t n = count.value().value_or(0) + 1;
+    const int64_t n = (count.Get() != nullptr ? *count.Get() : 0) + 1;
     count.Update(n);
-    out.Collect({ctx.CurrentKey(), n});
+    out.Collect({ctx.current_key(), n});
     return absl::OkStatus();
   }
 
@@ -102,7 +102,7 @@ class CountJobTest : public ::testing::Test {
     options.parallelism = parallelism;
     options.job_name = "count";
     options.checkpoints.interval = interval;
-    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     options.allow_non_restored_state = shape.allow_non_restored_state;
     if (backend() == Backend::kRocksDb) {
       options.state_backend = StateBackend::RocksDb((root_ / "rocksdb").string());

@@ -95,7 +95,7 @@ class RestoreTest : public ::testing::Test {
     options.parallelism = 2;
     options.job_name = kJob;
     options.checkpoints.interval = absl::Milliseconds(20);
-    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     options.checkpoints.retained = 3;
     Pipeline pipeline(options);
     testing::VectorSourceOptions source_options;
@@ -165,7 +165,7 @@ class RestoreTest : public ::testing::Test {
    public:
     absl::Status ProcessElement(const int64_t&, Context& ctx, Collector<int64_t>& out) override {
       ValueState<int64_t> count = ctx.GetState(kCount);
-      const int64_t n = count.value().value_or(0) + 1;
+      const int64_t n = (count.Get() != nullptr ? *count.Get() : 0) + 1;
       count.Update(n);
       out.Collect(n);
       return absl::OkStatus();

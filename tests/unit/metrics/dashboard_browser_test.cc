@@ -88,7 +88,7 @@ TEST(DashboardBrowserTest, RendersTheGraphAndLiveRates) {
   const std::string storage = absl::StrCat(::testing::TempDir(), "/weir-dashboard-", getpid());
   std::filesystem::remove_all(storage);
   Pipeline pipeline({.parallelism = 2,
-                     .checkpoints = {.interval = absl::Seconds(1), .storage = "file://" + storage},
+                     .checkpoints = {.interval = absl::Seconds(1), .storage_uri = "file://" + storage},
                      .job_name = "dashboard-demo",
                      .http_port = 0});
   pipeline
@@ -110,7 +110,7 @@ TEST(DashboardBrowserTest, RendersTheGraphAndLiveRates) {
   // give the charts a few more.
   ASSERT_TRUE(WaitFor(
       [&] {
-        const MetricsSnapshot m = job->CollectMetrics();
+        const MetricsSnapshot m = job->Metrics();
         return m.Sum("weir_operator_records_in_total", {{"operator", "store"}}) > 0 &&
                m.Sum("weir_checkpoints_completed_total") >= 1;
       },

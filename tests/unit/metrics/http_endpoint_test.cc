@@ -114,7 +114,7 @@ TEST(HttpEndpointTest, ServesMetricsJobHealthAndTheDashboard) {
   const std::string dir = absl::StrCat(::testing::TempDir(), "/weir-http-ckpt-", getpid());
   std::filesystem::remove_all(dir);
   Pipeline pipeline({.parallelism = 2,
-                     .checkpoints = {.storage = "file://" + dir},
+                     .checkpoints = {.storage_uri = "file://" + dir},
                      .job_name = "served",
                      .http_port = 0});
   std::shared_ptr<CountingSink> sink = Build(pipeline, 20'000);

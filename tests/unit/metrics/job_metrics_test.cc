@@ -98,7 +98,7 @@ TEST_P(JobMetricsTest, CountsMatchWhatWentThrough) {
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(job->Wait().ok());
-  const MetricsSnapshot m = job->CollectMetrics();
+  const MetricsSnapshot m = job->Metrics();
   const double kept = kRecords * 3 / 4;
 
   EXPECT_EQ(Op(m, "weir_operator_records_in_total", "numbers"), kRecords);
@@ -155,7 +155,7 @@ TEST_P(JobMetricsTest, CountsMatchWhatWentThrough) {
 
   // The old per-operator API agrees.
   int64_t sink_in = 0;
-  for (const OperatorMetricsSnapshot& op : job->Metrics()) {
+  for (const testing::OperatorMetricsSnapshot& op : testing::OperatorMetricsOf(job->Metrics())) {
     if (op.name == "out") sink_in += op.records_in;
   }
   EXPECT_EQ(static_cast<double>(sink_in), kept);
@@ -187,13 +187,13 @@ TEST(JobMetricsWatermarkTest, WatermarksAreLive) {
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(WaitFor([&] { return sink->size() == 1000; }));
   ASSERT_TRUE(WaitFor([&] {
-    return Op(job->CollectMetrics(), "weir_operator_watermark_milliseconds", "same") == 1998;
+    return Op(job->Metrics(), "weir_operator_watermark_milliseconds", "same") == 1998;
   }));
-  EXPECT_EQ(Op(job->CollectMetrics(), "weir_operator_watermark_milliseconds", "numbers"), 1998);
-  EXPECT_EQ(job->CollectMetrics().Sum("weir_job_state", {{"state", "running"}}), 1);
+  EXPECT_EQ(Op(job->Metrics(), "weir_operator_watermark_milliseconds", "numbers"), 1998);
+  EXPECT_EQ(job->Metrics().Sum("weir_job_state", {{"state", "running"}}), 1);
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
-  EXPECT_TRUE(std::isinf(Op(job->CollectMetrics(), "weir_operator_watermark_milliseconds", "out")));
+  EXPECT_TRUE(std::isinf(Op(job->Metrics(), "weir_operator_watermark_milliseconds", "out")));
 }
 
 // One record per poll makes the watermark each record meets known: the
@@ -218,14 +218,14 @@ TEST(JobMetricsLateTest, LateRecordsAreCounted) {
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(job->Wait().ok());
-  EXPECT_EQ(Op(job->CollectMetrics(), "weir_operator_late_records_total", "windows"), 2);
+  EXPECT_EQ(Op(job->Metrics(), "weir_operator_late_records_total", "windows"), 2);
 }
 
 TEST(JobMetricsCheckpointTest, CheckpointsAndStateSizeAreReported) {
   const std::string dir = absl::StrCat(::testing::TempDir(), "/weir-metrics-ckpt-", getpid());
   std::filesystem::remove_all(dir);
   Pipeline pipeline(
-      {.parallelism = 2, .checkpoints = {.storage = "file://" + dir}, .job_name = "checkpointed"});
+      {.parallelism = 2, .checkpoints = {.storage_uri = "file://" + dir}, .job_name = "checkpointed"});
   testing::VectorSourceOptions source_options;
   source_options.unbounded = true;
   source_options.records_per_second = 20'000;
@@ -245,7 +245,7 @@ TEST(JobMetricsCheckpointTest, CheckpointsAndStateSizeAreReported) {
   absl::StatusOr<int64_t> second = job->TriggerCheckpoint();
   ASSERT_TRUE(second.ok()) << second.status();
 
-  MetricsSnapshot m = job->CollectMetrics();
+  MetricsSnapshot m = job->Metrics();
   EXPECT_EQ(m.Sum("weir_checkpoints_completed_total"), 2);
   EXPECT_EQ(m.Sum("weir_checkpoints_failed_total"), 0);
   EXPECT_EQ(m.Sum("weir_checkpoint_last_completed_id"), *second);
@@ -262,7 +262,7 @@ TEST(JobMetricsCheckpointTest, CheckpointsAndStateSizeAreReported) {
 
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
-  m = job->CollectMetrics();
+  m = job->Metrics();
   EXPECT_EQ(m.Sum("weir_checkpoints_completed_total"), 3);  // and the final one
   absl::StatusOr<testing::ParsedExposition> parsed =
       testing::ParsePrometheusText(m.ToPrometheusText());

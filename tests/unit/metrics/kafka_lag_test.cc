@@ -107,11 +107,11 @@ TEST(KafkaLagTest, ConsumerLagPerPartitionAndDeadLetters) {
 
   // Behind: both partitions report lag while the sink is slow.
   ASSERT_TRUE(WaitFor([&] {
-    const MetricsSnapshot m = job->CollectMetrics();
+    const MetricsSnapshot m = job->Metrics();
     return m.Sum("weir_kafka_consumer_lag_records", {{"partition", "0"}}) > 0 &&
            m.Sum("weir_kafka_consumer_lag_records", {{"partition", "1"}}) > 0;
   }));
-  const MetricsSnapshot behind = job->CollectMetrics();
+  const MetricsSnapshot behind = job->Metrics();
   const MetricFamily* lag = behind.Find("weir_kafka_consumer_lag_records");
   ASSERT_NE(lag, nullptr);
   ASSERT_EQ(lag->series.size(), 2u);
@@ -120,14 +120,14 @@ TEST(KafkaLagTest, ConsumerLagPerPartitionAndDeadLetters) {
                                                  {"worker", "0"},
                                                  {"topic", "events"},
                                                  {"partition", "0"}}));
-  EXPECT_LE(job->CollectMetrics().Sum("weir_kafka_consumer_lag_records"), kRecords);
+  EXPECT_LE(job->Metrics().Sum("weir_kafka_consumer_lag_records"), kRecords);
 
   // Caught up: no lag, every record read or dead-lettered.
   sink->slow = false;
   ASSERT_TRUE(WaitFor([&] { return sink->count() == kRecords * 9 / 10; }));
   ASSERT_TRUE(
-      WaitFor([&] { return job->CollectMetrics().Sum("weir_kafka_consumer_lag_records") == 0; }));
-  const MetricsSnapshot m = job->CollectMetrics();
+      WaitFor([&] { return job->Metrics().Sum("weir_kafka_consumer_lag_records") == 0; }));
+  const MetricsSnapshot m = job->Metrics();
   EXPECT_EQ(m.Sum("weir_dead_letters_total", {{"operator", "events"}}), kRecords / 10);
   EXPECT_EQ(static_cast<int>(dead_letters->size()), kRecords / 10);
   EXPECT_EQ(m.Sum("weir_operator_records_out_total", {{"operator", "events"}}), kRecords * 9 / 10);

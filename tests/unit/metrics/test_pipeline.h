@@ -37,7 +37,7 @@ class CountPerKey final : public KeyedProcessFunction<int64_t, int64_t, int64_t>
   absl::Status ProcessElement(const int64_t& value, Context& ctx,
                               Collector<int64_t>& out) override {
     ValueState<int64_t> count = ctx.GetState(ValueStateDescriptor<int64_t>{"count"});
-    count.Update(count.value().value_or(0) + 1);
+    count.Update((count.Get() != nullptr ? *count.Get() : 0) + 1);
     out.Collect(value);
     return absl::OkStatus();
   }

@@ -300,7 +300,7 @@ class WatermarkProbe final : public KeyedProcessFunction<int, int, int> {
                                        ctx.timestamp(), ctx.time_domain()});
     }
     observations_->timers_fired.fetch_add(1);
-    out.Collect(ctx.CurrentKey());
+    out.Collect(ctx.current_key());
     return absl::OkStatus();
   }
 

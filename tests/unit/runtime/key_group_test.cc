@@ -255,7 +255,7 @@ class RecordWorker final : public KeyedProcessFunction<K, int, std::pair<K, int>
   using Base = KeyedProcessFunction<K, int, std::pair<K, int>>;
   absl::Status ProcessElement(const int&, typename Base::Context& ctx,
                               Collector<std::pair<K, int>>& out) override {
-    out.Collect({ctx.CurrentKey(), ctx.worker_index()});
+    out.Collect({ctx.current_key(), ctx.worker_index()});
     return absl::OkStatus();
   }
 };

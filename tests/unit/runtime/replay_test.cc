@@ -47,7 +47,7 @@ class CountPerKey final : public KeyedProcessFunction<int64_t, int64_t, Count> {
  public:
   absl::Status ProcessElement(const int64_t& key, Context& ctx, Collector<Count>& out) override {
     ValueState<int64_t> count = ctx.GetState(kCount);
-    const int64_t now = count.value().value_or(0) + 1;
+    const int64_t now = (count.Get() != nullptr ? *count.Get() : 0) + 1;
     count.Update(now);
     out.Collect({key, now, false});
     return absl::OkStatus();
@@ -55,7 +55,7 @@ class CountPerKey final : public KeyedProcessFunction<int64_t, int64_t, Count> {
   std::string ReplayState() const override { return kCount.name; }
   absl::Status OnReplay(Context& ctx, Collector<Count>& out) override {
     if (const int64_t* count = ctx.GetState(kCount).Get()) {
-      out.Collect({ctx.CurrentKey(), *count, true});
+      out.Collect({ctx.current_key(), *count, true});
     }
     return absl::OkStatus();
   }
@@ -69,7 +69,7 @@ class SilentCountPerKey final : public KeyedProcessFunction<int64_t, int64_t, Co
  public:
   absl::Status ProcessElement(const int64_t& key, Context& ctx, Collector<Count>& out) override {
     ValueState<int64_t> count = ctx.GetState(kCount);
-    const int64_t now = count.value().value_or(0) + 1;
+    const int64_t now = (count.Get() != nullptr ? *count.Get() : 0) + 1;
     count.Update(now);
     out.Collect({key, now, false});
     return absl::OkStatus();
@@ -146,7 +146,7 @@ bool WaitFor(F done, absl::Duration limit = absl::Seconds(60)) {
 }
 
 double MetricSum(const JobHandle& job, const std::string& name) {
-  const MetricsSnapshot snapshot = job.CollectMetrics();
+  const MetricsSnapshot snapshot = job.Metrics();
   const MetricFamily* family = snapshot.Find(name);
   double sum = 0;
   if (family != nullptr) {
@@ -172,7 +172,7 @@ class ReplayTest : public ::testing::TestWithParam<test::Backend> {
     options.state_backend = test::MakeBackend(GetParam(), root_ / "rocksdb");
     // 1000 keys/s per instance: steps of 10 keys every 10 ms.
     options.replay_keys_per_second = 1000;
-    if (checkpoints) options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    if (checkpoints) options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     return options;
   }
 

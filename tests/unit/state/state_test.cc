@@ -64,6 +64,13 @@
 namespace weir {
 namespace {
 
+// A ValueState's value as an optional (copied), for comparisons.
+template <class T>
+std::optional<T> Read(const ValueState<T>& state) {
+  const T* value = state.Get();
+  return value != nullptr ? std::optional<T>(*value) : std::nullopt;
+}
+
 using ::testing::HasSubstr;
 
 constexpr absl::Duration kDeadline = absl::Seconds(60);
@@ -168,7 +175,7 @@ class ValueOps final : public KeyedProcessFunction<int64_t, ValueCommand, ValueS
                               Collector<ValueSeen>& out) override {
     ValueState<int64_t> state = ctx.GetState(kState);
     ValueSeen seen{c.seq};
-    seen.before = state.value();
+    seen.before = Read(state);
     const int64_t* get = state.Get();
     seen.get_agrees = get == nullptr ? !seen.before : seen.before && *get == *seen.before;
     switch (c.op) {
@@ -187,7 +194,7 @@ class ValueOps final : public KeyedProcessFunction<int64_t, ValueCommand, ValueS
       case ValueOp::kRead:
         break;
     }
-    seen.after = ctx.GetState(kState).value();
+    seen.after = Read(ctx.GetState(kState));
     out.Collect(seen);
     return absl::OkStatus();
   }
@@ -400,12 +407,12 @@ class LastValues final : public KeyedProcessFunction<int64_t, Write, int64_t> {
     ValueState<T> state = ctx.GetState(Slot<T>::kState);
     const std::optional<T> expected =
         w.previous_n < 0 ? std::nullopt : std::optional<T>(MakeValue<T>(w.previous_n));
-    if (!Same(state.value(), expected) && status.ok()) {
+    if (!Same(Read(state), expected) && status.ok()) {
       status = absl::InternalError(absl::StrCat(TypeName<T>(), " state of key ", w.key,
                                                 " at record ", w.seq, ": not the last value"));
     }
     state.Update(MakeValue<T>(w.n));
-    if (!Same(state.value(), std::optional<T>(MakeValue<T>(w.n))) && status.ok()) {
+    if (!Same(Read(state), std::optional<T>(MakeValue<T>(w.n))) && status.ok()) {
       status = absl::InternalError(absl::StrCat(TypeName<T>(), " state of key ", w.key,
                                                 " at record ", w.seq, ": not what was stored"));
     }
@@ -696,7 +703,7 @@ class Summaries final : public KeyedProcessFunction<int64_t, Purchase, UserSumma
     ValueState<double> total = ctx.GetState(kTotal);
     ListState<std::string> items = ctx.GetState(kItems);
     MapState<std::string, int64_t> counts = ctx.GetState(kCounts);
-    count.Update(count.value().value_or(0) + 1);
+    count.Update((count.Get() != nullptr ? *count.Get() : 0) + 1);
     if (double* t = total.Mutable()) {
       *t += p.price;
     } else {
@@ -705,16 +712,16 @@ class Summaries final : public KeyedProcessFunction<int64_t, Purchase, UserSumma
     items.Add(p.item);
     counts.Put(p.item, counts.Get(p.item).value_or(0) + 1);
     // Another descriptor with the same name and type is the same state.
-    if (ctx.GetState(kCountAgain).value() != count.value())
+    if (Read(ctx.GetState(kCountAgain)) != Read(count))
       return absl::InternalError("two descriptors of one state disagree");
     ctx.timer_service().RegisterEventTimeTimer(kEndOfTime);
     return absl::OkStatus();
   }
 
   absl::Status OnTimer(Timestamp, OnTimerContext& ctx, Collector<UserSummary>& out) override {
-    UserSummary summary{ctx.CurrentKey()};
-    summary.count = ctx.GetState(kCount).value().value_or(-1);
-    summary.total = ctx.GetState(kTotal).value().value_or(-1);
+    UserSummary summary{ctx.current_key()};
+    summary.count = (ctx.GetState(kCount).Get() != nullptr ? *ctx.GetState(kCount).Get() : -1);
+    summary.total = (ctx.GetState(kTotal).Get() != nullptr ? *ctx.GetState(kTotal).Get() : -1);
     summary.items = ctx.GetState(kItems).Get();
     ctx.GetState(kCounts).ForEach([&summary](const std::string& item, const int64_t& n) {
       summary.counts.emplace_back(item, n);
@@ -826,7 +833,7 @@ class TtlProbe final : public KeyedProcessFunction<int64_t, int64_t, TtlReport> 
     // Everything happens in timers, whose time is known; spread over 50 ms
     // so that each firing is short (and the timing-dependent checks can run).
     ctx.timer_service().RegisterProcessingTimeTimer(ctx.current_processing_time() + 1 +
-                                                    ctx.CurrentKey() % 50);
+                                                    ctx.current_key() % 50);
     return absl::OkStatus();
   }
 
@@ -837,7 +844,7 @@ class TtlProbe final : public KeyedProcessFunction<int64_t, int64_t, TtlReport> 
     MapState<int32_t, int64_t> map = ctx.GetState(kMap);
     // The probe's own bookkeeping, in one state without TTL.
     ValueState<Notes> notes_state = ctx.GetState(kNotes);
-    Notes notes = notes_state.value().value_or(Notes(std::vector<int64_t>(kNoteCount, 0), {}));
+    Notes notes = (notes_state.Get() != nullptr ? *notes_state.Get() : Notes(std::vector<int64_t>(kNoteCount, 0), {}));
     std::vector<int64_t>& note = notes.first;
     auto expect = [&](bool ok, const std::string& what) {
       if (!ok) notes.second.push_back(absl::StrCat("step ", note[kStep], ": ", what));
@@ -847,7 +854,7 @@ class TtlProbe final : public KeyedProcessFunction<int64_t, int64_t, TtlReport> 
         value.Update(10);
         list.Add("a");
         map.Put(1, 1);
-        expect(value.value() == 10 && value.Get() != nullptr, "value right after Update");
+        expect(Read(value) == 10 && value.Get() != nullptr, "value right after Update");
         expect(list.Get() == std::vector<std::string>{"a"}, "list right after Add");
         expect(map.Get(1) == 1 && map.Contains(1) && !map.IsEmpty(), "map right after Put");
         note[kWrittenAt] = ts;
@@ -858,7 +865,7 @@ class TtlProbe final : public KeyedProcessFunction<int64_t, int64_t, TtlReport> 
         note[kListWasAlive] = list.Get() == std::vector<std::string>{"a"};
         if (now < note[kWrittenAt] + kTtlMs) {
           ++note[kAliveChecks];
-          expect(value.value() == 10, "value alive before its ttl");
+          expect(Read(value) == 10, "value alive before its ttl");
           expect(note[kListWasAlive], "list alive before its ttl");
           expect(map.Get(1) == 1, "map entry alive before its ttl");
         }
@@ -878,7 +885,7 @@ class TtlProbe final : public KeyedProcessFunction<int64_t, int64_t, TtlReport> 
         expect(!map.Contains(1) && !map.Get(1), "first map entry expired on its own");
         if (now < note[kRefreshedAt] + kTtlMs) {
           ++note[kAliveChecks];
-          expect(value.value() == 11, "value refreshed by Mutable");
+          expect(Read(value) == 11, "value refreshed by Mutable");
           expect(list.Get() == (note[kListWasAlive] ? std::vector<std::string>{"a", "b"}
                                                     : std::vector<std::string>{"b"}),
                  "list refreshed by Add");
@@ -891,12 +898,12 @@ class TtlProbe final : public KeyedProcessFunction<int64_t, int64_t, TtlReport> 
         break;
       }
       case 3: {  // everything expired
-        expect(!value.value() && value.Get() == nullptr && value.Mutable() == nullptr,
+        expect(!Read(value) && value.Get() == nullptr && value.Mutable() == nullptr,
                "value expired");
         expect(list.Get().empty(), "list expired");
         expect(map.IsEmpty() && map.Keys().empty() && !map.Contains(2) && !map.Get(2),
                "map expired");
-        out.Collect(TtlReport{ctx.CurrentKey(), notes.second, note[kAliveChecks]});
+        out.Collect(TtlReport{ctx.current_key(), notes.second, note[kAliveChecks]});
         break;
       }
       default:
@@ -1013,14 +1020,14 @@ class WriteThenVerify final : public KeyedProcessFunction<int64_t, int64_t, int6
   absl::Status ProcessElement(const int64_t& v, Context& ctx, Collector<int64_t>&) override {
     ValueState<std::string> state = ctx.GetState(kValue);
     if (v < kBigKeys) {
-      state.Update(BigValue(ctx.CurrentKey()));
+      state.Update(BigValue(ctx.current_key()));
       counts_->written.fetch_add(1, std::memory_order_relaxed);
       return absl::OkStatus();
     }
     const std::string* value = state.Get();
-    if (value == nullptr || *value != BigValue(ctx.CurrentKey())) {
+    if (value == nullptr || *value != BigValue(ctx.current_key())) {
       return absl::InternalError(
-          absl::StrCat("key ", ctx.CurrentKey(), ": ", value ? "wrong value" : "value lost"));
+          absl::StrCat("key ", ctx.current_key(), ": ", value ? "wrong value" : "value lost"));
     }
     counts_->verified.fetch_add(1, std::memory_order_relaxed);
     return absl::OkStatus();
@@ -1129,7 +1136,7 @@ class Accumulate final : public KeyedProcessFunction<int64_t, int64_t, KeySummar
 
   absl::Status ProcessElement(const int64_t& v, Context& ctx, Collector<KeySummary>&) override {
     ValueState<int64_t> count = ctx.GetState(kCount);
-    count.Update(count.value().value_or(0) + 1);
+    count.Update((count.Get() != nullptr ? *count.Get() : 0) + 1);
     ctx.GetState(kValues).Add(v);
     MapState<int32_t, int64_t> sums = ctx.GetState(kSums);
     sums.Put(MapKeyOf(v), sums.Get(MapKeyOf(v)).value_or(0) + v);
@@ -1154,13 +1161,13 @@ class Accumulate final : public KeyedProcessFunction<int64_t, int64_t, KeySummar
   }
 
   absl::Status OnTimer(Timestamp, OnTimerContext& ctx, Collector<KeySummary>& out) override {
-    KeySummary s{ctx.CurrentKey()};
-    s.count = ctx.GetState(kCount).value().value_or(-1);
+    KeySummary s{ctx.current_key()};
+    s.count = (ctx.GetState(kCount).Get() != nullptr ? *ctx.GetState(kCount).Get() : -1);
     s.values = ctx.GetState(kValues).Get();
     std::sort(s.values.begin(), s.values.end());
     ctx.GetState(kSums).ForEach(
         [&s](const int32_t& k, const int64_t& sum) { s.sums.emplace_back(k, sum); });
-    s.ttl_count = ctx.GetState(kTtlCount).value().value_or(-1);
+    s.ttl_count = (ctx.GetState(kTtlCount).Get() != nullptr ? *ctx.GetState(kTtlCount).Get() : -1);
     s.ttl_values = ctx.GetState(kTtlValues).Get();
     std::sort(s.ttl_values.begin(), s.ttl_values.end());
     ctx.GetState(kTtlSums).ForEach(
@@ -1215,7 +1222,7 @@ class CheckpointedStateTest : public TempDirTest {
     options.parallelism = parallelism;
     options.job_name = "accumulate";
     options.checkpoints.interval = absl::Milliseconds(30);
-    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     options.state_backend = MakeBackend(backend, root_ / "rocksdb");
     auto pipeline = std::make_unique<Pipeline>(options);
     pipeline
@@ -1356,7 +1363,7 @@ class DelayedReport final : public KeyedProcessFunction<int64_t, int64_t, Fired>
  public:
   absl::Status ProcessElement(const int64_t&, Context& ctx, Collector<Fired>&) override {
     ValueState<int64_t> count = ctx.GetState(kCount);
-    count.Update(count.value().value_or(0) + 1);
+    count.Update((count.Get() != nullptr ? *count.Get() : 0) + 1);
     if (*count.Get() == 1) {
       const Timestamp due = ctx.current_processing_time() + kTimerDelayMs;
       ctx.GetState(kDue).Update(due);
@@ -1368,11 +1375,11 @@ class DelayedReport final : public KeyedProcessFunction<int64_t, int64_t, Fired>
     if (ctx.time_domain() != TimeDomain::kProcessingTime)
       return absl::InternalError("not a processing-time timer");
     ValueState<bool> fired = ctx.GetState(kFired);
-    if (fired.value().value_or(false))
-      return absl::InternalError(absl::StrCat("key ", ctx.CurrentKey(), ": timer fired twice"));
+    if ((fired.Get() != nullptr ? *fired.Get() : false))
+      return absl::InternalError(absl::StrCat("key ", ctx.current_key(), ": timer fired twice"));
     fired.Update(true);
-    out.Collect(Fired{ctx.CurrentKey(), ts, ctx.GetState(kDue).value().value_or(-1),
-                      ctx.GetState(kCount).value().value_or(-1), ctx.current_processing_time()});
+    out.Collect(Fired{ctx.current_key(), ts, (ctx.GetState(kDue).Get() != nullptr ? *ctx.GetState(kDue).Get() : -1),
+                      (ctx.GetState(kCount).Get() != nullptr ? *ctx.GetState(kCount).Get() : -1), ctx.current_processing_time()});
     return absl::OkStatus();
   }
 
@@ -1391,7 +1398,7 @@ class ProcessingTimerRestoreTest
     options.parallelism = parallelism;
     options.job_name = "delayed";
     options.checkpoints.interval = absl::Milliseconds(20);
-    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     options.state_backend = MakeBackend(std::get<0>(GetParam()), root_ / "rocksdb");
     auto pipeline = std::make_unique<Pipeline>(options);
     pipeline
@@ -1423,7 +1430,7 @@ TEST_P(ProcessingTimerRestoreTest, TimersRegisteredBeforeACrashFireAfterTheResta
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
     auto processed = [&job] {
       int64_t in = 0;
-      for (const auto& m : job->Metrics()) {
+      for (const auto& m : testing::OperatorMetricsOf(job->Metrics())) {
         if (m.name == "delayed") in += m.records_in;
       }
       return in;

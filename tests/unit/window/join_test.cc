@@ -60,7 +60,7 @@ std::vector<testing::TimestampedValue<Change>> Changes(std::vector<Change> chang
 
 int64_t JoinInput(const JobHandle& job) {
   int64_t total = 0;
-  for (const auto& m : job.Metrics()) {
+  for (const auto& m : testing::OperatorMetricsOf(job.Metrics())) {
     if (m.name == "join") total += m.records_in;
   }
   return total;
@@ -186,7 +186,7 @@ TEST_P(JoinParallelismTest, EventsBeforeAfterAndWithoutRowsUpdatesAndDeletes) {
   for (int64_t id = 30; id < 45; ++id) expected_unmatched.push_back(id);
   EXPECT_EQ(Sorted(unmatched_ids), expected_unmatched);
   int64_t late = 0;
-  for (const auto& m : job->Metrics()) {
+  for (const auto& m : testing::OperatorMetricsOf(job->Metrics())) {
     if (m.name == "join") late += m.late_records;
   }
   EXPECT_EQ(late, 15);
@@ -261,7 +261,7 @@ class JoinRestoreTest : public JoinTest,
     PipelineOptions options;
     options.parallelism = parallelism;
     options.job_name = "join";
-    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     if (std::get<2>(GetParam()) == Backend::kRocksDb) {
       options.state_backend = StateBackend::RocksDb((root_ / "rocksdb").string());
     }

@@ -9,7 +9,7 @@
 //   watermark each record meets known, so a simulation of the documented
 //   semantics predicts every emission (on time, re-emitted within the allowed
 //   lateness, or sent to the late-data side output and counted);
-// - CountTrigger and EarlyFiring (windows and sessions), processing-time
+// - EarlyFiringOnCount and EarlyFiring (windows and sessions), processing-time
 //   windows;
 // - a crash (cancel) after a checkpoint in the middle of windows and a restart,
 //   at the same and at another parallelism: nothing lost, nothing doubled;
@@ -163,8 +163,8 @@ Emissions EmissionsOf(const testing::CollectingSink<Row<int64_t>>& sink) {
   return out;
 }
 
-int64_t SumMetric(const std::vector<OperatorMetricsSnapshot>& metrics, const std::string& name,
-                  int64_t OperatorMetricsSnapshot::*field) {
+int64_t SumMetric(const std::vector<testing::OperatorMetricsSnapshot>& metrics, const std::string& name,
+                  int64_t testing::OperatorMetricsSnapshot::*field) {
   int64_t total = 0;
   for (const auto& m : metrics) {
     if (m.name == name) total += m.*field;
@@ -510,7 +510,7 @@ LateRun RunWithLateness(const Input& input, const WindowAssigner& assigner, int6
           .KeyBy(KeyOf{})
           .Window(assigner);
   windowed.AllowedLateness(absl::Milliseconds(lateness)).SideOutputLateData(kLate);
-  if (count > 0) windowed.CountTrigger(count);
+  if (count > 0) windowed.EarlyFiringOnCount(count);
   auto counts = CountWindows(windowed, "count");
   auto sink = Collect(counts);
   auto late = Collect(counts.SideOutput(kLate));
@@ -673,7 +673,7 @@ TEST_F(WindowTestBase, SessionMergeKeepsTheTimersOfOtherSessions) {
 // ---------------------------------------------------------------------------
 // Triggers and processing time.
 
-TEST_F(WindowTestBase, CountTriggerFiresEveryNElements) {
+TEST_F(WindowTestBase, EarlyFiringOnCountFiresEveryNElementsAndAtTheEnd) {
   constexpr int64_t kEvery = 5;
   const Input input = RandomInput(1200, 5, 2000, 23);
   for (const WindowAssigner& assigner :
@@ -690,7 +690,7 @@ TEST_F(WindowTestBase, CountTriggerFiresEveryNElements) {
                     WatermarkStrategy<Ev>::BoundedOutOfOrderness(absl::Milliseconds(30)))
             .KeyBy(KeyOf{})
             .Window(assigner)
-            .CountTrigger(kEvery),
+            .EarlyFiringOnCount(kEvery),
         "count"));
     testing::JobResult result = testing::RunToCompletion(pipeline);
     ASSERT_TRUE(result.status.ok()) << result.status;
@@ -708,7 +708,7 @@ TEST_F(WindowTestBase, CountTriggerFiresEveryNElements) {
 // Sessions as Flink's CountTrigger with merging windows: a session fires when
 // the elements since it last fired on count (summed over merged sessions)
 // reach N, and once more at its end.
-TEST_F(WindowTestBase, SessionCountTriggerFiresEveryNElementsAcrossMerges) {
+TEST_F(WindowTestBase, SessionEarlyFiringOnCountFiresEveryNElementsAndAtTheEndAcrossMerges) {
   // Gap 10, count 3, watermark delay 1000: nothing ends before ts 2000.
   const std::vector<Timestamp> timestamps = {
       0,     // [0, 10): 1 since the last count firing
@@ -848,7 +848,7 @@ TEST_F(WindowTestBase, ProcessingTimeWindowsProduceResults) {
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
   const Timestamp stopped = ToTimestamp(absl::Now());
-  const int64_t read = SumMetric(job->Metrics(), "src", &OperatorMetricsSnapshot::records_in);
+  const int64_t read = SumMetric(testing::OperatorMetricsOf(job->Metrics()), "src", &testing::OperatorMetricsSnapshot::records_in);
   for (const auto& [sink, size, slide] :
        {std::tuple{tumbling.get(), 100, 100}, std::tuple{sliding.get(), 200, 100}}) {
     ASSERT_GE(sink->size(), 6u);
@@ -886,7 +886,7 @@ class CheckpointedWindowTest : public WindowTestBase {
     PipelineOptions options = Options(parallelism, backend);
     options.job_name = "windows";
     options.checkpoints.interval = absl::Milliseconds(30);
-    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     auto pipeline = std::make_unique<Pipeline>(options);
     testing::VectorSourceOptions source_options;
     source_options.splits = 4;

@@ -166,7 +166,7 @@ class ClickHouseSinkTest : public ::testing::Test {
     if (checkpoints) {
       // Long: the restart test triggers its checkpoints by hand.
       pipeline_options.checkpoints.interval = absl::Seconds(600);
-      pipeline_options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+      pipeline_options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     }
     auto pipeline = std::make_unique<Pipeline>(pipeline_options);
     testing::VectorSourceOptions source_options;

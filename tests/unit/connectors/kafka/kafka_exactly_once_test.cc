@@ -75,7 +75,7 @@ class KafkaExactlyOnceTest : public ::testing::TestWithParam<Case> {
     options.batch_size = 64;
     options.checkpoints.interval = absl::Milliseconds(100);
     options.checkpoints.timeout = absl::Seconds(20);
-    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     auto pipeline = std::make_unique<weir::Pipeline>(options);
     SourceOptions<std::string> source;
     source.client = {.brokers = bootstrap_};

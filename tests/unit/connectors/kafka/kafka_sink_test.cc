@@ -103,7 +103,7 @@ class KafkaSinkTest : public ::testing::Test {
     if (checkpoints) {
       options.checkpoints.interval = absl::Milliseconds(100);
       options.checkpoints.timeout = absl::Seconds(20);
-      options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+      options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     }
     return options;
   }
@@ -647,7 +647,7 @@ TEST_F(KafkaSinkTest, TransactionalIdsFollowTheUidNotTheDisplayName) {
   const auto run = [&](const std::string& name, const std::string& uid,
                        const std::string& storage) {
     PipelineOptions options = JobOptions(1, true);
-    options.checkpoints.storage = "file://" + (root_ / storage).string();
+    options.checkpoints.storage_uri = "file://" + (root_ / storage).string();
     weir::Pipeline pipeline(options);
     pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(100)))
         .Uid("numbers")

@@ -92,7 +92,7 @@ class KafkaSourceTest : public ::testing::Test {
     options.parallelism = parallelism;
     options.job_name = job;
     options.checkpoints.interval = absl::Milliseconds(50);
-    options.checkpoints.storage = "file://" + (root_ / "checkpoints").string();
+    options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     return options;
   }
 
@@ -772,6 +772,64 @@ TEST_F(KafkaSourceTest, DebeziumErrorsFailTheJobWithPolicyFail) {
   EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument) << result.status;
   EXPECT_THAT(result.status.message(), HasSubstr("topic pg.strict partition 0 offset 1"));
   EXPECT_THAT(result.status.message(), HasSubstr("length_seconds"));
+}
+
+// The minimal source (brokers, topics, a deserializer) runs: without a
+// dead-letter queue, the first record the deserializer rejects fails the
+// job naming that record; the records before it arrive.
+TEST_F(KafkaSourceTest, TheMinimalSourceRunsAndFailsOnABadRecordNamingIt) {
+  ASSERT_TRUE(broker_->CreateTopic("minimal", 1).ok());
+  std::vector<TestRecord> records;
+  for (const char* value : {"1", "2", "three", "4"}) {
+    TestRecord record;
+    record.value = value;
+    record.partition = 0;
+    records.push_back(std::move(record));
+  }
+  ASSERT_TRUE(Produce(bootstrap(), "minimal", records).ok());
+  Pipeline pipeline;
+  auto sink = weir::testing::CollectingSink<int64_t>::Create();
+  pipeline
+      .Source(Source<int64_t>({.client = {.brokers = bootstrap()},
+                               .topics = {"minimal"},
+                               .deserializer = IntDeserializer(),
+                               .bounded = true}))
+      .Sink(sink);
+  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline, absl::Seconds(20));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument) << result.status;
+  EXPECT_THAT(result.status.message(), HasSubstr("topic minimal partition 0 offset 2"));
+  EXPECT_THAT(result.status.message(), HasSubstr("not a number"));
+  EXPECT_THAT(sink->Values(), ::testing::IsSubsetOf({int64_t{1}, int64_t{2}}));
+}
+
+// With a dead-letter queue and on_error unset, rejected records go to the
+// queue and the job goes on.
+TEST_F(KafkaSourceTest, WithADeadLetterQueueRejectedRecordsGoThereByDefault) {
+  ASSERT_TRUE(broker_->CreateTopic("queued", 1).ok());
+  std::vector<TestRecord> records;
+  for (const char* value : {"1", "two", "3"}) {
+    TestRecord record;
+    record.value = value;
+    record.partition = 0;
+    records.push_back(std::move(record));
+  }
+  ASSERT_TRUE(Produce(bootstrap(), "queued", records).ok());
+  auto dead_letters = weir::testing::CollectingDeadLetterQueue::Create();
+  Pipeline pipeline;
+  auto sink = weir::testing::CollectingSink<int64_t>::Create();
+  pipeline
+      .Source(Source<int64_t>({.client = {.brokers = bootstrap()},
+                               .topics = {"queued"},
+                               .deserializer = IntDeserializer(),
+                               .bounded = true,
+                               .dead_letters = dead_letters}))
+      .Sink(sink);
+  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline, absl::Seconds(20));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_THAT(Sorted(sink->Values()), ElementsAre(1, 3));
+  std::vector<DeadLetter> letters = dead_letters->Letters();
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_EQ(letters[0].payload, "two");
 }
 
 }  // namespace

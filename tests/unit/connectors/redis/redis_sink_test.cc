@@ -52,8 +52,8 @@ class RunningTotal final : public KeyedProcessFunction<int64_t, Event, Total> {
   absl::Status ProcessElement(const Event& event, Context& ctx, Collector<Total>& out) override {
     ValueState<int64_t> count = ctx.GetState(kCount);
     ValueState<int64_t> seconds = ctx.GetState(kSeconds);
-    Total total{event.id, count.value().value_or(0) + 1,
-                seconds.value().value_or(0) + event.seconds};
+    Total total{event.id, (count.Get() != nullptr ? *count.Get() : 0) + 1,
+                (seconds.Get() != nullptr ? *seconds.Get() : 0) + event.seconds};
     count.Update(total.count);
     seconds.Update(total.seconds);
     out.Collect(total);
@@ -64,7 +64,7 @@ class RunningTotal final : public KeyedProcessFunction<int64_t, Event, Total> {
   absl::Status OnReplay(Context& ctx, Collector<Total>& out) override {
     const int64_t* count = ctx.GetState(kCount).Get();
     const int64_t* seconds = ctx.GetState(kSeconds).Get();
-    if (count != nullptr && seconds != nullptr) out.Collect({ctx.CurrentKey(), *count, *seconds});
+    if (count != nullptr && seconds != nullptr) out.Collect({ctx.current_key(), *count, *seconds});
     return absl::OkStatus();
   }
 
@@ -175,7 +175,7 @@ class Inspector {
 };
 
 double MetricSum(const JobHandle& job, const std::string& name) {
-  const MetricsSnapshot snapshot = job.CollectMetrics();
+  const MetricsSnapshot snapshot = job.Metrics();
   const MetricFamily* family = snapshot.Find(name);
   double sum = 0;
   if (family != nullptr) {
@@ -350,7 +350,7 @@ TEST_F(RedisSinkTest, RestoreFromACheckpointConvergesToTheFailureFreeState) {
     options.parallelism = 2;
     options.job_name = "crashing";
     options.checkpoints.interval = absl::Milliseconds(50);
-    options.checkpoints.storage = "file://" + (root / "checkpoints").string();
+    options.checkpoints.storage_uri = "file://" + (root / "checkpoints").string();
     auto pipeline = std::make_unique<Pipeline>(options);
     Stream<Total> totals = Totals(*pipeline, kEvents, rate);
     totals.Sink(redis::Sink<Total>(Options(), TotalsHash("run:", absl::ZeroDuration())))
@@ -520,7 +520,7 @@ TEST_F(RedisSinkTest, ARestoreAfterRedisLostItsDataRewritesEveryKey) {
                                     absl::StrCat("weir-redis-replay-", getpid());
   std::filesystem::remove_all(dir);
   PipelineOptions pipeline_options{.parallelism = 2};
-  pipeline_options.checkpoints.storage = "file://" + dir.string();
+  pipeline_options.checkpoints.storage_uri = "file://" + dir.string();
   auto run = [&](bool cancel) -> std::string {
     Pipeline pipeline(pipeline_options);
     testing::VectorSourceOptions source{.splits = 2, .unbounded = true};
