@@ -826,7 +826,7 @@ TEST_F(KafkaSourceTest, WithADeadLetterQueueRejectedRecordsGoThereByDefault) {
       .Sink(sink);
   weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline, absl::Seconds(20));
   ASSERT_TRUE(result.status.ok()) << result.status;
-  EXPECT_THAT(Sorted(sink->Values()), ElementsAre(1, 3));
+  EXPECT_THAT(Sorted(sink->Values()), ::testing::ElementsAre(1, 3));
   std::vector<DeadLetter> letters = dead_letters->Letters();
   ASSERT_EQ(letters.size(), 1u);
   EXPECT_EQ(letters[0].payload, "two");
