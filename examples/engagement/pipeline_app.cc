@@ -566,21 +566,25 @@ weir::PipelineOptions PipelineOptionsFor(const PipelineConfig& config) {
   return options;
 }
 
-absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& config,
-                           std::shared_ptr<PipelineCounters> counters) {
-  weir::kafka::ClientOptions client{.brokers = config.brokers,
-                                    .properties = config.kafka_properties,
-                                    .consumer_properties = config.kafka_consumer_properties,
-                                    .producer_properties = config.kafka_producer_properties};
-  std::shared_ptr<weir::DeadLetterQueue> dlq =
-      weir::kafka::DeadLetterTopic({.client = client, .topic = DeadLetterTopicName(config)});
+namespace {
 
+// The change streams of both tables, after their sources: content versions
+// (for the join) and new engagement events.
+struct ChangeStreams {
+  weir::Stream<ContentVersion> content;
+  weir::Stream<EngagementEvent> events;
+};
+
+ChangeStreams ReadChanges(weir::Pipeline& pipeline, const PipelineConfig& config,
+                          const weir::kafka::ClientOptions& client,
+                          std::shared_ptr<weir::DeadLetterQueue> dlq,
+                          PipelineCounters& counters) {
   auto content_source =
       DebeziumSource(config, client, dlq, ContentTopicName(config), ContentFields());
   auto event_source = DebeziumSource(config, client, dlq, EventsTopicName(config),
                                      EngagementEventFields(/*with_raw_payload=*/false));
-  counters->events_read = [event_source] { return event_source->Stats().records; };
-  counters->source_dead_letters = [event_source, content_source] {
+  counters.events_read = [event_source] { return event_source->Stats().records; };
+  counters.source_dead_letters = [event_source, content_source] {
     return event_source->Stats().dead_letters + content_source->Stats().dead_letters;
   };
 
@@ -589,7 +593,7 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   // transactional ids and the Redis sinks their fences by it, so it never
   // changes. They are the names those operators had before weir had uids,
   // which identified them in checkpoints then: older checkpoints restore.
-  auto content_changes =
+  weir::Stream<ContentVersion> content_changes =
       pipeline
           .Source(content_source,
                   weir::WatermarkStrategy<dbz::Change<Content>>::BoundedOutOfOrderness(
@@ -603,7 +607,7 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
           .Uid("content-source")
           .Process(ContentVersions{})
           .Name("content-versions");
-  auto event_changes =
+  weir::Stream<EngagementEvent> event_changes =
       pipeline
           .Source(event_source,
                   weir::WatermarkStrategy<dbz::Change<EngagementEvent>>::BoundedOutOfOrderness(
@@ -617,6 +621,16 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
           .Process(NewEvents{})
           .Name("new-events");
 
+  return {content_changes, event_changes};
+}
+
+// Each event joined with the content version committed at or before it;
+// rejected records of every stage go to the dead-letter topic.
+weir::Stream<Enriched> JoinAndDeadLetter(ChangeStreams changes, const PipelineConfig& config,
+                                         std::shared_ptr<weir::DeadLetterQueue> dlq,
+                                         std::shared_ptr<PipelineCounters> counters) {
+  weir::Stream<ContentVersion>& content_changes = changes.content;
+  weir::Stream<EngagementEvent>& event_changes = changes.events;
   ContentJoinOptions join_options;
   join_options.max_wait = config.join_max_wait;
   const weir::OutputTag<weir::DeadLetter> rejected = join_options.rejected;
@@ -634,6 +648,11 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
           });
   letters.Sink(std::make_shared<weir::DeadLetterSink>(dlq)).Uid("dead-letters");
 
+  return enriched;
+}
+
+void WriteOutbox(weir::Stream<Enriched>& enriched, const PipelineConfig& config,
+                 const weir::kafka::ClientOptions& client) {
   // The outbox: every enriched event exactly once.
   weir::kafka::SinkOptions<Enriched> outbox;
   outbox.client = client;
@@ -648,11 +667,122 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   outbox.event_time_as_timestamp = true;
   enriched.Sink(weir::kafka::Sink(std::move(outbox))).Uid("kafka-outbox");
 
+}
+
+void WriteClickHouse(weir::Stream<Enriched>& enriched, weir::Stream<ContentUpdate>& updates,
+                     const weir::OutputTag<HourlyRollup>& rollups, const PipelineConfig& config) {
+  // RowBinary: CreateClickHouseTables made the tables from the same
+  // columns, so the types match; it costs both ends about a third of
+  // JSONEachRow.
+  // One row per event, never updated: its table has no version. The
+  // hourly rollups are updated, and versioned by their event count.
+  weir::clickhouse::SinkOptions enriched_sink{.connection = ClickHouseConnection(config),
+                                              .table = kEnrichedTable,
+                                              .format = weir::clickhouse::Format::kRowBinary,
+                                              .immutable_rows = true};
+  enriched.Sink(weir::clickhouse::Sink<Enriched>(enriched_sink, EnrichedColumns()))
+      .Uid("clickhouse-enriched");
+  weir::clickhouse::SinkOptions hourly_sink{.connection = ClickHouseConnection(config),
+                                            .table = kHourlyTable,
+                                            .format = weir::clickhouse::Format::kRowBinary};
+  updates.SideOutput(rollups)
+      .Sink(weir::clickhouse::Sink<HourlyRollup>(hourly_sink, HourlyColumns()))
+      .Uid("clickhouse-hourly");
+}
+
+void WriteRedis(weir::Stream<ContentUpdate>& updates, const PipelineConfig& config,
+                std::shared_ptr<PipelineCounters> counters) {
+  weir::redis::SinkOptions redis;
+  redis.connection.host = config.redis_host;
+  redis.connection.port = config.redis_port;
+  redis.connection.user = config.redis_user;
+  redis.connection.password = config.redis_password;
+  redis.connection.database = config.redis_db;
+  auto tracked = updates.Map([counters](const ContentUpdate& u) {
+    int64_t seen = counters->latest_event_ms.load(std::memory_order_relaxed);
+    while (u.last_event_ts_ms > seen &&
+           !counters->latest_event_ms.compare_exchange_weak(seen, u.last_event_ts_ms,
+                                                            std::memory_order_relaxed)) {
+    }
+    return u;
+  });
+  tracked
+      .Sink(weir::redis::Sink<ContentUpdate>(
+          redis, weir::redis::HashMapping<ContentUpdate>{
+                     .key =
+                         [](const ContentUpdate& u) {
+                           return absl::StrCat("content:", u.content_id, ":metrics");
+                         },
+                     .fields =
+                         [](const ContentUpdate& u, weir::redis::Fields& f) {
+                           const Totals& t = u.totals;
+                           f.Add("slug", u.slug)
+                               .Add("title", u.title)
+                               .Add("content_type", u.content_type)
+                               .Add("events", t.events)
+                               .Add("plays", t.plays)
+                               .Add("pauses", t.pauses)
+                               .Add("finishes", t.finishes)
+                               .Add("clicks", t.clicks)
+                               .Add("total_engagement_seconds",
+                                    FormatDouble(t.engagement_seconds()))
+                               .Add("avg_engagement_seconds",
+                                    t.timed_events == 0
+                                        ? std::string()
+                                        : FormatDouble(t.engagement_seconds() / t.timed_events))
+                               .Add("avg_engagement_pct",
+                                    t.pct_events == 0
+                                        ? std::string()
+                                        : FormatDouble(t.engagement_pct_sum() / t.pct_events))
+                               .Add("engagement_seconds_10min", FormatDouble(u.window_seconds))
+                               .Add("last_event_ts_ms", u.last_event_ts_ms);
+                         },
+                     .ttl = config.metrics_ttl}))
+      .Uid("redis-metrics");
+  const std::string ttl_ms = std::to_string(absl::ToInt64Milliseconds(config.leaderboard_ttl));
+  const std::string trim = std::to_string(-static_cast<int64_t>(config.leaderboard_size) - 1);
+  tracked
+      .Sink(weir::redis::Sink<ContentUpdate>(
+          redis,
+          weir::redis::CommandMapping<ContentUpdate>([ttl_ms, trim](
+                                                         const ContentUpdate& u,
+                                                         weir::redis::CommandBuilder& out) {
+            if (!u.previous_content_type.empty()) {
+              out.Add({"ZREM", LeaderboardKey(u.previous_content_type), u.content_id});
+            }
+            for (const std::string& key : {LeaderboardKey(""), LeaderboardKey(u.content_type)}) {
+              if (u.window_seconds > 0) {
+                out.Begin("ZADD").Arg(key).Arg(u.window_seconds).Arg(u.content_id).End();
+                out.AddOncePerBatch({"ZREMRANGEBYRANK", key, "0", trim});
+                out.AddOncePerBatch({"PEXPIRE", key, ttl_ms});
+              } else {
+                out.Add({"ZREM", key, u.content_id});
+              }
+            }
+          })))
+      .Uid("redis-leaderboards");
+}
+
+}  // namespace
+
+// The job, step by step: sources, the join (and dead letters), the outbox,
+// the per-content metrics, then ClickHouse and Redis when configured.
+absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& config,
+                           std::shared_ptr<PipelineCounters> counters) {
+  weir::kafka::ClientOptions client{.brokers = config.brokers,
+                                    .properties = config.kafka_properties,
+                                    .consumer_properties = config.kafka_consumer_properties,
+                                    .producer_properties = config.kafka_producer_properties};
+  std::shared_ptr<weir::DeadLetterQueue> dlq =
+      weir::kafka::DeadLetterTopic({.client = client, .topic = DeadLetterTopicName(config)});
+  ChangeStreams changes = ReadChanges(pipeline, config, client, dlq, *counters);
+  weir::Stream<Enriched> enriched = JoinAndDeadLetter(changes, config, dlq, counters);
+  WriteOutbox(enriched, config, client);
   ContentMetricsOptions metrics_options;
   metrics_options.refresh = config.refresh;
   metrics_options.rollup_refresh = config.rollup_refresh;
   const weir::OutputTag<HourlyRollup> rollups = metrics_options.rollups;
-  auto updates = enriched.KeyBy([](const Enriched& e) { return e.content_id; })
+  weir::Stream<ContentUpdate> updates = enriched.KeyBy([](const Enriched& e) { return e.content_id; })
                      .Process(ContentMetrics(metrics_options))
                      // "-v2": its sums became integers; a checkpoint of the
                      // floating-point state fails the restore, naming
@@ -660,97 +790,8 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
                      .Uid("content-metrics-v2")
                      .Name("content-metrics");
 
-  if (!config.clickhouse_url.empty()) {
-    // RowBinary: CreateClickHouseTables made the tables from the same
-    // columns, so the types match; it costs both ends about a third of
-    // JSONEachRow.
-    // One row per event, never updated: its table has no version. The
-    // hourly rollups are updated, and versioned by their event count.
-    weir::clickhouse::SinkOptions enriched_sink{.connection = ClickHouseConnection(config),
-                                                .table = kEnrichedTable,
-                                                .format = weir::clickhouse::Format::kRowBinary,
-                                                .immutable_rows = true};
-    enriched.Sink(weir::clickhouse::Sink<Enriched>(enriched_sink, EnrichedColumns()))
-        .Uid("clickhouse-enriched");
-    weir::clickhouse::SinkOptions hourly_sink{.connection = ClickHouseConnection(config),
-                                              .table = kHourlyTable,
-                                              .format = weir::clickhouse::Format::kRowBinary};
-    updates.SideOutput(rollups)
-        .Sink(weir::clickhouse::Sink<HourlyRollup>(hourly_sink, HourlyColumns()))
-        .Uid("clickhouse-hourly");
-  }
-
-  if (!config.redis_host.empty()) {
-    weir::redis::SinkOptions redis;
-    redis.connection.host = config.redis_host;
-    redis.connection.port = config.redis_port;
-    redis.connection.user = config.redis_user;
-    redis.connection.password = config.redis_password;
-    redis.connection.database = config.redis_db;
-    auto tracked = updates.Map([counters](const ContentUpdate& u) {
-      int64_t seen = counters->latest_event_ms.load(std::memory_order_relaxed);
-      while (u.last_event_ts_ms > seen &&
-             !counters->latest_event_ms.compare_exchange_weak(seen, u.last_event_ts_ms,
-                                                              std::memory_order_relaxed)) {
-      }
-      return u;
-    });
-    tracked
-        .Sink(weir::redis::Sink<ContentUpdate>(
-            redis, weir::redis::HashMapping<ContentUpdate>{
-                       .key =
-                           [](const ContentUpdate& u) {
-                             return absl::StrCat("content:", u.content_id, ":metrics");
-                           },
-                       .fields =
-                           [](const ContentUpdate& u, weir::redis::Fields& f) {
-                             const Totals& t = u.totals;
-                             f.Add("slug", u.slug)
-                                 .Add("title", u.title)
-                                 .Add("content_type", u.content_type)
-                                 .Add("events", t.events)
-                                 .Add("plays", t.plays)
-                                 .Add("pauses", t.pauses)
-                                 .Add("finishes", t.finishes)
-                                 .Add("clicks", t.clicks)
-                                 .Add("total_engagement_seconds",
-                                      FormatDouble(t.engagement_seconds()))
-                                 .Add("avg_engagement_seconds",
-                                      t.timed_events == 0
-                                          ? std::string()
-                                          : FormatDouble(t.engagement_seconds() / t.timed_events))
-                                 .Add("avg_engagement_pct",
-                                      t.pct_events == 0
-                                          ? std::string()
-                                          : FormatDouble(t.engagement_pct_sum() / t.pct_events))
-                                 .Add("engagement_seconds_10min", FormatDouble(u.window_seconds))
-                                 .Add("last_event_ts_ms", u.last_event_ts_ms);
-                           },
-                       .ttl = config.metrics_ttl}))
-        .Uid("redis-metrics");
-    const std::string ttl_ms = std::to_string(absl::ToInt64Milliseconds(config.leaderboard_ttl));
-    const std::string trim = std::to_string(-static_cast<int64_t>(config.leaderboard_size) - 1);
-    tracked
-        .Sink(weir::redis::Sink<ContentUpdate>(
-            redis,
-            weir::redis::CommandMapping<ContentUpdate>([ttl_ms, trim](
-                                                           const ContentUpdate& u,
-                                                           weir::redis::CommandBuilder& out) {
-              if (!u.previous_content_type.empty()) {
-                out.Add({"ZREM", LeaderboardKey(u.previous_content_type), u.content_id});
-              }
-              for (const std::string& key : {LeaderboardKey(""), LeaderboardKey(u.content_type)}) {
-                if (u.window_seconds > 0) {
-                  out.Begin("ZADD").Arg(key).Arg(u.window_seconds).Arg(u.content_id).End();
-                  out.AddOncePerBatch({"ZREMRANGEBYRANK", key, "0", trim});
-                  out.AddOncePerBatch({"PEXPIRE", key, ttl_ms});
-                } else {
-                  out.Add({"ZREM", key, u.content_id});
-                }
-              }
-            })))
-        .Uid("redis-leaderboards");
-  }
+  if (!config.clickhouse_url.empty()) WriteClickHouse(enriched, updates, rollups, config);
+  if (!config.redis_host.empty()) WriteRedis(updates, config, counters);
   return absl::OkStatus();
 }
 

@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "lib/checkpoint/manifest_io.h"
-#include "lib/runtime/log.h"
+#include "lib/common/log.h"
 
 namespace weir::internal {
 

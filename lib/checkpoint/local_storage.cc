@@ -14,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/common/status.h"
 #include "lib/checkpoint/local_file.h"
 #include "lib/checkpoint/storage_path.h"
 
@@ -91,8 +92,7 @@ absl::StatusOr<std::unique_ptr<CheckpointStorage>> LocalStorage::Open(std::strin
   }
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   if (absl::Status status = MakeDirs(root); !status.ok()) {
-    return absl::Status(status.code(), absl::StrCat("cannot open checkpoint storage file://", root,
-                                                    ": ", status.message()));
+    return Annotate(status, absl::StrCat("cannot open checkpoint storage file://", root));
   }
   return std::unique_ptr<CheckpointStorage>(new LocalStorage(std::move(root)));
 }

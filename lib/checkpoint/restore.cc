@@ -7,8 +7,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "lib/common/status.h"
 #include "lib/checkpoint/manifest_io.h"
-#include "lib/runtime/log.h"
+#include "lib/common/log.h"
 
 namespace weir::internal {
 
@@ -81,7 +82,7 @@ absl::Status Download(CheckpointStorage& storage, const std::string& job,
         return absl::DataLossError(absl::StrCat(file.path(), " is gone: ", status.message()));
       }
       if (!status.ok()) {
-        return absl::Status(status.code(), absl::StrCat(file.path(), ": ", status.message()));
+        return Annotate(status, file.path());
       }
       uint64_t size;
       uint32_t crc;

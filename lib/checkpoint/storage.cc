@@ -9,7 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "lib/checkpoint/local_storage.h"
 #include "lib/checkpoint/storage_path.h"
-#include "lib/connectors/s3/s3_storage.h"
+#include "lib/checkpoint/s3/s3_storage.h"
 #include "weir/checkpoint.h"
 
 namespace weir {

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
+#include "lib/common/status.h"
 #include "lib/formats/debezium_field.h"
 #include "lib/formats/debezium_schema.h"
 #include "lib/formats/decimal.h"
@@ -78,15 +79,9 @@ bool IsBlankOrNull(std::string_view json) {
   return trimmed.empty() || trimmed == "null";
 }
 
-absl::Status WithContext(std::string_view context, const absl::Status& status) {
-  if (context.empty()) return status;
-  return absl::Status(status.code(), Cat(context, ": ", status.message()));
-}
-
 absl::Status FieldError(std::string_view context, std::string_view field,
                         const absl::Status& status) {
-  return WithContext(context,
-                     absl::Status(status.code(), Cat("field \"", field, "\": ", status.message())));
+  return weir::internal::Annotate(weir::internal::Annotate(status, Cat("field \"", field, "\"")), context);
 }
 
 // The envelope fields, and those of the records that are not row changes
@@ -300,7 +295,7 @@ absl::Status DecoderCore::ReadArray(const FieldSpec& spec, const ColumnSchema* c
     ondemand::value element;
     if (auto error = std::move(element_result).get(element)) return JsonError(error);
     const auto element_error = [element_idx](const absl::Status& status) {
-      return absl::Status(status.code(), Cat("element [", element_idx, "]: ", status.message()));
+      return weir::internal::Annotate(status, Cat("element [", element_idx, "]"));
     };
     absl::StatusOr<bool> is_null = ReadNull(element);
     if (!is_null.ok()) return is_null.status();

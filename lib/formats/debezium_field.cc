@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
+#include "lib/common/status.h"
 #include "lib/formats/debezium_schema.h"
 #include "lib/formats/debezium_time.h"
 #include "lib/formats/decimal.h"
@@ -402,13 +403,13 @@ absl::StatusOr<DecimalNumber> ReadVariableScaleDecimal(ondemand::value& value) {
     if (key == "scale") {
       absl::StatusOr<int64_t> read = ReadInt64(field.value());
       if (!read.ok()) {
-        return absl::Status(read.status().code(), Cat("\"scale\": ", read.status().message()));
+        return weir::internal::Annotate(read.status(), "\"scale\"");
       }
       scale = *read;
     } else if (key == "value") {
       absl::StatusOr<std::string_view> read = ReadString(field.value());
       if (!read.ok()) {
-        return absl::Status(read.status().code(), Cat("\"value\": ", read.status().message()));
+        return weir::internal::Annotate(read.status(), "\"value\"");
       }
       base64.emplace(*read);
     } else if (absl::Status status = SkipValue(field.value(), kColumnDepth); !status.ok()) {

@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "lib/common/status.h"
 #include "lib/formats/json_reader.h"
 #include "lib/formats/str_cat.h"
 #include "simdjson.h"
@@ -60,7 +61,7 @@ ColumnSchema ToColumn(const SchemaNode& node) {
 }
 
 absl::Status SchemaError(std::string_view what, const absl::Status& cause) {
-  return absl::Status(cause.code(), Cat("schema: ", what, ": ", cause.message()));
+  return weir::internal::Annotate(cause, Cat("schema: ", what));
 }
 
 absl::Status ReadParameters(ondemand::value& value, SchemaNode& node, int depth) {

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "lib/runtime/log.h"
+#include "lib/common/log.h"
 
 namespace weir::internal {
 

@@ -15,7 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "lib/runtime/log.h"
+#include "lib/common/log.h"
+#include "lib/common/status.h"
 #include "lib/state/rocksdb_store.h"
 
 namespace weir::internal {
@@ -167,115 +168,153 @@ absl::Status ClaimRestoredState(const RestoredCheckpoint& restored, const Graph&
   return absl::OkStatus();
 }
 
-absl::Status NodeError(const std::string& label, const absl::Status& status) {
-  return absl::Status(status.code(), absl::StrCat("operator '", label, "': ", status.message()));
+
+absl::Status ValidateJob(const PipelineOptions& options, const Graph& graph) {
+  if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
+  if (!graph.error().ok()) return graph.error();
+  if (absl::Status status =
+          ValidateOperatorIdentities(graph, !options.checkpoints.storage_uri.empty());
+      !status.ok()) {
+    return status;
+  }
+  bool has_sink = false;
+  for (const auto& node : graph.nodes()) has_sink |= node->is_sink;
+  if (!has_sink) {
+    return absl::InvalidArgumentError("the pipeline has no sink: nothing would be written");
+  }
+  const CheckpointOptions& checkpoints = options.checkpoints;
+  if (checkpoints.interval > absl::ZeroDuration() && checkpoints.storage_uri.empty()) {
+    return absl::InvalidArgumentError(
+        "CheckpointOptions.interval is set but CheckpointOptions.storage_uri is empty");
+  }
+  if (!checkpoints.storage_uri.empty() && checkpoints.retained < 1) {
+    return absl::InvalidArgumentError("CheckpointOptions.retained must be >= 1");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OperatorError(const absl::Status& status, const std::string& label) {
+  return Annotate(status, absl::StrCat("operator '", label, "'"));
 }
 
 }  // namespace
 
+// Start, step by step: validate; monitoring (and the HTTP server, up before
+// the restore so /healthz answers while it runs); checkpoint storage and the
+// restore; state stores; the operators' shared preparation; the checkpoint
+// coordinator; every worker's operators; open them; then the threads.
 absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
                                                 const Graph& graph) {
-  if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
-  if (!graph.error().ok()) return graph.error();
-  if (absl::Status status = ValidateOperatorIdentities(graph, !options.checkpoints.storage_uri.empty());
-      !status.ok())
-    return status;
-  bool has_sink = false;
-  for (const auto& node : graph.nodes()) has_sink |= node->is_sink;
-  if (!has_sink)
-    return absl::InvalidArgumentError("the pipeline has no sink: nothing would be written");
-
+  if (absl::Status status = ValidateJob(options, graph); !status.ok()) return status;
   std::shared_ptr<Job> job(new Job());
   job->shared_owner_ = std::make_unique<JobShared>(options.parallelism, options.job_name);
   job->shared_ = job->shared_owner_.get();
   job->monitor_ = std::make_unique<JobMonitor>(options, graph);
   job->shared_->metrics = &job->monitor_->registry();
-  // Up before the restore, so /healthz and /readyz answer while it runs.
   if (options.http_port >= 0) {
     absl::Status status = job->monitor_->StartServer(options.http_address, options.http_port);
     if (!status.ok()) return status;
   }
-
-  // Checkpoint storage: restore from the newest usable checkpoint.
-  const CheckpointOptions& checkpoints = options.checkpoints;
   CheckpointHistory history;
-  if (checkpoints.interval > absl::ZeroDuration() && checkpoints.storage_uri.empty()) {
-    return absl::InvalidArgumentError(
-        "CheckpointOptions.interval is set but CheckpointOptions.storage_uri is empty");
+  if (absl::Status status = job->OpenCheckpoints(options, graph, history); !status.ok()) {
+    return status;
   }
-  if (!checkpoints.storage_uri.empty()) {
-    if (checkpoints.retained < 1)
-      return absl::InvalidArgumentError("CheckpointOptions.retained must be >= 1");
-    absl::StatusOr<std::unique_ptr<CheckpointStorage>> storage =
-        CheckpointStorage::Open(checkpoints.storage_uri, checkpoints.s3);
-    if (!storage.ok()) return storage.status();
-    job->storage_ = *std::move(storage);
-    job->local_dir_ = checkpoints.local_dir;
-    if (job->local_dir_.empty()) {
-      const char* tmp = std::getenv("TMPDIR");
-      job->local_dir_ =
-          absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/weir-", options.job_name,
-                       "-", getpid(), "-", reinterpret_cast<uintptr_t>(job.get()));
-      job->owns_local_dir_ = true;
-    }
-    std::error_code ec;
-    std::filesystem::create_directories(job->local_dir_, ec);
-    if (ec)
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot create ", job->local_dir_, ": ", ec.message()));
-    absl::StatusOr<CheckpointHistory> loaded = LoadCheckpointHistory(
-        *job->storage_, options.job_name, options.max_parallelism, job->local_dir_);
-    if (!loaded.ok()) return loaded.status();
-    history = *std::move(loaded);
-    if (history.restored != nullptr) {
-      absl::Status status = ClaimRestoredState(*history.restored, graph, options);
-      if (!status.ok()) return status;
-    }
-    job->restored_ = std::move(history.restored);
-    job->shared_->restored = job->restored_.get();
-  }
+  if (absl::Status status = job->OpenStateStores(options); !status.ok()) return status;
 
-  if (options.state_backend.is_rocksdb()) {
-    absl::StatusOr<std::unique_ptr<StateStoreFactory>> stores =
-        NewRocksDbStoreFactory(options.state_backend.dir(), options.job_name, options.parallelism,
-                               options.state_backend.rocksdb_options());
-    if (!stores.ok()) return stores.status();
-    job->state_stores_ = *std::move(stores);
-    job->shared_->state_stores = job->state_stores_.get();
-  }
-
-  const int num_nodes = static_cast<int>(graph.nodes().size());
   const std::vector<std::string> labels = DisplayLabels(graph);
   JobBuilder job_builder(options.parallelism, options.max_parallelism, options.batch_size,
-                         options.queue_capacity, num_nodes);
+                         options.queue_capacity, static_cast<int>(graph.nodes().size()));
   for (const auto& node : graph.nodes()) {
     if (!node->prepare) continue;
-    if (absl::Status status = node->prepare(*node, job_builder); !status.ok())
-      return NodeError(labels[node->id], status);
+    if (absl::Status status = node->prepare(*node, job_builder); !status.ok()) {
+      return OperatorError(status, labels[node->id]);
+    }
   }
+  // The collector must exist before operators are built (they see it through their env).
+  job->CreateCoordinator(options, history);
+  if (absl::Status status = job->BuildWorkers(options, graph, labels, job_builder); !status.ok()) {
+    return status;
+  }
+  for (auto& worker : job->workers_) {
+    if (absl::Status status = worker->Open(); !status.ok()) {
+      for (auto& opened : job->workers_) (void)opened->Close();
+      return status;
+    }
+  }
+  job->Launch(options, job_builder);
+  return job;
+}
 
-  if (job->storage_ != nullptr) {
-    // The collector must exist before operators are built (they see it through their env).
-    CheckpointCoordinator::Config config;
-    config.options = checkpoints;
-    config.job_name = options.job_name;
-    config.parallelism = options.parallelism;
-    config.max_parallelism = options.max_parallelism;
-    config.first_id = history.next_id;
-    config.local_dir = job->local_dir_;
-    JobShared* shared = job->shared_;
-    config.request = [shared](int64_t id) {
-      shared->requested_checkpoint.store(id, std::memory_order_release);
-      shared->NotifyAll();
-    };
-    config.complete = [shared](int64_t id) {
-      shared->completed_checkpoint.store(id, std::memory_order_release);
-      shared->NotifyAll();
-    };
-    job->coordinator_ = std::make_unique<CheckpointCoordinator>(std::move(config), job->storage_,
-                                                                std::move(history.retained));
-    job->shared_->collector = job->coordinator_.get();
+absl::Status Job::OpenCheckpoints(const PipelineOptions& options, const Graph& graph,
+                                  CheckpointHistory& history) {
+  const CheckpointOptions& checkpoints = options.checkpoints;
+  if (checkpoints.storage_uri.empty()) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<CheckpointStorage>> storage =
+      CheckpointStorage::Open(checkpoints.storage_uri, checkpoints.s3);
+  if (!storage.ok()) return storage.status();
+  storage_ = *std::move(storage);
+  local_dir_ = checkpoints.local_dir;
+  if (local_dir_.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    local_dir_ = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/weir-",
+                              options.job_name, "-", getpid(), "-",
+                              reinterpret_cast<uintptr_t>(this));
+    owns_local_dir_ = true;
   }
+  std::error_code ec;
+  std::filesystem::create_directories(local_dir_, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot create ", local_dir_, ": ", ec.message()));
+  }
+  absl::StatusOr<CheckpointHistory> loaded =
+      LoadCheckpointHistory(*storage_, options.job_name, options.max_parallelism, local_dir_);
+  if (!loaded.ok()) return loaded.status();
+  history = *std::move(loaded);
+  if (history.restored != nullptr) {
+    absl::Status status = ClaimRestoredState(*history.restored, graph, options);
+    if (!status.ok()) return status;
+  }
+  restored_ = std::move(history.restored);
+  shared_->restored = restored_.get();
+  return absl::OkStatus();
+}
+
+absl::Status Job::OpenStateStores(const PipelineOptions& options) {
+  if (!options.state_backend.is_rocksdb()) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<StateStoreFactory>> stores =
+      NewRocksDbStoreFactory(options.state_backend.dir(), options.job_name, options.parallelism,
+                             options.state_backend.rocksdb_options());
+  if (!stores.ok()) return stores.status();
+  state_stores_ = *std::move(stores);
+  shared_->state_stores = state_stores_.get();
+  return absl::OkStatus();
+}
+
+void Job::CreateCoordinator(const PipelineOptions& options, CheckpointHistory& history) {
+  if (storage_ == nullptr) return;
+  CheckpointCoordinator::Config config;
+  config.options = options.checkpoints;
+  config.job_name = options.job_name;
+  config.parallelism = options.parallelism;
+  config.max_parallelism = options.max_parallelism;
+  config.first_id = history.next_id;
+  config.local_dir = local_dir_;
+  JobShared* shared = shared_;
+  config.request = [shared](int64_t id) {
+    shared->requested_checkpoint.store(id, std::memory_order_release);
+    shared->NotifyAll();
+  };
+  config.complete = [shared](int64_t id) {
+    shared->completed_checkpoint.store(id, std::memory_order_release);
+    shared->NotifyAll();
+  };
+  coordinator_ = std::make_unique<CheckpointCoordinator>(std::move(config), storage_,
+                                                         std::move(history.retained));
+  shared_->collector = coordinator_.get();
+}
+
+absl::Status Job::BuildWorkers(const PipelineOptions& options, const Graph& graph,
+                               const std::vector<std::string>& labels, JobBuilder& job_builder) {
   for (int worker = 0; worker < options.parallelism; ++worker) {
     auto env = std::make_unique<WorkerEnv>();
     env->worker_index = worker;
@@ -283,9 +322,9 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
     env->max_parallelism = options.max_parallelism;
     env->batch_size = options.batch_size;
     env->queue_capacity = options.queue_capacity;
-    env->job = job->shared_;
+    env->job = shared_;
     env->job_name = options.job_name;
-    env->checkpointing = job->storage_ != nullptr;
+    env->checkpointing = storage_ != nullptr;
     env->checkpoint_interval = options.checkpoints.interval;
     env->checkpoint_timeout = options.checkpoints.timeout;
     env->replay_keys_per_second = options.replay_keys_per_second;
@@ -298,35 +337,30 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
       } catch (...) {
         status = StatusFromCurrentException(labels[node->id], worker);
       }
-      if (!status.ok()) return NodeError(labels[node->id], status);
+      if (!status.ok()) return OperatorError(status, labels[node->id]);
     }
-    for (const auto& op : builder.owned_operators) job->metrics_.push_back(op->shared_metrics());
-    job->monitor_->AddWorker(builder);
-    job->workers_.push_back(std::make_unique<Worker>(
-        std::move(builder), job->shared_->signal(worker), job->monitor_->worker_metrics(worker)));
-    job->envs_.push_back(std::move(env));
+    for (const auto& op : builder.owned_operators) metrics_.push_back(op->shared_metrics());
+    monitor_->AddWorker(builder);
+    workers_.push_back(std::make_unique<Worker>(std::move(builder), shared_->signal(worker),
+                                                monitor_->worker_metrics(worker)));
+    envs_.push_back(std::move(env));
   }
-  for (auto& worker : job->workers_) {
-    if (absl::Status status = worker->Open(); !status.ok()) {
-      for (auto& opened : job->workers_) (void)opened->Close();
-      return status;
-    }
-  }
+  return absl::OkStatus();
+}
 
-  if (job->coordinator_ != nullptr)
-    job->coordinator_->set_expected_acks(static_cast<int>(job->metrics_.size()));
-  job->monitor_->Publish(job_builder.exchanges(), job->coordinator_.get());
-  job->running_workers_.store(options.parallelism);
-  job->shared_->unfinished_workers.store(options.parallelism);
+void Job::Launch(const PipelineOptions& options, const JobBuilder& job_builder) {
+  if (coordinator_ != nullptr) coordinator_->set_expected_acks(static_cast<int>(metrics_.size()));
+  monitor_->Publish(job_builder.exchanges(), coordinator_.get());
+  running_workers_.store(options.parallelism);
+  shared_->unfinished_workers.store(options.parallelism);
   for (int worker = 0; worker < options.parallelism; ++worker) {
-    job->threads_.emplace_back([raw = job.get(), worker] { raw->RunWorker(worker); });
+    threads_.emplace_back([this, worker] { RunWorker(worker); });
   }
-  if (job->coordinator_ != nullptr) {
-    job->coordinator_->Start();
-    job->finalizer_ = std::thread([raw = job.get()] { raw->Finalize(); });
+  if (coordinator_ != nullptr) {
+    coordinator_->Start();
+    finalizer_ = std::thread([this] { Finalize(); });
   }
-  job->monitor_->SetState(JobState::kRunning);
-  return job;
+  monitor_->SetState(JobState::kRunning);
 }
 
 Job::~Job() {
@@ -391,7 +425,7 @@ void Job::Finalize() {
   if (!shared_->abort.load()) {
     absl::Status status = coordinator_->CheckpointNow();
     if (!status.ok())
-      Fail(absl::Status(status.code(), absl::StrCat("final checkpoint: ", status.message())));
+      Fail(Annotate(status, "final checkpoint"));
   }
   shared_->release_workers.store(true);
   shared_->NotifyAll();

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -83,6 +84,15 @@ class Job {
 
  private:
   Job() = default;
+  // The steps of Start.
+  absl::Status OpenCheckpoints(const PipelineOptions& options, const Graph& graph,
+                               CheckpointHistory& history);
+  absl::Status OpenStateStores(const PipelineOptions& options);
+  void CreateCoordinator(const PipelineOptions& options, CheckpointHistory& history);
+  absl::Status BuildWorkers(const PipelineOptions& options, const Graph& graph,
+                            const std::vector<std::string>& labels, JobBuilder& job_builder);
+  void Launch(const PipelineOptions& options, const JobBuilder& job_builder);
+
   void RunWorker(int worker_index);
   // With checkpointing: once every worker's input ended, takes the final
   // checkpoint (so two-phase sinks commit their tail) and releases the workers.

@@ -378,6 +378,8 @@ void JobMonitor::SampleLoop() {
 // ---------------------------------------------------------------------------
 // /api/v1/job.
 
+// The JSON of /api/v1/job: the job, its graph, workers, checkpoints, Kafka
+// lag, the sampled history and every metric, each written by its own step.
 std::string JobMonitor::JobJson() const {
   const MetricsSnapshot snapshot = registry_.Collect();
   std::optional<Sample> latest;
@@ -394,7 +396,19 @@ std::string JobMonitor::JobJson() const {
   std::string out;
   json::Writer json(out);
   json.BeginObject();
+  WriteJob(json, failure, built, snapshot.timestamp_ms);
+  WriteGraph(json, latest, built);
+  WriteWorkers(json, latest);
+  WriteCheckpoints(json, built);
+  WriteKafkaLag(json, snapshot);
+  WriteHistory(json, history);
+  WriteMetricFamilies(json, snapshot);
+  json.EndObject();
+  return out;
+}
 
+void JobMonitor::WriteJob(json::Writer& json, const absl::Status& failure, bool built,
+                          int64_t now_ms) const {
   json.Key("job").BeginObject();
   json.Member("name", options_.job_name);
   json.Member("status", JobStateName(state()));
@@ -406,73 +420,112 @@ std::string JobMonitor::JobJson() const {
   json.Member("state_backend", options_.state_backend.is_rocksdb() ? "rocksdb" : "memory");
   json.Member("checkpointing", coordinator_ != nullptr && built);
   json.Member("started_ms", started_ms_);
-  json.Member("now_ms", snapshot.timestamp_ms);
+  json.Member("now_ms", now_ms);
   json.EndObject();
 
-  // The graph: one node per logical operator, with totals over its workers
-  // and the newest sampled rates.
+}
+
+// One node per logical operator, with totals over its workers and the
+// newest sampled rates; then the edges.
+void JobMonitor::WriteGraph(json::Writer& json, const std::optional<Sample>& latest,
+                            bool built) const {
   json.Key("graph").BeginObject();
   json.Key("nodes").BeginArray();
-  for (size_t idx = 0; idx < nodes_.size(); ++idx) {
-    const Node& node = nodes_[idx];
-    json.BeginObject();
-    json.Member("id", node.id);
-    json.Member("name", node.name);
-    if (!node.uid.empty()) json.Member("uid", node.uid);
-    json.Member("kind", node.kind);
-    json.Key("inputs").BeginArray();
-    for (int input : node.inputs) json.Int(input);
-    json.EndArray();
-    json.Member("source", node.is_source);
-    json.Member("sink", node.is_sink);
-    json.Member("exchange", built && node.channels != nullptr);
-    if (built) {
-      int64_t in = 0, out_records = 0, batches_in = 0, batches_out = 0, late = 0;
-      Timestamp watermark = kMaxTimestamp;
-      for (const auto& instance : node.instances) {
-        in += Load(instance->records_in);
-        out_records += Load(instance->records_out);
-        batches_in += Load(instance->batches_in);
-        batches_out += Load(instance->batches_out);
-        late += Load(instance->late_records);
-        watermark = std::min(watermark, Load(instance->watermark));
+  for (size_t idx = 0; idx < nodes_.size(); ++idx) WriteNode(json, idx, latest, built);
+  json.EndArray();
+  json.Key("edges").BeginArray();
+  for (const Node& node : nodes_) {
+    for (int input : node.inputs) {
+      json.BeginObject().Member("from", input).Member("to", node.id).EndObject();
+    }
+  }
+  json.EndArray();
+  json.EndObject();
+
+}
+
+void JobMonitor::WriteNode(json::Writer& json, size_t idx, const std::optional<Sample>& latest,
+                           bool built) const {
+  const Node& node = nodes_[idx];
+  json.BeginObject();
+  json.Member("id", node.id);
+  json.Member("name", node.name);
+  if (!node.uid.empty()) json.Member("uid", node.uid);
+  json.Member("kind", node.kind);
+  json.Key("inputs").BeginArray();
+  for (int input : node.inputs) json.Int(input);
+  json.EndArray();
+  json.Member("source", node.is_source);
+  json.Member("sink", node.is_sink);
+  json.Member("exchange", built && node.channels != nullptr);
+  if (built) {
+    int64_t in = 0, out_records = 0, batches_in = 0, batches_out = 0, late = 0;
+    Timestamp watermark = kMaxTimestamp;
+    for (const auto& instance : node.instances) {
+      in += Load(instance->records_in);
+      out_records += Load(instance->records_out);
+      batches_in += Load(instance->batches_in);
+      batches_out += Load(instance->batches_out);
+      late += Load(instance->late_records);
+      watermark = std::min(watermark, Load(instance->watermark));
+    }
+    json.Member("own_metrics", !node.instances.empty());
+    json.Member("records_in", in);
+    json.Member("records_out", out_records);
+    json.Member("batches_in", batches_in);
+    json.Member("batches_out", batches_out);
+    json.Member("late_records", late);
+    json.Key("watermark_ms");
+    if (node.instances.empty() || watermark == kMinTimestamp || watermark == kMaxTimestamp) {
+      json.Null();
+    } else {
+      json.Int(watermark);
+    }
+    json.Member("watermark_ended", !node.instances.empty() && watermark == kMaxTimestamp);
+    json.Member("in_rate", latest ? latest->in_rate[idx] : 0.0);
+    json.Member("out_rate", latest ? latest->out_rate[idx] : 0.0);
+    double backpressure = 0;
+    if (node.feeds_exchange && latest && !latest->backpressured.empty()) {
+      for (double share : latest->backpressured) backpressure += share;
+      backpressure /= static_cast<double>(latest->backpressured.size());
+    }
+    json.Member("backpressure", backpressure);
+    if (node.channels != nullptr) {
+      double sum = 0, max = 0;
+      const int parallelism = node.channels->parallelism();
+      for (int from = 0; from < parallelism; ++from) {
+        for (int to = 0; to < parallelism; ++to) {
+          const double fill = static_cast<double>(node.channels->Fill(from, to)) /
+                              static_cast<double>(node.channels->capacity());
+          sum += fill;
+          max = std::max(max, fill);
+        }
       }
-      json.Member("own_metrics", !node.instances.empty());
-      json.Member("records_in", in);
-      json.Member("records_out", out_records);
-      json.Member("batches_in", batches_in);
-      json.Member("batches_out", batches_out);
-      json.Member("late_records", late);
+      json.Member("queue_fill", sum / (parallelism * parallelism));
+      json.Member("queue_fill_max", max);
+    }
+    json.Key("workers").BeginArray();
+    for (const auto& instance : node.instances) {
+      json.BeginObject();
+      json.Member("worker", instance->worker);
+      json.Member("records_in", Load(instance->records_in));
+      json.Member("records_out", Load(instance->records_out));
+      const int64_t wm = Load(instance->watermark);
       json.Key("watermark_ms");
-      if (node.instances.empty() || watermark == kMinTimestamp || watermark == kMaxTimestamp) {
+      if (wm == kMinTimestamp || wm == kMaxTimestamp) {
         json.Null();
       } else {
-        json.Int(watermark);
+        json.Int(wm);
       }
-      json.Member("watermark_ended", !node.instances.empty() && watermark == kMaxTimestamp);
-      json.Member("in_rate", latest ? latest->in_rate[idx] : 0.0);
-      json.Member("out_rate", latest ? latest->out_rate[idx] : 0.0);
-      double backpressure = 0;
-      if (node.feeds_exchange && latest && !latest->backpressured.empty()) {
-        for (double share : latest->backpressured) backpressure += share;
-        backpressure /= static_cast<double>(latest->backpressured.size());
-      }
-      json.Member("backpressure", backpressure);
-      if (node.channels != nullptr) {
-        double sum = 0, max = 0;
-        const int parallelism = node.channels->parallelism();
-        for (int from = 0; from < parallelism; ++from) {
-          for (int to = 0; to < parallelism; ++to) {
-            const double fill = static_cast<double>(node.channels->Fill(from, to)) /
-                                static_cast<double>(node.channels->capacity());
-            sum += fill;
-            max = std::max(max, fill);
-          }
-        }
-        json.Member("queue_fill", sum / (parallelism * parallelism));
-        json.Member("queue_fill_max", max);
-      }
-      json.Key("workers").BeginArray();
+      json.EndObject();
+    }
+    json.EndArray();
+  }
+  json.EndObject();
+}
+
+void JobMonitor::WriteWorkers(json::Writer& json, const std::optional<Sample>& latest) const {
+  json.Key("workers").BeginArray();
       for (const auto& instance : node.instances) {
         json.BeginObject();
         json.Member("worker", instance->worker);
@@ -518,6 +571,9 @@ std::string JobMonitor::JobJson() const {
   }
   json.EndArray();
 
+}
+
+void JobMonitor::WriteCheckpoints(json::Writer& json, bool built) const {
   json.Key("checkpoints").BeginObject();
   const CheckpointCoordinator* coordinator = built ? coordinator_ : nullptr;
   json.Member("enabled", coordinator != nullptr);
@@ -527,6 +583,42 @@ std::string JobMonitor::JobJson() const {
     json.Member("failed", coordinator->failed_count());
     json.Member("last_completed_id", coordinator->last_completed());
     json.Key("history").BeginArray();
+    for (const CheckpointRecord& record : coordinator->History()) {
+      json.BeginObject();
+      json.Member("id", record.id);
+      json.Member("status", record.completed ? "completed" : "failed");
+      json.Member("trigger_ms", record.trigger_ms);
+      json.Member("duration_ms", record.duration_ms);
+      json.Member("size_bytes", record.size_bytes);
+      json.Member("uploaded_bytes", record.uploaded_bytes);
+      json.Member("error", record.error);
+      json.EndObject();
+    }
+    json.EndArray();
+  }
+  json.EndObject();
+
+}
+
+void JobMonitor::WriteKafkaLag(json::Writer& json, const MetricsSnapshot& snapshot) {
+  json.Key("kafka_lag").BeginArray();
+  if (const MetricFamily* lag = snapshot.Find(kConsumerLagMetric)) {
+    for (const MetricSeries& series : lag->series) {
+      json.BeginObject();
+      json.Member("operator", LabelValue(series.labels, "operator"));
+      json.Member("worker", LabelValue(series.labels, "worker"));
+      json.Member("topic", LabelValue(series.labels, "topic"));
+      json.Member("partition", LabelValue(series.labels, "partition"));
+      json.Member("lag", series.value);
+      json.EndObject();
+    }
+  }
+  json.EndArray();
+
+}
+
+void JobMonitor::WriteHistory(json::Writer& json, const std::deque<Sample>& history) {
+  json.Key("history").BeginArray();
     for (const CheckpointRecord& record : coordinator->History()) {
       json.BeginObject();
       json.Member("id", record.id);
@@ -582,6 +674,9 @@ std::string JobMonitor::JobJson() const {
   }
   json.EndArray();
 
+}
+
+void JobMonitor::WriteMetricFamilies(json::Writer& json, const MetricsSnapshot& snapshot) {
   json.Key("metrics").BeginArray();
   for (const MetricFamily& family : snapshot.families) {
     json.BeginObject();
@@ -615,8 +710,6 @@ std::string JobMonitor::JobJson() const {
   }
   json.EndArray();
 
-  json.EndObject();
-  return out;
 }
 
 }  // namespace weir::internal

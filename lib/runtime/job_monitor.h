@@ -13,6 +13,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -23,6 +24,7 @@
 #include "lib/metrics/http_server.h"
 #include "lib/metrics/registry.h"
 #include "lib/runtime/worker.h"
+#include "weir/formats/json.h"
 #include "weir/internal/graph.h"
 #include "weir/internal/operator.h"
 #include "weir/pipeline.h"
@@ -107,6 +109,16 @@ class JobMonitor final : public JobEndpoint {
   };
 
   void Collect(MetricsBuilder& builder) const;
+  // The parts of JobJson.
+  void WriteJob(json::Writer& json, const absl::Status& failure, bool built, int64_t now_ms) const;
+  void WriteGraph(json::Writer& json, const std::optional<Sample>& latest, bool built) const;
+  void WriteNode(json::Writer& json, size_t idx, const std::optional<Sample>& latest,
+                 bool built) const;
+  void WriteWorkers(json::Writer& json, const std::optional<Sample>& latest) const;
+  void WriteCheckpoints(json::Writer& json, bool built) const;
+  static void WriteKafkaLag(json::Writer& json, const MetricsSnapshot& snapshot);
+  static void WriteHistory(json::Writer& json, const std::deque<Sample>& history);
+  static void WriteMetricFamilies(json::Writer& json, const MetricsSnapshot& snapshot);
   void SampleLoop();
   Totals ReadTotals(const MetricsSnapshot& snapshot) const;
   // Nodes whose metrics are their own.

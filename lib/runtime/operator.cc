@@ -9,13 +9,13 @@
 #include <typeinfo>
 
 #include "absl/strings/str_cat.h"
+#include "lib/common/status.h"
 #include "weir/internal/checkpointing.h"
 
 namespace weir::internal {
 
 absl::Status AnnotateStatus(const absl::Status& status, const std::string& op_name, int worker) {
-  return absl::Status(status.code(), absl::StrCat("operator '", op_name, "' (worker ", worker,
-                                                  "): ", status.message()));
+  return Annotate(status, absl::StrCat("operator '", op_name, "' (worker ", worker, ")"));
 }
 
 absl::Status StatusFromCurrentException(const std::string& op_name, int worker) {

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "lib/runtime/log.h"
+#include "lib/common/log.h"
 
 namespace weir::internal {
 

@@ -13,7 +13,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "lib/runtime/log.h"
+#include "lib/common/log.h"
 
 namespace weir::clickhouse::internal {
 

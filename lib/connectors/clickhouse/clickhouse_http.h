@@ -22,7 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "lib/connectors/http/http_client.h"
+#include "lib/common/http_client.h"
 #include "weir/connectors/clickhouse.h"
 
 namespace weir::clickhouse::internal {

@@ -26,7 +26,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "lib/connectors/clickhouse/clickhouse_http.h"
-#include "lib/connectors/http/http_client.h"
+#include "lib/common/http_client.h"
 #include "weir/connectors/clickhouse.h"
 
 namespace weir::clickhouse::internal {

@@ -11,7 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "lib/connectors/http/http_client.h"
+#include "lib/common/http_client.h"
 #include "weir/connectors/http.h"
 
 namespace weir::http::internal {

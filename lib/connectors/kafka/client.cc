@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "lib/runtime/log.h"
+#include "lib/common/log.h"
 
 namespace weir::kafka::internal {
 namespace {

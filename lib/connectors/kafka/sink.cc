@@ -14,7 +14,7 @@
 #include "absl/time/clock.h"
 #include "lib/connectors/kafka/client.h"
 #include "lib/connectors/kafka/sink_recovery.h"
-#include "lib/runtime/log.h"
+#include "lib/common/log.h"
 
 namespace weir::kafka::internal {
 

@@ -22,7 +22,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "lib/connectors/kafka/client.h"
-#include "lib/runtime/log.h"
+#include "lib/common/log.h"
 #include "weir/connectors/kafka_source.h"
 
 namespace weir::kafka::internal {

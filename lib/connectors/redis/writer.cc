@@ -21,7 +21,6 @@
 #include <limits>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <string>
 #include <thread>
 #include <utility>
@@ -33,7 +32,9 @@
 #include "lib/connectors/redis/command_batch.h"
 #include "lib/connectors/redis/connection.h"
 #include "lib/connectors/redis/scripts.h"
-#include "lib/runtime/log.h"
+#include "lib/common/log.h"
+#include "lib/common/retry_backoff.h"
+#include "lib/common/status.h"
 #include "weir/connectors/redis.h"
 
 namespace weir::redis::internal {
@@ -49,10 +50,6 @@ void AppendBulk(std::string& out, absl::string_view value) {
 
 std::string Label(absl::string_view name, int worker) {
   return absl::StrCat("redis sink '", name, "' (worker ", worker, ")");
-}
-
-absl::Status Annotate(const absl::Status& status, absl::string_view label, absl::string_view what) {
-  return absl::Status(status.code(), absl::StrCat(label, ": ", what, status.message()));
 }
 
 // Connects, logs in and loads the fenced-write script; returns its SHA1.
@@ -126,8 +123,7 @@ class RedisWriter final : public RedisWriterCore {
         sha_(std::move(sha)),
         header_(std::move(header)),
         connection_(std::move(connection)),
-        backoff_(options_.initial_backoff),
-        random_(std::random_device{}()) {
+        backoff_(options_.initial_backoff, options_.max_backoff) {
     sender_ = std::thread([this] { Run(); });
   }
 
@@ -260,12 +256,12 @@ class RedisWriter final : public RedisWriterCore {
   bool Failed(const absl::Status& status) {
     const absl::Time now = absl::Now();
     if (status.code() != absl::StatusCode::kUnavailable) {
-      SetError(Annotate(status, label_, ""));
+      SetError(weir::internal::Annotate(status, label_));
       return false;
     }
     if (outage_start_ == absl::InfiniteFuture()) {
       outage_start_ = now;
-      backoff_ = options_.initial_backoff;
+      backoff_.Reset();
       weir::internal::Log(label_, ": Redis at ", address_, " unavailable (", status.message(),
                           "); retrying for up to ",
                           absl::FormatDuration(options_.unavailable_timeout));
@@ -278,10 +274,7 @@ class RedisWriter final : public RedisWriterCore {
           "): ", status.message())));
       return false;
     }
-    // Full jitter in [backoff / 2, backoff].
-    std::uniform_real_distribution<double> jitter(0.5, 1.0);
-    const absl::Duration wait = backoff_ * jitter(random_);
-    backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+    const absl::Duration wait = backoff_.Next();
     std::lock_guard<std::mutex> lock(mu_);
     next_attempt_ = now + wait;
     return true;
@@ -378,7 +371,7 @@ class RedisWriter final : public RedisWriterCore {
           if (!Failed(error)) return;
           continue;
         }
-        SetError(Annotate(error, label_, "Redis rejected a write: "));
+        SetError(weir::internal::Annotate(error, label_ + ": Redis rejected a write"));
         return;
       }
       if ((*reply)->type == REDIS_REPLY_INTEGER && (*reply)->integer < 0) {
@@ -396,7 +389,7 @@ class RedisWriter final : public RedisWriterCore {
             absl::FormatDuration(absl::Trunc(absl::Now() - outage_start_, absl::Milliseconds(1))));
       }
       outage_start_ = absl::InfiniteFuture();
-      backoff_ = options_.initial_backoff;
+      backoff_.Reset();
       {
         std::lock_guard<std::mutex> lock(mu_);
         buffered_records_ -= done.records;
@@ -445,8 +438,7 @@ class RedisWriter final : public RedisWriterCore {
 
   // I/O thread only.
   absl::Time outage_start_ = absl::InfiniteFuture();
-  absl::Duration backoff_;
-  std::minstd_rand random_;
+  weir::internal::RetryBackoff backoff_;
 
   std::thread sender_;
 };
@@ -508,7 +500,7 @@ absl::StatusOr<std::unique_ptr<RedisWriterCore>> RedisWriterCore::Create(
   // until unavailable_timeout: the pipeline starts only once Redis is there.
   const ScopedSigpipeBlock no_sigpipe;
   const absl::Time start = absl::Now();
-  absl::Duration backoff = options.initial_backoff;
+  weir::internal::RetryBackoff backoff(options.initial_backoff, options.max_backoff);
   while (true) {
     std::string sha;
     absl::StatusOr<std::unique_ptr<Connection>> connection = OpenAndLoad(options.connection, &sha);
@@ -557,17 +549,16 @@ absl::StatusOr<std::unique_ptr<RedisWriterCore>> RedisWriterCore::Create(
     }
     const absl::Status& status = epoch.status();
     if (status.code() != absl::StatusCode::kUnavailable) {
-      return Annotate(status, label,
-                      absl::StrCat("cannot start writing to Redis at ", address, " (fence '",
-                                   fence_key, "'): "));
+      return weir::internal::Annotate(
+          status, absl::StrCat(label, ": cannot start writing to Redis at ", address, " (fence '",
+                               fence_key, "')"));
     }
     if (absl::Now() - start >= options.unavailable_timeout) {
-      return Annotate(status, label,
-                      absl::StrCat("Redis at ", address, " unavailable for ",
-                                   absl::FormatDuration(options.unavailable_timeout), ": "));
+      return weir::internal::Annotate(
+          status, absl::StrCat(label, ": Redis at ", address, " unavailable for ",
+                               absl::FormatDuration(options.unavailable_timeout)));
     }
-    absl::SleepFor(backoff);
-    backoff = std::min(backoff * 2, options.max_backoff);
+    absl::SleepFor(backoff.Next());
   }
 }
 

@@ -1,7 +1,7 @@
 // The S3 backend against a real S3-compatible server: the conformance suite
 // (storage_test.cc) and S3's own failures, with s3rver started on loopback
 // (s3rver_fixture.h). Signing, retries and error mapping in detail are
-// tested against a scripted server in tests/unit/connectors/s3/.
+// tested against a scripted server in tests/unit/checkpoint/s3/.
 
 #include <memory>
 #include <string>

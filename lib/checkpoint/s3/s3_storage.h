@@ -1,8 +1,8 @@
 // CheckpointStorage on S3 or an S3-compatible server ("s3://bucket/prefix"):
 // one object per blob, under the key "<prefix>/<path>".
 
-#ifndef WEIR_LIB_CONNECTORS_S3_S3_STORAGE_H_
-#define WEIR_LIB_CONNECTORS_S3_S3_STORAGE_H_
+#ifndef WEIR_LIB_CHECKPOINT_S3_S3_STORAGE_H_
+#define WEIR_LIB_CHECKPOINT_S3_S3_STORAGE_H_
 
 #include <cstdint>
 #include <functional>
@@ -14,7 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "lib/connectors/s3/s3_client.h"
+#include "lib/checkpoint/s3/s3_client.h"
 #include "weir/checkpoint.h"
 
 namespace weir::internal {
@@ -61,4 +61,4 @@ class S3Storage final : public CheckpointStorage {
 
 }  // namespace weir::internal
 
-#endif  // WEIR_LIB_CONNECTORS_S3_S3_STORAGE_H_
+#endif  // WEIR_LIB_CHECKPOINT_S3_S3_STORAGE_H_

@@ -1,6 +1,6 @@
-// HttpClient: one HTTP request over libcurl, with reused connections, for the
-// connectors that talk HTTP (ClickHouse, webhooks); and RetryBackoff, the
-// exponential backoff with jitter they (and the S3 client) retry with.
+// HttpClient: one HTTP request over libcurl, with reused connections, for
+// the parts of weir that talk HTTP (the ClickHouse and webhook sinks, S3
+// checkpoint storage). They retry with RetryBackoff (retry_backoff.h).
 //
 // The client sends one attempt and reports what happened: a response (any
 // status), or a transport failure with whether retrying may help. Retry
@@ -13,8 +13,8 @@
 //   if (!response.error.ok()) { ... response.retryable ... }
 //   else if (response.status >= 500) { ... }
 
-#ifndef WEIR_LIB_CONNECTORS_HTTP_HTTP_CLIENT_H_
-#define WEIR_LIB_CONNECTORS_HTTP_HTTP_CLIENT_H_
+#ifndef WEIR_LIB_COMMON_HTTP_CLIENT_H_
+#define WEIR_LIB_COMMON_HTTP_CLIENT_H_
 
 #include <atomic>
 #include <memory>
@@ -27,7 +27,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "lib/connectors/http/curl_common.h"
+#include "lib/common/curl_common.h"
+#include "lib/common/retry_backoff.h"
 
 namespace weir::internal {
 
@@ -90,23 +91,6 @@ bool IsRetryableHttpStatus(long status);
 // kUnavailable, ...
 absl::StatusCode CodeForHttpStatus(long status);
 
-// Exponential backoff with jitter: the first wait is about `initial`, each
-// further one twice as long up to `max`; each is drawn from [d / 2, d].
-// Not thread-safe.
-class RetryBackoff {
- public:
-  RetryBackoff(absl::Duration initial, absl::Duration max) : initial_(initial), max_(max) {}
-  // The wait before retry number `retries_so_far + 1`.
-  absl::Duration Next();
-  void Reset() { retries_ = 0; }
-
- private:
-  absl::Duration initial_;
-  absl::Duration max_;
-  int retries_ = 0;
-  std::optional<absl::BitGen> bitgen_;  // seeded on the first retry only
-};
-
 }  // namespace weir::internal
 
-#endif  // WEIR_LIB_CONNECTORS_HTTP_HTTP_CLIENT_H_
+#endif  // WEIR_LIB_COMMON_HTTP_CLIENT_H_

@@ -1,4 +1,4 @@
-#include "lib/connectors/s3/sigv4.h"
+#include "lib/checkpoint/s3/sigv4.h"
 
 #include <openssl/evp.h>
 

@@ -1,4 +1,4 @@
-#include "lib/connectors/s3/s3_xml.h"
+#include "lib/checkpoint/s3/s3_xml.h"
 
 #include <cstdint>
 #include <string>

@@ -1,4 +1,4 @@
-#include "lib/connectors/http/http_client.h"
+#include "lib/common/http_client.h"
 
 #include <curl/curl.h>
 
@@ -168,13 +168,5 @@ absl::StatusCode CodeForHttpStatus(long status) {
   return absl::StatusCode::kUnknown;
 }
 
-absl::Duration RetryBackoff::Next() {
-  absl::Duration delay = initial_;
-  for (int doubling = 0; doubling < retries_ && delay < max_; ++doubling) delay *= 2;
-  delay = std::min(delay, max_);
-  ++retries_;
-  if (!bitgen_) bitgen_.emplace();
-  return delay * absl::Uniform<double>(*bitgen_, 0.5, 1.0);
-}
 
 }  // namespace weir::internal

@@ -1,4 +1,4 @@
-#include "lib/connectors/s3/s3_storage.h"
+#include "lib/checkpoint/s3/s3_storage.h"
 
 #include <sys/stat.h>
 

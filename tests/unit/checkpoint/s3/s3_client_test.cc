@@ -5,7 +5,7 @@
 // XML handling. s3rver (tests/unit/checkpoint/s3_storage_test.cc) does not
 // verify signatures, so this is where signing is tested.
 
-#include "lib/connectors/s3/s3_client.h"
+#include "lib/checkpoint/s3/s3_client.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -43,8 +43,8 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "lib/connectors/s3/s3_xml.h"
-#include "lib/connectors/s3/sigv4.h"
+#include "lib/checkpoint/s3/s3_xml.h"
+#include "lib/checkpoint/s3/sigv4.h"
 #include "weir/checkpoint.h"
 
 namespace weir::internal {

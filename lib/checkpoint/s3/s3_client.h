@@ -11,8 +11,8 @@
 //   absl::StatusOr<std::unique_ptr<S3Client>> client = S3Client::Create(*config);
 //   absl::Status status = (*client)->PutObject("bucket", "dir/key", "data");
 
-#ifndef WEIR_LIB_CONNECTORS_S3_S3_CLIENT_H_
-#define WEIR_LIB_CONNECTORS_S3_S3_CLIENT_H_
+#ifndef WEIR_LIB_CHECKPOINT_S3_S3_CLIENT_H_
+#define WEIR_LIB_CHECKPOINT_S3_S3_CLIENT_H_
 
 #include <cstdint>
 #include <functional>
@@ -27,7 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "lib/connectors/http/curl_common.h"
+#include "lib/common/curl_common.h"
 #include "weir/checkpoint.h"
 
 namespace weir::internal {
@@ -125,4 +125,4 @@ class S3Client {
 
 }  // namespace weir::internal
 
-#endif  // WEIR_LIB_CONNECTORS_S3_S3_CLIENT_H_
+#endif  // WEIR_LIB_CHECKPOINT_S3_S3_CLIENT_H_

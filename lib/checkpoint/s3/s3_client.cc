@@ -1,4 +1,4 @@
-#include "lib/connectors/s3/s3_client.h"
+#include "lib/checkpoint/s3/s3_client.h"
 
 #include <curl/curl.h>
 
@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -20,10 +21,10 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "lib/connectors/http/curl_common.h"
-#include "lib/connectors/http/http_client.h"
-#include "lib/connectors/s3/s3_xml.h"
-#include "lib/connectors/s3/sigv4.h"
+#include "lib/common/curl_common.h"
+#include "lib/common/http_client.h"
+#include "lib/checkpoint/s3/s3_xml.h"
+#include "lib/checkpoint/s3/sigv4.h"
 
 #if LIBCURL_VERSION_NUM < 0x074B00
 #error "weir's S3 client needs libcurl >= 7.75 (CURLOPT_AWS_SIGV4)"
@@ -301,6 +302,105 @@ std::string S3Client::Url(const Request& request) const {
   return url;
 }
 
+namespace {
+
+using CurlHeaders = std::unique_ptr<curl_slist, void (*)(curl_slist*)>;
+
+// The request's headers: libcurl signs x-amz-content-sha256's value as the
+// payload hash (see sigv4.h); a session token goes along when there is one.
+absl::StatusOr<CurlHeaders> RequestHeaders(absl::string_view body,
+                                           const std::string& session_token) {
+  CurlHeaders headers(nullptr, &curl_slist_free_all);
+  std::vector<std::string> lines = {absl::StrCat(
+      "x-amz-content-sha256: ", body.empty() ? std::string(kEmptySha256) : Sha256Hex(body))};
+  if (!session_token.empty()) lines.push_back(absl::StrCat("x-amz-security-token: ", session_token));
+  for (const std::string& line : lines) {
+    curl_slist* appended = curl_slist_append(headers.get(), line.c_str());
+    if (appended == nullptr) return absl::ResourceExhaustedError("curl_slist_append failed");
+    headers.release();
+    headers.reset(appended);
+  }
+  return headers;
+}
+
+// What one attempt sets on its curl handle.
+struct Attempt {
+  const std::string* url = nullptr;
+  absl::string_view method;
+  bool upload = false;
+  size_t body_size = 0;
+  bool download_to_sink = false;
+  long timeout_ms = 0;
+  long connect_timeout_ms = 0;
+  curl_slist* headers = nullptr;
+  // Set to sign with SigV4.
+  const std::string* sigv4_provider = nullptr;
+  const S3Config* config = nullptr;
+};
+
+void ConfigureHandle(CURL* curl, const Attempt& attempt, Transfer& transfer, char* error_buffer) {
+  curl_easy_setopt(curl, CURLOPT_URL, attempt.url->c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  // Keys are paths, not URLs: "a/../b" must not become "b".
+  curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, attempt.connect_timeout_ms);
+  if (attempt.download_to_sink) {
+    // A download may be large: fail it when it stalls, not when it is slow.
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, std::max(1L, (attempt.timeout_ms + 999) / 1000));
+  } else {
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, attempt.timeout_ms);
+  }
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "weir");
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, attempt.headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &WriteCallback);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &HeaderCallback);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
+  if (attempt.upload) {
+    curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, &ReadCallback);
+    curl_easy_setopt(curl, CURLOPT_READDATA, &transfer);
+    curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, &SeekCallback);
+    curl_easy_setopt(curl, CURLOPT_SEEKDATA, &transfer);
+    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(attempt.body_size));
+    if (attempt.method == "POST") curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "POST");
+  } else if (attempt.method == "GET") {
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, std::string(attempt.method).c_str());
+  }
+  if (attempt.sigv4_provider != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, attempt.sigv4_provider->c_str());
+    curl_easy_setopt(curl, CURLOPT_USERNAME, attempt.config->access_key_id.c_str());
+    curl_easy_setopt(curl, CURLOPT_PASSWORD, attempt.config->secret_access_key.c_str());
+  }
+}
+
+// The failure of an attempt that got an HTTP answer (an error status, or
+// an error document in a 200), with S3's error code as a payload.
+absl::Status HttpFailure(long status, const Transfer& transfer, bool* retryable,
+                         const std::function<absl::Status(absl::StatusCode, absl::string_view)>& failure) {
+  auto [s3_code, message] = ParseError(transfer.body);
+  const long effective_status = IsSuccess(status) ? StatusOfErrorIn200(s3_code) : status;
+  std::string detail = absl::StrCat("HTTP ", status);
+  if (!s3_code.empty()) absl::StrAppend(&detail, " ", s3_code);
+  if (!message.empty()) absl::StrAppend(&detail, ": ", message);
+  if (!transfer.request_id.empty()) {
+    absl::StrAppend(&detail, " (request id ", transfer.request_id, ")");
+  }
+  absl::Status error = failure(CodeForHttpStatus(effective_status, s3_code), detail);
+  if (!s3_code.empty()) error.SetPayload(kS3ErrorCodePayload, absl::Cord(s3_code));
+  *retryable = IsRetryableHttp(effective_status, s3_code);
+  return error;
+}
+
+}  // namespace
+
+// One attempt after another (each on a pooled handle) until one succeeds,
+// fails for good, or config_.max_attempts is reached.
 absl::StatusOr<S3Client::Response> S3Client::Send(const Request& request) {
   const std::string url = Url(request);
   const std::string target = request.key.empty()
@@ -310,31 +410,25 @@ absl::StatusOr<S3Client::Response> S3Client::Send(const Request& request) {
     return absl::Status(code,
                         absl::StrCat("S3 ", request.operation, " ", target, " failed: ", detail));
   };
-
-  // libcurl signs this header's value as the payload hash (see sigv4.h).
-  std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers(nullptr, &curl_slist_free_all);
-  std::vector<std::string> header_lines = {
-      absl::StrCat("x-amz-content-sha256: ",
-                   request.body.empty() ? std::string(kEmptySha256) : Sha256Hex(request.body))};
-  if (!config_.session_token.empty()) {
-    header_lines.push_back(absl::StrCat("x-amz-security-token: ", config_.session_token));
-  }
-  for (const std::string& line : header_lines) {
-    curl_slist* appended = curl_slist_append(headers.get(), line.c_str());
-    if (appended == nullptr) return absl::ResourceExhaustedError("curl_slist_append failed");
-    headers.release();
-    headers.reset(appended);
-  }
+  absl::StatusOr<CurlHeaders> headers = RequestHeaders(request.body, config_.session_token);
+  if (!headers.ok()) return headers.status();
   const std::string sigv4_provider = absl::StrCat("aws:amz:", config_.region, ":s3");
-  const bool sign = !config_.access_key_id.empty();
-  const bool upload = request.method == "PUT" || request.method == "POST";
-  const long timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(config_.request_timeout));
-  const long connect_timeout_ms = static_cast<long>(
-      absl::ToInt64Milliseconds(std::min(config_.request_timeout, kMaxConnectTimeout)));
+  Attempt attempt{
+      .url = &url,
+      .method = request.method,
+      .upload = request.method == "PUT" || request.method == "POST",
+      .body_size = request.body.size(),
+      .download_to_sink = request.sink != nullptr,
+      .timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(config_.request_timeout)),
+      .connect_timeout_ms = static_cast<long>(
+          absl::ToInt64Milliseconds(std::min(config_.request_timeout, kMaxConnectTimeout))),
+      .headers = headers->get(),
+      .sigv4_provider = config_.access_key_id.empty() ? nullptr : &sigv4_provider,
+      .config = &config_};
 
   RetryBackoff backoff(config_.initial_backoff, config_.max_backoff);
   absl::Status last_error;
-  for (int attempt = 1;; ++attempt) {
+  for (int attempt_number = 1;; ++attempt_number) {
     if (request.sink != nullptr) {
       if (absl::Status status = request.sink->reset(); !status.ok()) return status;
     }
@@ -346,79 +440,29 @@ absl::StatusOr<S3Client::Response> S3Client::Send(const Request& request) {
     transfer.upload = request.body;
     transfer.sink = request.sink;
     char error_buffer[CURL_ERROR_SIZE] = {0};
-
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
-    // Keys are paths, not URLs: "a/../b" must not become "b".
-    curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
-    if (request.sink != nullptr) {
-      // A download may be large: fail it when it stalls, not when it is slow.
-      curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-      curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, std::max(1L, (timeout_ms + 999) / 1000));
-    } else {
-      curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-    }
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "weir");
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &WriteCallback);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &HeaderCallback);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
-    if (upload) {
-      curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-      curl_easy_setopt(curl, CURLOPT_READFUNCTION, &ReadCallback);
-      curl_easy_setopt(curl, CURLOPT_READDATA, &transfer);
-      curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, &SeekCallback);
-      curl_easy_setopt(curl, CURLOPT_SEEKDATA, &transfer);
-      curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
-                       static_cast<curl_off_t>(request.body.size()));
-      if (request.method == "POST") curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "POST");
-    } else if (request.method == "GET") {
-      curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-    } else {
-      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, std::string(request.method).c_str());
-    }
-    if (sign) {
-      curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4_provider.c_str());
-      curl_easy_setopt(curl, CURLOPT_USERNAME, config_.access_key_id.c_str());
-      curl_easy_setopt(curl, CURLOPT_PASSWORD, config_.secret_access_key.c_str());
-    }
-
-    CURLcode result = curl_easy_perform(curl);
+    ConfigureHandle(curl, attempt, transfer, error_buffer);
+    const CURLcode result = curl_easy_perform(curl);
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     handles_.Release(std::move(handle));
 
+    bool retryable = false;
     if (result != CURLE_OK) {
       if (!transfer.sink_status.ok()) return transfer.sink_status;
       std::string detail =
           absl::StrCat("no response from ", config_.endpoint, ": ", curl_easy_strerror(result));
       if (error_buffer[0] != '\0') absl::StrAppend(&detail, " (", error_buffer, ")");
       last_error = failure(CodeForCurl(result), detail);
-      if (!IsRetryableCurl(result)) return last_error;
+      retryable = IsRetryableCurl(result);
     } else if (IsSuccess(status) && !(request.xml_response && IsErrorDocument(transfer.body))) {
       return Response{status, std::move(transfer.body), std::move(transfer.etag)};
     } else {
-      auto [s3_code, message] = ParseError(transfer.body);
-      long effective_status = IsSuccess(status) ? StatusOfErrorIn200(s3_code) : status;
-      std::string detail = absl::StrCat("HTTP ", status);
-      if (!s3_code.empty()) absl::StrAppend(&detail, " ", s3_code);
-      if (!message.empty()) absl::StrAppend(&detail, ": ", message);
-      if (!transfer.request_id.empty()) {
-        absl::StrAppend(&detail, " (request id ", transfer.request_id, ")");
-      }
-      last_error = failure(CodeForHttpStatus(effective_status, s3_code), detail);
-      if (!s3_code.empty()) last_error.SetPayload(kS3ErrorCodePayload, absl::Cord(s3_code));
-      if (!IsRetryableHttp(effective_status, s3_code)) return last_error;
+      last_error = HttpFailure(status, transfer, &retryable, failure);
     }
-
-    if (attempt >= config_.max_attempts) {
-      absl::Status final_error(
-          last_error.code(),
-          absl::StrCat(last_error.message(), " (gave up after ", attempt, " attempts)"));
+    if (!retryable) return last_error;
+    if (attempt_number >= config_.max_attempts) {
+      absl::Status final_error(last_error.code(), absl::StrCat(last_error.message(), " (gave up after ",
+                                                               attempt_number, " attempts)"));
       last_error.ForEachPayload([&](absl::string_view type_url, const absl::Cord& payload) {
         final_error.SetPayload(type_url, payload);
       });

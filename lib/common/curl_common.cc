@@ -1,4 +1,4 @@
-#include "lib/connectors/http/curl_common.h"
+#include "lib/common/curl_common.h"
 
 #include <utility>
 
