@@ -137,7 +137,12 @@ absl::Status CreateTopicWithAdminApi(const std::string& bootstrap, const std::st
   rd_kafka_CreateTopics(admin->get(), topics, 1, options.get(), queue.get());
   std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> event(
       rd_kafka_queue_poll(queue.get(), 40'000), &rd_kafka_event_destroy);
-  if (event == nullptr) return absl::DeadlineExceededError(absl::StrCat(what, ": no answer"));
+  if (event == nullptr) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        what,
+        ": no answer within 40 s (librdkafka's mock cluster, e.g. weir-kafka-dev, has no "
+        "CreateTopics: WEIR_TEST_KAFKA_BROKERS must name a real broker)"));
+  }
   if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return internal::ToStatus(rd_kafka_event_error(event.get()),
                               absl::StrCat(what, ": ", rd_kafka_event_error_string(event.get())));
