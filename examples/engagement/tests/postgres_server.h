@@ -11,8 +11,8 @@
 //
 // Example:
 //   absl::StatusOr<std::unique_ptr<PostgresServer>> server = PostgresServer::Start();
-//   if (!server.ok() && absl::IsFailedPrecondition(server.status()))
-//     GTEST_SKIP() << server.status();
+//   if (absl::IsFailedPrecondition(server.status()))
+//     WEIR_MISSING_PREREQUISITE(server.status().message());  // tests/support/prerequisite.h
 //   PGconn* conn = PQconnectdb((*server)->conninfo().c_str());
 
 #ifndef WEIR_EXAMPLES_ENGAGEMENT_TESTS_POSTGRES_SERVER_H_
@@ -28,7 +28,8 @@ namespace engagement::testing {
 
 class PostgresServer {
  public:
-  // kFailedPrecondition (skip the test) when PostgreSQL's programs are not
+  // kFailedPrecondition (skip the test, or fail it in CI: see
+  // tests/support/prerequisite.h) when PostgreSQL's programs are not
   // installed ($WEIR_POSTGRES_BIN, else the newest /usr/lib/postgresql/*/bin)
   // or, as root, there is no `postgres` user to run them as.
   static absl::StatusOr<std::unique_ptr<PostgresServer>> Start();

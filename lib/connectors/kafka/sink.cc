@@ -36,15 +36,26 @@ std::shared_ptr<FencedTransactionalIds> NewFencedTransactionalIds() {
 
 namespace {
 
-std::mutex event_hook_mu;
+// Guards the test hooks (sink.h).
+std::mutex test_hooks_mu;
 SinkEventHook& EventHook() {
   static auto* hook = new SinkEventHook();
   return *hook;
 }
 
 void NotifyEvent(absl::string_view event, const std::string& transactional_id) {
-  std::lock_guard<std::mutex> lock(event_hook_mu);
+  std::lock_guard<std::mutex> lock(test_hooks_mu);
   if (EventHook()) EventHook()(event, transactional_id);
+}
+
+RestoredTransactionAbortHook& AbortHook() {
+  static auto* hook = new RestoredTransactionAbortHook();
+  return *hook;
+}
+
+bool AbortInjected(const std::string& transactional_id) {
+  std::lock_guard<std::mutex> lock(test_hooks_mu);
+  return AbortHook() && AbortHook()(transactional_id);
 }
 
 struct TopicDeleter {
@@ -503,7 +514,10 @@ class KafkaSinkCore final : public SinkCore {
     absl::StatusOr<TransactionOutcome> outcome =
         CheckTransaction(config_.client, *committable, config_.flush_timeout, what_);
     if (!outcome.ok()) return outcome.status();
-    if (*outcome == TransactionOutcome::kCommitted) return absl::OkStatus();
+    if (*outcome == TransactionOutcome::kCommitted &&
+        !AbortInjected(committable->transactional_id)) {
+      return absl::OkStatus();
+    }
     weir::internal::Log(what_, ": transaction ", committable->transactional_id, " of checkpoint ",
                         checkpoint_id,
                         " was aborted although the checkpoint completed (the job stopped between "
@@ -591,8 +605,13 @@ class KafkaSinkCore final : public SinkCore {
 }  // namespace
 
 void SetSinkEventHookForTesting(SinkEventHook hook) {
-  std::lock_guard<std::mutex> lock(event_hook_mu);
+  std::lock_guard<std::mutex> lock(test_hooks_mu);
   EventHook() = std::move(hook);
+}
+
+void SetRestoredTransactionAbortHookForTesting(RestoredTransactionAbortHook hook) {
+  std::lock_guard<std::mutex> lock(test_hooks_mu);
+  AbortHook() = std::move(hook);
 }
 
 absl::StatusOr<std::unique_ptr<SinkCore>> NewSinkCore(const SinkConfig& config,

@@ -26,6 +26,16 @@ using SinkEventHook =
     std::function<void(absl::string_view event, const std::string& transactional_id)>;
 void SetSinkEventHookForTesting(SinkEventHook hook);
 
+// Tests inject a broker's abort of a restored transaction. librdkafka's mock
+// cluster shows aborted transactions to read_committed readers, so on it a
+// restore finds every checkpointed transaction committed and never takes the
+// repair path. While set, a restored transaction for whose id `hook` returns
+// true counts as aborted whatever the broker answers (after the broker was
+// asked, as usual), and its records are written again. Set it while no sink
+// runs; an empty function removes it.
+using RestoredTransactionAbortHook = std::function<bool(const std::string& transactional_id)>;
+void SetRestoredTransactionAbortHookForTesting(RestoredTransactionAbortHook hook);
+
 }  // namespace weir::kafka::internal
 
 #endif  // WEIR_LIB_CONNECTORS_KAFKA_SINK_H_

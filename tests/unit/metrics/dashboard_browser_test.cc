@@ -2,7 +2,8 @@
 // Chromium (Debian's `chromium`, installed by .ci/setup) loads it, runs its
 // script against the live /api/v1/job and renders the job graph with non-zero
 // rates. A screenshot of the page is kept in the build directory
-// (artifacts/dashboard.png). Skipped only when Chromium is not installed.
+// (artifacts/dashboard.png). Skipped only when Chromium is not installed,
+// and then failed instead under CI=true (tests/support/prerequisite.h).
 
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/child_process.h"
+#include "tests/support/prerequisite.h"
 #include "tests/unit/metrics/test_pipeline.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
@@ -82,8 +84,9 @@ class Enrich final : public ProcessFunction<int64_t, int64_t> {
 TEST(DashboardBrowserTest, RendersTheGraphAndLiveRates) {
   const std::string chromium = FindChromium();
   if (chromium.empty()) {
-    GTEST_SKIP() << "chromium is not installed (Debian package `chromium`, which .ci/setup "
-                    "installs; or set WEIR_CHROMIUM)";
+    WEIR_MISSING_PREREQUISITE(
+        "chromium is not installed (Debian package `chromium`, which .ci/setup installs; or set "
+        "WEIR_CHROMIUM)");
   }
   const std::string storage = absl::StrCat(::testing::TempDir(), "/weir-dashboard-", getpid());
   std::filesystem::remove_all(storage);

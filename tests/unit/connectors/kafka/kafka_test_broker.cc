@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -105,7 +106,71 @@ absl::Status ProduceWith(const std::string& bootstrap, const std::string& topic,
   return FlushAndCheck(producer->get(), failures, topic);
 }
 
+// CreateTopics on a real broker, waiting (up to 30 s) until the broker has
+// created it. A topic that exists already is fine: the tests name theirs
+// uniquely, so it can only be this run's.
+absl::Status CreateTopicWithAdminApi(const std::string& bootstrap, const std::string& topic,
+                                     int partitions) {
+  absl::StatusOr<internal::ConfPtr> conf =
+      internal::MakeConf({.brokers = bootstrap}, {{"log_level", "3"}}, "test admin");
+  if (!conf.ok()) return conf.status();
+  absl::StatusOr<HandlePtr> admin =
+      internal::MakeHandle(RD_KAFKA_PRODUCER, *std::move(conf), "test admin");
+  if (!admin.ok()) return admin.status();
+  const std::string what = absl::StrCat("test admin: create topic ", topic);
+  char errstr[512];
+  std::unique_ptr<rd_kafka_NewTopic_t, decltype(&rd_kafka_NewTopic_destroy)> new_topic(
+      rd_kafka_NewTopic_new(topic.c_str(), partitions, /*replication_factor=*/-1, errstr,
+                            sizeof(errstr)),
+      &rd_kafka_NewTopic_destroy);
+  if (new_topic == nullptr) return absl::InvalidArgumentError(absl::StrCat(what, ": ", errstr));
+  std::unique_ptr<rd_kafka_AdminOptions_t, decltype(&rd_kafka_AdminOptions_destroy)> options(
+      rd_kafka_AdminOptions_new(admin->get(), RD_KAFKA_ADMIN_OP_CREATETOPICS),
+      &rd_kafka_AdminOptions_destroy);
+  if (rd_kafka_AdminOptions_set_operation_timeout(options.get(), 30'000, errstr, sizeof(errstr)) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::InternalError(absl::StrCat(what, ": ", errstr));
+  }
+  std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> queue(
+      rd_kafka_queue_new(admin->get()), &rd_kafka_queue_destroy);
+  rd_kafka_NewTopic_t* topics[] = {new_topic.get()};
+  rd_kafka_CreateTopics(admin->get(), topics, 1, options.get(), queue.get());
+  std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> event(
+      rd_kafka_queue_poll(queue.get(), 40'000), &rd_kafka_event_destroy);
+  if (event == nullptr) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        what,
+        ": no answer within 40 s (librdkafka's mock cluster, e.g. weir-kafka-dev, has no "
+        "CreateTopics: WEIR_TEST_KAFKA_BROKERS must name a real broker)"));
+  }
+  if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return internal::ToStatus(rd_kafka_event_error(event.get()),
+                              absl::StrCat(what, ": ", rd_kafka_event_error_string(event.get())));
+  }
+  size_t count = 0;
+  const rd_kafka_topic_result_t** results =
+      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event.get()), &count);
+  for (size_t idx = 0; idx < count; ++idx) {
+    const rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[idx]);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+      continue;
+    }
+    const char* message = rd_kafka_topic_result_error_string(results[idx]);
+    return internal::ToStatus(err, absl::StrCat(what, ": ", message != nullptr ? message : ""));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<KafkaTestBroker>> KafkaTestBroker::FromEnvironment() {
+  const char* brokers = std::getenv("WEIR_TEST_KAFKA_BROKERS");
+  if (brokers == nullptr || *brokers == '\0') return Start();
+  std::unique_ptr<KafkaTestBroker> broker(new KafkaTestBroker());
+  broker->bootstrap_ = brokers;
+  broker->external_ = true;
+  return broker;
+}
 
 absl::StatusOr<std::unique_ptr<KafkaTestBroker>> KafkaTestBroker::Start(int brokers) {
   absl::StatusOr<std::unique_ptr<internal::MockBroker>> mock = internal::MockBroker::Start(brokers);
@@ -186,6 +251,7 @@ KafkaTestBroker::~KafkaTestBroker() {
 }
 
 absl::Status KafkaTestBroker::CreateTopic(const std::string& topic, int partitions) {
+  if (external_) return CreateTopicWithAdminApi(bootstrap_, topic, partitions);
   if (mock_ == nullptr) {
     return absl::UnimplementedError(
         "KafkaTestBroker::CreateTopic: give a child process its topics at start");

@@ -1,7 +1,9 @@
 // A Kafka broker for tests and benches: librdkafka's mock cluster, either
 // in-process (fault injection through mock()) or as a weir-kafka-dev child
-// process (killed when the fixture is destroyed); plus a plain librdkafka
-// producer to fill topics and a helper that reads a topic's watermarks.
+// process (killed when the fixture is destroyed), or a real broker given by
+// WEIR_TEST_KAFKA_BROKERS (FromEnvironment(); see docs/testing.md); plus a
+// plain librdkafka producer to fill topics and a helper that reads a topic's
+// watermarks.
 //
 // The mock cluster keeps only about the last 5 MiB per partition (see
 // lib/connectors/kafka/mock_broker.h): size test data to fit.
@@ -37,6 +39,12 @@ class KafkaTestBroker {
   // An in-process mock cluster with `brokers` brokers on 127.0.0.1.
   static absl::StatusOr<std::unique_ptr<KafkaTestBroker>> Start(int brokers = 1);
 
+  // The broker at $WEIR_TEST_KAFKA_BROKERS (bootstrap.servers, e.g.
+  // 127.0.0.1:9092) when that is set, else Start(). A real broker has no
+  // mock(): tests that inject faults skip on it. Tests that use it name
+  // their topics uniquely (with the process id): topics outlive the run.
+  static absl::StatusOr<std::unique_ptr<KafkaTestBroker>> FromEnvironment();
+
   // `program` (the weir-kafka-dev binary) as a child process, with `topics`
   // ("name:partitions") created at start. Waits (up to 30 s) for its first
   // stdout line, the bootstrap address. mock() is nullptr and CreateTopic is
@@ -52,10 +60,13 @@ class KafkaTestBroker {
   // bootstrap.servers for clients.
   const std::string& bootstrap() const { return bootstrap_; }
 
-  // Creates `topic` with `partitions` partitions (in-process only).
+  // Creates `topic` with `partitions` partitions: in the in-process
+  // cluster, or on a real broker with the Admin API (CreateTopics, the
+  // broker's default replication factor). kUnimplemented for a child process.
   absl::Status CreateTopic(const std::string& topic, int partitions);
 
-  // The in-process cluster for fault injection; nullptr for a child process.
+  // The in-process cluster for fault injection; nullptr for a child process
+  // or a real broker.
   internal::MockBroker* mock() const { return mock_.get(); }
 
  private:
@@ -64,6 +75,7 @@ class KafkaTestBroker {
   std::unique_ptr<internal::MockBroker> mock_;
   pid_t child_ = -1;
   int child_stdout_ = -1;
+  bool external_ = false;  // a real broker (FromEnvironment)
   std::string bootstrap_;
 };
 

@@ -109,6 +109,13 @@ inline absl::StatusOr<std::vector<ReadMessage>> ReadTopic(
   return all;
 }
 
+// What a test that needs transaction isolation says when it skips on a
+// broker without it: ctest counts it as skipped, and .ci/test lists it with
+// this reason among what the run did not prove.
+inline constexpr char kNeedsTransactionIsolation[] =
+    "needs a broker that isolates transactions; librdkafka's mock cluster does not (a real "
+    "broker: WEIR_TEST_KAFKA_BROKERS, see docs/testing.md)";
+
 // Whether a read_committed consumer of this broker hides an aborted
 // transaction (a real broker does; librdkafka's mock cluster does not).
 // Uses topic `probe_topic` (1 partition, created by the caller).
