@@ -18,14 +18,14 @@ class Reader final : public weir::SourceReader<GeneratedRecord> {
         pacer_(options.pacer) {}
 
   absl::StatusOr<weir::PollResult> Poll(weir::SourceOutput<GeneratedRecord>& out) override {
-    const auto now = std::chrono::steady_clock::now();
+    const absl::Duration now = Now();
     if (!started_) {
       // The schedule starts with the first poll, not when the job was built
       // (connecting to the brokers and PostgreSQL takes a while).
       start_ = now;
       started_ = true;
     }
-    const absl::Duration elapsed = absl::FromChrono(now - start_);
+    const absl::Duration elapsed = now - start_;
     if ((options_.total > 0 && generator_.records() >= options_.total) ||
         elapsed >= options_.duration) {
       return weir::PollResult::kEndOfInput;
@@ -47,6 +47,11 @@ class Reader final : public weir::SourceReader<GeneratedRecord> {
   }
 
  private:
+  absl::Duration Now() const {
+    if (options_.clock) return options_.clock();
+    return absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
+  }
+
   void Count(const GeneratedRecord& record) {
     if (!record.is_content()) {
       ++events_;
@@ -94,7 +99,7 @@ class Reader final : public weir::SourceReader<GeneratedRecord> {
   ChangeGenerator generator_;
   Pacer pacer_;
   bool started_ = false;
-  std::chrono::steady_clock::time_point start_;
+  absl::Duration start_;
   int64_t snapshot_rows_ = 0;
   int64_t creates_ = 0;
   int64_t updates_ = 0;

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -60,6 +61,10 @@ struct PacedSourceOptions {
   // more are due).
   // Default: 1024
   int64_t max_per_poll = 1024;
+  // The clock the schedule runs on: any monotonic time (only differences
+  // count), so a test can step it by hand as it steps a Pacer.
+  // Default: nullptr (std::chrono::steady_clock)
+  std::function<absl::Duration()> clock;
 };
 
 class PacedChangeSource final : public weir::Source<GeneratedRecord> {

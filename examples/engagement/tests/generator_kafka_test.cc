@@ -12,14 +12,17 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "examples/engagement/generator.h"
 #include "examples/engagement/tests/generator_runner.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/wait_for.h"
 #include "tests/unit/connectors/kafka/kafka_test_broker.h"
 #include "tests/unit/connectors/kafka/topic_reader.h"
 
@@ -159,30 +162,32 @@ std::vector<int64_t> RelativeTimestamps(const std::vector<ReadMessage>& messages
   return times;
 }
 
+// The pacing itself is tested on a hand-stepped clock (generator_app_test.cc);
+// here the program runs on the real clock on a machine that may be busy, so
+// only what no delay can break is asserted: the variables reach the pacer
+// (the log says so), and the pacer never lets a record out early, which puts
+// a lower bound on the run's wall time. A delay only makes the run longer.
 TEST_F(GeneratorKafkaTest, GenerationRateFromTheEnvironmentPacesTheRun) {
-  // 60,000 per minute = 1000/s: 2100 records span 2.1 s.
+  // 60,000 per minute = 1000/s: the 2100th record is due 2.1 s after the
+  // first poll (the schedule starts there, inside the run).
   const std::vector<std::string> args = Args({"--initial-contents=100", "--total=2100"});
   const GeneratorRun run = RunGeneratorProgram(args, {{"GENERATION_RATE", "60000"}});
   ASSERT_EQ(run.exit_code, 0) << run.log;
   const std::vector<int64_t> times = RelativeTimestamps(ReadAll());
   ASSERT_EQ(times.size(), 2100u);
-  const int64_t span_ms = times.back();
-  std::printf("2100 records at GENERATION_RATE=60000 (1000/s) spanned %lld ms\n",
-              static_cast<long long>(span_ms));
-  EXPECT_GE(span_ms, 1900);
-  EXPECT_LE(span_ms, 2400);
-  // Steady, not lumped: about 1000 in the first second.
-  const auto in_first_second =
-      std::count_if(times.begin(), times.end(), [](int64_t time) { return time < 1000; });
-  EXPECT_GE(in_first_second, 900);
-  EXPECT_LE(in_first_second, 1100);
+  std::printf("2100 records at GENERATION_RATE=60000 (1000/s): run took %s, spanned %lld ms\n",
+              absl::FormatDuration(run.took).c_str(), static_cast<long long>(times.back()));
   EXPECT_THAT(run.log, HasSubstr("rate 60000/min (1000/s)"));
+  // Less a rounding error far below 1 ms; unpaced, the run takes a fraction
+  // of this.
+  EXPECT_GE(run.took, absl::Milliseconds(2099));
 }
 
 TEST_F(GeneratorKafkaTest, BurstModeFromTheEnvironmentAddsBurstsOnTopOfTheRate) {
-  // 500/s plus 2000 records at once every second: 500 in the first second,
-  // a burst at 1 s, 500 more, the second burst at 2 s completes the 3500.
-  // Without bursts the run would take 7 s.
+  // 500/s plus 2000 records at once every second. By time t < 2 s after the
+  // first poll at most 500 t + 2000 < 3000 records are due, so the 3500th
+  // goes out at 2 s or later, in a poll that has counted both bursts.
+  // Without bursts it would be due at 7 s.
   const std::vector<std::string> args = Args({"--initial-contents=100", "--total=3500"});
   const GeneratorRun run = RunGeneratorProgram(args, {{"GENERATION_RATE", "30000"},
                                                       {"BURST_MODE", "true"},
@@ -191,23 +196,37 @@ TEST_F(GeneratorKafkaTest, BurstModeFromTheEnvironmentAddsBurstsOnTopOfTheRate) 
   ASSERT_EQ(run.exit_code, 0) << run.log;
   const std::vector<int64_t> times = RelativeTimestamps(ReadAll());
   ASSERT_EQ(times.size(), 3500u);
-  std::printf("3500 records at 500/s with bursts of 2000 every 1 s spanned %lld ms\n",
-              static_cast<long long>(times.back()));
-  EXPECT_GE(times.back(), 1800);
-  EXPECT_LE(times.back(), 2800);
-  const auto before_burst =
-      std::count_if(times.begin(), times.end(), [](int64_t time) { return time < 900; });
-  EXPECT_GE(before_burst, 350) << "records in the first 900 ms";
-  EXPECT_LE(before_burst, 550) << "records in the first 900 ms";
-  // Some 250 ms window holds most of a burst (the rate alone puts 125 there;
-  // the window leaves room for a slow debug build on a busy machine).
-  size_t densest = 0;
-  for (size_t first = 0, last = 0; last < times.size(); ++last) {
-    while (times[last] - times[first] >= 250) ++first;
-    densest = std::max(densest, last - first + 1);
-  }
-  EXPECT_GE(densest, 1500u);
+  std::printf("3500 records at 500/s with bursts of 2000 every 1 s: run took %s, spanned %lld ms\n",
+              absl::FormatDuration(run.took).c_str(), static_cast<long long>(times.back()));
   EXPECT_THAT(run.log, HasSubstr("bursts of 2000 every 1s"));
+  EXPECT_GE(run.took, absl::Seconds(2));
+  // The summary counts the bursts begun: 2, or more if the machine was so
+  // slow that the run outlasted 3 s.
+  const size_t done = run.log.find("done: 3500 records");
+  ASSERT_NE(done, std::string::npos) << run.log;
+  const std::string summary = run.log.substr(done, run.log.find('\n', done) - done);
+  const size_t bursts_at = summary.find(" bursts");
+  ASSERT_NE(bursts_at, std::string::npos) << summary;
+  const size_t number_at = summary.rfind(' ', bursts_at - 1) + 1;
+  int bursts = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(summary.substr(number_at, bursts_at - number_at), &bursts))
+      << summary;
+  EXPECT_GE(bursts, 2) << summary;
+}
+
+// Records the program has delivered so far, from the topics' high watermarks.
+int64_t Delivered(const std::string& bootstrap, const std::string& content_topic,
+                  const std::string& events_topic) {
+  int64_t total = 0;
+  for (const auto& [topic, partitions] :
+       {std::pair(content_topic, kContentPartitions), std::pair(events_topic, kEventPartitions)}) {
+    for (int partition = 0; partition < partitions; ++partition) {
+      absl::StatusOr<std::pair<int64_t, int64_t>> marks =
+          weir::kafka::testing::QueryWatermarks(bootstrap, topic, partition);
+      if (marks.ok()) total += marks->second;
+    }
+  }
+  return total;
 }
 
 TEST_F(GeneratorKafkaTest, SigtermStopsAfterFlushingEverythingSent) {
@@ -216,7 +235,10 @@ TEST_F(GeneratorKafkaTest, SigtermStopsAfterFlushingEverythingSent) {
   absl::StatusOr<std::unique_ptr<GeneratorProcess>> process =
       GeneratorProcess::Start(gen_args, {{"GENERATION_RATE", "120000"}});
   ASSERT_TRUE(process.ok()) << process.status();
-  absl::SleepFor(absl::Milliseconds(1500));
+  // Stop it once it is well under way (it would run for a minute).
+  ASSERT_TRUE(weir::testing::WaitFor([&] {
+    return Delivered(broker_->bootstrap(), ContentTopic(), EventsTopic()) > 100;
+  })) << (*process)->Log();
   (*process)->Signal(SIGTERM);
   const GeneratorRun run = (*process)->Wait(absl::Seconds(60));
   ASSERT_EQ(run.exit_code, 0) << run.log;
@@ -234,24 +256,32 @@ TEST_F(GeneratorKafkaTest, DeliveryFailureFailsTheRunNamingTheTopic) {
   absl::StatusOr<std::unique_ptr<GeneratorProcess>> process = GeneratorProcess::Start(
       Args({"--rate=60000", "--duration=60s", "--kafka-property=message.timeout.ms=1000"}));
   ASSERT_TRUE(process.ok()) << process.status();
-  absl::SleepFor(absl::Seconds(1));
+  // The broker goes down once the program is producing (not while it
+  // connects, which fails differently).
+  ASSERT_TRUE(weir::testing::WaitFor([&] {
+    return Delivered(broker_->bootstrap(), ContentTopic(), EventsTopic()) > 0;
+  })) << (*process)->Log();
   ASSERT_TRUE(broker_->mock()->SetBrokerDown(1).ok());
-  const GeneratorRun run = (*process)->Wait(absl::Seconds(60));
+  // A run that hung instead of failing is killed at the deadline (exit code
+  // -1); the run would otherwise last its 60 s and end with code 0.
+  const GeneratorRun run = (*process)->Wait(absl::Seconds(50));
   ASSERT_TRUE(broker_->mock()->SetBrokerUp(1).ok());
   EXPECT_EQ(run.exit_code, 1) << run.log;
   EXPECT_THAT(run.log, HasSubstr("error: UNAVAILABLE"));
   EXPECT_THAT(run.log, HasSubstr("delivery to " + prefix_ + ".public."));
-  EXPECT_LT(run.took, absl::Seconds(20)) << run.log;
+  std::printf("the run failed %s after it started\n", absl::FormatDuration(run.took).c_str());
 }
 
 TEST_F(GeneratorKafkaTest, UnreachableOrMissingBrokersFailWithAClearMessage) {
   absl::StatusOr<int> port = weir::testing::FreeLoopbackPort();
   ASSERT_TRUE(port.ok());
+  // A run that hangs instead of giving up after --connect-timeout is killed
+  // at the deadline (exit code -1).
   GeneratorRun run = RunGeneratorProgram(
-      {absl::StrCat("--brokers=127.0.0.1:", *port), "--connect-timeout=2s", "--total=10"});
+      {absl::StrCat("--brokers=127.0.0.1:", *port), "--connect-timeout=2s", "--total=10"}, {},
+      absl::Seconds(60));
   EXPECT_EQ(run.exit_code, 1) << run.log;
   EXPECT_THAT(run.log, HasSubstr("cannot reach the Kafka brokers at 127.0.0.1:"));
-  EXPECT_LT(run.took, absl::Seconds(10));
 
   run = RunGeneratorProgram({"--total=10"});
   EXPECT_EQ(run.exit_code, 2) << run.log;

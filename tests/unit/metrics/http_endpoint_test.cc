@@ -1,8 +1,8 @@
 // The embedded HTTP server (PipelineOptions::http_port), over real HTTP on
 // loopback: /metrics parses strictly, /api/v1/job describes the job,
 // /healthz and /readyz follow its state, the dashboard's files are served,
-// the server binds loopback by default, and it stays responsive while the
-// workers run flat out.
+// the server binds loopback by default, and it answers while the workers
+// run flat out or are blocked.
 
 #include <arpa/inet.h>
 #include <httplib.h>
@@ -18,6 +18,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -325,8 +326,12 @@ TEST(HttpEndpointTest, BindsLoopbackByDefault) {
   (void)job->Wait();
 }
 
-// While both workers run flat out on a machine with as many cores, scrapes
-// still answer quickly and the job keeps its pace.
+// While both workers run flat out on a machine with as many cores, every
+// scrape is answered (the client gives up after 10 s) and the job keeps
+// running meanwhile. Latencies are printed, not asserted: on a machine
+// shared with other work they measure the machine more than the server.
+// That scrapes never wait for the workers is shown deterministically by
+// AnswersWhileEveryWorkerIsBlocked.
 TEST(HttpEndpointTest, StaysResponsiveUnderLoad) {
   Pipeline pipeline({.parallelism = 2, .job_name = "loaded", .http_port = 0});
   std::shared_ptr<CountingSink> sink = Build(pipeline, 0);
@@ -347,16 +352,75 @@ TEST(HttpEndpointTest, StaysResponsiveUnderLoad) {
     }
   }
   const int64_t during = sink->count() - before;
+  EXPECT_FALSE(job->done());
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
   std::sort(latencies_ms.begin(), latencies_ms.end());
-  const double median = latencies_ms[latencies_ms.size() / 2];
-  const double worst = latencies_ms.back();
   std::printf("%zu requests under load: median %.2f ms, max %.2f ms; %lld records meanwhile\n",
-              latencies_ms.size(), median, worst, static_cast<long long>(during));
-  EXPECT_LT(median, 250) << "max " << worst;
-  EXPECT_LT(worst, 3000);
+              latencies_ms.size(), latencies_ms[latencies_ms.size() / 2], latencies_ms.back(),
+              static_cast<long long>(during));
   EXPECT_GT(during, 0);
+}
+
+// A sink whose every Write blocks until released; says how many writers are
+// blocked (thread-safe).
+class BlockingSink final : public Sink<int64_t> {
+ public:
+  absl::StatusOr<std::unique_ptr<SinkWriter<int64_t>>> CreateWriter(const SinkContext&) override {
+    return std::unique_ptr<SinkWriter<int64_t>>(new Writer(this));
+  }
+  int blocked() const { return blocked_.load(); }
+  void Release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+  }
+
+ private:
+  class Writer final : public SinkWriter<int64_t> {
+   public:
+    explicit Writer(BlockingSink* sink) : sink_(sink) {}
+    absl::Status Write(std::span<int64_t>, std::span<const Timestamp>) override {
+      if (!blocked_once_) {
+        blocked_once_ = true;
+        sink_->blocked_.fetch_add(1);
+        sink_->release_.WaitForNotification();
+      }
+      return absl::OkStatus();
+    }
+
+   private:
+    BlockingSink* sink_;
+    bool blocked_once_ = false;
+  };
+  std::atomic<int> blocked_{0};
+  absl::Notification release_;
+};
+
+// Scrapes are answered from what the workers publish, never by asking them:
+// with every worker stuck in its sink, the endpoints still answer (the
+// client gives up after 10 s), whatever the load on the machine.
+TEST(HttpEndpointTest, AnswersWhileEveryWorkerIsBlocked) {
+  Pipeline pipeline({.parallelism = 2, .job_name = "blocked", .http_port = 0});
+  auto sink = std::make_shared<BlockingSink>();
+  pipeline.Source(std::make_shared<testing::EndlessSource>(2, 0))
+      .Uid("numbers")
+      .Sink(sink)
+      .Uid("out");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  // Released before the handle, which waits for the workers, goes.
+  struct ReleaseAtExit {
+    BlockingSink* sink;
+    ~ReleaseAtExit() { sink->Release(); }
+  } release_at_exit{sink.get()};
+  ASSERT_TRUE(WaitFor([&] { return sink->blocked() == 2; })) << sink->blocked();
+  for (const char* path : {"/metrics", "/api/v1/job", "/healthz", "/readyz"}) {
+    Reply reply = Get(job->http_port(), path);
+    EXPECT_EQ(reply.status, 200) << path << ": " << reply.body;
+  }
+  EXPECT_EQ(sink->blocked(), 2);  // nothing above released a worker
+  sink->Release();
+  job->Stop();
+  EXPECT_TRUE(job->Wait().ok());
 }
 
 }  // namespace

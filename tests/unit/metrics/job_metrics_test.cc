@@ -1,4 +1,4 @@
-// The built-in and user metrics of running jobs (JobHandle::CollectMetrics):
+// The built-in and user metrics of running jobs (JobHandle::Metrics):
 // every value matches what the test pushed through the pipeline, and the
 // whole exposition parses strictly.
 

@@ -14,22 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "tests/support/wait_for.h"  // WaitFor, which the metrics tests use
 #include "weir/functions.h"
 #include "weir/source.h"
 #include "weir/state.h"
 
 namespace weir::testing {
-
-// Polls `condition` until it holds (true) or `timeout` passes (false).
-inline bool WaitFor(const std::function<bool()>& condition,
-                    absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
 
 // Counts records per key in keyed state and passes every record on.
 class CountPerKey final : public KeyedProcessFunction<int64_t, int64_t, int64_t> {

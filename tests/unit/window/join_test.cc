@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/support/wait_for.h"
 #include "tests/unit/window/scripted_source.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
@@ -66,15 +67,7 @@ int64_t JoinInput(const JobHandle& job) {
   return total;
 }
 
-// Polls `done` until it holds (true) or 20 s passed (false).
-bool WaitFor(const std::function<bool()>& done) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(2));
-  }
-  return true;
-}
+using testing::WaitFor;
 
 // Waits until the join has received `events` events and `rows` rows (every
 // worker receives every row). Whatever reaches a worker after that is
@@ -108,7 +101,10 @@ class JoinTest : public ::testing::Test {
 
 class JoinParallelismTest : public JoinTest, public ::testing::WithParamInterface<int> {};
 
-TEST_P(JoinParallelismTest, EventsBeforeAfterAndWithoutRowsUpdatesAndDeletes) {
+// Which events join which row, with a max_wait no test run reaches (however
+// long the machine takes between two steps, no event times out here;
+// EventsWithoutARowGoToUnmatchedAfterMaxWait covers the timeout).
+TEST_P(JoinParallelismTest, EventsBeforeAfterRowsUpdatesAndDeletes) {
   const int parallelism = GetParam();
   auto rows = testing::ScriptedSource<Change>::Create(
       Changes({{"a", "A1"}, {"b", "B1"}, {"a", "A2"}, {"a", std::nullopt}, {"a", "A3"}}),
@@ -117,20 +113,17 @@ TEST_P(JoinParallelismTest, EventsBeforeAfterAndWithoutRowsUpdatesAndDeletes) {
   AddEvents(script, 10, "a");  //  0..9:  after row a      -> A1
   AddEvents(script, 10, "b");  // 10..19: before row b     -> B1 once it arrives
   AddEvents(script, 10, "a");  // 20..29: after the update -> A2
-  AddEvents(script, 10, "a");  // 30..39: after the delete -> unmatched
-  AddEvents(script, 5, "z");   // 40..44: never a row      -> unmatched
-  AddEvents(script, 5, "a");   // 45..49: after the delete, then a new row -> A3
+  AddEvents(script, 10, "a");  // 30..39: after the delete -> wait, A3 once it arrives
   auto events =
       testing::ScriptedSource<Event>::Create(script, {.records_per_poll = 64, .bounded = false}, 0);
 
   const OutputTag<Unmatched<Event>> kUnmatched("unmatched");
   Pipeline pipeline({.parallelism = parallelism});
-  auto joined =
-      pipeline.Source(events)
-          .KeyBy([](const Event& e) { return e.second; })
-          .Connect(pipeline.Source(rows).Broadcast())
-          .Process(Join(kJoinFn, {.max_wait = absl::Milliseconds(300), .unmatched = kUnmatched}))
-          .Name("join");
+  auto joined = pipeline.Source(events)
+                    .KeyBy([](const Event& e) { return e.second; })
+                    .Connect(pipeline.Source(rows).Broadcast())
+                    .Process(Join(kJoinFn, {.max_wait = absl::Hours(1), .unmatched = kUnmatched}))
+                    .Name("join");
   auto sink = testing::CollectingSink<Joined>::Create();
   auto unmatched = testing::CollectingSink<Unmatched<Event>>::Create();
   joined.Sink(sink);
@@ -142,32 +135,28 @@ TEST_P(JoinParallelismTest, EventsBeforeAfterAndWithoutRowsUpdatesAndDeletes) {
   rows->Release(1);
   WAIT_FOR_JOIN_INPUT(*job, 0, 1, parallelism);
   events->Release(10);
-  ASSERT_TRUE(WaitFor([&] { return sink->size() == 10; }));
-  // Before its row: waits, and is joined when the row arrives.
+  ASSERT_TRUE(WaitFor([&] { return sink->size() == 10; })) << sink->size();
+  // Before its row: waits, and is joined when the row arrives. (The join
+  // emitting them early would show here; a check that can only miss such a
+  // bug on a slow machine, never fail a correct join.)
   events->Release(20);
   WAIT_FOR_JOIN_INPUT(*job, 20, 1, parallelism);
-  absl::SleepFor(absl::Milliseconds(20));
   EXPECT_EQ(sink->size(), 10u);
   rows->Release(2);
-  ASSERT_TRUE(WaitFor([&] { return sink->size() == 20; }));
+  ASSERT_TRUE(WaitFor([&] { return sink->size() == 20; })) << sink->size();
   // An update: later events see the new row.
   rows->Release(3);
   WAIT_FOR_JOIN_INPUT(*job, 20, 3, parallelism);
   events->Release(30);
-  ASSERT_TRUE(WaitFor([&] { return sink->size() == 30; }));
-  // A delete: later events wait, then go to the unmatched side output (as do
-  // events of a key that never has a row).
+  ASSERT_TRUE(WaitFor([&] { return sink->size() == 30; })) << sink->size();
+  // A delete: later events wait, and join the row inserted again.
   rows->Release(4);
   WAIT_FOR_JOIN_INPUT(*job, 30, 4, parallelism);
-  events->Release(45);
-  WAIT_FOR_JOIN_INPUT(*job, 45, 4, parallelism);
-  ASSERT_TRUE(WaitFor([&] { return unmatched->size() == 15; })) << unmatched->size();
+  events->Release(40);
+  WAIT_FOR_JOIN_INPUT(*job, 40, 4, parallelism);
   EXPECT_EQ(sink->size(), 30u);
-  // A row inserted again releases the events waiting for it.
-  events->Release(50);
-  WAIT_FOR_JOIN_INPUT(*job, 50, 4, parallelism);
   rows->Release(5);
-  ASSERT_TRUE(WaitFor([&] { return sink->size() == 35; }));
+  ASSERT_TRUE(WaitFor([&] { return sink->size() == 40; })) << sink->size();
 
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
@@ -175,7 +164,65 @@ TEST_P(JoinParallelismTest, EventsBeforeAfterAndWithoutRowsUpdatesAndDeletes) {
   for (int64_t id = 0; id < 10; ++id) expected.push_back({id, "A1"});
   for (int64_t id = 10; id < 20; ++id) expected.push_back({id, "B1"});
   for (int64_t id = 20; id < 30; ++id) expected.push_back({id, "A2"});
-  for (int64_t id = 45; id < 50; ++id) expected.push_back({id, "A3"});
+  for (int64_t id = 30; id < 40; ++id) expected.push_back({id, "A3"});
+  EXPECT_EQ(Sorted(sink->Values()), expected);
+  EXPECT_EQ(unmatched->size(), 0u);
+  int64_t late = 0;
+  for (const auto& m : job->Metrics()) {
+    if (m.name == "join") late += m.late_records;
+  }
+  EXPECT_EQ(late, 0);
+}
+
+// Events that wait longer than max_wait of processing time go to the
+// unmatched side output: after a delete, and for a key that never has a
+// row. Only the order of things is asserted, never a latency: the timeout
+// fires no earlier than max_wait after the events arrived (a lower bound
+// on the wall time, which no delay can break), and then every one of them
+// is unmatched with the reason, none joined.
+TEST_P(JoinParallelismTest, EventsWithoutARowGoToUnmatchedAfterMaxWait) {
+  const int parallelism = GetParam();
+  constexpr absl::Duration kMaxWait = absl::Milliseconds(300);
+  auto rows = testing::ScriptedSource<Change>::Create(
+      Changes({{"a", "A1"}, {"a", std::nullopt}}), {.records_per_poll = 64, .bounded = false}, 0);
+  std::vector<testing::TimestampedValue<Event>> script;
+  AddEvents(script, 10, "a");  //  0..9:  after row a      -> A1
+  AddEvents(script, 10, "a");  // 10..19: after the delete -> unmatched
+  AddEvents(script, 5, "z");   // 20..24: never a row      -> unmatched
+  auto events =
+      testing::ScriptedSource<Event>::Create(script, {.records_per_poll = 64, .bounded = false}, 0);
+
+  const OutputTag<Unmatched<Event>> kUnmatched("unmatched");
+  Pipeline pipeline({.parallelism = parallelism});
+  auto joined = pipeline.Source(events)
+                    .KeyBy([](const Event& e) { return e.second; })
+                    .Connect(pipeline.Source(rows).Broadcast())
+                    .Process(Join(kJoinFn, {.max_wait = kMaxWait, .unmatched = kUnmatched}))
+                    .Name("join");
+  auto sink = testing::CollectingSink<Joined>::Create();
+  auto unmatched = testing::CollectingSink<Unmatched<Event>>::Create();
+  joined.Sink(sink);
+  joined.SideOutput(kUnmatched).Sink(unmatched);
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+
+  rows->Release(1);
+  WAIT_FOR_JOIN_INPUT(*job, 0, 1, parallelism);
+  events->Release(10);
+  ASSERT_TRUE(WaitFor([&] { return sink->size() == 10; })) << sink->size();
+  rows->Release(2);
+  WAIT_FOR_JOIN_INPUT(*job, 10, 2, parallelism);
+  const absl::Time released = absl::Now();
+  events->Release(25);
+  ASSERT_TRUE(WaitFor([&] { return unmatched->size() == 15; })) << unmatched->size();
+  // Processing time counts in whole milliseconds: the deadline may start
+  // up to 1 ms before the release.
+  EXPECT_GE(absl::Now() - released, kMaxWait - absl::Milliseconds(1));
+
+  job->Stop();
+  ASSERT_TRUE(job->Wait().ok());
+  std::vector<Joined> expected;
+  for (int64_t id = 0; id < 10; ++id) expected.push_back({id, "A1"});
   EXPECT_EQ(Sorted(sink->Values()), expected);
   std::vector<int64_t> unmatched_ids;
   for (const Unmatched<Event>& u : unmatched->Values()) {
@@ -183,7 +230,7 @@ TEST_P(JoinParallelismTest, EventsBeforeAfterAndWithoutRowsUpdatesAndDeletes) {
     EXPECT_EQ(u.reason, "no row for the key arrived within 300ms");
   }
   std::vector<int64_t> expected_unmatched;
-  for (int64_t id = 30; id < 45; ++id) expected_unmatched.push_back(id);
+  for (int64_t id = 10; id < 25; ++id) expected_unmatched.push_back(id);
   EXPECT_EQ(Sorted(unmatched_ids), expected_unmatched);
   int64_t late = 0;
   for (const auto& m : testing::OperatorMetricsOf(job->Metrics())) {

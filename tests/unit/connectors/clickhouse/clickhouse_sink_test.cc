@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -20,8 +22,11 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/stderr_capture.h"
+#include "tests/support/wait_for.h"
 #include "tests/unit/connectors/clickhouse/clickhouse_server.h"
 #include "tests/unit/connectors/holding_proxy.h"
+#include "tests/unit/window/scripted_source.h"
 #include "weir/connectors/clickhouse.h"
 #include "weir/pipeline.h"
 #include "weir/testing.h"
@@ -168,12 +173,18 @@ class ClickHouseSinkTest : public ::testing::Test {
       pipeline_options.checkpoints.interval = absl::Seconds(600);
       pipeline_options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     }
-    auto pipeline = std::make_unique<Pipeline>(pipeline_options);
     testing::VectorSourceOptions source_options;
     source_options.splits = 4;
     source_options.records_per_poll = 64;
     source_options.records_per_second = rate;
-    pipeline->Source(testing::VectorSource<Row>::Create(std::move(rows), source_options))
+    return Build(testing::VectorSource<Row>::Create(std::move(rows), source_options),
+                 std::move(options), std::move(pipeline_options));
+  }
+  std::unique_ptr<Pipeline> Build(std::shared_ptr<Source<Row>> rows,
+                                  clickhouse::SinkOptions options,
+                                  PipelineOptions pipeline_options) {
+    auto pipeline = std::make_unique<Pipeline>(pipeline_options);
+    pipeline->Source(std::move(rows))
         .Uid("rows")
         .Sink(clickhouse::Sink<Row>(std::move(options), RowColumns()))
         .Uid("clickhouse");
@@ -407,18 +418,35 @@ TEST_F(ClickHouseSinkTest, ServerKilledMidRunAndRestartedLosesNothing) {
   options.connection.max_attempts = 100;
   options.connection.initial_backoff = absl::Milliseconds(50);
   options.connection.max_backoff = absl::Milliseconds(250);
-  auto pipeline = Build(Rows(kRows), options, 2, 500);  // about 1.5 s of input
-  ::testing::internal::CaptureStderr();
+  // A quarter of the rows first; the rest comes while the server is down,
+  // so the sink must insert into the outage, and the job cannot end before
+  // the server is back.
+  std::vector<testing::TimestampedValue<Row>> rows;
+  for (Row& row : Rows(kRows)) rows.push_back({std::move(row), 0});
+  auto source =
+      testing::ScriptedSource<Row>::Create(std::move(rows), {.records_per_poll = 64}, kRows / 4);
+  auto pipeline = Build(source, options, {.parallelism = 2, .job_name = "clickhouse-test"});
+  testing::StderrCapture capture;
   absl::StatusOr<JobHandle> job = pipeline->Start();
   ASSERT_TRUE(job.ok()) << job.status();
-  absl::SleepFor(absl::Milliseconds(400));
-  const int64_t before_kill = std::stoll(Query(absl::StrCat("SELECT count() FROM ", table_)));
+  auto count = [&] {
+    int64_t rows_now = -1;
+    return absl::SimpleAtoi(Query(absl::StrCat("SELECT count() FROM ", table_)), &rows_now)
+               ? rows_now
+               : -1;
+  };
+  ASSERT_TRUE(testing::WaitFor([&] { return count() > 0; }));
+  const int64_t before_kill = count();
   g_server->Kill();
-  absl::SleepFor(absl::Milliseconds(800));
+  source->Release(kRows);
+  // The server stays down until the sink has seen it go.
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return absl::StrContains(capture.Text(), "no answer from ClickHouse");
+  })) << capture.Text();
   ASSERT_FALSE(job->done()) << "the job ended before the server came back";
   ASSERT_TRUE(g_server->Restart().ok());
   absl::Status status = job->Wait();
-  const std::string log = ::testing::internal::GetCapturedStderr();
+  const std::string log = capture.Stop();
   ASSERT_TRUE(status.ok()) << status;
   // The outage is in the log when it starts and when it ends.
   EXPECT_THAT(log, ::testing::HasSubstr("no answer from ClickHouse")) << log;

@@ -29,8 +29,10 @@
 #include "gtest/gtest.h"
 #include "lib/connectors/kafka/sink.h"
 #include "lib/connectors/kafka/sink_recovery.h"
+#include "tests/support/wait_for.h"
 #include "tests/unit/connectors/kafka/kafka_test_broker.h"
 #include "tests/unit/connectors/kafka/topic_reader.h"
+#include "tests/unit/window/scripted_source.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
 
@@ -402,32 +404,42 @@ TEST_F(KafkaSinkTest, CancelledRunRestartsWithoutDuplicates) {
 
 void KafkaSinkTest::CancelAndRestart() {
   constexpr int64_t kRecords = kCancelledRecords;
-  const auto build = [&](double rate) {
-    auto pipeline = std::make_unique<weir::Pipeline>(JobOptions(2, true));
-    weir::testing::VectorSourceOptions source_options;
-    source_options.records_per_poll = 64;
-    source_options.records_per_second = rate;
-    pipeline
-        ->Source(weir::testing::VectorSource<int64_t>::Create(Numbers(kRecords), source_options))
+  // The input is released step by step and the checkpoint taken on demand,
+  // so that what the crash leaves open does not depend on the machine's
+  // speed.
+  const auto build = [&](std::shared_ptr<weir::Source<int64_t>> numbers) {
+    PipelineOptions options = JobOptions(2, true);
+    options.checkpoints.interval = absl::ZeroDuration();  // only the one triggered
+    auto pipeline = std::make_unique<weir::Pipeline>(options);
+    pipeline->Source(std::move(numbers))
         .Uid("numbers")
         .Sink(Sink<int64_t>(Options(DeliveryGuarantee::kExactlyOnce)))
         .Uid("kafka-out");
     return pipeline;
   };
+  const auto numbers = [](bool bounded, size_t released) {
+    std::vector<weir::testing::TimestampedValue<int64_t>> records;
+    for (int64_t value : Numbers(kRecords)) records.push_back({value, value});
+    return weir::testing::ScriptedSource<int64_t>::Create(
+        std::move(records), {.records_per_poll = 64, .bounded = bounded}, released);
+  };
   {
-    auto pipeline = build(1000);
+    auto source = numbers(/*bounded=*/false, kRecords / 2);  // cannot end before the crash
+    auto pipeline = build(source);
     absl::StatusOr<JobHandle> job = pipeline->Start();
     ASSERT_TRUE(job.ok()) << job.status();
-    const absl::Time deadline = absl::Now() + absl::Seconds(20);
-    while (job->last_completed_checkpoint() < 3 && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    absl::SleepFor(absl::Milliseconds(50));  // records after the checkpoint: an open transaction
+    // Half the records in a committed transaction...
+    ASSERT_TRUE(weir::testing::WaitFor([&] { return Counts(false).size() == kRecords / 2; }));
+    absl::StatusOr<int64_t> checkpoint = job->TriggerCheckpoint();
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+    // ... and a quarter more at the broker in an open one.
+    source->Release(kRecords * 3 / 4);
+    ASSERT_TRUE(weir::testing::WaitFor([&] { return Counts(false).size() == kRecords * 3 / 4; }));
     ASSERT_FALSE(job->done());
     job->Cancel();
     EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
   }
-  auto pipeline = build(0);
+  auto pipeline = build(numbers(/*bounded=*/true, kRecords));
   weir::testing::JobResult result = weir::testing::RunToCompletion(*pipeline);
   ASSERT_TRUE(result.status.ok()) << result.status;
 }
