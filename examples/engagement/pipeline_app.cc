@@ -577,8 +577,7 @@ struct ChangeStreams {
 
 ChangeStreams ReadChanges(weir::Pipeline& pipeline, const PipelineConfig& config,
                           const weir::kafka::ClientOptions& client,
-                          std::shared_ptr<weir::DeadLetterQueue> dlq,
-                          PipelineCounters& counters) {
+                          std::shared_ptr<weir::DeadLetterQueue> dlq, PipelineCounters& counters) {
   auto content_source =
       DebeziumSource(config, client, dlq, ContentTopicName(config), ContentFields());
   auto event_source = DebeziumSource(config, client, dlq, EventsTopicName(config),
@@ -666,7 +665,6 @@ void WriteOutbox(weir::Stream<Enriched>& enriched, const PipelineConfig& config,
   outbox.key = [](const Enriched& e) { return e.content_id; };
   outbox.event_time_as_timestamp = true;
   enriched.Sink(weir::kafka::Sink(std::move(outbox))).Uid("kafka-outbox");
-
 }
 
 void WriteClickHouse(weir::Stream<Enriched>& enriched, weir::Stream<ContentUpdate>& updates,
@@ -700,9 +698,8 @@ void WriteRedis(weir::Stream<ContentUpdate>& updates, const PipelineConfig& conf
   redis.connection.database = config.redis_db;
   auto tracked = updates.Map([counters](const ContentUpdate& u) {
     int64_t seen = counters->latest_event_ms.load(std::memory_order_relaxed);
-    while (u.last_event_ts_ms > seen &&
-           !counters->latest_event_ms.compare_exchange_weak(seen, u.last_event_ts_ms,
-                                                            std::memory_order_relaxed)) {
+    while (u.last_event_ts_ms > seen && !counters->latest_event_ms.compare_exchange_weak(
+                                            seen, u.last_event_ts_ms, std::memory_order_relaxed)) {
     }
     return u;
   });
@@ -743,10 +740,9 @@ void WriteRedis(weir::Stream<ContentUpdate>& updates, const PipelineConfig& conf
   const std::string trim = std::to_string(-static_cast<int64_t>(config.leaderboard_size) - 1);
   tracked
       .Sink(weir::redis::Sink<ContentUpdate>(
-          redis,
-          weir::redis::CommandMapping<ContentUpdate>([ttl_ms, trim](
-                                                         const ContentUpdate& u,
-                                                         weir::redis::CommandBuilder& out) {
+          redis, weir::redis::CommandMapping<ContentUpdate>([ttl_ms, trim](
+                                                                const ContentUpdate& u,
+                                                                weir::redis::CommandBuilder& out) {
             if (!u.previous_content_type.empty()) {
               out.Add({"ZREM", LeaderboardKey(u.previous_content_type), u.content_id});
             }
@@ -782,13 +778,14 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   metrics_options.refresh = config.refresh;
   metrics_options.rollup_refresh = config.rollup_refresh;
   const weir::OutputTag<HourlyRollup> rollups = metrics_options.rollups;
-  weir::Stream<ContentUpdate> updates = enriched.KeyBy([](const Enriched& e) { return e.content_id; })
-                     .Process(ContentMetrics(metrics_options))
-                     // "-v2": its sums became integers; a checkpoint of the
-                     // floating-point state fails the restore, naming
-                     // "content-metrics", instead of decoding into wrong numbers.
-                     .Uid("content-metrics-v2")
-                     .Name("content-metrics");
+  weir::Stream<ContentUpdate> updates =
+      enriched.KeyBy([](const Enriched& e) { return e.content_id; })
+          .Process(ContentMetrics(metrics_options))
+          // "-v2": its sums became integers; a checkpoint of the
+          // floating-point state fails the restore, naming
+          // "content-metrics", instead of decoding into wrong numbers.
+          .Uid("content-metrics-v2")
+          .Name("content-metrics");
 
   if (!config.clickhouse_url.empty()) WriteClickHouse(enriched, updates, rollups, config);
   if (!config.redis_host.empty()) WriteRedis(updates, config, counters);

@@ -163,21 +163,21 @@ int AddSinkNode(Graph* graph, int input, std::shared_ptr<Sink<T>> sink) {
   node.is_sink = true;
   node.stateful = true;
   node.instantiate = [sink](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
-    SinkContext context{.operator_name = worker.label(self.id),
-                        .operator_uid = self.identity(),
-                        .worker_index = worker.env.worker_index,
-                        .parallelism = worker.env.parallelism,
-                        .job_name = worker.env.job_name,
-                        .checkpointing = worker.env.checkpointing,
-                        .checkpoint_interval = worker.env.checkpoint_interval,
-                        .checkpoint_timeout = worker.env.checkpoint_timeout,
-                        .restored_checkpoint =
-                            worker.env.restored() != nullptr &&
-                                    !worker.env.restored()->Snapshots(self.identity()).empty()
-                                ? worker.env.restored()->checkpoint_id()
-                                : 0,
-                        .replay = worker.env.replay(),
-                        .metrics = &worker.env.metric_group(worker.label(self.id))};
+    SinkContext context{
+        .operator_name = worker.label(self.id),
+        .operator_uid = self.identity(),
+        .worker_index = worker.env.worker_index,
+        .parallelism = worker.env.parallelism,
+        .job_name = worker.env.job_name,
+        .checkpointing = worker.env.checkpointing,
+        .checkpoint_interval = worker.env.checkpoint_interval,
+        .checkpoint_timeout = worker.env.checkpoint_timeout,
+        .restored_checkpoint = worker.env.restored() != nullptr &&
+                                       !worker.env.restored()->Snapshots(self.identity()).empty()
+                                   ? worker.env.restored()->checkpoint_id()
+                                   : 0,
+        .replay = worker.env.replay(),
+        .metrics = &worker.env.metric_group(worker.label(self.id))};
     absl::StatusOr<std::unique_ptr<SinkWriter<T>>> writer = sink->CreateWriter(context);
     if (!writer.ok()) return writer.status();
     auto* op = worker.Add<SinkOp<T>>(self, *std::move(writer), sink);

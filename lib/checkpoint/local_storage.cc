@@ -14,9 +14,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "lib/common/status.h"
 #include "lib/checkpoint/local_file.h"
 #include "lib/checkpoint/storage_path.h"
+#include "lib/common/status.h"
 
 namespace weir::internal {
 

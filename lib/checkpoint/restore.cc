@@ -7,9 +7,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "lib/common/status.h"
 #include "lib/checkpoint/manifest_io.h"
 #include "lib/common/log.h"
+#include "lib/common/status.h"
 
 namespace weir::internal {
 

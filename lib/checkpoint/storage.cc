@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "lib/checkpoint/local_storage.h"
-#include "lib/checkpoint/storage_path.h"
 #include "lib/checkpoint/s3/s3_storage.h"
+#include "lib/checkpoint/storage_path.h"
 #include "weir/checkpoint.h"
 
 namespace weir {

@@ -168,5 +168,4 @@ absl::StatusCode CodeForHttpStatus(long status) {
   return absl::StatusCode::kUnknown;
 }
 
-
 }  // namespace weir::internal

@@ -81,7 +81,8 @@ bool IsBlankOrNull(std::string_view json) {
 
 absl::Status FieldError(std::string_view context, std::string_view field,
                         const absl::Status& status) {
-  return weir::internal::Annotate(weir::internal::Annotate(status, Cat("field \"", field, "\"")), context);
+  return weir::internal::Annotate(weir::internal::Annotate(status, Cat("field \"", field, "\"")),
+                                  context);
 }
 
 // The envelope fields, and those of the records that are not row changes

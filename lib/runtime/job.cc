@@ -42,9 +42,7 @@ const RestoredState* WorkerEnv::restored() const {
 StateStoreFactory* WorkerEnv::state_stores() const {
   return job == nullptr ? nullptr : job->state_stores;
 }
-ReplayCoordinator* WorkerEnv::replay() const {
-  return job == nullptr ? nullptr : &job->replays;
-}
+ReplayCoordinator* WorkerEnv::replay() const { return job == nullptr ? nullptr : &job->replays; }
 MetricGroup& WorkerEnv::metric_group(const std::string& op) const {
   if (job == nullptr || job->metrics == nullptr) return DetachedMetricGroup();
   return job->metrics->Group(op, worker_index);
@@ -168,7 +166,6 @@ absl::Status ClaimRestoredState(const RestoredCheckpoint& restored, const Graph&
   return absl::OkStatus();
 }
 
-
 absl::Status ValidateJob(const PipelineOptions& options, const Graph& graph) {
   if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
   if (!graph.error().ok()) return graph.error();
@@ -256,15 +253,16 @@ absl::Status Job::OpenCheckpoints(const PipelineOptions& options, const Graph& g
   local_dir_ = checkpoints.local_dir;
   if (local_dir_.empty()) {
     const char* tmp = std::getenv("TMPDIR");
-    local_dir_ = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/weir-",
-                              options.job_name, "-", getpid(), "-",
-                              reinterpret_cast<uintptr_t>(this));
+    local_dir_ =
+        absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/weir-", options.job_name, "-",
+                     getpid(), "-", reinterpret_cast<uintptr_t>(this));
     owns_local_dir_ = true;
   }
   std::error_code ec;
   std::filesystem::create_directories(local_dir_, ec);
   if (ec) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot create ", local_dir_, ": ", ec.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot create ", local_dir_, ": ", ec.message()));
   }
   absl::StatusOr<CheckpointHistory> loaded =
       LoadCheckpointHistory(*storage_, options.job_name, options.max_parallelism, local_dir_);
@@ -424,8 +422,7 @@ void Job::Finalize() {
   coordinator_->StopPeriodic();
   if (!shared_->abort.load()) {
     absl::Status status = coordinator_->CheckpointNow();
-    if (!status.ok())
-      Fail(Annotate(status, "final checkpoint"));
+    if (!status.ok()) Fail(Annotate(status, "final checkpoint"));
   }
   shared_->release_workers.store(true);
   shared_->NotifyAll();
@@ -433,7 +430,8 @@ void Job::Finalize() {
 
 absl::StatusOr<int64_t> Job::TriggerCheckpoint() {
   if (coordinator_ == nullptr) {
-    return absl::FailedPreconditionError("checkpoints need PipelineOptions.checkpoints.storage_uri");
+    return absl::FailedPreconditionError(
+        "checkpoints need PipelineOptions.checkpoints.storage_uri");
   }
   if (shared_->unfinished_workers.load() == 0 || shared_->abort.load()) {
     return absl::FailedPreconditionError("the job has finished");

@@ -10,7 +10,8 @@ int64_t JobReplays::Request(std::string_view reason) {
   std::lock_guard<std::mutex> lock(mu_);
   int64_t number = requested_.load(std::memory_order_relaxed);
   if (number > begun_) {
-    Log("job '", job_name_, "': replay ", number, " (not begun yet) also serves: ", std::string(reason));
+    Log("job '", job_name_, "': replay ", number,
+        " (not begun yet) also serves: ", std::string(reason));
     return number;
   }
   ++number;

@@ -709,9 +709,8 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
         uint64_t len = 0;
         K key{};
         if (!ReadVarint(rest, len) || !Codec<K>::Decode(rest, key)) {
-          this->Fail(absl::DataLossError("operator '" + this->name() +
-                                         "': a key of state '" + replay_.state +
-                                         "' does not decode"));
+          this->Fail(absl::DataLossError("operator '" + this->name() + "': a key of state '" +
+                                         replay_.state + "' does not decode"));
         }
         timer_key_ = std::move(key);
         current_key_ = &timer_key_;
@@ -773,7 +772,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     int slot = -1;
     int64_t number = 0;  // the replay begun last
     bool active = false;
-    int next_group = 0;  // key groups below it are collected
+    int next_group = 0;             // key groups below it are collected
     std::vector<std::string> keys;  // collected, not yet emitted from `position` on
     size_t position = 0;
     Timestamp next_step = kMaxTimestamp;

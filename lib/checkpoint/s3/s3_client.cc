@@ -21,10 +21,10 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "lib/common/curl_common.h"
-#include "lib/common/http_client.h"
 #include "lib/checkpoint/s3/s3_xml.h"
 #include "lib/checkpoint/s3/sigv4.h"
+#include "lib/common/curl_common.h"
+#include "lib/common/http_client.h"
 
 #if LIBCURL_VERSION_NUM < 0x074B00
 #error "weir's S3 client needs libcurl >= 7.75 (CURLOPT_AWS_SIGV4)"
@@ -313,7 +313,8 @@ absl::StatusOr<CurlHeaders> RequestHeaders(absl::string_view body,
   CurlHeaders headers(nullptr, &curl_slist_free_all);
   std::vector<std::string> lines = {absl::StrCat(
       "x-amz-content-sha256: ", body.empty() ? std::string(kEmptySha256) : Sha256Hex(body))};
-  if (!session_token.empty()) lines.push_back(absl::StrCat("x-amz-security-token: ", session_token));
+  if (!session_token.empty())
+    lines.push_back(absl::StrCat("x-amz-security-token: ", session_token));
   for (const std::string& line : lines) {
     curl_slist* appended = curl_slist_append(headers.get(), line.c_str());
     if (appended == nullptr) return absl::ResourceExhaustedError("curl_slist_append failed");
@@ -381,8 +382,9 @@ void ConfigureHandle(CURL* curl, const Attempt& attempt, Transfer& transfer, cha
 
 // The failure of an attempt that got an HTTP answer (an error status, or
 // an error document in a 200), with S3's error code as a payload.
-absl::Status HttpFailure(long status, const Transfer& transfer, bool* retryable,
-                         const std::function<absl::Status(absl::StatusCode, absl::string_view)>& failure) {
+absl::Status HttpFailure(
+    long status, const Transfer& transfer, bool* retryable,
+    const std::function<absl::Status(absl::StatusCode, absl::string_view)>& failure) {
   auto [s3_code, message] = ParseError(transfer.body);
   const long effective_status = IsSuccess(status) ? StatusOfErrorIn200(s3_code) : status;
   std::string detail = absl::StrCat("HTTP ", status);
@@ -461,8 +463,9 @@ absl::StatusOr<S3Client::Response> S3Client::Send(const Request& request) {
     }
     if (!retryable) return last_error;
     if (attempt_number >= config_.max_attempts) {
-      absl::Status final_error(last_error.code(), absl::StrCat(last_error.message(), " (gave up after ",
-                                                               attempt_number, " attempts)"));
+      absl::Status final_error(
+          last_error.code(),
+          absl::StrCat(last_error.message(), " (gave up after ", attempt_number, " attempts)"));
       last_error.ForEachPayload([&](absl::string_view type_url, const absl::Cord& payload) {
         final_error.SetPayload(type_url, payload);
       });

@@ -108,10 +108,13 @@ std::string ClickHouseUrl(const clickhouse::ConnectionOptions& options, absl::st
   absl::string_view base = options.url;
   while (absl::ConsumeSuffix(&base, "/")) {
   }
-  std::string url = absl::StrCat(base, "/?database=", weir::internal::HttpClient::UrlEscape(options.database));
-  if (!query.empty()) absl::StrAppend(&url, "&query=", weir::internal::HttpClient::UrlEscape(query));
+  std::string url =
+      absl::StrCat(base, "/?database=", weir::internal::HttpClient::UrlEscape(options.database));
+  if (!query.empty())
+    absl::StrAppend(&url, "&query=", weir::internal::HttpClient::UrlEscape(query));
   for (const auto& [name, value] : options.settings) {
-    absl::StrAppend(&url, "&", weir::internal::HttpClient::UrlEscape(name), "=", weir::internal::HttpClient::UrlEscape(value));
+    absl::StrAppend(&url, "&", weir::internal::HttpClient::UrlEscape(name), "=",
+                    weir::internal::HttpClient::UrlEscape(value));
   }
   return url;
 }
@@ -175,7 +178,8 @@ absl::StatusOr<std::string> SendToClickHouse(weir::internal::HttpClient& client,
       retryable = response.retryable;
     } else if (response.status >= 200 && response.status < 300) {
       if (outage_start != absl::InfiniteFuture()) {
-        weir::internal::Log(what, ": ClickHouse at ", options.url, " answers again after ",
+        weir::internal::Log(
+            what, ": ClickHouse at ", options.url, " answers again after ",
             absl::FormatDuration(absl::Trunc(absl::Now() - outage_start, absl::Milliseconds(1))),
             " (", attempt, " attempts)");
       }
@@ -185,7 +189,8 @@ absl::StatusOr<std::string> SendToClickHouse(weir::internal::HttpClient& client,
       last_error = absl::Status(CodeForClickHouseError(code, response.status),
                                 absl::StrCat(what, ": HTTP ", response.status, " from ",
                                              options.url, ": ", CleanMessage(response.body)));
-      retryable = !IsPermanentClickHouseError(code) && weir::internal::IsRetryableHttpStatus(response.status);
+      retryable = !IsPermanentClickHouseError(code) &&
+                  weir::internal::IsRetryableHttpStatus(response.status);
     }
     if (request.cancel != nullptr && request.cancel->load()) {
       return absl::CancelledError(absl::StrCat(what, ": cancelled (", last_error.message(), ")"));
@@ -193,7 +198,8 @@ absl::StatusOr<std::string> SendToClickHouse(weir::internal::HttpClient& client,
     if (!retryable) return last_error;
     if (outage_start == absl::InfiniteFuture() && attempt < options.max_attempts) {
       outage_start = absl::Now();
-      weir::internal::Log(last_error.message(), "; retrying, up to ", options.max_attempts, " attempts");
+      weir::internal::Log(last_error.message(), "; retrying, up to ", options.max_attempts,
+                          " attempts");
     }
     if (attempt >= options.max_attempts) {
       return absl::Status(last_error.code(), absl::StrCat(last_error.message(), " (gave up after ",
@@ -320,7 +326,8 @@ absl::StatusOr<std::string> ClickHouseQuery(const clickhouse::ConnectionOptions&
   if (absl::Status valid = ValidateConnection(options, "clickhouse query"); !valid.ok()) {
     return valid;
   }
-  absl::StatusOr<std::unique_ptr<weir::internal::HttpClient>> client = weir::internal::HttpClient::Create();
+  absl::StatusOr<std::unique_ptr<weir::internal::HttpClient>> client =
+      weir::internal::HttpClient::Create();
   if (!client.ok()) return client.status();
   std::string what =
       absl::StrCat("clickhouse query \"", sql.substr(0, 80), sql.size() > 80 ? "...\"" : "\"");

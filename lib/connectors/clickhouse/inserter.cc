@@ -25,8 +25,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "lib/connectors/clickhouse/clickhouse_http.h"
 #include "lib/common/http_client.h"
+#include "lib/connectors/clickhouse/clickhouse_http.h"
 #include "weir/connectors/clickhouse.h"
 
 namespace weir::clickhouse::internal {
@@ -232,7 +232,8 @@ std::string QuoteString(absl::string_view value) {
 
 // RowBinary has no names or types in the data: every column's C++ encoding
 // must be the table's column type, or the server reads garbage.
-absl::Status CheckRowBinaryTypes(weir::internal::HttpClient& client, const clickhouse::SinkOptions& options,
+absl::Status CheckRowBinaryTypes(weir::internal::HttpClient& client,
+                                 const clickhouse::SinkOptions& options,
                                  const std::vector<clickhouse::ColumnDefinition>& columns,
                                  const std::string& what) {
   for (const clickhouse::ColumnDefinition& column : columns) {
@@ -403,7 +404,8 @@ absl::StatusOr<std::unique_ptr<ClickHouseInserter>> ClickHouseInserter::Create(
   std::string insert = absl::StrCat("INSERT INTO ", QuoteIdentifier(options.table), " (",
                                     absl::StrJoin(quoted, ", "), ") FORMAT ",
                                     row_binary ? "RowBinary" : "JSONEachRow");
-  absl::StatusOr<std::unique_ptr<weir::internal::HttpClient>> client = weir::internal::HttpClient::Create();
+  absl::StatusOr<std::unique_ptr<weir::internal::HttpClient>> client =
+      weir::internal::HttpClient::Create();
   if (!client.ok()) return client.status();
   if (absl::Status status = CheckTable(**client, options, columns, what); !status.ok()) {
     return status;

@@ -114,7 +114,8 @@ class Core final : public WebhookSinkCore, public std::enable_shared_from_this<C
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (client_ == nullptr) {
-      absl::StatusOr<std::unique_ptr<weir::internal::HttpClient>> client = weir::internal::HttpClient::Create();
+      absl::StatusOr<std::unique_ptr<weir::internal::HttpClient>> client =
+          weir::internal::HttpClient::Create();
       if (!client.ok()) return client.status();
       client_ = *std::move(client);
     }
@@ -125,7 +126,8 @@ class Core final : public WebhookSinkCore, public std::enable_shared_from_this<C
   const http::SinkOptions options_;
   CircuitBreaker breaker_;
   std::mutex mu_;
-  std::unique_ptr<weir::internal::HttpClient> client_;  // set once, under mu_, before any writer exists
+  std::unique_ptr<weir::internal::HttpClient>
+      client_;  // set once, under mu_, before any writer exists
 };
 
 class WebhookWriter final : public WebhookSinkCore::Writer {
@@ -211,7 +213,8 @@ class WebhookWriter final : public WebhookSinkCore::Writer {
   // attempts; the status says which (with the last HTTP status or error).
   absl::Status Deliver(absl::string_view body) {
     request_.body = body;
-    weir::internal::RetryBackoff backoff(options_.retry.initial_backoff, options_.retry.max_backoff);
+    weir::internal::RetryBackoff backoff(options_.retry.initial_backoff,
+                                         options_.retry.max_backoff);
     absl::Status last_error;
     for (int attempt = 1;;) {
       absl::Duration wait;

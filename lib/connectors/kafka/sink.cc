@@ -12,9 +12,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lib/common/log.h"
 #include "lib/connectors/kafka/client.h"
 #include "lib/connectors/kafka/sink_recovery.h"
-#include "lib/common/log.h"
 
 namespace weir::kafka::internal {
 

@@ -21,8 +21,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "lib/connectors/kafka/client.h"
 #include "lib/common/log.h"
+#include "lib/connectors/kafka/client.h"
 #include "weir/connectors/kafka_source.h"
 
 namespace weir::kafka::internal {

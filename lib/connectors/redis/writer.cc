@@ -29,12 +29,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "lib/connectors/redis/command_batch.h"
-#include "lib/connectors/redis/connection.h"
-#include "lib/connectors/redis/scripts.h"
 #include "lib/common/log.h"
 #include "lib/common/retry_backoff.h"
 #include "lib/common/status.h"
+#include "lib/connectors/redis/command_batch.h"
+#include "lib/connectors/redis/connection.h"
+#include "lib/connectors/redis/scripts.h"
 #include "weir/connectors/redis.h"
 
 namespace weir::redis::internal {

@@ -258,7 +258,9 @@ TEST_P(JobControlTest, StopDrainsAnUnboundedJobAndFinishesOk) {
   EXPECT_EQ(got, expected);
   for (const auto& record : totals->Records())
     EXPECT_EQ(record.timestamp, CountUntilTheEnd::kFarFuture);
-  EXPECT_EQ(Sum(testing::OperatorMetricsOf(job->Metrics()), "count", &testing::OperatorMetricsSnapshot::timers_fired), kKeys);
+  EXPECT_EQ(Sum(testing::OperatorMetricsOf(job->Metrics()), "count",
+                &testing::OperatorMetricsSnapshot::timers_fired),
+            kKeys);
   // Sinks flushed once per worker; functions closed once per worker.
   EXPECT_EQ(records->flushes(), parallelism());
   EXPECT_EQ(totals->flushes(), parallelism());
@@ -284,7 +286,8 @@ TEST_P(JobControlTest, StopEndsABusyEndlessSource) {
   ASSERT_TRUE(status.ok()) << status;
   // Everything read before the stop was written.
   const auto metrics = testing::OperatorMetricsOf(job->Metrics());
-  EXPECT_EQ(Sum(metrics, "double", &testing::OperatorMetricsSnapshot::records_out), sink->written());
+  EXPECT_EQ(Sum(metrics, "double", &testing::OperatorMetricsSnapshot::records_out),
+            sink->written());
 }
 
 // ---------------------------------------------------------------------------
@@ -421,7 +424,9 @@ TEST_P(JobControlTest, JobOutlivesItsPipeline) {
   ASSERT_TRUE(job.ok()) << job.status();
   pipeline.reset();
   ASSERT_TRUE(WaitFor([&] {
-    return Sum(testing::OperatorMetricsOf(job->Metrics()), "out", &testing::OperatorMetricsSnapshot::records_in) > 1000 || job->done();
+    return Sum(testing::OperatorMetricsOf(job->Metrics()), "out",
+               &testing::OperatorMetricsSnapshot::records_in) > 1000 ||
+           job->done();
   }));
   job->Stop();
   absl::Status status = job->Wait();
@@ -453,7 +458,8 @@ TEST_P(JobControlTest, MetricsWhileRunning) {
 
   // Counters are live: they reach their totals while the job still runs.
   ASSERT_TRUE(WaitFor([&] {
-    return Sum(testing::OperatorMetricsOf(job->Metrics()), "collect", &testing::OperatorMetricsSnapshot::records_in) == kRecords * 3 / 4;
+    return Sum(testing::OperatorMetricsOf(job->Metrics()), "collect",
+               &testing::OperatorMetricsSnapshot::records_in) == kRecords * 3 / 4;
   }));
   EXPECT_FALSE(job->done());
   std::vector<testing::OperatorMetricsSnapshot> live = testing::OperatorMetricsOf(job->Metrics());
@@ -465,15 +471,18 @@ TEST_P(JobControlTest, MetricsWhileRunning) {
     EXPECT_EQ(workers[name], all) << name;
   EXPECT_EQ(Sum(live, "numbers", &testing::OperatorMetricsSnapshot::records_out), kRecords);
   EXPECT_EQ(Sum(live, "three-quarters", &testing::OperatorMetricsSnapshot::records_in), kRecords);
-  EXPECT_EQ(Sum(live, "three-quarters", &testing::OperatorMetricsSnapshot::records_out), kRecords * 3 / 4);
+  EXPECT_EQ(Sum(live, "three-quarters", &testing::OperatorMetricsSnapshot::records_out),
+            kRecords * 3 / 4);
   EXPECT_EQ(Sum(live, "by-value", &testing::OperatorMetricsSnapshot::records_in), kRecords * 3 / 4);
 
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
   // Still available after the end, with the same totals.
-  std::vector<testing::OperatorMetricsSnapshot> final_metrics = testing::OperatorMetricsOf(job->Metrics());
+  std::vector<testing::OperatorMetricsSnapshot> final_metrics =
+      testing::OperatorMetricsOf(job->Metrics());
   EXPECT_EQ(final_metrics.size(), live.size());
-  EXPECT_EQ(Sum(final_metrics, "collect", &testing::OperatorMetricsSnapshot::records_in), kRecords * 3 / 4);
+  EXPECT_EQ(Sum(final_metrics, "collect", &testing::OperatorMetricsSnapshot::records_in),
+            kRecords * 3 / 4);
 }
 
 // ---------------------------------------------------------------------------

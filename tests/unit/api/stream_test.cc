@@ -737,7 +737,8 @@ TEST_P(StreamTest, NamesAndCountersInMetrics) {
   ASSERT_TRUE(job.ok()) << job.status();
   absl::Status status = job->Wait();
   ASSERT_TRUE(status.ok()) << status;
-  std::vector<testing::OperatorMetricsSnapshot> metrics = testing::OperatorMetricsOf(job->Metrics());
+  std::vector<testing::OperatorMetricsSnapshot> metrics =
+      testing::OperatorMetricsOf(job->Metrics());
 
   // Every named operator appears once per worker.
   std::map<std::string, std::set<int>> workers_by_name;
@@ -891,7 +892,8 @@ class RecordKeyedThread : public KeyedProcessFunction<int, Tagged, Tagged> {
     ++log_->keyed_records;
     const int owner = WorkerForKeyGroup(KeyGroupOf(ctx.current_key(), max_parallelism_),
                                         max_parallelism_, parallelism_);
-    if (owner != ctx.worker_index() || ctx.current_key() != t.value % 97) ++log_->routing_mismatches;
+    if (owner != ctx.worker_index() || ctx.current_key() != t.value % 97)
+      ++log_->routing_mismatches;
     if (ctx.worker_index() != t.source_worker) ++log_->moved;
     {
       std::lock_guard<std::mutex> lock(log_->mutex);

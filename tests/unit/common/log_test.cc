@@ -1,6 +1,8 @@
 // weir's log goes to the sink the application sets (weir/log.h), one line
 // per call without its newline, and back to stderr once the sink is reset.
 
+#include "weir/log.h"
+
 #include <filesystem>
 #include <mutex>
 #include <string>
@@ -10,7 +12,6 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "weir/log.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
 

@@ -90,10 +90,11 @@ TEST(DashboardBrowserTest, RendersTheGraphAndLiveRates) {
   }
   const std::string storage = absl::StrCat(::testing::TempDir(), "/weir-dashboard-", getpid());
   std::filesystem::remove_all(storage);
-  Pipeline pipeline({.parallelism = 2,
-                     .checkpoints = {.interval = absl::Seconds(1), .storage_uri = "file://" + storage},
-                     .job_name = "dashboard-demo",
-                     .http_port = 0});
+  Pipeline pipeline(
+      {.parallelism = 2,
+       .checkpoints = {.interval = absl::Seconds(1), .storage_uri = "file://" + storage},
+       .job_name = "dashboard-demo",
+       .http_port = 0});
   pipeline
       .Source(std::make_shared<testing::EndlessSource>(2, 5000),
               WatermarkStrategy<int64_t>::BoundedOutOfOrderness(absl::Milliseconds(200)))

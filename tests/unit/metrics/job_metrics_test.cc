@@ -186,9 +186,8 @@ TEST(JobMetricsWatermarkTest, WatermarksAreLive) {
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(WaitFor([&] { return sink->size() == 1000; }));
-  ASSERT_TRUE(WaitFor([&] {
-    return Op(job->Metrics(), "weir_operator_watermark_milliseconds", "same") == 1998;
-  }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return Op(job->Metrics(), "weir_operator_watermark_milliseconds", "same") == 1998; }));
   EXPECT_EQ(Op(job->Metrics(), "weir_operator_watermark_milliseconds", "numbers"), 1998);
   EXPECT_EQ(job->Metrics().Sum("weir_job_state", {{"state", "running"}}), 1);
   job->Stop();
@@ -224,8 +223,9 @@ TEST(JobMetricsLateTest, LateRecordsAreCounted) {
 TEST(JobMetricsCheckpointTest, CheckpointsAndStateSizeAreReported) {
   const std::string dir = absl::StrCat(::testing::TempDir(), "/weir-metrics-ckpt-", getpid());
   std::filesystem::remove_all(dir);
-  Pipeline pipeline(
-      {.parallelism = 2, .checkpoints = {.storage_uri = "file://" + dir}, .job_name = "checkpointed"});
+  Pipeline pipeline({.parallelism = 2,
+                     .checkpoints = {.storage_uri = "file://" + dir},
+                     .job_name = "checkpointed"});
   testing::VectorSourceOptions source_options;
   source_options.unbounded = true;
   source_options.records_per_second = 20'000;

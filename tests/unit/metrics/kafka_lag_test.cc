@@ -125,8 +125,7 @@ TEST(KafkaLagTest, ConsumerLagPerPartitionAndDeadLetters) {
   // Caught up: no lag, every record read or dead-lettered.
   sink->slow = false;
   ASSERT_TRUE(WaitFor([&] { return sink->count() == kRecords * 9 / 10; }));
-  ASSERT_TRUE(
-      WaitFor([&] { return job->Metrics().Sum("weir_kafka_consumer_lag_records") == 0; }));
+  ASSERT_TRUE(WaitFor([&] { return job->Metrics().Sum("weir_kafka_consumer_lag_records") == 0; }));
   const MetricsSnapshot m = job->Metrics();
   EXPECT_EQ(m.Sum("weir_dead_letters_total", {{"operator", "events"}}), kRecords / 10);
   EXPECT_EQ(static_cast<int>(dead_letters->size()), kRecords / 10);

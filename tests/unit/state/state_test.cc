@@ -844,7 +844,8 @@ class TtlProbe final : public KeyedProcessFunction<int64_t, int64_t, TtlReport> 
     MapState<int32_t, int64_t> map = ctx.GetState(kMap);
     // The probe's own bookkeeping, in one state without TTL.
     ValueState<Notes> notes_state = ctx.GetState(kNotes);
-    Notes notes = (notes_state.Get() != nullptr ? *notes_state.Get() : Notes(std::vector<int64_t>(kNoteCount, 0), {}));
+    Notes notes = (notes_state.Get() != nullptr ? *notes_state.Get()
+                                                : Notes(std::vector<int64_t>(kNoteCount, 0), {}));
     std::vector<int64_t>& note = notes.first;
     auto expect = [&](bool ok, const std::string& what) {
       if (!ok) notes.second.push_back(absl::StrCat("step ", note[kStep], ": ", what));
@@ -1378,8 +1379,10 @@ class DelayedReport final : public KeyedProcessFunction<int64_t, int64_t, Fired>
     if ((fired.Get() != nullptr ? *fired.Get() : false))
       return absl::InternalError(absl::StrCat("key ", ctx.current_key(), ": timer fired twice"));
     fired.Update(true);
-    out.Collect(Fired{ctx.current_key(), ts, (ctx.GetState(kDue).Get() != nullptr ? *ctx.GetState(kDue).Get() : -1),
-                      (ctx.GetState(kCount).Get() != nullptr ? *ctx.GetState(kCount).Get() : -1), ctx.current_processing_time()});
+    out.Collect(Fired{ctx.current_key(), ts,
+                      (ctx.GetState(kDue).Get() != nullptr ? *ctx.GetState(kDue).Get() : -1),
+                      (ctx.GetState(kCount).Get() != nullptr ? *ctx.GetState(kCount).Get() : -1),
+                      ctx.current_processing_time()});
     return absl::OkStatus();
   }
 

@@ -163,8 +163,8 @@ Emissions EmissionsOf(const testing::CollectingSink<Row<int64_t>>& sink) {
   return out;
 }
 
-int64_t SumMetric(const std::vector<testing::OperatorMetricsSnapshot>& metrics, const std::string& name,
-                  int64_t testing::OperatorMetricsSnapshot::*field) {
+int64_t SumMetric(const std::vector<testing::OperatorMetricsSnapshot>& metrics,
+                  const std::string& name, int64_t testing::OperatorMetricsSnapshot::*field) {
   int64_t total = 0;
   for (const auto& m : metrics) {
     if (m.name == name) total += m.*field;
@@ -848,7 +848,8 @@ TEST_F(WindowTestBase, ProcessingTimeWindowsProduceResults) {
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
   const Timestamp stopped = ToTimestamp(absl::Now());
-  const int64_t read = SumMetric(testing::OperatorMetricsOf(job->Metrics()), "src", &testing::OperatorMetricsSnapshot::records_in);
+  const int64_t read = SumMetric(testing::OperatorMetricsOf(job->Metrics()), "src",
+                                 &testing::OperatorMetricsSnapshot::records_in);
   for (const auto& [sink, size, slide] :
        {std::tuple{tumbling.get(), 100, 100}, std::tuple{sliding.get(), 200, 100}}) {
     ASSERT_GE(sink->size(), 6u);

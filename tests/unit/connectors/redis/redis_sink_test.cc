@@ -482,7 +482,7 @@ TEST_F(RedisSinkTest, ServerKilledAndRestartedMidRunLosesNothing) {
 // Afterwards Redis holds exactly what a run without the loss would: the
 // last total of every id, as hashes and in the leaderboard.
 TEST_F(RedisSinkTest, ServerRestartedEmptyIsRewrittenFromKeyedState) {
-  constexpr int kFirst = 4000;  // every id
+  constexpr int kFirst = 4000;     // every id
   constexpr int kLater = 200'000;  // ids 0..9 only, slowly, until the test stops
   redis::SinkOptions options = Options();
   options.unavailable_timeout = absl::Seconds(20);
@@ -547,7 +547,8 @@ TEST_F(RedisSinkTest, ServerRestartedEmptyIsRewrittenFromKeyedState) {
   std::map<std::string, std::string> expected;
   std::vector<std::pair<double, std::string>> top;
   for (const auto& [id, t] : *last) {
-    expected[absl::StrCat("total:", id)] = absl::StrCat("count=", t.count, " seconds=", t.seconds, " ");
+    expected[absl::StrCat("total:", id)] =
+        absl::StrCat("count=", t.count, " seconds=", t.seconds, " ");
     top.emplace_back(static_cast<double>(t.seconds), absl::StrCat(id));
   }
   std::sort(top.begin(), top.end());
@@ -567,8 +568,8 @@ TEST_F(RedisSinkTest, ServerRestartedEmptyIsRewrittenFromKeyedState) {
 // clears the mark.
 TEST_F(RedisSinkTest, ARestoreAfterRedisLostItsDataRewritesEveryKey) {
   constexpr int kEvents = 4000;
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    absl::StrCat("weir-redis-replay-", getpid());
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / absl::StrCat("weir-redis-replay-", getpid());
   std::filesystem::remove_all(dir);
   PipelineOptions pipeline_options{.parallelism = 2};
   pipeline_options.checkpoints.storage_uri = "file://" + dir.string();
