@@ -524,50 +524,21 @@ void JobMonitor::WriteNode(json::Writer& json, size_t idx, const std::optional<S
 
 void JobMonitor::WriteWorkers(json::Writer& json, const std::optional<Sample>& latest) const {
   json.Key("workers").BeginArray();
-  for (const auto& instance : node.instances) {
+  for (size_t worker = 0; worker < workers_.size(); ++worker) {
+    const WorkerMetrics& metrics = *workers_[worker];
     json.BeginObject();
-    json.Member("worker", instance->worker);
-    json.Member("records_in", Load(instance->records_in));
-    json.Member("records_out", Load(instance->records_out));
-    const int64_t wm = Load(instance->watermark);
-    json.Key("watermark_ms");
-    if (wm == kMinTimestamp || wm == kMaxTimestamp) {
-      json.Null();
-    } else {
-      json.Int(wm);
-    }
+    json.Member("worker", static_cast<int64_t>(worker));
+    json.Member("busy_seconds", static_cast<double>(Load(metrics.busy_ns)) / 1e9);
+    json.Member("idle_seconds", static_cast<double>(Load(metrics.idle_ns)) / 1e9);
+    json.Member("backpressured_seconds", static_cast<double>(Load(metrics.backpressured_ns)) / 1e9);
+    json.Member("backpressured", metrics.backpressured.load(std::memory_order_relaxed));
+    json.Member("busy", latest && worker < latest->busy.size() ? latest->busy[worker] : 0.0);
+    json.Member("backpressure", latest && worker < latest->backpressured.size()
+                                    ? latest->backpressured[worker]
+                                    : 0.0);
     json.EndObject();
   }
   json.EndArray();
-}
-json.EndObject();
-}
-json.EndArray();
-json.Key("edges").BeginArray();
-for (const Node& node : nodes_) {
-  for (int input : node.inputs) {
-    json.BeginObject().Member("from", input).Member("to", node.id).EndObject();
-  }
-}
-json.EndArray();
-json.EndObject();
-
-json.Key("workers").BeginArray();
-for (size_t worker = 0; worker < workers_.size(); ++worker) {
-  const WorkerMetrics& metrics = *workers_[worker];
-  json.BeginObject();
-  json.Member("worker", static_cast<int64_t>(worker));
-  json.Member("busy_seconds", static_cast<double>(Load(metrics.busy_ns)) / 1e9);
-  json.Member("idle_seconds", static_cast<double>(Load(metrics.idle_ns)) / 1e9);
-  json.Member("backpressured_seconds", static_cast<double>(Load(metrics.backpressured_ns)) / 1e9);
-  json.Member("backpressured", metrics.backpressured.load(std::memory_order_relaxed));
-  json.Member("busy", latest && worker < latest->busy.size() ? latest->busy[worker] : 0.0);
-  json.Member("backpressure", latest && worker < latest->backpressured.size()
-                                  ? latest->backpressured[worker]
-                                  : 0.0);
-  json.EndObject();
-}
-json.EndArray();
 }
 
 void JobMonitor::WriteCheckpoints(json::Writer& json, bool built) const {
@@ -614,60 +585,30 @@ void JobMonitor::WriteKafkaLag(json::Writer& json, const MetricsSnapshot& snapsh
 
 void JobMonitor::WriteHistory(json::Writer& json, const std::deque<Sample>& history) {
   json.Key("history").BeginArray();
-  for (const CheckpointRecord& record : coordinator->History()) {
+  for (const Sample& sample : history) {
     json.BeginObject();
-    json.Member("id", record.id);
-    json.Member("status", record.completed ? "completed" : "failed");
-    json.Member("trigger_ms", record.trigger_ms);
-    json.Member("duration_ms", record.duration_ms);
-    json.Member("size_bytes", record.size_bytes);
-    json.Member("uploaded_bytes", record.uploaded_bytes);
-    json.Member("error", record.error);
+    json.Member("t_ms", sample.t_ms);
+    json.Key("in_rate").BeginArray();
+    for (double rate : sample.in_rate) json.Double(rate);
+    json.EndArray();
+    json.Key("out_rate").BeginArray();
+    for (double rate : sample.out_rate) json.Double(rate);
+    json.EndArray();
+    json.Key("busy").BeginArray();
+    for (double share : sample.busy) json.Double(share);
+    json.EndArray();
+    json.Key("backpressure").BeginArray();
+    for (double share : sample.backpressured) json.Double(share);
+    json.EndArray();
+    json.Key("lag_p50_ms");
+    sample.lag_p50_ms < 0 ? json.Null() : json.Double(sample.lag_p50_ms);
+    json.Key("lag_p99_ms");
+    sample.lag_p99_ms < 0 ? json.Null() : json.Double(sample.lag_p99_ms);
+    json.Key("consumer_lag");
+    sample.consumer_lag < 0 ? json.Null() : json.Double(sample.consumer_lag);
     json.EndObject();
   }
   json.EndArray();
-}
-json.EndObject();
-
-json.Key("kafka_lag").BeginArray();
-if (const MetricFamily* lag = snapshot.Find(kConsumerLagMetric)) {
-  for (const MetricSeries& series : lag->series) {
-    json.BeginObject();
-    json.Member("operator", LabelValue(series.labels, "operator"));
-    json.Member("worker", LabelValue(series.labels, "worker"));
-    json.Member("topic", LabelValue(series.labels, "topic"));
-    json.Member("partition", LabelValue(series.labels, "partition"));
-    json.Member("lag", series.value);
-    json.EndObject();
-  }
-}
-json.EndArray();
-
-json.Key("history").BeginArray();
-for (const Sample& sample : history) {
-  json.BeginObject();
-  json.Member("t_ms", sample.t_ms);
-  json.Key("in_rate").BeginArray();
-  for (double rate : sample.in_rate) json.Double(rate);
-  json.EndArray();
-  json.Key("out_rate").BeginArray();
-  for (double rate : sample.out_rate) json.Double(rate);
-  json.EndArray();
-  json.Key("busy").BeginArray();
-  for (double share : sample.busy) json.Double(share);
-  json.EndArray();
-  json.Key("backpressure").BeginArray();
-  for (double share : sample.backpressured) json.Double(share);
-  json.EndArray();
-  json.Key("lag_p50_ms");
-  sample.lag_p50_ms < 0 ? json.Null() : json.Double(sample.lag_p50_ms);
-  json.Key("lag_p99_ms");
-  sample.lag_p99_ms < 0 ? json.Null() : json.Double(sample.lag_p99_ms);
-  json.Key("consumer_lag");
-  sample.consumer_lag < 0 ? json.Null() : json.Double(sample.consumer_lag);
-  json.EndObject();
-}
-json.EndArray();
 }
 
 void JobMonitor::WriteMetricFamilies(json::Writer& json, const MetricsSnapshot& snapshot) {
