@@ -168,7 +168,7 @@ TEST_P(JoinParallelismTest, EventsBeforeAfterRowsUpdatesAndDeletes) {
   EXPECT_EQ(Sorted(sink->Values()), expected);
   EXPECT_EQ(unmatched->size(), 0u);
   int64_t late = 0;
-  for (const auto& m : job->Metrics()) {
+  for (const auto& m : testing::OperatorMetricsOf(job->Metrics())) {
     if (m.name == "join") late += m.late_records;
   }
   EXPECT_EQ(late, 0);
