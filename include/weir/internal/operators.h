@@ -439,6 +439,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     if (replay_.coordinator != nullptr) ReplayStep(now, out_ts);
     collector_.Flush();
     this->side_outputs_.FlushAll();
+    if (holds_released_) ForwardWatermark();
   }
 
  protected:
@@ -482,10 +483,22 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   void OnWatermarkAdvanced(Timestamp watermark) override {
     Timestamp ts;
     now_ = this->env_.Now();
+    input_watermark_ = watermark;
+    idle_withheld_ = false;
     while (event_timers_.PopUpTo(watermark, &ts, &timer_key_)) {
       Fire(ts, TimeDomain::kEventTime, ts);
     }
-    OperatorWithOutput<Out>::OnWatermarkAdvanced(watermark);
+    ForwardWatermark();
+  }
+  // While a hold is registered the operator does not report idleness
+  // (downstream would stop waiting for it, and the held elements would be
+  // late); it does once the holds are gone.
+  void OnInputsIdle() override {
+    if (holds_.Next() != kMaxTimestamp) {
+      idle_withheld_ = true;
+      return;
+    }
+    OperatorWithOutput<Out>::OnInputsIdle();
   }
 
  private:
@@ -516,6 +529,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     }
     collector_.Flush();
     this->side_outputs_.FlushAll();
+    if (holds_released_) ForwardWatermark();
   }
 
   // The TimerService handed to the function: scoped to the current key.
@@ -535,6 +549,13 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     }
     void DeleteProcessingTimeTimer(Timestamp time) override {
       op_->processing_timers_.Delete(time, *op_->current_key_);
+    }
+    void RegisterWatermarkHold(Timestamp time) override {
+      op_->holds_.Register(time, *op_->current_key_);
+    }
+    void DeleteWatermarkHold(Timestamp time) override {
+      op_->holds_.Delete(time, *op_->current_key_);
+      op_->holds_released_ = true;
     }
 
    private:
@@ -567,6 +588,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     current_key_ = nullptr;
     collector_.Flush();
     this->side_outputs_.FlushAll();
+    if (holds_released_) ForwardWatermark();
   }
 
   // Functions that know where an element's state lives (windows) can have it
@@ -579,10 +601,11 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
 
   static constexpr const char* kTimersTable = "__timers";
 
-  // Timer keys: [key group][varint len][key][domain: 'e' | 'p'][timestamp, 8 bytes BE].
+  // Timer keys: [key group][varint len][key][domain: 'e' | 'p' | 'h' (a watermark hold)]
+  // [timestamp, 8 bytes BE].
   std::vector<KvPair> ExportTimers() const {
     std::vector<KvPair> pairs;
-    if (event_timers_.size() + processing_timers_.size() == 0) return pairs;
+    if (event_timers_.size() + processing_timers_.size() + holds_.size() == 0) return pairs;
     if constexpr (kHasCodec<K>) {
       auto add = [&](char domain, Timestamp ts, const K& key) {
         std::string bytes;
@@ -596,6 +619,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
       };
       event_timers_.ForEach([&](Timestamp ts, const K& key) { add('e', ts, key); });
       processing_timers_.ForEach([&](Timestamp ts, const K& key) { add('p', ts, key); });
+      holds_.ForEach([&](Timestamp ts, const K& key) { add('h', ts, key); });
     } else {
       this->Fail(absl::FailedPreconditionError(
           "checkpointing timers needs a weir::Codec for the key type"));
@@ -647,10 +671,12 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
             in.remove_prefix(1);
             uint64_t ts = 0;
             if (!Codec<K>::Decode(key_bytes, key) || !ReadBigEndian<uint64_t>(in, ts) ||
-                (domain != 'e' && domain != 'p')) {
+                (domain != 'e' && domain != 'p' && domain != 'h')) {
               return absl::DataLossError("operator '" + this->name() + "': undecodable timer");
             }
-            (domain == 'e' ? event_timers_ : processing_timers_)
+            (domain == 'e'   ? event_timers_
+             : domain == 'p' ? processing_timers_
+                             : holds_)
                 .Register(static_cast<Timestamp>(ts), key);
           }
         } else {
@@ -730,6 +756,23 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     }
   }
 
+  // Emits the input watermark, held below the earliest watermark hold, if
+  // it advanced; and the idleness withheld while holds were registered.
+  void ForwardWatermark() {
+    holds_released_ = false;
+    Timestamp watermark = input_watermark_;
+    const Timestamp hold = holds_.Next();
+    if (hold != kMaxTimestamp) watermark = std::min(watermark, hold - 1);
+    if (watermark > emitted_watermark_) {
+      emitted_watermark_ = watermark;
+      OperatorWithOutput<Out>::OnWatermarkAdvanced(watermark);
+    }
+    if (idle_withheld_ && hold == kMaxTimestamp) {
+      idle_withheld_ = false;
+      OperatorWithOutput<Out>::OnInputsIdle();
+    }
+  }
+
   void Fire(Timestamp ts, TimeDomain domain, Timestamp out_ts) {
     current_key_ = &timer_key_;
     scope_valid_ = false;
@@ -763,6 +806,13 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   K entered_key_{};
   mutable KeyedTimerQueue<K> event_timers_;
   mutable KeyedTimerQueue<K> processing_timers_;
+  // Watermark holds (TimerService::RegisterWatermarkHold), and the
+  // watermarks in and out.
+  mutable KeyedTimerQueue<K> holds_;
+  bool holds_released_ = false;
+  Timestamp input_watermark_ = kMinTimestamp;
+  Timestamp emitted_watermark_ = kMinTimestamp;
+  bool idle_withheld_ = false;
   // The newest checkpoint whose barrier passed (or that was restored).
   int64_t last_checkpoint_ = 0;
   // A function with a ReplayState() takes part in replays.
