@@ -375,9 +375,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
       absl::Status status = Restore(*restored);
       if (!status.ok()) return status;
       for (const OperatorSnapshot* snapshot : restored->Snapshots(this->uid())) {
-        for (const auto& [key, bytes] : snapshot->operator_state) {
-          if (key.rfind("broadcast/", 0) == 0) broadcast_state_.AddRestored(key.substr(10), bytes);
-        }
+        broadcast_state_.RestoreFrom(snapshot->operator_state);
       }
       last_checkpoint_ = restored->checkpoint_id();
     }
@@ -454,9 +452,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     snapshot.key_group_begin = begin;
     snapshot.key_group_end = end;
     if (kBroadcast && this->env_.worker_index == 0) {
-      for (auto& [table, bytes] : broadcast_state_.Export()) {
-        snapshot.operator_state["broadcast/" + table] = std::move(bytes);
-      }
+      broadcast_state_.SnapshotInto(snapshot.operator_state);
     }
     const std::string dir = this->env_.collector()->StagingDir(checkpoint_id);
     std::map<std::string, std::vector<KvPair>> tables;
@@ -844,7 +840,7 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
     // Results are for the main input's records: see InputSet::HoldWhenIdle.
     this->inputs_.HoldWhenIdle(0);
   }
-  Input<In>* main_port() { return &main_port_; }
+  Input<In>* port() { return &main_port_; }
   Input<B>* broadcast_port() { return &broadcast_port_; }
 
   // Broadcast state is the same on every worker: restored from any worker's
@@ -852,10 +848,7 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
   absl::Status Open() override {
     if (const RestoredState* restored = this->env_.restored()) {
       for (const OperatorSnapshot* snapshot : restored->Snapshots(this->uid())) {
-        for (const auto& [key, bytes] : snapshot->operator_state) {
-          if (key.rfind(kPrefix, 0) == 0)
-            broadcast_state_.AddRestored(key.substr(kPrefix.size()), bytes);
-        }
+        broadcast_state_.RestoreFrom(snapshot->operator_state);
       }
     }
     return fn_.Open(MakeRuntimeContext(*this));
@@ -866,9 +859,7 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
   void FlushBuffered() override { collector_.Flush(); }
   void SnapshotState(int64_t, OperatorSnapshot& snapshot) override {
     if (this->env_.worker_index != 0) return;
-    for (auto& [name, bytes] : broadcast_state_.Export()) {
-      snapshot.operator_state[std::string(kPrefix) + name] = std::move(bytes);
-    }
+    broadcast_state_.SnapshotInto(snapshot.operator_state);
   }
 
  private:
@@ -898,8 +889,6 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
     collector_.Flush();
     this->side_outputs_.FlushAll();
   }
-
-  static constexpr std::string_view kPrefix = "broadcast/";
 
   Fn fn_;
   Collector<Out> collector_;
@@ -1170,7 +1159,7 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
                                      std::to_string(split_ids_.size()) + " splits"));
     }
     for (size_t idx = 0; idx < split_ids_.size(); ++idx) {
-      snapshot.operator_state["split/" + split_ids_[idx]] = std::move((*states)[idx]);
+      snapshot.operator_state[SplitStateKey(split_ids_[idx])] = std::move((*states)[idx]);
     }
   }
 
