@@ -40,6 +40,7 @@
 #include "simdjson.h"
 #include "tests/unit/connectors/kafka/kafka_test_broker.h"
 #include "weir/connectors/kafka.h"
+#include "weir/connectors/kafka_debezium.h"
 #include "weir/weir.h"
 #include "weir/window.h"
 

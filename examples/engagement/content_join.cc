@@ -14,6 +14,8 @@ const weir::ListStateDescriptor<EngagementEvent> kPending{"events-pending"};
 // Events the content side's watermark has passed whose row has not arrived.
 const weir::ListStateDescriptor<EngagementEvent> kRowless{"events-rowless"};
 const weir::ValueStateDescriptor<weir::Timestamp> kDeadline{"row-deadline"};
+// The key's watermark hold: the earliest event it still has to emit.
+const weir::ValueStateDescriptor<weir::Timestamp> kHold{"watermark-hold"};
 
 // Event-time timers are rounded up to this step, so a busy key has at most
 // a few timers a second.
@@ -69,7 +71,37 @@ absl::Status ContentJoin::ProcessElement(const EngagementEvent& event, ReadOnlyC
   std::vector<EngagementEvent>& pending = *ctx.GetState(kPending).Mutable();
   if (pending.empty()) ScheduleRecheck(ctx, event.event_ts_ms);
   pending.push_back(event);
+  HoldAtMost(ctx, event.event_ts_ms);
   return absl::OkStatus();
+}
+
+void ContentJoin::HoldAtMost(KeyedContext& ctx, int64_t ts_ms) {
+  weir::ValueState<weir::Timestamp> hold = ctx.GetState(kHold);
+  const weir::Timestamp* held = hold.Get();
+  if (held != nullptr && *held <= ts_ms) return;
+  if (held != nullptr) ctx.timer_service().DeleteWatermarkHold(*held);
+  ctx.timer_service().RegisterWatermarkHold(ts_ms);
+  hold.Update(ts_ms);
+}
+
+void ContentJoin::UpdateHold(KeyedContext& ctx) {
+  weir::Timestamp earliest = weir::kMaxTimestamp;
+  for (const EngagementEvent& event : ctx.GetState(kPending).Get()) {
+    earliest = std::min(earliest, event.event_ts_ms);
+  }
+  for (const EngagementEvent& event : ctx.GetState(kRowless).Get()) {
+    earliest = std::min(earliest, event.event_ts_ms);
+  }
+  weir::ValueState<weir::Timestamp> hold = ctx.GetState(kHold);
+  const weir::Timestamp* held = hold.Get();
+  if (held != nullptr && *held == earliest) return;
+  if (held != nullptr) ctx.timer_service().DeleteWatermarkHold(*held);
+  if (earliest == weir::kMaxTimestamp) {
+    hold.Clear();
+    return;
+  }
+  ctx.timer_service().RegisterWatermarkHold(earliest);
+  hold.Update(earliest);
 }
 
 void ContentJoin::ScheduleRecheck(KeyedContext& ctx, int64_t front_ts_ms) {
@@ -173,6 +205,7 @@ void ContentJoin::ReleaseRowless(KeyedContext& ctx, const ContentHistory* histor
 }
 
 void ContentJoin::UpdateDeadline(KeyedContext& ctx) {
+  UpdateHold(ctx);
   const bool rowless = !ctx.GetState(kRowless).Get().empty();
   weir::ValueState<weir::Timestamp> deadline = ctx.GetState(kDeadline);
   if (rowless && deadline.Get() == nullptr) {

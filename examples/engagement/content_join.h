@@ -25,6 +25,10 @@
 // they leave in the order their content versions became known, which is not
 // always the order they arrived in.
 //
+// Waiting events hold the operator's output watermark below their time
+// (TimerService::RegisterWatermarkHold), so none is late downstream when it
+// leaves, however long it waited.
+//
 // An event whose content row has not arrived waits for it up to `max_wait`
 // of processing time, then goes to the dead letters; so does an event whose
 // content was deleted before it happened. At the end of input, events still
@@ -102,8 +106,14 @@ class ContentJoin final : public weir::KeyedBroadcastProcessFunction<std::string
   // Tries again the current key's events that had no row.
   void ReleaseRowless(KeyedContext& ctx, const ContentHistory* history, Why why,
                       weir::Collector<Enriched>& out);
-  // A processing-time deadline while rowless events wait, none otherwise.
+  // A processing-time deadline while rowless events wait, none otherwise;
+  // and the watermark hold (UpdateHold).
   void UpdateDeadline(KeyedContext& ctx);
+  // Holds the operator's output watermark below the earliest event of the
+  // current key that waits (pending or rowless), so that it is not late
+  // downstream when it leaves; HoldAtMost lowers the hold to `ts_ms`.
+  void UpdateHold(KeyedContext& ctx);
+  void HoldAtMost(KeyedContext& ctx, int64_t ts_ms);
   // Timers that look at the current key's waiting events again: soon
   // (processing time) and when the job's watermark passes the first one.
   void ScheduleRecheck(KeyedContext& ctx, int64_t front_ts_ms);

@@ -16,6 +16,7 @@
 #include "examples/engagement/content_metrics.h"
 #include "examples/engagement/model.h"
 #include "weir/connectors/kafka.h"
+#include "weir/connectors/kafka_debezium.h"
 #include "weir/dead_letter.h"
 #include "weir/formats/json.h"
 #include "weir/weir.h"

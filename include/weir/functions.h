@@ -158,6 +158,14 @@ class ProcessContext {
 // per (key, timestamp). Event-time timers fire when the watermark reaches
 // their timestamp (all fire at end of input); processing-time timers fire
 // when the wall clock does.
+//
+// Watermark holds: a function that keeps an element to emit later (waiting
+// for a row, a deadline) registers a hold at the element's timestamp. The
+// operator's output watermark then stays below the earliest hold, so the
+// element is not late downstream when it goes out; deleting the hold lets
+// the watermark advance (and an idle operator report idleness) again. Holds
+// are deduplicated per (key, timestamp) like timers and checkpointed with
+// them.
 class TimerService {
  public:
   virtual ~TimerService() = default;
@@ -167,6 +175,8 @@ class TimerService {
   virtual void RegisterProcessingTimeTimer(Timestamp time) = 0;
   virtual void DeleteEventTimeTimer(Timestamp time) = 0;
   virtual void DeleteProcessingTimeTimer(Timestamp time) = 0;
+  virtual void RegisterWatermarkHold(Timestamp time) = 0;
+  virtual void DeleteWatermarkHold(Timestamp time) = 0;
 };
 
 // A function applied to each element of a (non-keyed) stream.

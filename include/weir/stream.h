@@ -130,6 +130,27 @@ int AddOneInputNode(Graph* graph, int input, std::string kind, Args... args) {
   return node.id;
 }
 
+// Adds a two-input operator node (a stream connected with a broadcast
+// stream): `Op` is built with (name, args...) and exposes port(),
+// broadcast_port() and output(). Such operators hold state.
+template <class In, class B, class Op, class... Args>
+int AddTwoInputNode(Graph* graph, int input, int broadcast_input, std::string kind,
+                    Args... args) {
+  LogicalNode& node = graph->Add(std::move(kind), {input, broadcast_input});
+  node.stateful = true;
+  node.instantiate = [args...](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
+    Op* op = worker.Add<Op>(self, args...);
+    worker.output<In>(self.inputs[0]).AddDownstream(op->port());
+    worker.output<B>(self.inputs[1]).AddDownstream(op->broadcast_port());
+    worker.SetOutput(self.id, op->output(), op);
+    if constexpr (std::is_base_of_v<ProcessingTimeDriven, Op>) {
+      worker.processing_timers.push_back(op);
+    }
+    return absl::OkStatus();
+  };
+  return node.id;
+}
+
 // Adds an exchange. `make_route(env)` returns the record -> worker function.
 template <class T, class MakeRoute>
 int AddExchangeNode(Graph* graph, int input, std::string kind, MakeRoute make_route,
@@ -220,7 +241,7 @@ int AddSourceNode(Graph* graph, std::shared_ptr<Source<T>> source, WatermarkStra
     if (const RestoredState* restored = worker.env.restored()) {
       for (const OperatorSnapshot* snapshot : restored->Snapshots(self.identity())) {
         for (SourceSplit& split : context.splits) {
-          auto it = snapshot->operator_state.find("split/" + split.id);
+          auto it = snapshot->operator_state.find(SplitStateKey(split.id));
           if (it != snapshot->operator_state.end()) split.state = it->second;
         }
       }
@@ -663,20 +684,10 @@ class KeyedBroadcastConnectedStream {
         std::is_copy_constructible_v<Fn>,
         "weir: process functions are copied once per worker and must be copy-constructible");
     internal::Graph* graph = keyed_.graph();
-    internal::LogicalNode& node =
-        graph->Add("KeyedBroadcastProcess", {keyed_.node(), broadcast_node_});
-    node.stateful = true;
-    node.instantiate = [fn, key_fn = keyed_.key_fn()](
-                           const internal::LogicalNode& self,
-                           internal::WorkerBuilder& worker) -> absl::Status {
-      auto* op = worker.Add<internal::KeyedProcessOp<K, T, Out, KeyFn, Fn, B>>(self, key_fn, fn);
-      worker.output<T>(self.inputs[0]).AddDownstream(op->port());
-      worker.output<B>(self.inputs[1]).AddDownstream(op->broadcast_port());
-      worker.SetOutput(self.id, op->output(), op);
-      worker.processing_timers.push_back(op);
-      return absl::OkStatus();
-    };
-    return Stream<Out>(graph, node.id);
+    return Stream<Out>(
+        graph, internal::AddTwoInputNode<T, B, internal::KeyedProcessOp<K, T, Out, KeyFn, Fn, B>>(
+                   graph, keyed_.node(), broadcast_node_, "KeyedBroadcastProcess", keyed_.key_fn(),
+                   fn));
   }
 
  private:
@@ -722,17 +733,9 @@ class BroadcastConnectedStream {
         std::is_copy_constructible_v<Fn>,
         "weir: process functions are copied once per worker and must be copy-constructible");
     using Out = typename Traits::Out;
-    internal::LogicalNode& node = graph_->Add("BroadcastProcess", {main_node_, broadcast_node_});
-    node.stateful = true;
-    node.instantiate = [fn](const internal::LogicalNode& self,
-                            internal::WorkerBuilder& worker) -> absl::Status {
-      auto* op = worker.Add<internal::BroadcastProcessOp<T, B, Out, Fn>>(self, fn);
-      worker.output<T>(self.inputs[0]).AddDownstream(op->main_port());
-      worker.output<B>(self.inputs[1]).AddDownstream(op->broadcast_port());
-      worker.SetOutput(self.id, op->output(), op);
-      return absl::OkStatus();
-    };
-    return Stream<Out>(graph_, node.id);
+    return Stream<Out>(graph_,
+                       internal::AddTwoInputNode<T, B, internal::BroadcastProcessOp<T, B, Out, Fn>>(
+                           graph_, main_node_, broadcast_node_, "BroadcastProcess", fn));
   }
 
  private:

@@ -1,5 +1,7 @@
 // Kafka connectors: the source (kafka_source.h) and the options every Kafka
 // client shares (kafka_client.h), plus the sink and the dead-letter topic.
+// Debezium change events are decoded by kafka_debezium.h, included on its
+// own.
 //
 // Example:
 //
@@ -8,9 +10,7 @@
 //   auto source = weir::kafka::Source<std::string>({
 //       .client = {.brokers = "localhost:9092"},
 //       .topics = {"events"},
-//       .deserializer = weir::kafka::StringDeserializer(),
-//       .on_error = weir::ErrorPolicy::kFail,
-//   });
+//       .deserializer = weir::kafka::StringDeserializer()});
 
 #ifndef WEIR_CONNECTORS_KAFKA_H_
 #define WEIR_CONNECTORS_KAFKA_H_

@@ -20,9 +20,10 @@
 // data then sees its watermark jump to now.
 //
 // Records are turned into T by a Deserializer that sees the key, value,
-// headers, topic, partition, offset and broker timestamp. A record it
-// rejects goes to the dead-letter queue (ErrorPolicy::kDeadLetter, the
-// default) or fails the job (ErrorPolicy::kFail).
+// headers, topic, partition, offset and broker timestamp (DeserializeWith,
+// StringDeserializer; Debezium JSON: kafka_debezium.h). A record it rejects
+// goes to the dead-letter queue when `dead_letters` is set, else fails the
+// job naming the record (SourceOptions::on_error overrides this).
 //
 // Data loss is never silent: when the broker no longer holds the next offset
 // a partition needs (retention passed it, or a restored checkpoint is older
@@ -32,19 +33,15 @@
 //
 // Example:
 //
-//   auto source = weir::kafka::Source<weir::debezium::Change<Event>>({
+//   auto source = weir::kafka::Source<View>({
 //       .client = {.brokers = "localhost:9092"},
-//       .topics = {"pg.public.engagement_events"},
-//       .group_id = "engagement",
-//       .deserializer = weir::kafka::DebeziumDeserializer(
-//           weir::debezium::Fields<Event>().Required("id", &Event::id)),
-//       .dead_letters = weir::kafka::DeadLetterTopic(
-//           {.client = {.brokers = "localhost:9092"}, .topic = "engagement.dlq"}),
-//   });
-//   auto events = pipeline.Source(source, weir::WatermarkStrategy<...>::BoundedOutOfOrderness(
-//                                             absl::Seconds(5)))
-//                     .Name("events")        // logs, errors, metrics
-//                     .Uid("events-source"); // the offsets in checkpoints
+//       .topics = {"views"},
+//       .group_id = "view-counts",
+//       .deserializer = weir::kafka::DeserializeWith<View>(ParseView)});
+//   auto views = pipeline.Source(source, weir::WatermarkStrategy<View>::BoundedOutOfOrderness(
+//                                            absl::Seconds(5)))
+//                    .Name("views")   // logs, errors, metrics
+//                    .Uid("views");   // the offsets in checkpoints
 
 #ifndef WEIR_CONNECTORS_KAFKA_SOURCE_H_
 #define WEIR_CONNECTORS_KAFKA_SOURCE_H_
@@ -67,7 +64,6 @@
 #include "absl/time/time.h"
 #include "weir/connectors/kafka_client.h"
 #include "weir/dead_letter.h"
-#include "weir/formats/debezium.h"
 #include "weir/source.h"
 #include "weir/time.h"
 
@@ -136,37 +132,6 @@ inline DeserializerFactory<std::string> StringDeserializer() {
   return DeserializeWith<std::string>([](const KafkaRecord& record) -> absl::StatusOr<std::string> {
     return std::string(record.value);
   });
-}
-
-// Debezium JSON change events (include/weir/formats/debezium.h) decoded into
-// debezium::Change<Row>, one Decoder per worker. A null value is a tombstone
-// (Op::kTombstone). Messages, heartbeats and transaction markers follow
-// `options` (by default they are skipped and counted in
-// KafkaSourceStats::skipped). A bad field declaration fails Start() with
-// kInvalidArgument.
-template <class Row>
-DeserializerFactory<debezium::Change<Row>> DebeziumDeserializer(
-    debezium::Fields<Row> fields, debezium::DecoderOptions options = {}) {
-  class DebeziumAdapter final : public Deserializer<debezium::Change<Row>> {
-   public:
-    explicit DebeziumAdapter(debezium::Decoder<Row> decoder) : decoder_(std::move(decoder)) {}
-    absl::StatusOr<debezium::Change<Row>> Deserialize(const KafkaRecord& record) override {
-      if (!record.has_value) return decoder_.Decode(std::string_view());
-      return decoder_.Decode(record.value);
-    }
-    bool Skips(const debezium::Change<Row>& change) override { return decoder_.Skips(change); }
-
-   private:
-    debezium::Decoder<Row> decoder_;
-  };
-  return [fields = std::move(fields), options = std::move(options)]()
-             -> absl::StatusOr<std::unique_ptr<Deserializer<debezium::Change<Row>>>> {
-    absl::StatusOr<debezium::Decoder<Row>> decoder =
-        debezium::Decoder<Row>::Create(fields, options);
-    if (!decoder.ok()) return decoder.status();
-    return std::unique_ptr<Deserializer<debezium::Change<Row>>>(
-        new DebeziumAdapter(*std::move(decoder)));
-  };
 }
 
 // Where each partition starts when the job does not restore a checkpoint.

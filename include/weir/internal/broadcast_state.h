@@ -54,6 +54,9 @@ class BroadcastTable final : public BroadcastTableBase {
 
 class BroadcastStateStore {
  public:
+  // The operator-state keys of broadcast tables start with this.
+  static constexpr std::string_view kKeyPrefix = "broadcast/";
+
   template <class K, class V>
   BroadcastTable<K, V>* GetOrCreate(const std::string& name) {
     auto it = tables_.find(name);
@@ -74,17 +77,24 @@ class BroadcastStateStore {
     return raw;
   }
 
-  // Encoded tables by name (including restored ones not used yet).
-  std::map<std::string, std::string> Export() const {
-    std::map<std::string, std::string> out = pending_;
-    for (const auto& [name, table] : tables_) table->Encode(out[name]);
-    return out;
+  // Writes every table (restored ones not used yet included) into a
+  // snapshot's operator state, as "broadcast/<table name>". One worker
+  // writes them: every worker holds the same.
+  void SnapshotInto(std::map<std::string, std::string>& operator_state) const {
+    for (const auto& [name, bytes] : pending_) operator_state[Key(name)] = bytes;
+    for (const auto& [name, table] : tables_) table->Encode(operator_state[Key(name)]);
   }
-  void AddRestored(const std::string& name, std::string bytes) {
-    pending_[name] = std::move(bytes);
+  // Takes the tables of a restored snapshot's operator state (any worker's);
+  // each is decoded when first used.
+  void RestoreFrom(const std::map<std::string, std::string>& operator_state) {
+    for (auto it = operator_state.lower_bound(std::string(kKeyPrefix));
+         it != operator_state.end() && it->first.starts_with(kKeyPrefix); ++it) {
+      pending_[it->first.substr(kKeyPrefix.size())] = it->second;
+    }
   }
 
  private:
+  static std::string Key(const std::string& name) { return std::string(kKeyPrefix) + name; }
   absl::flat_hash_map<std::string, std::unique_ptr<BroadcastTableBase>> tables_;
   std::map<std::string, std::string> pending_;
 };

@@ -18,6 +18,9 @@
 namespace weir::internal {
 
 // The snapshot of one operator instance at one checkpoint.
+// The operator-state key of a source split's position in a snapshot.
+inline std::string SplitStateKey(const std::string& split_id) { return "split/" + split_id; }
+
 struct OperatorSnapshot {
   // The operator's identity (OperatorBase::uid()): what a restore matches by.
   std::string uid;

@@ -375,9 +375,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
       absl::Status status = Restore(*restored);
       if (!status.ok()) return status;
       for (const OperatorSnapshot* snapshot : restored->Snapshots(this->uid())) {
-        for (const auto& [key, bytes] : snapshot->operator_state) {
-          if (key.rfind("broadcast/", 0) == 0) broadcast_state_.AddRestored(key.substr(10), bytes);
-        }
+        broadcast_state_.RestoreFrom(snapshot->operator_state);
       }
       last_checkpoint_ = restored->checkpoint_id();
     }
@@ -439,6 +437,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     if (replay_.coordinator != nullptr) ReplayStep(now, out_ts);
     collector_.Flush();
     this->side_outputs_.FlushAll();
+    if (holds_released_) ForwardWatermark();
   }
 
  protected:
@@ -453,9 +452,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     snapshot.key_group_begin = begin;
     snapshot.key_group_end = end;
     if (kBroadcast && this->env_.worker_index == 0) {
-      for (auto& [table, bytes] : broadcast_state_.Export()) {
-        snapshot.operator_state["broadcast/" + table] = std::move(bytes);
-      }
+      broadcast_state_.SnapshotInto(snapshot.operator_state);
     }
     const std::string dir = this->env_.collector()->StagingDir(checkpoint_id);
     std::map<std::string, std::vector<KvPair>> tables;
@@ -482,10 +479,22 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   void OnWatermarkAdvanced(Timestamp watermark) override {
     Timestamp ts;
     now_ = this->env_.Now();
+    input_watermark_ = watermark;
+    idle_withheld_ = false;
     while (event_timers_.PopUpTo(watermark, &ts, &timer_key_)) {
       Fire(ts, TimeDomain::kEventTime, ts);
     }
-    OperatorWithOutput<Out>::OnWatermarkAdvanced(watermark);
+    ForwardWatermark();
+  }
+  // While a hold is registered the operator does not report idleness
+  // (downstream would stop waiting for it, and the held elements would be
+  // late); it does once the holds are gone.
+  void OnInputsIdle() override {
+    if (holds_.Next() != kMaxTimestamp) {
+      idle_withheld_ = true;
+      return;
+    }
+    OperatorWithOutput<Out>::OnInputsIdle();
   }
 
  private:
@@ -516,6 +525,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     }
     collector_.Flush();
     this->side_outputs_.FlushAll();
+    if (holds_released_) ForwardWatermark();
   }
 
   // The TimerService handed to the function: scoped to the current key.
@@ -535,6 +545,13 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     }
     void DeleteProcessingTimeTimer(Timestamp time) override {
       op_->processing_timers_.Delete(time, *op_->current_key_);
+    }
+    void RegisterWatermarkHold(Timestamp time) override {
+      op_->holds_.Register(time, *op_->current_key_);
+    }
+    void DeleteWatermarkHold(Timestamp time) override {
+      op_->holds_.Delete(time, *op_->current_key_);
+      op_->holds_released_ = true;
     }
 
    private:
@@ -567,6 +584,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     current_key_ = nullptr;
     collector_.Flush();
     this->side_outputs_.FlushAll();
+    if (holds_released_) ForwardWatermark();
   }
 
   // Functions that know where an element's state lives (windows) can have it
@@ -579,10 +597,11 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
 
   static constexpr const char* kTimersTable = "__timers";
 
-  // Timer keys: [key group][varint len][key][domain: 'e' | 'p'][timestamp, 8 bytes BE].
+  // Timer keys: [key group][varint len][key][domain: 'e' | 'p' | 'h' (a watermark hold)]
+  // [timestamp, 8 bytes BE].
   std::vector<KvPair> ExportTimers() const {
     std::vector<KvPair> pairs;
-    if (event_timers_.size() + processing_timers_.size() == 0) return pairs;
+    if (event_timers_.size() + processing_timers_.size() + holds_.size() == 0) return pairs;
     if constexpr (kHasCodec<K>) {
       auto add = [&](char domain, Timestamp ts, const K& key) {
         std::string bytes;
@@ -596,6 +615,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
       };
       event_timers_.ForEach([&](Timestamp ts, const K& key) { add('e', ts, key); });
       processing_timers_.ForEach([&](Timestamp ts, const K& key) { add('p', ts, key); });
+      holds_.ForEach([&](Timestamp ts, const K& key) { add('h', ts, key); });
     } else {
       this->Fail(absl::FailedPreconditionError(
           "checkpointing timers needs a weir::Codec for the key type"));
@@ -647,10 +667,12 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
             in.remove_prefix(1);
             uint64_t ts = 0;
             if (!Codec<K>::Decode(key_bytes, key) || !ReadBigEndian<uint64_t>(in, ts) ||
-                (domain != 'e' && domain != 'p')) {
+                (domain != 'e' && domain != 'p' && domain != 'h')) {
               return absl::DataLossError("operator '" + this->name() + "': undecodable timer");
             }
-            (domain == 'e' ? event_timers_ : processing_timers_)
+            (domain == 'e'   ? event_timers_
+             : domain == 'p' ? processing_timers_
+                             : holds_)
                 .Register(static_cast<Timestamp>(ts), key);
           }
         } else {
@@ -730,6 +752,23 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     }
   }
 
+  // Emits the input watermark, held below the earliest watermark hold, if
+  // it advanced; and the idleness withheld while holds were registered.
+  void ForwardWatermark() {
+    holds_released_ = false;
+    Timestamp watermark = input_watermark_;
+    const Timestamp hold = holds_.Next();
+    if (hold != kMaxTimestamp) watermark = std::min(watermark, hold - 1);
+    if (watermark > emitted_watermark_) {
+      emitted_watermark_ = watermark;
+      OperatorWithOutput<Out>::OnWatermarkAdvanced(watermark);
+    }
+    if (idle_withheld_ && hold == kMaxTimestamp) {
+      idle_withheld_ = false;
+      OperatorWithOutput<Out>::OnInputsIdle();
+    }
+  }
+
   void Fire(Timestamp ts, TimeDomain domain, Timestamp out_ts) {
     current_key_ = &timer_key_;
     scope_valid_ = false;
@@ -763,6 +802,13 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   K entered_key_{};
   mutable KeyedTimerQueue<K> event_timers_;
   mutable KeyedTimerQueue<K> processing_timers_;
+  // Watermark holds (TimerService::RegisterWatermarkHold), and the
+  // watermarks in and out.
+  mutable KeyedTimerQueue<K> holds_;
+  bool holds_released_ = false;
+  Timestamp input_watermark_ = kMinTimestamp;
+  Timestamp emitted_watermark_ = kMinTimestamp;
+  bool idle_withheld_ = false;
   // The newest checkpoint whose barrier passed (or that was restored).
   int64_t last_checkpoint_ = 0;
   // A function with a ReplayState() takes part in replays.
@@ -794,7 +840,7 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
     // Results are for the main input's records: see InputSet::HoldWhenIdle.
     this->inputs_.HoldWhenIdle(0);
   }
-  Input<In>* main_port() { return &main_port_; }
+  Input<In>* port() { return &main_port_; }
   Input<B>* broadcast_port() { return &broadcast_port_; }
 
   // Broadcast state is the same on every worker: restored from any worker's
@@ -802,10 +848,7 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
   absl::Status Open() override {
     if (const RestoredState* restored = this->env_.restored()) {
       for (const OperatorSnapshot* snapshot : restored->Snapshots(this->uid())) {
-        for (const auto& [key, bytes] : snapshot->operator_state) {
-          if (key.rfind(kPrefix, 0) == 0)
-            broadcast_state_.AddRestored(key.substr(kPrefix.size()), bytes);
-        }
+        broadcast_state_.RestoreFrom(snapshot->operator_state);
       }
     }
     return fn_.Open(MakeRuntimeContext(*this));
@@ -816,9 +859,7 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
   void FlushBuffered() override { collector_.Flush(); }
   void SnapshotState(int64_t, OperatorSnapshot& snapshot) override {
     if (this->env_.worker_index != 0) return;
-    for (auto& [name, bytes] : broadcast_state_.Export()) {
-      snapshot.operator_state[std::string(kPrefix) + name] = std::move(bytes);
-    }
+    broadcast_state_.SnapshotInto(snapshot.operator_state);
   }
 
  private:
@@ -848,8 +889,6 @@ class BroadcastProcessOp final : public OperatorWithOutput<Out> {
     collector_.Flush();
     this->side_outputs_.FlushAll();
   }
-
-  static constexpr std::string_view kPrefix = "broadcast/";
 
   Fn fn_;
   Collector<Out> collector_;
@@ -1120,7 +1159,7 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
                                      std::to_string(split_ids_.size()) + " splits"));
     }
     for (size_t idx = 0; idx < split_ids_.size(); ++idx) {
-      snapshot.operator_state["split/" + split_ids_[idx]] = std::move((*states)[idx]);
+      snapshot.operator_state[SplitStateKey(split_ids_[idx])] = std::move((*states)[idx]);
     }
   }
 

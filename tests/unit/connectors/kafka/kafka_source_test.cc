@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/connectors/kafka/kafka_test_broker.h"
 #include "weir/connectors/kafka.h"
+#include "weir/connectors/kafka_debezium.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
 #include "weir/window.h"

@@ -1,0 +1,63 @@
+// Debezium change events from Kafka: DebeziumDeserializer decodes each
+// record's JSON into weir::debezium::Change<Row> for a Kafka source. It lives
+// apart from kafka_source.h so that Kafka users who read no Debezium do not
+// compile its decoder.
+//
+// Example:
+//
+//   #include "weir/connectors/kafka_debezium.h"
+//
+//   auto source = weir::kafka::Source<weir::debezium::Change<Event>>({
+//       .client = {.brokers = "localhost:9092"},
+//       .topics = {"pg.public.events"},
+//       .deserializer = weir::kafka::DebeziumDeserializer(
+//           weir::debezium::Fields<Event>().Required("id", &Event::id)),
+//       .dead_letters = dead_letters});
+
+#ifndef WEIR_CONNECTORS_KAFKA_DEBEZIUM_H_
+#define WEIR_CONNECTORS_KAFKA_DEBEZIUM_H_
+
+#include <memory>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "weir/connectors/kafka_source.h"
+#include "weir/formats/debezium.h"
+
+namespace weir::kafka {
+
+// Debezium JSON change events (include/weir/formats/debezium.h) decoded into
+// debezium::Change<Row>, one Decoder per worker. A null value is a tombstone
+// (Op::kTombstone). Messages, heartbeats and transaction markers follow
+// `options` (by default they are skipped and counted in
+// KafkaSourceStats::skipped). A bad field declaration fails Start() with
+// kInvalidArgument.
+template <class Row>
+DeserializerFactory<debezium::Change<Row>> DebeziumDeserializer(
+    debezium::Fields<Row> fields, debezium::DecoderOptions options = {}) {
+  class DebeziumAdapter final : public Deserializer<debezium::Change<Row>> {
+   public:
+    explicit DebeziumAdapter(debezium::Decoder<Row> decoder) : decoder_(std::move(decoder)) {}
+    absl::StatusOr<debezium::Change<Row>> Deserialize(const KafkaRecord& record) override {
+      if (!record.has_value) return decoder_.Decode(std::string_view());
+      return decoder_.Decode(record.value);
+    }
+    bool Skips(const debezium::Change<Row>& change) override { return decoder_.Skips(change); }
+
+   private:
+    debezium::Decoder<Row> decoder_;
+  };
+  return [fields = std::move(fields), options = std::move(options)]()
+             -> absl::StatusOr<std::unique_ptr<Deserializer<debezium::Change<Row>>>> {
+    absl::StatusOr<debezium::Decoder<Row>> decoder =
+        debezium::Decoder<Row>::Create(fields, options);
+    if (!decoder.ok()) return decoder.status();
+    return std::unique_ptr<Deserializer<debezium::Change<Row>>>(
+        new DebeziumAdapter(*std::move(decoder)));
+  };
+}
+
+}  // namespace weir::kafka
+
+#endif  // WEIR_CONNECTORS_KAFKA_DEBEZIUM_H_
