@@ -71,9 +71,9 @@ absl::StatusOr<std::unique_ptr<CheckpointStorage>> CheckpointStorage::Open(const
     return factory(uri, rest, s3);
   }
   if (absl::string_view component = ComponentOfScheme(scheme); !component.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "checkpoint storage \"", uri, "\" needs the ", component, " component: link ", component,
-        " (or the umbrella weir::weir) into the program"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint storage \"", uri, "\" needs the ", component, " component: link ",
+                     component, " (or the umbrella weir::weir) into the program"));
   }
 
   return InvalidStorageUri(uri, absl::StrCat("unsupported scheme \"", scheme, "\""));
