@@ -22,7 +22,10 @@ int main() {
 
   weir::Pipeline s3_pipeline(
       {.checkpoints = {.interval = absl::Seconds(1), .storage_uri = "s3://bucket/app"}});
-  s3_pipeline.Source(weir::testing::VectorSource<int>::Create(input)).Sink([](const int&) {});
+  s3_pipeline.Source(weir::testing::VectorSource<int>::Create(input))
+      .Uid("numbers")
+      .Sink([](const int&) {})
+      .Uid("discard");
   absl::StatusOr<weir::JobHandle> job = s3_pipeline.Start();
   std::printf("s3 without weir::s3: %s\n", job.status().ToString().c_str());
   return !job.ok() && job.status().code() == absl::StatusCode::kInvalidArgument &&

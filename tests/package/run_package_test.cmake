@@ -24,11 +24,20 @@ foreach(program package_smoke core_smoke)
   endif()
 endforeach()
 
-# What each program loads (readelf -d: NEEDED): the core-only one none of the
-# connectors' libraries, the umbrella one all of them (so the check can fail).
+# What each program links (its link command) and loads (readelf -d: NEEDED): the core-only
+# one none of the connectors' libraries. The umbrella one links them all and, the linker
+# dropping unused shared libraries, loads libcurl (s3:// storage is registered), so the
+# checks can fail.
 find_program(READELF readelf REQUIRED)
 set(connector_libraries rdkafka hiredis curl)
 foreach(program core_smoke package_smoke)
+  execute_process(COMMAND ${CMAKE_COMMAND} --build "${WORK_DIR}/build" --target ${program}
+                          -- -t commands ${program}
+                  OUTPUT_VARIABLE commands RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "the link command of ${program}: ${rc}")
+  endif()
+  string(REGEX MATCH "[^\n]* -o ${program} [^\n]*" link "${commands}")
   execute_process(COMMAND ${READELF} -d "${WORK_DIR}/build/${program}" OUTPUT_VARIABLE dynamic
                   RESULT_VARIABLE rc)
   if(rc)
@@ -36,13 +45,20 @@ foreach(program core_smoke package_smoke)
   endif()
   string(REGEX MATCHALL "\\(NEEDED\\)[^\n]*\\[([^]]*)\\]" needed "${dynamic}")
   list(TRANSFORM needed REPLACE ".*\\[(.*)\\]" "\\1")
+  message(STATUS "${program} links: ${link}")
   message(STATUS "${program} NEEDED: ${needed}")
   foreach(library IN LISTS connector_libraries)
-    list(FILTER needed INCLUDE REGEX "^lib${library}" OUTPUT_VARIABLE found)
-    if(program STREQUAL "core_smoke" AND found)
-      message(FATAL_ERROR "core_smoke, linked to weir::core only, needs ${found}")
-    elseif(program STREQUAL "package_smoke" AND NOT found)
-      message(FATAL_ERROR "package_smoke, linked to weir::weir, does not need lib${library}")
+    set(loads ${needed})
+    list(FILTER loads INCLUDE REGEX "^lib${library}")
+    string(REGEX MATCH "lib${library}|-l${library}" links "${link}")
+    if(program STREQUAL "core_smoke" AND (loads OR links))
+      message(FATAL_ERROR "core_smoke, on weir::core only, links or needs lib${library}")
+    elseif(program STREQUAL "package_smoke" AND NOT links)
+      message(FATAL_ERROR "package_smoke, on weir::weir, does not link lib${library}")
     endif()
   endforeach()
 endforeach()
+string(REGEX MATCH "libcurl" curl "${needed}")
+if(NOT curl)
+  message(FATAL_ERROR "package_smoke, with s3:// storage registered, does not need libcurl")
+endif()
