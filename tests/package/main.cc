@@ -1,6 +1,8 @@
-// Built against the installed package: a keyed running count over 1000 numbers.
+// Built against the installed package (the umbrella weir::weir): a keyed running count
+// over 1000 numbers, and s3:// storage registered by the weir::s3 component.
 #include <atomic>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "weir/testing.h"
@@ -28,5 +30,11 @@ int main() {
       .Sink([&seen](const int&) { ++seen; });
   absl::Status status = pipeline.Run();
   std::printf("status=%s records=%d\n", status.ToString().c_str(), seen.load());
-  return status.ok() && seen.load() == 1000 ? 0 : 1;
+  if (!status.ok() || seen.load() != 1000) return 1;
+
+  // Open does not contact the server; whatever it says, it is not "link weir::s3".
+  absl::StatusOr<std::unique_ptr<weir::CheckpointStorage>> s3 =
+      weir::CheckpointStorage::Open("s3://bucket/prefix");
+  std::printf("s3 with weir::s3: %s\n", s3.status().ToString().c_str());
+  return s3.ok() || s3.status().message().find("weir::s3") == std::string::npos ? 0 : 1;
 }
