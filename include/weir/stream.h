@@ -134,8 +134,7 @@ int AddOneInputNode(Graph* graph, int input, std::string kind, Args... args) {
 // stream): `Op` is built with (name, args...) and exposes port(),
 // broadcast_port() and output(). Such operators hold state.
 template <class In, class B, class Op, class... Args>
-int AddTwoInputNode(Graph* graph, int input, int broadcast_input, std::string kind,
-                    Args... args) {
+int AddTwoInputNode(Graph* graph, int input, int broadcast_input, std::string kind, Args... args) {
   LogicalNode& node = graph->Add(std::move(kind), {input, broadcast_input});
   node.stateful = true;
   node.instantiate = [args...](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
@@ -685,9 +684,9 @@ class KeyedBroadcastConnectedStream {
         "weir: process functions are copied once per worker and must be copy-constructible");
     internal::Graph* graph = keyed_.graph();
     return Stream<Out>(
-        graph, internal::AddTwoInputNode<T, B, internal::KeyedProcessOp<K, T, Out, KeyFn, Fn, B>>(
-                   graph, keyed_.node(), broadcast_node_, "KeyedBroadcastProcess", keyed_.key_fn(),
-                   fn));
+        graph,
+        internal::AddTwoInputNode<T, B, internal::KeyedProcessOp<K, T, Out, KeyFn, Fn, B>>(
+            graph, keyed_.node(), broadcast_node_, "KeyedBroadcastProcess", keyed_.key_fn(), fn));
   }
 
  private:

@@ -3,6 +3,8 @@
 // still reaches the next operator ahead of the watermark (the join holds its
 // output watermark below every event it keeps).
 
+#include "examples/engagement/content_join.h"
+
 #include <atomic>
 #include <memory>
 #include <optional>
@@ -12,7 +14,6 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "examples/engagement/content_join.h"
 #include "examples/engagement/model.h"
 #include "gtest/gtest.h"
 #include "tests/support/wait_for.h"

@@ -545,7 +545,8 @@ TEST_P(TimerTest, ProcessingTimeTimersFire) {
 class DelayEach final : public KeyedProcessFunction<int64_t, int64_t, int64_t> {
  public:
   explicit DelayEach(bool hold) : hold_(hold) {}
-  absl::Status ProcessElement(const int64_t& value, Context& ctx, Collector<int64_t>& out) override {
+  absl::Status ProcessElement(const int64_t& value, Context& ctx,
+                              Collector<int64_t>& out) override {
     (void)out;
     ctx.GetState(kWaiting).Add(value);
     if (hold_) ctx.timer_service().RegisterWatermarkHold(ctx.timestamp());
@@ -573,7 +574,8 @@ class DelayEach final : public KeyedProcessFunction<int64_t, int64_t, int64_t> {
 class CountLate final : public ProcessFunction<int64_t, int64_t> {
  public:
   explicit CountLate(std::shared_ptr<std::atomic<int64_t>> late) : late_(std::move(late)) {}
-  absl::Status ProcessElement(const int64_t& value, Context& ctx, Collector<int64_t>& out) override {
+  absl::Status ProcessElement(const int64_t& value, Context& ctx,
+                              Collector<int64_t>& out) override {
     if (ctx.timestamp() <= ctx.current_watermark()) late_->fetch_add(1);
     out.Collect(value);
     return absl::OkStatus();
