@@ -4,10 +4,8 @@
 //
 // The record becomes the message's value through a serializer; a key
 // extractor, a headers function and a partitioner are optional (default:
-// librdkafka's partitioner, which hashes the key; `properties` may choose
-// another, e.g. {"partitioner", "murmur2_random"} to match Java clients).
-// A `tombstone` predicate marks records written with a null value (a
-// tombstone, which deletes its key from a compacted topic).
+// librdkafka's partitioner, which hashes the key). A `tombstone` predicate
+// marks records written with a null value.
 //
 // Example:
 //
@@ -22,76 +20,23 @@
 //       .guarantee = weir::kafka::DeliveryGuarantee::kExactlyOnce};
 //   enriched.Sink(weir::kafka::Sink<Enriched>(options)).Name("outbox").Uid("outbox");
 //
-// At least once (the default). Every worker has one idempotent producer
-// (enable.idempotence=true, acks=all). PreCommit(n) at the checkpoint barrier
-// and the end of input wait until every message written so far is
-// acknowledged; a message that cannot be delivered (message.timeout.ms
-// passed, a non-retriable broker error) fails the job with the topic,
-// partition and librdkafka's message. After a restart, records written after
-// the last complete checkpoint are written again (duplicates, never loss).
-//
-// Exactly once. Requires checkpoint storage (PipelineOptions::checkpoints).
-// Every worker owns a pool of `transaction_pool_size` transactional producers
-// with the ids `<prefix>-<worker>-<slot>` (prefix: `<job_name>-<sink uid>`,
-// the uid given with SinkHandle::Uid(), unless `transactional_id_prefix` says
-// otherwise; the display name, SinkHandle::Name(), plays no part). Records go into the open
-// transaction of one producer; at barrier n the sink flushes it and hands the
-// transaction to the checkpoint (its id and the partition/offset ranges of
-// its records are the committable stored in the manifest), and the records
-// that follow go into the next producer's transaction. When checkpoint n is
-// complete, Commit(n) commits transaction n; a consumer with
-// isolation.level=read_committed sees the records then, never before.
-// When a writer starts, init_transactions() runs on every id of its pool:
-// it fences a zombie producer of an earlier run with the same id (which
-// then fails with kAborted) and aborts the transactions it left open, so
-// they do not hold back read_committed consumers (their last stable offset)
-// until transaction.timeout.ms.
-//
-// What is and is not guaranteed (exactly once):
-// - Records of a complete checkpoint are committed exactly once, and records
-//   after it are aborted and written again by the restarted job, as long as
-//   the job is restarted with the same job name, sink uid and parallelism
-//   (they derive the transactional ids), and within transaction.timeout.ms.
-// - librdkafka cannot resume a transaction that another process prepared
-//   (Flink's Java sink does it by reflection). So if the process dies after
-//   checkpoint n's manifest is written but before its transaction is
-//   committed (a window of one commit round trip per checkpoint), the
-//   restart's init_transactions() aborts transaction n although checkpoint n
-//   counts it as written. The sink detects this on restore: for each restored
-//   committable it checks with a read_committed consumer whether the first
-//   record of the transaction is visible; if it was aborted, it reads the
-//   transaction's records back from the log (read_uncommitted: aborted
-//   records stay in the log) and writes them again inside the first new
-//   transaction, which the next checkpoint commits. Nothing is lost and
-//   nothing is doubled; the repaired records land after later offsets of
-//   other producers, with their original key, value, headers and timestamp.
-//   If the log no longer holds them (retention), the restore fails with
-//   kDataLoss naming the partition and offsets.
-// - A transaction open longer than transaction.timeout.ms is aborted by the
-//   broker. Start() rejects a transaction timeout not above the checkpoint
-//   interval + checkpoint timeout (kInvalidArgument), since a transaction
-//   lives from the first record after barrier n-1 to the completion of
-//   checkpoint n. The broker caps it at transaction.max.timeout.ms (default
-//   15 min); a larger value fails init_transactions with a clear status.
-//   With a checkpoint interval of zero only triggered and final checkpoints
-//   commit: the job must reach one within the transaction timeout, or the
-//   broker aborts the transaction and the job fails (kAborted) and restarts
-//   from its last checkpoint.
-// - Changing the parallelism or the pool size between runs: every
-//   committable also records the parallelism, pool size and id prefix of
-//   the run that wrote it. Before a restore checks any transaction, it
-//   initializes (fences) every id of that run that no writer of the new run
-//   owns (workers >= the new parallelism, slots >= the new pool size), so
-//   transactions they left open, checkpointed or not, are aborted at once
-//   instead of holding back the last stable offset (and the check) until
-//   transaction.timeout.ms. The writers of a run share the work. Not
-//   covered: ids of a run that died before its first checkpoint completed,
-//   if it ran at a higher parallelism than both the checkpoint it restored
-//   and the run that restores after it (nothing recorded them); and
-//   committables of weir versions before this layout, whose vanished ids
-//   are fenced only when their own committable is recovered.
-// - Record order: within a partition, records of one worker keep their order;
-//   repaired records come after the records written since.
+// The contract (docs/architecture.md, "Kafka sink and dead-letter topic",
+// has how it is kept):
+// - At least once (the default): PreCommit(n) waits until every message
+//   written so far is acknowledged; an undeliverable message fails the job
+//   naming the topic and partition. A restart writes the records after the
+//   last complete checkpoint again: duplicates, never loss.
+// - Exactly once: requires checkpoint storage. Records of a complete
+//   checkpoint are committed exactly once, provided the job restarts with the
+//   same job name, sink uid and parallelism (they derive the transactional
+//   ids `<job_name>-<sink uid>-<worker>-<slot>`, or `transactional_id_prefix`)
+//   within transaction.timeout.ms. A zombie of an earlier run is fenced
+//   (kAborted). A transaction the restart finds aborted although its
+//   checkpoint completed is written again from the log; if retention removed
+//   its records, the restore fails with kDataLoss naming the partition and
+//   offsets. Start() rejects a transaction timeout not above the checkpoint
+//   interval + timeout (kInvalidArgument). Within a partition, a worker's
+//   records keep their order; repaired ones come after later records.
 //
 // Thread-safety: one writer per worker, used from that worker's thread only.
 

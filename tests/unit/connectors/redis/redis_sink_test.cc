@@ -5,6 +5,7 @@
 // visible without a checkpoint.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -921,6 +922,77 @@ TEST_F(RedisSinkTest, BadOptionsAreInvalidArgumentsAtStart) {
   ASSERT_FALSE(job.ok());
   EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(job.status().message(), HasSubstr("HashMapping needs"));
+}
+
+// The promises of redis.h's options and mappings, each through a job.
+
+// A negative TTL is a configuration error, reported by Start().
+TEST_F(RedisSinkTest, ANegativeTtlIsInvalidArgumentAtStart) {
+  Pipeline pipeline;
+  Totals(pipeline, 10)
+      .Sink(redis::Sink<Total>(Options(), TotalsHash("", absl::Seconds(-1))))
+      .Uid("hashes");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("a TTL must not be negative"));
+  EXPECT_THAT(job.status().message(), HasSubstr("redis sink 'hashes'"));
+}
+
+// Redis rejects a NaN score: the job fails with kFailedPrecondition naming
+// the sink, instead of writing a wrong leaderboard.
+TEST_F(RedisSinkTest, ANaNScoreFailsTheJobNamingTheSink) {
+  Pipeline pipeline;
+  Totals(pipeline, 40)
+      .Sink(redis::Sink<Total>(Options(),
+                               redis::SortedSetMapping<Total>{
+                                   .key = [](const Total&) { return std::string("nan-board"); },
+                                   .member = [](const Total& t) { return absl::StrCat(t.id); },
+                                   .score = [](const Total&) { return std::nan(""); }}))
+      .Uid("board");
+  testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(30));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kFailedPrecondition) << result.status;
+  EXPECT_THAT(result.status.message(), HasSubstr("redis sink 'board'"));
+  EXPECT_THAT(result.status.message(), HasSubstr("Redis rejected a write"));
+}
+
+// SinkOptions::fence_key replaces the default weir:fence:<uid>.
+TEST_F(RedisSinkTest, AnExplicitFenceKeyIsTheOneUsed) {
+  redis::SinkOptions options = Options();
+  options.fence_key = "app:fence:totals";
+  Pipeline pipeline;
+  Totals(pipeline, 400)
+      .Sink(redis::Sink<Total>(options, TotalsHash("", absl::ZeroDuration())))
+      .Uid("hashes");
+  testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(30));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  ExpectTotalsInRedis("", 400);
+  EXPECT_FALSE(server_->HGetAll("app:fence:totals").empty());
+  EXPECT_TRUE(server_->Keys("weir:fence:*").empty());
+}
+
+// max_in_flight_batches: at least one; with one, batches go strictly one
+// after the other and everything still arrives.
+TEST_F(RedisSinkTest, MaxInFlightBatchesMustBePositiveAndOneStillWritesEverything) {
+  redis::SinkOptions bad = Options();
+  bad.max_in_flight_batches = 0;
+  Pipeline invalid;
+  Totals(invalid, 10).Sink(redis::Sink<Total>(bad, TotalsHash("", absl::Hours(1)))).Uid("hashes");
+  absl::StatusOr<JobHandle> job = invalid.Start();
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("max_in_flight_batches"));
+
+  redis::SinkOptions one = Options();
+  one.max_in_flight_batches = 1;
+  one.batch_records = 7;
+  Pipeline pipeline({.parallelism = 2});
+  Totals(pipeline, 2000)
+      .Sink(redis::Sink<Total>(one, TotalsHash("one:", absl::ZeroDuration())))
+      .Uid("hashes");
+  testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(30));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  ExpectTotalsInRedis("one:", 2000);
 }
 
 }  // namespace
