@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/support/wait_for.h"
 #include "tests/unit/state/test_backends.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
@@ -135,26 +136,6 @@ class RecordingSink final : public Sink<Count> {
   std::shared_ptr<Recorder> recorder_;
 };
 
-template <class F>
-bool WaitFor(F done, absl::Duration limit = absl::Seconds(60)) {
-  const absl::Time deadline = absl::Now() + limit;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
-
-double MetricSum(const JobHandle& job, const std::string& name) {
-  const MetricsSnapshot snapshot = job.Metrics();
-  const MetricFamily* family = snapshot.Find(name);
-  double sum = 0;
-  if (family != nullptr) {
-    for (const MetricSeries& series : family->series) sum += series.value;
-  }
-  return sum;
-}
-
 class ReplayTest : public ::testing::TestWithParam<test::Backend> {
  protected:
   void SetUp() override {
@@ -203,16 +184,16 @@ TEST_P(ReplayTest, EmitsEveryKeysCurrentValueOnceInSmallSteps) {
   Build(pipeline, Events(), recorder, /*with_silent=*/true);
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
-  ASSERT_TRUE(WaitFor([&] { return recorder->normal_records() == 2 * kEvents; }));
+  ASSERT_TRUE(testing::WaitFor([&] { return recorder->normal_records() == 2 * kEvents; }));
   EXPECT_EQ(recorder->replayed_records(), 0) << "nothing replays before it is asked";
   ReplayService* replay = recorder->replay.load();
   ASSERT_NE(replay, nullptr);
   EXPECT_EQ(replay->latest(), 0);
 
   EXPECT_EQ(replay->Request("the test asks"), 1);
-  ASSERT_TRUE(WaitFor([&] { return recorder->replayed_records() >= kKeys; }))
+  ASSERT_TRUE(testing::WaitFor([&] { return recorder->replayed_records() >= kKeys; }))
       << recorder->replayed_records() << " of " << kKeys;
-  ASSERT_TRUE(WaitFor([&] { return replay->CompleteBefore(1, 1'000'000); }));
+  ASSERT_TRUE(testing::WaitFor([&] { return replay->CompleteBefore(1, 1'000'000); }));
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
 
@@ -224,7 +205,7 @@ TEST_P(ReplayTest, EmitsEveryKeysCurrentValueOnceInSmallSteps) {
   // 1000 keys/s: each step emits (and flushes) at most 10.
   EXPECT_LE(recorder->largest_replayed_batch, 10u);
   EXPECT_GE(recorder->largest_replayed_batch, 1u);
-  EXPECT_EQ(MetricSum(*job, "weir_replayed_keys_total"), kKeys);
+  EXPECT_EQ(job->Metrics().Sum("weir_replayed_keys_total"), kKeys);
 }
 
 // A request made before the operators began the newest replay joins it;
@@ -235,17 +216,17 @@ TEST_P(ReplayTest, ALaterRequestStartsOverAndAnEarlyOneJoins) {
   Build(pipeline, Events(), recorder, /*with_silent=*/false);
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
-  ASSERT_TRUE(WaitFor([&] { return recorder->normal_records() == kEvents; }));
+  ASSERT_TRUE(testing::WaitFor([&] { return recorder->normal_records() == kEvents; }));
   ReplayService* replay = recorder->replay.load();
   ASSERT_NE(replay, nullptr);
   const int64_t first = replay->Request("one");
   const int64_t joined = replay->Request("two");  // the workers have not begun yet (or have)
   EXPECT_TRUE(joined == first || joined == first + 1);
-  ASSERT_TRUE(WaitFor([&] { return replay->CompleteBefore(joined, 1'000'000); }));
+  ASSERT_TRUE(testing::WaitFor([&] { return replay->CompleteBefore(joined, 1'000'000); }));
   const int64_t after_first = recorder->replayed_records();
   EXPECT_GE(after_first, kKeys);
   EXPECT_EQ(replay->Request("three"), joined + 1);
-  ASSERT_TRUE(WaitFor([&] { return replay->CompleteBefore(joined + 1, 1'000'000); }));
+  ASSERT_TRUE(testing::WaitFor([&] { return replay->CompleteBefore(joined + 1, 1'000'000); }));
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
   EXPECT_GE(recorder->replayed_records(), after_first + kKeys);
@@ -261,7 +242,7 @@ TEST_P(ReplayTest, CompleteBeforeOnlyForCheckpointsAfterTheReplay) {
   Build(pipeline, Events(), recorder, /*with_silent=*/false);
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
-  ASSERT_TRUE(WaitFor([&] { return recorder->normal_records() == kEvents; }));
+  ASSERT_TRUE(testing::WaitFor([&] { return recorder->normal_records() == kEvents; }));
   ReplayService* replay = recorder->replay.load();
   ASSERT_NE(replay, nullptr);
   absl::StatusOr<int64_t> before = job->TriggerCheckpoint();
@@ -269,7 +250,7 @@ TEST_P(ReplayTest, CompleteBeforeOnlyForCheckpointsAfterTheReplay) {
   EXPECT_FALSE(replay->CompleteBefore(1, *before + 1)) << "no replay was asked for";
 
   const int64_t number = replay->Request("checkpoints");
-  ASSERT_TRUE(WaitFor([&] { return recorder->replayed_records() == kKeys; }));
+  ASSERT_TRUE(testing::WaitFor([&] { return recorder->replayed_records() == kKeys; }));
   EXPECT_FALSE(replay->CompleteBefore(number, *before));
   absl::StatusOr<int64_t> after = job->TriggerCheckpoint();
   ASSERT_TRUE(after.ok()) << after.status();
@@ -287,7 +268,7 @@ TEST_P(ReplayTest, ReplaysStateTheRunRestoredWithoutTouchingIt) {
     Build(pipeline, Events(), recorder, /*with_silent=*/false);
     absl::StatusOr<JobHandle> job = pipeline.Start();
     ASSERT_TRUE(job.ok()) << job.status();
-    ASSERT_TRUE(WaitFor([&] { return recorder->normal_records() == kEvents; }));
+    ASSERT_TRUE(testing::WaitFor([&] { return recorder->normal_records() == kEvents; }));
     EXPECT_EQ(recorder->restored_checkpoint.load(), 0);
     job->Stop();  // takes a final checkpoint
     ASSERT_TRUE(job->Wait().ok());
@@ -302,7 +283,7 @@ TEST_P(ReplayTest, ReplaysStateTheRunRestoredWithoutTouchingIt) {
   ReplayService* replay = recorder->replay.load();
   ASSERT_NE(replay, nullptr);
   replay->Request("after a restore");
-  ASSERT_TRUE(WaitFor([&] { return recorder->replayed_records() == kKeys; }));
+  ASSERT_TRUE(testing::WaitFor([&] { return recorder->replayed_records() == kKeys; }));
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
   EXPECT_EQ(recorder->normal_records(), 0) << "the source resumed after its input";

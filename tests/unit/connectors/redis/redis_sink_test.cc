@@ -179,16 +179,6 @@ class Inspector {
   RedisServer* server_;
 };
 
-double MetricSum(const JobHandle& job, const std::string& name) {
-  const MetricsSnapshot snapshot = job.Metrics();
-  const MetricFamily* family = snapshot.Find(name);
-  double sum = 0;
-  if (family != nullptr) {
-    for (const MetricSeries& series : family->series) sum += series.value;
-  }
-  return sum;
-}
-
 class RedisSinkTest : public ::testing::Test {
  protected:
   void SetUp() override { StartServer({}); }
@@ -474,7 +464,7 @@ TEST_F(RedisSinkTest, ServerKilledAndRestartedMidRunLosesNothing) {
   EXPECT_THAT(log, ::testing::HasSubstr("answers again after")) << log;
   // Redis kept its data: nothing is rewritten.
   EXPECT_THAT(log, ::testing::Not(::testing::HasSubstr("lost its data"))) << log;
-  EXPECT_EQ(MetricSum(*job, "weir_replayed_keys_total"), 0);
+  EXPECT_EQ(job->Metrics().Sum("weir_replayed_keys_total"), 0);
 }
 
 // Redis restarted without persistence mid-run has lost every key. Ids that
@@ -543,7 +533,7 @@ TEST_F(RedisSinkTest, ServerRestartedEmptyIsRewrittenFromKeyedState) {
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_THAT(log, HasSubstr("lost its data (the fence 'weir:fence:hashes' was gone")) << log;
   EXPECT_THAT(log, HasSubstr("replaying every key's current value")) << log;
-  EXPECT_GE(MetricSum(*job, "weir_replayed_keys_total"), kIds);
+  EXPECT_GE(job->Metrics().Sum("weir_replayed_keys_total"), kIds);
 
   std::map<std::string, std::string> expected;
   std::vector<std::pair<double, std::string>> top;
