@@ -15,6 +15,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/wait_for.h"
 #include "tests/unit/checkpoint/count_job.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
@@ -341,6 +342,44 @@ TEST_F(CheckpointJobTest, IntervalWithoutStorageIsAConfigurationError) {
 
 namespace weir {
 namespace {
+
+// CheckpointOptions::retained other than the default: only that many
+// complete checkpoints stay in storage, the newest ones.
+TEST_F(CheckpointJobTest, RetainedKeepsThatManyNewestCheckpoints) {
+  count_job::Shape shape;
+  shape.retained = 1;
+  auto pipeline = Build(2, 6000, 1500, absl::Hours(1), shape);
+  absl::StatusOr<JobHandle> job = pipeline->Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  int64_t last = 0;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<int64_t> id = job->TriggerCheckpoint();
+    ASSERT_TRUE(id.ok()) << id.status();
+    last = *id;
+  }
+  job->Cancel();
+  (void)job->Wait();
+  EXPECT_EQ(ManifestIds(), std::vector<int64_t>{last});
+}
+
+// CheckpointOptions::min_pause: periodic checkpoints start no sooner than
+// min_pause after the previous one ended, even with a 10 ms interval. Over
+// 1.5 s after the first one, at most 1.5 s / 500 ms + 1 more complete (a
+// loaded machine only takes fewer); without the pause it would be dozens.
+TEST_F(CheckpointJobTest, MinPauseSpacesPeriodicCheckpoints) {
+  count_job::Shape shape;
+  shape.min_pause = absl::Milliseconds(500);
+  auto pipeline = Build(2, 100000, 10, absl::Milliseconds(10), shape);
+  absl::StatusOr<JobHandle> job = pipeline->Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(testing::WaitFor([&] { return job->last_completed_checkpoint() >= 1; }));
+  const int64_t first = job->last_completed_checkpoint();
+  absl::SleepFor(absl::Milliseconds(1500));  // the window counted, not a synchronization
+  const int64_t taken = job->last_completed_checkpoint() - first;
+  job->Cancel();
+  (void)job->Wait();
+  EXPECT_LE(taken, 4) << "checkpoints closer than min_pause";
+}
 
 TEST_F(CheckpointJobTest, TriggerCheckpointTakesOneNow) {
   auto pipeline = Build(2, 6000, 1500);

@@ -78,6 +78,9 @@ struct Shape {
   // A stateless Map between the source and KeyBy.
   bool map_before_key_by = false;
   bool allow_non_restored_state = false;
+  // CheckpointOptions::retained and min_pause.
+  int retained = 3;
+  absl::Duration min_pause = absl::ZeroDuration();
 };
 
 class CountJobTest : public ::testing::Test {
@@ -104,6 +107,8 @@ class CountJobTest : public ::testing::Test {
     options.checkpoints.interval = interval;
     options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     options.allow_non_restored_state = shape.allow_non_restored_state;
+    options.checkpoints.retained = shape.retained;
+    options.checkpoints.min_pause = shape.min_pause;
     if (backend() == Backend::kRocksDb) {
       options.state_backend = StateBackend::RocksDb((root_ / "rocksdb").string());
     }
