@@ -55,6 +55,10 @@ class ScriptedServer {
           status = fallback_;
         }
       }
+      // Recorded on arrival; answered late when asked to.
+      if (const int delay = delay_first_ms_.exchange(0); delay > 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+      }
       response.status = status;
       response.set_content(absl::StrCat("status ", status, " from the test server"), "text/plain");
     };
@@ -68,6 +72,9 @@ class ScriptedServer {
     server_.stop();
     thread_.join();
   }
+
+  // The next request is answered only after `ms` milliseconds.
+  void DelayFirst(int ms) { delay_first_ms_ = ms; }
 
   void Script(std::vector<int> statuses, int fallback = 200) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -95,6 +102,7 @@ class ScriptedServer {
   std::deque<int> script_;
   int fallback_ = 200;
   std::vector<Received> received_;
+  std::atomic<int> delay_first_ms_{0};
 };
 
 std::string Payload(const int& value) { return absl::StrCat("{\"n\":", value, "}"); }
@@ -224,6 +232,46 @@ TEST(WebhookSinkTest, ClientErrorsAreNotRetried) {
   ASSERT_EQ(dlq->size(), 2u);
   EXPECT_EQ(dlq->Letters()[0].code, absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(dlq->Letters()[0].error, HasSubstr("HTTP 400"));
+}
+
+// 501 (the endpoint does not implement the method) is final: one request,
+// then the dead letters. 408 and 429 are transient: retried until accepted.
+TEST(WebhookSinkTest, NotImplementedIsNotRetriedButTimeoutAndTooManyRequestsAre) {
+  ScriptedServer server;
+  server.Script({501});
+  auto dlq = testing::CollectingDeadLetterQueue::Create();
+  http::SinkOptions options = FastOptions(server.url());
+  options.circuit_breaker.failure_threshold = 0;
+  options.dead_letters = dlq;
+  ASSERT_TRUE(RunInts({1}, options).ok());
+  EXPECT_EQ(server.received().size(), 1u);
+  ASSERT_EQ(dlq->size(), 1u);
+  EXPECT_THAT(dlq->Letters()[0].error, HasSubstr("HTTP 501"));
+
+  ScriptedServer transient;
+  transient.Script({408, 429});
+  auto none = testing::CollectingDeadLetterQueue::Create();
+  http::SinkOptions retried = FastOptions(transient.url());
+  retried.circuit_breaker.failure_threshold = 0;
+  retried.dead_letters = none;
+  ASSERT_TRUE(RunInts({2}, retried).ok());
+  EXPECT_EQ(transient.bodies(), (std::vector<std::string>{Payload(2), Payload(2), Payload(2)}));
+  EXPECT_EQ(none->size(), 0u);
+}
+
+// An answer that takes longer than request_timeout counts as a failed
+// attempt and is retried; the next attempt delivers.
+TEST(WebhookSinkTest, ARequestThatTimesOutIsRetried) {
+  ScriptedServer server;
+  server.DelayFirst(1000);
+  auto dlq = testing::CollectingDeadLetterQueue::Create();
+  http::SinkOptions options = FastOptions(server.url());
+  options.request_timeout = absl::Milliseconds(200);
+  options.circuit_breaker.failure_threshold = 0;
+  options.dead_letters = dlq;
+  ASSERT_TRUE(RunInts({3}, options).ok());
+  EXPECT_GE(server.received().size(), 2u);
+  EXPECT_EQ(dlq->size(), 0u);
 }
 
 TEST(WebhookSinkTest, WithoutDeadLetterQueueAFailureFailsTheJob) {
