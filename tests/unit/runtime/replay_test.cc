@@ -136,6 +136,15 @@ class RecordingSink final : public Sink<Count> {
   std::shared_ptr<Recorder> recorder_;
 };
 
+// Every key was replayed once, with the count of the whole input.
+void ExpectEveryKeyReplayedOnceWithItsCount(Recorder& recorder) {
+  std::lock_guard<std::mutex> lock(recorder.mu);
+  ASSERT_EQ(recorder.replayed.size(), static_cast<size_t>(kKeys));
+  for (const auto& [key, counts] : recorder.replayed) {
+    EXPECT_EQ(counts, std::vector<int64_t>{kEvents / kKeys}) << "key " << key;
+  }
+}
+
 class ReplayTest : public ::testing::TestWithParam<test::Backend> {
  protected:
   void SetUp() override {
@@ -197,11 +206,7 @@ TEST_P(ReplayTest, EmitsEveryKeysCurrentValueOnceInSmallSteps) {
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
 
-  std::lock_guard<std::mutex> lock(recorder->mu);
-  ASSERT_EQ(recorder->replayed.size(), static_cast<size_t>(kKeys));
-  for (const auto& [key, counts] : recorder->replayed) {
-    EXPECT_EQ(counts, std::vector<int64_t>{kEvents / kKeys}) << "key " << key;
-  }
+  ExpectEveryKeyReplayedOnceWithItsCount(*recorder);
   // 1000 keys/s: each step emits (and flushes) at most 10.
   EXPECT_LE(recorder->largest_replayed_batch, 10u);
   EXPECT_GE(recorder->largest_replayed_batch, 1u);
@@ -287,11 +292,7 @@ TEST_P(ReplayTest, ReplaysStateTheRunRestoredWithoutTouchingIt) {
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
   EXPECT_EQ(recorder->normal_records(), 0) << "the source resumed after its input";
-  std::lock_guard<std::mutex> lock(recorder->mu);
-  ASSERT_EQ(recorder->replayed.size(), static_cast<size_t>(kKeys));
-  for (const auto& [key, counts] : recorder->replayed) {
-    EXPECT_EQ(counts, std::vector<int64_t>{kEvents / kKeys}) << "key " << key;
-  }
+  ExpectEveryKeyReplayedOnceWithItsCount(*recorder);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReplayTest,
