@@ -181,17 +181,8 @@ class Stream {
     if (((others.graph_ != graph_) || ...)) {
       graph_->RecordError(absl::InvalidArgumentError("Union of streams from different pipelines"));
     }
-    internal::LogicalNode& node = graph_->Add("Union", inputs);
-    node.instantiate = [](const internal::LogicalNode& self,
-                          internal::WorkerBuilder& worker) -> absl::Status {
-      auto* op = worker.Add<internal::UnionOp<T>>(self, static_cast<int>(self.inputs.size()));
-      for (size_t port = 0; port < self.inputs.size(); ++port) {
-        worker.output<T>(self.inputs[port]).AddDownstream(op->port(static_cast<int>(port)));
-      }
-      worker.SetOutput(self.id, op->output(), op);
-      return absl::OkStatus();
-    };
-    return Stream(graph_, node.id);
+    const int node = internal::AddUnionNode<T>(graph_, std::move(inputs));
+    return Stream(graph_, node);
   }
 
   // Sends every record to every worker (the dimension side of a broadcast join).

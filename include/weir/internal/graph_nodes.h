@@ -1,5 +1,6 @@
 // Adding nodes to the logical graph: each records how to instantiate its
-// physical operator on a worker (one-input, two-input, exchange, sink, source).
+// physical operator on a worker (one-input, two-input, union, exchange, sink,
+// source).
 // Internal.
 
 #ifndef WEIR_INTERNAL_GRAPH_NODES_H_
@@ -20,6 +21,7 @@
 #include "weir/internal/operator.h"
 #include "weir/internal/sink_op.h"
 #include "weir/internal/source_task.h"
+#include "weir/internal/union_op.h"
 #include "weir/sink.h"
 #include "weir/source.h"
 #include "weir/time.h"
@@ -59,6 +61,21 @@ int AddTwoInputNode(Graph* graph, int input, int broadcast_input, std::string ki
     if constexpr (std::is_base_of_v<ProcessingTimeDriven, Op>) {
       worker.processing_timers.push_back(op);
     }
+    return absl::OkStatus();
+  };
+  return node.id;
+}
+
+// Adds a node merging `inputs` (streams of one type) into one output.
+template <class T>
+int AddUnionNode(Graph* graph, std::vector<int> inputs) {
+  LogicalNode& node = graph->Add("Union", std::move(inputs));
+  node.instantiate = [](const LogicalNode& self, WorkerBuilder& worker) -> absl::Status {
+    auto* op = worker.Add<UnionOp<T>>(self, static_cast<int>(self.inputs.size()));
+    for (size_t port = 0; port < self.inputs.size(); ++port) {
+      worker.output<T>(self.inputs[port]).AddDownstream(op->port(static_cast<int>(port)));
+    }
+    worker.SetOutput(self.id, op->output(), op);
     return absl::OkStatus();
   };
   return node.id;
