@@ -32,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "weir/checkpoint.h"
+#include "weir/cluster.h"
 #include "weir/internal/graph.h"
 #include "weir/metrics.h"
 #include "weir/source.h"
@@ -81,6 +82,11 @@ struct PipelineOptions {
   // The job's name, used in errors and metrics.
   // Default: "weir"
   std::string job_name = "weir";
+  // Cluster mode (weir/cluster.h): with brokers set, this process runs a
+  // share of the job's tasks, together with every process started with the
+  // same job id. Needs checkpoint storage every process reaches and the
+  // weir::kafka component. Default: off (local mode).
+  ClusterOptions cluster;
   // Serves the job over HTTP while it runs (an embedded server: an accept
   // thread, 3 request threads, a sampler thread): /metrics (Prometheus text
   // format), /api/v1/job (JSON: graph, status, metrics, checkpoint history),
@@ -96,7 +102,7 @@ struct PipelineOptions {
 };
 
 namespace internal {
-class Job;
+class RunningJob;
 }  // namespace internal
 
 // A running job. Thread-safe: Stop, Cancel and Metrics may be called from
@@ -105,7 +111,7 @@ class Job;
 // sinks, functions) alive: the Pipeline may be destroyed while it runs.
 class JobHandle {
  public:
-  explicit JobHandle(std::shared_ptr<internal::Job> job);
+  explicit JobHandle(std::shared_ptr<internal::RunningJob> job);
   JobHandle(JobHandle&&) noexcept;
   JobHandle& operator=(JobHandle&&) noexcept;
   ~JobHandle();
@@ -139,7 +145,7 @@ class JobHandle {
   absl::StatusOr<int64_t> TriggerCheckpoint();
 
  private:
-  std::shared_ptr<internal::Job> job_;
+  std::shared_ptr<internal::RunningJob> job_;
 };
 
 // A dataflow job under construction. Not thread-safe while building.
@@ -188,7 +194,8 @@ class Pipeline {
 
  private:
   PipelineOptions options_;
-  std::unique_ptr<internal::Graph> graph_;
+  // Shared with a cluster-mode job, which instantiates tasks as they move.
+  std::shared_ptr<internal::Graph> graph_;
 };
 
 }  // namespace weir

@@ -1,18 +1,42 @@
 #include "weir/pipeline.h"
 
+#include <atomic>
 #include <utility>
 
 #include "lib/runtime/job.h"
+#include "lib/runtime/running_job.h"
 
 namespace weir {
 
+namespace internal {
+
+namespace {
+std::atomic<ClusterStarter> cluster_starter{nullptr};
+}  // namespace
+
+void RegisterClusterStarter(ClusterStarter starter) { cluster_starter.store(starter); }
+ClusterStarter FindClusterStarter() { return cluster_starter.load(); }
+
+}  // namespace internal
+
 Pipeline::Pipeline(PipelineOptions options)
-    : options_(std::move(options)), graph_(std::make_unique<internal::Graph>()) {}
+    : options_(std::move(options)), graph_(std::make_shared<internal::Graph>()) {}
 Pipeline::Pipeline(Pipeline&&) noexcept = default;
 Pipeline& Pipeline::operator=(Pipeline&&) noexcept = default;
 Pipeline::~Pipeline() = default;
 
 absl::StatusOr<JobHandle> Pipeline::Start() {
+  if (options_.cluster.enabled()) {
+    internal::ClusterStarter starter = internal::FindClusterStarter();
+    if (starter == nullptr) {
+      return absl::FailedPreconditionError(
+          "PipelineOptions::cluster is set, but cluster mode lives in the weir::kafka component, "
+          "which this program does not link: link weir::kafka (or weir::weir)");
+    }
+    absl::StatusOr<std::shared_ptr<internal::RunningJob>> job = starter(options_, graph_);
+    if (!job.ok()) return job.status();
+    return JobHandle(*std::move(job));
+  }
   absl::StatusOr<std::shared_ptr<internal::Job>> job = internal::Job::Start(options_, *graph_);
   if (!job.ok()) return job.status();
   return JobHandle(*std::move(job));
@@ -24,7 +48,7 @@ absl::Status Pipeline::Run() {
   return job->Wait();
 }
 
-JobHandle::JobHandle(std::shared_ptr<internal::Job> job) : job_(std::move(job)) {}
+JobHandle::JobHandle(std::shared_ptr<internal::RunningJob> job) : job_(std::move(job)) {}
 JobHandle::JobHandle(JobHandle&&) noexcept = default;
 JobHandle& JobHandle::operator=(JobHandle&&) noexcept = default;
 JobHandle::~JobHandle() = default;

@@ -181,6 +181,10 @@ absl::Status CheckpointCoordinator::Run(int64_t checkpoint_id) {
   absl::StatusOr<checkpoint::Manifest> manifest =
       failure.ok() ? Persist(checkpoint_id, acks, record, sizes)
                    : absl::StatusOr<checkpoint::Manifest>(failure);
+  if (manifest.ok() && config_.commit) {
+    absl::Status committed = config_.commit(checkpoint_id);
+    if (!committed.ok()) manifest = committed;
+  }
   fs::remove_all(staging, ec);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -190,6 +194,7 @@ absl::Status CheckpointCoordinator::Run(int64_t checkpoint_id) {
     std::lock_guard<std::mutex> lock(mutex_);
     ++failed_;
     Record(std::move(record));
+    if (config_.failed) config_.failed(checkpoint_id, manifest.status());
     return manifest.status();
   }
   retained_.push_back(*std::move(manifest));

@@ -64,6 +64,12 @@ class CheckpointCoordinator final : public SnapshotCollector {
     std::function<void(int64_t)> request;
     // Publishes the completion of checkpoint n to the workers.
     std::function<void(int64_t)> complete;
+    // Optional: makes stored checkpoint n count (cluster mode: the task's
+    // Kafka transaction with the checkpoint record). Checkpoint n is complete
+    // only when it returns OK.
+    std::function<absl::Status(int64_t)> commit;
+    // Optional: checkpoint n failed (after it was requested).
+    std::function<void(int64_t, const absl::Status&)> failed;
   };
 
   CheckpointCoordinator(Config config, std::shared_ptr<CheckpointStorage> storage,

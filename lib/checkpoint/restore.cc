@@ -125,12 +125,25 @@ absl::Status CannotRead(const absl::Status& status, CheckpointStorage& storage,
 
 absl::StatusOr<CheckpointHistory> LoadCheckpointHistory(CheckpointStorage& storage,
                                                         const std::string& job, int max_parallelism,
-                                                        const std::string& local_dir) {
+                                                        const std::string& local_dir,
+                                                        int64_t newest_allowed) {
   CheckpointHistory history;
   absl::StatusOr<std::vector<int64_t>> ids = ListCheckpoints(storage, job);
   if (!ids.ok()) return ids.status();
+  if (!ids->empty()) history.next_id = ids->back() + 1;
+  if (newest_allowed != kAnyCheckpoint) {
+    // Newer ones were stored but never committed: their output was aborted.
+    const bool stored = std::find(ids->begin(), ids->end(), newest_allowed) != ids->end();
+    ids->erase(std::upper_bound(ids->begin(), ids->end(), newest_allowed), ids->end());
+    if (newest_allowed == 0) ids->clear();
+    if (newest_allowed > 0 && !stored) {
+      return absl::DataLossError(absl::StrCat("checkpoint ", newest_allowed, " of job '", job,
+                                              "' was committed, but its manifest is not in ",
+                                              storage.Describe(), " (",
+                                              ManifestPath(job, newest_allowed), ")"));
+    }
+  }
   if (ids->empty()) return history;
-  history.next_id = ids->back() + 1;
   absl::Status last_error;
   for (auto it = ids->rbegin(); it != ids->rend(); ++it) {
     const int64_t id = *it;

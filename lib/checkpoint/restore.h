@@ -3,6 +3,7 @@
 #ifndef WEIR_LIB_CHECKPOINT_RESTORE_H_
 #define WEIR_LIB_CHECKPOINT_RESTORE_H_
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -56,9 +57,16 @@ struct CheckpointHistory {
 // would replay them. If checkpoints exist but none is usable: kDataLoss
 // (never a silent empty start). A different max_parallelism:
 // kInvalidArgument.
+//
+// `newest_allowed` bounds the checkpoint restored (cluster mode: the one its
+// Kafka transaction committed; newer ones were stored but never committed);
+// 0 restores none, and a committed checkpoint that is not in storage is
+// kDataLoss naming its manifest.
+inline constexpr int64_t kAnyCheckpoint = INT64_MAX;
 absl::StatusOr<CheckpointHistory> LoadCheckpointHistory(CheckpointStorage& storage,
                                                         const std::string& job, int max_parallelism,
-                                                        const std::string& local_dir);
+                                                        const std::string& local_dir,
+                                                        int64_t newest_allowed = kAnyCheckpoint);
 
 }  // namespace weir::internal
 

@@ -3,7 +3,9 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -32,6 +34,11 @@ bool WorkerEnv::stop_requested() const {
 Timestamp WorkerEnv::Now() const { return absl::ToUnixMillis(absl::Now()); }
 int64_t WorkerEnv::requested_checkpoint() const {
   return job->requested_checkpoint.load(std::memory_order_acquire);
+}
+int64_t WorkerEnv::resolved_checkpoint() const {
+  if (job == nullptr) return INT64_MAX;
+  return std::max(job->completed_checkpoint.load(std::memory_order_acquire),
+                  job->failed_checkpoint.load(std::memory_order_acquire));
 }
 SnapshotCollector* WorkerEnv::collector() const {
   return job == nullptr ? nullptr : job->collector;
@@ -141,10 +148,12 @@ absl::Status ValidateOperatorIdentities(const Graph& graph, bool checkpointing) 
 // allow_non_restored_state log each uid and go on. Only stateful operators
 // take state: a stateless one restores nothing, whatever its uid.
 absl::Status ClaimRestoredState(const RestoredCheckpoint& restored, const Graph& graph,
-                                const PipelineOptions& options) {
+                                const PipelineOptions& options, bool remote_exchanges) {
   absl::flat_hash_set<std::string> claimed;
   for (const auto& node : graph.nodes()) {
-    if (node->runs_operator && node->stateful) claimed.insert(node->identity());
+    if (node->runs_operator && (node->stateful || (remote_exchanges && node->exchange))) {
+      claimed.insert(node->identity());
+    }
   }
   const std::vector<std::string> unclaimed = restored.UnclaimedUids(claimed);
   if (unclaimed.empty()) return absl::OkStatus();
@@ -200,10 +209,11 @@ absl::Status OperatorError(const absl::Status& status, const std::string& label)
 // the restore so /healthz answers while it runs); checkpoint storage and the
 // restore; state stores; the operators' shared preparation; the checkpoint
 // coordinator; every worker's operators; open them; then the threads.
-absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
-                                                const Graph& graph) {
+absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options, const Graph& graph,
+                                                const TaskRun* task) {
   if (absl::Status status = ValidateJob(options, graph); !status.ok()) return status;
   std::shared_ptr<Job> job(new Job());
+  if (task != nullptr) job->task_ = std::make_unique<TaskRun>(*task);
   job->shared_owner_ = std::make_unique<JobShared>(options.parallelism, options.job_name);
   job->shared_ = job->shared_owner_.get();
   job->monitor_ = std::make_unique<JobMonitor>(options, graph);
@@ -221,6 +231,7 @@ absl::StatusOr<std::shared_ptr<Job>> Job::Start(const PipelineOptions& options,
   const std::vector<std::string> labels = DisplayLabels(graph);
   JobBuilder job_builder(options.parallelism, options.max_parallelism, options.batch_size,
                          options.queue_capacity, static_cast<int>(graph.nodes().size()));
+  job_builder.set_remote_exchanges(task != nullptr);
   for (const auto& node : graph.nodes()) {
     if (!node->prepare) continue;
     if (absl::Status status = node->prepare(*node, job_builder); !status.ok()) {
@@ -265,11 +276,12 @@ absl::Status Job::OpenCheckpoints(const PipelineOptions& options, const Graph& g
         absl::StrCat("cannot create ", local_dir_, ": ", ec.message()));
   }
   absl::StatusOr<CheckpointHistory> loaded =
-      LoadCheckpointHistory(*storage_, options.job_name, options.max_parallelism, local_dir_);
+      LoadCheckpointHistory(*storage_, options.job_name, options.max_parallelism, local_dir_,
+                            task_ != nullptr ? task_->restore_checkpoint : kAnyCheckpoint);
   if (!loaded.ok()) return loaded.status();
   history = *std::move(loaded);
   if (history.restored != nullptr) {
-    absl::Status status = ClaimRestoredState(*history.restored, graph, options);
+    absl::Status status = ClaimRestoredState(*history.restored, graph, options, task_ != nullptr);
     if (!status.ok()) return status;
   }
   restored_ = std::move(history.restored);
@@ -306,6 +318,19 @@ void Job::CreateCoordinator(const PipelineOptions& options, CheckpointHistory& h
     shared->completed_checkpoint.store(id, std::memory_order_release);
     shared->NotifyAll();
   };
+  // Senders holding what followed the barrier of a failed checkpoint let it
+  // go: it joins the records of the next one.
+  config.failed = [shared](int64_t id, const absl::Status&) {
+    if (id > shared->failed_checkpoint.load()) shared->failed_checkpoint.store(id);
+    shared->NotifyAll();
+  };
+  if (task_ != nullptr) {
+    config.commit = [this, shared](int64_t id) {
+      absl::Status status = task_->commit(id, shared->unfinished_workers.load() == 0);
+      if (!status.ok()) Fail(Annotate(status, absl::StrCat("committing checkpoint ", id)));
+      return status;
+    };
+  }
   coordinator_ = std::make_unique<CheckpointCoordinator>(std::move(config), storage_,
                                                          std::move(history.retained));
   shared_->collector = coordinator_.get();
@@ -313,7 +338,13 @@ void Job::CreateCoordinator(const PipelineOptions& options, CheckpointHistory& h
 
 absl::Status Job::BuildWorkers(const PipelineOptions& options, const Graph& graph,
                                const std::vector<std::string>& labels, JobBuilder& job_builder) {
-  for (int worker = 0; worker < options.parallelism; ++worker) {
+  std::vector<int> indices;
+  if (task_ != nullptr) {
+    indices.push_back(task_->task);
+  } else {
+    for (int worker = 0; worker < options.parallelism; ++worker) indices.push_back(worker);
+  }
+  for (int worker : indices) {
     auto env = std::make_unique<WorkerEnv>();
     env->worker_index = worker;
     env->parallelism = options.parallelism;
@@ -326,6 +357,7 @@ absl::Status Job::BuildWorkers(const PipelineOptions& options, const Graph& grap
     env->checkpoint_interval = options.checkpoints.interval;
     env->checkpoint_timeout = options.checkpoints.timeout;
     env->replay_keys_per_second = options.replay_keys_per_second;
+    env->remote = task_ != nullptr ? task_->remote : nullptr;
 
     WorkerBuilder builder(*env, job_builder.shared(), labels);
     for (const auto& node : graph.nodes()) {
@@ -349,10 +381,12 @@ absl::Status Job::BuildWorkers(const PipelineOptions& options, const Graph& grap
 void Job::Launch(const PipelineOptions& options, const JobBuilder& job_builder) {
   if (coordinator_ != nullptr) coordinator_->set_expected_acks(static_cast<int>(metrics_.size()));
   monitor_->Publish(job_builder.exchanges(), coordinator_.get());
-  running_workers_.store(options.parallelism);
-  shared_->unfinished_workers.store(options.parallelism);
-  for (int worker = 0; worker < options.parallelism; ++worker) {
-    threads_.emplace_back([this, worker] { RunWorker(worker); });
+  (void)options;
+  const int workers = static_cast<int>(workers_.size());
+  running_workers_.store(workers);
+  shared_->unfinished_workers.store(workers);
+  for (size_t position = 0; position < workers_.size(); ++position) {
+    threads_.emplace_back([this, position] { RunWorker(position); });
   }
   if (coordinator_ != nullptr) {
     coordinator_->Start();
@@ -368,11 +402,11 @@ Job::~Job() {
   (void)Wait();
 }
 
-void Job::RunWorker(int worker_index) {
+void Job::RunWorker(size_t position) {
   // Visible in top, perf and gdb.
-  const std::string thread_name = absl::StrCat("weir-w", worker_index);
+  const std::string thread_name = absl::StrCat("weir-w", envs_[position]->worker_index);
   pthread_setname_np(pthread_self(), thread_name.c_str());
-  Worker& worker = *workers_[worker_index];
+  Worker& worker = *workers_[position];
   absl::Status status = worker.Run(*shared_);
   if (!status.ok()) Fail(status);
   absl::Status closed = worker.Close();

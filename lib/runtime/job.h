@@ -4,6 +4,8 @@
 #define WEIR_LIB_RUNTIME_JOB_H_
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -17,6 +19,7 @@
 #include "lib/metrics/registry.h"
 #include "lib/runtime/job_monitor.h"
 #include "lib/runtime/replay.h"
+#include "lib/runtime/running_job.h"
 #include "lib/runtime/worker.h"
 #include "lib/runtime/worker_signal.h"
 #include "weir/internal/graph.h"
@@ -41,6 +44,8 @@ class JobShared {
   // The newest checkpoint requested / completed (0: none).
   std::atomic<int64_t> requested_checkpoint{0};
   std::atomic<int64_t> completed_checkpoint{0};
+  // The newest checkpoint that failed after it was requested (0: none).
+  std::atomic<int64_t> failed_checkpoint{0};
   // Set when checkpointing is on / the run restored a checkpoint.
   SnapshotCollector* collector = nullptr;
   const RestoredState* restored = nullptr;
@@ -59,25 +64,43 @@ class JobShared {
   std::vector<std::unique_ptr<WorkerSignal>> signals_;
 };
 
-class Job {
+// One task of a cluster-mode job (lib/cluster): worker `task` of
+// options.parallelism (the job's task count) alone, its exchanges through
+// `remote`, its checkpoints made to count by `commit` and restored from the
+// one the cluster committed.
+struct TaskRun {
+  int task = 0;
+  RemoteExchanges* remote = nullptr;
+  // Called once checkpoint `id` is stored; it is complete when this returns
+  // OK. `final`: the task's input has ended and this is its last one. An
+  // error fails the task.
+  std::function<absl::Status(int64_t id, bool final)> commit;
+  // The newest checkpoint the task restores: the one its last commit named
+  // (0: none, start fresh).
+  int64_t restore_checkpoint = 0;
+};
+
+class Job final : public RunningJob {
  public:
   // Validates the options and graph, prepares and instantiates every
-  // operator on every worker, opens them and starts the threads.
+  // operator on every worker, opens them and starts the threads. With
+  // `task`, only that task's worker (cluster mode).
   static absl::StatusOr<std::shared_ptr<Job>> Start(const PipelineOptions& options,
-                                                    const Graph& graph);
+                                                    const Graph& graph,
+                                                    const TaskRun* task = nullptr);
 
-  ~Job();
+  ~Job() override;
 
-  void Stop();
-  void Cancel();
-  absl::Status Wait();
-  bool done() const { return running_workers_.load() == 0; }
-  MetricsSnapshot Metrics() const { return monitor_->registry().Collect(); }
-  int http_port() const { return monitor_->http_port(); }
-  int64_t last_completed_checkpoint() const;
+  void Stop() override;
+  void Cancel() override;
+  absl::Status Wait() override;
+  bool done() const override { return running_workers_.load() == 0; }
+  MetricsSnapshot Metrics() const override { return monitor_->registry().Collect(); }
+  int http_port() const override { return monitor_->http_port(); }
+  int64_t last_completed_checkpoint() const override;
   // The id of the checkpoint this run restored (0: it started fresh).
-  int64_t restored_checkpoint() const;
-  absl::StatusOr<int64_t> TriggerCheckpoint();
+  int64_t restored_checkpoint() const override;
+  absl::StatusOr<int64_t> TriggerCheckpoint() override;
 
   // Records the first failure and aborts every worker.
   void Fail(const absl::Status& status);
@@ -93,7 +116,7 @@ class Job {
                             const std::vector<std::string>& labels, JobBuilder& job_builder);
   void Launch(const PipelineOptions& options, const JobBuilder& job_builder);
 
-  void RunWorker(int worker_index);
+  void RunWorker(size_t position);
   // With checkpointing: once every worker's input ended, takes the final
   // checkpoint (so two-phase sinks commit their tail) and releases the workers.
   void Finalize();
@@ -101,6 +124,8 @@ class Job {
   // Declared first: destroyed last, after everything its collectors read
   // (the server is stopped explicitly in ~Job before anything else goes).
   std::unique_ptr<JobMonitor> monitor_;
+  // Cluster mode: the task this job runs (copied from Start's argument).
+  std::unique_ptr<TaskRun> task_;
   JobShared* shared_ = nullptr;
   std::unique_ptr<JobShared> shared_owner_;
   std::vector<std::unique_ptr<WorkerEnv>> envs_;

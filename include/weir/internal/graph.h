@@ -30,6 +30,9 @@ class JobBuilder {
   int max_parallelism() const { return max_parallelism_; }
   size_t batch_size() const { return batch_size_; }
   size_t queue_capacity() const { return queue_capacity_; }
+  // Cluster mode: exchanges cross tasks through a transport, not rings.
+  bool remote_exchanges() const { return remote_exchanges_; }
+  void set_remote_exchanges(bool remote) { remote_exchanges_ = remote; }
   // Job-wide state of a node, handed to every worker's instantiation.
   void SetShared(int node_id, std::shared_ptr<void> state) { shared_[node_id] = std::move(state); }
   const std::vector<std::shared_ptr<void>>& shared() const { return shared_; }
@@ -47,6 +50,7 @@ class JobBuilder {
   int max_parallelism_;
   size_t batch_size_;
   size_t queue_capacity_;
+  bool remote_exchanges_ = false;
   std::vector<std::shared_ptr<void>> shared_;
   std::vector<std::pair<int, std::shared_ptr<const ExchangeChannelsBase>>> exchanges_;
 };
@@ -108,6 +112,9 @@ struct LogicalNode {
   std::string uid;
   std::vector<int> inputs;
   bool is_sink = false;
+  // A KeyBy or Broadcast: between tasks in cluster mode, where its receiving
+  // end keeps a position and so takes part in checkpoints.
+  bool exchange = false;
   // Keeps state that checkpoints carry, or derives from its identity what must
   // outlive a run (sources, sinks, keyed and broadcast operators): with
   // checkpoints on it needs a uid.

@@ -15,10 +15,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "weir/codec.h"
 #include "weir/internal/checkpointing.h"
 #include "weir/internal/exchange_ops.h"
 #include "weir/internal/graph.h"
 #include "weir/internal/operator.h"
+#include "weir/internal/remote_exchange.h"
 #include "weir/internal/sink_op.h"
 #include "weir/internal/source_task.h"
 #include "weir/internal/union_op.h"
@@ -81,12 +83,56 @@ int AddUnionNode(Graph* graph, std::vector<int> inputs) {
   return node.id;
 }
 
+// The two ends of exchange `self` between tasks (cluster mode), resumed
+// where this task's restored snapshot of the receiver left off.
+template <class T, class Route>
+absl::Status AddRemoteExchange(const LogicalNode& self, WorkerBuilder& worker, Route route,
+                               bool broadcast) {
+  if constexpr (!kHasCodec<T>) {
+    (void)route;
+    (void)broadcast;
+    return absl::FailedPreconditionError(
+        "cluster mode sends the records of " + self.kind +
+        " between tasks through Kafka, and their type has no weir::Codec: specialize "
+        "weir::Codec for it (weir/codec.h)");
+  } else {
+    std::string position;
+    std::string inputs;
+    if (const RestoredState* restored = worker.env.restored()) {
+      for (const OperatorSnapshot* snapshot : restored->Snapshots(self.identity())) {
+        if (snapshot->worker != worker.env.worker_index) continue;
+        auto found =
+            snapshot->operator_state.find(std::string(RemoteExchangeReceiver<T>::kPositionKey));
+        if (found != snapshot->operator_state.end()) position = found->second;
+        found = snapshot->operator_state.find(std::string(RemoteExchangeReceiver<T>::kInputsKey));
+        if (found != snapshot->operator_state.end()) inputs = found->second;
+      }
+    }
+    absl::StatusOr<std::unique_ptr<RemoteEndpoint>> opened =
+        worker.env.remote->Open(RemoteExchanges::ExchangeName(self.kind, self.id), position);
+    if (!opened.ok()) return opened.status();
+    std::shared_ptr<RemoteEndpoint> endpoint = *std::move(opened);
+    auto sender = std::make_unique<RemoteExchangeSender<T, Route>>(
+        worker.env, worker.label(self.id), endpoint, std::move(route), broadcast);
+    worker.output<T>(self.inputs[0]).AddDownstream(sender.get());
+    worker.senders.push_back(std::move(sender));
+    auto* receiver = worker.Add<RemoteExchangeReceiver<T>>(self, endpoint, std::move(inputs));
+    worker.sources.push_back(receiver);
+    worker.SetOutput(self.id, receiver->output(), receiver);
+    return absl::OkStatus();
+  }
+}
+
 // Adds an exchange. `make_route(env)` returns the record -> worker function.
+// In cluster mode (the env has remote exchanges) its two ends are a
+// RemoteExchangeSender and a RemoteExchangeReceiver, which need Codec<T>.
 template <class T, class MakeRoute>
 int AddExchangeNode(Graph* graph, int input, std::string kind, MakeRoute make_route,
                     bool broadcast) {
   LogicalNode& node = graph->Add(std::move(kind), {input});
+  node.exchange = true;
   node.prepare = [](const LogicalNode& self, JobBuilder& job) -> absl::Status {
+    if (job.remote_exchanges()) return absl::OkStatus();
     auto channels = std::make_shared<ExchangeChannels<T>>(job.parallelism(), job.queue_capacity());
     job.AddExchange(self.id, channels);
     job.SetShared(self.id, std::move(channels));
@@ -94,6 +140,9 @@ int AddExchangeNode(Graph* graph, int input, std::string kind, MakeRoute make_ro
   };
   node.instantiate = [make_route, broadcast](const LogicalNode& self,
                                              WorkerBuilder& worker) -> absl::Status {
+    if (worker.env.remote != nullptr) {
+      return AddRemoteExchange<T>(self, worker, make_route(worker.env), broadcast);
+    }
     auto channels = std::static_pointer_cast<ExchangeChannels<T>>(worker.shared[self.id]);
     auto route = make_route(worker.env);
     auto sender = std::make_unique<ExchangeSender<T, decltype(route)>>(

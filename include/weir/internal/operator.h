@@ -52,6 +52,7 @@ absl::Status StatusFromCurrentException(const std::string& op_name, int worker);
 // Per-worker environment.
 
 class JobShared;
+class RemoteExchanges;
 class Replayable;
 class ReplayCoordinator;
 class SnapshotCollector;
@@ -81,6 +82,10 @@ struct WorkerEnv {
   Timestamp Now() const;
   // The newest checkpoint the coordinator asked for (0: none yet).
   int64_t requested_checkpoint() const;
+  // The newest checkpoint that completed or failed (0: none yet).
+  int64_t resolved_checkpoint() const;
+  // Cluster mode: the transport of exchanges between tasks; null in local mode.
+  RemoteExchanges* remote = nullptr;
   // Where snapshots go; null when checkpointing is off.
   SnapshotCollector* collector() const;
   // The checkpoint this run restored from; null if none.
@@ -205,6 +210,9 @@ class InputSet {
   bool idle() const { return idle_; }
   bool ended() const { return ended_count_ == size(); }
   bool input_ended(int input) const { return inputs_[input].ended; }
+  bool input_idle(int input) const { return inputs_[input].idle; }
+  // The newest watermark `input` sent, idle or not.
+  Timestamp last_watermark(int input) const { return inputs_[input].watermark; }
   // The watermark of `input` alone: kMaxTimestamp once it ended or while it
   // is idle (it holds nothing back), else the newest watermark it sent.
   Timestamp input_watermark(int input) const {

@@ -1,0 +1,100 @@
+// ClusterJob: this process's share of a cluster-mode job. It joins the job's
+// consumer group on the lease topic (cooperative-sticky), runs one local Job
+// per task it owns (lib/runtime/job.h, TaskRun), commits a task's checkpoint
+// in the task's Kafka transaction, and follows the checkpoint records to see
+// the whole job end.
+//
+// Ownership changes: an assigned task creates its producer (fencing the
+// previous owner), reads its last committed checkpoint record and restores
+// that checkpoint; a revoked task takes a checkpoint (committed) and stops; a
+// lost task (this process was thrown out of the group) stops without
+// committing.
+
+#ifndef WEIR_LIB_CLUSTER_CLUSTER_JOB_H_
+#define WEIR_LIB_CLUSTER_CLUSTER_JOB_H_
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lib/cluster/checkpoint_records.h"
+#include "lib/cluster/task_transport.h"
+#include "lib/connectors/kafka/client.h"
+#include "lib/runtime/job.h"
+#include "lib/runtime/running_job.h"
+#include "weir/internal/graph.h"
+#include "weir/pipeline.h"
+
+namespace weir::cluster {
+
+class ClusterJob final : public internal::RunningJob {
+ public:
+  static absl::StatusOr<std::shared_ptr<internal::RunningJob>> Start(
+      const PipelineOptions& options, std::shared_ptr<const internal::Graph> graph);
+  ~ClusterJob() override;
+
+  // Leaves the group: every task takes a committed checkpoint and stops.
+  void Stop() override;
+  // Stops every task without committing, and leaves the group.
+  void Cancel() override;
+  absl::Status Wait() override;
+  bool done() const override { return done_.load(); }
+  MetricsSnapshot Metrics() const override;
+  int http_port() const override { return -1; }
+  int64_t last_completed_checkpoint() const override;
+  int64_t restored_checkpoint() const override;
+  absl::StatusOr<int64_t> TriggerCheckpoint() override;
+
+  // The tasks this process runs now.
+  std::vector<int> OwnedTasks() const;
+
+ private:
+  struct Task {
+    int index = 0;
+    std::unique_ptr<TaskTransport> transport;
+    std::shared_ptr<internal::Job> job;
+    internal::TaskRun run;
+  };
+
+  ClusterJob(const PipelineOptions& options, std::shared_ptr<const internal::Graph> graph,
+             std::string fingerprint);
+  absl::Status Join();
+  void Loop();
+  static void RebalanceCallback(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                rd_kafka_topic_partition_list_t* partitions, void* opaque);
+  void OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
+  absl::Status StartTask(int index);
+  // Takes a committed checkpoint (if `commit`) and stops task `index`.
+  void StopTask(int index, bool commit);
+  void Fail(const absl::Status& status);
+  // True once every task's newest record is final.
+  bool JobFinished();
+
+  PipelineOptions options_;
+  std::shared_ptr<const internal::Graph> graph_;
+  std::string fingerprint_;
+  kafka::internal::HandlePtr lease_;
+  std::unique_ptr<CheckpointRecordReader> records_;
+  std::thread thread_;
+
+  mutable std::mutex mutex_;  // guards tasks_ and failure_
+  std::map<int, std::unique_ptr<Task>> tasks_;
+  absl::Status failure_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> cancel_{false};
+  std::atomic<bool> done_{false};
+  std::mutex wait_mutex_;
+  bool joined_ = false;
+};
+
+}  // namespace weir::cluster
+
+#endif  // WEIR_LIB_CLUSTER_CLUSTER_JOB_H_

@@ -1,0 +1,62 @@
+// The Kafka side of one cluster-mode task: its transactional producer (the
+// transactional id is the job's and the task's, so a new owner fences the
+// old one), the repartition topics its exchanges write and read, and the
+// checkpoint record it commits with each checkpoint.
+
+#ifndef WEIR_LIB_CLUSTER_TASK_TRANSPORT_H_
+#define WEIR_LIB_CLUSTER_TASK_TRANSPORT_H_
+
+#include <librdkafka/rdkafka.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lib/cluster/checkpoint_records.h"
+#include "lib/connectors/kafka/client.h"
+#include "weir/cluster.h"
+#include "weir/internal/remote_exchange.h"
+
+namespace weir::cluster {
+
+// The topics of job `job_id`.
+std::string LeaseTopic(const std::string& job_id);
+std::string CheckpointTopic(const std::string& job_id);
+std::string RepartitionTopic(const std::string& job_id, const std::string& exchange);
+
+class TaskTransport final : public internal::RemoteExchanges {
+ public:
+  // Creates the task's producer and initializes its transactions, which
+  // fences (and aborts the open transaction of) any earlier owner of the
+  // task. Then begins the first transaction.
+  static absl::StatusOr<std::unique_ptr<TaskTransport>> Create(const ClusterOptions& options,
+                                                               int task,
+                                                               std::string graph_fingerprint);
+  ~TaskTransport() override;
+
+  absl::StatusOr<std::unique_ptr<internal::RemoteEndpoint>> Open(
+      const std::string& exchange, const std::string& position) override;
+
+  // Commits the open transaction with the checkpoint record of checkpoint
+  // `id` (its records before the barrier are in it), then begins the next.
+  absl::Status Commit(int64_t id, bool final);
+  // Aborts the open transaction (a task that stops without committing).
+  void Abort();
+
+ private:
+  TaskTransport(const ClusterOptions& options, int task, std::string fingerprint,
+                kafka::internal::HandlePtr producer);
+
+  ClusterOptions options_;
+  int task_;
+  std::string fingerprint_;
+  kafka::internal::HandlePtr producer_;
+  bool in_transaction_ = false;
+};
+
+}  // namespace weir::cluster
+
+#endif  // WEIR_LIB_CLUSTER_TASK_TRANSPORT_H_
