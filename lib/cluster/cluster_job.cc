@@ -213,6 +213,13 @@ void ClusterJob::OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
   for (int idx = 0; idx < partitions->cnt; ++idx)
     changed.push_back(partitions->elems[idx].partition);
   const std::string job = absl::StrCat("cluster job '", options_.cluster.job_id, "'");
+  auto record_rebalance = [&] {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++rebalances_;
+    last_rebalance_ms_ = absl::ToUnixMillis(absl::Now());
+    last_rebalance_seconds_ =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     kinternal::ErrorPtr error(rd_kafka_incremental_assign(lease_.get(), partitions));
     if (error != nullptr) {
@@ -227,6 +234,7 @@ void ClusterJob::OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
         return;
       }
     }
+    record_rebalance();
     Log(job, ": took task(s) ", absl::StrJoin(changed, ", "), " in ",
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                               started)
@@ -238,6 +246,7 @@ void ClusterJob::OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
     const bool lost = rd_kafka_assignment_lost(lease_.get()) != 0;
     for (int task : changed) StopTask(task, /*commit=*/!lost && !cancel_.load());
     kinternal::ErrorPtr error(rd_kafka_incremental_unassign(lease_.get(), partitions));
+    record_rebalance();
     Log(job, lost ? ": lost task(s) " : ": gave up task(s) ", absl::StrJoin(changed, ", "),
         lost ? " (dropped without committing)" : " (committed and stopped)", " in ",
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
@@ -258,7 +267,7 @@ absl::Status ClusterJob::StartTask(int index) {
   if (!transport.ok()) return transport.status();
   task->transport = *std::move(transport);
   // After the fence: the previous owner can commit nothing more.
-  if (absl::Status status = records_->CatchUp(options_.cluster.broker_timeout); !status.ok()) {
+  if (absl::Status status = CatchUpRecords(); !status.ok()) {
     return status;
   }
   const auto& records = records_->tasks();
@@ -334,8 +343,15 @@ std::vector<int> ClusterJob::OwnedTasks() const {
   return owned;
 }
 
-bool ClusterJob::JobFinished() {
+absl::Status ClusterJob::CatchUpRecords() {
   absl::Status status = records_->CatchUp(options_.cluster.broker_timeout);
+  std::lock_guard<std::mutex> lock(mutex_);
+  records_seen_ = records_->tasks();
+  return status;
+}
+
+bool ClusterJob::JobFinished() {
+  absl::Status status = CatchUpRecords();
   if (!status.ok()) {
     Log("cluster job '", options_.cluster.job_id,
         "': reading the checkpoint records: ", status.ToString());
@@ -419,6 +435,39 @@ MetricsSnapshot ClusterJob::Metrics() const {
   MetricsSnapshot merged;
   merged.timestamp_ms = absl::ToUnixMillis(absl::Now());
   std::lock_guard<std::mutex> lock(mutex_);
+  const MetricLabels job = {{"job", options_.cluster.job_id}};
+  auto gauge = [&](std::string name, std::string help, MetricType type) -> MetricFamily& {
+    merged.families.push_back(
+        MetricFamily{.name = std::move(name), .help = std::move(help), .type = type});
+    return merged.families.back();
+  };
+  auto with_task = [&](int task) {
+    MetricLabels labels = job;
+    labels.emplace_back("task", absl::StrCat(task));
+    return labels;
+  };
+  gauge("weir_cluster_owned_tasks", "Tasks this process runs", MetricType::kGauge)
+      .series.push_back({.labels = job, .value = static_cast<double>(tasks_.size())});
+  MetricFamily& owned =
+      gauge("weir_cluster_task_owned", "1 for each task this process runs", MetricType::kGauge);
+  for (const auto& [index, task] : tasks_)
+    owned.series.push_back({.labels = with_task(index), .value = 1});
+  gauge("weir_cluster_rebalances_total", "Task assignments and revocations seen",
+        MetricType::kCounter)
+      .series.push_back({.labels = job, .value = static_cast<double>(rebalances_)});
+  gauge("weir_cluster_last_rebalance_seconds", "How long the last rebalance took here",
+        MetricType::kGauge)
+      .series.push_back({.labels = job, .value = last_rebalance_seconds_});
+  gauge("weir_cluster_last_rebalance_timestamp_ms", "When the last rebalance happened",
+        MetricType::kGauge)
+      .series.push_back({.labels = job, .value = static_cast<double>(last_rebalance_ms_)});
+  MetricFamily& last =
+      gauge("weir_cluster_task_last_checkpoint",
+            "The checkpoint each task's newest record committed", MetricType::kGauge);
+  for (const auto& [index, record] : records_seen_) {
+    last.series.push_back(
+        {.labels = with_task(index), .value = static_cast<double>(record.checkpoint_id)});
+  }
   for (const auto& [index, task] : tasks_) {
     if (task->job == nullptr) continue;
     MetricsSnapshot snapshot = task->job->Metrics();

@@ -53,6 +53,10 @@ class ClusterJob final : public internal::RunningJob {
   int64_t restored_checkpoint() const override;
   absl::StatusOr<int64_t> TriggerCheckpoint() override;
 
+  // Besides every task's own metrics: weir_cluster_owned_tasks,
+  // weir_cluster_task_owned{task}, weir_cluster_rebalances_total,
+  // weir_cluster_last_rebalance_seconds, weir_cluster_last_rebalance_timestamp_ms and
+  // weir_cluster_task_last_checkpoint{task} (the id each task's newest record committed).
   // The tasks this process runs now.
   std::vector<int> OwnedTasks() const;
 
@@ -77,6 +81,8 @@ class ClusterJob final : public internal::RunningJob {
   void Fail(const absl::Status& status);
   // True once every task's newest record is final.
   bool JobFinished();
+  // records_->CatchUp, then a copy of what it read for Metrics().
+  absl::Status CatchUpRecords();
 
   PipelineOptions options_;
   std::shared_ptr<const internal::Graph> graph_;
@@ -85,8 +91,13 @@ class ClusterJob final : public internal::RunningJob {
   std::unique_ptr<CheckpointRecordReader> records_;
   std::thread thread_;
 
-  mutable std::mutex mutex_;  // guards tasks_ and failure_
+  mutable std::mutex mutex_;  // guards tasks_, failure_, records_seen_ and the rebalance figures
   std::map<int, std::unique_ptr<Task>> tasks_;
+  // The newest checkpoint record of every task, as last read (for Metrics).
+  std::map<int, TaskCheckpoint> records_seen_;
+  int64_t rebalances_ = 0;
+  int64_t last_rebalance_ms_ = 0;
+  double last_rebalance_seconds_ = 0;
   absl::Status failure_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> cancel_{false};

@@ -1,5 +1,6 @@
 #include "lib/cluster/task_transport.h"
 
+#include <atomic>
 #include <cstring>
 #include <utility>
 
@@ -110,7 +111,14 @@ class KafkaEndpoint final : public internal::RemoteEndpoint {
     return absl::OkStatus();
   }
 
-  std::string Position() const override { return absl::StrCat(next_offset_); }
+  std::string Position() const override {
+    // Called for the snapshot at a barrier: the offset the checkpoint's
+    // transaction commits for lag tools.
+    snapshotted_.store(next_offset_, std::memory_order_release);
+    return absl::StrCat(next_offset_);
+  }
+  const std::string& topic() const { return topic_; }
+  int64_t snapshotted() const { return snapshotted_.load(std::memory_order_acquire); }
 
  private:
   rd_kafka_t* producer_;
@@ -121,6 +129,7 @@ class KafkaEndpoint final : public internal::RemoteEndpoint {
   std::string what_;
   std::string buffer_;
   std::vector<kinternal::MessagePtr> held_;
+  mutable std::atomic<int64_t> snapshotted_{-1};
 };
 
 }  // namespace
@@ -193,8 +202,10 @@ absl::StatusOr<std::unique_ptr<internal::RemoteEndpoint>> TaskTransport::Open(
   if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer->get(), list.get())) {
     return kinternal::ToStatus(err, what);
   }
-  return std::unique_ptr<internal::RemoteEndpoint>(new KafkaEndpoint(
-      producer_.get(), task_, topic, *std::move(consumer), offset < 0 ? 0 : offset));
+  auto endpoint = std::make_unique<KafkaEndpoint>(producer_.get(), task_, topic,
+                                                  *std::move(consumer), offset < 0 ? 0 : offset);
+  endpoints_.push_back(endpoint.get());
+  return std::unique_ptr<internal::RemoteEndpoint>(std::move(endpoint));
 }
 
 absl::Status TaskTransport::Commit(int64_t id, bool final) {
@@ -208,6 +219,7 @@ absl::Status TaskTransport::Commit(int64_t id, bool final) {
   absl::Status status = Produce(producer_.get(), CheckpointTopic(options_.job_id), 0,
                                 TaskKey(task_), EncodeTaskCheckpoint(record), what);
   if (!status.ok()) return status;
+  if (status = SendOffsets(what); !status.ok()) return status;
   kinternal::ErrorPtr error(
       rd_kafka_commit_transaction(producer_.get(), Millis(options_.broker_timeout)));
   if (error != nullptr) {
@@ -222,6 +234,27 @@ absl::Status TaskTransport::Commit(int64_t id, bool final) {
     return kinternal::ToStatus(error.get(), what);
   }
   return absl::OkStatus();
+}
+
+absl::Status TaskTransport::SendOffsets(const std::string& what) {
+  kinternal::TopicPartitionListPtr offsets(rd_kafka_topic_partition_list_new(1));
+  for (const internal::RemoteEndpoint* base : endpoints_) {
+    const auto* endpoint = static_cast<const KafkaEndpoint*>(base);
+    if (endpoint->snapshotted() < 0) continue;
+    rd_kafka_topic_partition_list_add(offsets.get(), endpoint->topic().c_str(), task_)->offset =
+        endpoint->snapshotted();
+  }
+  if (offsets->cnt == 0) return absl::OkStatus();
+  std::unique_ptr<rd_kafka_consumer_group_metadata_t, void (*)(rd_kafka_consumer_group_metadata_t*)>
+      group(rd_kafka_consumer_group_metadata_new((options_.job_id + "-offsets").c_str()),
+            rd_kafka_consumer_group_metadata_destroy);
+  kinternal::ErrorPtr error(rd_kafka_send_offsets_to_transaction(
+      producer_.get(), offsets.get(), group.get(), Millis(options_.broker_timeout)));
+  if (error == nullptr) return absl::OkStatus();
+  absl::Status status =
+      kinternal::ToStatus(error.get(), absl::StrCat(what, ": committing consumed offsets"));
+  if (rd_kafka_error_txn_requires_abort(error.get())) Abort();
+  return status;
 }
 
 void TaskTransport::Abort() {

@@ -41,7 +41,9 @@ class TaskTransport final : public internal::RemoteExchanges {
       const std::string& exchange, const std::string& position) override;
 
   // Commits the open transaction with the checkpoint record of checkpoint
-  // `id` (its records before the barrier are in it), then begins the next.
+  // `id` (its records before the barrier are in it) and the offsets its
+  // receivers consumed before the barrier (group `<job_id>-offsets`), then
+  // begins the next.
   absl::Status Commit(int64_t id, bool final);
   // Aborts the open transaction (a task that stops without committing).
   void Abort();
@@ -53,8 +55,15 @@ class TaskTransport final : public internal::RemoteExchanges {
   ClusterOptions options_;
   int task_;
   std::string fingerprint_;
+  // Adds the offsets the receivers snapshotted to the open transaction, in
+  // the group `<job_id>-offsets` (for lag tools; restores use the snapshot).
+  absl::Status SendOffsets(const std::string& what);
+
   kafka::internal::HandlePtr producer_;
   bool in_transaction_ = false;
+  // The receiving ends of this task's exchanges (owned by its Job, which
+  // ends before this transport).
+  std::vector<const internal::RemoteEndpoint*> endpoints_;
 };
 
 }  // namespace weir::cluster
