@@ -140,4 +140,22 @@ struct weir::Codec<engagement::EngagementEvent>
           &engagement::EngagementEvent::duration_ms, &engagement::EngagementEvent::device,
           &engagement::EngagementEvent::raw_payload> {};
 
+// Content versions cross tasks (Broadcast) in cluster mode, and so do the
+// join's enriched events (KeyBy to the metrics): both need a Codec.
+template <>
+struct weir::Codec<engagement::ContentVersion>
+    : weir::MemberCodec<engagement::ContentVersion, &engagement::ContentVersion::content_id,
+                        &engagement::ContentVersion::ts_ms, &engagement::ContentVersion::row> {};
+
+template <>
+struct weir::Codec<engagement::Enriched>
+    : weir::MemberCodec<
+          engagement::Enriched, &engagement::Enriched::event_id, &engagement::Enriched::content_id,
+          &engagement::Enriched::user_id, &engagement::Enriched::event_type,
+          &engagement::Enriched::event_ts_ms, &engagement::Enriched::duration_ms,
+          &engagement::Enriched::device, &engagement::Enriched::engagement_seconds,
+          &engagement::Enriched::engagement_pct, &engagement::Enriched::slug,
+          &engagement::Enriched::title, &engagement::Enriched::content_type,
+          &engagement::Enriched::length_seconds, &engagement::Enriched::publish_ts_ms> {};
+
 #endif  // WEIR_EXAMPLES_ENGAGEMENT_CONTENT_JOIN_H_

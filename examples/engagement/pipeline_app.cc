@@ -168,6 +168,19 @@ const std::vector<Flag>& Flags() {
       StringFlag("job-name", "JOB_NAME",
                  "the job's name (checkpoints, Kafka transactional ids, Redis fencing)",
                  &PipelineConfig::job_name),
+      StringFlag("cluster-job-id", "CLUSTER_JOB_ID",
+                 "run as one process of this cluster-mode job: every process started with the "
+                 "same id shares the job's tasks through Kafka (empty: this process runs it all)",
+                 &PipelineConfig::cluster_job_id),
+      IntFlag("cluster-tasks", "CLUSTER_TASKS",
+              "cluster mode: the job's tasks (the same in every process)",
+              &PipelineConfig::cluster_tasks),
+      StringFlag("cluster-instance-id", "CLUSTER_INSTANCE_ID",
+                 "cluster mode: this process's static group membership id (optional)",
+                 &PipelineConfig::cluster_instance_id),
+      DurationFlag("cluster-session-timeout", "CLUSTER_SESSION_TIMEOUT",
+                   "cluster mode: how long a silent process keeps its tasks",
+                   &PipelineConfig::cluster_session_timeout),
       DurationFlag("out-of-orderness", "OUT_OF_ORDERNESS",
                    "how far event times may go backwards (watermark delay)",
                    &PipelineConfig::out_of_orderness),
@@ -512,6 +525,9 @@ absl::StatusOr<PipelineConfig> ParseConfig(int argc, char** argv,
         "address it prints");
   }
   if (config.parallelism < 1) return absl::InvalidArgumentError("--parallelism must be >= 1");
+  if (!config.cluster_job_id.empty() && config.cluster_tasks < 1) {
+    return absl::InvalidArgumentError("--cluster-tasks must be >= 1");
+  }
   return config;
 }
 
@@ -563,6 +579,14 @@ weir::PipelineOptions PipelineOptionsFor(const PipelineConfig& config) {
   if (!config.checkpoint_uri.empty() && config.checkpoint_interval > absl::ZeroDuration()) {
     options.checkpoints.interval = config.checkpoint_interval;
     options.checkpoints.storage_uri = config.checkpoint_uri;
+  }
+  if (!config.cluster_job_id.empty()) {
+    options.cluster.brokers = config.brokers;
+    options.cluster.job_id = config.cluster_job_id;
+    options.cluster.instance_id = config.cluster_instance_id;
+    options.cluster.tasks = config.cluster_tasks;
+    options.cluster.session_timeout = config.cluster_session_timeout;
+    options.cluster.properties = config.kafka_properties;
   }
   return options;
 }
@@ -793,6 +817,14 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::pair<std::string, int>>> ClusterTopicsFor(
+    const PipelineConfig& config) {
+  weir::Pipeline pipeline(PipelineOptionsFor(config));
+  absl::Status built = BuildPipeline(pipeline, config, std::make_shared<PipelineCounters>());
+  if (!built.ok()) return built;
+  return pipeline.ClusterTopics();
+}
+
 absl::Status RunPipeline(const PipelineConfig& config, const std::atomic<bool>& stop) {
   if (!config.clickhouse_url.empty()) {
     absl::Status created = CreateClickHouseTables(config);
@@ -806,9 +838,13 @@ absl::Status RunPipeline(const PipelineConfig& config, const std::atomic<bool>& 
   if (!job.ok()) return job.status();
   std::fprintf(
       stderr,
-      "engagement-pipeline: running (parallelism %d, checkpoints %s every %s, Redis %s, "
+      "engagement-pipeline: running (%s, checkpoints %s every %s, Redis %s, "
       "ClickHouse %s)\n",
-      config.parallelism, config.checkpoint_uri.empty() ? "off" : config.checkpoint_uri.c_str(),
+      config.cluster_job_id.empty() ? absl::StrCat("parallelism ", config.parallelism).c_str()
+                                    : absl::StrCat("cluster job ", config.cluster_job_id, " of ",
+                                                   config.cluster_tasks, " tasks")
+                                          .c_str(),
+      config.checkpoint_uri.empty() ? "off" : config.checkpoint_uri.c_str(),
       absl::FormatDuration(config.checkpoint_interval).c_str(),
       config.redis_host.empty() ? "off"
                                 : absl::StrCat(config.redis_host, ":", config.redis_port).c_str(),

@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -67,6 +68,12 @@ struct PipelineConfig {
   std::string state_dir;  // RocksDB state there; empty: memory
   int parallelism = 2;
   std::string job_name = "engagement";
+  // Cluster mode (empty job id: one process runs the whole job). Every
+  // process started with the same id, brokers and tasks runs a share of it.
+  std::string cluster_job_id;
+  int cluster_tasks = 4;
+  std::string cluster_instance_id;  // static group membership (optional)
+  absl::Duration cluster_session_timeout = absl::Seconds(10);
   // Event time and freshness.
   absl::Duration out_of_orderness = absl::Milliseconds(200);
   absl::Duration join_max_wait = absl::Seconds(30);
@@ -116,6 +123,10 @@ struct PipelineCounters {
 absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& config,
                            std::shared_ptr<PipelineCounters> counters);
 weir::PipelineOptions PipelineOptionsFor(const PipelineConfig& config);
+// Cluster mode: the topics the job uses, with their partition counts
+// (weir::Pipeline::ClusterTopics of the whole dataflow).
+absl::StatusOr<std::vector<std::pair<std::string, int>>> ClusterTopicsFor(
+    const PipelineConfig& config);
 
 // Runs until the input ends (bounded) or `stop` becomes true, logging the
 // status line every status_interval; then stops with a final checkpoint.

@@ -190,6 +190,15 @@ class Pipeline {
   // no sink, a source that cannot list its splits) are returned here.
   absl::StatusOr<JobHandle> Start();
 
+  // Cluster mode (options().cluster): the Kafka topics the job uses, each
+  // with its partition count: `<job_id>-tasks` (task leases),
+  // `<job_id>-checkpoints` (checkpoint records) and one
+  // `<job_id>-<Kind>-<node>-repartition` per KeyBy or Broadcast.
+  // Start() creates missing ones; a broker that cannot (topic creation
+  // restricted, or librdkafka's mock cluster) needs them made beforehand.
+  // kFailedPrecondition in local mode.
+  absl::StatusOr<std::vector<std::pair<std::string, int>>> ClusterTopics() const;
+
   const PipelineOptions& options() const { return options_; }
 
  private:

@@ -32,6 +32,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -305,11 +306,17 @@ class TransactionalFileSink final : public Sink<T> {
     return std::unique_ptr<SinkWriter<T>>(new Writer(dir_, context.worker_index));
   }
 
-  // Every committed record, in (checkpoint, worker) order.
+  // Every committed record, in (checkpoint, worker) order; none before a
+  // sink was made on `dir`.
   static absl::StatusOr<std::vector<T>> ReadCommitted(const std::string& dir) {
     std::vector<std::string> files;
-    for (const auto& entry : std::filesystem::directory_iterator(dir + "/committed")) {
-      files.push_back(entry.path().string());
+    std::error_code error;
+    for (std::filesystem::directory_iterator entry(dir + "/committed", error), end;
+         !error && entry != end; entry.increment(error)) {
+      files.push_back(entry->path().string());
+    }
+    if (error && error != std::errc::no_such_file_or_directory) {
+      return absl::InternalError("reading " + dir + "/committed: " + error.message());
     }
     std::sort(files.begin(), files.end());
     std::vector<T> out;

@@ -1,10 +1,13 @@
 #include "weir/pipeline.h"
 
 #include <atomic>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "lib/runtime/job.h"
 #include "lib/runtime/running_job.h"
+#include "weir/internal/remote_exchange.h"
 
 namespace weir {
 
@@ -16,6 +19,27 @@ std::atomic<ClusterStarter> cluster_starter{nullptr};
 
 void RegisterClusterStarter(ClusterStarter starter) { cluster_starter.store(starter); }
 ClusterStarter FindClusterStarter() { return cluster_starter.load(); }
+
+std::string ClusterLeaseTopic(const std::string& job_id) { return job_id + "-tasks"; }
+std::string ClusterCheckpointTopic(const std::string& job_id) { return job_id + "-checkpoints"; }
+std::string ClusterRepartitionTopic(const std::string& job_id, const std::string& exchange) {
+  return job_id + "-" + exchange + "-repartition";
+}
+
+std::vector<std::pair<std::string, int>> ClusterTopics(const PipelineOptions& options,
+                                                       const Graph& graph) {
+  const ClusterOptions& cluster = options.cluster;
+  std::vector<std::pair<std::string, int>> topics = {
+      {ClusterLeaseTopic(cluster.job_id), cluster.tasks},
+      {ClusterCheckpointTopic(cluster.job_id), 1}};
+  for (const auto& node : graph.nodes()) {
+    if (!node->exchange) continue;
+    topics.emplace_back(ClusterRepartitionTopic(
+                            cluster.job_id, RemoteExchanges::ExchangeName(node->kind, node->id)),
+                        cluster.tasks);
+  }
+  return topics;
+}
 
 }  // namespace internal
 
@@ -40,6 +64,16 @@ absl::StatusOr<JobHandle> Pipeline::Start() {
   absl::StatusOr<std::shared_ptr<internal::Job>> job = internal::Job::Start(options_, *graph_);
   if (!job.ok()) return job.status();
   return JobHandle(*std::move(job));
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, int>>> Pipeline::ClusterTopics() const {
+  if (!options_.cluster.enabled()) {
+    return absl::FailedPreconditionError(
+        "ClusterTopics: PipelineOptions::cluster is not set (a local job uses no topics of its "
+        "own)");
+  }
+  if (!graph_->error().ok()) return graph_->error();
+  return internal::ClusterTopics(options_, *graph_);
 }
 
 absl::Status Pipeline::Run() {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "lib/cluster/task_transport.h"
+#include "lib/runtime/running_job.h"
 #include "weir/internal/graph.h"
 #include "weir/key.h"
 
@@ -98,7 +99,7 @@ absl::StatusOr<std::unique_ptr<CheckpointRecordReader>> CheckpointRecordReader::
   absl::StatusOr<kinternal::HandlePtr> consumer =
       kinternal::MakeHandle(RD_KAFKA_CONSUMER, *std::move(conf), what);
   if (!consumer.ok()) return consumer.status();
-  const std::string topic = CheckpointTopic(options.job_id);
+  const std::string topic = internal::ClusterCheckpointTopic(options.job_id);
   kinternal::TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), 0)->offset =
       RD_KAFKA_OFFSET_BEGINNING;
@@ -164,7 +165,7 @@ absl::Status WriteGraphRecord(const ClusterOptions& options, const std::string& 
   absl::StatusOr<kinternal::HandlePtr> producer =
       kinternal::MakeHandle(RD_KAFKA_PRODUCER, *std::move(conf), what);
   if (!producer.ok()) return producer.status();
-  const std::string topic = CheckpointTopic(options.job_id);
+  const std::string topic = internal::ClusterCheckpointTopic(options.job_id);
   const std::string value =
       absl::StrCat("weir-graph v1 graph=", fingerprint, " tasks=", options.tasks);
   rd_kafka_resp_err_t err = rd_kafka_producev(

@@ -1,7 +1,10 @@
 #include "lib/cluster/cluster_job.h"
 
 #include <chrono>
+#include <map>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -9,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "lib/common/log.h"
 #include "lib/common/status.h"
+#include "weir/formats/json.h"
 
 namespace weir::cluster {
 
@@ -106,7 +110,7 @@ absl::Status EnsureTopics(const ClusterOptions& options, const std::map<std::str
         absl::FormatDuration(options.broker_timeout),
         " (a broker without the CreateTopics API, such as librdkafka's mock cluster, needs them "
         "created beforehand, one partition per task; ",
-        CheckpointTopic(options.job_id), ": 1 partition)"));
+        internal::ClusterCheckpointTopic(options.job_id), ": 1 partition)"));
   }
   size_t count = 0;
   const rd_kafka_topic_result_t** results =
@@ -136,17 +140,16 @@ absl::StatusOr<std::shared_ptr<internal::RunningJob>> ClusterJob::Start(
   const ClusterOptions& cluster = options.cluster;
   // The lease and checkpoint topics first: the graph record decides whether
   // this process may run here at all, before it creates anything else.
-  if (absl::Status status = EnsureTopics(cluster, {{LeaseTopic(cluster.job_id), cluster.tasks},
-                                                   {CheckpointTopic(cluster.job_id), 1}});
+  if (absl::Status status =
+          EnsureTopics(cluster, {{internal::ClusterLeaseTopic(cluster.job_id), cluster.tasks},
+                                 {internal::ClusterCheckpointTopic(cluster.job_id), 1}});
       !status.ok()) {
     return status;
   }
   std::string fingerprint = GraphFingerprint(*graph, cluster.tasks, options.max_parallelism);
   std::map<std::string, int> repartition;
-  for (const auto& node : graph->nodes()) {
-    if (!node->exchange) continue;
-    repartition[RepartitionTopic(cluster.job_id, internal::RemoteExchanges::ExchangeName(
-                                                     node->kind, node->id))] = cluster.tasks;
+  for (const auto& [topic, partitions] : internal::ClusterTopics(options, *graph)) {
+    repartition[topic] = partitions;  // the lease and checkpoint topics exist by now
   }
   std::shared_ptr<ClusterJob> job(new ClusterJob(options, std::move(graph), fingerprint));
   absl::StatusOr<std::unique_ptr<CheckpointRecordReader>> records =
@@ -166,6 +169,12 @@ absl::StatusOr<std::shared_ptr<internal::RunningJob>> ClusterJob::Start(
   if (absl::Status status = EnsureTopics(cluster, repartition); !status.ok()) return status;
   if (job->records_->graph().empty()) {
     if (absl::Status status = WriteGraphRecord(cluster, fingerprint); !status.ok()) return status;
+  }
+  if (options.http_port >= 0) {
+    absl::StatusOr<std::unique_ptr<internal::HttpServer>> server =
+        internal::HttpServer::Start(options.http_address, options.http_port, *job);
+    if (!server.ok()) return server.status();
+    job->server_ = *std::move(server);
   }
   if (absl::Status status = job->Join(); !status.ok()) return status;
   job->thread_ = std::thread([raw = job.get()] { raw->Loop(); });
@@ -193,8 +202,8 @@ absl::Status ClusterJob::Join() {
   if (!consumer.ok()) return consumer.status();
   lease_ = *std::move(consumer);
   kinternal::TopicPartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(topics.get(), LeaseTopic(cluster.job_id).c_str(),
-                                    RD_KAFKA_PARTITION_UA);
+  rd_kafka_topic_partition_list_add(
+      topics.get(), internal::ClusterLeaseTopic(cluster.job_id).c_str(), RD_KAFKA_PARTITION_UA);
   if (rd_kafka_resp_err_t err = rd_kafka_subscribe(lease_.get(), topics.get())) {
     return kinternal::ToStatus(err, what);
   }
@@ -234,6 +243,7 @@ void ClusterJob::OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
         return;
       }
     }
+    if (changed.empty()) return;  // a cooperative round that moved nothing here
     record_rebalance();
     Log(job, ": took task(s) ", absl::StrJoin(changed, ", "), " in ",
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
@@ -246,6 +256,7 @@ void ClusterJob::OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
     const bool lost = rd_kafka_assignment_lost(lease_.get()) != 0;
     for (int task : changed) StopTask(task, /*commit=*/!lost && !cancel_.load());
     kinternal::ErrorPtr error(rd_kafka_incremental_unassign(lease_.get(), partitions));
+    if (changed.empty()) return;
     record_rebalance();
     Log(job, lost ? ": lost task(s) " : ": gave up task(s) ", absl::StrJoin(changed, ", "),
         lost ? " (dropped without committing)" : " (committed and stopped)", " in ",
@@ -312,6 +323,7 @@ void ClusterJob::StopTask(int index, bool commit) {
   }
   if (task->job != nullptr && !task->job->done()) {
     if (commit) {
+      task->job->Quiesce();
       absl::StatusOr<int64_t> checkpoint = task->job->TriggerCheckpoint();
       if (!checkpoint.ok()) {
         Log("cluster job '", options_.cluster.job_id, "' task ", index,
@@ -409,6 +421,7 @@ void ClusterJob::Loop() {
 }
 
 ClusterJob::~ClusterJob() {
+  if (server_ != nullptr) server_->Stop();
   Cancel();
   (void)Wait();
 }
@@ -468,6 +481,17 @@ MetricsSnapshot ClusterJob::Metrics() const {
     last.series.push_back(
         {.labels = with_task(index), .value = static_cast<double>(record.checkpoint_id)});
   }
+  MetricFamily& lag = gauge("weir_cluster_repartition_lag",
+                            "Messages of a repartition topic a task has not read yet (-1: unknown)",
+                            MetricType::kGauge);
+  for (const auto& [index, task] : tasks_) {
+    if (task->job == nullptr) continue;
+    for (const RepartitionLag& topic : task->transport->Lags()) {
+      MetricLabels labels = with_task(index);
+      labels.emplace_back("topic", topic.topic);
+      lag.series.push_back({.labels = std::move(labels), .value = static_cast<double>(topic.lag)});
+    }
+  }
   for (const auto& [index, task] : tasks_) {
     if (task->job == nullptr) continue;
     MetricsSnapshot snapshot = task->job->Metrics();
@@ -519,6 +543,121 @@ absl::StatusOr<int64_t> ClusterJob::TriggerCheckpoint() {
     newest = std::max(newest, *id);
   }
   return newest;
+}
+
+std::string ClusterJob::PrometheusText() const { return Metrics().ToPrometheusText(); }
+
+bool ClusterJob::Healthy(std::string* reason) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (failure_.ok()) {
+    *reason = "ok";
+    return true;
+  }
+  *reason = absl::StrCat("failed: ", failure_.ToString());
+  return false;
+}
+
+bool ClusterJob::Ready(std::string* reason) const {
+  std::string health;
+  if (!Healthy(&health)) {
+    *reason = health;
+    return false;
+  }
+  if (done_.load()) {
+    *reason = "finished";
+    return false;
+  }
+  const std::vector<int> owned = OwnedTasks();
+  *reason = owned.empty() ? "running no task (every task runs elsewhere)"
+                          : absl::StrCat("running task(s) ", absl::StrJoin(owned, ", "));
+  return true;
+}
+
+std::string ClusterJob::JobJson() const {
+  std::string base;
+  std::vector<int> owned;
+  std::map<int, TaskCheckpoint> records;
+  std::vector<std::pair<int, RepartitionLag>> lags;
+  int64_t rebalances = 0;
+  int64_t last_rebalance_ms = 0;
+  double last_rebalance_seconds = 0;
+  std::string failure;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [index, task] : tasks_) {
+      owned.push_back(index);
+      if (task->job == nullptr) continue;
+      if (base.empty()) base = task->job->JobJson();
+      for (RepartitionLag& lag : task->transport->Lags()) lags.emplace_back(index, std::move(lag));
+    }
+    records = records_seen_;
+    rebalances = rebalances_;
+    last_rebalance_ms = last_rebalance_ms_;
+    last_rebalance_seconds = last_rebalance_seconds_;
+    if (!failure_.ok()) failure = failure_.ToString();
+  }
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  if (base.empty()) {
+    // No task runs here: the job's facts, and no graph to draw.
+    json::Writer json(base);
+    json.BeginObject();
+    json.Key("job").BeginObject();
+    json.Member("name", options_.cluster.job_id);
+    json.Member("status", !failure.empty() ? "failed" : done_.load() ? "finished" : "running");
+    json.Member("ready", failure.empty() && !done_.load());
+    json.Member("healthy", failure.empty());
+    json.Member("error", failure);
+    json.Member("parallelism", 0);
+    json.Member("max_parallelism", options_.max_parallelism);
+    json.Member("state_backend", options_.state_backend.is_rocksdb() ? "rocksdb" : "memory");
+    json.Member("checkpointing", true);
+    json.Member("started_ms", now_ms);
+    json.Member("now_ms", now_ms);
+    json.EndObject();
+    json.Key("graph").BeginObject();
+    json.Key("nodes").BeginArray().EndArray();
+    json.Key("edges").BeginArray().EndArray();
+    json.EndObject();
+    json.Key("workers").BeginArray().EndArray();
+    json.Key("checkpoints").BeginObject().Member("enabled", false).EndObject();
+    json.Key("history").BeginArray().EndArray();
+    json.EndObject();
+  }
+  std::string cluster;
+  json::Writer json(cluster);
+  json.BeginObject();
+  json.Member("job_id", options_.cluster.job_id);
+  json.Member("instance_id", options_.cluster.instance_id);
+  json.Member("tasks", options_.cluster.tasks);
+  json.Key("owned").BeginArray();
+  for (int task : owned) json.Int(task);
+  json.EndArray();
+  json.Member("rebalances", rebalances);
+  json.Member("last_rebalance_ms", last_rebalance_ms);
+  json.Member("last_rebalance_seconds", last_rebalance_seconds);
+  json.Key("task_checkpoints").BeginArray();
+  for (const auto& [task, record] : records) {
+    json.BeginObject()
+        .Member("task", task)
+        .Member("checkpoint", record.checkpoint_id)
+        .Member("final", record.final)
+        .Member("committed_ms", record.committed_ms)
+        .EndObject();
+  }
+  json.EndArray();
+  json.Key("repartition_lag").BeginArray();
+  for (const auto& [task, lag] : lags) {
+    json.BeginObject().Member("task", task).Member("topic", lag.topic).Member("lag", lag.lag);
+    json.EndObject();
+  }
+  json.EndArray();
+  json.EndObject();
+  // Splice the cluster member into the task's object.
+  base.pop_back();
+  base += ",\"cluster\":";
+  base += cluster;
+  base += "}";
+  return base;
 }
 
 namespace {

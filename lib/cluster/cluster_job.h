@@ -28,6 +28,7 @@
 #include "lib/cluster/checkpoint_records.h"
 #include "lib/cluster/task_transport.h"
 #include "lib/connectors/kafka/client.h"
+#include "lib/metrics/http_server.h"
 #include "lib/runtime/job.h"
 #include "lib/runtime/running_job.h"
 #include "weir/internal/graph.h"
@@ -35,7 +36,7 @@
 
 namespace weir::cluster {
 
-class ClusterJob final : public internal::RunningJob {
+class ClusterJob final : public internal::RunningJob, public internal::JobEndpoint {
  public:
   static absl::StatusOr<std::shared_ptr<internal::RunningJob>> Start(
       const PipelineOptions& options, std::shared_ptr<const internal::Graph> graph);
@@ -48,7 +49,9 @@ class ClusterJob final : public internal::RunningJob {
   absl::Status Wait() override;
   bool done() const override { return done_.load(); }
   MetricsSnapshot Metrics() const override;
-  int http_port() const override { return -1; }
+  // PipelineOptions::http_port: this process's share, served as a local job
+  // serves itself (see JobJson).
+  int http_port() const override { return server_ == nullptr ? -1 : server_->port(); }
   int64_t last_completed_checkpoint() const override;
   int64_t restored_checkpoint() const override;
   absl::StatusOr<int64_t> TriggerCheckpoint() override;
@@ -56,9 +59,19 @@ class ClusterJob final : public internal::RunningJob {
   // Besides every task's own metrics: weir_cluster_owned_tasks,
   // weir_cluster_task_owned{task}, weir_cluster_rebalances_total,
   // weir_cluster_last_rebalance_seconds, weir_cluster_last_rebalance_timestamp_ms and
-  // weir_cluster_task_last_checkpoint{task} (the id each task's newest record committed).
+  // weir_cluster_task_last_checkpoint{task} (the id each task's newest record committed)
+  // and weir_cluster_repartition_lag{task, topic} (messages a task has not read yet).
   // The tasks this process runs now.
   std::vector<int> OwnedTasks() const;
+
+  // JobEndpoint. /api/v1/job is the JSON of the lowest task this process
+  // runs (a local job's, so the dashboard draws it) with a "cluster" member:
+  // the job id, this instance, its tasks, the rebalances, every task's last
+  // committed checkpoint and the repartition lag of the tasks it runs.
+  std::string PrometheusText() const override;
+  std::string JobJson() const override;
+  bool Healthy(std::string* reason) const override;
+  bool Ready(std::string* reason) const override;
 
  private:
   struct Task {
@@ -104,6 +117,7 @@ class ClusterJob final : public internal::RunningJob {
   std::atomic<bool> done_{false};
   std::mutex wait_mutex_;
   bool joined_ = false;
+  std::unique_ptr<internal::HttpServer> server_;  // stopped first in the destructor
 };
 
 }  // namespace weir::cluster

@@ -1,5 +1,6 @@
 #include "lib/cluster/task_transport.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <utility>
@@ -8,16 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "lib/common/log.h"
+#include "lib/runtime/running_job.h"
 
 namespace weir::cluster {
 
 namespace kinternal = ::weir::kafka::internal;
-
-std::string LeaseTopic(const std::string& job_id) { return job_id + "-tasks"; }
-std::string CheckpointTopic(const std::string& job_id) { return job_id + "-checkpoints"; }
-std::string RepartitionTopic(const std::string& job_id, const std::string& exchange) {
-  return absl::StrCat(job_id, "-", exchange, "-repartition");
-}
 
 namespace {
 
@@ -104,7 +100,7 @@ class KafkaEndpoint final : public internal::RemoteEndpoint {
       remote.watermark = static_cast<Timestamp>(GetBigEndian(bytes + 5, 8));
       remote.payload = std::string_view(reinterpret_cast<const char*>(bytes) + kHeaderSize,
                                         message->len - kHeaderSize);
-      next_offset_ = message->offset + 1;
+      next_offset_.store(message->offset + 1, std::memory_order_relaxed);
       out.push_back(remote);
       held_.push_back(std::move(message));
     }
@@ -114,8 +110,21 @@ class KafkaEndpoint final : public internal::RemoteEndpoint {
   std::string Position() const override {
     // Called for the snapshot at a barrier: the offset the checkpoint's
     // transaction commits for lag tools.
-    snapshotted_.store(next_offset_, std::memory_order_release);
-    return absl::StrCat(next_offset_);
+    const int64_t next = next_offset_.load(std::memory_order_relaxed);
+    snapshotted_.store(next, std::memory_order_release);
+    return absl::StrCat(next);
+  }
+  // Messages in this task's partition not read yet, from the high watermark
+  // the consumer last fetched (no broker round trip); -1 before it knows it.
+  int64_t Lag() const {
+    int64_t low = 0;
+    int64_t high = 0;
+    if (rd_kafka_get_watermark_offsets(consumer_.get(), topic_.c_str(), task_, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      return -1;
+    }
+    return std::max<int64_t>(0, high - next_offset_.load(std::memory_order_relaxed));
   }
   const std::string& topic() const { return topic_; }
   int64_t snapshotted() const { return snapshotted_.load(std::memory_order_acquire); }
@@ -125,7 +134,7 @@ class KafkaEndpoint final : public internal::RemoteEndpoint {
   int task_;
   std::string topic_;
   kinternal::HandlePtr consumer_;
-  int64_t next_offset_;
+  std::atomic<int64_t> next_offset_;
   std::string what_;
   std::string buffer_;
   std::vector<kinternal::MessagePtr> held_;
@@ -177,7 +186,7 @@ absl::StatusOr<std::unique_ptr<TaskTransport>> TaskTransport::Create(const Clust
 
 absl::StatusOr<std::unique_ptr<internal::RemoteEndpoint>> TaskTransport::Open(
     const std::string& exchange, const std::string& position) {
-  const std::string topic = RepartitionTopic(options_.job_id, exchange);
+  const std::string topic = internal::ClusterRepartitionTopic(options_.job_id, exchange);
   const std::string what = absl::StrCat("cluster job '", options_.job_id, "' task ", task_,
                                         ": repartition topic ", topic);
   int64_t offset = RD_KAFKA_OFFSET_BEGINNING;
@@ -216,8 +225,8 @@ absl::Status TaskTransport::Commit(int64_t id, bool final) {
                         .final = final,
                         .graph = fingerprint_,
                         .committed_ms = absl::ToUnixMillis(absl::Now())};
-  absl::Status status = Produce(producer_.get(), CheckpointTopic(options_.job_id), 0,
-                                TaskKey(task_), EncodeTaskCheckpoint(record), what);
+  absl::Status status = Produce(producer_.get(), internal::ClusterCheckpointTopic(options_.job_id),
+                                0, TaskKey(task_), EncodeTaskCheckpoint(record), what);
   if (!status.ok()) return status;
   if (status = SendOffsets(what); !status.ok()) return status;
   kinternal::ErrorPtr error(
@@ -234,6 +243,15 @@ absl::Status TaskTransport::Commit(int64_t id, bool final) {
     return kinternal::ToStatus(error.get(), what);
   }
   return absl::OkStatus();
+}
+
+std::vector<RepartitionLag> TaskTransport::Lags() const {
+  std::vector<RepartitionLag> lags;
+  for (const internal::RemoteEndpoint* base : endpoints_) {
+    const auto* endpoint = static_cast<const KafkaEndpoint*>(base);
+    lags.push_back({.topic = endpoint->topic(), .lag = endpoint->Lag()});
+  }
+  return lags;
 }
 
 absl::Status TaskTransport::SendOffsets(const std::string& what) {

@@ -22,10 +22,11 @@
 
 namespace weir::cluster {
 
-// The topics of job `job_id`.
-std::string LeaseTopic(const std::string& job_id);
-std::string CheckpointTopic(const std::string& job_id);
-std::string RepartitionTopic(const std::string& job_id, const std::string& exchange);
+// How far a task's receiver is behind in its partition of a repartition topic.
+struct RepartitionLag {
+  std::string topic;
+  int64_t lag = -1;  // messages; -1: not known yet
+};
 
 class TaskTransport final : public internal::RemoteExchanges {
  public:
@@ -47,6 +48,9 @@ class TaskTransport final : public internal::RemoteExchanges {
   absl::Status Commit(int64_t id, bool final);
   // Aborts the open transaction (a task that stops without committing).
   void Abort();
+  // Each exchange this task receives: its lag. Thread-safe while the task's
+  // Job lives (its endpoints belong to it).
+  std::vector<RepartitionLag> Lags() const;
 
  private:
   TaskTransport(const ClusterOptions& options, int task, std::string fingerprint,

@@ -31,6 +31,9 @@ void WorkerEnv::Notify(int worker) const {
 bool WorkerEnv::stop_requested() const {
   return job->stop_requested.load(std::memory_order_relaxed);
 }
+bool WorkerEnv::quiesced() const {
+  return job != nullptr && job->quiesced.load(std::memory_order_acquire);
+}
 Timestamp WorkerEnv::Now() const { return absl::ToUnixMillis(absl::Now()); }
 int64_t WorkerEnv::requested_checkpoint() const {
   return job->requested_checkpoint.load(std::memory_order_acquire);
@@ -434,6 +437,11 @@ void Job::Fail(const absl::Status& status) {
 void Job::Stop() {
   monitor_->SetState(JobState::kStopping);
   shared_->stop_requested.store(true);
+  shared_->NotifyAll();
+}
+
+void Job::Quiesce() {
+  shared_->quiesced.store(true, std::memory_order_release);
   shared_->NotifyAll();
 }
 

@@ -41,6 +41,8 @@ class JobShared {
   }
 
   std::atomic<bool> stop_requested{false};
+  // Set by Job::Quiesce(): sources emit nothing more (barriers excepted).
+  std::atomic<bool> quiesced{false};
   // The newest checkpoint requested / completed (0: none).
   std::atomic<int64_t> requested_checkpoint{0};
   std::atomic<int64_t> completed_checkpoint{0};
@@ -101,6 +103,12 @@ class Job final : public RunningJob {
   // The id of the checkpoint this run restored (0: it started fresh).
   int64_t restored_checkpoint() const override;
   absl::StatusOr<int64_t> TriggerCheckpoint() override;
+  // Cluster mode, before a task is given up: sources and exchange receivers
+  // stop emitting (barriers still pass), so the checkpoint taken next holds
+  // everything the task processed and its next owner replays nothing.
+  void Quiesce();
+  // The job as /api/v1/job shows it (also without an HTTP server).
+  std::string JobJson() const { return monitor_->JobJson(); }
 
   // Records the first failure and aborts every worker.
   void Fail(const absl::Status& status);

@@ -40,6 +40,8 @@ void InputSet::Activate(int input) {
 std::optional<Timestamp> InputSet::Recompute() {
   Timestamp combined = kMaxTimestamp;
   Timestamp held = kMaxTimestamp;
+  // The newest watermark any idle input sent.
+  Timestamp idle_max = kMinTimestamp;
   bool any_active = false;
   for (const State& state : inputs_) {
     // Ended inputs count as +inf; idle ones do not hold the watermark back,
@@ -47,12 +49,17 @@ std::optional<Timestamp> InputSet::Recompute() {
     if (state.ended) continue;
     if (state.idle) {
       if (state.holds_when_idle) held = std::min(held, state.watermark);
+      idle_max = std::max(idle_max, state.watermark);
       continue;
     }
     any_active = true;
     combined = std::min(combined, state.watermark);
   }
-  if (!any_active && !ended()) return std::nullopt;
+  // Every running input is idle: the watermark goes to the newest one any of
+  // them sent (as Flink's valve does). Otherwise inputs that went idle one
+  // after another, each before the others' watermarks arrived, would hold
+  // back what all of them had passed.
+  if (!any_active && !ended()) combined = idle_max;
   combined = std::min(combined, held);
   if (combined > emitted_) {
     emitted_ = combined;

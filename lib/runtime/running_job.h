@@ -7,6 +7,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -38,6 +41,17 @@ class RunningJob {
 // alive as long as the job: tasks are instantiated from it as they move.
 using ClusterStarter = absl::StatusOr<std::shared_ptr<RunningJob>> (*)(
     const PipelineOptions& options, std::shared_ptr<const Graph> graph);
+
+// The topics of cluster-mode job `job_id`: the task leases (one partition
+// per task), the checkpoint records (one, compacted), and a repartition
+// topic per exchange (one partition per task).
+std::string ClusterLeaseTopic(const std::string& job_id);
+std::string ClusterCheckpointTopic(const std::string& job_id);
+std::string ClusterRepartitionTopic(const std::string& job_id, const std::string& exchange);
+// Every topic of `options.cluster`'s job running `graph`, with its partition
+// count (Pipeline::ClusterTopics).
+std::vector<std::pair<std::string, int>> ClusterTopics(const PipelineOptions& options,
+                                                       const Graph& graph);
 
 // Called from the cluster component's static initializer (weir::kafka).
 void RegisterClusterStarter(ClusterStarter starter);

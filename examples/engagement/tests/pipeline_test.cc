@@ -847,6 +847,83 @@ TEST_F(PipelineEndToEndTest, KilledTwiceMidRunWritesTheOutboxExactlyOnce) {
   ExpectOutputs(data, Compute(data), /*exact_outbox=*/true, /*restarts=*/2);
 }
 
+// Cluster mode: three processes of one job share its three tasks through
+// the broker (repartition topics for the KeyBys and the Broadcast, the
+// checkpoint records, the lease group), one of them is killed -9 once it has
+// committed a checkpoint, and the two others finish its tasks from there.
+// Redis, ClickHouse and the dead letters equal the same reference as a
+// local run; the outbox holds every event (exactly once only where the
+// broker hides aborted transactions, which the mock does not).
+TEST_F(PipelineEndToEndTest, ThreeProcessesInClusterModeOneKilledEqualTheReference) {
+  const Dataset data = MakeDataset(12'000);
+  const Reference ref = Compute(data);
+  Produce(data);
+  const std::string job = config_.topic_prefix + "-cluster";
+  constexpr int kTasks = 3;
+  if (broker_->mock() != nullptr) {
+    // The mock has no CreateTopics: the job's own topics beforehand.
+    PipelineConfig cluster = config_;
+    cluster.cluster_job_id = job;
+    cluster.cluster_tasks = kTasks;
+    absl::StatusOr<std::vector<std::pair<std::string, int>>> topics = ClusterTopicsFor(cluster);
+    ASSERT_TRUE(topics.ok()) << topics.status();
+    ASSERT_EQ(topics->size(), 5u) << "leases, checkpoints, 2 KeyBys and a Broadcast";
+    for (const auto& [topic, partitions] : *topics) {
+      ASSERT_TRUE(broker_->CreateTopic(topic, partitions).ok()) << topic;
+    }
+  }
+  const std::vector<std::string> argv = {
+      ENGAGEMENT_PIPELINE_PATH,
+      absl::StrCat("--brokers=", config_.brokers),
+      absl::StrCat("--topic-prefix=", config_.topic_prefix),
+      absl::StrCat("--redis-port=", config_.redis_port),
+      absl::StrCat("--clickhouse-url=", config_.clickhouse_url),
+      absl::StrCat("--clickhouse-user=", config_.clickhouse_user),
+      absl::StrCat("--clickhouse-password=", config_.clickhouse_password),
+      absl::StrCat("--checkpoint-uri=", config_.checkpoint_uri),
+      "--checkpoint-interval=300ms",
+      absl::StrCat("--cluster-job-id=", job),
+      absl::StrCat("--cluster-tasks=", kTasks),
+      "--cluster-session-timeout=6s",
+      "--status-interval=200ms",
+      "--bounded"};
+  std::vector<std::unique_ptr<weir::testing::ChildProcess>> processes;
+  std::vector<std::string> logs;
+  for (int idx = 0; idx < 3; ++idx) {
+    logs.push_back(absl::StrCat(dir_, "/cluster-", idx, ".log"));
+    auto child = weir::testing::ChildProcess::Spawn(argv, {.log_path = logs.back()});
+    ASSERT_TRUE(child.ok()) << child.status();
+    processes.push_back(*std::move(child));
+  }
+  // Process 0 runs a task and has committed one of its checkpoints: kill -9.
+  ASSERT_TRUE(weir::testing::WaitFor(
+      [&] {
+        const std::string text = weir::testing::ReadFileOrEmpty(logs[0]);
+        bool committed = false;
+        for (size_t at = text.find("last checkpoint "); at != std::string::npos;
+             at = text.find("last checkpoint ", at + 1)) {
+          const char next = at + 16 < text.size() ? text[at + 16] : '0';
+          committed |= next >= '1' && next <= '9';
+        }
+        return (committed && text.find("took task(s)") != std::string::npos) ||
+               !processes[0]->Running();
+      },
+      absl::Seconds(120)))
+      << weir::testing::ReadFileOrEmpty(logs[0]);
+  ASSERT_TRUE(processes[0]->Running()) << "process 0 ended before it could be killed:\n"
+                                       << weir::testing::ReadFileOrEmpty(logs[0]);
+  processes[0]->Kill();
+  const absl::Time deadline = absl::Now() + absl::Seconds(300);
+  for (int idx = 1; idx < 3; ++idx) {
+    while (processes[idx]->Running() && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    ASSERT_FALSE(processes[idx]->Running()) << weir::testing::ReadFileOrEmpty(logs[idx]);
+    EXPECT_EQ(processes[idx]->exit_status(), 0) << weir::testing::ReadFileOrEmpty(logs[idx]);
+  }
+  ExpectOutputs(data, ref, /*exact_outbox=*/isolates_, /*restarts=*/1);
+}
+
 void PipelineEndToEndTest::KillTwiceThenFinish(const Dataset& data) {
   // The events go in three parts. The first two runs are unbounded, so
   // they cannot finish before they are killed however fast the machine is;

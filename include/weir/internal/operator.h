@@ -78,6 +78,11 @@ struct WorkerEnv {
   void Notify(int worker) const;
   // True once JobHandle::Stop() was called: sources finish their input.
   bool stop_requested() const;
+  // True once the job was quiesced (a cluster task about to be given up):
+  // sources and exchange receivers still pass checkpoint barriers on, but
+  // emit no records, watermarks or end of input, so the next checkpoint
+  // covers everything the task processed.
+  bool quiesced() const;
   // Processing time, milliseconds since the epoch.
   Timestamp Now() const;
   // The newest checkpoint the coordinator asked for (0: none yet).
@@ -200,7 +205,8 @@ class Emitter {
 // Combines the watermark, idleness and end of input of several inputs into
 // an operator's own: the watermark is the minimum over non-idle inputs, an
 // ended input counts as watermark +inf, the operator is idle when every
-// input that has not ended is idle.
+// input that has not ended is idle, and then its watermark is the newest
+// any of those idle inputs sent.
 class InputSet {
  public:
   explicit InputSet(int num_inputs);

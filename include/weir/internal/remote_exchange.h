@@ -209,7 +209,7 @@ class RemoteExchangeReceiver final : public OperatorWithOutput<T>, public Source
       this->side_outputs_.BarrierAll(requested);
       progressed = true;
     }
-    if (this->inputs_.ended()) return progressed;
+    if (this->inputs_.ended() || this->env_.quiesced()) return progressed;
     absl::Status status = endpoint_->Poll(messages_, 64);
     if (!status.ok()) this->Fail(status);
     for (const RemoteMessage& message : messages_) {

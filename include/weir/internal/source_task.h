@@ -63,6 +63,7 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
       this->output_.EmitBarrier(requested);
       this->side_outputs_.BarrierAll(requested);
     }
+    if (this->env_.quiesced()) return false;
     if (this->env_.stop_requested()) {
       Finish();
       return true;

@@ -300,6 +300,28 @@ function render(job) {
           r.id, {text: r.status + (r.error ? ': ' + r.error : ''), cls: r.status}, fmtTime(r.trigger_ms),
           fmtMs(r.duration_ms), fmtBytes(r.size_bytes), fmtBytes(r.uploaded_bytes)]));
 
+  // Cluster mode: this page shows the lowest task this process runs; the
+  // cluster card shows the rest.
+  const cluster = job.cluster;
+  document.getElementById('cluster-card').hidden = !cluster;
+  if (cluster) {
+    document.getElementById('cluster-summary').textContent =
+        `job ${cluster.job_id}` + (cluster.instance_id ? ` · instance ${cluster.instance_id}` : '') +
+        ` · runs task(s) ${cluster.owned.length ? cluster.owned.join(', ') : 'none'} of ${cluster.tasks}` +
+        ` · ${cluster.rebalances} rebalance(s)` +
+        (cluster.last_rebalance_ms ? `, last at ${fmtTime(cluster.last_rebalance_ms)} ` +
+                                     `(${fmtMs(cluster.last_rebalance_seconds * 1000)})` : '');
+    table(document.getElementById('cluster-tasks'),
+          [{title: 'task', num: true}, {title: 'here'}, {title: 'last checkpoint', num: true},
+           {title: 'committed'}, {title: 'input'}],
+          cluster.task_checkpoints.map((t) => [
+            t.task, cluster.owned.includes(t.task) ? 'yes' : '', t.checkpoint, fmtTime(t.committed_ms),
+            t.final ? 'ended' : 'running']));
+    table(document.getElementById('repartition-lag'),
+          [{title: 'task', num: true}, {title: 'repartition topic'}, {title: 'lag', num: true}],
+          cluster.repartition_lag.map((l) => [l.task, l.topic, l.lag < 0 ? '–' : fmtNumber(l.lag)]));
+  }
+
   let maxRate = 0;
   for (const n of nodes) maxRate = Math.max(maxRate, nodeRate(n));
   document.body.dataset.maxRate = String(maxRate);

@@ -2,16 +2,23 @@
 // job for cluster_job_test.
 //
 //   cluster_count_job <brokers> <job_id> <tasks> <checkpoint_dir> <out_dir> [delay_us]
+//                     [count|windows]
 //
 // `delay_us` slows each record down, so that a test's kill lands mid-work.
+// `windows` runs the window job instead, which never ends by itself. With
+// CLUSTER_COUNT_JOB_LOG=<dir> in the environment, the count job notes every
+// id it processes in <dir>/processed-<pid>.
 //
 // Exits 0 when the whole job ended (every task's input), 1 with the status
 // on stderr otherwise. SIGTERM stops this process gracefully (its tasks
 // commit a checkpoint and move to the other processes).
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -30,7 +37,7 @@ int main(int argc, char** argv) {
   if (argc < 6) {
     std::fprintf(stderr,
                  "usage: cluster_count_job <brokers> <job_id> <tasks> <checkpoint_dir> <out_dir> "
-                 "[delay_us]\n");
+                 "[delay_us] [count|windows]\n");
     return 2;
   }
   weir::PipelineOptions options;
@@ -43,7 +50,19 @@ int main(int argc, char** argv) {
   options.checkpoints.storage_uri = std::string("file://") + argv[4];
   options.checkpoints.interval = absl::Milliseconds(300);
   weir::Pipeline pipeline(options);
-  weir::cluster_test::BuildCountJob(pipeline, argv[1], argv[5], delay_us);
+  const std::string job_kind = argc > 7 ? argv[7] : "count";
+  if (job_kind == "windows") {
+    weir::cluster_test::BuildWindowJob(pipeline, argv[1], argv[5], delay_us);
+  } else if (job_kind == "count") {
+    std::shared_ptr<weir::cluster_test::ProcessedLog> log;
+    if (const char* dir = std::getenv("CLUSTER_COUNT_JOB_LOG"); dir != nullptr) {
+      log = std::make_shared<weir::cluster_test::ProcessedLog>(std::string(dir) + "/processed-" +
+                                                               std::to_string(getpid()));
+    }
+    weir::cluster_test::BuildCountJob(pipeline, argv[1], argv[5], delay_us, std::move(log));
+  } else {
+    return 2;
+  }
   absl::StatusOr<weir::JobHandle> job = pipeline.Start();
   if (!job.ok()) {
     std::fprintf(stderr, "start: %s\n", job.status().ToString().c_str());

@@ -7,6 +7,8 @@
 // job counts distinct ids, which such duplicates cannot change); fencing is
 // asserted only against a real broker.
 
+#include <fcntl.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,14 +17,19 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/cluster/count_job.h"
@@ -56,15 +63,32 @@ std::vector<std::string> JobTopics(const std::string& job) {
           absl::StrCat(job, "-KeyBy-1-repartition:", kTasks)};
 }
 
-pid_t Spawn(const std::vector<std::string>& args) {
+// Starts `args`; with `log_dir`, its stderr goes to `stderr_file` there and
+// the count job notes every id it processes there (CLUSTER_COUNT_JOB_LOG).
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log_dir = "",
+            const std::string& stderr_file = "") {
+  std::vector<std::string> env;
+  for (char** var = environ; *var != nullptr; ++var) env.emplace_back(*var);
+  if (!log_dir.empty()) env.push_back("CLUSTER_COUNT_JOB_LOG=" + log_dir);
+  const std::string stderr_path = log_dir + "/" + stderr_file;
+  // Everything the child needs is made here: after fork, only
+  // async-signal-safe calls (this process has other threads, whose locks
+  // the child would inherit held).
+  std::vector<char*> argv;
+  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const std::string& var : env) envp.push_back(const_cast<char*>(var.c_str()));
+  envp.push_back(nullptr);
+  const int log_fd =
+      log_dir.empty() ? -1 : open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   const pid_t pid = fork();
   if (pid == 0) {
-    std::vector<char*> argv;
-    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    if (log_fd >= 0) dup2(log_fd, STDERR_FILENO);
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
+  if (log_fd >= 0) close(log_fd);
   return pid;
 }
 
@@ -94,16 +118,22 @@ struct Plan {
   // Processes started this long after the first ones (scaling up).
   int late_processes = 0;
   std::chrono::milliseconds late_after{0};
+  // Where each process's stderr and processed ids go (empty: nowhere).
+  std::string log_dir;
 };
+
+std::map<std::string, int64_t> FinalCounts(const std::string& out);
 
 // Runs job `job` by `plan` to the end; the final count per key.
 std::map<std::string, int64_t> RunJob(const std::string& bootstrap, const std::string& job,
                                       const Plan& plan) {
   const std::string checkpoints = TempDir(job + "-chk");
   const std::string out = TempDir(job + "-out");
+  int started = 0;
   auto start = [&] {
     return Spawn({WEIR_CLUSTER_COUNT_JOB_PATH, bootstrap, job, std::to_string(kTasks), checkpoints,
-                  out, std::to_string(plan.delay_us)});
+                  out, std::to_string(plan.delay_us)},
+                 plan.log_dir, absl::StrCat("stderr-", started++));
   };
   std::vector<pid_t> pids;
   for (int idx = 0; idx < plan.processes; ++idx) pids.push_back(start());
@@ -127,6 +157,11 @@ std::map<std::string, int64_t> RunJob(const std::string& bootstrap, const std::s
     if (idx == 0 && plan.kill_after.count() > 0 && plan.kill_signal == SIGKILL) continue;
     EXPECT_EQ(code, 0) << job << " process " << idx;
   }
+  return FinalCounts(out);
+}
+
+// The committed count of each key in `out`: its highest.
+std::map<std::string, int64_t> FinalCounts(const std::string& out) {
   absl::StatusOr<std::vector<Count>> committed =
       testing::TransactionalFileSink<Count>::ReadCommitted(out);
   EXPECT_TRUE(committed.ok()) << committed.status();
@@ -141,9 +176,13 @@ std::map<std::string, int64_t> RunJob(const std::string& bootstrap, const std::s
 class ClusterJobTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::vector<std::string> topics = {"events:4", "bad-tasks:2", "bad-checkpoints:1",
-                                       "bad-KeyBy-1-repartition:3"};
-    std::vector<std::string> jobs = {"one", "three", "graph", "scale", "lost"};
+    std::vector<std::string> topics = {"events:4",
+                                       "bad-tasks:2",
+                                       "bad-checkpoints:1",
+                                       "bad-KeyBy-1-repartition:3",
+                                       "wm:3",
+                                       absl::StrCat("windows-KeyBy-3-repartition:", kTasks)};
+    std::vector<std::string> jobs = {"one", "three", "graph", "scale", "lost", "windows"};
     for (int run = 0; run < kKillRuns; ++run) jobs.push_back(absl::StrCat("kill", run));
     for (const std::string& job : jobs) {
       for (const std::string& topic : JobTopics(job)) topics.push_back(topic);
@@ -197,17 +236,174 @@ TEST_F(ClusterJobTest, KillingOneOfThreeProcessesChangesNoResult) {
 }
 
 // 1 -> 3 -> 2 processes during a run: two join (tasks move to them), then one
-// stops gracefully (its tasks commit and move again).
-TEST_F(ClusterJobTest, ScalingOneToThreeToTwoChangesNoResult) {
-  const std::map<std::string, int64_t> counts =
-      RunJob(broker_->bootstrap(), "scale",
-             {.processes = 1,
-              .delay_us = 400,
-              .kill_after = std::chrono::milliseconds(2500),
-              .kill_signal = SIGTERM,
-              .late_processes = 2,
-              .late_after = std::chrono::milliseconds(800)});
-  EXPECT_EQ(counts, Expected());
+// stops gracefully (its tasks commit and move again). Only given-up tasks
+// move, each is committed when it does, and so no record is processed twice.
+TEST_F(ClusterJobTest, ScalingOneToThreeToTwoMovesOnlyGivenUpTasksAndReplaysNothing) {
+  const std::string logs = TempDir("scale-logs");
+  const std::string checkpoints = TempDir("scale-chk");
+  const std::string out = TempDir("scale-out");
+  // 20 ms per record: the 3000 take about 20 s per task, so every step
+  // below lands mid-run.
+  auto start = [&](int idx) {
+    return Spawn({WEIR_CLUSTER_COUNT_JOB_PATH, broker_->bootstrap(), "scale",
+                  std::to_string(kTasks), checkpoints, out, "20000"},
+                 logs, absl::StrCat("stderr-", idx));
+  };
+  auto took_tasks = [&](int idx) {
+    std::ifstream in(absl::StrCat(logs, "/stderr-", idx));
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return text.find(": took task(s) ") != std::string::npos;
+  };
+  auto wait_until = [](const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return done();
+  };
+  std::vector<pid_t> pids = {start(0)};
+  ASSERT_TRUE(wait_until([&] { return took_tasks(0); })) << "process 0 took no task";
+  pids.push_back(start(1));
+  pids.push_back(start(2));
+  ASSERT_TRUE(wait_until([&] { return took_tasks(1) && took_tasks(2); }))
+      << "the joining processes took no task";
+  kill(pids[0], SIGTERM);
+  for (size_t idx = 0; idx < pids.size(); ++idx) {
+    EXPECT_EQ(WaitExit(pids[idx], std::chrono::seconds(240)), 0) << "process " << idx;
+  }
+  EXPECT_EQ(FinalCounts(out), Expected());
+
+  // The rebalance log: per task, how often a process took it and gave it up.
+  std::map<std::string, int> took;
+  std::map<std::string, int> gave_up;
+  std::map<int64_t, int> processed;
+  std::string all_logs;
+  for (const auto& entry : std::filesystem::directory_iterator(logs)) {
+    std::ifstream in(entry.path());
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("processed-")) {
+      int64_t id = 0;
+      while (in >> id) ++processed[id];
+      continue;
+    }
+    std::string line;
+    while (std::getline(in, line)) {
+      all_logs += line + "\n";
+      for (auto [marker, tally] :
+           {std::pair{": took task(s) ", &took}, std::pair{": gave up task(s) ", &gave_up}}) {
+        const size_t at = line.find(marker);
+        if (at == std::string::npos) continue;
+        const std::string rest = line.substr(at + std::string(marker).size());
+        for (absl::string_view task : absl::StrSplit(
+                 rest.substr(0, rest.find_first_not_of("0123456789, ")), ',', absl::SkipEmpty())) {
+          ++(*tally)[std::string(absl::StripAsciiWhitespace(task))];
+        }
+      }
+    }
+  }
+  EXPECT_THAT(all_logs, ::testing::Not(::testing::HasSubstr("lost task")));
+  EXPECT_EQ(took.size(), static_cast<size_t>(kTasks)) << all_logs;
+  int moves = 0;
+  for (const auto& [task, times] : took) {
+    // A task is taken once, and again only after its owner gave it up.
+    EXPECT_LE(times, gave_up[task] + 1) << "task " << task << "\n" << all_logs;
+    moves += times - 1;
+  }
+  EXPECT_GE(moves, 2) << "two processes joined and one left, yet tasks hardly moved\n" << all_logs;
+  // Every record processed exactly once: a task given up commits everything
+  // it processed, and its next owner starts exactly there.
+  EXPECT_EQ(processed.size(), static_cast<size_t>(kEvents));
+  for (const auto& [id, times] : processed) EXPECT_EQ(times, 1) << "id " << id;
+}
+
+// The window job's input: `count` events from id `first` on, 5 ms of event
+// time apart, over 5 keys, on `partitions` (1 or 2) of `wm`'s partitions 0
+// and 1. Partition 2 stays empty, so the task reading it is an idle
+// producer on both repartition topics.
+void ProduceWindowInput(const std::string& bootstrap, int first, int count, int partitions,
+                        std::map<std::pair<std::string, int64_t>, int64_t>& expected) {
+  std::vector<kafka::testing::TestRecord> records;
+  for (int id = first; id < first + count; ++id) {
+    const std::string key = absl::StrCat("w", id % 5);
+    const int64_t ts = int64_t{id} * 5;
+    records.push_back(
+        {.key = key, .value = absl::StrCat(key, ",", id, ",", ts), .partition = id % partitions});
+    ++expected[{key, ts / 1000 * 1000}];
+  }
+  ASSERT_TRUE(kafka::testing::Produce(bootstrap, "wm", records).ok());
+}
+
+// Waits until the committed window counts hold every window of `expected`
+// that starts before `before`; the committed counts, one per window.
+std::map<std::pair<std::string, int64_t>, int64_t> WaitForWindows(
+    const std::string& out, const std::map<std::pair<std::string, int64_t>, int64_t>& expected,
+    int64_t before) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  std::map<std::pair<std::string, int64_t>, int64_t> fired;
+  while (std::chrono::steady_clock::now() < deadline) {
+    fired.clear();
+    absl::StatusOr<std::vector<cluster_test::WindowCount>> committed =
+        testing::TransactionalFileSink<cluster_test::WindowCount>::ReadCommitted(out);
+    EXPECT_TRUE(committed.ok()) << committed.status();
+    if (!committed.ok()) return fired;
+    for (const cluster_test::WindowCount& window : *committed) {
+      auto [it, inserted] = fired.emplace(std::make_pair(window.key, window.start), window.count);
+      // Duplicates (records of aborted transactions, visible on the mock)
+      // carry the same count, or a window fired twice with different ones.
+      EXPECT_EQ(it->second, window.count) << window.key << "@" << window.start;
+    }
+    bool all = true;
+    for (const auto& [window, count] : expected) {
+      if (window.second < before && !fired.contains(window)) all = false;
+    }
+    if (all) return fired;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ADD_FAILURE() << "windows before " << before << " did not fire within 120 s";
+  return fired;
+}
+
+// Watermarks across two repartition topics, from an unbounded source whose
+// third partition (and so the producer task reading it) stays idle: windows
+// fire downstream all the same. Stopped once they have, and restarted as two
+// processes, the job never sees a watermark below one it saw before the
+// restore (its keyed function fails the job otherwise, and every key gets
+// records again), and every window counts exactly.
+TEST_F(ClusterJobTest, WatermarksCrossRepartitionTopicsPastAnIdleProducer) {
+  const std::string checkpoints = TempDir("windows-chk");
+  const std::string out = TempDir("windows-out");
+  auto start = [&] {
+    return Spawn({WEIR_CLUSTER_COUNT_JOB_PATH, broker_->bootstrap(), "windows",
+                  std::to_string(kTasks), checkpoints, out, "0", "windows"});
+  };
+  std::map<std::pair<std::string, int64_t>, int64_t> expected;
+  ProduceWindowInput(broker_->bootstrap(), 0, 1000, 2, expected);  // event time 0 .. 4995 ms
+  const pid_t first = start();
+  // The watermark reaches 4994 ms: windows [0, 4000) fire, [4000, 5000) waits.
+  std::map<std::pair<std::string, int64_t>, int64_t> fired = WaitForWindows(out, expected, 4000);
+  for (const auto& [window, count] : fired) {
+    EXPECT_LT(window.second, 4000) << "fired before its end: " << window.first;
+    EXPECT_EQ(count, expected[window]) << window.first << "@" << window.second;
+  }
+  kill(first, SIGTERM);
+  ASSERT_EQ(WaitExit(first, std::chrono::seconds(120)), 0);
+
+  // Every key again, far ahead (event time 20000 ms on), on partition 0
+  // alone: it closes [4000, 5000), and no record can arrive after a
+  // watermark that another partition moved past it (partitions 1 and 2
+  // were idle at the restore and stay so). Windows from 20000 ms on are
+  // not compared: they never close.
+  std::map<std::pair<std::string, int64_t>, int64_t> ahead;
+  ProduceWindowInput(broker_->bootstrap(), 4000, 100, 1, ahead);
+  const pid_t second = start();
+  const pid_t third = start();
+  fired = WaitForWindows(out, expected, 5000);
+  kill(second, SIGTERM);
+  kill(third, SIGTERM);
+  EXPECT_EQ(WaitExit(second, std::chrono::seconds(120)), 0) << "see its log above";
+  EXPECT_EQ(WaitExit(third, std::chrono::seconds(120)), 0) << "see its log above";
+  std::erase_if(fired, [](const auto& entry) { return entry.first.second >= 20000; });
+  EXPECT_EQ(fired, expected);
 }
 
 class PassThrough final : public KeyedProcessFunction<int64_t, int64_t, int64_t> {
@@ -222,6 +418,7 @@ class PassThrough final : public KeyedProcessFunction<int64_t, int64_t, int64_t>
 absl::StatusOr<JobHandle> StartIntJob(const std::string& bootstrap, const std::string& job,
                                       const std::string& dir, bool with_map) {
   PipelineOptions options;
+  options.http_port = 0;
   options.cluster = {
       .brokers = bootstrap, .job_id = job, .tasks = kTasks, .broker_timeout = absl::Seconds(5)};
   options.checkpoints.storage_uri = "file://" + dir;
@@ -266,6 +463,26 @@ TEST_F(ClusterJobTest, AnotherGraphUnderTheSameJobIdIsRefused) {
   ASSERT_NE(last, nullptr);
   EXPECT_EQ(last->series.size(), static_cast<size_t>(kTasks));
   for (const MetricSeries& series : last->series) EXPECT_GE(series.value, 1);
+  // And over HTTP: /metrics and /api/v1/job's cluster member.
+  ASSERT_GT(first->http_port(), 0);
+  httplib::Client client("127.0.0.1", first->http_port());
+  client.set_read_timeout(10, 0);
+  httplib::Result text = client.Get("/metrics");
+  ASSERT_TRUE(text) << "no answer from /metrics";
+  EXPECT_THAT(text->body, ::testing::HasSubstr("weir_cluster_task_last_checkpoint{"));
+  EXPECT_THAT(text->body, ::testing::HasSubstr("weir_cluster_rebalances_total{"));
+  httplib::Result job_json = client.Get("/api/v1/job");
+  ASSERT_TRUE(job_json) << "no answer from /api/v1/job";
+  EXPECT_EQ(job_json->status, 200);
+  EXPECT_THAT(job_json->body, ::testing::HasSubstr(R"("cluster":{"job_id":"graph")"));
+  for (int task = 0; task < kTasks; ++task) {
+    EXPECT_THAT(job_json->body,
+                ::testing::ContainsRegex(absl::StrCat(
+                    R"(\{"task":)", task, R"(,"checkpoint":[1-9][0-9]*,"final":true)")));
+  }
+  httplib::Result ready = client.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503) << ready->body;  // finished
   // An inserted Map moves the KeyBy: another graph.
   absl::StatusOr<JobHandle> second =
       StartIntJob(broker_->bootstrap(), "graph", dir, /*with_map=*/true);
@@ -302,18 +519,12 @@ TEST_F(ClusterJobTest, ACommittedCheckpointMissingFromStorageIsDataLoss) {
   ASSERT_EQ(WaitExit(first, std::chrono::seconds(120)), 0);
   std::filesystem::remove_all(checkpoints);
   std::filesystem::create_directories(checkpoints);
-  const std::string log = TempDir("lost-log") + "/stderr";
-  const pid_t second = fork();
-  if (second == 0) {
-    FILE* redirected = freopen(log.c_str(), "w", stderr);
-    (void)redirected;
-    execl(WEIR_CLUSTER_COUNT_JOB_PATH, WEIR_CLUSTER_COUNT_JOB_PATH, broker_->bootstrap().c_str(),
-          "lost", std::to_string(kTasks).c_str(), checkpoints.c_str(), out.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  const std::string logs = TempDir("lost-log");
+  const pid_t second = Spawn({WEIR_CLUSTER_COUNT_JOB_PATH, broker_->bootstrap(), "lost",
+                              std::to_string(kTasks), checkpoints, out},
+                             logs, "stderr");
   EXPECT_EQ(WaitExit(second, std::chrono::seconds(120)), 1);
-  std::ifstream in(log);
+  std::ifstream in(logs + "/stderr");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_THAT(text, ::testing::HasSubstr("DATA_LOSS"));
   EXPECT_THAT(text, ::testing::ContainsRegex("starting task [0-9]"));

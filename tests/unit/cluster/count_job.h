@@ -4,16 +4,27 @@
 // emitting (key, count) whenever a new id arrives into a transactional file
 // sink every process shares. Counting distinct ids makes the final count per
 // key exact even where the broker shows a reader aborted records (the mock).
+//
+// The window job, for watermarks across repartition topics: "key,id,ts"
+// records from the unbounded topic `wm` (event time: ts), repartitioned to
+// a keyed function that fails the job if the watermark it sees ever goes
+// backwards (it keeps the last one per key in state, so a restore that lost
+// the exchange's watermarks shows), repartitioned again into tumbling 1 s
+// event-time windows counting records per key.
 
 #ifndef WEIR_TESTS_UNIT_CLUSTER_COUNT_JOB_H_
 #define WEIR_TESTS_UNIT_CLUSTER_COUNT_JOB_H_
 
 #include <cstdint>
+#include <cstdio>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "weir/connectors/kafka.h"
@@ -25,6 +36,14 @@ namespace weir::cluster_test {
 struct Event {
   std::string key;
   int64_t id = 0;
+  int64_t ts = 0;  // event time (window job only)
+};
+
+// One fired window of the window job.
+struct WindowCount {
+  std::string key;
+  int64_t start = 0;
+  int64_t count = 0;
 };
 
 }  // namespace weir::cluster_test
@@ -32,18 +51,46 @@ struct Event {
 template <>
 struct weir::Codec<weir::cluster_test::Event>
     : weir::MemberCodec<weir::cluster_test::Event, &weir::cluster_test::Event::key,
-                        &weir::cluster_test::Event::id> {};
+                        &weir::cluster_test::Event::id, &weir::cluster_test::Event::ts> {};
+
+template <>
+struct weir::Codec<weir::cluster_test::WindowCount>
+    : weir::MemberCodec<weir::cluster_test::WindowCount, &weir::cluster_test::WindowCount::key,
+                        &weir::cluster_test::WindowCount::start,
+                        &weir::cluster_test::WindowCount::count> {};
 
 namespace weir::cluster_test {
 
 using Count = std::pair<std::string, int64_t>;
 
+// Where a process notes each id its DistinctIds functions processed, one
+// line each (so a test can tell which records were processed twice).
+class ProcessedLog {
+ public:
+  explicit ProcessedLog(const std::string& path) : file_(std::fopen(path.c_str(), "w")) {}
+  ~ProcessedLog() {
+    if (file_ != nullptr) std::fclose(file_);
+  }
+  ProcessedLog(const ProcessedLog&) = delete;
+  ProcessedLog& operator=(const ProcessedLog&) = delete;
+  void Add(int64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (file_ != nullptr) std::fprintf(file_, "%lld\n", static_cast<long long>(id));
+  }
+
+ private:
+  std::mutex mu_;
+  std::FILE* file_;
+};
+
 class DistinctIds final : public weir::KeyedProcessFunction<std::string, Event, Count> {
  public:
-  explicit DistinctIds(int64_t delay_us) : delay_us_(delay_us) {}
+  explicit DistinctIds(int64_t delay_us, std::shared_ptr<ProcessedLog> log = nullptr)
+      : delay_us_(delay_us), log_(std::move(log)) {}
   absl::Status ProcessElement(const Event& event, Context& ctx,
                               weir::Collector<Count>& out) override {
     if (delay_us_ > 0) absl::SleepFor(absl::Microseconds(delay_us_));
+    if (log_ != nullptr) log_->Add(event.id);
     weir::MapState<int64_t, bool> seen = ctx.GetState(kSeen);
     if (seen.Contains(event.id)) return absl::OkStatus();
     seen.Put(event.id, true);
@@ -58,11 +105,14 @@ class DistinctIds final : public weir::KeyedProcessFunction<std::string, Event, 
   static inline const weir::MapStateDescriptor<int64_t, bool> kSeen{"seen"};
   static inline const weir::ValueStateDescriptor<int64_t> kCount{"count"};
   int64_t delay_us_;
+  std::shared_ptr<ProcessedLog> log_;
 };
 
 // Adds the job to `pipeline` (nodes: Source 0, KeyBy 1, Process 2, Sink 3).
+// With `log`, every record DistinctIds processes is noted there.
 inline void BuildCountJob(weir::Pipeline& pipeline, const std::string& brokers,
-                          const std::string& out_dir, int64_t delay_us) {
+                          const std::string& out_dir, int64_t delay_us,
+                          std::shared_ptr<ProcessedLog> log = nullptr) {
   auto source = weir::kafka::Source<Event>(
       {.client = {.brokers = brokers},
        .topics = {"events"},
@@ -80,9 +130,70 @@ inline void BuildCountJob(weir::Pipeline& pipeline, const std::string& brokers,
   pipeline.Source(source)
       .Uid("events")
       .KeyBy([](const Event& event) { return event.key; })
-      .Process(DistinctIds(delay_us))
+      .Process(DistinctIds(delay_us, std::move(log)))
       .Uid("distinct")
       .Sink(std::make_shared<weir::testing::TransactionalFileSink<Count>>(out_dir))
+      .Uid("out");
+}
+
+// Passes records through, and fails the job when the watermark it sees for a
+// key is below the one it saw (and checkpointed) for that key before.
+class WatermarkNeverBack final : public weir::KeyedProcessFunction<std::string, Event, Event> {
+ public:
+  explicit WatermarkNeverBack(int64_t delay_us) : delay_us_(delay_us) {}
+  absl::Status ProcessElement(const Event& event, Context& ctx,
+                              weir::Collector<Event>& out) override {
+    if (delay_us_ > 0) absl::SleepFor(absl::Microseconds(delay_us_));
+    weir::ValueState<int64_t> last = ctx.GetState(kLast);
+    const weir::Timestamp now = ctx.current_watermark();
+    if (last.Get() != nullptr && now < *last.Get()) {
+      return absl::InternalError(absl::StrCat("the watermark went backwards for key ",
+                                              ctx.current_key(), ": ", now, " after ",
+                                              *last.Get()));
+    }
+    last.Update(now);
+    out.Collect(event);
+    return absl::OkStatus();
+  }
+
+ private:
+  static inline const weir::ValueStateDescriptor<int64_t> kLast{"last-watermark"};
+  int64_t delay_us_;
+};
+
+// Adds the window job to `pipeline` (nodes: Source 0, KeyBy 1, Process 2,
+// KeyBy 3, Window 4, Sink 5).
+inline void BuildWindowJob(weir::Pipeline& pipeline, const std::string& brokers,
+                           const std::string& out_dir, int64_t delay_us) {
+  auto source = weir::kafka::Source<Event>(
+      {.client = {.brokers = brokers},
+       .topics = {"wm"},
+       .deserializer = weir::kafka::DeserializeWith<Event>(
+           [](const weir::kafka::KafkaRecord& record) -> absl::StatusOr<Event> {
+             std::vector<std::string> parts = absl::StrSplit(std::string(record.value), ',');
+             Event event;
+             if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &event.id) ||
+                 !absl::SimpleAtoi(parts[2], &event.ts)) {
+               return absl::InvalidArgumentError("not key,id,ts: " + std::string(record.value));
+             }
+             event.key = parts[0];
+             return event;
+           })});
+  auto watermarks = weir::WatermarkStrategy<Event>::ForMonotonousTimestamps().WithTimestampAssigner(
+      [](const Event& event, weir::Timestamp) { return weir::Timestamp{event.ts}; });
+  pipeline.Source(source, watermarks)
+      .Uid("wm-events")
+      .KeyBy([](const Event& event) { return event.key; })
+      .Process(WatermarkNeverBack(delay_us))
+      .Uid("never-back")
+      .KeyBy([](const Event& event) { return event.key; })
+      .Window(weir::TumblingEventTimeWindows::Of(absl::Seconds(1)))
+      .Aggregate(weir::aggregations::Count<Event>(),
+                 [](const std::string& key, const weir::TimeWindow& window, int64_t count) {
+                   return WindowCount{key, window.start, count};
+                 })
+      .Uid("windows")
+      .Sink(std::make_shared<weir::testing::TransactionalFileSink<WindowCount>>(out_dir))
       .Uid("out");
 }
 

@@ -124,6 +124,25 @@ TEST(InputSetTest, IdleWhenEveryInputIsIdle) {
   EXPECT_TRUE(inputs.idle());
 }
 
+// Each input goes idle before the next one's watermark arrives (producers
+// that drained their input one after another, read through a repartition
+// topic): once all are idle, the watermark is the newest any of them sent,
+// not stuck at none.
+TEST(InputSetTest, AllIdleTakesTheNewestWatermarkAnyIdleInputSent) {
+  InputSet inputs(3);
+  bool became_idle = false;
+  EXPECT_EQ(inputs.Watermark(0, 4989), std::nullopt);
+  EXPECT_EQ(inputs.Idle(0, &became_idle), std::nullopt);  // inputs 1 and 2 have none
+  EXPECT_EQ(inputs.Watermark(1, 4994), std::nullopt);     // input 2 has none
+  EXPECT_EQ(inputs.Idle(1, &became_idle), std::nullopt);
+  EXPECT_FALSE(became_idle);
+  EXPECT_THAT(inputs.Idle(2, &became_idle), Optional(4994));
+  EXPECT_TRUE(became_idle);
+  // An input that comes back below it cannot move it back.
+  EXPECT_EQ(inputs.Watermark(2, 100), std::nullopt);
+  EXPECT_EQ(inputs.watermark(), 4994);
+}
+
 TEST(InputSetTest, IdleWhenEveryInputThatHasNotEndedIsIdle) {
   {
     InputSet inputs(3);
