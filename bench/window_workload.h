@@ -36,6 +36,12 @@ struct WindowResult {
 
 }  // namespace weir::bench
 
+// Seconds cross a KeyBy, which in cluster mode (W4) is a Kafka topic.
+template <>
+struct weir::Codec<weir::bench::Seconds>
+    : weir::MemberCodec<weir::bench::Seconds, &weir::bench::Seconds::content_id,
+                        &weir::bench::Seconds::seconds> {};
+
 template <>
 struct weir::Codec<weir::bench::WindowAcc>
     : weir::MemberCodec<weir::bench::WindowAcc, &weir::bench::WindowAcc::count,

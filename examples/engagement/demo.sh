@@ -6,10 +6,16 @@
 # leaderboard from Redis and an analytics query from ClickHouse, then stops
 # everything it started.
 #
+# With INSTANCES=N (N > 1) the pipeline runs in cluster mode as N processes
+# of one job (CLUSTER_TASKS tasks, default 4), and one of them is killed with
+# kill -9 halfway through: the others take its tasks over from its last
+# checkpoint, and the outputs at the end are still complete.
+#
 # Usage: examples/engagement/demo.sh BUILD_DIR   (run by .ci/demo after the build)
 # Environment: DEMO_SECONDS, GENERATION_RATE (records/minute, default 200000),
-# PARALLELISM (default 2), and every other variable of engagement-pipeline
-# and engagement-generator (see their --help).
+# PARALLELISM (default 2), INSTANCES (default 1), CLUSTER_TASKS (default 4),
+# and every other variable of engagement-pipeline and engagement-generator
+# (see their --help).
 set -euo pipefail
 
 build=${1:?usage: demo.sh BUILD_DIR}
@@ -53,10 +59,18 @@ wait_for() {  # wait_for WHAT TIMEOUT_S COMMAND...
 }
 
 prefix=engagement
+instances=${INSTANCES:-1}
+cluster_topics=()
+if [ "$instances" -gt 1 ]; then
+  export CLUSTER_JOB_ID=${CLUSTER_JOB_ID:-engagement-demo} CLUSTER_TASKS=${CLUSTER_TASKS:-4}
+  # The mock broker cannot create topics: the cluster job's own go in at its start.
+  mapfile -t cluster_topics < <(KAFKA_BROKERS=127.0.0.1:9 \
+    "$build/examples/engagement/engagement-pipeline" --print-cluster-topics)
+fi
 say "Kafka: weir-kafka-dev (librdkafka's mock cluster) on loopback"
 "$build/tools/weir-kafka-dev" "$prefix.public.content:4" \
   "$prefix.public.engagement_events:8" "$prefix.engagement_enriched:8" "$prefix.dlq:1" \
-  >"$work/kafka.out" 2>"$work/kafka.log" &
+  "${cluster_topics[@]}" >"$work/kafka.out" 2>"$work/kafka.log" &
 pids+=($!)
 wait_for "weir-kafka-dev" 20 test -s "$work/kafka.out"
 brokers=$(head -n1 "$work/kafka.out")
@@ -118,13 +132,20 @@ else
   say "ClickHouse: not installed (apt-get install clickhouse-server); the pipeline runs without it"
 fi
 
-say "engagement-pipeline (status every 5 s; its live dashboard's address follows)"
-KAFKA_BROKERS=$brokers REDIS_PORT=$redis_port CLICKHOUSE_URL=$clickhouse_url \
-  CHECKPOINT_URI="file://$work/checkpoints" PARALLELISM=${PARALLELISM:-2} \
-  HTTP_PORT=${HTTP_PORT:-0} \
-  "$build/examples/engagement/engagement-pipeline" > >(sed -u 's/^/  [pipeline] /') 2>&1 &
-pipeline=$!
-pids=("$pipeline" "${pids[@]}")
+pipelines=()
+for ((i = 0; i < instances; i++)); do
+  if [ "$instances" -gt 1 ]; then
+    say "engagement-pipeline $i of $instances (cluster job $CLUSTER_JOB_ID, $CLUSTER_TASKS tasks)"
+  else
+    say "engagement-pipeline (status every 5 s; its live dashboard's address follows)"
+  fi
+  KAFKA_BROKERS=$brokers REDIS_PORT=$redis_port CLICKHOUSE_URL=$clickhouse_url \
+    CHECKPOINT_URI="file://$work/checkpoints" PARALLELISM=${PARALLELISM:-2} \
+    HTTP_PORT=${HTTP_PORT:-0} \
+    "$build/examples/engagement/engagement-pipeline" > >(sed -u "s/^/  [pipeline $i] /") 2>&1 &
+  pipelines+=($!)
+  pids=("$!" "${pids[@]}")
+done
 
 say "engagement-generator at ${GENERATION_RATE:-200000} records/minute for ${seconds}s"
 KAFKA_BROKERS=$brokers "$build/examples/engagement/engagement-generator" \
@@ -132,7 +153,21 @@ KAFKA_BROKERS=$brokers "$build/examples/engagement/engagement-generator" \
 generator=$!
 pids=("$generator" "${pids[@]}")
 
-sleep "$seconds"
+if [ "$instances" -gt 1 ]; then
+  sleep $((seconds / 2))
+  say "kill -9 of pipeline 0: the others take its tasks over after the session timeout"
+  kill -KILL "${pipelines[0]}" 2>/dev/null || true
+  sleep $((seconds - seconds / 2))
+else
+  sleep "$seconds"
+fi
+
+if [ "$instances" -gt 1 ]; then
+  say "Generator stopped; the surviving pipelines catch up"
+  kill -TERM "$generator" 2>/dev/null || true
+  wait "$generator" 2>/dev/null || true
+  sleep 10
+fi
 
 say "Top 10 content by engagement seconds over the last 10 minutes (Redis top_engagement:10min)"
 rank=0
@@ -154,6 +189,10 @@ if [ -n "$clickhouse_url" ]; then
       round(sum(engagement_pct_sum) / sum(pct_events), 2) AS avg_engagement_pct
     FROM engagement_hourly FINAL GROUP BY content_type ORDER BY content_type
     FORMAT PrettyCompactNoEscapes" || echo "(query failed)"
+  say "Enriched events: rows written (a restore writes some again) and rows after deduplication"
+  curl -sf "$clickhouse_url/" --data-binary "SELECT (SELECT count() FROM engagement_enriched)
+      AS written, (SELECT count() FROM engagement_enriched FINAL) AS events
+    FORMAT PrettyCompactNoEscapes" || echo "(query failed)"
   say "Enriched events per 30-minute partition (ClickHouse engagement_enriched)"
   curl -sf "$clickhouse_url/" --data-binary "SELECT partition, sum(rows) AS rows
     FROM system.parts WHERE table = 'engagement_enriched' AND active
@@ -163,5 +202,5 @@ fi
 say "Stopping (the pipeline takes a final checkpoint)"
 kill -TERM "$generator" 2>/dev/null || true
 wait "$generator" 2>/dev/null || true
-kill -TERM "$pipeline" 2>/dev/null || true
-wait "$pipeline" 2>/dev/null || true
+for pipeline in "${pipelines[@]}"; do kill -TERM "$pipeline" 2>/dev/null || true; done
+for pipeline in "${pipelines[@]}"; do wait "$pipeline" 2>/dev/null || true; done

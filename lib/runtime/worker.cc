@@ -99,6 +99,10 @@ absl::Status Worker::Run(JobShared& job) {
         for (SourceTaskBase* source : sources_) {
           if (!source->finished()) progressed |= source->Poll();
         }
+      } else if (checkpointing) {
+        for (SourceTaskBase* source : sources_) {
+          if (!source->finished()) progressed |= source->PollBarrier();
+        }
       }
 
       Timestamp next_timer = kMaxTimestamp;

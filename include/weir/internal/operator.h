@@ -622,6 +622,11 @@ class SourceTaskBase {
   virtual ~SourceTaskBase() = default;
   // Returns true if it emitted anything.
   virtual bool Poll() = 0;
+  // Emits the barrier of a newly requested checkpoint, and nothing else;
+  // true if it did. The worker calls it while its senders hold output back:
+  // a cluster-mode sender holds what follows a barrier until that
+  // checkpoint completes, which needs every source's barrier.
+  virtual bool PollBarrier() = 0;
   virtual bool finished() const = 0;
 };
 

@@ -194,23 +194,28 @@ class RemoteExchangeReceiver final : public OperatorWithOutput<T>, public Source
 
   bool finished() const override { return this->inputs_.ended(); }
 
+  bool PollBarrier() override {
+    const int64_t requested = this->env_.requested_checkpoint();
+    if (requested <= this->last_acknowledged() || this->inputs_.ended()) return false;
+    // Everything read so far is before the barrier; the position is exactly
+    // after it.
+    this->AcknowledgeCheckpoint(requested);
+    this->output_.EmitBarrier(requested);
+    this->side_outputs_.BarrierAll(requested);
+    return true;
+  }
+
   bool Poll() override {
     bool progressed = false;
     if (!restored_inputs_.empty()) {
       ApplyRestoredInputs();
       progressed = true;
     }
-    const int64_t requested = this->env_.requested_checkpoint();
-    if (requested > this->last_acknowledged() && !this->inputs_.ended()) {
-      // Everything read so far is before the barrier; the position is
-      // exactly after it.
-      this->AcknowledgeCheckpoint(requested);
-      this->output_.EmitBarrier(requested);
-      this->side_outputs_.BarrierAll(requested);
-      progressed = true;
-    }
+    progressed |= PollBarrier();
     if (this->inputs_.ended() || this->env_.quiesced()) return progressed;
-    absl::Status status = endpoint_->Poll(messages_, 64);
+    // A few batches per poll: a barrier (or a stop) waits for no more than
+    // what this poll emitted.
+    absl::Status status = endpoint_->Poll(messages_, 4);
     if (!status.ok()) this->Fail(status);
     for (const RemoteMessage& message : messages_) {
       if (message.producer < 0 || message.producer >= this->env_.parallelism) {

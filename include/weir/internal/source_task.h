@@ -52,17 +52,22 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
     if (!status.ok()) this->Fail(status);
   }
 
-  bool Poll() override {
+  bool PollBarrier() override {
     if (finished_) return false;
     const int64_t requested = this->env_.requested_checkpoint();
-    if (requested > this->last_acknowledged()) {
-      // A barrier goes in between two polls: everything emitted so far is
-      // before it, and the reader's positions are exactly after it.
-      if (!out_.batch_.empty()) out_.FlushBatch();
-      this->AcknowledgeCheckpoint(requested);
-      this->output_.EmitBarrier(requested);
-      this->side_outputs_.BarrierAll(requested);
-    }
+    if (requested <= this->last_acknowledged()) return false;
+    // A barrier goes in between two polls: everything emitted so far is
+    // before it, and the reader's positions are exactly after it.
+    if (!out_.batch_.empty()) out_.FlushBatch();
+    this->AcknowledgeCheckpoint(requested);
+    this->output_.EmitBarrier(requested);
+    this->side_outputs_.BarrierAll(requested);
+    return true;
+  }
+
+  bool Poll() override {
+    if (finished_) return false;
+    PollBarrier();
     if (this->env_.quiesced()) return false;
     if (this->env_.stop_requested()) {
       Finish();

@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
   options.cluster.session_timeout = absl::Seconds(6);
   options.checkpoints.storage_uri = std::string("file://") + argv[4];
   options.checkpoints.interval = absl::Milliseconds(300);
+  // Small batches: with a delay per record, a barrier (and so a give-up)
+  // waits for at most a few of them.
+  options.batch_size = 32;
   weir::Pipeline pipeline(options);
   const std::string job_kind = argc > 7 ? argv[7] : "count";
   if (job_kind == "windows") {

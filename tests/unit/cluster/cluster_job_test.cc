@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <httplib.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,6 +85,7 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& log_dir = "
       log_dir.empty() ? -1 : open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   const pid_t pid = fork();
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphan outlives a test that timed out
     if (log_fd >= 0) dup2(log_fd, STDERR_FILENO);
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
