@@ -67,14 +67,16 @@ void Die(const std::string& what) {
 
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
-// Passes every change on; prints "W4-FIRST <task> <ms>" at a task's first
-// record (the task is this instance's worker index), and sleeps `delay_us`
-// per record when asked to (the recovery run).
+// Passes every change on; in a cluster process, prints "W4-FIRST <task>
+// <ms>" at a task's first record (the task is this instance's worker
+// index), and sleeps `delay_us` per record when asked to (the recovery run).
+// The local run has it too, silent, so both do the same work.
 class FirstRecord final : public ProcessFunction<Change, Change> {
  public:
-  explicit FirstRecord(int64_t delay_us) : delay_us_(delay_us) {}
+  explicit FirstRecord(int64_t delay_us, bool announce = true)
+      : delay_us_(delay_us), announce_(announce) {}
   absl::Status ProcessElement(const Change& change, Context& ctx, Collector<Change>& out) override {
-    if (!seen_) {
+    if (announce_ && !seen_) {
       seen_ = true;
       std::printf("W4-FIRST %d %lld\n", ctx.worker_index(), static_cast<long long>(NowMs()));
       std::fflush(stdout);
@@ -86,6 +88,7 @@ class FirstRecord final : public ProcessFunction<Change, Change> {
 
  private:
   int64_t delay_us_;
+  bool announce_;
   bool seen_ = false;
 };
 
@@ -202,7 +205,7 @@ Outcome RunLocal(const ClusterSetup& setup) {
   std::filesystem::remove_all(setup.checkpoints);
   Pipeline pipeline(Options(setup, false));
   auto sink = std::make_shared<WindowSink>();
-  AddTumblingJob(pipeline, EngagementSource(setup.brokers), sink, FirstRecord(0));
+  AddTumblingJob(pipeline, EngagementSource(setup.brokers), sink, FirstRecord(0, false));
   const double cpu_start = ProcessCpuSeconds();
   const auto start = std::chrono::steady_clock::now();
   absl::Status status = pipeline.Run();
