@@ -400,6 +400,20 @@ class PipelineEndToEndTest : public ::testing::Test {
     return total;
   }
 
+  // The engagement-pipeline program's flags for this test's broker, servers
+  // and checkpoints.
+  std::vector<std::string> ProgramArgs() const {
+    return {ENGAGEMENT_PIPELINE_PATH,
+            absl::StrCat("--brokers=", config_.brokers),
+            absl::StrCat("--topic-prefix=", config_.topic_prefix),
+            absl::StrCat("--redis-port=", config_.redis_port),
+            absl::StrCat("--clickhouse-url=", config_.clickhouse_url),
+            absl::StrCat("--clickhouse-user=", config_.clickhouse_user),
+            absl::StrCat("--clickhouse-password=", config_.clickhouse_password),
+            absl::StrCat("--checkpoint-uri=", config_.checkpoint_uri),
+            "--checkpoint-interval=300ms"};
+  }
+
   std::string Query(const std::string& sql) {
     absl::StatusOr<std::string> answer = weir::clickhouse::Query(clickhouse_->Connection(), sql);
     EXPECT_TRUE(answer.ok()) << sql << ": " << answer.status();
@@ -872,21 +886,13 @@ TEST_F(PipelineEndToEndTest, ThreeProcessesInClusterModeOneKilledEqualTheReferen
       ASSERT_TRUE(broker_->CreateTopic(topic, partitions).ok()) << topic;
     }
   }
-  const std::vector<std::string> argv = {
-      ENGAGEMENT_PIPELINE_PATH,
-      absl::StrCat("--brokers=", config_.brokers),
-      absl::StrCat("--topic-prefix=", config_.topic_prefix),
-      absl::StrCat("--redis-port=", config_.redis_port),
-      absl::StrCat("--clickhouse-url=", config_.clickhouse_url),
-      absl::StrCat("--clickhouse-user=", config_.clickhouse_user),
-      absl::StrCat("--clickhouse-password=", config_.clickhouse_password),
-      absl::StrCat("--checkpoint-uri=", config_.checkpoint_uri),
-      "--checkpoint-interval=300ms",
-      absl::StrCat("--cluster-job-id=", job),
-      absl::StrCat("--cluster-tasks=", kTasks),
-      "--cluster-session-timeout=6s",
-      "--status-interval=200ms",
-      "--bounded"};
+  std::vector<std::string> argv = ProgramArgs();
+  for (std::string flag :
+       {absl::StrCat("--cluster-job-id=", job), absl::StrCat("--cluster-tasks=", kTasks),
+        std::string("--cluster-session-timeout=6s"), std::string("--status-interval=200ms"),
+        std::string("--bounded")}) {
+    argv.push_back(std::move(flag));
+  }
   std::vector<std::unique_ptr<weir::testing::ChildProcess>> processes;
   std::vector<std::string> logs;
   for (int idx = 0; idx < 3; ++idx) {
@@ -946,19 +952,10 @@ void PipelineEndToEndTest::KillTwiceThenFinish(const Dataset& data) {
   const size_t part = data.records.size() / 3;
   Produce(data, 0, SIZE_MAX, Topics::kContent);
   Produce(data, 0, part, Topics::kEvents);
-  std::vector<std::string> argv = {
-      ENGAGEMENT_PIPELINE_PATH,
-      absl::StrCat("--brokers=", config_.brokers),
-      absl::StrCat("--topic-prefix=", config_.topic_prefix),
-      absl::StrCat("--redis-port=", config_.redis_port),
-      absl::StrCat("--clickhouse-url=", config_.clickhouse_url),
-      absl::StrCat("--clickhouse-user=", config_.clickhouse_user),
-      absl::StrCat("--clickhouse-password=", config_.clickhouse_password),
-      absl::StrCat("--checkpoint-uri=", config_.checkpoint_uri),
-      "--checkpoint-interval=300ms",
-      "--parallelism=2",
-      "--status-interval=200ms",
-      "--http-port=0"};
+  std::vector<std::string> argv = ProgramArgs();
+  for (const char* flag : {"--parallelism=2", "--status-interval=200ms", "--http-port=0"}) {
+    argv.push_back(flag);
+  }
   const std::string log = dir_ + "/pipeline.log";
   // The checkpoint ids in this run's status lines, and the id it restored.
   auto checkpoints_in = [](const std::string& text) {
