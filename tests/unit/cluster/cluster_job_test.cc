@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -579,6 +580,26 @@ TEST(ClusterFaultTest, GroupAndTransactionErrorsAreSurvived) {
     ASSERT_TRUE(job.ok()) << job.status();
     jobs.push_back(*std::move(job));
   }
+  // While it runs, every task a member runs reports its repartition lag,
+  // known once its receiver has fetched.
+  bool lag_known = false;
+  while (!jobs[0].done() || !jobs[1].done()) {
+    for (JobHandle& job : jobs) {
+      const MetricsSnapshot metrics = job.Metrics();
+      const MetricFamily* lag = metrics.Find("weir_cluster_repartition_lag");
+      if (lag == nullptr) continue;
+      for (const MetricSeries& series : lag->series) {
+        const MetricLabels& labels = series.labels;
+        const bool on_topic = std::find(labels.begin(), labels.end(),
+                                        std::pair<std::string, std::string>(
+                                            "topic", "fault-KeyBy-1-repartition")) != labels.end();
+        EXPECT_TRUE(on_topic) << "a lag series of another topic";
+        lag_known |= on_topic && series.value >= 0;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(lag_known) << "no task reported its repartition lag";
   for (JobHandle& job : jobs) EXPECT_TRUE(job.Wait().ok());
   absl::StatusOr<std::vector<Count>> committed =
       testing::TransactionalFileSink<Count>::ReadCommitted(out);
