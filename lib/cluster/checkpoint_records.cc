@@ -93,6 +93,10 @@ absl::StatusOr<std::unique_ptr<CheckpointRecordReader>> CheckpointRecordReader::
                                                          {"enable.auto.commit", "false"},
                                                          {"enable.partition.eof", "true"},
                                                          {"isolation.level", "read_committed"},
+                                                         // CatchUp waits for the fetch that
+                                                         // reaches the end; the broker's default
+                                                         // holds it 500 ms.
+                                                         {"fetch.wait.max.ms", "10"},
                                                          {"auto.offset.reset", "earliest"}},
                                                         what);
   if (!conf.ok()) return conf.status();

@@ -380,7 +380,8 @@ bool ClusterJob::JobFinished() {
 void ClusterJob::Loop() {
   auto last_check = std::chrono::steady_clock::now();
   while (!stop_.load() && !cancel_.load()) {
-    kinternal::MessagePtr message(rd_kafka_consumer_poll(lease_.get(), 100));
+    // Short: a task's end and then the job's are seen within 20-50 ms.
+    kinternal::MessagePtr message(rd_kafka_consumer_poll(lease_.get(), 20));
     if (message != nullptr && message->err && message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       Log("cluster job '", options_.cluster.job_id,
           "': task lease: ", rd_kafka_message_errstr(message.get()));
@@ -404,7 +405,7 @@ void ClusterJob::Loop() {
       if (!status.ok()) Fail(status);
     }
     const auto now = std::chrono::steady_clock::now();
-    if (!any_running && now - last_check > std::chrono::milliseconds(500)) {
+    if (!any_running && now - last_check > std::chrono::milliseconds(50)) {
       last_check = now;
       if (JobFinished()) break;
     }

@@ -152,7 +152,24 @@ TaskTransport::TaskTransport(const ClusterOptions& options, int task, std::strin
 
 TaskTransport::~TaskTransport() {
   Abort();
+  for (rd_kafka_topic_t* topic : topics_) rd_kafka_topic_destroy(topic);
   producer_.reset();
+}
+
+absl::Status TaskTransport::KnowTopic(const std::string& topic, const std::string& what) {
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_.get(), topic.c_str(), nullptr);
+  if (handle == nullptr) {
+    return kinternal::ToStatus(rd_kafka_last_error(), absl::StrCat(what, ": topic ", topic));
+  }
+  topics_.push_back(handle);
+  const rd_kafka_metadata_t* metadata = nullptr;
+  rd_kafka_resp_err_t err =
+      rd_kafka_metadata(producer_.get(), 0, handle, &metadata, Millis(options_.broker_timeout));
+  if (metadata != nullptr) rd_kafka_metadata_destroy(metadata);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return kinternal::ToStatus(err, absl::StrCat(what, ": the metadata of topic ", topic));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<TaskTransport>> TaskTransport::Create(const ClusterOptions& options,
@@ -178,6 +195,11 @@ absl::StatusOr<std::unique_ptr<TaskTransport>> TaskTransport::Create(const Clust
   }
   std::unique_ptr<TaskTransport> transport(
       new TaskTransport(options, task, std::move(fingerprint), *std::move(producer)));
+  if (absl::Status status =
+          transport->KnowTopic(internal::ClusterCheckpointTopic(options.job_id), what);
+      !status.ok()) {
+    return status;
+  }
   error.reset(rd_kafka_begin_transaction(transport->producer_.get()));
   if (error != nullptr) return kinternal::ToStatus(error.get(), what);
   transport->in_transaction_ = true;
@@ -194,6 +216,7 @@ absl::StatusOr<std::unique_ptr<internal::RemoteEndpoint>> TaskTransport::Open(
     return absl::DataLossError(
         absl::StrCat(what, ": a restored position '", position, "' that is no offset"));
   }
+  if (absl::Status status = KnowTopic(topic, what); !status.ok()) return status;
   absl::StatusOr<kinternal::ConfPtr> conf = ClusterConf(options_,
                                                         {{"group.id", options_.job_id + "-offsets"},
                                                          {"enable.auto.commit", "false"},

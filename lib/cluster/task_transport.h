@@ -62,8 +62,15 @@ class TaskTransport final : public internal::RemoteExchanges {
   // Adds the offsets the receivers snapshotted to the open transaction, in
   // the group `<job_id>-offsets` (for lag tools; restores use the snapshot).
   absl::Status SendOffsets(const std::string& what);
+  // Fetches `topic`'s metadata into the producer now and keeps the topic's
+  // handle: a first produce to a topic the producer does not know yet waits
+  // for its next metadata refresh (hundreds of ms), and a commit waits for
+  // every produce.
+  absl::Status KnowTopic(const std::string& topic, const std::string& what);
 
   kafka::internal::HandlePtr producer_;
+  // The topics KnowTopic fetched, released before the producer.
+  std::vector<rd_kafka_topic_t*> topics_;
   bool in_transaction_ = false;
   // The receiving ends of this task's exchanges (owned by its Job, which
   // ends before this transport).
