@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
@@ -185,7 +186,8 @@ class ClusterJobTest : public ::testing::Test {
                                        "bad-KeyBy-1-repartition:3",
                                        "wm:3",
                                        absl::StrCat("windows-KeyBy-3-repartition:", kTasks)};
-    std::vector<std::string> jobs = {"one", "three", "graph", "scale", "lost", "windows"};
+    std::vector<std::string> jobs = {"one",  "three",   "graph",  "scale",
+                                     "lost", "corrupt", "windows"};
     for (int run = 0; run < kKillRuns; ++run) jobs.push_back(absl::StrCat("kill", run));
     for (const std::string& job : jobs) {
       for (const std::string& topic : JobTopics(job)) topics.push_back(topic);
@@ -532,6 +534,73 @@ TEST_F(ClusterJobTest, ACommittedCheckpointMissingFromStorageIsDataLoss) {
   EXPECT_THAT(text, ::testing::HasSubstr("DATA_LOSS"));
   EXPECT_THAT(text, ::testing::ContainsRegex("starting task [0-9]"));
   EXPECT_THAT(text, ::testing::HasSubstr("was committed, but its manifest is not in"));
+}
+
+// A task whose committed checkpoint is corrupt in storage: it restores the
+// one before, as a local job does, and the job still ends with every count
+// right (the replayed ids were counted already).
+TEST_F(ClusterJobTest, ACorruptCommittedCheckpointFallsBackToTheOneBefore) {
+  const std::string checkpoints = TempDir("corrupt-chk");
+  const std::string out = TempDir("corrupt-out");
+  const std::string task_dir = checkpoints + "/corrupt-task-0";
+  // The checkpoint directories of task 0, oldest first.
+  auto checkpoint_dirs = [&] {
+    std::vector<std::string> dirs;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(task_dir, ec)) {
+      if (entry.path().filename().string().starts_with("chk-") &&
+          std::filesystem::exists(entry.path() / "_manifest")) {
+        dirs.push_back(entry.path().string());
+      }
+    }
+    std::sort(dirs.begin(), dirs.end());
+    return dirs;
+  };
+  // Slow records (about 20 s per task): stopped gracefully once task 0 has
+  // two checkpoints, every task commits one more and none is final.
+  const pid_t first = Spawn({WEIR_CLUSTER_COUNT_JOB_PATH, broker_->bootstrap(), "corrupt",
+                             std::to_string(kTasks), checkpoints, out, "20000"});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (checkpoint_dirs().size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(checkpoint_dirs().size(), 2u) << "task 0 stored fewer than 2 checkpoints in 60 s";
+  kill(first, SIGTERM);
+  ASSERT_EQ(WaitExit(first, std::chrono::seconds(120)), 0);
+  // One byte of the newest (the committed) manifest flipped: its checksum
+  // no longer matches.
+  const std::vector<std::string> dirs = checkpoint_dirs();
+  ASSERT_GE(dirs.size(), 2u);
+  const std::string manifest = dirs.back() + "/_manifest";
+  {
+    std::fstream file(manifest, std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(file.is_open()) << manifest;
+    file.seekg(0, std::ios::end);
+    const std::streamoff size = file.tellg();
+    ASSERT_GT(size, 16);
+    file.seekg(size - 1);
+    char byte = 0;
+    file.read(&byte, 1);
+    file.seekp(size - 1);
+    byte = static_cast<char>(byte ^ 0x5a);
+    file.write(&byte, 1);
+  }
+  const std::string logs = TempDir("corrupt-log");
+  const pid_t second = Spawn({WEIR_CLUSTER_COUNT_JOB_PATH, broker_->bootstrap(), "corrupt",
+                              std::to_string(kTasks), checkpoints, out},
+                             logs, "stderr");
+  EXPECT_EQ(WaitExit(second, std::chrono::seconds(120)), 0);
+  std::ifstream in(logs + "/stderr");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string newest = std::filesystem::path(dirs.back()).filename().string();
+  int64_t newest_id = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(newest.substr(4), &newest_id)) << newest;
+  EXPECT_THAT(text, ::testing::HasSubstr(
+                        absl::StrCat("checkpoint ", newest_id, " of job 'corrupt-task-0'")));
+  EXPECT_THAT(text, ::testing::HasSubstr("is unusable, trying an older one"));
+  EXPECT_THAT(text, ::testing::HasSubstr("manifest checksum mismatch"));
+  EXPECT_THAT(text, ::testing::ContainsRegex("restoring job 'corrupt-task-0' from checkpoint"));
+  EXPECT_EQ(FinalCounts(out), Expected());
 }
 
 // Errors injected into the group protocol (JoinGroup, SyncGroup, Heartbeat)
