@@ -7,7 +7,8 @@
 // `delay_us` slows each record down, so that a test's kill lands mid-work.
 // `windows` runs the window job instead, which never ends by itself. With
 // CLUSTER_COUNT_JOB_LOG=<dir> in the environment, the count job notes every
-// id it processes in <dir>/processed-<pid>.
+// id it processes in <dir>/processed-<pid>; CLUSTER_COUNT_JOB_TOPIC=<topic>
+// makes it read <topic> instead of "events".
 //
 // Exits 0 when the whole job ended (every task's input), 1 with the status
 // on stderr otherwise. SIGTERM stops this process gracefully (its tasks
@@ -62,7 +63,9 @@ int main(int argc, char** argv) {
       log = std::make_shared<weir::cluster_test::ProcessedLog>(std::string(dir) + "/processed-" +
                                                                std::to_string(getpid()));
     }
-    weir::cluster_test::BuildCountJob(pipeline, argv[1], argv[5], delay_us, std::move(log));
+    const char* topic = std::getenv("CLUSTER_COUNT_JOB_TOPIC");
+    weir::cluster_test::BuildCountJob(pipeline, argv[1], argv[5], delay_us, std::move(log),
+                                      topic != nullptr ? topic : "events");
   } else {
     return 2;
   }

@@ -37,6 +37,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/cluster/count_job.h"
 #include "tests/unit/connectors/kafka/kafka_test_broker.h"
+#include "tests/unit/connectors/kafka/topic_reader.h"
 #include "weir/connectors/kafka.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
@@ -68,10 +69,12 @@ std::vector<std::string> JobTopics(const std::string& job) {
 
 // Starts `args`; with `log_dir`, its stderr goes to `stderr_file` there and
 // the count job notes every id it processes there (CLUSTER_COUNT_JOB_LOG).
+// `extra_env` ("NAME=value") adds to its environment.
 pid_t Spawn(const std::vector<std::string>& args, const std::string& log_dir = "",
-            const std::string& stderr_file = "") {
+            const std::string& stderr_file = "", const std::vector<std::string>& extra_env = {}) {
   std::vector<std::string> env;
   for (char** var = environ; *var != nullptr; ++var) env.emplace_back(*var);
+  for (const std::string& var : extra_env) env.push_back(var);
   if (!log_dir.empty()) env.push_back("CLUSTER_COUNT_JOB_LOG=" + log_dir);
   const std::string stderr_path = log_dir + "/" + stderr_file;
   // Everything the child needs is made here: after fork, only
@@ -709,6 +712,130 @@ TEST(ClusterOptionsTest, ClusterModeNeedsCheckpointStorage) {
   ASSERT_FALSE(job.ok());
   EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(job.status().message(), ::testing::HasSubstr("storage_uri"));
+}
+
+}  // namespace
+}  // namespace weir
+
+namespace weir {
+namespace {
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The ids of the events in the batches of repartition topic messages
+// `messages` (weir's exchange format: kind, producer, watermark, then a
+// batch's count and its (timestamp, record) pairs).
+absl::StatusOr<std::vector<int64_t>> ExchangedIds(
+    const std::vector<kafka::testing::ReadMessage>& messages) {
+  constexpr size_t kHeader = 13;
+  std::vector<int64_t> ids;
+  for (const kafka::testing::ReadMessage& message : messages) {
+    if (message.value.size() < kHeader) {
+      return absl::DataLossError(absl::StrCat("offset ", message.offset, ": too short"));
+    }
+    if (message.value[0] != 0) continue;  // watermark, idleness, end
+    std::string_view in = std::string_view(message.value).substr(kHeader);
+    uint32_t count = 0;
+    if (!Codec<uint32_t>::Decode(in, count)) {
+      return absl::DataLossError(absl::StrCat("offset ", message.offset, ": no count"));
+    }
+    for (uint32_t idx = 0; idx < count; ++idx) {
+      int64_t timestamp = 0;
+      cluster_test::Event event;
+      if (!Codec<int64_t>::Decode(in, timestamp) ||
+          !Codec<cluster_test::Event>::Decode(in, event)) {
+        return absl::DataLossError(absl::StrCat("offset ", message.offset, ": record ", idx));
+      }
+      ids.push_back(event.id);
+    }
+  }
+  return ids;
+}
+
+// One of two processes stopped (SIGSTOP) past the session timeout, so its
+// tasks move to the other, then woken (SIGCONT) while it still believes it
+// owns them. The new owner's producers fenced its transactional ids, so
+// nothing it sends after waking is committed: read back read_committed,
+// every event crossed the repartition topic exactly once, and the counts
+// are exact. The mock cluster neither fences nor isolates transactions:
+// there this is a counted skip; WEIR_TEST_KAFKA_BROKERS runs it (see
+// docs/testing.md).
+TEST(ClusterFencingTest, AProcessStalledPastTheSessionTimeoutPublishesNothingWhenItWakes) {
+  absl::StatusOr<std::unique_ptr<KafkaTestBroker>> broker = KafkaTestBroker::FromEnvironment();
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  const std::string bootstrap = (*broker)->bootstrap();
+  const std::string suffix = absl::StrCat(getpid());
+  const std::string probe = "cluster-fence-probe-" + suffix;
+  ASSERT_TRUE((*broker)->CreateTopic(probe, 1).ok());
+  absl::StatusOr<bool> isolates = kafka::testing::BrokerIsolatesTransactions(bootstrap, probe);
+  ASSERT_TRUE(isolates.ok()) << isolates.status();
+  if (!*isolates) GTEST_SKIP() << kafka::testing::kNeedsTransactionIsolation;
+
+  // A real broker: weir creates the job's topics; the names carry the pid.
+  const std::string job = "fence-" + suffix;
+  const std::string input = "fence-events-" + suffix;
+  ASSERT_TRUE((*broker)->CreateTopic(input, 4).ok());
+  std::vector<kafka::testing::TestRecord> records;
+  for (int id = 0; id < kEvents; ++id) {
+    records.push_back({.key = std::to_string(id),
+                       .value = absl::StrCat("k", id % kKeys, ",", id),
+                       .partition = id % 4});
+  }
+  ASSERT_TRUE(kafka::testing::Produce(bootstrap, input, records).ok());
+  const std::string checkpoints = TempDir(job + "-chk");
+  const std::string out = TempDir(job + "-out");
+  const std::string logs = TempDir(job + "-logs");
+  // 20 ms per record: about 20 s per task, so the stall lands mid-run.
+  auto start = [&](int idx) {
+    return Spawn({WEIR_CLUSTER_COUNT_JOB_PATH, bootstrap, job, std::to_string(kTasks), checkpoints,
+                  out, "20000"},
+                 logs, absl::StrCat("stderr-", idx), {"CLUSTER_COUNT_JOB_TOPIC=" + input});
+  };
+  auto wait_for = [&](int idx, const std::string& text) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (ReadText(absl::StrCat(logs, "/stderr-", idx)).find(text) != std::string::npos) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  const pid_t stalled = start(0);
+  const pid_t other = start(1);
+  ASSERT_TRUE(wait_for(0, ": took task(s) ")) << ReadText(logs + "/stderr-0");
+  ASSERT_TRUE(wait_for(1, ": took task(s) ")) << ReadText(logs + "/stderr-1");
+  kill(stalled, SIGSTOP);
+  // Past its 6 s session, the other process owns every task.
+  const bool moved = wait_for(1, "; owns 0, 1, 2");
+  kill(stalled, SIGCONT);
+  ASSERT_TRUE(moved) << ReadText(logs + "/stderr-1");
+  EXPECT_EQ(WaitExit(other, std::chrono::seconds(240)), 0) << ReadText(logs + "/stderr-1");
+  // Woken, it finds its tasks lost or its producers fenced; it may fail.
+  (void)WaitExit(stalled, std::chrono::seconds(240));
+  EXPECT_THAT(ReadText(logs + "/stderr-0"),
+              ::testing::ContainsRegex("lost task|[Ff]enced|FENCED|EPOCH|epoch"));
+
+  absl::StatusOr<std::vector<kafka::testing::ReadMessage>> exchanged =
+      kafka::testing::ReadTopic(bootstrap, absl::StrCat(job, "-KeyBy-1-repartition"), kTasks,
+                                /*read_committed=*/true);
+  ASSERT_TRUE(exchanged.ok()) << exchanged.status();
+  absl::StatusOr<std::vector<int64_t>> ids = ExchangedIds(*exchanged);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  std::map<int64_t, int> times;
+  for (int64_t id : *ids) ++times[id];
+  int missing = 0;
+  int repeated = 0;
+  for (int id = 0; id < kEvents; ++id) {
+    missing += times[id] == 0;
+    repeated += times[id] > 1;
+  }
+  EXPECT_EQ(missing, 0) << "events that never crossed the repartition topic (committed)";
+  EXPECT_EQ(repeated, 0) << "events committed to the repartition topic more than once";
+  EXPECT_EQ(FinalCounts(out), Expected());
 }
 
 }  // namespace

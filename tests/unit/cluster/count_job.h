@@ -109,13 +109,15 @@ class DistinctIds final : public weir::KeyedProcessFunction<std::string, Event, 
 };
 
 // Adds the job to `pipeline` (nodes: Source 0, KeyBy 1, Process 2, Sink 3).
-// With `log`, every record DistinctIds processes is noted there.
+// With `log`, every record DistinctIds processes is noted there. It reads
+// `topic` ("key,id" values).
 inline void BuildCountJob(weir::Pipeline& pipeline, const std::string& brokers,
                           const std::string& out_dir, int64_t delay_us,
-                          std::shared_ptr<ProcessedLog> log = nullptr) {
+                          std::shared_ptr<ProcessedLog> log = nullptr,
+                          const std::string& topic = "events") {
   auto source = weir::kafka::Source<Event>(
       {.client = {.brokers = brokers},
-       .topics = {"events"},
+       .topics = {topic},
        .deserializer = weir::kafka::DeserializeWith<Event>(
            [](const weir::kafka::KafkaRecord& record) -> absl::StatusOr<Event> {
              std::pair<std::string, std::string> parts =
