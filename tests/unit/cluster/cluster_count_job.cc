@@ -7,8 +7,8 @@
 // `delay_us` slows each record down, so that a test's kill lands mid-work.
 // `windows` runs the window job instead, which never ends by itself. With
 // CLUSTER_COUNT_JOB_LOG=<dir> in the environment, the count job notes every
-// id it processes in <dir>/processed-<pid>; CLUSTER_COUNT_JOB_TOPIC=<topic>
-// makes it read <topic> instead of "events".
+// id it processes in <dir>/processed-<pid>. CLUSTER_COUNT_JOB_TOPIC=<topic>
+// makes either job read <topic> (instead of "events" or "wm").
 //
 // Exits 0 when the whole job ended (every task's input), 1 with the status
 // on stderr otherwise. SIGTERM stops this process gracefully (its tasks
@@ -55,15 +55,16 @@ int main(int argc, char** argv) {
   options.batch_size = 32;
   weir::Pipeline pipeline(options);
   const std::string job_kind = argc > 7 ? argv[7] : "count";
+  const char* topic = std::getenv("CLUSTER_COUNT_JOB_TOPIC");
   if (job_kind == "windows") {
-    weir::cluster_test::BuildWindowJob(pipeline, argv[1], argv[5], delay_us);
+    weir::cluster_test::BuildWindowJob(pipeline, argv[1], argv[5], delay_us,
+                                       topic != nullptr ? topic : "wm");
   } else if (job_kind == "count") {
     std::shared_ptr<weir::cluster_test::ProcessedLog> log;
     if (const char* dir = std::getenv("CLUSTER_COUNT_JOB_LOG"); dir != nullptr) {
       log = std::make_shared<weir::cluster_test::ProcessedLog>(std::string(dir) + "/processed-" +
                                                                std::to_string(getpid()));
     }
-    const char* topic = std::getenv("CLUSTER_COUNT_JOB_TOPIC");
     weir::cluster_test::BuildCountJob(pipeline, argv[1], argv[5], delay_us, std::move(log),
                                       topic != nullptr ? topic : "events");
   } else {

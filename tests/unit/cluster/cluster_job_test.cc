@@ -188,9 +188,12 @@ class ClusterJobTest : public ::testing::Test {
                                        "bad-checkpoints:1",
                                        "bad-KeyBy-1-repartition:3",
                                        "wm:3",
-                                       absl::StrCat("windows-KeyBy-3-repartition:", kTasks)};
-    std::vector<std::string> jobs = {"one",  "three",   "graph",  "scale",
-                                     "lost", "corrupt", "windows"};
+                                       "wm-same:3",
+                                       absl::StrCat("windows-KeyBy-3-repartition:", kTasks),
+                                       absl::StrCat("win1-KeyBy-3-repartition:", kTasks),
+                                       absl::StrCat("win3-KeyBy-3-repartition:", kTasks)};
+    std::vector<std::string> jobs = {"one",     "three",   "graph", "scale", "lost",
+                                     "corrupt", "windows", "win1",  "win3"};
     for (int run = 0; run < kKillRuns; ++run) jobs.push_back(absl::StrCat("kill", run));
     for (const std::string& job : jobs) {
       for (const std::string& topic : JobTopics(job)) topics.push_back(topic);
@@ -329,7 +332,8 @@ TEST_F(ClusterJobTest, ScalingOneToThreeToTwoMovesOnlyGivenUpTasksAndReplaysNoth
 // and 1. Partition 2 stays empty, so the task reading it is an idle
 // producer on both repartition topics.
 void ProduceWindowInput(const std::string& bootstrap, int first, int count, int partitions,
-                        std::map<std::pair<std::string, int64_t>, int64_t>& expected) {
+                        std::map<std::pair<std::string, int64_t>, int64_t>& expected,
+                        const std::string& topic = "wm") {
   std::vector<kafka::testing::TestRecord> records;
   for (int id = first; id < first + count; ++id) {
     const std::string key = absl::StrCat("w", id % 5);
@@ -338,7 +342,7 @@ void ProduceWindowInput(const std::string& bootstrap, int first, int count, int 
         {.key = key, .value = absl::StrCat(key, ",", id, ",", ts), .partition = id % partitions});
     ++expected[{key, ts / 1000 * 1000}];
   }
-  ASSERT_TRUE(kafka::testing::Produce(bootstrap, "wm", records).ok());
+  ASSERT_TRUE(kafka::testing::Produce(bootstrap, topic, records).ok());
 }
 
 // Waits until the committed window counts hold every window of `expected`
@@ -412,6 +416,36 @@ TEST_F(ClusterJobTest, WatermarksCrossRepartitionTopicsPastAnIdleProducer) {
   EXPECT_EQ(WaitExit(third, std::chrono::seconds(120)), 0) << "see its log above";
   std::erase_if(fired, [](const auto& entry) { return entry.first.second >= 20000; });
   EXPECT_EQ(fired, expected);
+}
+
+// The window job (two KeyBys, tumbling event-time windows) on one process
+// and on three: the same windows fire with the same counts, those of an
+// independent count of the input.
+TEST_F(ClusterJobTest, OneAndThreeProcessesFireTheSameWindows) {
+  std::map<std::pair<std::string, int64_t>, int64_t> expected;
+  // Event time 0 .. 14995 ms over 3 partitions: the watermark closes every
+  // window before 14000 ms; [14000, 15000) stays open and is not compared.
+  ProduceWindowInput(broker_->bootstrap(), 0, 3000, 3, expected, "wm-same");
+  std::erase_if(expected, [](const auto& entry) { return entry.first.second >= 14000; });
+  auto run = [&](const std::string& job, int processes) {
+    const std::string checkpoints = TempDir(job + "-chk");
+    const std::string out = TempDir(job + "-out");
+    std::vector<pid_t> pids;
+    for (int idx = 0; idx < processes; ++idx) {
+      pids.push_back(Spawn({WEIR_CLUSTER_COUNT_JOB_PATH, broker_->bootstrap(), job,
+                            std::to_string(kTasks), checkpoints, out, "0", "windows"},
+                           "", "", {"CLUSTER_COUNT_JOB_TOPIC=wm-same"}));
+    }
+    std::map<std::pair<std::string, int64_t>, int64_t> fired = WaitForWindows(out, expected, 14000);
+    for (pid_t pid : pids) kill(pid, SIGTERM);
+    for (pid_t pid : pids) EXPECT_EQ(WaitExit(pid, std::chrono::seconds(120)), 0) << job;
+    std::erase_if(fired, [](const auto& entry) { return entry.first.second >= 14000; });
+    return fired;
+  };
+  const std::map<std::pair<std::string, int64_t>, int64_t> one = run("win1", 1);
+  const std::map<std::pair<std::string, int64_t>, int64_t> three = run("win3", 3);
+  EXPECT_EQ(one, expected);
+  EXPECT_EQ(three, one);
 }
 
 class PassThrough final : public KeyedProcessFunction<int64_t, int64_t, int64_t> {

@@ -166,10 +166,11 @@ class WatermarkNeverBack final : public weir::KeyedProcessFunction<std::string, 
 // Adds the window job to `pipeline` (nodes: Source 0, KeyBy 1, Process 2,
 // KeyBy 3, Window 4, Sink 5).
 inline void BuildWindowJob(weir::Pipeline& pipeline, const std::string& brokers,
-                           const std::string& out_dir, int64_t delay_us) {
+                           const std::string& out_dir, int64_t delay_us,
+                           const std::string& topic = "wm") {
   auto source = weir::kafka::Source<Event>(
       {.client = {.brokers = brokers},
-       .topics = {"wm"},
+       .topics = {topic},
        .deserializer = weir::kafka::DeserializeWith<Event>(
            [](const weir::kafka::KafkaRecord& record) -> absl::StatusOr<Event> {
              std::vector<std::string> parts = absl::StrSplit(std::string(record.value), ',');
