@@ -209,6 +209,9 @@ void OperatorBase::AcknowledgeCheckpoint(int64_t checkpoint_id) {
   } catch (...) {
     status = StatusFromCurrentException(name(), env_.worker_index);
   }
+  // An operator that cannot be checkpointed at all (a source reader without
+  // SnapshotState) fails the job: every later checkpoint would fail too.
+  if (absl::IsUnimplemented(status)) throw OperatorFailure(status);
   collector->Acknowledge(checkpoint_id, status, std::move(snapshot));
 }
 

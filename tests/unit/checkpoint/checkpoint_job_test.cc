@@ -393,6 +393,57 @@ TEST_F(CheckpointJobTest, TriggerCheckpointTakesOneNow) {
   (void)job->Wait();
 }
 
+// A source whose reader keeps SourceReader::SnapshotState's default: it
+// cannot be checkpointed. Its records never end.
+class UncheckpointableSource final : public Source<int64_t> {
+ public:
+  absl::StatusOr<std::vector<SourceSplit>> DiscoverSplits() override {
+    return std::vector<SourceSplit>{{"only"}};
+  }
+  absl::StatusOr<std::unique_ptr<SourceReader<int64_t>>> CreateReader(
+      const SourceReaderContext&) override {
+    return std::unique_ptr<SourceReader<int64_t>>(new Reader());
+  }
+
+ private:
+  class Reader final : public SourceReader<int64_t> {
+   public:
+    absl::StatusOr<PollResult> Poll(SourceOutput<int64_t>& out) override {
+      out.Collect(0, next_, next_);
+      ++next_;
+      return PollResult::kMoreAvailable;
+    }
+
+   private:
+    int64_t next_ = 0;
+  };
+};
+
+// In a job with checkpoints, a source that cannot be checkpointed fails the
+// job at its first checkpoint, naming the source, instead of running on
+// with checkpoints that never complete.
+TEST_F(CheckpointJobTest, ASourceThatCannotBeCheckpointedFailsACheckpointedJob) {
+  PipelineOptions options;
+  options.job_name = "uncheckpointable";
+  options.checkpoints.interval = absl::Milliseconds(20);
+  options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
+  Pipeline pipeline(options);
+  pipeline.Source(std::make_shared<UncheckpointableSource>())
+      .Uid("plain-source")
+      .Name("plain source")
+      .Sink([](const int64_t&) {})
+      .Uid("discard");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(testing::WaitFor([&] { return job->done(); }, absl::Seconds(60)))
+      << "the job ran on for 60 s";
+  const absl::Status status = job->Wait();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
+  EXPECT_THAT(status.message(), ::testing::HasSubstr("this source does not support checkpoints"));
+  EXPECT_THAT(status.message(), ::testing::HasSubstr("plain source"));
+  EXPECT_EQ(job->last_completed_checkpoint(), 0);
+}
+
 TEST(TriggerCheckpointTest, NeedsStorage) {
   Pipeline pipeline;
   testing::VectorSourceOptions options;
