@@ -18,9 +18,11 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "lib/checkpoint/manifest_io.h"
 #include "lib/checkpoint/s3/s3_xml.h"
 #include "lib/checkpoint/s3/sigv4.h"
 #include "lib/common/curl_common.h"
@@ -46,6 +48,11 @@ struct S3Client::Request {
   // The 2xx body is an XML document that may also be an <Error> (S3 can
   // fail a CompleteMultipartUpload after answering 200).
   bool xml_response = false;
+  // PutObject: the body's crc32, stored as the object's metadata
+  // (kChecksumHeader). GetObject (`verify_checksum`): a 2xx body that does
+  // not match the crc32 its response carries is a torn read, retried.
+  std::string checksum;
+  bool verify_checksum = false;
 };
 
 struct S3Client::Response {
@@ -61,6 +68,13 @@ constexpr size_t kMaxErrorBody = 64 << 10;
 constexpr absl::Duration kMaxConnectTimeout = absl::Seconds(10);
 // The status payload (type URL) that holds the S3 error code.
 constexpr char kS3ErrorCodePayload[] = "weir.dev/s3-error-code";
+// The user metadata that carries the crc32 of a PutObject body (hex); S3
+// and compatible servers return it with the object.
+constexpr char kChecksumHeader[] = "x-amz-meta-weir-crc32";
+
+std::string ChecksumOf(absl::string_view body) {
+  return absl::StrFormat("%08x", Crc32(std::string_view(body.data(), body.size())));
+}
 
 std::string GetEnv(const char* name) {
   const char* value = std::getenv(name);
@@ -88,6 +102,7 @@ struct Transfer {
   std::string body;
   std::string etag;
   std::string request_id;
+  std::string checksum;  // kChecksumHeader of the response
 };
 
 bool IsSuccess(long status) { return status >= 200 && status < 300; }
@@ -132,6 +147,7 @@ size_t HeaderCallback(char* data, size_t size, size_t count, void* user) {
   if (absl::StartsWith(line, "HTTP/")) {  // a new response (after 100 Continue)
     transfer->etag.clear();
     transfer->request_id.clear();
+    transfer->checksum.clear();
     return line.size();
   }
   size_t colon = line.find(':');
@@ -142,6 +158,8 @@ size_t HeaderCallback(char* data, size_t size, size_t count, void* user) {
     transfer->etag = std::string(value);
   } else if (absl::EqualsIgnoreCase(name, "x-amz-request-id")) {
     transfer->request_id = std::string(value);
+  } else if (absl::EqualsIgnoreCase(name, kChecksumHeader)) {
+    transfer->checksum = std::string(value);
   }
   return line.size();
 }
@@ -308,13 +326,14 @@ using CurlHeaders = std::unique_ptr<curl_slist, void (*)(curl_slist*)>;
 
 // The request's headers: libcurl signs x-amz-content-sha256's value as the
 // payload hash (see sigv4.h); a session token goes along when there is one.
-absl::StatusOr<CurlHeaders> RequestHeaders(absl::string_view body,
-                                           const std::string& session_token) {
+absl::StatusOr<CurlHeaders> RequestHeaders(absl::string_view body, const std::string& session_token,
+                                           const std::string& checksum) {
   CurlHeaders headers(nullptr, &curl_slist_free_all);
   std::vector<std::string> lines = {absl::StrCat(
       "x-amz-content-sha256: ", body.empty() ? std::string(kEmptySha256) : Sha256Hex(body))};
   if (!session_token.empty())
     lines.push_back(absl::StrCat("x-amz-security-token: ", session_token));
+  if (!checksum.empty()) lines.push_back(absl::StrCat(kChecksumHeader, ": ", checksum));
   for (const std::string& line : lines) {
     curl_slist* appended = curl_slist_append(headers.get(), line.c_str());
     if (appended == nullptr) return absl::ResourceExhaustedError("curl_slist_append failed");
@@ -412,7 +431,8 @@ absl::StatusOr<S3Client::Response> S3Client::Send(const Request& request) {
     return absl::Status(code,
                         absl::StrCat("S3 ", request.operation, " ", target, " failed: ", detail));
   };
-  absl::StatusOr<CurlHeaders> headers = RequestHeaders(request.body, config_.session_token);
+  absl::StatusOr<CurlHeaders> headers =
+      RequestHeaders(request.body, config_.session_token, request.checksum);
   if (!headers.ok()) return headers.status();
   const std::string sigv4_provider = absl::StrCat("aws:amz:", config_.region, ":s3");
   Attempt attempt{
@@ -456,6 +476,16 @@ absl::StatusOr<S3Client::Response> S3Client::Send(const Request& request) {
       if (error_buffer[0] != '\0') absl::StrAppend(&detail, " (", error_buffer, ")");
       last_error = failure(CodeForCurl(result), detail);
       retryable = IsRetryableCurl(result);
+    } else if (IsSuccess(status) && request.verify_checksum && !transfer.checksum.empty() &&
+               !absl::EqualsIgnoreCase(transfer.checksum, ChecksumOf(transfer.body))) {
+      // Read while another PUT replaced the object (a server that rewrites
+      // objects in place): read it again.
+      last_error = failure(
+          absl::StatusCode::kDataLoss,
+          absl::StrCat("the body (", transfer.body.size(), " bytes, crc32 ",
+                       ChecksumOf(transfer.body), ") does not match the crc32 stored with it (",
+                       transfer.checksum, "): it was overwritten while being read"));
+      retryable = true;
     } else if (IsSuccess(status) && !(request.xml_response && IsErrorDocument(transfer.body))) {
       return Response{status, std::move(transfer.body), std::move(transfer.etag)};
     } else {
@@ -481,13 +511,17 @@ absl::Status S3Client::PutObject(const std::string& bucket, const std::string& k
                .method = "PUT",
                .bucket = bucket,
                .key = key,
-               .body = body})
+               .body = body,
+               .checksum = ChecksumOf(body)})
       .status();
 }
 
 absl::StatusOr<std::string> S3Client::GetObject(const std::string& bucket, const std::string& key) {
-  absl::StatusOr<Response> response =
-      Send({.operation = "GetObject", .method = "GET", .bucket = bucket, .key = key});
+  absl::StatusOr<Response> response = Send({.operation = "GetObject",
+                                            .method = "GET",
+                                            .bucket = bucket,
+                                            .key = key,
+                                            .verify_checksum = true});
   if (!response.ok()) return response.status();
   return std::move(response->body);
 }

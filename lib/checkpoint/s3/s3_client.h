@@ -86,9 +86,13 @@ class S3Client {
 
   const S3Config& config() const { return config_; }
 
-  // PutObject: replaces the object with `body`.
+  // PutObject: replaces the object with `body`, stored with its crc32 as
+  // user metadata (x-amz-meta-weir-crc32).
   absl::Status PutObject(const std::string& bucket, const std::string& key, absl::string_view body);
-  // GetObject: kNotFound if there is no such key (or bucket).
+  // GetObject: kNotFound if there is no such key (or bucket). A body that
+  // does not match the crc32 its response carries (read while a server that
+  // rewrites objects in place overwrote it) is read again; kDataLoss once
+  // every attempt was torn. Objects without the crc32 are not checked.
   absl::StatusOr<std::string> GetObject(const std::string& bucket, const std::string& key);
   absl::Status GetObject(const std::string& bucket, const std::string& key, S3BodySink& sink);
   // DeleteObject: OK if there is no such key.

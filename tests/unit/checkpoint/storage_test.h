@@ -30,9 +30,6 @@ struct StorageBackend {
       make_root;
   // Removes what make_root made; may be empty.
   std::function<void(const std::string& uri)> cleanup;
-  // Whether a reader never sees a blob half-overwritten. The API promises
-  // it; a test server may not keep it.
-  bool atomic_overwrites = true;
 };
 
 std::string BackendName(const ::testing::TestParamInfo<StorageBackend>& info);

@@ -815,6 +815,67 @@ TEST_F(S3ClientTest, AnInterruptedDownloadStartsOver) {
             1);
 }
 
+// A PUT stores the body's crc32 with the object (the standard check value
+// of "123456789" is cbf43926).
+TEST_F(S3ClientTest, APutStoresTheCrc32OfItsBody) {
+  std::string stored;
+  FakeHttpServer server([&](const HttpRequest& request) -> HttpResponse {
+    if (request.method == "PUT") stored = request.Header("x-amz-meta-weir-crc32");
+    return {.headers = {{"ETag", "\"e\""}}};
+  });
+  std::unique_ptr<CheckpointStorage> storage = OpenStorage(OptionsFor(server));
+  ASSERT_NE(storage, nullptr);
+  ASSERT_TRUE(storage->Put("manifest", "123456789").ok());
+  EXPECT_EQ(stored, "cbf43926");
+}
+
+// A GET that read an object while a server that rewrites objects in place
+// (s3rver does) was overwriting it gets a mix of two versions: its body does
+// not match the crc32 stored with the object, and it is read again, so a
+// reader never sees a half-overwritten blob.
+TEST_F(S3ClientTest, ATornReadIsReadAgain) {
+  const std::string old_data(50'000, 'o');
+  const std::string new_data(50'000, 'n');
+  std::mutex mu;
+  std::string crc;
+  int gets = 0;
+  FakeHttpServer server([&](const HttpRequest& request) -> HttpResponse {
+    std::lock_guard<std::mutex> lock(mu);
+    if (request.method == "PUT") {
+      crc = request.Header("x-amz-meta-weir-crc32");
+      return {.headers = {{"ETag", "\"e\""}}};
+    }
+    // The first read: the new version's metadata, half of each body.
+    const std::string body =
+        gets++ == 0 ? new_data.substr(0, 25'000) + old_data.substr(25'000) : new_data;
+    return {.body = body, .headers = {{"x-amz-meta-weir-crc32", crc}}};
+  });
+  std::unique_ptr<CheckpointStorage> storage = OpenStorage(OptionsFor(server));
+  ASSERT_NE(storage, nullptr);
+  ASSERT_TRUE(storage->Put("manifest", new_data).ok());
+  absl::StatusOr<std::string> read = storage->Get("manifest");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(*read == new_data);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(gets, 2);
+}
+
+// Torn on every attempt: kDataLoss, saying so, never the mixed bytes.
+TEST_F(S3ClientTest, AnObjectTornOnEveryReadIsDataLoss) {
+  std::atomic<int> gets{0};
+  FakeHttpServer server([&](const HttpRequest&) -> HttpResponse {
+    gets.fetch_add(1);
+    return {.body = "half old, half new", .headers = {{"x-amz-meta-weir-crc32", "cbf43926"}}};
+  });
+  std::unique_ptr<CheckpointStorage> storage = OpenStorage(OptionsFor(server));
+  ASSERT_NE(storage, nullptr);
+  absl::StatusOr<std::string> read = storage->Get("manifest");
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << read.status();
+  EXPECT_THAT(read.status().message(), HasSubstr("overwritten while being read"));
+  EXPECT_EQ(gets.load(), 3);  // max_attempts
+}
+
 TEST_F(S3ClientTest, AnUnreachableEndpointIsUnavailableAfterRetries) {
   // A port nothing listens on: bound and closed again.
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
