@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -156,9 +159,34 @@ absl::Status ClickHouseServer::Launch() {
   return absl::OkStatus();
 }
 
-void ClickHouseServer::Kill() { process_.reset(); }
+absl::StatusOr<std::unique_ptr<ClickHouseServer>> ClickHouseServer::Shared() {
+  const char* dir = std::getenv("WEIR_TEST_SHARED_CLICKHOUSE");
+  if (dir == nullptr || *dir == '\0') return Start();
+  const std::string port_file = absl::StrCat(dir, "/http_port");
+  std::unique_ptr<ClickHouseServer> server(new ClickHouseServer());
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFileOrEmpty(port_file)),
+                        &server->http_port_)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "WEIR_TEST_SHARED_CLICKHOUSE=", dir, " but ", port_file,
+        " holds no port: the fixture that starts the shared server failed (its log: ", dir,
+        "/daemon.log)"));
+  }
+  server->shared_ = true;
+  ::setenv("no_proxy", "127.0.0.1,localhost", 1);
+  ::setenv("NO_PROXY", "127.0.0.1,localhost", 1);
+  return server;
+}
+
+void ClickHouseServer::Kill() {
+  if (shared_) {
+    std::fprintf(stderr, "ClickHouseServer::Kill on the shared server: ignored\n");
+    return;
+  }
+  process_.reset();
+}
 
 absl::Status ClickHouseServer::Restart() {
+  if (shared_) return absl::FailedPreconditionError("the shared ClickHouse server cannot restart");
   Kill();
   return Launch();
 }

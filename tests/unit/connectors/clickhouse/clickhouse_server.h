@@ -37,14 +37,25 @@ class ClickHouseServer {
   // ($WEIR_CLICKHOUSE_SERVER, else clickhouse-server on PATH or /usr/sbin).
   static absl::StatusOr<std::unique_ptr<ClickHouseServer>> Start();
 
+  // The server every test of this test binary shares when ctest runs it:
+  // $WEIR_TEST_SHARED_CLICKHOUSE names the directory where the ctest
+  // fixture (weir_shared_clickhouse, started before the binary's first test
+  // and stopped after its last) wrote the server's address. Tests sharing it
+  // keep to tables (or a database) of their own. Without the variable (a
+  // binary run by hand): Start(). A shared server cannot be killed or
+  // restarted: a test that does that starts its own.
+  static absl::StatusOr<std::unique_ptr<ClickHouseServer>> Shared();
+
   ClickHouseServer(const ClickHouseServer&) = delete;
   ClickHouseServer& operator=(const ClickHouseServer&) = delete;
   ~ClickHouseServer();
 
-  // SIGKILLs the server (no clean shutdown).
+  // SIGKILLs the server (no clean shutdown). Not for a shared server.
   void Kill();
   // Starts it again on the same ports and data, and waits for /ping.
+  // kFailedPrecondition for a shared server.
   absl::Status Restart();
+  bool shared() const { return shared_; }
 
   int http_port() const { return http_port_; }
   // "http://127.0.0.1:<http port>"
@@ -60,6 +71,7 @@ class ClickHouseServer {
   std::string directory_;
   int http_port_ = 0;
   int tcp_port_ = 0;
+  bool shared_ = false;
   std::unique_ptr<ChildProcess> process_;
 };
 
