@@ -228,7 +228,9 @@ TEST_F(GeneratorPostgresTest, ASecondRunNeedsResetWhichStartsOver) {
   ExpectTablesHold(expected);
 }
 
-TEST_F(GeneratorPostgresTest, UnreachableServerFailsWithAClearMessage) {
+// Needs no server: ctest runs each test in a process of its own, so the
+// fixture's would be an initdb for nothing.
+TEST(GeneratorPostgresUnreachableTest, UnreachableServerFailsWithAClearMessage) {
   absl::StatusOr<int> port = weir::testing::FreeLoopbackPort();
   ASSERT_TRUE(port.ok());
   const GeneratorRun run = RunGeneratorProgram(
