@@ -287,6 +287,33 @@ TEST_F(KafkaSinkTest, TombstonesHaveANullValueAndKeepTheirKeyAndOrder) {
   EXPECT_EQ(by_key, expected);
 }
 
+// SinkOptions::serializer: an error fails the job (the sink has no
+// dead-letter path for it) with the serializer's code and message, naming the
+// sink, the topic and the record (key and event time).
+TEST_F(KafkaSinkTest, SerializerErrorFailsTheJobNamingTheRecord) {
+  SinkOptions<int64_t> options = Options(DeliveryGuarantee::kAtLeastOnce);
+  options.serializer = [](const int64_t& value, std::string& out) {
+    if (value == 7) return absl::InvalidArgumentError("seven has no encoding");
+    out = std::to_string(value);
+    return absl::OkStatus();
+  };
+  std::vector<weir::testing::TimestampedValue<int64_t>> records;
+  for (int64_t value : Numbers(100)) records.push_back({value, 1'700'000'000'000 + value});
+  weir::Pipeline pipeline(JobOptions(1, false));
+  pipeline.Source(weir::testing::VectorSource<int64_t>::Create(std::move(records)))
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(options))
+      .Uid("kafka-out");
+  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument) << result.status;
+  EXPECT_THAT(result.status.message(), HasSubstr("kafka-out")) << result.status;
+  EXPECT_THAT(
+      result.status.message(),
+      HasSubstr(absl::StrCat("cannot serialize the record with key \"k7\" and event time ",
+                             1'700'000'000'007, " for topic ", topic_, ": seven has no encoding")))
+      << result.status;
+}
+
 TEST_F(KafkaSinkTest, ExactlyOnceCommitsWhenTheCheckpointCompletes) {
   RunCommitOnCheckpoint(/*hidden_until_commit=*/false);
 }
