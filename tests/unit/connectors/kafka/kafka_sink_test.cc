@@ -156,6 +156,13 @@ class KafkaSinkTest : public ::testing::Test {
   std::filesystem::path root_;
 };
 
+// The records 0..n-1, each with its value as event time.
+std::vector<weir::testing::TimestampedValue<int64_t>> TimestampedNumbers(int64_t n) {
+  std::vector<weir::testing::TimestampedValue<int64_t>> records;
+  for (int64_t value : Numbers(n)) records.push_back({value, value});
+  return records;
+}
+
 TEST_F(KafkaSinkTest, AtLeastOnceDeliversEveryRecordWithKeyAndHeaders) {
   constexpr int64_t kRecords = 20000;
   weir::Pipeline pipeline(JobOptions(2, false));
@@ -445,10 +452,8 @@ void KafkaSinkTest::CancelAndRestart() {
     return pipeline;
   };
   const auto numbers = [](bool bounded, size_t released) {
-    std::vector<weir::testing::TimestampedValue<int64_t>> records;
-    for (int64_t value : Numbers(kRecords)) records.push_back({value, value});
     return weir::testing::ScriptedSource<int64_t>::Create(
-        std::move(records), {.records_per_poll = 64, .bounded = bounded}, released);
+        TimestampedNumbers(kRecords), {.records_per_poll = 64, .bounded = bounded}, released);
   };
   {
     auto source = numbers(/*bounded=*/false, kRecords / 2);  // cannot end before the crash
@@ -762,6 +767,113 @@ TEST_F(KafkaSinkTest, TransactionalIdsFollowTheUidNotTheDisplayName) {
   for (int slot = 0; slot < 4; ++slot) both.insert(absl::StrCat("sink-test-outbox-v2-0-", slot));
   EXPECT_EQ(initialized(), both);
   ExpectEachAtLeastOnce(Counts(false), 100);
+}
+
+// SinkOptions::transactional_id_prefix takes the place of
+// "<job_name>-<sink uid>" in every id a writer uses: its pool's
+// (`<prefix>-<worker>-<slot>`), and on a restore at a lower parallelism the
+// vanished workers' ids it fences, which the checkpoint's committables name.
+TEST_F(KafkaSinkTest, TransactionalIdsCarryTheConfiguredPrefix) {
+  SinkEvents events;
+  SinkOptions<int64_t> options = Options(DeliveryGuarantee::kExactlyOnce);
+  options.transactional_id_prefix = "orders-outbox";
+  options.transaction_pool_size = 3;
+  for (const int parallelism : {2, 1}) {  // the second run restores the first's checkpoint
+    weir::Pipeline pipeline(JobOptions(parallelism, true));
+    pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(1000)))
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(options))
+        .Uid("kafka-out");
+    weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+    ASSERT_TRUE(result.status.ok()) << result.status;
+  }
+  std::set<std::string> expected;
+  for (int worker = 0; worker < 2; ++worker) {
+    for (int slot = 0; slot < 3; ++slot)
+      expected.insert(absl::StrCat("orders-outbox-", worker, "-", slot));
+  }
+  std::set<std::string> used;
+  int fenced_on_restore = 0;
+  for (const auto& [event, id] : events.events()) {
+    used.insert(id);
+    if (event == "init_transactions" && id.starts_with("orders-outbox-1-")) ++fenced_on_restore;
+  }
+  EXPECT_EQ(used, expected);
+  // Worker 1's ids: its pool in the first run, fenced by the restore.
+  EXPECT_EQ(fenced_on_restore, 6);
+  ExpectEachAtLeastOnce(Counts(false), 1000);
+}
+
+// A source whose every snapshot fails, so that every checkpoint fails, while
+// its barriers still flow: the sinks downstream pre-commit checkpoints that
+// never complete.
+class CheckpointDecliningSource final : public weir::Source<int64_t> {
+ public:
+  explicit CheckpointDecliningSource(std::shared_ptr<weir::Source<int64_t>> inner)
+      : inner_(std::move(inner)) {}
+  absl::StatusOr<std::vector<SourceSplit>> DiscoverSplits() override {
+    return inner_->DiscoverSplits();
+  }
+  absl::StatusOr<std::unique_ptr<SourceReader<int64_t>>> CreateReader(
+      const SourceReaderContext& context) override {
+    absl::StatusOr<std::unique_ptr<SourceReader<int64_t>>> reader = inner_->CreateReader(context);
+    if (!reader.ok()) return reader.status();
+    return std::unique_ptr<SourceReader<int64_t>>(new Reader(*std::move(reader)));
+  }
+
+ private:
+  class Reader final : public SourceReader<int64_t> {
+   public:
+    explicit Reader(std::unique_ptr<SourceReader<int64_t>> inner) : inner_(std::move(inner)) {}
+    absl::StatusOr<PollResult> Poll(SourceOutput<int64_t>& output) override {
+      return inner_->Poll(output);
+    }
+    absl::StatusOr<std::vector<std::string>> SnapshotState(int64_t checkpoint_id) override {
+      return absl::UnavailableError(absl::StrCat("the test declines checkpoint ", checkpoint_id));
+    }
+
+   private:
+    std::unique_ptr<SourceReader<int64_t>> inner_;
+  };
+
+  std::shared_ptr<weir::Source<int64_t>> inner_;
+};
+
+// SinkOptions::transaction_pool_size: a worker's pool holds the open
+// transaction and one per pre-committed checkpoint not complete yet. With a
+// pool of 2, two checkpoints failing in a row leave no producer for the
+// records after the second: the job fails with kResourceExhausted, and not
+// earlier.
+TEST_F(KafkaSinkTest, TransactionPoolExhaustedByFailingCheckpointsIsResourceExhausted) {
+  PipelineOptions pipeline_options = JobOptions(1, true);
+  pipeline_options.checkpoints.interval = absl::ZeroDuration();  // only the ones triggered
+  weir::Pipeline pipeline(pipeline_options);
+  auto numbers = weir::testing::ScriptedSource<int64_t>::Create(
+      TimestampedNumbers(300), {.records_per_poll = 64, .bounded = false}, /*released=*/100);
+  SinkOptions<int64_t> options = Options(DeliveryGuarantee::kExactlyOnce);
+  options.transaction_pool_size = 2;
+  pipeline.Source(std::make_shared<CheckpointDecliningSource>(numbers))
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(options))
+      .Uid("kafka-out");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  // 0..99 in the first producer's transaction, pre-committed for checkpoint 1,
+  // which fails.
+  ASSERT_TRUE(weir::testing::WaitFor([&] { return Counts(false).size() == 100; }));
+  EXPECT_FALSE(job->TriggerCheckpoint().ok());
+  // 100..199 in the second producer's: the pool still suffices.
+  numbers->Release(200);
+  ASSERT_TRUE(weir::testing::WaitFor([&] { return Counts(false).size() == 200; }));
+  ASSERT_FALSE(job->done()) << job->Wait();
+  EXPECT_FALSE(job->TriggerCheckpoint().ok());
+  // Both producers now hold transactions of checkpoints not complete.
+  numbers->Release(300);
+  ASSERT_TRUE(weir::testing::WaitFor([&] { return job->done(); }));
+  const absl::Status status = job->Wait();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(status.message(), HasSubstr("transaction_pool_size")) << status;
+  EXPECT_EQ(Counts(false).size(), 200u);
 }
 
 // A run with `first`'s options dies after checkpoint 2's manifest, before
