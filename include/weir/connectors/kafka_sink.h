@@ -34,7 +34,8 @@
 //   (kAborted). A transaction the restart finds aborted although its
 //   checkpoint completed is written again from the log; if retention removed
 //   its records, the restore fails with kDataLoss naming the partition and
-//   offsets. Start() rejects a transaction timeout not above the checkpoint
+//   offsets. (One whose first record retention removed cannot be checked:
+//   it counts as committed.) Start() rejects a transaction timeout not above the checkpoint
 //   interval + timeout (kInvalidArgument). Within a partition, a worker's
 //   records keep their order; repaired ones come after later records.
 //

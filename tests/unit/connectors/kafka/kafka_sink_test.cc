@@ -46,6 +46,10 @@ constexpr char kNeedsMock[] =
     "injects faults into librdkafka's in-process mock cluster, which WEIR_TEST_KAFKA_BROKERS "
     "replaces";
 
+constexpr char kNeedsMockRetention[] =
+    "removes records through the retention of librdkafka's in-process mock cluster, which "
+    "WEIR_TEST_KAFKA_BROKERS replaces";
+
 std::vector<int64_t> Numbers(int64_t n) {
   std::vector<int64_t> values(n);
   for (int64_t i = 0; i < n; ++i) values[i] = i;
@@ -1048,6 +1052,80 @@ TEST_F(KafkaSinkTest, RestoredTransactionFoundAbortedIsWrittenAgain) {
   }
   EXPECT_EQ(logged, repaired_transactions) << log;
   EXPECT_EQ(logged_records, static_cast<int64_t>(written_for[1].size())) << log;
+}
+
+// Removes the restored-transaction abort hook when the test ends.
+class InjectRestoredTransactionAborts {
+ public:
+  InjectRestoredTransactionAborts() {
+    internal::SetRestoredTransactionAbortHookForTesting([](const std::string&) { return true; });
+  }
+  ~InjectRestoredTransactionAborts() {
+    internal::SetRestoredTransactionAbortHookForTesting(nullptr);
+  }
+};
+
+// The repair of a restored transaction found aborted (injected, as in
+// RestoredTransactionFoundAbortedIsWrittenAgain) reads its records back from
+// the log; when retention has removed them, the restore fails with kDataLoss
+// naming the transaction, the topic, the partition and the offsets, rather
+// than going on without them. A run dies after checkpoint 1's manifest,
+// before its commit; the mock's retention then passes the transaction's
+// records (all in partition 0).
+TEST_F(KafkaSinkTest, RepairOfRecordsRetentionRemovedIsDataLoss) {
+  if (broker_->mock() == nullptr) GTEST_SKIP() << kNeedsMockRetention;
+  SinkOptions<int64_t> options = Options(DeliveryGuarantee::kExactlyOnce);
+  options.partitioner = [](const int64_t&, const std::string&, int32_t) { return 0; };
+  PipelineOptions pipeline_options = JobOptions(1, true);
+  pipeline_options.checkpoints.interval = absl::ZeroDuration();  // only the one triggered
+  CrashBeforeCommit crash;
+  {
+    auto numbers = weir::testing::ScriptedSource<int64_t>::Create(
+        TimestampedNumbers(200), {.records_per_poll = 64, .bounded = false}, /*released=*/100);
+    weir::Pipeline pipeline(pipeline_options);
+    pipeline.Source(numbers)
+        .Uid("numbers")
+        .Sink(std::make_shared<CrashingSink>(Sink<int64_t>(options), &crash))
+        .Uid("kafka-out");
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    ASSERT_TRUE(job.ok()) << job.status();
+    ASSERT_TRUE(weir::testing::WaitFor([&] { return Counts(false).size() == 100; }));
+    crash.drop_commits = true;
+    absl::StatusOr<int64_t> checkpoint = job->TriggerCheckpoint();  // complete, never committed
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+    job->Cancel();
+    EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
+  }
+  ASSERT_EQ(crash.committables.size(), 1u);
+  ASSERT_EQ(crash.committables.begin()->second.size(), 1u);
+  absl::StatusOr<internal::TransactionCommittable> committable =
+      internal::DecodeCommittable(crash.committables.begin()->second.front());
+  ASSERT_TRUE(committable.ok()) << committable.status();
+  ASSERT_EQ(committable->partitions.size(), 1u);
+  ASSERT_TRUE(committable->partitions.contains(0));
+  const internal::OffsetRuns& runs = committable->partitions.at(0);
+  absl::StatusOr<int64_t> log_start = OverflowPartition(bootstrap_, topic_, 0);
+  ASSERT_TRUE(log_start.ok()) << log_start.status();
+  ASSERT_GT(*log_start, runs.back().second);
+
+  InjectRestoredTransactionAborts aborts;
+  weir::Pipeline pipeline(pipeline_options);
+  pipeline
+      .Source(weir::testing::ScriptedSource<int64_t>::Create(TimestampedNumbers(200),
+                                                             {.records_per_poll = 64}))
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(options))
+      .Uid("kafka-out");
+  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kDataLoss) << result.status;
+  EXPECT_THAT(result.status.message(), HasSubstr(committable->transactional_id)) << result.status;
+  std::string offsets;
+  for (const auto& [first, last] : runs) {
+    absl::StrAppend(&offsets, offsets.empty() ? "" : ",", first, "-", last);
+  }
+  EXPECT_THAT(result.status.message(),
+              HasSubstr(absl::StrCat("offsets ", offsets, " of ", topic_, " [0]")))
+      << result.status;
 }
 
 TEST_F(KafkaSinkTest, BadConfigurationIsInvalidArgumentAtStart) {
