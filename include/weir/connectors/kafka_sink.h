@@ -34,7 +34,8 @@
 //   (kAborted). A transaction the restart finds aborted although its
 //   checkpoint completed is written again from the log; if retention removed
 //   its records, the restore fails with kDataLoss naming the partition and
-//   offsets. Start() rejects a transaction timeout not above the checkpoint
+//   offsets. (One whose first record retention removed cannot be checked:
+//   it counts as committed.) Start() rejects a transaction timeout not above the checkpoint
 //   interval + timeout (kInvalidArgument). Within a partition, a worker's
 //   records keep their order; repaired ones come after later records.
 //
@@ -72,7 +73,10 @@ enum class DeliveryGuarantee {
 };
 
 // Turns a record into the bytes of a message value. Called on the worker's
-// thread. Return a non-OK status to fail the job.
+// thread. Return a non-OK status to fail the job: the job's error keeps its
+// code and message and names the sink, the topic and the record (its key
+// when SinkOptions::key is set, and its event time). There is no dead-letter
+// path for records that cannot be serialized.
 template <class T>
 using Serializer = std::function<absl::Status(const T& record, std::string& value)>;
 
@@ -179,6 +183,11 @@ class SinkCore {
   virtual absl::Status Close() = 0;
 };
 
+// `status`, from the serializer of the record with `key` (empty: none) and
+// event time `timestamp`, with the topic and the record named in its message.
+absl::Status SerializerError(const absl::Status& status, const std::string& topic,
+                             std::string_view key, Timestamp timestamp);
+
 // Validates `config` against `context` and creates the producer(s)
 // (kInvalidArgument for bad configuration, kUnavailable when the brokers
 // cannot be reached).
@@ -223,19 +232,22 @@ class KafkaSink final : public weir::Sink<T> {
       for (size_t idx = 0; idx < values.size(); ++idx) {
         const T& value = values[idx];
         internal::SinkRecord record;
+        // The key first: a serializer error names the record by it.
+        if (options_->key) {
+          key_ = options_->key(value);
+          record.key = key_;
+        }
         if (options_->tombstone && options_->tombstone(value)) {
           record.null_value = true;
         } else if (options_->serializer) {
           value_.clear();
           absl::Status status = options_->serializer(value, value_);
-          if (!status.ok()) return status;
+          if (!status.ok()) {
+            return internal::SerializerError(status, options_->topic, record.key, timestamps[idx]);
+          }
           record.value = value_;
         } else if constexpr (std::is_same_v<T, std::string>) {
           record.value = value;
-        }
-        if (options_->key) {
-          key_ = options_->key(value);
-          record.key = key_;
         }
         if (options_->headers) {
           headers_.clear();

@@ -105,7 +105,7 @@ class Deserializer {
 };
 
 // Creates one Deserializer per worker; called when the job starts (an error
-// fails Start()).
+// fails Start(); so does a null deserializer, with kInvalidArgument).
 template <class T>
 using DeserializerFactory = std::function<absl::StatusOr<std::unique_ptr<Deserializer<T>>>()>;
 
@@ -207,9 +207,11 @@ struct SourceOptions {
   std::vector<std::string> topics;
   // The consumer group whose committed offsets StartingOffsets::Committed()
   // reads and to which offsets are committed after each checkpoint.
-  // Default: "" (no group: no commits; Committed() is an error)
+  // Default: "" (no group: nothing is committed, and
+  // StartingOffsets::Committed() fails Start() with kInvalidArgument)
   std::string group_id;
-  // Creates each worker's deserializer. Required.
+  // Creates each worker's deserializer. Required: Start() fails with
+  // kInvalidArgument without one.
   DeserializerFactory<T> deserializer;
   // Default: StartingOffsets::Earliest()
   StartingOffsets starting_offsets;
@@ -330,6 +332,10 @@ class KafkaSource final : public weir::Source<T> {
       const SourceReaderContext& context) override {
     absl::StatusOr<std::unique_ptr<Deserializer<T>>> deserializer = options_.deserializer();
     if (!deserializer.ok()) return deserializer.status();
+    if (*deserializer == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("kafka source '", context.operator_name,
+                                                     "': the deserializer factory returned null"));
+    }
     std::unique_ptr<DeadLetterWriter> dead_letters;
     if (ErrorPolicyOf() == ErrorPolicy::kDeadLetter) {
       absl::StatusOr<std::unique_ptr<DeadLetterWriter>> writer =

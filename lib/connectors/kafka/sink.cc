@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -612,6 +613,24 @@ void SetSinkEventHookForTesting(SinkEventHook hook) {
 void SetRestoredTransactionAbortHookForTesting(RestoredTransactionAbortHook hook) {
   std::lock_guard<std::mutex> lock(test_hooks_mu);
   AbortHook() = std::move(hook);
+}
+
+absl::Status SerializerError(const absl::Status& status, const std::string& topic,
+                             std::string_view key, Timestamp timestamp) {
+  // Keys may be long or binary: escaped, and cut after 64 bytes.
+  constexpr size_t kKeyShown = 64;
+  std::string record = "the record";
+  if (!key.empty()) {
+    absl::StrAppend(
+        &record, " with key \"",
+        absl::CHexEscape(absl::string_view(key.data(), std::min(key.size(), kKeyShown))),
+        key.size() > kKeyShown ? "\"..." : "\"");
+  }
+  if (timestamp != kNoTimestamp) {
+    absl::StrAppend(&record, key.empty() ? " with" : " and", " event time ", timestamp);
+  }
+  return absl::Status(status.code(), absl::StrCat("cannot serialize ", record, " for topic ", topic,
+                                                  ": ", status.message()));
 }
 
 absl::StatusOr<std::unique_ptr<SinkCore>> NewSinkCore(const SinkConfig& config,

@@ -192,11 +192,18 @@ absl::Status ReadTransactionRecords(const ClientOptions& client,
     auto it = next_run.find(partition);
     if (message->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
         message->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
-      return absl::DataLossError(absl::StrCat(
-          what, ": transaction ", committable.transactional_id,
-          " was aborted after its checkpoint completed and its records are no longer in ",
-          committable.topic, " [", partition, "] (retention passed offset ",
-          committable.partitions.at(partition).front().first, ")"));
+      std::string offsets;
+      if (auto runs = committable.partitions.find(partition);
+          runs != committable.partitions.end()) {
+        for (const auto& [first, last] : runs->second) {
+          absl::StrAppend(&offsets, offsets.empty() ? "" : ",", first, "-", last);
+        }
+      }
+      return absl::DataLossError(
+          absl::StrCat(what, ": transaction ", committable.transactional_id,
+                       " was aborted after its checkpoint completed and its records (offsets ",
+                       offsets, " of ", committable.topic, " [", partition,
+                       "]) are no longer in the log (retention removed them)"));
     }
     if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       if (it != next_run.end()) {

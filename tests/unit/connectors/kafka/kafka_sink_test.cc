@@ -46,6 +46,10 @@ constexpr char kNeedsMock[] =
     "injects faults into librdkafka's in-process mock cluster, which WEIR_TEST_KAFKA_BROKERS "
     "replaces";
 
+constexpr char kNeedsMockRetention[] =
+    "removes records through the retention of librdkafka's in-process mock cluster, which "
+    "WEIR_TEST_KAFKA_BROKERS replaces";
+
 std::vector<int64_t> Numbers(int64_t n) {
   std::vector<int64_t> values(n);
   for (int64_t i = 0; i < n; ++i) values[i] = i;
@@ -155,6 +159,13 @@ class KafkaSinkTest : public ::testing::Test {
   std::string topic_;
   std::filesystem::path root_;
 };
+
+// The records 0..n-1, each with its value as event time.
+std::vector<weir::testing::TimestampedValue<int64_t>> TimestampedNumbers(int64_t n) {
+  std::vector<weir::testing::TimestampedValue<int64_t>> records;
+  for (int64_t value : Numbers(n)) records.push_back({value, value});
+  return records;
+}
 
 TEST_F(KafkaSinkTest, AtLeastOnceDeliversEveryRecordWithKeyAndHeaders) {
   constexpr int64_t kRecords = 20000;
@@ -285,6 +296,33 @@ TEST_F(KafkaSinkTest, TombstonesHaveANullValueAndKeepTheirKeyAndOrder) {
                                                            : "[" + std::to_string(value) + "]");
   }
   EXPECT_EQ(by_key, expected);
+}
+
+// SinkOptions::serializer: an error fails the job (the sink has no
+// dead-letter path for it) with the serializer's code and message, naming the
+// sink, the topic and the record (key and event time).
+TEST_F(KafkaSinkTest, SerializerErrorFailsTheJobNamingTheRecord) {
+  SinkOptions<int64_t> options = Options(DeliveryGuarantee::kAtLeastOnce);
+  options.serializer = [](const int64_t& value, std::string& out) {
+    if (value == 7) return absl::InvalidArgumentError("seven has no encoding");
+    out = std::to_string(value);
+    return absl::OkStatus();
+  };
+  std::vector<weir::testing::TimestampedValue<int64_t>> records;
+  for (int64_t value : Numbers(100)) records.push_back({value, 1'700'000'000'000 + value});
+  weir::Pipeline pipeline(JobOptions(1, false));
+  pipeline.Source(weir::testing::VectorSource<int64_t>::Create(std::move(records)))
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(options))
+      .Uid("kafka-out");
+  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument) << result.status;
+  EXPECT_THAT(result.status.message(), HasSubstr("kafka-out")) << result.status;
+  EXPECT_THAT(
+      result.status.message(),
+      HasSubstr(absl::StrCat("cannot serialize the record with key \"k7\" and event time ",
+                             1'700'000'000'007, " for topic ", topic_, ": seven has no encoding")))
+      << result.status;
 }
 
 TEST_F(KafkaSinkTest, ExactlyOnceCommitsWhenTheCheckpointCompletes) {
@@ -418,10 +456,8 @@ void KafkaSinkTest::CancelAndRestart() {
     return pipeline;
   };
   const auto numbers = [](bool bounded, size_t released) {
-    std::vector<weir::testing::TimestampedValue<int64_t>> records;
-    for (int64_t value : Numbers(kRecords)) records.push_back({value, value});
     return weir::testing::ScriptedSource<int64_t>::Create(
-        std::move(records), {.records_per_poll = 64, .bounded = bounded}, released);
+        TimestampedNumbers(kRecords), {.records_per_poll = 64, .bounded = bounded}, released);
   };
   {
     auto source = numbers(/*bounded=*/false, kRecords / 2);  // cannot end before the crash
@@ -737,6 +773,113 @@ TEST_F(KafkaSinkTest, TransactionalIdsFollowTheUidNotTheDisplayName) {
   ExpectEachAtLeastOnce(Counts(false), 100);
 }
 
+// SinkOptions::transactional_id_prefix takes the place of
+// "<job_name>-<sink uid>" in every id a writer uses: its pool's
+// (`<prefix>-<worker>-<slot>`), and on a restore at a lower parallelism the
+// vanished workers' ids it fences, which the checkpoint's committables name.
+TEST_F(KafkaSinkTest, TransactionalIdsCarryTheConfiguredPrefix) {
+  SinkEvents events;
+  SinkOptions<int64_t> options = Options(DeliveryGuarantee::kExactlyOnce);
+  options.transactional_id_prefix = "orders-outbox";
+  options.transaction_pool_size = 3;
+  for (const int parallelism : {2, 1}) {  // the second run restores the first's checkpoint
+    weir::Pipeline pipeline(JobOptions(parallelism, true));
+    pipeline.Source(weir::testing::VectorSource<int64_t>::Create(Numbers(1000)))
+        .Uid("numbers")
+        .Sink(Sink<int64_t>(options))
+        .Uid("kafka-out");
+    weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+    ASSERT_TRUE(result.status.ok()) << result.status;
+  }
+  std::set<std::string> expected;
+  for (int worker = 0; worker < 2; ++worker) {
+    for (int slot = 0; slot < 3; ++slot)
+      expected.insert(absl::StrCat("orders-outbox-", worker, "-", slot));
+  }
+  std::set<std::string> used;
+  int fenced_on_restore = 0;
+  for (const auto& [event, id] : events.events()) {
+    used.insert(id);
+    if (event == "init_transactions" && id.starts_with("orders-outbox-1-")) ++fenced_on_restore;
+  }
+  EXPECT_EQ(used, expected);
+  // Worker 1's ids: its pool in the first run, fenced by the restore.
+  EXPECT_EQ(fenced_on_restore, 6);
+  ExpectEachAtLeastOnce(Counts(false), 1000);
+}
+
+// A source whose every snapshot fails, so that every checkpoint fails, while
+// its barriers still flow: the sinks downstream pre-commit checkpoints that
+// never complete.
+class CheckpointDecliningSource final : public weir::Source<int64_t> {
+ public:
+  explicit CheckpointDecliningSource(std::shared_ptr<weir::Source<int64_t>> inner)
+      : inner_(std::move(inner)) {}
+  absl::StatusOr<std::vector<SourceSplit>> DiscoverSplits() override {
+    return inner_->DiscoverSplits();
+  }
+  absl::StatusOr<std::unique_ptr<SourceReader<int64_t>>> CreateReader(
+      const SourceReaderContext& context) override {
+    absl::StatusOr<std::unique_ptr<SourceReader<int64_t>>> reader = inner_->CreateReader(context);
+    if (!reader.ok()) return reader.status();
+    return std::unique_ptr<SourceReader<int64_t>>(new Reader(*std::move(reader)));
+  }
+
+ private:
+  class Reader final : public SourceReader<int64_t> {
+   public:
+    explicit Reader(std::unique_ptr<SourceReader<int64_t>> inner) : inner_(std::move(inner)) {}
+    absl::StatusOr<PollResult> Poll(SourceOutput<int64_t>& output) override {
+      return inner_->Poll(output);
+    }
+    absl::StatusOr<std::vector<std::string>> SnapshotState(int64_t checkpoint_id) override {
+      return absl::UnavailableError(absl::StrCat("the test declines checkpoint ", checkpoint_id));
+    }
+
+   private:
+    std::unique_ptr<SourceReader<int64_t>> inner_;
+  };
+
+  std::shared_ptr<weir::Source<int64_t>> inner_;
+};
+
+// SinkOptions::transaction_pool_size: a worker's pool holds the open
+// transaction and one per pre-committed checkpoint not complete yet. With a
+// pool of 2, two checkpoints failing in a row leave no producer for the
+// records after the second: the job fails with kResourceExhausted, and not
+// earlier.
+TEST_F(KafkaSinkTest, TransactionPoolExhaustedByFailingCheckpointsIsResourceExhausted) {
+  PipelineOptions pipeline_options = JobOptions(1, true);
+  pipeline_options.checkpoints.interval = absl::ZeroDuration();  // only the ones triggered
+  weir::Pipeline pipeline(pipeline_options);
+  auto numbers = weir::testing::ScriptedSource<int64_t>::Create(
+      TimestampedNumbers(300), {.records_per_poll = 64, .bounded = false}, /*released=*/100);
+  SinkOptions<int64_t> options = Options(DeliveryGuarantee::kExactlyOnce);
+  options.transaction_pool_size = 2;
+  pipeline.Source(std::make_shared<CheckpointDecliningSource>(numbers))
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(options))
+      .Uid("kafka-out");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  // 0..99 in the first producer's transaction, pre-committed for checkpoint 1,
+  // which fails.
+  ASSERT_TRUE(weir::testing::WaitFor([&] { return Counts(false).size() == 100; }));
+  EXPECT_FALSE(job->TriggerCheckpoint().ok());
+  // 100..199 in the second producer's: the pool still suffices.
+  numbers->Release(200);
+  ASSERT_TRUE(weir::testing::WaitFor([&] { return Counts(false).size() == 200; }));
+  ASSERT_FALSE(job->done()) << job->Wait();
+  EXPECT_FALSE(job->TriggerCheckpoint().ok());
+  // Both producers now hold transactions of checkpoints not complete.
+  numbers->Release(300);
+  ASSERT_TRUE(weir::testing::WaitFor([&] { return job->done(); }));
+  const absl::Status status = job->Wait();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(status.message(), HasSubstr("transaction_pool_size")) << status;
+  EXPECT_EQ(Counts(false).size(), 200u);
+}
+
 // A run with `first`'s options dies after checkpoint 2's manifest, before
 // its commits (and with records of later transactions in flight); a run with
 // `second`'s restores it. Returns how long the restored run took.
@@ -909,6 +1052,80 @@ TEST_F(KafkaSinkTest, RestoredTransactionFoundAbortedIsWrittenAgain) {
   }
   EXPECT_EQ(logged, repaired_transactions) << log;
   EXPECT_EQ(logged_records, static_cast<int64_t>(written_for[1].size())) << log;
+}
+
+// Removes the restored-transaction abort hook when the test ends.
+class InjectRestoredTransactionAborts {
+ public:
+  InjectRestoredTransactionAborts() {
+    internal::SetRestoredTransactionAbortHookForTesting([](const std::string&) { return true; });
+  }
+  ~InjectRestoredTransactionAborts() {
+    internal::SetRestoredTransactionAbortHookForTesting(nullptr);
+  }
+};
+
+// The repair of a restored transaction found aborted (injected, as in
+// RestoredTransactionFoundAbortedIsWrittenAgain) reads its records back from
+// the log; when retention has removed them, the restore fails with kDataLoss
+// naming the transaction, the topic, the partition and the offsets, rather
+// than going on without them. A run dies after checkpoint 1's manifest,
+// before its commit; the mock's retention then passes the transaction's
+// records (all in partition 0).
+TEST_F(KafkaSinkTest, RepairOfRecordsRetentionRemovedIsDataLoss) {
+  if (broker_->mock() == nullptr) GTEST_SKIP() << kNeedsMockRetention;
+  SinkOptions<int64_t> options = Options(DeliveryGuarantee::kExactlyOnce);
+  options.partitioner = [](const int64_t&, const std::string&, int32_t) { return 0; };
+  PipelineOptions pipeline_options = JobOptions(1, true);
+  pipeline_options.checkpoints.interval = absl::ZeroDuration();  // only the one triggered
+  CrashBeforeCommit crash;
+  {
+    auto numbers = weir::testing::ScriptedSource<int64_t>::Create(
+        TimestampedNumbers(200), {.records_per_poll = 64, .bounded = false}, /*released=*/100);
+    weir::Pipeline pipeline(pipeline_options);
+    pipeline.Source(numbers)
+        .Uid("numbers")
+        .Sink(std::make_shared<CrashingSink>(Sink<int64_t>(options), &crash))
+        .Uid("kafka-out");
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    ASSERT_TRUE(job.ok()) << job.status();
+    ASSERT_TRUE(weir::testing::WaitFor([&] { return Counts(false).size() == 100; }));
+    crash.drop_commits = true;
+    absl::StatusOr<int64_t> checkpoint = job->TriggerCheckpoint();  // complete, never committed
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+    job->Cancel();
+    EXPECT_EQ(job->Wait().code(), absl::StatusCode::kCancelled);
+  }
+  ASSERT_EQ(crash.committables.size(), 1u);
+  ASSERT_EQ(crash.committables.begin()->second.size(), 1u);
+  absl::StatusOr<internal::TransactionCommittable> committable =
+      internal::DecodeCommittable(crash.committables.begin()->second.front());
+  ASSERT_TRUE(committable.ok()) << committable.status();
+  ASSERT_EQ(committable->partitions.size(), 1u);
+  ASSERT_TRUE(committable->partitions.contains(0));
+  const internal::OffsetRuns& runs = committable->partitions.at(0);
+  absl::StatusOr<int64_t> log_start = OverflowPartition(bootstrap_, topic_, 0);
+  ASSERT_TRUE(log_start.ok()) << log_start.status();
+  ASSERT_GT(*log_start, runs.back().second);
+
+  InjectRestoredTransactionAborts aborts;
+  weir::Pipeline pipeline(pipeline_options);
+  pipeline
+      .Source(weir::testing::ScriptedSource<int64_t>::Create(TimestampedNumbers(200),
+                                                             {.records_per_poll = 64}))
+      .Uid("numbers")
+      .Sink(Sink<int64_t>(options))
+      .Uid("kafka-out");
+  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kDataLoss) << result.status;
+  EXPECT_THAT(result.status.message(), HasSubstr(committable->transactional_id)) << result.status;
+  std::string offsets;
+  for (const auto& [first, last] : runs) {
+    absl::StrAppend(&offsets, offsets.empty() ? "" : ",", first, "-", last);
+  }
+  EXPECT_THAT(result.status.message(),
+              HasSubstr(absl::StrCat("offsets ", offsets, " of ", topic_, " [0]")))
+      << result.status;
 }
 
 TEST_F(KafkaSinkTest, BadConfigurationIsInvalidArgumentAtStart) {

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/wait_for.h"
 #include "tests/unit/connectors/kafka/kafka_test_broker.h"
 #include "weir/connectors/kafka.h"
 #include "weir/connectors/kafka_debezium.h"
@@ -40,6 +41,19 @@ template <class T>
 std::vector<T> Sorted(std::vector<T> values) {
   std::sort(values.begin(), values.end());
   return values;
+}
+
+// Produces records with `values` (and no key) to partition 0 of `topic`.
+absl::Status ProduceValues(const std::string& bootstrap, const std::string& topic,
+                           const std::vector<std::string>& values) {
+  std::vector<TestRecord> records;
+  for (const std::string& value : values) {
+    TestRecord record;
+    record.value = value;
+    record.partition = 0;
+    records.push_back(std::move(record));
+  }
+  return Produce(bootstrap, topic, records);
 }
 
 DeserializerFactory<int64_t> IntDeserializer() {
@@ -119,6 +133,62 @@ class KafkaSourceTest : public ::testing::Test {
     options.checkpoints.interval = absl::Milliseconds(50);
     options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     return options;
+  }
+
+  // Why Start() refuses a job reading with `options` (OK when it starts; the
+  // job is then cancelled).
+  absl::Status StartError(SourceOptions<int64_t> options) {
+    Pipeline pipeline;
+    pipeline.Source(Source(std::move(options)))
+        .Sink(weir::testing::CollectingSink<int64_t>::Create());
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    if (!job.ok()) return job.status();
+    job->Cancel();
+    (void)job->Wait();
+    return absl::OkStatus();
+  }
+
+  // Starts a live job `topic` (source uid "kafka", `group_id`; checkpoints
+  // only when triggered) on the new `topic` holding 0..199 in 2 partitions,
+  // and returns it once it has read all 200.
+  absl::StatusOr<JobHandle> StartReading200(const std::string& topic, const std::string& group_id) {
+    absl::Status status = broker_->CreateTopic(topic, 2);
+    if (status.ok()) status = ProduceNumbered(bootstrap(), topic, 200, 2);
+    if (!status.ok()) return status;
+    PipelineOptions pipeline_options = CheckpointedOptions(topic);
+    pipeline_options.checkpoints.interval = absl::Hours(1);
+    Pipeline pipeline(pipeline_options);
+    SourceOptions<int64_t> options = IntOptions(topic);
+    options.bounded = false;
+    options.group_id = group_id;
+    auto sink = weir::testing::CollectingSink<int64_t>::Create();
+    pipeline.Source(Source(std::move(options))).Uid("kafka").Sink(sink).Uid("out");
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    if (!job.ok()) return job.status();
+    if (!weir::testing::WaitFor([&] { return sink->size() == 200 || job->done(); }) ||
+        sink->size() != 200) {
+      job->Cancel();
+      return absl::InternalError(absl::StrCat("the job read ", sink->size(), " of 200 records (",
+                                              job->Wait().ToString(), ")"));
+    }
+    return job;
+  }
+
+  // Job `topic` (source uid "kafka") reads the records 0..9 of the new
+  // one-partition `topic` and checkpoints offset 10; then the mock's
+  // retention moves the log start past it. Returns the new log start.
+  absl::StatusOr<int64_t> CheckpointAtOffset10ThenOverflow(const std::string& topic) {
+    absl::Status status = broker_->CreateTopic(topic, 1);
+    if (status.ok()) status = ProduceNumbered(bootstrap(), topic, 10, 1);
+    if (!status.ok()) return status;
+    Pipeline pipeline(CheckpointedOptions(topic));
+    pipeline.Source(Source(IntOptions(topic)))
+        .Uid("kafka")
+        .Sink(weir::testing::CollectingSink<int64_t>::Create())
+        .Uid("out");
+    status = weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status;
+    if (!status.ok()) return status;
+    return OverflowPartition(bootstrap(), topic, 0);
   }
 
   std::unique_ptr<KafkaTestBroker> broker_;
@@ -298,13 +368,49 @@ TEST_F(KafkaSourceTest, MissingDeadLetterQueueIsInvalidArgument) {
   ASSERT_TRUE(broker_->CreateTopic("t", 1).ok());
   SourceOptions<int64_t> options = IntOptions("t");
   options.on_error = ErrorPolicy::kDeadLetter;
-  Pipeline pipeline;
-  pipeline.Source(Source(std::move(options)))
-      .Sink(weir::testing::CollectingSink<int64_t>::Create());
-  absl::StatusOr<JobHandle> job = pipeline.Start();
-  ASSERT_FALSE(job.ok());
-  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(job.status().message(), HasSubstr("dead_letters"));
+  absl::Status status = StartError(std::move(options));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr("dead_letters"));
+}
+
+// SourceOptions::deserializer is required: without one Start() fails with
+// kInvalidArgument; a factory's error fails Start() with that error, and a
+// factory that returns no deserializer with kInvalidArgument.
+TEST_F(KafkaSourceTest, MissingDeserializerFailsStart) {
+  ASSERT_TRUE(broker_->CreateTopic("t", 1).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "t", 10, 1).ok());
+  const auto start = [&](DeserializerFactory<int64_t> factory) {
+    SourceOptions<int64_t> options = IntOptions("t");
+    options.deserializer = std::move(factory);
+    return StartError(std::move(options));
+  };
+  absl::Status status = start(nullptr);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr("deserializer"));
+
+  status = start([]() -> absl::StatusOr<std::unique_ptr<Deserializer<int64_t>>> {
+    return absl::FailedPreconditionError("schema registry unreachable");
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(status.message(), HasSubstr("schema registry unreachable"));
+
+  status = start([]() -> absl::StatusOr<std::unique_ptr<Deserializer<int64_t>>> {
+    return std::unique_ptr<Deserializer<int64_t>>();
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr("deserializer factory returned null"));
+}
+
+// StartingOffsets::Committed() reads the offsets of `group_id`: without one
+// Start() fails with kInvalidArgument naming both.
+TEST_F(KafkaSourceTest, CommittedStartWithoutAGroupIdIsInvalidArgument) {
+  ASSERT_TRUE(broker_->CreateTopic("t", 1).ok());
+  SourceOptions<int64_t> options = IntOptions("t");
+  options.starting_offsets = StartingOffsets::Committed();
+  absl::Status status = StartError(std::move(options));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr("Committed()"));
+  EXPECT_THAT(status.message(), HasSubstr("group_id"));
 }
 
 TEST_F(KafkaSourceTest, BrokersDownAtStartIsUnavailable) {
@@ -312,12 +418,8 @@ TEST_F(KafkaSourceTest, BrokersDownAtStartIsUnavailable) {
   ASSERT_TRUE(broker_->mock()->SetBrokerDown(-1).ok());
   SourceOptions<int64_t> options = IntOptions("t");
   options.unavailable_timeout = absl::Milliseconds(500);
-  Pipeline pipeline;
-  pipeline.Source(Source(std::move(options)))
-      .Sink(weir::testing::CollectingSink<int64_t>::Create());
-  absl::StatusOr<JobHandle> job = pipeline.Start();
-  ASSERT_FALSE(job.ok());
-  EXPECT_EQ(job.status().code(), absl::StatusCode::kUnavailable) << job.status();
+  absl::Status status = StartError(std::move(options));
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
 }
 
 TEST_F(KafkaSourceTest, AuthenticationFailureIsAClearError) {
@@ -328,15 +430,11 @@ TEST_F(KafkaSourceTest, AuthenticationFailureIsAClearError) {
                                {"sasl.mechanism", "PLAIN"},
                                {"sasl.username", "nobody"},
                                {"sasl.password", "wrong"}};
-  Pipeline pipeline;
-  pipeline.Source(Source(std::move(options)))
-      .Sink(weir::testing::CollectingSink<int64_t>::Create());
-  absl::StatusOr<JobHandle> job = pipeline.Start();
-  ASSERT_FALSE(job.ok());
+  absl::Status status = StartError(std::move(options));
   // The mock cluster does not speak SASL: the handshake fails, and the
   // status says so instead of a bare timeout.
-  EXPECT_EQ(job.status().code(), absl::StatusCode::kUnauthenticated) << job.status();
-  EXPECT_THAT(job.status().message(), HasSubstr("SASL"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated) << status;
+  EXPECT_THAT(status.message(), HasSubstr("SASL"));
 }
 
 // A slow map so that jobs are still running when a test interferes.
@@ -429,21 +527,8 @@ TEST_F(KafkaSourceTest, RestartFromCheckpointLosesAndDuplicatesNothing) {
 }
 
 TEST_F(KafkaSourceTest, CommitsGroupOffsetsOnlyAfterACheckpoint) {
-  ASSERT_TRUE(broker_->CreateTopic("commits", 2).ok());
-  ASSERT_TRUE(ProduceNumbered(bootstrap(), "commits", 200, 2).ok());
-  PipelineOptions pipeline_options = CheckpointedOptions("commits");
-  pipeline_options.checkpoints.interval = absl::Hours(1);  // only when triggered
-  Pipeline pipeline(pipeline_options);
-  SourceOptions<int64_t> options = IntOptions("commits");
-  options.bounded = false;
-  options.group_id = "lag-watchers";
-  auto sink = weir::testing::CollectingSink<int64_t>::Create();
-  pipeline.Source(Source(std::move(options))).Uid("kafka").Sink(sink).Uid("out");
-  absl::StatusOr<JobHandle> job = pipeline.Start();
+  absl::StatusOr<JobHandle> job = StartReading200("commits", "lag-watchers");
   ASSERT_TRUE(job.ok()) << job.status();
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (sink->size() < 200 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
-  ASSERT_EQ(sink->size(), 200u);
   absl::StatusOr<std::vector<int64_t>> before =
       CommittedOffsets(bootstrap(), "lag-watchers", "commits", 2);
   ASSERT_TRUE(before.ok()) << before.status();
@@ -462,6 +547,20 @@ TEST_F(KafkaSourceTest, CommitsGroupOffsetsOnlyAfterACheckpoint) {
   again.group_id = "lag-watchers";
   again.starting_offsets = StartingOffsets::Committed();
   EXPECT_THAT(ReadAll(again), ElementsAreArray(Range(200, 220)));
+}
+
+// Without a group_id, completed checkpoints commit nothing: not even to the
+// group librdkafka needs for the assignment ("weir-<source uid>").
+TEST_F(KafkaSourceTest, WithoutAGroupIdCheckpointsCommitNothing) {
+  absl::StatusOr<JobHandle> job = StartReading200("nogroup", /*group_id=*/"");
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(job->TriggerCheckpoint().ok());
+  job->Stop();  // and a final checkpoint; every commit is done once Wait returns
+  ASSERT_TRUE(job->Wait().ok());
+  absl::StatusOr<std::vector<int64_t>> committed =
+      CommittedOffsets(bootstrap(), "weir-kafka", "nogroup", 2);
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_THAT(*committed, ElementsAreArray({RD_KAFKA_OFFSET_INVALID, RD_KAFKA_OFFSET_INVALID}));
 }
 
 // Event time advances although partition 1 never receives a record: a
@@ -505,34 +604,10 @@ TEST_F(KafkaSourceTest, QuietPartitionDoesNotHoldBackTheWatermark) {
   }
 }
 
-// Fills partition 0 of `topic` with more than the mock keeps, so its log
-// start moves past offset 0; returns the new log start.
-int64_t OverflowPartition(const std::string& bootstrap, const std::string& topic) {
-  const std::string big(16 * 1024, 'x');
-  EXPECT_TRUE(ProduceGenerated(bootstrap, topic, 420, [&](int64_t) {
-                TestRecord record;
-                record.value = big;
-                record.partition = 0;
-                return record;
-              }).ok());
-  absl::StatusOr<std::pair<int64_t, int64_t>> marks = QueryWatermarks(bootstrap, topic, 0);
-  EXPECT_TRUE(marks.ok());
-  return marks.ok() ? marks->first : -1;
-}
-
 TEST_F(KafkaSourceTest, CheckpointOlderThanTheLogStartIsDataLoss) {
-  ASSERT_TRUE(broker_->CreateTopic("lossy", 1).ok());
-  ASSERT_TRUE(ProduceNumbered(bootstrap(), "lossy", 10, 1).ok());
-  {
-    Pipeline pipeline(CheckpointedOptions("lossy"));
-    pipeline.Source(Source(IntOptions("lossy")))
-        .Uid("kafka")
-        .Sink(weir::testing::CollectingSink<int64_t>::Create())
-        .Uid("out");
-    ASSERT_TRUE(weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
-  }
-  const int64_t log_start = OverflowPartition(bootstrap(), "lossy");
-  ASSERT_GT(log_start, 10) << "the mock kept everything; produce more";
+  absl::StatusOr<int64_t> overflowed = CheckpointAtOffset10ThenOverflow("lossy");
+  ASSERT_TRUE(overflowed.ok()) << overflowed.status();
+  const int64_t log_start = *overflowed;
 
   Pipeline pipeline(CheckpointedOptions("lossy"));
   SourceOptions<int64_t> options = IntOptions("lossy");
@@ -559,9 +634,52 @@ TEST_F(KafkaSourceTest, CheckpointOlderThanTheLogStartIsDataLoss) {
   EXPECT_EQ(static_cast<int64_t>(sink->size()), 430 - log_start);
 }
 
+// DataLossPolicy::kResetToLatest: a restored checkpoint older than the log
+// start continues at the partition's high watermark (logged and counted), so
+// the job reads only what is written after it started; none of the records
+// retention left between the log start and the high watermark (they are not
+// numbers: reading one would fail the job).
+TEST_F(KafkaSourceTest, ResetToLatestContinuesAtTheHighWatermark) {
+  absl::StatusOr<int64_t> log_start = CheckpointAtOffset10ThenOverflow("lossy");
+  ASSERT_TRUE(log_start.ok()) << log_start.status();
+  absl::StatusOr<std::pair<int64_t, int64_t>> marks = QueryWatermarks(bootstrap(), "lossy", 0);
+  ASSERT_TRUE(marks.ok()) << marks.status();
+  const int64_t high = marks->second;
+  ASSERT_GT(high, *log_start);
+
+  SourceOptions<int64_t> options = IntOptions("lossy");
+  options.bounded = false;
+  options.on_data_loss = DataLossPolicy::kResetToLatest;
+  auto source = Source(options);
+  auto sink = weir::testing::CollectingSink<int64_t>::Create();
+  Pipeline pipeline(CheckpointedOptions("lossy"));
+  pipeline.Source(source).Uid("kafka").Sink(sink).Uid("out");
+  ::testing::internal::CaptureStderr();
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  absl::Status status = job.status();
+  if (job.ok()) {
+    // New records once the position is reset.
+    EXPECT_TRUE(
+        weir::testing::WaitFor([&] { return source->Stats().offset_resets > 0 || job->done(); }));
+    EXPECT_TRUE(ProduceNumbered(bootstrap(), "lossy", 20, 1, /*first=*/1000).ok());
+    EXPECT_TRUE(weir::testing::WaitFor([&] { return sink->size() >= 20 || job->done(); }));
+    job->Stop();
+    status = job->Wait();
+  }
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_THAT(Sorted(sink->Values()), ElementsAreArray(Range(1000, 1020)));
+  EXPECT_EQ(source->Stats().offset_resets, 1);
+  EXPECT_EQ(source->Stats().skipped_offsets, high - 10);
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("offsets [10, ", *log_start, ") of lossy/0")));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("continuing at the high watermark ", high)));
+}
+
 TEST_F(KafkaSourceTest, ExplicitOffsetBelowTheLogStartIsDataLoss) {
   ASSERT_TRUE(broker_->CreateTopic("gone", 1).ok());
-  const int64_t log_start = OverflowPartition(bootstrap(), "gone");
+  absl::StatusOr<int64_t> overflowed = OverflowPartition(bootstrap(), "gone", 0);
+  ASSERT_TRUE(overflowed.ok()) << overflowed.status();
+  const int64_t log_start = *overflowed;
   ASSERT_GT(log_start, 5);
   SourceOptions<int64_t> options = IntOptions("gone");
   options.starting_offsets = StartingOffsets::Explicit({{"gone", {{0, 5}}}});
@@ -596,7 +714,8 @@ TEST_F(KafkaSourceTest, RetentionPassingARunningJobIsDataLoss) {
       .Sink(weir::testing::CollectingSink<int64_t>::Create());
   absl::StatusOr<JobHandle> job = pipeline.Start();
   ASSERT_TRUE(job.ok()) << job.status();
-  OverflowPartition(bootstrap(), "behind");
+  absl::StatusOr<int64_t> overflowed = OverflowPartition(bootstrap(), "behind", 0);
+  ASSERT_TRUE(overflowed.ok()) << overflowed.status();
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (!job->done() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
   ASSERT_TRUE(job->done()) << "the job did not notice the lost offsets";
@@ -826,14 +945,7 @@ TEST_F(KafkaSourceTest, DebeziumErrorsFailTheJobWithPolicyFail) {
 // job naming that record; the records before it arrive.
 TEST_F(KafkaSourceTest, TheMinimalSourceRunsAndFailsOnABadRecordNamingIt) {
   ASSERT_TRUE(broker_->CreateTopic("minimal", 1).ok());
-  std::vector<TestRecord> records;
-  for (const char* value : {"1", "2", "three", "4"}) {
-    TestRecord record;
-    record.value = value;
-    record.partition = 0;
-    records.push_back(std::move(record));
-  }
-  ASSERT_TRUE(Produce(bootstrap(), "minimal", records).ok());
+  ASSERT_TRUE(ProduceValues(bootstrap(), "minimal", {"1", "2", "three", "4"}).ok());
   Pipeline pipeline;
   auto sink = weir::testing::CollectingSink<int64_t>::Create();
   pipeline
@@ -853,14 +965,7 @@ TEST_F(KafkaSourceTest, TheMinimalSourceRunsAndFailsOnABadRecordNamingIt) {
 // queue and the job goes on.
 TEST_F(KafkaSourceTest, WithADeadLetterQueueRejectedRecordsGoThereByDefault) {
   ASSERT_TRUE(broker_->CreateTopic("queued", 1).ok());
-  std::vector<TestRecord> records;
-  for (const char* value : {"1", "two", "3"}) {
-    TestRecord record;
-    record.value = value;
-    record.partition = 0;
-    records.push_back(std::move(record));
-  }
-  ASSERT_TRUE(Produce(bootstrap(), "queued", records).ok());
+  ASSERT_TRUE(ProduceValues(bootstrap(), "queued", {"1", "two", "3"}).ok());
   auto dead_letters = weir::testing::CollectingDeadLetterQueue::Create();
   Pipeline pipeline;
   auto sink = weir::testing::CollectingSink<int64_t>::Create();
@@ -877,6 +982,98 @@ TEST_F(KafkaSourceTest, WithADeadLetterQueueRejectedRecordsGoThereByDefault) {
   std::vector<DeadLetter> letters = dead_letters->Letters();
   ASSERT_EQ(letters.size(), 1u);
   EXPECT_EQ(letters[0].payload, "two");
+}
+
+// A dead-letter queue that accepts nothing (`fail_write`), or accepts
+// letters but never makes them durable (`fail_flush`).
+class FailingDeadLetterQueue final : public DeadLetterQueue {
+ public:
+  FailingDeadLetterQueue(bool fail_write, bool fail_flush)
+      : fail_write_(fail_write), fail_flush_(fail_flush) {}
+  absl::StatusOr<std::unique_ptr<DeadLetterWriter>> CreateWriter(const std::string&, int) override {
+    return std::unique_ptr<DeadLetterWriter>(new Writer(this));
+  }
+  std::string Describe() const override { return "failing dead letters"; }
+
+ private:
+  class Writer final : public DeadLetterWriter {
+   public:
+    explicit Writer(FailingDeadLetterQueue* queue) : queue_(queue) {}
+    absl::Status Write(DeadLetter) override {
+      if (queue_->fail_write_) return absl::UnavailableError("dead-letter topic unreachable");
+      return absl::OkStatus();
+    }
+    absl::Status Flush() override {
+      if (queue_->fail_flush_) return absl::UnavailableError("dead letters not acknowledged");
+      return absl::OkStatus();
+    }
+
+   private:
+    FailingDeadLetterQueue* queue_;
+  };
+
+  const bool fail_write_;
+  const bool fail_flush_;
+};
+
+// A rejected record whose dead letter cannot be written fails the job with
+// the queue's code, naming the record; it does not count as dead-lettered.
+TEST_F(KafkaSourceTest, FailingDeadLetterWriteFailsTheJobNamingTheRecord) {
+  ASSERT_TRUE(broker_->CreateTopic("dlq-down", 1).ok());
+  ASSERT_TRUE(ProduceValues(bootstrap(), "dlq-down", {"1", "two", "3"}).ok());
+  SourceOptions<int64_t> options = IntOptions("dlq-down");
+  options.on_error = std::nullopt;  // kDeadLetter, as a queue is set
+  options.dead_letters =
+      std::make_shared<FailingDeadLetterQueue>(/*fail_write=*/true, /*fail_flush=*/false);
+  auto source = Source(std::move(options));
+  auto sink = weir::testing::CollectingSink<int64_t>::Create();
+  Pipeline pipeline;
+  pipeline.Source(source).Sink(sink);
+  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline, absl::Seconds(20));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable) << result.status;
+  EXPECT_THAT(result.status.message(),
+              HasSubstr("cannot write the dead letter for topic dlq-down partition 0 offset 1: "
+                        "dead-letter topic unreachable"));
+  EXPECT_EQ(source->Stats().dead_letters, 0);
+  EXPECT_THAT(sink->Values(), ::testing::IsSubsetOf({int64_t{1}}));
+}
+
+// Dead letters are flushed before a checkpoint covers their records: while
+// the queue cannot make them durable no checkpoint completes, so no offset
+// past the rejected record is committed, and the job cannot end cleanly.
+TEST_F(KafkaSourceTest, FailingDeadLetterFlushKeepsCheckpointsFromCompleting) {
+  ASSERT_TRUE(broker_->CreateTopic("dlq-slow", 1).ok());
+  ASSERT_TRUE(ProduceValues(bootstrap(), "dlq-slow", {"1", "two", "3"}).ok());
+  PipelineOptions pipeline_options = CheckpointedOptions("dlq-slow");
+  pipeline_options.checkpoints.interval = absl::Hours(1);  // only when triggered
+  SourceOptions<int64_t> options = IntOptions("dlq-slow");
+  options.bounded = false;
+  options.group_id = "dlq-watchers";
+  options.on_error = std::nullopt;
+  options.dead_letters =
+      std::make_shared<FailingDeadLetterQueue>(/*fail_write=*/false, /*fail_flush=*/true);
+  auto source = Source(std::move(options));
+  auto sink = weir::testing::CollectingSink<int64_t>::Create();
+  Pipeline pipeline(pipeline_options);
+  pipeline.Source(source).Uid("kafka").Sink(sink).Uid("out");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(weir::testing::WaitFor([&] { return sink->size() == 2 || job->done(); }));
+  ASSERT_FALSE(job->done()) << job->Wait();
+  EXPECT_EQ(source->Stats().dead_letters, 1);
+  absl::StatusOr<int64_t> checkpoint = job->TriggerCheckpoint();
+  EXPECT_FALSE(checkpoint.ok());
+  EXPECT_THAT(checkpoint.status().message(), HasSubstr("dead letters not acknowledged"));
+  EXPECT_EQ(job->last_completed_checkpoint(), 0);
+  job->Stop();
+  absl::Status status = job->Wait();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr("dead letters not acknowledged"));
+  EXPECT_EQ(job->last_completed_checkpoint(), 0);
+  absl::StatusOr<std::vector<int64_t>> committed =
+      CommittedOffsets(bootstrap(), "dlq-watchers", "dlq-slow", 1);
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_THAT(*committed, ElementsAreArray({RD_KAFKA_OFFSET_INVALID}));
 }
 
 }  // namespace

@@ -302,6 +302,30 @@ absl::StatusOr<std::pair<int64_t, int64_t>> QueryWatermarks(const std::string& b
   return std::make_pair(low, high);
 }
 
+absl::StatusOr<int64_t> OverflowPartition(const std::string& bootstrap, const std::string& topic,
+                                          int32_t partition) {
+  absl::StatusOr<std::pair<int64_t, int64_t>> before = QueryWatermarks(bootstrap, topic, partition);
+  if (!before.ok()) return before.status();
+  // 420 x 16 KiB: about 6.6 MiB, past the mock's 5 MiB per partition.
+  const std::string big(16 * 1024, 'x');
+  absl::Status status = ProduceGenerated(bootstrap, topic, 420, [&](int64_t) {
+    TestRecord record;
+    record.value = big;
+    record.partition = partition;
+    return record;
+  });
+  if (!status.ok()) return status;
+  absl::StatusOr<std::pair<int64_t, int64_t>> after = QueryWatermarks(bootstrap, topic, partition);
+  if (!after.ok()) return after.status();
+  if (after->first < before->second) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the log start of ", topic, "/", partition, " is ", after->first,
+                     ", not past the old end ", before->second, ": the broker kept everything (",
+                     internal::kRetentionNote, "; a real broker does not)"));
+  }
+  return after->first;
+}
+
 absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const std::string& bootstrap,
                                                       const std::string& group,
                                                       const std::string& topic, int partitions) {

@@ -113,6 +113,13 @@ absl::StatusOr<std::pair<int64_t, int64_t>> QueryWatermarks(const std::string& b
                                                             const std::string& topic,
                                                             int32_t partition);
 
+// Fills topic/partition with more than the in-process mock cluster keeps
+// (kRetentionNote), so its log start moves past every record written before
+// the call; returns the new log start. Mock cluster only: a real broker keeps
+// what its retention settings say.
+absl::StatusOr<int64_t> OverflowPartition(const std::string& bootstrap, const std::string& topic,
+                                          int32_t partition);
+
 // The offset committed by consumer group `group` for each partition
 // 0..partitions-1 of `topic` (-1001 = RD_KAFKA_OFFSET_INVALID: none).
 absl::StatusOr<std::vector<int64_t>> CommittedOffsets(const std::string& bootstrap,
