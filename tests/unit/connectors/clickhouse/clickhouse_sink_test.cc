@@ -1,15 +1,25 @@
 // The ClickHouse sink against a real clickhouse-server (Debian's 18.16),
-// started once per test binary on free loopback ports.
+// started once per test binary on free loopback ports; failed and unanswered
+// inserts come from a scripted HTTP front between the sink and the server.
 
+#include <httplib.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
+#include <future>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -106,6 +116,160 @@ clickhouse::Columns<Reading> ReadingColumns() {
   return clickhouse::Columns<Reading>().Add("id", &Reading::id).Add("value", &Reading::value);
 }
 
+// An HTTP front for the test's clickhouse-server (cpp-httplib on a free port
+// of 127.0.0.1), for failures a real server does not produce on demand. It
+// forwards every request to the server, except INSERTs, which it answers as
+// scripted, each with the next action: forwarded; failed with the FailWith
+// answer (not forwarded); or held unanswered, like a hung server, until
+// ReleaseHeld() (then failed, never forwarded). It records the action and
+// the body of every INSERT it receives. Thread-safety: any thread.
+class ScriptedFront {
+ public:
+  enum class Action { kForward, kFail, kHold };
+  struct Insert {
+    Action action;
+    std::string body;
+  };
+
+  explicit ScriptedFront(int upstream_port) : upstream_port_(upstream_port) {
+    // A held request's client has gone when its answer is written: EPIPE,
+    // not a SIGPIPE that ends the test.
+    std::signal(SIGPIPE, SIG_IGN);
+    server_.Post(".*", [this](const httplib::Request& request, httplib::Response& response) {
+      Handle(request, response);
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    EXPECT_GT(port_, 0);
+    EXPECT_TRUE(testing::WaitFor([&] { return server_.is_running(); }));
+  }
+  ~ScriptedFront() {
+    ReleaseHeld();
+    server_.stop();
+    thread_.join();
+  }
+
+  std::string url() const { return absl::StrCat("http://127.0.0.1:", port_); }
+
+  // The actions for the next INSERTs, in order; `then` for those after them.
+  void Script(std::vector<Action> actions, Action then = Action::kForward) {
+    std::lock_guard<std::mutex> lock(mu_);
+    script_.assign(actions.begin(), actions.end());
+    then_ = then;
+  }
+  // The answer of kFail (and of a released kHold).
+  // Default: 503, "Service Unavailable"
+  void FailWith(int status, std::string body) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_status_ = status;
+    fail_body_ = std::move(body);
+  }
+  // Answers the INSERTs held so far; later kHold ones are held again.
+  void ReleaseHeld() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++releases_;
+    }
+    cv_.notify_all();
+  }
+  std::vector<Insert> inserts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return inserts_;
+  }
+
+ private:
+  void Handle(const httplib::Request& request, httplib::Response& response) {
+    if (!absl::StartsWith(request.get_param_value("query"), "INSERT")) {
+      Forward(request, response);
+      return;
+    }
+    Action action;
+    int status;
+    std::string body;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (script_.empty()) {
+        action = then_;
+      } else {
+        action = script_.front();
+        script_.pop_front();
+      }
+      inserts_.push_back({action, request.body});
+      if (action == Action::kHold) {
+        const int arrived = releases_;
+        cv_.wait(lock, [&] { return releases_ > arrived; });
+      }
+      status = fail_status_;
+      body = fail_body_;
+    }
+    if (action == Action::kForward) {
+      Forward(request, response);
+      return;
+    }
+    response.status = status;
+    response.set_content(body, "text/plain");
+  }
+
+  void Forward(const httplib::Request& request, httplib::Response& response) {
+    httplib::Client upstream("127.0.0.1", upstream_port_);
+    upstream.set_url_encode(false);  // the target is escaped already
+    upstream.set_read_timeout(std::chrono::seconds(60));
+    httplib::Headers headers;
+    if (request.has_header("Authorization")) {
+      headers.emplace("Authorization", request.get_header_value("Authorization"));
+    }
+    httplib::Result result = upstream.Post(request.target, headers, request.body,
+                                           request.get_header_value("Content-Type"));
+    if (!result) {
+      response.status = 502;
+      response.set_content(absl::StrCat("front: ", httplib::to_string(result.error())),
+                           "text/plain");
+      return;
+    }
+    response.status = result->status;
+    response.set_content(result->body, "text/plain");
+  }
+
+  const int upstream_port_;
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Action> script_;
+  Action then_ = Action::kForward;
+  int fail_status_ = 503;
+  std::string fail_body_ = "Service Unavailable";
+  int releases_ = 0;
+  std::vector<Insert> inserts_;
+};
+
+// Writes `rows` in one Write and flushes, on another thread; waits up to
+// 60 s (a hang, not a slow machine), then releases what `front` holds so
+// that a writer stuck on it returns. `took` is how long the writer took,
+// `returned` whether it returned before the release.
+struct Flushed {
+  absl::Status status;
+  absl::Duration took;
+  bool returned = false;
+};
+Flushed WriteAndFlush(SinkWriter<Row>& writer, std::vector<Row> rows, ScriptedFront& front) {
+  const absl::Time start = absl::Now();
+  std::future<absl::Status> done = std::async(std::launch::async, [&] {
+    std::vector<Timestamp> timestamps(rows.size(), 0);
+    absl::Status status = writer.Write(std::span<Row>(rows), timestamps);
+    if (status.ok()) status = writer.Flush();
+    return status;
+  });
+  Flushed flushed;
+  flushed.returned = done.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  flushed.took = absl::Now() - start;
+  front.ReleaseHeld();
+  flushed.status = done.get();
+  return flushed;
+}
+
 testing::ClickHouseServer* g_server = nullptr;
 
 class ServerEnvironment : public ::testing::Environment {
@@ -147,6 +311,8 @@ class ClickHouseSinkTest : public ::testing::Test {
     if (g_server != nullptr) {
       (void)clickhouse::Query(g_server->Connection(),
                               absl::StrCat("DROP TABLE IF EXISTS ", table_));
+      (void)clickhouse::Query(g_server->Connection(),
+                              absl::StrCat("DROP TABLE IF EXISTS ", PlainTable()));
     }
     std::filesystem::remove_all(root_);
   }
@@ -156,6 +322,28 @@ class ClickHouseSinkTest : public ::testing::Test {
     EXPECT_TRUE(answer.ok()) << answer.status();
     if (!answer.ok()) return "";
     return std::string(absl::StripTrailingAsciiWhitespace(*answer));
+  }
+
+  // A MergeTree table of RowColumns(), which keeps every copy of a row
+  // inserted twice (a ReplacingMergeTree may merge them away before a test
+  // counts); dropped after the test.
+  std::string PlainTable() const { return table_ + "_plain"; }
+  void CreatePlainTable() {
+    std::vector<std::string> columns;
+    for (const clickhouse::ColumnDefinition& column : RowColumns().Definitions()) {
+      columns.push_back(absl::StrCat("`", column.name, "` ", column.type));
+    }
+    Query(absl::StrCat("CREATE TABLE ", PlainTable(), " (", absl::StrJoin(columns, ", "),
+                       ") ENGINE = MergeTree ORDER BY id"));
+  }
+
+  // Options that write into a new PlainTable() through `front`.
+  clickhouse::SinkOptions PlainTableBehind(const ScriptedFront& front) {
+    CreatePlainTable();
+    clickhouse::SinkOptions options = Options();
+    options.table = PlainTable();
+    options.connection.url = front.url();
+    return options;
   }
 
   clickhouse::SinkOptions Options() {
@@ -585,6 +773,151 @@ TEST_F(ClickHouseSinkTest, AnInsertCommittedLateAfterItsRetryDoesNotWin) {
     ASSERT_TRUE((*writer)->Close().ok());
     (void)clickhouse::Query(g_server->Connection(), absl::StrCat("DROP TABLE IF EXISTS ", table));
   }
+}
+
+// Retries that never succeed fail the job with kUnavailable, naming the
+// sink, the last answer and the attempts made; the server saw exactly
+// max_attempts inserts, and nothing reached the table.
+TEST_F(ClickHouseSinkTest, ExhaustedRetriesFailTheJobWithUnavailable) {
+  ScriptedFront front(g_server->http_port());
+  front.FailWith(503, "no healthy upstream");
+  front.Script({}, ScriptedFront::Action::kFail);
+  clickhouse::SinkOptions options = Options();
+  options.connection.url = front.url();
+  options.connection.max_attempts = 3;
+  options.connection.initial_backoff = absl::Milliseconds(10);
+  options.connection.max_backoff = absl::Milliseconds(20);
+  absl::Status status = Build(Rows(10), options, 1, 0)->Run();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr(absl::StrCat("clickhouse sink 'default.", table_, "'")))
+      << status;
+  EXPECT_THAT(status.message(), HasSubstr("rows failed: HTTP 503")) << status;
+  EXPECT_THAT(status.message(), HasSubstr("no healthy upstream")) << status;
+  EXPECT_THAT(status.message(), HasSubstr("(gave up after 3 attempts)")) << status;
+  EXPECT_EQ(front.inserts().size(), 3u);
+  EXPECT_EQ(Query(absl::StrCat("SELECT count() FROM ", table_)), "0");
+}
+
+// A transient server error (ClickHouse's 500 for too many parts, which the
+// same insert survives a little later) is retried with the same rows, and
+// they arrive once: the table is a plain MergeTree, where a second copy
+// would stay and be counted.
+TEST_F(ClickHouseSinkTest, ATransientServerErrorIsRetriedAndTheRowsArriveOnce) {
+  constexpr int kRows = 100;
+  ScriptedFront front(g_server->http_port());
+  front.FailWith(500,
+                 "Code: 252, e.displayText() = DB::Exception: Too many parts (300). Merges are "
+                 "processing significantly slower than inserts., e.what() = DB::Exception\n");
+  front.Script({ScriptedFront::Action::kFail});
+  clickhouse::SinkOptions options = PlainTableBehind(front);
+  options.connection.initial_backoff = absl::Milliseconds(10);
+  testing::StderrCapture capture;
+  absl::Status status = Build(Rows(kRows), options, 1, 0)->Run();
+  const std::string log = capture.Stop();
+  ASSERT_TRUE(status.ok()) << status;
+  std::vector<ScriptedFront::Insert> inserts = front.inserts();
+  ASSERT_GE(inserts.size(), 2u);
+  EXPECT_EQ(inserts[0].action, ScriptedFront::Action::kFail);
+  EXPECT_EQ(inserts[1].action, ScriptedFront::Action::kForward);
+  EXPECT_EQ(inserts[1].body, inserts[0].body) << "the retry carries other rows";
+  EXPECT_THAT(log, HasSubstr("Too many parts")) << log;
+  EXPECT_THAT(log, HasSubstr("; retrying, up to 8 attempts")) << log;
+  EXPECT_EQ(Query(absl::StrCat("SELECT count(), uniqExact(id), sum(id) FROM ", PlainTable(),
+                               " FORMAT TSV")),
+            absl::StrCat(kRows, "\t", kRows, "\t", kRows * (kRows - 1) / 2));
+}
+
+// request_timeout bounds one attempt. An insert the server does not answer
+// is abandoned after it and retried: the retry succeeds, and the held
+// attempt is never forwarded, so the rows arrive once. A server that
+// answers no attempt in time fails the writer with kUnavailable after
+// max_attempts. Only lower bounds on the time are asserted; the 60 s of
+// WriteAndFlush fail the test instead of hanging it if a request is never
+// abandoned.
+TEST_F(ClickHouseSinkTest, RequestTimeoutAbandonsAnInsertTheServerDoesNotAnswer) {
+  constexpr int kRows = 10;
+  ScriptedFront front(g_server->http_port());
+  clickhouse::SinkOptions options = PlainTableBehind(front);
+  options.connection.request_timeout = absl::Milliseconds(500);
+  options.connection.max_attempts = 2;
+  options.connection.initial_backoff = absl::Milliseconds(10);
+  options.max_linger = absl::Hours(1);  // only Flush inserts
+  auto sink = clickhouse::Sink<Row>(options, RowColumns());
+  absl::StatusOr<std::unique_ptr<SinkWriter<Row>>> writer =
+      sink->CreateWriter({.operator_name = "clickhouse"});
+  ASSERT_TRUE(writer.ok()) << writer.status();
+
+  front.Script({ScriptedFront::Action::kHold});
+  Flushed flushed = WriteAndFlush(**writer, Rows(kRows), front);
+  ASSERT_TRUE(flushed.returned) << "an unanswered insert was not abandoned within 60 s";
+  ASSERT_TRUE(flushed.status.ok()) << flushed.status;
+  EXPECT_GE(flushed.took, options.connection.request_timeout);
+  std::vector<ScriptedFront::Insert> inserts = front.inserts();
+  ASSERT_EQ(inserts.size(), 2u);
+  EXPECT_EQ(inserts[0].action, ScriptedFront::Action::kHold);
+  EXPECT_EQ(inserts[1].action, ScriptedFront::Action::kForward);
+  EXPECT_EQ(inserts[1].body, inserts[0].body);
+  const std::string counts =
+      absl::StrCat("SELECT count(), uniqExact(id) FROM ", PlainTable(), " FORMAT TSV");
+  EXPECT_EQ(Query(counts), absl::StrCat(kRows, "\t", kRows));
+
+  front.Script({ScriptedFront::Action::kHold, ScriptedFront::Action::kHold});
+  flushed = WriteAndFlush(**writer, Rows(kRows), front);
+  ASSERT_TRUE(flushed.returned) << "unanswered inserts were not abandoned within 60 s";
+  EXPECT_EQ(flushed.status.code(), absl::StatusCode::kUnavailable) << flushed.status;
+  EXPECT_THAT(flushed.status.message(), HasSubstr("no answer from ClickHouse")) << flushed.status;
+  EXPECT_THAT(flushed.status.message(), HasSubstr("Timeout was reached")) << flushed.status;
+  EXPECT_THAT(flushed.status.message(), HasSubstr("(gave up after 2 attempts)")) << flushed.status;
+  EXPECT_GE(flushed.took, 2 * options.connection.request_timeout);
+  EXPECT_EQ(front.inserts().size(), 4u);
+  EXPECT_EQ(Query(counts), absl::StrCat(kRows, "\t", kRows)) << "a held insert was forwarded";
+  EXPECT_TRUE((*writer)->Close().ok());
+}
+
+// max_batch_bytes splits the rows of one Write into inserts: each insert
+// but the last reaches the size, none holds a row after the one that
+// reached it, and together they carry every row once, in order.
+TEST_F(ClickHouseSinkTest, MaxBatchBytesSplitsTheInserts) {
+  constexpr int kRows = 500;  // about 110 bytes each
+  constexpr size_t kMaxBatchBytes = 2048;
+  ScriptedFront front(g_server->http_port());
+  clickhouse::SinkOptions options = PlainTableBehind(front);
+  options.max_batch_bytes = kMaxBatchBytes;
+  options.max_linger = absl::Hours(1);  // only the size and Flush insert
+  auto sink = clickhouse::Sink<Row>(options, RowColumns());
+  absl::StatusOr<std::unique_ptr<SinkWriter<Row>>> writer =
+      sink->CreateWriter({.operator_name = "clickhouse"});
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  Flushed flushed = WriteAndFlush(**writer, Rows(kRows), front);
+  ASSERT_TRUE(flushed.returned);
+  ASSERT_TRUE(flushed.status.ok()) << flushed.status;
+
+  std::string all_rows;  // JSONEachRow: one object per line
+  for (const Row& row : Rows(kRows)) {
+    RowColumns().AppendRow(row, all_rows);
+    all_rows.push_back('\n');
+  }
+  ASSERT_GT(all_rows.size(), 10 * kMaxBatchBytes);
+  std::vector<ScriptedFront::Insert> inserts = front.inserts();
+  ASSERT_GE(inserts.size(), 10u);
+  std::string joined;
+  for (size_t insert_idx = 0; insert_idx < inserts.size(); ++insert_idx) {
+    const std::string& body = inserts[insert_idx].body;
+    ASSERT_TRUE(absl::EndsWith(body, "\n")) << "insert " << insert_idx;
+    const size_t last_row_end = body.rfind('\n', body.size() - 2);
+    const size_t before_last_row = last_row_end == std::string::npos ? 0 : last_row_end + 1;
+    EXPECT_LT(before_last_row, kMaxBatchBytes)
+        << "insert " << insert_idx << " went on after reaching max_batch_bytes";
+    if (insert_idx + 1 < inserts.size()) {
+      EXPECT_GE(body.size(), kMaxBatchBytes)
+          << "insert " << insert_idx << " was sent before it reached max_batch_bytes";
+    }
+    joined += body;
+  }
+  EXPECT_TRUE(joined == all_rows) << "the inserts do not carry every row once, in order";
+  EXPECT_EQ(Query(absl::StrCat("SELECT count(), uniqExact(id) FROM ", PlainTable(), " FORMAT TSV")),
+            absl::StrCat(kRows, "\t", kRows));
+  EXPECT_TRUE((*writer)->Close().ok());
 }
 
 TEST_F(ClickHouseSinkTest, PartitionsAreThirtyMinuteBuckets) {
