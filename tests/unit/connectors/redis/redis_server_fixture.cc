@@ -146,6 +146,14 @@ absl::Status RedisServer::Restart() {
   return Launch();
 }
 
+void RedisServer::Pause() {
+  if (process_ != nullptr) ::kill(process_->pid(), SIGSTOP);
+}
+
+void RedisServer::Resume() {
+  if (process_ != nullptr) ::kill(process_->pid(), SIGCONT);
+}
+
 void RedisServer::Disconnect() {
   if (admin_ != nullptr) redisFree(static_cast<redisContext*>(admin_));
   admin_ = nullptr;

@@ -73,6 +73,11 @@ class RedisServer {
   void Kill();
   // Starts it again on the same port with the same files.
   absl::Status Restart();
+  // SIGSTOP, like a hung server: the kernel still accepts connections and
+  // buffers what clients send, but nothing is answered until Resume()
+  // (SIGCONT). Do not Query() meanwhile: it would wait for an answer.
+  void Pause();
+  void Resume();
 
   // Runs a command as the admin.
   absl::StatusOr<RedisReply> Query(const std::vector<std::string>& args);

@@ -5,9 +5,11 @@
 // visible without a checkpoint.
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -124,6 +126,8 @@ class Inspector {
     return server_->Query(args);
   }
   void Kill() { server_->Kill(); }
+  void Pause() { server_->Pause(); }
+  void Resume() { server_->Resume(); }
   absl::Status Restart() { return server_->Restart(); }
   redis::ConnectionOptions Connection() const { return server_->Connection(); }
 
@@ -177,6 +181,35 @@ class Inspector {
 
  private:
   RedisServer* server_;
+};
+
+// A sink that SETs the key "latest" to each value, with one writer of it
+// driven directly by the test (the sink outlives the writer, as in a job).
+struct LatestWriter {
+  std::shared_ptr<weir::Sink<int64_t>> sink;
+  std::unique_ptr<SinkWriter<int64_t>> writer;
+
+  static absl::StatusOr<LatestWriter> Create(redis::SinkOptions options,
+                                             std::string operator_name) {
+    LatestWriter latest;
+    latest.sink = redis::Sink<int64_t>(
+        std::move(options),
+        redis::StringMapping<int64_t>{.key = [](const int64_t&) { return "latest"; },
+                                      .value = [](const int64_t& v) { return absl::StrCat(v); }});
+    absl::StatusOr<std::unique_ptr<SinkWriter<int64_t>>> writer =
+        latest.sink->CreateWriter({.operator_name = std::move(operator_name)});
+    if (!writer.ok()) return writer.status();
+    latest.writer = *std::move(writer);
+    return latest;
+  }
+  // Writes `value` and flushes.
+  absl::Status Write(int64_t value) {
+    std::vector<int64_t> values = {value};
+    const std::vector<Timestamp> timestamps = {0};
+    absl::Status status = writer->Write(std::span<int64_t>(values), timestamps);
+    if (status.ok()) status = writer->Flush();
+    return status;
+  }
 };
 
 class RedisSinkTest : public ::testing::Test {
@@ -656,6 +689,48 @@ TEST_F(RedisSinkTest, ServerDownLongerThanTheDeadlineFailsTheJob) {
   EXPECT_GE(failed_after, options.unavailable_timeout);
 }
 
+// A hung Redis (SIGSTOP: connections are accepted, nothing is answered)
+// must not hang the writer: a round trip gives up after command_timeout
+// ("timed out", which the log shows as the start of the outage), the writer
+// keeps trying, and once the outage lasted unavailable_timeout it fails with
+// kUnavailable naming the sink. How long that takes is bounded below only;
+// the 60 s wait is there to fail the test instead of hanging it.
+TEST_F(RedisSinkTest, AHungServerTimesOutEachRoundTripAndFailsTheWriter) {
+  redis::SinkOptions options = Options();
+  options.connection.command_timeout = absl::Milliseconds(300);
+  options.unavailable_timeout = absl::Milliseconds(1500);
+  options.initial_backoff = absl::Milliseconds(10);
+  options.max_backoff = absl::Milliseconds(50);
+  options.heartbeat = absl::ZeroDuration();
+  absl::StatusOr<LatestWriter> latest = LatestWriter::Create(options, "hung");
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  ASSERT_TRUE(latest->Write(1).ok());
+  ASSERT_EQ(server_->Get("latest"), "1");
+
+  testing::StderrCapture capture;
+  server_->Pause();
+  const absl::Time paused = absl::Now();
+  std::future<absl::Status> flushed =
+      std::async(std::launch::async, [&] { return latest->Write(2); });
+  const bool gave_up = flushed.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  const absl::Duration waited = absl::Now() - paused;
+  server_->Resume();  // also lets a writer that hangs on the server finish
+  const absl::Status status = flushed.get();
+  const std::string log = capture.Stop();
+  ASSERT_TRUE(gave_up) << "the writer still waited for the hung server after 60 s";
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr("redis sink 'hung' (worker 0)")) << status;
+  EXPECT_THAT(status.message(), HasSubstr("unavailable_timeout")) << status;
+  EXPECT_THAT(status.message(), HasSubstr("timed out")) << status;
+  EXPECT_THAT(log, HasSubstr("unavailable (timed out); retrying")) << log;
+  EXPECT_GE(waited, options.unavailable_timeout);
+  // The error stays: later writes fail with it.
+  EXPECT_EQ(latest->Write(3).code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(latest->writer->Close().ok());
+  absl::StatusOr<testing::RedisReply> pong = server_->Query({"PING"});
+  EXPECT_TRUE(pong.ok()) << pong.status();
+}
+
 TEST_F(RedisSinkTest, BadCredentialsFailTheStartNamingTheSink) {
   StartServer({.password = "s3cret"});
   auto start = [&](redis::ConnectionOptions connection) {
@@ -799,20 +874,9 @@ TEST_F(RedisSinkTest, AResendDelayedOnTheOldConnectionDoesNotOverwriteANewerBatc
   options.connection.port = (*proxy)->port();
   options.connection.command_timeout = absl::Milliseconds(300);
   options.initial_backoff = absl::Milliseconds(10);
-  auto sink = redis::Sink<int64_t>(
-      options,
-      redis::StringMapping<int64_t>{.key = [](const int64_t&) { return "latest"; },
-                                    .value = [](const int64_t& v) { return absl::StrCat(v); }});
-  absl::StatusOr<std::unique_ptr<SinkWriter<int64_t>>> writer =
-      sink->CreateWriter({.operator_name = "late"});
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  const auto write = [&](int64_t value) {
-    std::vector<int64_t> values = {value};
-    const std::vector<Timestamp> timestamps = {0};
-    absl::Status status = (*writer)->Write(std::span<int64_t>(values), timestamps);
-    if (status.ok()) status = (*writer)->Flush();
-    return status;
-  };
+  absl::StatusOr<LatestWriter> latest = LatestWriter::Create(options, "late");
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  const auto write = [&](int64_t value) { return latest->Write(value); };
   ASSERT_TRUE(write(1).ok());
   ASSERT_EQ(server_->Get("latest"), "1");
 
@@ -828,7 +892,7 @@ TEST_F(RedisSinkTest, AResendDelayedOnTheOldConnectionDoesNotOverwriteANewerBatc
   // The old connection's copy of batch 2 arrives now.
   ASSERT_TRUE((*proxy)->ReleaseAndWaitForAnswer(absl::Seconds(5)));
   EXPECT_EQ(server_->Get("latest"), "3") << "the late copy of batch 2 overwrote batch 3";
-  ASSERT_TRUE((*writer)->Close().ok());
+  ASSERT_TRUE(latest->writer->Close().ok());
 }
 
 // Ten records never fill a batch of 1000, the job takes no checkpoint and
