@@ -195,7 +195,7 @@ class Inserter final : public ClickHouseInserter {
                           .gzip = options_.compression == clickhouse::Compression::kGzip,
                           .cancel = &cancel_,
                           .wait = wait},
-                         absl::StrCat(what_, ": insert of ", batch.count, " rows failed"));
+                         absl::StrCat(what_, ": insert of ", batch.count, " rows"));
     return answer.status();
   }
 

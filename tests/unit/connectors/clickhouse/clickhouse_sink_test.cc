@@ -791,7 +791,7 @@ TEST_F(ClickHouseSinkTest, ExhaustedRetriesFailTheJobWithUnavailable) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_THAT(status.message(), HasSubstr(absl::StrCat("clickhouse sink 'default.", table_, "'")))
       << status;
-  EXPECT_THAT(status.message(), HasSubstr("rows failed: HTTP 503")) << status;
+  EXPECT_THAT(status.message(), HasSubstr("rows: HTTP 503")) << status;
   EXPECT_THAT(status.message(), HasSubstr("no healthy upstream")) << status;
   EXPECT_THAT(status.message(), HasSubstr("(gave up after 3 attempts)")) << status;
   EXPECT_EQ(front.inserts().size(), 3u);
