@@ -99,12 +99,9 @@ void CheckpointCoordinator::Loop() {
       if (cv_.wait_until(lock, due, [this] { return stop_periodic_; })) return;
     }
     last_start = std::chrono::steady_clock::now();
-    int64_t id;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      id = next_id_++;
-    }
-    absl::Status status = Run(id);
+    int64_t id = 0;
+    absl::Status status = RunNext(id);
+    if (id == 0) return;  // shut down
     if (!status.ok())
       Log("checkpoint ", id, " of job '", config_.job_name, "' failed: ", status.ToString());
     last_end = std::chrono::steady_clock::now();
@@ -112,7 +109,16 @@ void CheckpointCoordinator::Loop() {
 }
 
 absl::Status CheckpointCoordinator::CheckpointNow() {
-  int64_t id;
+  int64_t id = 0;
+  return RunNext(id);
+}
+
+absl::Status CheckpointCoordinator::RunNext(int64_t& id) {
+  // The id is taken once this checkpoint's turn has come: ids then start in
+  // order. (Taken before, a periodic checkpoint could take id n+1, run
+  // first, and leave checkpoint n waiting for barriers the operators, past
+  // n+1 already, never acknowledge.)
+  std::lock_guard<std::mutex> run_lock(run_mutex_);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (shutdown_) return absl::CancelledError("the job is stopping");
@@ -140,7 +146,6 @@ void CheckpointCoordinator::Acknowledge(int64_t checkpoint_id, absl::Status stat
 }
 
 absl::Status CheckpointCoordinator::Run(int64_t checkpoint_id) {
-  std::lock_guard<std::mutex> run_lock(run_mutex_);
   const auto started = std::chrono::steady_clock::now();
   CheckpointRecord record;
   record.id = checkpoint_id;

@@ -107,6 +107,10 @@ class CheckpointCoordinator final : public SnapshotCollector {
 
  private:
   void Loop();
+  // Takes the next id (into `id`; 0 if shut down) and runs that checkpoint,
+  // one at a time (run_mutex_).
+  absl::Status RunNext(int64_t& id);
+  // Called under run_mutex_.
   absl::Status Run(int64_t checkpoint_id);
   absl::StatusOr<checkpoint::Manifest> Persist(int64_t checkpoint_id,
                                                std::vector<OperatorSnapshot>& acks,

@@ -410,15 +410,43 @@ void ClusterJob::Loop() {
       if (JobFinished()) break;
     }
   }
-  // Leaving: a graceful stop commits each task (in the revoke callback that
-  // closing the consumer runs); a cancel or a failure does not.
+  // Leaving: a graceful stop commits each task (in the revoke callback); a
+  // cancel or a failure does not.
   if (cancel_.load()) {
     std::vector<int> owned = OwnedTasks();
     for (int task : owned) StopTask(task, /*commit=*/false);
   }
+  LeaveGroup();
   rd_kafka_consumer_close(lease_.get());
   for (int task : OwnedTasks()) StopTask(task, /*commit=*/!cancel_.load());
   done_.store(true);
+}
+
+void ClusterJob::LeaveGroup() {
+  // librdkafka 2.0's consumer_close can hang when an incremental assignment
+  // arrives while it closes (confluentinc/librdkafka#4527), as when other
+  // processes join just as this one stops. So unsubscribe first and serve
+  // the consumer until the revocation (and with it each task's commit in
+  // the rebalance callback) has run; then close has nothing left to revoke.
+  if (rd_kafka_resp_err_t err = rd_kafka_unsubscribe(lease_.get())) {
+    Log("cluster job '", options_.cluster.job_id,
+        "': leaving the group: unsubscribe: ", rd_kafka_err2str(err));
+    return;
+  }
+  const auto deadline = std::chrono::steady_clock::now() +
+                        absl::ToChronoMilliseconds(options_.cluster.session_timeout +
+                                                   options_.cluster.broker_timeout);
+  while (std::chrono::steady_clock::now() < deadline) {
+    kinternal::MessagePtr message(rd_kafka_consumer_poll(lease_.get(), 20));
+    rd_kafka_topic_partition_list_t* assignment = nullptr;
+    const rd_kafka_resp_err_t err = rd_kafka_assignment(lease_.get(), &assignment);
+    const bool empty =
+        err == RD_KAFKA_RESP_ERR_NO_ERROR && (assignment == nullptr || assignment->cnt == 0);
+    if (assignment != nullptr) rd_kafka_topic_partition_list_destroy(assignment);
+    if (empty) return;
+  }
+  Log("cluster job '", options_.cluster.job_id,
+      "': leaving the group: tasks still assigned after the session timeout; closing anyway");
 }
 
 ClusterJob::~ClusterJob() {

@@ -91,6 +91,9 @@ class ClusterJob final : public internal::RunningJob, public internal::JobEndpoi
   absl::Status StartTask(int index);
   // Takes a committed checkpoint (if `commit`) and stops task `index`.
   void StopTask(int index, bool commit);
+  // Unsubscribes and serves the lease consumer until nothing is assigned
+  // (each revoked task committed or dropped), before it is closed.
+  void LeaveGroup();
   void Fail(const absl::Status& status);
   // True once every task's newest record is final.
   bool JobFinished();

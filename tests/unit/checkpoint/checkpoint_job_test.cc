@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -442,6 +443,35 @@ TEST_F(CheckpointJobTest, ASourceThatCannotBeCheckpointedFailsACheckpointedJob) 
   EXPECT_THAT(status.message(), ::testing::HasSubstr("this source does not support checkpoints"));
   EXPECT_THAT(status.message(), ::testing::HasSubstr("plain source"));
   EXPECT_EQ(job->last_completed_checkpoint(), 0);
+}
+
+// Checkpoints on demand from two threads while periodic ones run every
+// millisecond: each completes. (When ids were taken before a checkpoint's
+// turn, another checkpoint could take the next id and run first; the one
+// with the lower id then waited its whole timeout for barriers the
+// operators, already past it, never acknowledged.)
+TEST_F(CheckpointJobTest, ConcurrentOnDemandAndPeriodicCheckpointsAllComplete) {
+  count_job::Shape shape;
+  shape.timeout = absl::Seconds(20);
+  auto pipeline = Build(2, 10'000'000, 20000, absl::Milliseconds(1), shape);
+  absl::StatusOr<JobHandle> job = pipeline->Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  std::atomic<int> completed{0};
+  auto trigger = [&] {
+    for (int round = 0; round < 100; ++round) {
+      absl::StatusOr<int64_t> id = job->TriggerCheckpoint();
+      if (!id.ok() && absl::IsFailedPrecondition(id.status())) return;  // the input ended
+      ASSERT_TRUE(id.ok()) << "round " << round << ": " << id.status();
+      completed.fetch_add(1);
+    }
+  };
+  std::thread first(trigger);
+  std::thread second(trigger);
+  first.join();
+  second.join();
+  EXPECT_GT(completed.load(), 20);
+  job->Cancel();
+  (void)job->Wait();
 }
 
 TEST(TriggerCheckpointTest, NeedsStorage) {

@@ -81,6 +81,8 @@ struct Shape {
   // CheckpointOptions::retained and min_pause.
   int retained = 3;
   absl::Duration min_pause = absl::ZeroDuration();
+  // CheckpointOptions::timeout.
+  absl::Duration timeout = absl::Minutes(10);
 };
 
 class CountJobTest : public ::testing::Test {
@@ -109,6 +111,7 @@ class CountJobTest : public ::testing::Test {
     options.allow_non_restored_state = shape.allow_non_restored_state;
     options.checkpoints.retained = shape.retained;
     options.checkpoints.min_pause = shape.min_pause;
+    options.checkpoints.timeout = shape.timeout;
     if (backend() == Backend::kRocksDb) {
       options.state_backend = StateBackend::RocksDb((root_ / "rocksdb").string());
     }

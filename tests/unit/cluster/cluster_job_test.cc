@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -99,7 +100,9 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& log_dir = "
   return pid;
 }
 
-// Waits for `pid` up to `timeout`; its exit code, or -1 (killed on timeout).
+// Waits for `pid` up to `timeout`; its exit code, or -1 (killed on timeout,
+// after printing every thread's stack with gdb when there is one, so a hang
+// says where it hangs).
 int WaitExit(pid_t pid, std::chrono::seconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -108,6 +111,14 @@ int WaitExit(pid_t pid, std::chrono::seconds timeout) {
       return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (std::filesystem::exists("/usr/bin/gdb")) {
+    const std::string command =
+        absl::StrCat("timeout 60 /usr/bin/gdb -p ", pid,
+                     " -batch -ex 'thread apply all bt 20' 2>&1 | ", "grep -E '^(Thread|#)' >&2");
+    std::fprintf(stderr, "process %d did not exit within %lld s; its threads:\n", pid,
+                 static_cast<long long>(timeout.count()));
+    (void)std::system(command.c_str());
   }
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
