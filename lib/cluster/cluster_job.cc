@@ -322,17 +322,22 @@ void ClusterJob::StopTask(int index, bool commit) {
     tasks_.erase(it);
   }
   if (task->job != nullptr && !task->job->done()) {
+    bool finishing = false;
     if (commit) {
       task->job->Quiesce();
       absl::StatusOr<int64_t> checkpoint = task->job->TriggerCheckpoint();
-      if (!checkpoint.ok()) {
+      // A task whose input ended is taking its final checkpoint: let it end
+      // by itself. Cancelled between that checkpoint's commit and its sinks'
+      // commits, it would lose their output: a final task is not run again.
+      finishing = task->job->input_ended();
+      if (!checkpoint.ok() && !finishing) {
         Log("cluster job '", options_.cluster.job_id, "' task ", index,
             ": the checkpoint before giving it up failed (its next owner resumes from the one "
             "before): ",
             checkpoint.status().ToString());
       }
     }
-    task->job->Cancel();
+    if (!finishing) task->job->Cancel();
   }
   if (task->job != nullptr) {
     absl::Status status = task->job->Wait();

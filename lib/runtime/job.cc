@@ -440,6 +440,8 @@ void Job::Stop() {
   shared_->NotifyAll();
 }
 
+bool Job::input_ended() const { return shared_->unfinished_workers.load() == 0; }
+
 void Job::Quiesce() {
   shared_->quiesced.store(true, std::memory_order_release);
   shared_->NotifyAll();

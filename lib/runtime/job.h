@@ -107,6 +107,9 @@ class Job final : public RunningJob {
   // stop emitting (barriers still pass), so the checkpoint taken next holds
   // everything the task processed and its next owner replays nothing.
   void Quiesce();
+  // Whether every worker's input has ended: the job is taking (or took) its
+  // final checkpoint and then ends by itself.
+  bool input_ended() const;
   // The job as /api/v1/job shows it (also without an HTTP server).
   std::string JobJson() const { return monitor_->JobJson(); }
 

@@ -47,7 +47,12 @@ int main(int argc, char** argv) {
   if (!absl::SimpleAtoi(argv[3], &options.cluster.tasks)) return 2;
   int64_t delay_us = 0;
   if (argc > 6 && !absl::SimpleAtoi(argv[6], &delay_us)) return 2;
-  options.cluster.session_timeout = absl::Seconds(6);
+  // CLUSTER_COUNT_JOB_SESSION_TIMEOUT_S: the session timeout (default 6 s).
+  int session_timeout_s = 6;
+  if (const char* value = std::getenv("CLUSTER_COUNT_JOB_SESSION_TIMEOUT_S"); value != nullptr) {
+    if (!absl::SimpleAtoi(value, &session_timeout_s)) return 2;
+  }
+  options.cluster.session_timeout = absl::Seconds(session_timeout_s);
   options.checkpoints.storage_uri = std::string("file://") + argv[4];
   options.checkpoints.interval = absl::Milliseconds(300);
   // Small batches: with a delay per record, a barrier (and so a give-up)

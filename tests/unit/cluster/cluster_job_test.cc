@@ -264,12 +264,16 @@ TEST_F(ClusterJobTest, ScalingOneToThreeToTwoMovesOnlyGivenUpTasksAndReplaysNoth
   const std::string logs = TempDir("scale-logs");
   const std::string checkpoints = TempDir("scale-chk");
   const std::string out = TempDir("scale-out");
-  // 20 ms per record: the 3000 take about 20 s per task, so every step
-  // below lands mid-run.
+  // 30 ms per record: the 3000 take about 30 s per task, so every step
+  // below lands mid-run. A 20 s session: a task given up commits inside the
+  // revocation, and only a group that waits for that keeps the next owner
+  // from starting before the commit. The mock waits the session timeout
+  // less 1 s (a Kafka broker the rebalance timeout, max.poll.interval.ms);
+  // under load a give-up can take longer than the default 6 s session.
   auto start = [&](int idx) {
     return Spawn({WEIR_CLUSTER_COUNT_JOB_PATH, broker_->bootstrap(), "scale",
-                  std::to_string(kTasks), checkpoints, out, "20000"},
-                 logs, absl::StrCat("stderr-", idx));
+                  std::to_string(kTasks), checkpoints, out, "30000"},
+                 logs, absl::StrCat("stderr-", idx), {"CLUSTER_COUNT_JOB_SESSION_TIMEOUT_S=20"});
   };
   auto took_tasks = [&](int idx) {
     std::ifstream in(absl::StrCat(logs, "/stderr-", idx));
@@ -277,7 +281,7 @@ TEST_F(ClusterJobTest, ScalingOneToThreeToTwoMovesOnlyGivenUpTasksAndReplaysNoth
     return text.find(": took task(s) ") != std::string::npos;
   };
   auto wait_until = [](const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     while (!done() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
