@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -24,6 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lib/checkpoint/manifest_io.h"
+#include "tests/support/wait_for.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
 
@@ -89,28 +91,40 @@ class RestoreTest : public ::testing::Test {
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(root_);
     std::filesystem::create_directories(root_ / "local");
-    // A keyed count that checkpoints often, run to its end: the storage then
-    // holds `retained` checkpoints, each with state files of its own.
+    // A keyed count checkpointed four times, each after more records, so
+    // that the storage holds `retained` (3) checkpoints, each with state
+    // files of its own. Checkpoints on demand, each once the sink has seen
+    // more records: no race between the input's pace and a timer.
     PipelineOptions options;
     options.parallelism = 2;
     options.job_name = kJob;
-    options.checkpoints.interval = absl::Milliseconds(20);
+    options.checkpoints.interval = absl::Hours(1);
     options.checkpoints.storage_uri = "file://" + (root_ / "checkpoints").string();
     options.checkpoints.retained = 3;
     Pipeline pipeline(options);
     testing::VectorSourceOptions source_options;
     source_options.records_per_poll = 16;
     source_options.records_per_second = 4000;
+    source_options.unbounded = true;
     std::vector<int64_t> input(2000);
     for (size_t idx = 0; idx < input.size(); ++idx) input[idx] = static_cast<int64_t>(idx % 37);
+    auto seen = std::make_shared<std::atomic<int64_t>>(0);
     pipeline.Source(testing::VectorSource<int64_t>::Create(input, source_options))
         .Uid("numbers")
         .KeyBy([](int64_t v) { return v; })
         .Process(CountPerKey{})
         .Uid("count")
-        .Sink([](const int64_t&) {})
+        .Sink([seen](const int64_t&) { seen->fetch_add(1); })
         .Uid("out");
-    ASSERT_TRUE(pipeline.Run().ok());
+    absl::StatusOr<JobHandle> job = pipeline.Start();
+    ASSERT_TRUE(job.ok()) << job.status();
+    for (int64_t step = 1; step <= 4; ++step) {
+      ASSERT_TRUE(testing::WaitFor([&] { return seen->load() >= step * 400; }));
+      absl::StatusOr<int64_t> id = job->TriggerCheckpoint();
+      ASSERT_TRUE(id.ok()) << id.status();
+    }
+    job->Cancel();
+    (void)job->Wait();
 
     absl::StatusOr<std::unique_ptr<CheckpointStorage>> storage =
         CheckpointStorage::Open("file://" + (root_ / "checkpoints").string());
