@@ -61,6 +61,12 @@ std::string TempDir(const std::string& name) {
   return dir;
 }
 
+// The whole file at `path` ("" if it cannot be read).
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 // The topics job `job` needs on a broker that cannot create topics (the
 // mock): the lease and repartition topics with one partition per task.
 std::vector<std::string> JobTopics(const std::string& job) {
@@ -276,8 +282,7 @@ TEST_F(ClusterJobTest, ScalingOneToThreeToTwoMovesOnlyGivenUpTasksAndReplaysNoth
                  logs, absl::StrCat("stderr-", idx), {"CLUSTER_COUNT_JOB_SESSION_TIMEOUT_S=20"});
   };
   auto took_tasks = [&](int idx) {
-    std::ifstream in(absl::StrCat(logs, "/stderr-", idx));
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string text = ReadText(absl::StrCat(logs, "/stderr-", idx));
     return text.find(": took task(s) ") != std::string::npos;
   };
   auto wait_until = [](const std::function<bool()>& done) {
@@ -581,8 +586,7 @@ TEST_F(ClusterJobTest, ACommittedCheckpointMissingFromStorageIsDataLoss) {
                               std::to_string(kTasks), checkpoints, out},
                              logs, "stderr");
   EXPECT_EQ(WaitExit(second, std::chrono::seconds(120)), 1);
-  std::ifstream in(logs + "/stderr");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = ReadText(logs + "/stderr");
   EXPECT_THAT(text, ::testing::HasSubstr("DATA_LOSS"));
   EXPECT_THAT(text, ::testing::ContainsRegex("starting task [0-9]"));
   EXPECT_THAT(text, ::testing::HasSubstr("was committed, but its manifest is not in"));
@@ -642,8 +646,7 @@ TEST_F(ClusterJobTest, ACorruptCommittedCheckpointFallsBackToTheOneBefore) {
                               std::to_string(kTasks), checkpoints, out},
                              logs, "stderr");
   EXPECT_EQ(WaitExit(second, std::chrono::seconds(120)), 0);
-  std::ifstream in(logs + "/stderr");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = ReadText(logs + "/stderr");
   const std::string newest = std::filesystem::path(dirs.back()).filename().string();
   int64_t newest_id = 0;
   ASSERT_TRUE(absl::SimpleAtoi(newest.substr(4), &newest_id)) << newest;
@@ -768,11 +771,6 @@ TEST(ClusterOptionsTest, ClusterModeNeedsCheckpointStorage) {
 
 namespace weir {
 namespace {
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 // The ids of the events in the batches of repartition topic messages
 // `messages` (weir's exchange format: kind, producer, watermark, then a
