@@ -31,6 +31,9 @@ namespace weir::cluster {
 struct TaskCheckpoint {
   int task = 0;
   int64_t checkpoint_id = 0;
+  // The task's job ended after this checkpoint and its sinks committed it:
+  // the task is never run again. Written in a record of its own, after the
+  // checkpoint's (not final) record.
   bool final = false;
   std::string graph;
   int64_t committed_ms = 0;

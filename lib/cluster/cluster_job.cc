@@ -340,9 +340,26 @@ void ClusterJob::StopTask(int index, bool commit) {
     if (!finishing) task->job->Cancel();
   }
   if (task->job != nullptr) {
-    absl::Status status = task->job->Wait();
-    if (!status.ok() && !absl::IsCancelled(status)) Fail(status);
+    if (commit) {
+      EndTask(*task);
+    } else {
+      absl::Status status = task->job->Wait();
+      if (!status.ok() && !absl::IsCancelled(status)) Fail(status);
+    }
   }
+}
+
+void ClusterJob::EndTask(Task& task) {
+  absl::Status status = task.job->Wait();
+  if (!status.ok()) {
+    if (!absl::IsCancelled(status)) Fail(status);
+    return;
+  }
+  if (!task.transport->final_pending()) return;
+  // The task's job ended after its final checkpoint's sinks committed: only
+  // now may nobody run it again.
+  status = task.transport->MarkFinal();
+  if (!status.ok()) Fail(status);
 }
 
 void ClusterJob::Fail(const absl::Status& status) {
@@ -391,24 +408,22 @@ void ClusterJob::Loop() {
       Log("cluster job '", options_.cluster.job_id,
           "': task lease: ", rd_kafka_message_errstr(message.get()));
     }
-    // A task that failed fails this process's share of the job.
-    std::vector<std::shared_ptr<internal::Job>> finished;
+    // A task that failed fails this process's share of the job; one that
+    // ended gets its final record. (Only this thread removes tasks.)
+    std::vector<Task*> finished;
     bool any_running = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       for (const auto& [index, task] : tasks_) {
         if (task->job == nullptr) continue;
         if (task->job->done()) {
-          finished.push_back(task->job);
+          finished.push_back(task.get());
         } else {
           any_running = true;
         }
       }
     }
-    for (const auto& job : finished) {
-      absl::Status status = job->Wait();
-      if (!status.ok()) Fail(status);
-    }
+    for (Task* task : finished) EndTask(*task);
     const auto now = std::chrono::steady_clock::now();
     if (!any_running && now - last_check > std::chrono::milliseconds(50)) {
       last_check = now;

@@ -91,6 +91,10 @@ class ClusterJob final : public internal::RunningJob, public internal::JobEndpoi
   absl::Status StartTask(int index);
   // Takes a committed checkpoint (if `commit`) and stops task `index`.
   void StopTask(int index, bool commit);
+  // Waits for `task`'s job; a failure fails the process. A job that ended
+  // after its final checkpoint gets the task's final record, once its
+  // two-phase sinks have committed that checkpoint.
+  void EndTask(Task& task);
   // Unsubscribes and serves the lease consumer until nothing is assigned
   // (each revoked task committed or dropped), before it is closed.
   void LeaveGroup();

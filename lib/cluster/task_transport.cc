@@ -243,6 +243,25 @@ absl::StatusOr<std::unique_ptr<internal::RemoteEndpoint>> TaskTransport::Open(
 absl::Status TaskTransport::Commit(int64_t id, bool final) {
   const std::string what =
       absl::StrCat("cluster job '", options_.job_id, "' task ", task_, ": checkpoint ", id);
+  absl::Status status = CommitRecord(id, /*final=*/false, /*send_offsets=*/true, what);
+  if (!status.ok()) return status;
+  final_pending_ = final ? id : 0;
+  return absl::OkStatus();
+}
+
+absl::Status TaskTransport::MarkFinal() {
+  if (final_pending_ <= 0) {
+    return absl::FailedPreconditionError("no final checkpoint to mark");
+  }
+  const std::string what = absl::StrCat("cluster job '", options_.job_id, "' task ", task_,
+                                        ": marking checkpoint ", final_pending_, " final");
+  absl::Status status = CommitRecord(final_pending_, /*final=*/true, /*send_offsets=*/false, what);
+  if (status.ok()) final_pending_ = 0;
+  return status;
+}
+
+absl::Status TaskTransport::CommitRecord(int64_t id, bool final, bool send_offsets,
+                                         const std::string& what) {
   TaskCheckpoint record{.task = task_,
                         .checkpoint_id = id,
                         .final = final,
@@ -251,7 +270,9 @@ absl::Status TaskTransport::Commit(int64_t id, bool final) {
   absl::Status status = Produce(producer_.get(), internal::ClusterCheckpointTopic(options_.job_id),
                                 0, TaskKey(task_), EncodeTaskCheckpoint(record), what);
   if (!status.ok()) return status;
-  if (status = SendOffsets(what); !status.ok()) return status;
+  if (send_offsets) {
+    if (status = SendOffsets(what); !status.ok()) return status;
+  }
   kinternal::ErrorPtr error(
       rd_kafka_commit_transaction(producer_.get(), Millis(options_.broker_timeout)));
   if (error != nullptr) {

@@ -44,8 +44,17 @@ class TaskTransport final : public internal::RemoteExchanges {
   // Commits the open transaction with the checkpoint record of checkpoint
   // `id` (its records before the barrier are in it) and the offsets its
   // receivers consumed before the barrier (group `<job_id>-offsets`), then
-  // begins the next.
+  // begins the next. The record is never final: with `final` (the task's
+  // input ended), MarkFinal() writes the final record once the task's job
+  // has ended, after its sinks committed this checkpoint. Until then a next
+  // owner runs the task again from this checkpoint, and its two-phase sinks
+  // commit it again on restore.
   absl::Status Commit(int64_t id, bool final);
+  // Whether the newest Commit was a final one that MarkFinal has not marked.
+  bool final_pending() const { return final_pending_ > 0; }
+  // Commits the final record of the checkpoint the last Commit(id, true)
+  // named, in a transaction of its own. Only once the task's job has ended.
+  absl::Status MarkFinal();
   // Aborts the open transaction (a task that stops without committing).
   void Abort();
   // Each exchange this task receives: its lag. Thread-safe while the task's
@@ -62,6 +71,9 @@ class TaskTransport final : public internal::RemoteExchanges {
   // Adds the offsets the receivers snapshotted to the open transaction, in
   // the group `<job_id>-offsets` (for lag tools; restores use the snapshot).
   absl::Status SendOffsets(const std::string& what);
+  // Produces task's checkpoint record into the open transaction (with the
+  // receivers' offsets if `send_offsets`), commits it and begins the next.
+  absl::Status CommitRecord(int64_t id, bool final, bool send_offsets, const std::string& what);
   // Fetches `topic`'s metadata into the producer now and keeps the topic's
   // handle: a first produce to a topic the producer does not know yet waits
   // for its next metadata refresh (hundreds of ms), and a commit waits for
@@ -72,6 +84,8 @@ class TaskTransport final : public internal::RemoteExchanges {
   // The topics KnowTopic fetched, released before the producer.
   std::vector<rd_kafka_topic_t*> topics_;
   bool in_transaction_ = false;
+  // The checkpoint a final Commit named, until MarkFinal (0: none).
+  int64_t final_pending_ = 0;
   // The receiving ends of this task's exchanges (owned by its Job, which
   // ends before this transport).
   std::vector<const internal::RemoteEndpoint*> endpoints_;

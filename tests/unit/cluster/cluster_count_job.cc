@@ -9,6 +9,8 @@
 // CLUSTER_COUNT_JOB_LOG=<dir> in the environment, the count job notes every
 // id it processes in <dir>/processed-<pid>. CLUSTER_COUNT_JOB_TOPIC=<topic>
 // makes either job read <topic> (instead of "events" or "wm").
+// CLUSTER_COUNT_JOB_HOLD_FINAL_COMMIT=<dir> makes the count job's sink hold
+// its final commit forever, announced in <dir> (HoldFinalCommitSink).
 //
 // Exits 0 when the whole job ended (every task's input), 1 with the status
 // on stderr otherwise. SIGTERM stops this process gracefully (its tasks
@@ -70,8 +72,10 @@ int main(int argc, char** argv) {
       log = std::make_shared<weir::cluster_test::ProcessedLog>(std::string(dir) + "/processed-" +
                                                                std::to_string(getpid()));
     }
+    const char* hold = std::getenv("CLUSTER_COUNT_JOB_HOLD_FINAL_COMMIT");
     weir::cluster_test::BuildCountJob(pipeline, argv[1], argv[5], delay_us, std::move(log),
-                                      topic != nullptr ? topic : "events");
+                                      topic != nullptr ? topic : "events",
+                                      hold != nullptr ? hold : "");
   } else {
     return 2;
   }

@@ -210,7 +210,7 @@ class ClusterJobTest : public ::testing::Test {
                                        absl::StrCat("win1-KeyBy-3-repartition:", kTasks),
                                        absl::StrCat("win3-KeyBy-3-repartition:", kTasks)};
     std::vector<std::string> jobs = {"one",     "three",   "graph", "scale", "lost",
-                                     "corrupt", "windows", "win1",  "win3"};
+                                     "corrupt", "windows", "win1",  "win3",  "final"};
     for (int run = 0; run < kKillRuns; ++run) jobs.push_back(absl::StrCat("kill", run));
     for (const std::string& job : jobs) {
       for (const std::string& topic : JobTopics(job)) topics.push_back(topic);
@@ -261,6 +261,58 @@ TEST_F(ClusterJobTest, KillingOneOfThreeProcessesChangesNoResult) {
                {.processes = 3, .delay_us = 400, .kill_after = kill_after});
     EXPECT_EQ(counts, Expected());
   }
+}
+
+// A process killed after its tasks' final checkpoints were committed in
+// Kafka and before its sink committed them (the sink holds those commits):
+// the next process runs the tasks again from those checkpoints, their sink
+// commits them on restore, and the job ends with every count.
+TEST_F(ClusterJobTest, AKillBetweenTheFinalCommitAndTheSinksCommitLosesNothing) {
+  const std::string job = "final";
+  const std::string checkpoints = TempDir(job + "-chk");
+  const std::string out = TempDir(job + "-out");
+  const std::string logs = TempDir(job + "-logs");
+  const std::string hold = TempDir(job + "-hold");
+  auto args = [&] {
+    return std::vector<std::string>{WEIR_CLUSTER_COUNT_JOB_PATH,
+                                    broker_->bootstrap(),
+                                    job,
+                                    std::to_string(kTasks),
+                                    checkpoints,
+                                    out,
+                                    "0"};
+  };
+  const pid_t first =
+      Spawn(args(), logs, "stderr-0", {"CLUSTER_COUNT_JOB_HOLD_FINAL_COMMIT=" + hold});
+  // Every task holds its final commit (each task's records are in it).
+  int64_t held_records = 0;
+  int holding = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (holding < kTasks && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    holding = 0;
+    held_records = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(hold)) {
+      int64_t records = 0;
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadText(entry.path().string())),
+                            &records)) {
+        continue;  // being written
+      }
+      ++holding;
+      held_records += records;
+    }
+  }
+  kill(first, SIGKILL);
+  waitpid(first, nullptr, 0);
+  ASSERT_EQ(holding, kTasks) << ReadText(logs + "/stderr-0");
+  // The test is only worth something if the held commits hold records.
+  ASSERT_GT(held_records, 0);
+  const std::map<std::string, int64_t> before = FinalCounts(out);
+  EXPECT_NE(before, Expected()) << "the held commits' records were committed anyway";
+
+  const pid_t second = Spawn(args(), logs, "stderr-1");
+  EXPECT_EQ(WaitExit(second, std::chrono::seconds(240)), 0) << ReadText(logs + "/stderr-1");
+  EXPECT_EQ(FinalCounts(out), Expected()) << ReadText(logs + "/stderr-1");
 }
 
 // 1 -> 3 -> 2 processes during a run: two join (tasks move to them), then one

@@ -15,10 +15,14 @@
 #ifndef WEIR_TESTS_UNIT_CLUSTER_COUNT_JOB_H_
 #define WEIR_TESTS_UNIT_CLUSTER_COUNT_JOB_H_
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -108,13 +112,76 @@ class DistinctIds final : public weir::KeyedProcessFunction<std::string, Event, 
   std::shared_ptr<ProcessedLog> log_;
 };
 
+// Wraps a sink; once its input has ended, each writer's next commit (the
+// final checkpoint's, which Kafka has committed by then) never returns: it
+// writes <hold_dir>/holding-<pid>-<worker> with the number of records that
+// commit holds and sleeps until the process is killed. A test kills it
+// there, between the final checkpoint's commit and the sink's.
+template <class T>
+class HoldFinalCommitSink final : public weir::Sink<T> {
+ public:
+  HoldFinalCommitSink(std::shared_ptr<weir::Sink<T>> inner, std::string hold_dir)
+      : inner_(std::move(inner)), hold_dir_(std::move(hold_dir)) {}
+  absl::StatusOr<std::unique_ptr<weir::SinkWriter<T>>> CreateWriter(
+      const weir::SinkContext& context) override {
+    absl::StatusOr<std::unique_ptr<weir::SinkWriter<T>>> inner = inner_->CreateWriter(context);
+    if (!inner.ok()) return inner.status();
+    return std::unique_ptr<weir::SinkWriter<T>>(
+        new Writer(*std::move(inner),
+                   absl::StrCat(hold_dir_, "/holding-", getpid(), "-", context.worker_index)));
+  }
+
+ private:
+  class Writer final : public weir::SinkWriter<T> {
+   public:
+    Writer(std::unique_ptr<weir::SinkWriter<T>> inner, std::string path)
+        : inner_(std::move(inner)), path_(std::move(path)) {}
+    absl::Status Write(std::span<T> values, std::span<const weir::Timestamp> times) override {
+      written_ += static_cast<int64_t>(values.size());
+      return inner_->Write(values, times);
+    }
+    absl::Status Flush() override {
+      ended_ = true;
+      return inner_->Flush();
+    }
+    absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) override {
+      pending_[checkpoint_id] = written_;
+      written_ = 0;
+      return inner_->PreCommit(checkpoint_id);
+    }
+    absl::Status Commit(int64_t checkpoint_id, const std::string& committable) override {
+      if (ended_) {
+        if (std::FILE* file = std::fopen(path_.c_str(), "w"); file != nullptr) {
+          std::fprintf(file, "%lld\n", static_cast<long long>(pending_[checkpoint_id]));
+          std::fclose(file);
+        }
+        for (;;) absl::SleepFor(absl::Seconds(1));
+      }
+      pending_.erase(checkpoint_id);
+      return inner_->Commit(checkpoint_id, committable);
+    }
+    absl::Status Close() override { return inner_->Close(); }
+
+   private:
+    std::unique_ptr<weir::SinkWriter<T>> inner_;
+    std::string path_;
+    bool ended_ = false;
+    int64_t written_ = 0;                 // since the last PreCommit
+    std::map<int64_t, int64_t> pending_;  // records per pre-committed checkpoint
+  };
+
+  std::shared_ptr<weir::Sink<T>> inner_;
+  std::string hold_dir_;
+};
+
 // Adds the job to `pipeline` (nodes: Source 0, KeyBy 1, Process 2, Sink 3).
 // With `log`, every record DistinctIds processes is noted there. It reads
-// `topic` ("key,id" values).
+// `topic` ("key,id" values). With `hold_dir`, the sink holds its final
+// commit (HoldFinalCommitSink).
 inline void BuildCountJob(weir::Pipeline& pipeline, const std::string& brokers,
                           const std::string& out_dir, int64_t delay_us,
                           std::shared_ptr<ProcessedLog> log = nullptr,
-                          const std::string& topic = "events") {
+                          const std::string& topic = "events", const std::string& hold_dir = "") {
   auto source = weir::kafka::Source<Event>(
       {.client = {.brokers = brokers},
        .topics = {topic},
@@ -129,12 +196,14 @@ inline void BuildCountJob(weir::Pipeline& pipeline, const std::string& brokers,
              return event;
            }),
        .bounded = true});
+  std::shared_ptr<weir::Sink<Count>> sink =
+      std::make_shared<weir::testing::TransactionalFileSink<Count>>(out_dir);
   pipeline.Source(source)
       .Uid("events")
       .KeyBy([](const Event& event) { return event.key; })
       .Process(DistinctIds(delay_us, std::move(log)))
       .Uid("distinct")
-      .Sink(std::make_shared<weir::testing::TransactionalFileSink<Count>>(out_dir))
+      .Sink(hold_dir.empty() ? sink : std::make_shared<HoldFinalCommitSink<Count>>(sink, hold_dir))
       .Uid("out");
 }
 
