@@ -42,8 +42,14 @@
 // The baseline, in the same run: a plain librdkafka consumer reading the
 // same events topic to its end (the input's cost on its own).
 //
+// --sink-flush=async,sync runs everything twice, once with each of the
+// pipeline's --sink-flush modes (the sinks flushing at a checkpoint while
+// the workers go on, or the workers waiting): the same-run comparison of
+// asynchronous barrier acknowledgement.
+//
 // Usage: weir-bench-w3 [--events=N] [--rates=10000,100000] [--seconds=S]
 //                      [--pipeline-parallelism=P] [--clickhouse=on|off]
+//                      [--sink-flush=async|sync|async,sync]
 //                      [--timeline=on|off] [--pipeline=PATH] [--json=FILE]
 
 #include <librdkafka/rdkafka.h>
@@ -195,6 +201,8 @@ struct Servers {
 
 // The engagement-pipeline program run (--pipeline=PATH; default: this build's).
 std::string pipeline_path = ENGAGEMENT_PIPELINE_PATH;
+// The pipeline's --sink-flush for the runs being made (async or sync).
+std::string sink_flush = "async";
 
 std::vector<std::string> PipelineArgs(const Servers& s, const std::string& prefix,
                                       const std::string& dir, int parallelism, bool bounded) {
@@ -212,6 +220,7 @@ std::vector<std::string> PipelineArgs(const Servers& s, const std::string& prefi
     argv.push_back(absl::StrCat("--clickhouse-password=", testing::ClickHouseServer::kPassword));
   }
   if (bounded) argv.push_back("--bounded");
+  argv.push_back(absl::StrCat("--sink-flush=", sink_flush));
   return argv;
 }
 
@@ -532,6 +541,7 @@ int Main(int argc, char** argv) {
   int parallelism = 2;
   bool with_clickhouse = true;
   bool timeline = false;
+  std::vector<std::string> sink_flushes = {"async"};
   BenchFlags flags = ParseFlags(
       argc, argv, 300'000,
       {{"--rates=", "R1,R2",
@@ -547,6 +557,13 @@ int Main(int argc, char** argv) {
        {"--pipeline-parallelism=", "P", [&](const char* v) { parallelism = std::atoi(v); }},
        {"--clickhouse=", "on|off",
         [&](const char* v) { with_clickhouse = std::string(v) != "off"; }},
+       {"--sink-flush=", "async|sync|async,sync",
+        [&](const char* v) {
+          sink_flushes = absl::StrSplit(v, ',');
+          for (const std::string& mode : sink_flushes) {
+            if (mode != "async" && mode != "sync") Die("bad --sink-flush");
+          }
+        }},
        {"--timeline=", "on|off", [&](const char* v) { timeline = std::string(v) == "on"; }},
        {"--pipeline=", "PATH", [&](const char* v) { pipeline_path = v; }}});
   absl::StatusOr<std::string> dir = testing::MakeTempDir("weir-bench-w3");
@@ -570,49 +587,54 @@ int Main(int argc, char** argv) {
   }
 
   std::vector<BenchResult> results;
-  const Throughput t = RunThroughput(s, *dir, static_cast<int64_t>(flags.events), parallelism);
-  const double eps = t.events / t.seconds;
-  const double baseline_eps = t.events / t.baseline_seconds;
-  std::printf(
-      "W3 throughput (all sinks%s, checkpoints every 10 s, p=%d): %lld events in %.2f s = %.0f "
-      "events/s; peak RSS %.0f MiB; pipeline CPU %.2f s = %.0f events per CPU-second\n"
-      "   baseline (plain librdkafka consumer of the same topic, no processing): %.0f events/s "
-      "-> pipeline = %.2fx of reading the input alone\n",
-      s.clickhouse ? "" : " but ClickHouse", parallelism, static_cast<long long>(t.events),
-      t.seconds, eps, t.peak_rss / 1048576.0, t.cpu_seconds, t.events / t.cpu_seconds, baseline_eps,
-      eps / baseline_eps);
-  results.push_back({.name = "weir",
-                     .variant = "throughput",
-                     .parallelism = parallelism,
-                     .events_per_sec = eps,
-                     .seconds = t.seconds,
-                     .fields = {{"peak_rss_bytes", static_cast<double>(t.peak_rss)},
-                                {"cpu_seconds", t.cpu_seconds},
-                                {"events_per_cpu_sec", t.events / t.cpu_seconds}}});
-  results.push_back({.name = "baseline",
-                     .variant = "consume-only",
-                     .parallelism = 1,
-                     .events_per_sec = baseline_eps,
-                     .seconds = t.baseline_seconds});
-  for (int rate : rates) {
-    const Latency l = RunLatency(s, *dir, rate, seconds, parallelism);
+  for (const std::string& mode : sink_flushes) {
+    sink_flush = mode;
+    std::printf("--- sinks flush %s at checkpoints (--sink-flush=%s)\n",
+                mode == "async" ? "asynchronously" : "synchronously", mode.c_str());
+    const Throughput t = RunThroughput(s, *dir, static_cast<int64_t>(flags.events), parallelism);
+    const double eps = t.events / t.seconds;
+    const double baseline_eps = t.events / t.baseline_seconds;
     std::printf(
-        "W3 latency at %d events/s (produced %.0f/s for %.0f s): event -> Redis p50 %.0f ms, "
-        "p99 %.0f ms, max %.0f ms (%zu samples); peak RSS %.0f MiB; pipeline CPU %.2f cores\n",
-        rate, l.produced_rate, seconds, l.p50_ms, l.p99_ms, l.max_ms, l.samples,
-        l.peak_rss / 1048576.0, l.cores);
-    if (timeline) std::printf("%s", l.timeline.c_str());
+        "W3 throughput (all sinks%s, checkpoints every 10 s, p=%d): %lld events in %.2f s = %.0f "
+        "events/s; peak RSS %.0f MiB; pipeline CPU %.2f s = %.0f events per CPU-second\n"
+        "   baseline (plain librdkafka consumer of the same topic, no processing): %.0f events/s "
+        "-> pipeline = %.2fx of reading the input alone\n",
+        s.clickhouse ? "" : " but ClickHouse", parallelism, static_cast<long long>(t.events),
+        t.seconds, eps, t.peak_rss / 1048576.0, t.cpu_seconds, t.events / t.cpu_seconds,
+        baseline_eps, eps / baseline_eps);
     results.push_back({.name = "weir",
-                       .variant = absl::StrCat("latency-", rate),
+                       .variant = absl::StrCat("throughput-", mode),
                        .parallelism = parallelism,
-                       .events_per_sec = l.produced_rate,
-                       .seconds = seconds,
-                       .fields = {{"p50_ms", l.p50_ms},
-                                  {"p99_ms", l.p99_ms},
-                                  {"max_ms", l.max_ms},
-                                  {"samples", static_cast<double>(l.samples)},
-                                  {"peak_rss_bytes", static_cast<double>(l.peak_rss)},
-                                  {"pipeline_cores", l.cores}}});
+                       .events_per_sec = eps,
+                       .seconds = t.seconds,
+                       .fields = {{"peak_rss_bytes", static_cast<double>(t.peak_rss)},
+                                  {"cpu_seconds", t.cpu_seconds},
+                                  {"events_per_cpu_sec", t.events / t.cpu_seconds}}});
+    results.push_back({.name = "baseline",
+                       .variant = "consume-only",
+                       .parallelism = 1,
+                       .events_per_sec = baseline_eps,
+                       .seconds = t.baseline_seconds});
+    for (int rate : rates) {
+      const Latency l = RunLatency(s, *dir, rate, seconds, parallelism);
+      std::printf(
+          "W3 latency at %d events/s (produced %.0f/s for %.0f s): event -> Redis p50 %.0f ms, "
+          "p99 %.0f ms, max %.0f ms (%zu samples); peak RSS %.0f MiB; pipeline CPU %.2f cores\n",
+          rate, l.produced_rate, seconds, l.p50_ms, l.p99_ms, l.max_ms, l.samples,
+          l.peak_rss / 1048576.0, l.cores);
+      if (timeline) std::printf("%s", l.timeline.c_str());
+      results.push_back({.name = "weir",
+                         .variant = absl::StrCat("latency-", rate, "-", mode),
+                         .parallelism = parallelism,
+                         .events_per_sec = l.produced_rate,
+                         .seconds = seconds,
+                         .fields = {{"p50_ms", l.p50_ms},
+                                    {"p99_ms", l.p99_ms},
+                                    {"max_ms", l.max_ms},
+                                    {"samples", static_cast<double>(l.samples)},
+                                    {"peak_rss_bytes", static_cast<double>(l.peak_rss)},
+                                    {"pipeline_cores", l.cores}}});
+    }
   }
   WriteJson(flags.json, "W3", flags.events, results);
   std::filesystem::remove_all(*dir);

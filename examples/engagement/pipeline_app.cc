@@ -161,6 +161,20 @@ const std::vector<Flag>& Flags() {
                  &PipelineConfig::checkpoint_uri),
       DurationFlag("checkpoint-interval", "CHECKPOINT_INTERVAL", "time between checkpoints",
                    &PipelineConfig::checkpoint_interval),
+      {"sink-flush", "SINK_FLUSH",
+       "async: at a checkpoint the sinks flush while the workers go on (default); sync: the "
+       "workers wait for each flush",
+       [](PipelineConfig& c, const std::string& v) {
+         if (v != "async" && v != "sync") {
+           return absl::InvalidArgumentError(
+               absl::StrCat("sink-flush: \"", v, "\" is neither async nor sync"));
+         }
+         c.synchronous_sink_flush = v == "sync";
+         return absl::OkStatus();
+       },
+       [](const PipelineConfig& c) {
+         return std::string(c.synchronous_sink_flush ? "sync" : "async");
+       }},
       StringFlag("state-dir", "STATE_DIR",
                  "keep keyed state in RocksDB under this directory (empty: in memory)",
                  &PipelineConfig::state_dir),
@@ -580,6 +594,7 @@ weir::PipelineOptions PipelineOptionsFor(const PipelineConfig& config) {
     options.checkpoints.interval = config.checkpoint_interval;
     options.checkpoints.storage_uri = config.checkpoint_uri;
   }
+  options.checkpoints.asynchronous_sink_flush = !config.synchronous_sink_flush;
   if (!config.cluster_job_id.empty()) {
     options.cluster.brokers = config.brokers;
     options.cluster.job_id = config.cluster_job_id;

@@ -65,6 +65,9 @@ struct PipelineConfig {
   // Checkpoints and state.
   std::string checkpoint_uri = "file:///tmp/weir-engagement/checkpoints";
   absl::Duration checkpoint_interval = absl::Seconds(10);
+  // At a checkpoint barrier the sinks flush off the worker's thread (the
+  // default); true: on it, and the worker waits (for comparison).
+  bool synchronous_sink_flush = false;
   std::string state_dir;  // RocksDB state there; empty: memory
   int parallelism = 2;
   std::string job_name = "engagement";

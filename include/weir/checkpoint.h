@@ -70,6 +70,11 @@ struct CheckpointOptions {
   // Complete checkpoints kept; older ones and files no kept manifest
   // references are deleted. Default: 3
   int retained = 3;
+  // Sinks that can flush off the worker's thread at a barrier
+  // (SinkWriter::PreCommitAsync) do, and the worker goes on with the
+  // records after it. false: every sink flushes on the worker's thread,
+  // which waits (for comparison). Default: true
+  bool asynchronous_sink_flush = true;
   // Credentials and endpoint for s3:// storage.
   S3Options s3;
   // A local scratch directory (snapshot files before upload, downloads on

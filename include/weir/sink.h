@@ -5,6 +5,13 @@
 // at each checkpoint barrier the runtime calls PreCommit(n), and once
 // checkpoint n is complete, Commit(n) with what PreCommit returned.
 //
+// A writer whose phase one waits on I/O (a flush to a server) can take it
+// off the worker's thread: PreCommitAsync(n, done) hands what was written
+// before the barrier to the writer's own thread and returns at once; the
+// worker goes on with the records after the barrier, and the checkpoint
+// completes only once `done` has delivered the committable (Flink's
+// asynchronous snapshot).
+//
 // Example:
 //
 //   pipeline.Source(...)
@@ -112,6 +119,21 @@ class SinkWriter {
     absl::Status status = Flush();
     if (!status.ok()) return status;
     return std::string();
+  }
+  // Phase one without stopping the worker (optional). Returns false to have
+  // the runtime call PreCommit instead (the default). Returning true, the
+  // writer has taken every record written so far as checkpoint
+  // `checkpoint_id`'s, and calls `done` exactly once, from any thread, when
+  // they are durable (with what Commit needs later, as PreCommit returns
+  // it) or cannot be made so (an error fails the job). Records written after
+  // the call belong to later checkpoints. Calls of `done` come in checkpoint
+  // order. Close() cancels what is outstanding: after it returns, `done` is
+  // not called any more.
+  using PreCommitDone = std::function<void(absl::StatusOr<std::string>)>;
+  virtual bool PreCommitAsync(int64_t checkpoint_id, PreCommitDone& done) {
+    (void)checkpoint_id;
+    (void)done;
+    return false;
   }
   // Phase two: checkpoint `checkpoint_id` is complete.
   virtual absl::Status Commit(int64_t checkpoint_id, const std::string& committable) {

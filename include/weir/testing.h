@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -294,16 +295,28 @@ class CollectingSink final : public Sink<T> {
 // re-commit). Records written after the last checkpoint are never committed
 // unless a later checkpoint covers them. Records are encoded with
 // weir::Codec<T>.
+//
+// By default the pending file is written on the writer's own thread
+// (PreCommitAsync): the worker goes on with the records after the barrier
+// while it is written, and the checkpoint completes once it is.
+struct TransactionalFileSinkOptions {
+  // false: PreCommit writes the file on the worker's thread.
+  bool async_pre_commit = true;
+  // Each pre-commit takes at least this long (a slow flush, for tests).
+  absl::Duration pre_commit_delay = absl::ZeroDuration();
+};
+
 template <class T>
 class TransactionalFileSink final : public Sink<T> {
  public:
-  explicit TransactionalFileSink(std::string dir) : dir_(std::move(dir)) {
+  explicit TransactionalFileSink(std::string dir, TransactionalFileSinkOptions options = {})
+      : dir_(std::move(dir)), options_(options) {
     std::filesystem::create_directories(dir_ + "/pending");
     std::filesystem::create_directories(dir_ + "/committed");
   }
 
   absl::StatusOr<std::unique_ptr<SinkWriter<T>>> CreateWriter(const SinkContext& context) override {
-    return std::unique_ptr<SinkWriter<T>>(new Writer(dir_, context.worker_index));
+    return std::unique_ptr<SinkWriter<T>>(new Writer(dir_, context.worker_index, options_));
   }
 
   // Every committed record, in (checkpoint, worker) order; none before a
@@ -337,22 +350,30 @@ class TransactionalFileSink final : public Sink<T> {
  private:
   class Writer final : public SinkWriter<T> {
    public:
-    Writer(std::string dir, int worker) : dir_(std::move(dir)), worker_(worker) {}
+    Writer(std::string dir, int worker, TransactionalFileSinkOptions options)
+        : dir_(std::move(dir)), worker_(worker), options_(options) {}
+    ~Writer() override { (void)Close(); }
     absl::Status Write(std::span<T> values, std::span<const Timestamp>) override {
       for (const T& value : values) Codec<T>::Encode(value, buffer_);
       return absl::OkStatus();
     }
     absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) override {
-      const std::string name = absl::StrFormat("%020d-%04d", checkpoint_id, worker_);
-      const std::string path = dir_ + "/pending/" + name;
-      FILE* file = std::fopen(path.c_str(), "wb");
-      if (file == nullptr) return absl::InternalError("cannot write " + path);
-      const bool ok = std::fwrite(buffer_.data(), 1, buffer_.size(), file) == buffer_.size() &&
-                      std::fflush(file) == 0 && fsync(fileno(file)) == 0;
-      std::fclose(file);
-      if (!ok) return absl::InternalError("cannot write " + path);
+      std::string bytes = std::move(buffer_);
       buffer_.clear();
-      return name;
+      return WritePending(checkpoint_id, bytes);
+    }
+    bool PreCommitAsync(int64_t checkpoint_id,
+                        typename SinkWriter<T>::PreCommitDone& done) override {
+      if (!options_.async_pre_commit) return false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (closed_) return false;
+        queue_.push_back({checkpoint_id, std::move(buffer_), std::move(done)});
+        buffer_.clear();
+        if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+      }
+      cv_.notify_all();
+      return true;
     }
     absl::Status Commit(int64_t, const std::string& name) override {
       if (name.empty()) return absl::OkStatus();
@@ -364,14 +385,69 @@ class TransactionalFileSink final : public Sink<T> {
       if (ec) return absl::InternalError("cannot commit " + name + ": " + ec.message());
       return absl::OkStatus();
     }
+    absl::Status Close() override {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        closed_ = true;
+        queue_.clear();  // their checkpoints never complete
+      }
+      cv_.notify_all();
+      if (thread_.joinable()) thread_.join();
+      return absl::OkStatus();
+    }
 
    private:
+    struct Job {
+      int64_t checkpoint_id;
+      std::string bytes;
+      typename SinkWriter<T>::PreCommitDone done;
+    };
+    // Writes and fsyncs <dir>/pending/<checkpoint>-<worker>; its name.
+    absl::StatusOr<std::string> WritePending(int64_t checkpoint_id, const std::string& bytes) {
+      if (options_.pre_commit_delay > absl::ZeroDuration()) {
+        absl::SleepFor(options_.pre_commit_delay);
+      }
+      const std::string name = absl::StrFormat("%020d-%04d", checkpoint_id, worker_);
+      const std::string path = dir_ + "/pending/" + name;
+      FILE* file = std::fopen(path.c_str(), "wb");
+      if (file == nullptr) return absl::InternalError("cannot write " + path);
+      const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size() &&
+                      std::fflush(file) == 0 && fsync(fileno(file)) == 0;
+      std::fclose(file);
+      if (!ok) return absl::InternalError("cannot write " + path);
+      return name;
+    }
+    // The writer's thread: the queued pre-commits, in order.
+    void Run() {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (true) {
+        cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
+        if (closed_) return;
+        Job job = std::move(queue_.front());
+        queue_.erase(queue_.begin());
+        lock.unlock();
+        absl::StatusOr<std::string> name = WritePending(job.checkpoint_id, job.bytes);
+        lock.lock();
+        if (closed_) return;  // Close() returned or is waiting: no more calls
+        lock.unlock();
+        job.done(std::move(name));
+        lock.lock();
+      }
+    }
+
     std::string dir_;
     int worker_;
-    std::string buffer_;  // encoded records since the last PreCommit
+    TransactionalFileSinkOptions options_;
+    std::string buffer_;  // encoded records since the last pre-commit
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<Job> queue_;
+    bool closed_ = false;
+    std::thread thread_;
   };
 
   std::string dir_;
+  TransactionalFileSinkOptions options_;
 };
 
 // A dead-letter queue that keeps every letter in memory (thread-safe).

@@ -203,6 +203,11 @@ void OperatorBase::AcknowledgeCheckpoint(int64_t checkpoint_id) {
   snapshot.worker = env_.worker_index;
   absl::Status status;
   try {
+    SnapshotDone done = [collector, checkpoint_id](absl::Status async_status,
+                                                   OperatorSnapshot async_snapshot) {
+      collector->Acknowledge(checkpoint_id, std::move(async_status), std::move(async_snapshot));
+    };
+    if (SnapshotStateAsync(checkpoint_id, snapshot, done)) return;
     SnapshotState(checkpoint_id, snapshot);
   } catch (const OperatorFailure& failure) {
     status = failure.status();

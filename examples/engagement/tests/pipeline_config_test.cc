@@ -109,6 +109,20 @@ TEST(PipelineConfigTest, KafkaPropertiesPerKindOfClient) {
   EXPECT_THAT(bad.status().message(), HasSubstr("kafka-consumer-properties: \"oops\""));
 }
 
+TEST(PipelineConfigTest, SinkFlushIsAsyncOrSync) {
+  absl::StatusOr<PipelineConfig> config = Parse({"--brokers=k:1"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->synchronous_sink_flush);
+  EXPECT_TRUE(PipelineOptionsFor(*config).checkpoints.asynchronous_sink_flush);
+  config = Parse({"--brokers=k:1", "--sink-flush=sync"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->synchronous_sink_flush);
+  EXPECT_FALSE(PipelineOptionsFor(*config).checkpoints.asynchronous_sink_flush);
+  absl::StatusOr<PipelineConfig> bad = Parse({"--brokers=k:1", "--sink-flush=later"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("sink-flush: \"later\""));
+}
+
 TEST(PipelineConfigTest, HelpListsEveryFlagAndVariable) {
   bool help = false;
   ASSERT_TRUE(Parse({"--help"}, {}, &help).ok());  // no brokers needed
@@ -134,6 +148,8 @@ TEST(PipelineConfigTest, HelpListsEveryFlagAndVariable) {
                            "CHECKPOINT_URI",
                            "--checkpoint-interval",
                            "CHECKPOINT_INTERVAL",
+                           "--sink-flush",
+                           "SINK_FLUSH",
                            "--parallelism",
                            "PARALLELISM",
                            "--kafka-properties",

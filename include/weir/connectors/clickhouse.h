@@ -8,8 +8,11 @@
 // when the batch reaches `max_batch_rows` or `max_batch_bytes`, or when its
 // first row is `max_linger` old; inserts run on a background thread, one at a
 // time per writer, while the worker encodes the next batch. Everything buffered is
-// inserted at each checkpoint barrier (PreCommit) and at the end of input,
-// so a completed checkpoint never misses a row.
+// inserted at each checkpoint barrier and at the end of input, so a
+// completed checkpoint never misses a row. At a barrier the worker does not
+// wait: it goes on with the next records while the background thread
+// inserts the rows before the barrier, and the checkpoint completes once
+// they are in.
 //
 // Failures: connection errors and transient server errors (5xx other than
 // errors in the data, e.g. too many parts or memory limits) are retried with
@@ -303,6 +306,10 @@ class ClickHouseInserter {
                               absl::FunctionRef<void(size_t, std::string&)> encode) = 0;
   // Inserts everything appended so far.
   virtual absl::Status Flush() = 0;
+  // Seals everything appended so far and returns at once; `done` is called
+  // on the background thread once it is inserted (or with the error that
+  // stopped it), in call order. Not called after Close().
+  virtual void FlushAsync(std::function<void(absl::Status)> done) = 0;
   // Stops the background thread (without inserting what is buffered).
   virtual absl::Status Close() = 0;
 };
@@ -495,6 +502,17 @@ class ClickHouseSink final : public weir::Sink<T> {
     }
     bool ReadsOnly() const override { return true; }
     absl::Status Flush() override { return inserter_->Flush(); }
+    // At a barrier, the rows before it are inserted while the worker goes on.
+    bool PreCommitAsync(int64_t, typename SinkWriter<T>::PreCommitDone& done) override {
+      inserter_->FlushAsync([done = std::move(done)](absl::Status status) {
+        if (status.ok()) {
+          done(std::string());
+        } else {
+          done(std::move(status));
+        }
+      });
+      return true;
+    }
     absl::Status Close() override { return inserter_->Close(); }
 
    private:

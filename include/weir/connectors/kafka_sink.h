@@ -179,6 +179,10 @@ class SinkCore {
   virtual absl::Status AfterBatch() = 0;
   virtual absl::Status Flush() = 0;
   virtual absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) = 0;
+  // SinkWriter::PreCommitAsync (exactly once: the transaction's producer is
+  // flushed on the core's own thread while records go to the next one).
+  virtual bool PreCommitAsync(int64_t checkpoint_id,
+                              std::function<void(absl::StatusOr<std::string>)>& done) = 0;
   virtual absl::Status Commit(int64_t checkpoint_id, const std::string& committable) = 0;
   virtual absl::Status Close() = 0;
 };
@@ -269,6 +273,10 @@ class KafkaSink final : public weir::Sink<T> {
     absl::Status Flush() override { return core_->Flush(); }
     absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) override {
       return core_->PreCommit(checkpoint_id);
+    }
+    bool PreCommitAsync(int64_t checkpoint_id,
+                        typename weir::SinkWriter<T>::PreCommitDone& done) override {
+      return core_->PreCommitAsync(checkpoint_id, done);
     }
     absl::Status Commit(int64_t checkpoint_id, const std::string& committable) override {
       return core_->Commit(checkpoint_id, committable);

@@ -67,6 +67,8 @@ struct WorkerEnv {
   int max_parallelism = 128;
   size_t batch_size = 1024;
   size_t queue_capacity = 64;
+  // CheckpointOptions::asynchronous_sink_flush.
+  bool asynchronous_sink_flush = true;
   JobShared* job = nullptr;
   // PipelineOptions::job_name, and the checkpoint settings sinks see in SinkContext.
   std::string job_name;
@@ -433,6 +435,19 @@ class OperatorBase {
   virtual void SnapshotState(int64_t checkpoint_id, OperatorSnapshot& snapshot) {
     (void)checkpoint_id;
     (void)snapshot;
+  }
+  // Delivers a snapshot finished off the worker's thread (any thread).
+  using SnapshotDone = std::function<void(absl::Status, OperatorSnapshot)>;
+  // Called instead of SnapshotState first: returning true, the operator has
+  // taken `snapshot` (and `done`) over and calls `done` exactly once, from
+  // any thread, with its state added; the worker goes on meanwhile. Default:
+  // false (SnapshotState, on the worker's thread).
+  virtual bool SnapshotStateAsync(int64_t checkpoint_id, OperatorSnapshot& snapshot,
+                                  SnapshotDone& done) {
+    (void)checkpoint_id;
+    (void)snapshot;
+    (void)done;
+    return false;
   }
   void MaybeCompleteAlignment();
   // Hands what blocked ports buffered to the operator, in arrival order,

@@ -5,12 +5,16 @@
 #define WEIR_INTERNAL_SINK_OP_H_
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -78,9 +82,20 @@ class SinkOp final : public OperatorBase {
   absl::Status Close() override { return writer_->Close(); }
 
   void NotifyCheckpointComplete(int64_t checkpoint_id) override {
-    for (auto it = pending_.begin(); it != pending_.end() && it->first <= checkpoint_id;) {
-      GuardUserCode(*this, [&] { CheckSinkStatus(writer_->Commit(it->first, it->second)); });
-      it = pending_.erase(it);
+    std::map<int64_t, std::string> due;
+    std::vector<double> flushes;
+    {
+      std::lock_guard<std::mutex> lock(pending_->mu);
+      auto end = pending_->committables.upper_bound(checkpoint_id);
+      due.insert(std::make_move_iterator(pending_->committables.begin()),
+                 std::make_move_iterator(end));
+      pending_->committables.erase(pending_->committables.begin(), end);
+      flushes.swap(pending_->flush_seconds);
+    }
+    for (double seconds : flushes) flush_seconds_->Observe(seconds);
+    CheckAsyncError();
+    for (const auto& [id, committable] : due) {
+      GuardUserCode(*this, [&] { CheckSinkStatus(writer_->Commit(id, committable)); });
     }
   }
 
@@ -88,12 +103,14 @@ class SinkOp final : public OperatorBase {
   void OnWatermarkAdvanced(Timestamp) override {}
   void OnInputsIdle() override {}
   void OnInputsEnded() override {
+    CheckAsyncError();
     const auto start = std::chrono::steady_clock::now();
     GuardUserCode(*this, [&] { CheckSinkStatus(writer_->Flush()); });
     ObserveFlush(start);
   }
   void OnBarrierAligned(int64_t checkpoint_id) override { AcknowledgeCheckpoint(checkpoint_id); }
   void SnapshotState(int64_t checkpoint_id, OperatorSnapshot& snapshot) override {
+    CheckAsyncError();
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<std::string> committable = writer_->PreCommit(checkpoint_id);
     if (!committable.ok()) {
@@ -101,15 +118,50 @@ class SinkOp final : public OperatorBase {
       Fail(committable.status());
     }
     ObserveFlush(start);
-    // Earlier committables not committed yet (their checkpoint failed, or its
-    // completion has not reached this worker): this checkpoint covers their
-    // records, so a restore from it must commit them too.
-    for (const auto& [id, earlier] : pending_) {
-      if (id < checkpoint_id && !earlier.empty())
-        snapshot.operator_state[absl::StrCat(kEarlier, id)] = earlier;
+    // After the asynchronous pre-commits still out (of checkpoints that
+    // failed meanwhile), so that this snapshot carries their committables.
+    std::unique_lock<std::mutex> lock(pending_->mu);
+    pending_->cv.wait(lock, [&] { return pending_->outstanding == 0; });
+    pending_->Add(checkpoint_id, *std::move(committable), snapshot);
+  }
+  // The writer's PreCommitAsync: the snapshot is acknowledged from the
+  // writer's thread once its flush is done; the worker goes on.
+  bool SnapshotStateAsync(int64_t checkpoint_id, OperatorSnapshot& snapshot,
+                          SnapshotDone& done) override {
+    if (!env_.asynchronous_sink_flush) return false;
+    CheckAsyncError();
+    auto held = std::make_shared<HeldSnapshot>(std::move(snapshot), std::move(done));
+    typename SinkWriter<T>::PreCommitDone writer_done =
+        [pending = pending_, held, checkpoint_id,
+         start = std::chrono::steady_clock::now()](absl::StatusOr<std::string> committable) {
+          absl::Status status = committable.status();
+          {
+            std::lock_guard<std::mutex> lock(pending->mu);
+            --pending->outstanding;
+            pending->cv.notify_all();
+            if (status.ok()) {
+              pending->Add(checkpoint_id, *std::move(committable), held->snapshot);
+              pending->flush_seconds.push_back(
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+            } else if (pending->error.ok()) {
+              pending->error = status;
+            }
+          }
+          held->done(std::move(status), std::move(held->snapshot));
+        };
+    {
+      std::lock_guard<std::mutex> lock(pending_->mu);
+      ++pending_->outstanding;
     }
-    pending_[checkpoint_id] = *committable;
-    snapshot.operator_state["committable"] = *std::move(committable);
+    bool taken = false;
+    GuardUserCode(*this, [&] { taken = writer_->PreCommitAsync(checkpoint_id, writer_done); });
+    if (!taken) {
+      std::lock_guard<std::mutex> lock(pending_->mu);
+      --pending_->outstanding;
+      snapshot = std::move(held->snapshot);
+      done = std::move(held->done);
+    }
+    return taken;
   }
 
  private:
@@ -123,6 +175,18 @@ class SinkOp final : public OperatorBase {
       CheckSinkStatus(
           writer_->Write(std::span<T>(batch.values), std::span<const Timestamp>(batch.timestamps)));
     });
+  }
+  // An asynchronous pre-commit that failed fails the job on the worker.
+  void CheckAsyncError() {
+    absl::Status error;
+    {
+      std::lock_guard<std::mutex> lock(pending_->mu);
+      error = pending_->error;
+    }
+    if (!error.ok()) [[unlikely]] {
+      errors_->Increment();
+      Fail(error);
+    }
   }
   void CheckSinkStatus(const absl::Status& status) {
     if (!status.ok()) [[unlikely]] {
@@ -141,7 +205,34 @@ class SinkOp final : public OperatorBase {
   std::shared_ptr<Sink<T>> sink_;  // destroyed after writer_
   std::unique_ptr<SinkWriter<T>> writer_;
   PortInput<T> port_;
-  std::map<int64_t, std::string> pending_;  // pre-committed, awaiting completion
+  // What PreCommit or PreCommitAsync's completions (the writer's thread)
+  // pre-committed, awaiting the checkpoint's completion.
+  struct Pending {
+    // Records `committable` as checkpoint `id`'s in `snapshot`, with the
+    // earlier ones not committed yet (their checkpoint failed, or its
+    // completion has not reached this worker): this checkpoint covers their
+    // records, so a restore from it must commit them too.
+    void Add(int64_t id, std::string committable, OperatorSnapshot& snapshot) {
+      for (const auto& [earlier_id, earlier] : committables) {
+        if (earlier_id < id && !earlier.empty())
+          snapshot.operator_state[absl::StrCat(kEarlier, earlier_id)] = earlier;
+      }
+      snapshot.operator_state["committable"] = committable;
+      committables[id] = std::move(committable);
+    }
+    std::mutex mu;
+    std::condition_variable cv;  // signals `outstanding` going down
+    int outstanding = 0;         // asynchronous pre-commits handed off, not done
+    std::map<int64_t, std::string> committables;
+    std::vector<double> flush_seconds;  // asynchronous flushes, observed by the worker
+    absl::Status error;                 // the first asynchronous failure
+  };
+  struct HeldSnapshot {
+    HeldSnapshot(OperatorSnapshot s, SnapshotDone d) : snapshot(std::move(s)), done(std::move(d)) {}
+    OperatorSnapshot snapshot;
+    SnapshotDone done;
+  };
+  std::shared_ptr<Pending> pending_ = std::make_shared<Pending>();
   Histogram* flush_seconds_;
   Histogram* event_time_lag_;
   Counter* errors_;

@@ -2,14 +2,17 @@
 // encodes rows into the open batch; a background thread inserts sealed
 // batches one at a time, with retries, and seals the open batch when its
 // first row has waited max_linger. At most one sealed batch waits while
-// another is in flight: a slow server blocks Append (backpressure), so
-// memory stays at about three batches per writer.
+// another is in flight (two right after a barrier: FlushAsync seals without
+// waiting for room, so the worker goes on at once): a slow server blocks
+// Append (backpressure), so memory stays at about three or four batches per
+// writer.
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -91,12 +94,35 @@ class Inserter final : public ClickHouseInserter {
     return absl::OkStatus();
   }
 
+  void FlushAsync(std::function<void(absl::Status)> done) override {
+    absl::Status now;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!error_.ok()) {
+        now = error_;
+      } else if (closing_) {
+        now = absl::FailedPreconditionError(absl::StrCat(what_, ": closed"));
+      } else {
+        // Sealed without waiting for room: the worker goes on at once (one
+        // batch more than usual may wait).
+        if (open_rows_ > 0) SealOpenLocked();
+        if (inserted_ < sealed_count_) {
+          waiters_.push_back({sealed_count_, std::move(done)});
+          cv_.notify_all();
+          return;
+        }
+      }
+    }
+    done(now);  // nothing outstanding, or failed already
+  }
+
   absl::Status Close() override {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (closing_ && !sender_.joinable()) return absl::OkStatus();
       closing_ = true;
       cancel_ = true;
+      waiters_.clear();  // never called after Close
     }
     cv_.notify_all();
     if (sender_.joinable()) sender_.join();
@@ -107,6 +133,11 @@ class Inserter final : public ClickHouseInserter {
   struct Batch {
     std::string rows;
     size_t count = 0;
+  };
+  // A FlushAsync waiting for the first `batches` sealed batches.
+  struct Waiter {
+    uint64_t batches = 0;
+    std::function<void(absl::Status)> done;
   };
 
   // The batch version after the row just encoded: RowBinary's next column,
@@ -134,6 +165,7 @@ class Inserter final : public ClickHouseInserter {
   // buffer of the last batch sent, if any: a batch of a few MB grown from
   // nothing costs a copy per doubling and fresh pages from the kernel.
   void SealOpenLocked() {
+    ++sealed_count_;
     sealed_.push_back({std::move(open_), open_rows_});
     open_ = std::move(spare_);
     open_.clear();
@@ -171,7 +203,20 @@ class Inserter final : public ClickHouseInserter {
         error_ = status;
         sealed_.clear();
       }
+      ++inserted_;
+      // Asynchronous flushes whose batches are all in (or that failed).
+      std::vector<Waiter> ready;
+      while (!waiters_.empty() && (!error_.ok() || waiters_.front().batches <= inserted_)) {
+        ready.push_back(std::move(waiters_.front()));
+        waiters_.pop_front();
+      }
       cv_.notify_all();
+      if (!ready.empty()) {
+        const absl::Status result = error_;
+        lock.unlock();
+        for (Waiter& waiter : ready) waiter.done(result);
+        lock.lock();
+      }
     }
   }
 
@@ -218,6 +263,9 @@ class Inserter final : public ClickHouseInserter {
   absl::Time open_since_;
   uint64_t open_version_ = 0;  // the open batch's batch version
   std::deque<Batch> sealed_;
+  uint64_t sealed_count_ = 0;  // batches sealed so far
+  uint64_t inserted_ = 0;      // batches whose insert ended so far
+  std::deque<Waiter> waiters_;
   bool in_flight_ = false;
   bool closing_ = false;
   absl::Status error_;

@@ -1,11 +1,16 @@
 #include "lib/connectors/kafka/sink.h"
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -74,7 +79,8 @@ struct Producer {
   std::string transactional_id;  // empty: not transactional
   HandlePtr rk;
   TopicPtr rkt;  // destroyed before rk
-  // Filled by delivery reports (on the thread that polls: the worker's).
+  // Filled by delivery reports (on the thread that polls: the worker's, or
+  // the flusher's once an asynchronous pre-commit handed the producer over).
   absl::Status delivery_error;
   std::map<int32_t, OffsetRuns> offsets;  // only when transactional
   bool in_transaction = false;
@@ -206,6 +212,31 @@ class KafkaSinkCore final : public SinkCore {
     return EncodeCommittable(committable);
   }
 
+  // Exactly once: the transaction's producer goes to the pending ones now,
+  // and the flusher thread waits for its deliveries while the worker's
+  // records go to the next producer of the pool.
+  bool PreCommitAsync(int64_t checkpoint_id,
+                      std::function<void(absl::StatusOr<std::string>)>& done) override {
+    if (config_.guarantee == DeliveryGuarantee::kAtLeastOnce || current_ == nullptr) {
+      return false;  // one producer for every record; or nothing to wait for
+    }
+    PendingFlush flush{.checkpoint_id = checkpoint_id,
+                       .producer = current_,
+                       .committable = {.parallelism = context_.parallelism,
+                                       .pool_size = config_.transaction_pool_size,
+                                       .prefix = prefix_},
+                       .done = std::move(done)};
+    pending_[checkpoint_id] = current_;
+    current_ = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(flush_mu_);
+      flushes_.push_back(std::move(flush));
+      if (!flusher_.joinable()) flusher_ = std::thread([this] { RunFlusher(); });
+    }
+    flush_cv_.notify_all();
+    return true;
+  }
+
   absl::Status Commit(int64_t checkpoint_id, const std::string& committable) override {
     if (config_.guarantee == DeliveryGuarantee::kAtLeastOnce) return absl::OkStatus();
     auto it = pending_.find(checkpoint_id);
@@ -223,6 +254,14 @@ class KafkaSinkCore final : public SinkCore {
   absl::Status Close() override {
     if (closed_) return absl::OkStatus();
     closed_ = true;
+    {
+      std::lock_guard<std::mutex> lock(flush_mu_);
+      flushes_closed_ = true;
+      flushes_closed_atomic_.store(true);
+      flushes_.clear();  // their checkpoints never complete
+    }
+    flush_cv_.notify_all();
+    if (flusher_.joinable()) flusher_.join();
     for (auto& producer : pool_) {
       if (producer->in_transaction && !IsPending(producer.get())) {
         // Its records belong to no checkpoint. Pre-committed transactions are
@@ -437,11 +476,45 @@ class KafkaSinkCore final : public SinkCore {
     }
   }
 
-  // Waits until every message of `producer` is acknowledged or failed.
-  absl::Status WaitDelivered(Producer& producer) {
+  // The flusher thread: each pre-commit's producer, in order, until every
+  // message is acknowledged; then its checkpoint's committable.
+  void RunFlusher() {
+    std::unique_lock<std::mutex> lock(flush_mu_);
+    while (true) {
+      flush_cv_.wait(lock, [&] { return flushes_closed_ || !flushes_.empty(); });
+      if (flushes_closed_) return;
+      PendingFlush flush = std::move(flushes_.front());
+      flushes_.pop_front();
+      lock.unlock();
+      absl::Status status = WaitDelivered(*flush.producer, &flushes_closed_atomic_);
+      absl::StatusOr<std::string> result = std::string();
+      if (!status.ok()) {
+        result = status;
+      } else {
+        if (!flush.producer->offsets.empty()) {
+          flush.committable.transactional_id = flush.producer->transactional_id;
+          flush.committable.topic = config_.topic;
+          flush.committable.partitions = flush.producer->offsets;
+        }
+        result = EncodeCommittable(flush.committable);
+      }
+      lock.lock();
+      if (flushes_closed_) return;  // Close() is waiting: no more calls
+      lock.unlock();
+      flush.done(std::move(result));
+      lock.lock();
+    }
+  }
+
+  // Waits until every message of `producer` is acknowledged or failed (or
+  // `cancel` is set).
+  absl::Status WaitDelivered(Producer& producer, const std::atomic<bool>* cancel = nullptr) {
     const absl::Time deadline = absl::Now() + config_.flush_timeout;
     while (rd_kafka_outq_len(producer.rk.get()) > 0) {
       if (!producer.delivery_error.ok()) break;
+      if (cancel != nullptr && cancel->load()) {
+        return absl::CancelledError(absl::StrCat(producer.what, ": closed"));
+      }
       absl::Status fatal = FatalError(producer.rk.get(), producer.what);
       if (!fatal.ok()) return fatal;
       if (absl::Now() > deadline) {
@@ -601,6 +674,20 @@ class KafkaSinkCore final : public SinkCore {
   std::shared_ptr<FencedTransactionalIds> fenced_;  // ids fenced on restore, shared by the writers
   std::vector<rd_kafka_vu_t> vus_;                  // reused by ProduceOn
   bool closed_ = false;
+
+  // Asynchronous pre-commits (exactly once), flushed by `flusher_` in order.
+  struct PendingFlush {
+    int64_t checkpoint_id = 0;
+    Producer* producer = nullptr;  // in pending_; the worker leaves it alone until Commit
+    TransactionCommittable committable;
+    std::function<void(absl::StatusOr<std::string>)> done;
+  };
+  std::mutex flush_mu_;
+  std::condition_variable flush_cv_;
+  std::deque<PendingFlush> flushes_;
+  bool flushes_closed_ = false;
+  std::atomic<bool> flushes_closed_atomic_{false};  // read by WaitDelivered without the lock
+  std::thread flusher_;
 };
 
 }  // namespace

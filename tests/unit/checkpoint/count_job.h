@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <ostream>
@@ -83,6 +84,10 @@ struct Shape {
   absl::Duration min_pause = absl::ZeroDuration();
   // CheckpointOptions::timeout.
   absl::Duration timeout = absl::Minutes(10);
+  // The TransactionalFileSink's; `wrap_sink` wraps it (a test's own sink
+  // around it), when set.
+  testing::TransactionalFileSinkOptions sink_options;
+  std::function<std::shared_ptr<Sink<Count>>(std::shared_ptr<Sink<Count>>)> wrap_sink;
 };
 
 class CountJobTest : public ::testing::Test {
@@ -128,8 +133,10 @@ class CountJobTest : public ::testing::Test {
     Stream<Count> counts = numbers.KeyBy([](int64_t v) { return v; }).Process(CountPerKey{});
     if (!shape.count_uid.empty()) counts.Uid(shape.count_uid);
     if (!shape.count_name.empty()) counts.Name(shape.count_name);
-    SinkHandle sink = counts.Sink(
-        std::make_shared<testing::TransactionalFileSink<Count>>((root_ / "out").string()));
+    std::shared_ptr<Sink<Count>> file_sink =
+        std::make_shared<testing::TransactionalFileSink<Count>>((root_ / "out").string(),
+                                                                shape.sink_options);
+    SinkHandle sink = counts.Sink(shape.wrap_sink ? shape.wrap_sink(file_sink) : file_sink);
     if (!shape.sink_uid.empty()) sink.Uid(shape.sink_uid);
     if (!shape.sink_name.empty()) sink.Name(shape.sink_name);
     return pipeline;

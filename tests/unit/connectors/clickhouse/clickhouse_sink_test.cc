@@ -775,6 +775,66 @@ TEST_F(ClickHouseSinkTest, AnInsertCommittedLateAfterItsRetryDoesNotWin) {
   }
 }
 
+// At a checkpoint barrier the writer hands the insert of the rows before it
+// to its own thread (PreCommitAsync) and returns: while ClickHouse has not
+// answered that insert (the proxy holds it), the worker writes the rows
+// after the barrier, and the pre-commit completes only once the insert is in.
+TEST_F(ClickHouseSinkTest, AnAsynchronousPreCommitLetsTheWorkerWriteWhileTheInsertIsHeld) {
+  const std::string table = absl::StrCat(table_, "_async");
+  ASSERT_TRUE(clickhouse::CreateTable(g_server->Connection(), ReadingColumns(),
+                                      {.table = table, .order_by = {"id"}})
+                  .ok());
+  absl::StatusOr<std::unique_ptr<testing::HoldingProxy>> proxy =
+      testing::HoldingProxy::Start(g_server->http_port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  clickhouse::SinkOptions options = Options();
+  options.table = table;
+  options.immutable_rows = true;
+  options.connection.url = absl::StrCat("http://127.0.0.1:", (*proxy)->port());
+  options.connection.request_timeout = absl::Seconds(60);  // the held insert waits
+  options.max_linger = absl::Minutes(1);                   // rows wait for the barrier
+  auto sink = clickhouse::Sink<Reading>(options, ReadingColumns());
+  absl::StatusOr<std::unique_ptr<SinkWriter<Reading>>> writer =
+      sink->CreateWriter({.operator_name = "async"});
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const auto write = [&](uint64_t first, uint64_t count) {
+    std::vector<Reading> readings;
+    std::vector<Timestamp> timestamps;
+    for (uint64_t id = first; id < first + count; ++id) {
+      readings.push_back({.id = id, .value = static_cast<int64_t>(id)});
+      timestamps.push_back(0);
+    }
+    return (*writer)->Write(std::span<Reading>(readings), timestamps);
+  };
+  const std::string count = absl::StrCat("SELECT count() FROM ", table);
+  ASSERT_TRUE(write(1, 100).ok());
+
+  (*proxy)->HoldNextSender();
+  std::promise<absl::StatusOr<std::string>> pre_committed;
+  SinkWriter<Reading>::PreCommitDone done = [&](absl::StatusOr<std::string> committable) {
+    pre_committed.set_value(std::move(committable));
+  };
+  const absl::Time barrier = absl::Now();
+  ASSERT_TRUE((*writer)->PreCommitAsync(7, done));
+  EXPECT_LT(absl::Now() - barrier, absl::Seconds(1)) << "PreCommitAsync waited for the insert";
+  ASSERT_TRUE(testing::WaitFor([&] { return (*proxy)->held_bytes() > 0; }, absl::Seconds(10)));
+  // The rows after the barrier are written while the insert is held.
+  ASSERT_TRUE(write(101, 100).ok());
+  std::future<absl::StatusOr<std::string>> result = pre_committed.get_future();
+  EXPECT_EQ(result.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout)
+      << "the pre-commit completed before its insert was answered";
+  EXPECT_EQ(Query(count), "0");
+
+  ASSERT_TRUE((*proxy)->ReleaseAndWaitForAnswer(absl::Seconds(10)));
+  ASSERT_EQ(result.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(result.get().ok());
+  EXPECT_EQ(Query(count), "100") << "the pre-commit's rows, and only those";
+  ASSERT_TRUE((*writer)->Flush().ok());
+  EXPECT_EQ(Query(count), "200");
+  ASSERT_TRUE((*writer)->Close().ok());
+  (void)clickhouse::Query(g_server->Connection(), absl::StrCat("DROP TABLE IF EXISTS ", table));
+}
+
 // Retries that never succeed fail the job with kUnavailable, naming the
 // sink, the last answer and the attempts made; the server saw exactly
 // max_attempts inserts, and nothing reached the table.
