@@ -282,7 +282,7 @@ struct Throughput {
 
 Throughput RunThroughput(const Servers& s, const std::string& dir, int64_t events,
                          int parallelism) {
-  const std::string prefix = "w3t";
+  const std::string prefix = absl::StrCat("w3t-", sink_flush);
   CreateTopics(s, prefix, kEventPartitions);
   GeneratorOptions options;
   options.seed = 3;
@@ -345,7 +345,7 @@ struct Latency {
 
 Latency RunLatency(const Servers& s, const std::string& dir, int rate, double seconds,
                    int parallelism) {
-  const std::string prefix = absl::StrCat("w3l", rate);
+  const std::string prefix = absl::StrCat("w3l", rate, "-", sink_flush);
   CreateTopics(s, prefix, kLatencyPartitions);
   // The leaderboard keys are the same for every run: start from an empty
   // Redis, so the top contents polled are this run's.
