@@ -161,6 +161,8 @@ class DecoderCore {
   absl::Status DecodeChange(std::string_view json, void* before, void* after, ChangeHeader& header,
                             SourceInfo& source);
   absl::Status DecodeRow(std::string_view json, void* row, bool& is_null);
+  // Reads an envelope's "source" block (also for RowDecoder).
+  static absl::Status ReadSource(ondemand::value& value, SourceInfo& source);
   bool Skips(Op op) const {
     switch (op) {
       case Op::kMessage:
@@ -203,7 +205,6 @@ class DecoderCore {
   absl::Status ReadArray(const FieldSpec& spec, const ColumnSchema* column, ondemand::value& value,
                          void* row);
   bool IsPlaceholder(ondemand::value& value) const;
-  static absl::Status ReadSource(ondemand::value& value, SourceInfo& source);
   static absl::Status ReadMessage(ondemand::value& value, std::optional<LogicalMessage>& message);
   static absl::Status ReadDataCollections(ondemand::value& value, EnvelopeState& state);
   // Classifies a record without "op" (heartbeat, transaction marker) and
@@ -428,6 +429,16 @@ absl::Status DecoderCore::ReadSource(ondemand::value& value, SourceInfo& source)
       number = &source.lsn;
     } else if (key == "txId") {
       number = &source.tx_id;
+    } else if (key == "file") {
+      text = &source.file;
+    } else if (key == "gtid") {
+      text = &source.gtid;
+    } else if (key == "pos") {
+      number = &source.pos;
+    } else if (key == "row") {
+      number = &source.row;
+    } else if (key == "server_id") {
+      number = &source.server_id;
     }
     absl::StatusOr<bool> field_null = ReadNull(field_value);
     if (!field_null.ok()) return field_null.status();
@@ -857,6 +868,10 @@ absl::Status DecoderCore::DecodeRow(std::string_view json, void* row, bool& is_n
   ondemand::object object;
   if (auto error = document.get_object().get(object)) return JsonError(error);
   return ReadRow(object, schema, row, /*enforce_required=*/true, "");
+}
+
+absl::Status ReadSourceInfo(ondemand::value& value, SourceInfo& source) {
+  return DecoderCore::ReadSource(value, source);
 }
 
 void DecoderCoreDeleter::operator()(DecoderCore* core) const { delete core; }

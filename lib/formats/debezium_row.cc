@@ -1,0 +1,787 @@
+// RowDecoder (weir/formats/debezium_row.h).
+//
+// A record's schema text (value and key) is compiled once into a RowSchema
+// and, per column, the FieldSpec that the typed decoder's ConvertField reads
+// values with, so both decoders share one set of conversion rules (exact
+// decimals, checked ranges, Debezium's time types). Records whose schema
+// text is byte-identical share the compiled table.
+
+#include "weir/formats/debezium_row.h"
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/numeric/int128.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "lib/common/status.h"
+#include "lib/formats/debezium_field.h"
+#include "lib/formats/debezium_schema.h"
+#include "lib/formats/debezium_time.h"
+#include "lib/formats/decimal.h"
+#include "lib/formats/json_reader.h"
+#include "lib/formats/str_cat.h"
+#include "simdjson.h"
+
+namespace weir::debezium {
+namespace internal {
+namespace {
+
+namespace ondemand = simdjson::ondemand;
+using weir::internal::Annotate;
+using weir::internal::Cat;
+using weir::internal::JsonError;
+using weir::internal::ReadInt64;
+using weir::internal::ReadNull;
+using weir::internal::SkipValue;
+using weir::internal::Unexpected;
+
+constexpr std::string_view kDecimalName = "org.apache.kafka.connect.data.Decimal";
+constexpr std::string_view kVariableScaleDecimalName = "io.debezium.data.VariableScaleDecimal";
+constexpr size_t kMaxCachedSchemas = 256;
+
+bool IsBlankOrNull(std::string_view json) {
+  size_t begin = 0;
+  size_t end = json.size();
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (begin < end && space(json[begin])) ++begin;
+  while (end > begin && space(json[end - 1])) --end;
+  const std::string_view trimmed = json.substr(begin, end - begin);
+  return trimmed.empty() || trimmed == "null";
+}
+
+TimeUnit ToTimeUnit(RowTimeUnit unit) {
+  switch (unit) {
+    case RowTimeUnit::kMillis:
+      return TimeUnit::kMillis;
+    case RowTimeUnit::kMicros:
+      return TimeUnit::kMicros;
+    case RowTimeUnit::kNanos:
+      return TimeUnit::kNanos;
+  }
+  return TimeUnit::kMicros;
+}
+
+// One column compiled for reading.
+struct CompiledColumn {
+  RowColumn column;
+  FieldSpec spec;
+  // What the record's schema says about it (nullopt: schemaless).
+  std::optional<ColumnSchema> wire;
+  // kBytes: base64 to decode.
+  bool base64 = false;
+  // kDate: the spec yields millis, kept as days.
+  bool millis_to_days = false;
+};
+
+struct CompiledTable {
+  std::shared_ptr<const RowSchema> schema;
+  std::vector<CompiledColumn> columns;
+  absl::flat_hash_map<std::string, int> index;
+};
+
+// The column type a Kafka Connect schema stands for, in RowColumn terms.
+absl::StatusOr<RowColumn> ColumnFromSchema(const std::string& field, const ColumnSchema& wire) {
+  RowColumn column;
+  column.name = field;
+  column.nullable = wire.optional;
+  const std::string& name = wire.name;
+  if (wire.type == "int8" || wire.type == "int16" || wire.type == "int32" || wire.type == "int64") {
+    const std::optional<TimeType> time = TimeTypeFromSchemaName(name);
+    if (time == TimeType::kDate) {
+      column.type = ColumnType::kDate;
+    } else if (time == TimeType::kTime || time == TimeType::kMicroTime ||
+               time == TimeType::kNanoTime) {
+      column.type = ColumnType::kTime;
+      column.unit = *time == TimeType::kTime        ? RowTimeUnit::kMillis
+                    : *time == TimeType::kMicroTime ? RowTimeUnit::kMicros
+                                                    : RowTimeUnit::kNanos;
+    } else if (time == TimeType::kTimestamp || time == TimeType::kMicroTimestamp ||
+               time == TimeType::kNanoTimestamp) {
+      column.type = ColumnType::kTimestamp;
+      column.unit = *time == TimeType::kTimestamp        ? RowTimeUnit::kMillis
+                    : *time == TimeType::kMicroTimestamp ? RowTimeUnit::kMicros
+                                                         : RowTimeUnit::kNanos;
+    } else {
+      // Plain integers, and integers with a meaning of their own that are
+      // not points in time (io.debezium.time.Year, MicroDuration).
+      column.type = wire.type == "int8"    ? ColumnType::kInt8
+                    : wire.type == "int16" ? ColumnType::kInt16
+                    : wire.type == "int32" ? ColumnType::kInt32
+                                           : ColumnType::kInt64;
+    }
+  } else if (wire.type == "float32") {
+    column.type = ColumnType::kFloat32;
+  } else if (wire.type == "float64") {
+    column.type = ColumnType::kFloat64;
+  } else if (wire.type == "boolean") {
+    column.type = ColumnType::kBool;
+  } else if (wire.type == "string") {
+    const std::optional<TimeType> time = TimeTypeFromSchemaName(name);
+    if (time == TimeType::kZonedTimestamp || time == TimeType::kIsoTimestamp) {
+      column.type = ColumnType::kTimestamp;
+      column.unit = RowTimeUnit::kMicros;
+    } else if (time == TimeType::kZonedTime || time == TimeType::kIsoTime) {
+      column.type = ColumnType::kTime;
+      column.unit = RowTimeUnit::kMicros;
+    } else if (time == TimeType::kIsoDate) {
+      column.type = ColumnType::kDate;
+    } else if (name == "io.debezium.data.Json") {
+      column.type = ColumnType::kJson;
+    } else {
+      column.type = ColumnType::kString;
+    }
+  } else if (wire.type == "bytes") {
+    if (name == kDecimalName) {
+      if (!wire.scale.has_value()) {
+        return absl::InvalidArgumentError(Cat("column \"", field, "\": a Decimal without a scale"));
+      }
+      const int32_t precision = wire.precision.value_or(38);
+      if (precision > 38 || *wire.scale < 0 || *wire.scale > precision) {
+        column.type = ColumnType::kDecimalText;  // beyond 38 digits: exact text
+      } else {
+        column.type = ColumnType::kDecimal;
+        column.precision = precision;
+        column.scale = *wire.scale;
+      }
+    } else {
+      column.type = ColumnType::kBytes;
+    }
+  } else if (wire.type == "struct" && name == kVariableScaleDecimalName) {
+    column.type = ColumnType::kDecimalText;
+  } else if (wire.type == "struct" || wire.type == "array" || wire.type == "map") {
+    // Geometries, arrays, maps: their JSON text, which is exact.
+    column.type = ColumnType::kJson;
+  } else {
+    return absl::InvalidArgumentError(
+        Cat("column \"", field, "\": unsupported schema type \"", wire.type, "\""));
+  }
+  return column;
+}
+
+// The FieldSpec that ConvertField reads a column of `column`'s type with.
+absl::StatusOr<CompiledColumn> Compile(const RowColumn& column,
+                                       const std::optional<ColumnSchema>& wire,
+                                       std::optional<DecimalMode> mode) {
+  CompiledColumn compiled;
+  compiled.column = column;
+  compiled.wire = wire;
+  FieldSpec& spec = compiled.spec;
+  spec.name = column.name;
+  spec.required = !column.nullable;
+  switch (column.type) {
+    case ColumnType::kBool:
+      spec.target = TargetKind::kBool;
+      break;
+    case ColumnType::kInt8:
+      spec.target = TargetKind::kInt8;
+      break;
+    case ColumnType::kInt16:
+      spec.target = TargetKind::kInt16;
+      break;
+    case ColumnType::kInt32:
+      spec.target = TargetKind::kInt32;
+      break;
+    case ColumnType::kInt64:
+      spec.target = TargetKind::kInt64;
+      break;
+    case ColumnType::kUInt64:
+      spec.target = TargetKind::kUInt64;
+      if (wire.has_value() && wire->name == kDecimalName) {
+        spec.semantic = Semantic::kDecimal;
+        spec.decimal = Decimal(0);
+      }
+      break;
+    case ColumnType::kFloat32:
+      spec.target = TargetKind::kFloat;
+      break;
+    case ColumnType::kFloat64:
+      spec.target = TargetKind::kDouble;
+      break;
+    case ColumnType::kDecimal:
+    case ColumnType::kDecimalText:
+      spec.target = TargetKind::kString;
+      spec.semantic = Semantic::kDecimal;
+      if (column.type == ColumnType::kDecimal) spec.decimal.scale = column.scale;
+      spec.decimal.mode = mode;
+      break;
+    case ColumnType::kString:
+      spec.target = TargetKind::kString;
+      if (wire.has_value() && wire->name == "io.debezium.data.Uuid")
+        spec.semantic = Semantic::kUuid;
+      break;
+    case ColumnType::kJson:
+      spec.target = TargetKind::kString;
+      spec.semantic = Semantic::kJson;
+      break;
+    case ColumnType::kBytes:
+      spec.target = TargetKind::kString;
+      compiled.base64 = true;
+      break;
+    case ColumnType::kDate:
+      spec.target = TargetKind::kInt64;
+      spec.semantic = Semantic::kTime;
+      spec.time = {TimeUnit::kMillis, TimeType::kDate};
+      compiled.millis_to_days = true;
+      break;
+    case ColumnType::kTime:
+      spec.target = TargetKind::kInt64;
+      spec.semantic = Semantic::kTime;
+      spec.time.unit = ToTimeUnit(column.unit);
+      spec.time.type = column.unit == RowTimeUnit::kMillis   ? TimeType::kTime
+                       : column.unit == RowTimeUnit::kMicros ? TimeType::kMicroTime
+                                                             : TimeType::kNanoTime;
+      break;
+    case ColumnType::kTimestamp:
+      spec.target = TargetKind::kInt64;
+      spec.semantic = Semantic::kTime;
+      spec.time.unit = ToTimeUnit(column.unit);
+      spec.time.type = column.unit == RowTimeUnit::kMillis   ? TimeType::kTimestamp
+                       : column.unit == RowTimeUnit::kMicros ? TimeType::kMicroTimestamp
+                                                             : TimeType::kNanoTimestamp;
+      break;
+  }
+  return compiled;
+}
+
+absl::int128 Pow10(int32_t digits) {
+  absl::int128 value = 1;
+  for (int32_t idx = 0; idx < digits; ++idx) value *= 10;
+  return value;
+}
+
+}  // namespace
+
+class RowDecoderCore {
+ public:
+  explicit RowDecoderCore(RowDecoderOptions options) : options_(std::move(options)) {}
+
+  absl::StatusOr<RowChange> Decode(std::string_view key, std::string_view value,
+                                   std::string_view topic);
+
+ private:
+  void Load(std::string_view json);
+  simdjson::padded_string_view View(std::string_view inside) const;
+  absl::Status Iterate(std::string_view inside, ondemand::document& document);
+  static absl::Status CaptureObjectOrNull(ondemand::value& value, std::string_view what,
+                                          std::optional<std::string_view>& text);
+
+  const RowTable* FindDeclared(const SourceInfo& source, std::string_view topic) const;
+  // The key's column names: from the key's schema, else its fields.
+  absl::StatusOr<std::vector<std::string>> KeyColumns(std::string_view key);
+  absl::StatusOr<const CompiledTable*> TableFromSchema(std::string_view schema_text,
+                                                       const std::vector<std::string>& key,
+                                                       const std::string& table,
+                                                       const RowTable* declared);
+  absl::StatusOr<const CompiledTable*> DeclaredTable(const RowTable& declared,
+                                                     const std::string& table);
+  absl::Status ReadRow(ondemand::object& object, const CompiledTable& table, bool lenient,
+                       Row& row);
+  absl::Status ConvertValue(const CompiledColumn& compiled, ondemand::value& value, RowValue& out);
+
+  RowDecoderOptions options_;
+  ondemand::parser parser_;
+  std::string buffer_;
+  size_t length_ = 0;
+  // Compiled tables by "<key names>\n<table>\n<schema text>".
+  absl::flat_hash_map<std::string, std::unique_ptr<CompiledTable>> tables_;
+  absl::flat_hash_map<std::string, std::vector<std::string>> key_schemas_;
+  std::string cache_key_;
+  FieldValue scratch_;
+  std::vector<uint8_t> seen_;
+};
+
+void RowDecoderCore::Load(std::string_view json) {
+  if (buffer_.size() < json.size() + simdjson::SIMDJSON_PADDING) {
+    buffer_.resize(json.size() + simdjson::SIMDJSON_PADDING);
+  }
+  std::memcpy(buffer_.data(), json.data(), json.size());
+  std::memset(buffer_.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
+  length_ = json.size();
+}
+
+simdjson::padded_string_view RowDecoderCore::View(std::string_view inside) const {
+  const size_t offset = static_cast<size_t>(inside.data() - buffer_.data());
+  return simdjson::padded_string_view(inside.data(), inside.size(), buffer_.size() - offset);
+}
+
+absl::Status RowDecoderCore::Iterate(std::string_view inside, ondemand::document& document) {
+  if (auto error = parser_.iterate(View(inside)).get(document)) return JsonError(error);
+  return absl::OkStatus();
+}
+
+absl::Status RowDecoderCore::CaptureObjectOrNull(ondemand::value& value, std::string_view what,
+                                                 std::optional<std::string_view>& text) {
+  text.reset();
+  absl::StatusOr<bool> is_null = ReadNull(value);
+  if (!is_null.ok() || *is_null) return is_null.status();
+  ondemand::object object;
+  if (value.get_object().get(object)) {
+    return Annotate(Unexpected("object or null", value), Cat("\"", what, "\""));
+  }
+  std::string_view raw;
+  if (auto error = object.raw_json().get(raw)) return JsonError(error);
+  text = raw;
+  return absl::OkStatus();
+}
+
+const RowTable* RowDecoderCore::FindDeclared(const SourceInfo& source,
+                                             std::string_view topic) const {
+  const std::string qualified =
+      Cat(source.schema.empty() ? source.db : source.schema, ".", source.table);
+  for (const RowTable& declared : options_.tables) {
+    if (declared.table == qualified || (!source.table.empty() && declared.table == source.table) ||
+        (!topic.empty() && declared.table == topic)) {
+      return &declared;
+    }
+  }
+  return nullptr;
+}
+
+absl::StatusOr<std::vector<std::string>> RowDecoderCore::KeyColumns(std::string_view key) {
+  std::vector<std::string> names;
+  if (IsBlankOrNull(key)) return names;
+  Load(key);
+  ondemand::document document;
+  if (absl::Status status = Iterate(std::string_view(buffer_.data(), length_), document);
+      !status.ok()) {
+    return Annotate(status, "key");
+  }
+  ondemand::object top;
+  if (document.get_object().get(top)) return absl::InvalidArgumentError("key: not a JSON object");
+  std::optional<std::string_view> schema_text;
+  std::vector<std::string> fields;
+  bool wrapped = false;
+  for (auto field_result : top) {
+    ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return Annotate(JsonError(error), "key");
+    std::string_view name;
+    if (auto error = field.unescaped_key().get(name)) return Annotate(JsonError(error), "key");
+    if (name == "schema") {
+      wrapped = true;
+      if (absl::Status status = CaptureObjectOrNull(field.value(), "schema", schema_text);
+          !status.ok()) {
+        return Annotate(status, "key");
+      }
+      continue;
+    }
+    if (name == "payload") wrapped = true;
+    fields.emplace_back(name);
+    if (absl::Status status = SkipValue(field.value(), 1); !status.ok()) {
+      return Annotate(status, "key");
+    }
+  }
+  if (!wrapped) return fields;
+  if (!schema_text.has_value()) return names;
+  auto cached = key_schemas_.find(weir::internal::ToAbsl(*schema_text));
+  if (cached != key_schemas_.end()) return cached->second;
+  const std::string text(*schema_text);
+  if (absl::Status status = Iterate(*schema_text, document); !status.ok()) {
+    return Annotate(status, "key");
+  }
+  ondemand::object schema;
+  if (auto error = document.get_object().get(schema)) return Annotate(JsonError(error), "key");
+  std::vector<NamedColumnSchema> columns;
+  if (absl::Status status = ReadRowSchema(schema, false, columns); !status.ok()) {
+    return Annotate(status, "key");
+  }
+  for (NamedColumnSchema& column : columns) names.push_back(std::move(column.field));
+  if (key_schemas_.size() >= kMaxCachedSchemas) key_schemas_.clear();
+  key_schemas_.emplace(text, names);
+  return names;
+}
+
+absl::StatusOr<const CompiledTable*> RowDecoderCore::TableFromSchema(
+    std::string_view schema_text, const std::vector<std::string>& key, const std::string& table,
+    const RowTable* declared) {
+  cache_key_.clear();
+  for (const std::string& name : key) cache_key_.append(name).push_back('\0');
+  cache_key_.append("\n").append(table).append("\n").append(schema_text);
+  auto cached = tables_.find(cache_key_);
+  if (cached != tables_.end()) return cached->second.get();
+
+  ondemand::document document;
+  if (absl::Status status = Iterate(schema_text, document); !status.ok()) return status;
+  ondemand::object schema;
+  if (auto error = document.get_object().get(schema)) return JsonError(error);
+  std::vector<NamedColumnSchema> wire_columns;
+  if (absl::Status status = ReadRowSchema(schema, true, wire_columns); !status.ok()) return status;
+  auto compiled = std::make_unique<CompiledTable>();
+  std::vector<RowColumn> columns;
+  for (const NamedColumnSchema& wire : wire_columns) {
+    absl::StatusOr<RowColumn> column = ColumnFromSchema(wire.field, wire.column);
+    if (!column.ok()) return column.status();
+    std::optional<DecimalMode> mode;
+    if (declared != nullptr) {
+      mode = declared->decimal_mode;
+      for (const RowColumn& override_column : declared->columns) {
+        if (override_column.name == wire.field) {
+          const bool nullable = column->nullable;
+          *column = override_column;
+          column->nullable = nullable;  // the schema knows
+        }
+      }
+    }
+    absl::StatusOr<CompiledColumn> compiled_column = Compile(*column, wire.column, mode);
+    if (!compiled_column.ok()) return compiled_column.status();
+    compiled->index.emplace(wire.field, static_cast<int>(compiled->columns.size()));
+    compiled->columns.push_back(*std::move(compiled_column));
+    columns.push_back(*std::move(column));
+  }
+  std::vector<std::string> key_names = key;
+  if (key_names.empty() && declared != nullptr) key_names = declared->key;
+  for (const std::string& name : key_names) {
+    // A key column is never NULL, whatever "optional" the value schema says.
+    for (RowColumn& column : columns) {
+      if (column.name == name) column.nullable = false;
+    }
+  }
+  absl::StatusOr<std::shared_ptr<const RowSchema>> row_schema =
+      RowSchema::Create(table, std::move(columns), std::move(key_names));
+  if (!row_schema.ok()) return row_schema.status();
+  compiled->schema = *std::move(row_schema);
+  if (tables_.size() >= kMaxCachedSchemas) tables_.clear();
+  return tables_.emplace(cache_key_, std::move(compiled)).first->second.get();
+}
+
+absl::StatusOr<const CompiledTable*> RowDecoderCore::DeclaredTable(const RowTable& declared,
+                                                                   const std::string& table) {
+  cache_key_ = Cat("declared\n", declared.table, "\n", table);
+  auto cached = tables_.find(cache_key_);
+  if (cached != tables_.end()) return cached->second.get();
+  auto compiled = std::make_unique<CompiledTable>();
+  for (const RowColumn& column : declared.columns) {
+    absl::StatusOr<CompiledColumn> compiled_column =
+        Compile(column, std::nullopt, declared.decimal_mode);
+    if (!compiled_column.ok()) return compiled_column.status();
+    compiled->index.emplace(column.name, static_cast<int>(compiled->columns.size()));
+    compiled->columns.push_back(*std::move(compiled_column));
+  }
+  absl::StatusOr<std::shared_ptr<const RowSchema>> row_schema =
+      RowSchema::Create(table, declared.columns, declared.key);
+  if (!row_schema.ok()) return row_schema.status();
+  compiled->schema = *std::move(row_schema);
+  return tables_.emplace(cache_key_, std::move(compiled)).first->second.get();
+}
+
+absl::Status RowDecoderCore::ConvertValue(const CompiledColumn& compiled, ondemand::value& value,
+                                          RowValue& out) {
+  const ColumnSchema* wire = compiled.wire.has_value() ? &*compiled.wire : nullptr;
+  if (absl::Status status = ConvertField(compiled.spec, wire, value, scratch_); !status.ok()) {
+    return status;
+  }
+  const RowColumn& column = compiled.column;
+  switch (column.type) {
+    case ColumnType::kBool:
+      out = scratch_.bool_value;
+      return absl::OkStatus();
+    case ColumnType::kUInt64:
+      out = scratch_.uint_value;
+      return absl::OkStatus();
+    case ColumnType::kFloat32:
+    case ColumnType::kFloat64:
+      out = scratch_.double_value;
+      return absl::OkStatus();
+    case ColumnType::kDecimal: {
+      absl::StatusOr<weir::internal::DecimalNumber> number =
+          weir::internal::ParseDecimalText(scratch_.string_value);
+      if (!number.ok()) return number.status();
+      absl::StatusOr<absl::int128> scaled =
+          weir::internal::DecimalToScaledInt(*number, column.scale);
+      if (!scaled.ok()) return scaled.status();
+      const absl::int128 limit = Pow10(column.precision);
+      if (*scaled >= limit || *scaled <= -limit) {
+        return absl::InvalidArgumentError(Cat("decimal ", scratch_.string_value, " has more than ",
+                                              column.precision, " digits (Decimal(",
+                                              column.precision, ",", column.scale, "))"));
+      }
+      out = *scaled;
+      return absl::OkStatus();
+    }
+    case ColumnType::kBytes: {
+      std::string bytes;
+      if (!absl::Base64Unescape(scratch_.string_value, &bytes)) {
+        return absl::InvalidArgumentError(
+            Cat("bytes ", weir::internal::QuoteForError(scratch_.string_value), " are not base64"));
+      }
+      out = std::move(bytes);
+      return absl::OkStatus();
+    }
+    case ColumnType::kDecimalText:
+    case ColumnType::kString:
+    case ColumnType::kJson:
+      out = std::move(scratch_.string_value);
+      return absl::OkStatus();
+    case ColumnType::kDate: {
+      constexpr int64_t kDayMillis = 86'400'000;
+      const int64_t millis = scratch_.int_value;
+      if (millis % kDayMillis != 0) {
+        return absl::InvalidArgumentError(Cat("date ", millis, " ms is not a midnight"));
+      }
+      out = millis / kDayMillis;
+      return absl::OkStatus();
+    }
+    default:
+      out = scratch_.int_value;
+      return absl::OkStatus();
+  }
+}
+
+absl::Status RowDecoderCore::ReadRow(ondemand::object& object, const CompiledTable& table,
+                                     bool lenient, Row& row) {
+  row = Row(table.schema);
+  seen_.assign(table.columns.size(), 0);
+  const std::string& placeholder = options_.unavailable_value_placeholder;
+  for (auto field_result : object) {
+    ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    std::string_view name;
+    if (auto error = field.unescaped_key().get(name)) return JsonError(error);
+    ondemand::value& value = field.value();
+    auto found = table.index.find(weir::internal::ToAbsl(name));
+    if (found == table.index.end()) {
+      return Annotate(absl::InvalidArgumentError("not a column of the table's schema"),
+                      Cat("field \"", name, "\""));
+    }
+    const size_t idx = static_cast<size_t>(found->second);
+    const CompiledColumn& compiled = table.columns[idx];
+    seen_[idx] = 1;
+    absl::StatusOr<bool> is_null = ReadNull(value);
+    if (!is_null.ok()) return is_null.status();
+    if (*is_null) {
+      if (!compiled.column.nullable && !lenient) {
+        return Annotate(absl::InvalidArgumentError("null, but the column is not nullable"),
+                        Cat("field \"", name, "\""));
+      }
+      continue;
+    }
+    if (!placeholder.empty()) {
+      std::string_view token = value.raw_json_token();
+      while (!token.empty() && token.back() != '"') token.remove_suffix(1);
+      if (token.size() >= 2 && token.front() == '"' &&
+          token.substr(1, token.size() - 2) == placeholder) {
+        return Annotate(absl::InvalidArgumentError(
+                            "the value is Debezium's placeholder for an unchanged TOASTed "
+                            "column; set REPLICA IDENTITY FULL on the table to receive it"),
+                        Cat("field \"", name, "\""));
+      }
+    }
+    if (absl::Status status = ConvertValue(compiled, value, row.value(idx)); !status.ok()) {
+      return Annotate(status, Cat("field \"", name, "\""));
+    }
+  }
+  if (!lenient) {
+    for (size_t idx = 0; idx < seen_.size(); ++idx) {
+      if (seen_[idx] == 0 && !table.columns[idx].column.nullable) {
+        return Annotate(absl::InvalidArgumentError("required, but missing"),
+                        Cat("field \"", table.columns[idx].column.name, "\""));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RowChange> RowDecoderCore::Decode(std::string_view key, std::string_view value,
+                                                 std::string_view topic) {
+  RowChange change;
+  if (IsBlankOrNull(value)) return change;  // a tombstone
+  absl::StatusOr<std::vector<std::string>> key_columns = KeyColumns(key);
+  if (!key_columns.ok()) return key_columns.status();
+
+  Load(value);
+  ondemand::document document;
+  if (absl::Status status = Iterate(std::string_view(buffer_.data(), length_), document);
+      !status.ok()) {
+    return status;
+  }
+  ondemand::object top;
+  if (auto error = document.get_object().get(top)) {
+    if (error == simdjson::INCORRECT_TYPE) {
+      return absl::InvalidArgumentError("not a Debezium change event: expected a JSON object");
+    }
+    return JsonError(error);
+  }
+  std::optional<std::string_view> schema_text;
+  std::optional<std::string_view> payload_text;
+  bool wrapped = false;
+  for (auto field_result : top) {
+    ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    std::string_view name;
+    if (auto error = field.unescaped_key().get(name)) return JsonError(error);
+    if (name == "schema" || name == "payload") {
+      wrapped = true;
+      if (absl::Status status = CaptureObjectOrNull(field.value(), name,
+                                                    name == "schema" ? schema_text : payload_text);
+          !status.ok()) {
+        return status;
+      }
+    } else if (absl::Status status = SkipValue(field.value(), 1); !status.ok()) {
+      return status;
+    }
+  }
+  if (absl::Status status = weir::internal::CheckDocumentEnd(document); !status.ok()) {
+    return status;
+  }
+  std::string_view envelope_text(buffer_.data(), length_);
+  if (wrapped) {
+    if (!payload_text.has_value()) return change;  // {"schema":..., "payload":null}
+    envelope_text = *payload_text;
+  }
+
+  // First pass over the envelope: op, source, ts_ms (the rows need the table).
+  std::optional<std::string_view> before_text;
+  std::optional<std::string_view> after_text;
+  std::optional<std::string> op_text;
+  if (absl::Status status = Iterate(envelope_text, document); !status.ok()) return status;
+  ondemand::object envelope;
+  if (auto error = document.get_object().get(envelope)) return JsonError(error);
+  for (auto field_result : envelope) {
+    ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    std::string_view name;
+    if (auto error = field.unescaped_key().get(name)) return JsonError(error);
+    ondemand::value& field_value = field.value();
+    if (name == "op") {
+      absl::StatusOr<std::string_view> text = weir::internal::ReadString(field_value);
+      if (!text.ok()) return Annotate(text.status(), "field \"op\"");
+      op_text.emplace(*text);
+    } else if (name == "before" || name == "after") {
+      if (absl::Status status =
+              CaptureObjectOrNull(field_value, name, name == "before" ? before_text : after_text);
+          !status.ok()) {
+        return status;
+      }
+    } else if (name == "source") {
+      if (absl::Status status = ReadSourceInfo(field_value, change.source); !status.ok()) {
+        return status;
+      }
+    } else if (name == "ts_ms") {
+      absl::StatusOr<bool> is_null = ReadNull(field_value);
+      if (!is_null.ok()) return is_null.status();
+      if (!*is_null) {
+        absl::StatusOr<int64_t> ts = ReadInt64(field_value);
+        if (!ts.ok()) return Annotate(ts.status(), "field \"ts_ms\"");
+        change.ts_ms = *ts;
+      }
+    } else if (absl::Status status = SkipValue(field_value, 2); !status.ok()) {
+      return status;
+    }
+  }
+  if (!op_text.has_value()) {
+    return absl::InvalidArgumentError("not a Debezium row change: no \"op\" field");
+  }
+  if (*op_text == "c") {
+    change.op = Op::kCreate;
+  } else if (*op_text == "u") {
+    change.op = Op::kUpdate;
+  } else if (*op_text == "d") {
+    change.op = Op::kDelete;
+  } else if (*op_text == "r") {
+    change.op = Op::kRead;
+  } else if (*op_text == "t") {
+    change.op = Op::kTruncate;
+  } else {
+    return absl::InvalidArgumentError(Cat("field \"op\": ", weir::internal::QuoteForError(*op_text),
+                                          " is not a row change (c, u, d, r or t)"));
+  }
+  const RowTable* declared = FindDeclared(change.source, topic);
+  if (!change.source.table.empty()) {
+    change.table = Cat(change.source.schema.empty() ? change.source.db : change.source.schema, ".",
+                       change.source.table);
+  } else if (declared != nullptr) {
+    change.table = declared->table;
+  } else {
+    change.table = std::string(topic);
+  }
+  const auto table_error = [&](const absl::Status& status) {
+    return Annotate(status, Cat("table ", change.table));
+  };
+  switch (change.op) {
+    case Op::kCreate:
+    case Op::kUpdate:
+    case Op::kRead:
+      if (!after_text.has_value()) {
+        return table_error(
+            absl::InvalidArgumentError(Cat("op \"", *op_text, "\" without an \"after\" row")));
+      }
+      break;
+    case Op::kDelete:
+      if (after_text.has_value()) {
+        return table_error(absl::InvalidArgumentError("op \"d\" with an \"after\" row"));
+      }
+      break;
+    default:
+      if (before_text.has_value() || after_text.has_value()) {
+        return table_error(absl::InvalidArgumentError("op \"t\" with a row"));
+      }
+      break;
+  }
+
+  const CompiledTable* table = nullptr;
+  if (schema_text.has_value()) {
+    absl::StatusOr<const CompiledTable*> compiled =
+        TableFromSchema(*schema_text, *key_columns, change.table, declared);
+    if (!compiled.ok()) return table_error(Annotate(compiled.status(), "schema"));
+    table = *compiled;
+  } else if (declared != nullptr && !declared->columns.empty()) {
+    absl::StatusOr<const CompiledTable*> compiled = DeclaredTable(*declared, change.table);
+    if (!compiled.ok()) return table_error(compiled.status());
+    table = *compiled;
+  } else if (change.op != Op::kTruncate) {
+    return table_error(absl::InvalidArgumentError(
+        "the record has no schema (schemas.enable=false) and no RowTable declares the table's "
+        "columns"));
+  }
+  const std::pair<std::optional<std::string_view>*, std::optional<Row>*> rows[] = {
+      {&before_text, &change.before}, {&after_text, &change.after}};
+  for (const auto& [text, row] : rows) {
+    if (!text->has_value()) continue;
+    if (absl::Status status = Iterate(**text, document); !status.ok()) return status;
+    ondemand::object object;
+    if (auto error = document.get_object().get(object)) return JsonError(error);
+    row->emplace();
+    const bool is_before = text == &before_text;
+    if (absl::Status status = ReadRow(object, *table, /*lenient=*/is_before, **row); !status.ok()) {
+      return table_error(Annotate(status, is_before ? "before" : "after"));
+    }
+  }
+  if (change.op == Op::kDelete && !change.before.has_value()) {
+    return table_error(absl::InvalidArgumentError("op \"d\" without a \"before\" row"));
+  }
+  change.topic = std::string(topic);
+  return change;
+}
+
+void RowDecoderCoreDeleter::operator()(RowDecoderCore* core) const { delete core; }
+
+}  // namespace internal
+
+absl::StatusOr<RowDecoder> RowDecoder::Create(RowDecoderOptions options) {
+  for (const RowTable& table : options.tables) {
+    if (table.table.empty()) {
+      return absl::InvalidArgumentError("RowDecoderOptions: a RowTable without a table name");
+    }
+    // The declared schema must be valid on its own (names, decimals, key).
+    absl::StatusOr<std::shared_ptr<const RowSchema>> schema = RowSchema::Create(
+        table.table, table.columns, table.columns.empty() ? std::vector<std::string>() : table.key);
+    if (!schema.ok()) return weir::internal::Annotate(schema.status(), "RowDecoderOptions");
+  }
+  return RowDecoder(std::unique_ptr<internal::RowDecoderCore, internal::RowDecoderCoreDeleter>(
+      new internal::RowDecoderCore(std::move(options))));
+}
+
+absl::StatusOr<RowChange> RowDecoder::Decode(std::string_view key, std::string_view value,
+                                             std::string_view topic) {
+  return core_->Decode(key, value, topic);
+}
+
+}  // namespace weir::debezium
