@@ -163,6 +163,13 @@ const std::vector<Flag>& Flags() {
          c.duckdb_path = v;
          return absl::OkStatus();
        }},
+      {"duckdb-query", "WEIR_MIRROR_DUCKDB_QUERY",
+       "print the rows of this SQL query on the --duckdb file (tab-separated, NULL as \\N) and "
+       "exit (nothing is mirrored; no other flag is needed)",
+       [](MirrorConfig& c, const std::string& v) {
+         c.duckdb_query = v;
+         return absl::OkStatus();
+       }},
       {"table", "WEIR_MIRROR_TABLE",
        "source table to mirror, optionally renamed: public.orders=orders_copy (comma-separated)",
        [](MirrorConfig& c, const std::string& v) {
@@ -390,6 +397,12 @@ absl::StatusOr<MirrorConfig> ParseConfig(int argc, char** argv,
     }
   }
   if (*help) return config;
+  if (!config.duckdb_query.empty()) {
+    if (config.duckdb_path.empty()) {
+      return absl::InvalidArgumentError("--duckdb-query needs --duckdb (the file)");
+    }
+    return config;
+  }
   if (config.brokers.empty()) {
     return absl::InvalidArgumentError("--brokers (KAFKA_BROKERS) is required");
   }
@@ -412,6 +425,23 @@ absl::StatusOr<MirrorConfig> ParseConfig(int argc, char** argv,
   }
   if (config.parallelism < 1) return absl::InvalidArgumentError("--parallelism must be >= 1");
   return config;
+}
+
+absl::Status QueryDuckDb(const MirrorConfig& config, std::FILE* out) {
+#ifdef WEIR_MIRROR_DUCKDB
+  auto rows = weir::duckdb::Query(config.duckdb_path, config.duckdb_query);
+  if (!rows.ok()) return rows.status();
+  for (const auto& row : *rows) {
+    std::vector<std::string> fields;
+    for (const auto& value : row) fields.push_back(value.value_or("\\N"));
+    std::fprintf(out, "%s\n", absl::StrJoin(fields, "\t").c_str());
+  }
+  return absl::OkStatus();
+#else
+  (void)out;
+  return absl::FailedPreconditionError(absl::StrCat("--duckdb-query ", config.duckdb_path,
+                                                    ": weir-mirror was built without DuckDB"));
+#endif
 }
 
 absl::Status RunMirror(const MirrorConfig& config, const std::atomic<bool>& stop) {

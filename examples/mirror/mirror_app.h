@@ -16,6 +16,7 @@
 #define WEIR_EXAMPLES_MIRROR_MIRROR_APP_H_
 
 #include <atomic>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <string>
@@ -44,6 +45,9 @@ struct MirrorConfig {
   std::string clickhouse_password;
   std::string clickhouse_database = "default";
   std::string duckdb_path;
+  // Print the rows of this SQL query on the DuckDB file (tab-separated) and
+  // exit, instead of mirroring.
+  std::string duckdb_query;
   // Tables.
   weir::mirror::MirrorOptions mirror;
   weir::debezium::RowDecoderOptions decoder;
@@ -66,6 +70,9 @@ std::string Usage(const char* program);
 absl::StatusOr<MirrorConfig> ParseConfig(int argc, char** argv,
                                          const std::function<const char*(const char*)>& getenv,
                                          bool* help);
+
+// Prints the rows of config.duckdb_query on config.duckdb_path to `out`.
+absl::Status QueryDuckDb(const MirrorConfig& config, std::FILE* out);
 
 // Runs until the input ends (--bounded) or `stop` becomes true, logging the
 // status line every status_interval; then stops with a final checkpoint.

@@ -29,6 +29,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "weir-mirror: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
+  if (!config->duckdb_query.empty()) {
+    absl::Status status = mirror_app::QueryDuckDb(*config, stdout);
+    if (!status.ok()) {
+      std::fprintf(stderr, "weir-mirror: %s\n", status.ToString().c_str());
+      return 1;
+    }
+    return 0;
+  }
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   absl::Status status = mirror_app::RunMirror(*config, g_stop);

@@ -105,7 +105,8 @@ TEST(MirrorFlagsTest, HelpNamesEveryFlagAndBadFlagsAreRefused) {
        {"--brokers", "--topics", "--topic-prefix", "--clickhouse-url", "--duckdb",
         "--dead-letter-topic", "--on-incompatible", "--table", "--rename-column",
         "--exclude-column", "--decimal-column", "--checkpoint-uri", "--checkpoint-interval",
-        "--parallelism", "--http-port", "--status-interval", "--bounded", "--only-listed"}) {
+        "--parallelism", "--http-port", "--status-interval", "--bounded", "--only-listed",
+        "--duckdb-query"}) {
     EXPECT_THAT(usage, HasSubstr(flag));
   }
   const auto parse = [](std::vector<std::string> args) {

@@ -2,8 +2,10 @@
 //
 // Between barriers a writer keeps, per target table, the last change of each
 // key (a truncate drops what came before it): applying a checkpoint then
-// touches each row once, which DuckDB's unique indexes need (a key deleted
-// and inserted again in one transaction can trip its constraint check).
+// touches each row once. The rows go through DuckDB's appender into a
+// temporary staging table and from there into the table with one INSERT OR
+// REPLACE and one DELETE per schema, which is two orders of magnitude
+// faster than a prepared statement per row.
 // Schema decisions (compatible or not) are taken when a change arrives, so
 // a dead letter is written before the checkpoint that covers its record;
 // the DDL runs when the checkpoint is applied, in its transaction.
@@ -201,117 +203,6 @@ absl::StatusOr<TextRows> Fetch(duckdb_connection connection, const std::string& 
     }
   }
   return rows;
-}
-
-// A prepared statement destroyed with its scope.
-class Statement {
- public:
-  static absl::StatusOr<std::unique_ptr<Statement>> Prepare(duckdb_connection connection,
-                                                            const std::string& sql) {
-    auto statement = std::unique_ptr<Statement>(new Statement());
-    if (duckdb_prepare(connection, sql.c_str(), &statement->handle_) != DuckDBSuccess) {
-      const char* error = duckdb_prepare_error(statement->handle_);
-      return absl::InternalError(
-          Cat("duckdb: ", error != nullptr ? error : "prepare failed", " (in: ", sql, ")"));
-    }
-    return statement;
-  }
-  ~Statement() { duckdb_destroy_prepare(&handle_); }
-  duckdb_prepared_statement get() { return handle_; }
-  absl::Status Execute() {
-    Result result;
-    if (duckdb_execute_prepared(handle_, result.get()) != DuckDBSuccess) {
-      const char* error = duckdb_result_error(result.get());
-      return absl::InternalError(Cat("duckdb: ", error != nullptr ? error : "execute failed"));
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  Statement() = default;
-  duckdb_prepared_statement handle_ = nullptr;
-};
-
-absl::Status Bind(duckdb_prepared_statement statement, idx_t idx, const RowColumn& column,
-                  const RowValue& value) {
-  duckdb_state state = DuckDBSuccess;
-  if (std::holds_alternative<std::monostate>(value)) {
-    state = duckdb_bind_null(statement, idx);
-  } else {
-    switch (column.type) {
-      case ColumnType::kBool:
-        state = duckdb_bind_boolean(statement, idx, std::get<bool>(value));
-        break;
-      case ColumnType::kInt8:
-      case ColumnType::kInt16:
-      case ColumnType::kInt32:
-      case ColumnType::kInt64:
-        state = duckdb_bind_int64(statement, idx, std::get<int64_t>(value));
-        break;
-      case ColumnType::kUInt64:
-        state = duckdb_bind_uint64(statement, idx, std::get<uint64_t>(value));
-        break;
-      case ColumnType::kFloat32:
-        state = duckdb_bind_float(statement, idx, static_cast<float>(std::get<double>(value)));
-        break;
-      case ColumnType::kFloat64:
-        state = duckdb_bind_double(statement, idx, std::get<double>(value));
-        break;
-      case ColumnType::kDecimal: {
-        const absl::int128 unscaled = std::get<absl::int128>(value);
-        duckdb_decimal decimal;
-        decimal.width = static_cast<uint8_t>(column.precision);
-        decimal.scale = static_cast<uint8_t>(column.scale);
-        decimal.value.lower = absl::Int128Low64(unscaled);
-        decimal.value.upper = absl::Int128High64(unscaled);
-        state = duckdb_bind_decimal(statement, idx, decimal);
-        break;
-      }
-      case ColumnType::kDecimalText:
-      case ColumnType::kString:
-      case ColumnType::kJson: {
-        const std::string& text = std::get<std::string>(value);
-        state = duckdb_bind_varchar_length(statement, idx, text.data(), text.size());
-        break;
-      }
-      case ColumnType::kBytes: {
-        const std::string& bytes = std::get<std::string>(value);
-        state = duckdb_bind_blob(statement, idx, bytes.data(), bytes.size());
-        break;
-      }
-      case ColumnType::kDate: {
-        const int64_t days = std::get<int64_t>(value);
-        duckdb_date date;
-        date.days = static_cast<int32_t>(days);
-        state = duckdb_bind_date(statement, idx, date);
-        break;
-      }
-      case ColumnType::kTime:
-      case ColumnType::kTimestamp: {
-        int64_t ticks = std::get<int64_t>(value);
-        if (column.unit == RowTimeUnit::kNanos) {
-          state = duckdb_bind_int64(statement, idx, ticks);
-          break;
-        }
-        if (column.unit == RowTimeUnit::kMillis) ticks *= 1000;
-        if (column.type == ColumnType::kTime) {
-          duckdb_time time;
-          time.micros = ticks;
-          state = duckdb_bind_time(statement, idx, time);
-        } else {
-          duckdb_timestamp timestamp;
-          timestamp.micros = ticks;
-          state = duckdb_bind_timestamp(statement, idx, timestamp);
-        }
-        break;
-      }
-    }
-  }
-  if (state != DuckDBSuccess) {
-    return absl::InvalidArgumentError(Cat("column \"", column.name, "\": DuckDB refused the value ",
-                                          RowValueToString(value, column)));
-  }
-  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------------------
@@ -755,71 +646,195 @@ class MirrorWriter final : public SinkWriter<debezium::RowChange> {
           }
         }
       }
-      // Statements per schema: rows of one checkpoint may follow several.
-      struct Prepared {
-        MappedTable mapped;
-        std::unique_ptr<Statement> upsert;
-        std::unique_ptr<Statement> remove;
-      };
-      absl::flat_hash_map<const RowSchema*, Prepared> prepared;
+      // The rows of one checkpoint may follow several schemas: each group
+      // goes through the appender into a staging table, then into the table
+      // with two statements.
+      absl::flat_hash_map<const RowSchema*, std::vector<const PendingRow*>> groups;
       for (const auto& [key, change] : changes.rows) {
-        const RowSchema* schema = &change.row.schema();
-        auto found = prepared.find(schema);
-        if (found == prepared.end()) {
-          absl::StatusOr<MappedTable> mapped =
-              mirror::internal::MapSchema(*schema, table, options_->mirror);
-          if (!mapped.ok()) return mapped.status();
-          Prepared statements{*std::move(mapped), nullptr, nullptr};
-          std::vector<std::string> names;
-          std::vector<std::string> marks;
-          for (const MappedColumn& column : statements.mapped.columns) {
-            names.push_back(QuoteIdentifier(column.name));
-            marks.push_back("?");
-          }
-          absl::StatusOr<std::unique_ptr<Statement>> upsert = Statement::Prepare(
-              connection_.get(),
-              Cat("INSERT OR REPLACE INTO ", QuoteIdentifier(table), " (",
-                  absl::StrJoin(names, ", "), ") VALUES (", absl::StrJoin(marks, ", "), ")"));
-          if (!upsert.ok()) return upsert.status();
-          std::vector<std::string> conditions;
-          for (const std::string& name : statements.mapped.key) {
-            conditions.push_back(Cat(QuoteIdentifier(name), " = ?"));
-          }
-          absl::StatusOr<std::unique_ptr<Statement>> remove = Statement::Prepare(
-              connection_.get(), Cat("DELETE FROM ", QuoteIdentifier(table), " WHERE ",
-                                     absl::StrJoin(conditions, " AND ")));
-          if (!remove.ok()) return remove.status();
-          statements.upsert = *std::move(upsert);
-          statements.remove = *std::move(remove);
-          found = prepared.emplace(schema, std::move(statements)).first;
-        }
-        Prepared& statements = found->second;
-        if (change.deleted) {
-          idx_t idx = 1;
-          for (const MappedColumn& column : statements.mapped.columns) {
-            if (!column.key) continue;
-            if (absl::Status status =
-                    Bind(statements.remove->get(), idx++, column.column,
-                         change.row.value(static_cast<size_t>(column.source_idx)));
-                !status.ok()) {
-              return status;
-            }
-          }
-          if (absl::Status status = statements.remove->Execute(); !status.ok()) return status;
-          if (stats_) stats_->rows_deleted.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        }
-        idx_t idx = 1;
-        for (const MappedColumn& column : statements.mapped.columns) {
-          if (absl::Status status = Bind(statements.upsert->get(), idx++, column.column,
-                                         change.row.value(static_cast<size_t>(column.source_idx)));
-              !status.ok()) {
-            return status;
-          }
-        }
-        if (absl::Status status = statements.upsert->Execute(); !status.ok()) return status;
-        if (stats_) stats_->rows_upserted.fetch_add(1, std::memory_order_relaxed);
+        groups[&change.row.schema()].push_back(&change);
       }
+      for (const auto& [schema, rows] : groups) {
+        absl::StatusOr<MappedTable> mapped =
+            mirror::internal::MapSchema(*schema, table, options_->mirror);
+        if (!mapped.ok()) return mapped.status();
+        if (absl::Status status = ApplyGroup(table, *mapped, rows); !status.ok()) return status;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status AppendValue(duckdb_appender appender, const RowColumn& column,
+                           const RowValue& value) {
+    duckdb_state state = DuckDBSuccess;
+    if (std::holds_alternative<std::monostate>(value)) {
+      state = duckdb_append_null(appender);
+    } else {
+      switch (column.type) {
+        case ColumnType::kBool:
+          state = duckdb_append_bool(appender, std::get<bool>(value));
+          break;
+        case ColumnType::kInt8:
+          state = duckdb_append_int8(appender, static_cast<int8_t>(std::get<int64_t>(value)));
+          break;
+        case ColumnType::kInt16:
+          state = duckdb_append_int16(appender, static_cast<int16_t>(std::get<int64_t>(value)));
+          break;
+        case ColumnType::kInt32:
+          state = duckdb_append_int32(appender, static_cast<int32_t>(std::get<int64_t>(value)));
+          break;
+        case ColumnType::kInt64:
+          state = duckdb_append_int64(appender, std::get<int64_t>(value));
+          break;
+        case ColumnType::kUInt64:
+          state = duckdb_append_uint64(appender, std::get<uint64_t>(value));
+          break;
+        case ColumnType::kFloat32:
+          state = duckdb_append_float(appender, static_cast<float>(std::get<double>(value)));
+          break;
+        case ColumnType::kFloat64:
+          state = duckdb_append_double(appender, std::get<double>(value));
+          break;
+        case ColumnType::kDecimal: {
+          const absl::int128 unscaled = std::get<absl::int128>(value);
+          duckdb_decimal decimal;
+          decimal.width = static_cast<uint8_t>(column.precision);
+          decimal.scale = static_cast<uint8_t>(column.scale);
+          decimal.value.lower = absl::Int128Low64(unscaled);
+          decimal.value.upper = absl::Int128High64(unscaled);
+          duckdb_value boxed = duckdb_create_decimal(decimal);
+          state = duckdb_append_value(appender, boxed);
+          duckdb_destroy_value(&boxed);
+          break;
+        }
+        case ColumnType::kDecimalText:
+        case ColumnType::kString:
+        case ColumnType::kJson: {
+          const std::string& text = std::get<std::string>(value);
+          state = duckdb_append_varchar_length(appender, text.data(), text.size());
+          break;
+        }
+        case ColumnType::kBytes: {
+          const std::string& bytes = std::get<std::string>(value);
+          state = duckdb_append_blob(appender, bytes.data(), bytes.size());
+          break;
+        }
+        case ColumnType::kDate: {
+          duckdb_date date;
+          date.days = static_cast<int32_t>(std::get<int64_t>(value));
+          state = duckdb_append_date(appender, date);
+          break;
+        }
+        case ColumnType::kTime:
+        case ColumnType::kTimestamp: {
+          int64_t ticks = std::get<int64_t>(value);
+          if (column.unit == RowTimeUnit::kNanos) {
+            state = duckdb_append_int64(appender, ticks);
+            break;
+          }
+          if (column.unit == RowTimeUnit::kMillis) ticks *= 1000;
+          if (column.type == ColumnType::kTime) {
+            duckdb_time time;
+            time.micros = ticks;
+            state = duckdb_append_time(appender, time);
+          } else {
+            duckdb_timestamp timestamp;
+            timestamp.micros = ticks;
+            state = duckdb_append_timestamp(appender, timestamp);
+          }
+          break;
+        }
+      }
+    }
+    if (state != DuckDBSuccess) {
+      const char* error = duckdb_appender_error(appender);
+      return absl::InvalidArgumentError(Cat("column \"", column.name, "\": DuckDB refused ",
+                                            RowValueToString(value, column), ": ",
+                                            error != nullptr ? error : "append failed"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Upserts and deletes `rows` (all of one schema) through a staging table.
+  absl::Status ApplyGroup(const std::string& table, const MappedTable& mapped,
+                          const std::vector<const PendingRow*>& rows) {
+    constexpr std::string_view kStage = "_weir_mirror_stage";
+    constexpr std::string_view kDeletedColumn = "_weir_deleted";
+    std::vector<std::string> definitions;
+    std::vector<std::string> names;
+    for (const MappedColumn& column : mapped.columns) {
+      definitions.push_back(Cat(QuoteIdentifier(column.name), " ", DuckDbType(column.column)));
+      names.push_back(QuoteIdentifier(column.name));
+    }
+    definitions.push_back(Cat(QuoteIdentifier(kDeletedColumn), " BOOLEAN"));
+    if (absl::Status status =
+            Run(connection_.get(), Cat("CREATE OR REPLACE TEMP TABLE ", QuoteIdentifier(kStage),
+                                       " (", absl::StrJoin(definitions, ", "), ")"));
+        !status.ok()) {
+      return status;
+    }
+    duckdb_appender appender = nullptr;
+    if (duckdb_appender_create_ext(connection_.get(), "temp", "main", std::string(kStage).c_str(),
+                                   &appender) != DuckDBSuccess) {
+      const char* error = duckdb_appender_error(appender);
+      absl::Status status = absl::InternalError(
+          Cat("duckdb: cannot append to the staging table: ", error != nullptr ? error : "?"));
+      duckdb_appender_destroy(&appender);
+      return status;
+    }
+    absl::Status status;
+    int64_t deletes = 0;
+    for (const PendingRow* row : rows) {
+      for (const MappedColumn& column : mapped.columns) {
+        // A delete needs only the key; its other values may be NULL
+        // whatever the column says (REPLICA IDENTITY DEFAULT).
+        static const RowValue kNull;
+        const RowValue& value = row->deleted && !column.key
+                                    ? kNull
+                                    : row->row.value(static_cast<size_t>(column.source_idx));
+        status.Update(AppendValue(appender, column.column, value));
+      }
+      if (duckdb_append_bool(appender, row->deleted) != DuckDBSuccess ||
+          duckdb_appender_end_row(appender) != DuckDBSuccess) {
+        const char* error = duckdb_appender_error(appender);
+        status.Update(absl::InternalError(Cat("duckdb: ", error != nullptr ? error : "append")));
+      }
+      if (!status.ok()) break;
+      deletes += row->deleted ? 1 : 0;
+    }
+    if (status.ok() && duckdb_appender_close(appender) != DuckDBSuccess) {
+      const char* error = duckdb_appender_error(appender);
+      status = absl::InternalError(Cat("duckdb: ", error != nullptr ? error : "append"));
+    }
+    duckdb_appender_destroy(&appender);
+    if (!status.ok()) return status;
+    const std::string stage = Cat("temp.main.", QuoteIdentifier(kStage));
+    if (deletes < static_cast<int64_t>(rows.size())) {
+      if (absl::Status upserted =
+              Run(connection_.get(),
+                  Cat("INSERT OR REPLACE INTO ", QuoteIdentifier(table), " (",
+                      absl::StrJoin(names, ", "), ") SELECT ", absl::StrJoin(names, ", "), " FROM ",
+                      stage, " WHERE NOT ", QuoteIdentifier(kDeletedColumn)));
+          !upserted.ok()) {
+        return upserted;
+      }
+    }
+    if (deletes > 0) {
+      std::vector<std::string> conditions;
+      for (const std::string& key : mapped.key) {
+        conditions.push_back(Cat("t.", QuoteIdentifier(key), " = s.", QuoteIdentifier(key)));
+      }
+      if (absl::Status removed =
+              Run(connection_.get(), Cat("DELETE FROM ", QuoteIdentifier(table), " AS t USING ",
+                                         stage, " AS s WHERE s.", QuoteIdentifier(kDeletedColumn),
+                                         " AND ", absl::StrJoin(conditions, " AND ")));
+          !removed.ok()) {
+        return removed;
+      }
+    }
+    if (stats_) {
+      stats_->rows_upserted.fetch_add(static_cast<int64_t>(rows.size()) - deletes,
+                                      std::memory_order_relaxed);
+      stats_->rows_deleted.fetch_add(deletes, std::memory_order_relaxed);
     }
     return absl::OkStatus();
   }
