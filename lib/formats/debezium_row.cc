@@ -281,6 +281,10 @@ class RowDecoderCore {
                                                        const std::vector<std::string>& key,
                                                        const std::string& table,
                                                        const RowTable* declared);
+  absl::StatusOr<const CompiledTable*> FindOrCompile(std::string_view schema_text,
+                                                     const std::vector<std::string>& key,
+                                                     const std::string& table,
+                                                     const RowTable* declared);
   absl::StatusOr<const CompiledTable*> DeclaredTable(const RowTable& declared,
                                                      const std::string& table);
   absl::Status ReadRow(ondemand::object& object, const CompiledTable& table, bool lenient,
@@ -295,6 +299,10 @@ class RowDecoderCore {
   absl::flat_hash_map<std::string, std::unique_ptr<CompiledTable>> tables_;
   absl::flat_hash_map<std::string, std::vector<std::string>> key_schemas_;
   std::string cache_key_;
+  // The table the previous record with a schema compiled to, and its inputs.
+  const CompiledTable* last_table_ = nullptr;
+  std::string last_schema_text_;
+  std::vector<std::string> last_key_;
   FieldValue scratch_;
   std::vector<uint8_t> seen_;
 };
@@ -402,6 +410,22 @@ absl::StatusOr<std::vector<std::string>> RowDecoderCore::KeyColumns(std::string_
 absl::StatusOr<const CompiledTable*> RowDecoderCore::TableFromSchema(
     std::string_view schema_text, const std::vector<std::string>& key, const std::string& table,
     const RowTable* declared) {
+  // Consecutive records of one table carry the same schema text: no lookup.
+  if (last_table_ != nullptr && schema_text == last_schema_text_ && key == last_key_ &&
+      table == last_table_->schema->table()) {
+    return last_table_;
+  }
+  absl::StatusOr<const CompiledTable*> found = FindOrCompile(schema_text, key, table, declared);
+  if (!found.ok()) return found.status();
+  last_table_ = *found;
+  last_schema_text_.assign(schema_text);
+  last_key_ = key;
+  return last_table_;
+}
+
+absl::StatusOr<const CompiledTable*> RowDecoderCore::FindOrCompile(
+    std::string_view schema_text, const std::vector<std::string>& key, const std::string& table,
+    const RowTable* declared) {
   cache_key_.clear();
   for (const std::string& name : key) cache_key_.append(name).push_back('\0');
   cache_key_.append("\n").append(table).append("\n").append(schema_text);
@@ -448,7 +472,10 @@ absl::StatusOr<const CompiledTable*> RowDecoderCore::TableFromSchema(
       RowSchema::Create(table, std::move(columns), std::move(key_names));
   if (!row_schema.ok()) return row_schema.status();
   compiled->schema = *std::move(row_schema);
-  if (tables_.size() >= kMaxCachedSchemas) tables_.clear();
+  if (tables_.size() >= kMaxCachedSchemas) {
+    tables_.clear();
+    last_table_ = nullptr;
+  }
   return tables_.emplace(cache_key_, std::move(compiled)).first->second.get();
 }
 

@@ -128,13 +128,13 @@ class DuckDbMirrorTest : public ::testing::Test {
 
   std::unique_ptr<SinkWriter<RowChange>> Writer(duckdb::MirrorSinkOptions options,
                                                 std::shared_ptr<duckdb::MirrorStats> stats,
-                                                int64_t restored = 0) {
+                                                int64_t restored = 0, bool checkpointing = true) {
     options.path = path_;
     std::shared_ptr<Sink<RowChange>> sink = duckdb::MirrorSink(options, std::move(stats));
     absl::StatusOr<std::unique_ptr<SinkWriter<RowChange>>> writer =
         sink->CreateWriter({.operator_name = "mirror",
                             .operator_uid = "duckdb-mirror",
-                            .checkpointing = true,
+                            .checkpointing = checkpointing,
                             .restored_checkpoint = restored});
     EXPECT_TRUE(writer.ok()) << writer.status();
     return writer.ok() ? *std::move(writer) : nullptr;
@@ -256,6 +256,23 @@ TEST_F(DuckDbMirrorTest, ARestoreNeitherAppliesACheckpointTwiceNorSkipsOne) {
   EXPECT_TRUE(std::filesystem::is_empty(path_ + ".weir-staging"));
 }
 
+TEST_F(DuckDbMirrorTest, WithoutCheckpointsTheChangesAreAppliedAtTheEndOfInput) {
+  const MirrorHistory history = MirrorHistory::Generate(24, 600);
+  std::vector<RowChange> changes = Decode(history);
+  auto stats = std::make_shared<duckdb::MirrorStats>();
+  std::unique_ptr<SinkWriter<RowChange>> writer =
+      Writer({}, stats, /*restored=*/0, /*checkpointing=*/false);
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(writer->Write(changes, {}).ok());
+  EXPECT_EQ(stats->rows_upserted.load(), 0) << "nothing before the end of input";
+  ASSERT_TRUE(writer->Flush().ok());
+  for (const auto& [name, table] : history.tables) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(Actual(table), Expected(table));
+  }
+  EXPECT_EQ(QueryOne("SELECT count(*) FROM _weir_mirror_checkpoints"), "0");
+}
+
 TEST_F(DuckDbMirrorTest, ACompletedCheckpointWhoseStagedChangesAreGoneIsDataLoss) {
   const MirrorHistory history = MirrorHistory::Generate(23, 100);
   std::vector<RowChange> changes = Decode(history);
@@ -343,6 +360,24 @@ TEST_F(DuckDbMirrorTest, MySqlTypesAndAnIncompatibleChangeThatDeadLetters) {
 
 TEST_F(DuckDbMirrorTest, RandomHistoriesEndAsTheReferenceModel) {}
 TEST_F(DuckDbMirrorTest, ARestoreNeitherAppliesACheckpointTwiceNorSkipsOne) {}
+TEST_F(DuckDbMirrorTest, WithoutCheckpointsTheChangesAreAppliedAtTheEndOfInput) {
+  const MirrorHistory history = MirrorHistory::Generate(24, 600);
+  std::vector<RowChange> changes = Decode(history);
+  auto stats = std::make_shared<duckdb::MirrorStats>();
+  std::unique_ptr<SinkWriter<RowChange>> writer =
+      Writer({}, stats, /*restored=*/0, /*checkpointing=*/false);
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(writer->Write(changes, {}).ok());
+  EXPECT_EQ(stats->rows_upserted.load(), 0) << "nothing before the end of input";
+  ASSERT_TRUE(writer->Flush().ok());
+  for (const auto& [name, table] : history.tables) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(Actual(table), Expected(table));
+  }
+  EXPECT_EQ(QueryOne("SELECT count(*) FROM _weir_mirror_checkpoints"), "0");
+}
+
+TEST_F(DuckDbMirrorTest, WithoutCheckpointsTheChangesAreAppliedAtTheEndOfInput) {}
 TEST_F(DuckDbMirrorTest, ACompletedCheckpointWhoseStagedChangesAreGoneIsDataLoss) {}
 TEST_F(DuckDbMirrorTest, MySqlTypesAndAnIncompatibleChangeThatDeadLetters) {}
 
