@@ -12,7 +12,7 @@
 // ClickHouse runs on this machine (started by the bench, as the tests do).
 //
 //   weir-bench-w6 [--changes=1000000] [--partitions=128] [--parallelism=2]
-//                 [--with-schema] [--json=w6.json]
+//                 [--with-schema] [--no-duckdb] [--json=w6.json]
 
 #include <spawn.h>
 #include <sys/wait.h>
@@ -252,6 +252,7 @@ int Main(int argc, char** argv) {
   int partitions = 128;
   int parallelism = 2;
   bool with_schema = false;
+  bool run_duckdb = true;
   std::string json;
   for (int idx = 1; idx < argc; ++idx) {
     const std::string_view arg = argv[idx];
@@ -269,10 +270,12 @@ int Main(int argc, char** argv) {
       json = *json_v;
     } else if (arg == "--with-schema") {
       with_schema = true;
+    } else if (arg == "--no-duckdb") {
+      run_duckdb = false;
     } else {
       std::fprintf(stderr,
                    "usage: %s [--changes=N] [--partitions=N] [--parallelism=N] [--with-schema] "
-                   "[--json=FILE]\n",
+                   "[--no-duckdb] [--json=FILE]\n",
                    argv[0]);
       return 2;
     }
@@ -388,7 +391,7 @@ int Main(int argc, char** argv) {
   }
 #ifdef WEIR_MIRROR_DUCKDB
   // 3. weir-mirror into DuckDB.
-  {
+  if (run_duckdb) {
     mirror_app::MirrorConfig config = base;
     config.duckdb_path = absl::StrCat(scratch.path(), "/items.duckdb");
     config.checkpoint_uri = absl::StrCat("file://", scratch.path(), "/duckdb-checkpoints");

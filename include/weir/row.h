@@ -175,6 +175,8 @@ namespace internal {
 // Codec<Row>'s halves (lib/formats/row.cc).
 void EncodeRow(const Row& row, std::string& out);
 bool DecodeRow(std::string_view& in, Row& row);
+// "-12.50" for -1250 at scale 2.
+std::string ScaledInt128ToString(absl::int128 unscaled, int32_t scale);
 }  // namespace internal
 
 // A Row with its schema, so state holds rows of any table. Decoding keeps the

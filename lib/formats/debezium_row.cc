@@ -80,6 +80,11 @@ struct CompiledColumn {
   bool base64 = false;
   // kDate: the spec yields millis, kept as days.
   bool millis_to_days = false;
+  // kDecimal: 10^precision, and whether a JSON string is base64 of the
+  // unscaled value at the column's scale (Kafka Connect's Decimal), which is
+  // read straight into the integer.
+  absl::int128 decimal_limit = 0;
+  bool base64_decimal = false;
 };
 
 struct CompiledTable {
@@ -210,7 +215,15 @@ absl::StatusOr<CompiledColumn> Compile(const RowColumn& column,
     case ColumnType::kDecimalText:
       spec.target = TargetKind::kString;
       spec.semantic = Semantic::kDecimal;
-      if (column.type == ColumnType::kDecimal) spec.decimal.scale = column.scale;
+      if (column.type == ColumnType::kDecimal) {
+        spec.decimal.scale = column.scale;
+        for (int32_t digit = 0; digit < column.precision; ++digit) {
+          compiled.decimal_limit = compiled.decimal_limit == 0 ? 10 : compiled.decimal_limit * 10;
+        }
+        compiled.base64_decimal = wire.has_value()
+                                      ? wire->name == kDecimalName && wire->scale == column.scale
+                                      : mode == DecimalMode::kPrecise;
+      }
       spec.decimal.mode = mode;
       break;
     case ColumnType::kString:
@@ -252,10 +265,18 @@ absl::StatusOr<CompiledColumn> Compile(const RowColumn& column,
   return compiled;
 }
 
-absl::int128 Pow10(int32_t digits) {
-  absl::int128 value = 1;
-  for (int32_t idx = 0; idx < digits; ++idx) value *= 10;
-  return value;
+// Kafka Connect's Decimal bytes (base64 of the big-endian two's complement
+// unscaled value) as an integer; nullopt when they are not base64 or longer
+// than 16 bytes (the general path then reports it).
+std::optional<absl::int128> Base64Decimal(std::string_view text, std::string& bytes) {
+  bytes.clear();
+  if (!absl::Base64Unescape(absl::string_view(text.data(), text.size()), &bytes) || bytes.empty() ||
+      bytes.size() > 16) {
+    return std::nullopt;
+  }
+  absl::uint128 bits = (static_cast<uint8_t>(bytes[0]) & 0x80) != 0 ? ~absl::uint128(0) : 0;
+  for (char byte : bytes) bits = (bits << 8) | static_cast<uint8_t>(byte);
+  return static_cast<absl::int128>(bits);
 }
 
 }  // namespace
@@ -299,11 +320,19 @@ class RowDecoderCore {
   absl::flat_hash_map<std::string, std::unique_ptr<CompiledTable>> tables_;
   absl::flat_hash_map<std::string, std::vector<std::string>> key_schemas_;
   std::string cache_key_;
+  // The previous record's table (FindDeclared and the qualified name).
+  bool last_source_valid_ = false;
+  std::string last_namespace_;
+  std::string last_source_table_;
+  std::string last_topic_;
+  const RowTable* last_declared_ = nullptr;
+  std::string last_table_name_;
   // The table the previous record with a schema compiled to, and its inputs.
   const CompiledTable* last_table_ = nullptr;
   std::string last_schema_text_;
   std::vector<std::string> last_key_;
   FieldValue scratch_;
+  std::string bytes_scratch_;
   std::vector<uint8_t> seen_;
 };
 
@@ -501,6 +530,24 @@ absl::StatusOr<const CompiledTable*> RowDecoderCore::DeclaredTable(const RowTabl
 
 absl::Status RowDecoderCore::ConvertValue(const CompiledColumn& compiled, ondemand::value& value,
                                           RowValue& out) {
+  absl::StatusOr<ondemand::json_type> json_type = weir::internal::TypeOf(value);
+  if (!json_type.ok()) return json_type.status();
+  if (compiled.base64_decimal && *json_type == ondemand::json_type::string) {
+    std::string_view text;
+    if (auto error = value.get_string().get(text)) return JsonError(error);
+    if (std::optional<absl::int128> unscaled = Base64Decimal(text, bytes_scratch_)) {
+      if (*unscaled >= compiled.decimal_limit || *unscaled <= -compiled.decimal_limit) {
+        return absl::InvalidArgumentError(
+            Cat("decimal ", weir::internal::ScaledInt128ToString(*unscaled, compiled.column.scale),
+                " has more than ", compiled.column.precision, " digits (Decimal(",
+                compiled.column.precision, ",", compiled.column.scale, "))"));
+      }
+      out = *unscaled;
+      return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(Cat("precise decimal ", weir::internal::QuoteForError(text),
+                                          " is not base64 of at most 16 bytes"));
+  }
   const ColumnSchema* wire = compiled.wire.has_value() ? &*compiled.wire : nullptr;
   if (absl::Status status = ConvertField(compiled.spec, wire, value, scratch_); !status.ok()) {
     return status;
@@ -524,7 +571,7 @@ absl::Status RowDecoderCore::ConvertValue(const CompiledColumn& compiled, ondema
       absl::StatusOr<absl::int128> scaled =
           weir::internal::DecimalToScaledInt(*number, column.scale);
       if (!scaled.ok()) return scaled.status();
-      const absl::int128 limit = Pow10(column.precision);
+      const absl::int128 limit = compiled.decimal_limit;
       if (*scaled >= limit || *scaled <= -limit) {
         return absl::InvalidArgumentError(Cat("decimal ", scratch_.string_value, " has more than ",
                                               column.precision, " digits (Decimal(",
@@ -636,16 +683,52 @@ absl::StatusOr<RowChange> RowDecoderCore::Decode(std::string_view key, std::stri
     }
     return JsonError(error);
   }
+  // The envelope's fields: op, the rows (their text: decoding them needs the
+  // table), source and ts_ms.
+  std::optional<std::string_view> before_text;
+  std::optional<std::string_view> after_text;
+  std::optional<std::string> op_text;
+  const auto envelope_field = [&](std::string_view name,
+                                  ondemand::value& field_value) -> absl::Status {
+    if (name == "op") {
+      absl::StatusOr<std::string_view> text = weir::internal::ReadString(field_value);
+      if (!text.ok()) return Annotate(text.status(), "field \"op\"");
+      op_text.emplace(*text);
+      return absl::OkStatus();
+    }
+    if (name == "before" || name == "after") {
+      return CaptureObjectOrNull(field_value, name, name == "before" ? before_text : after_text);
+    }
+    if (name == "source") return ReadSourceInfo(field_value, change.source);
+    if (name == "ts_ms") {
+      absl::StatusOr<bool> is_null = ReadNull(field_value);
+      if (!is_null.ok()) return is_null.status();
+      if (!*is_null) {
+        absl::StatusOr<int64_t> ts = ReadInt64(field_value);
+        if (!ts.ok()) return Annotate(ts.status(), "field \"ts_ms\"");
+        change.ts_ms = *ts;
+      }
+      return absl::OkStatus();
+    }
+    return SkipValue(field_value, 2);
+  };
+  // JsonConverter with schemas writes {"schema": ..., "payload": ...}; without,
+  // the envelope itself. The first key tells which: a bare envelope is read
+  // in this one pass.
   std::optional<std::string_view> schema_text;
   std::optional<std::string_view> payload_text;
   bool wrapped = false;
+  bool first = true;
   for (auto field_result : top) {
     ondemand::field field;
     if (auto error = std::move(field_result).get(field)) return JsonError(error);
     std::string_view name;
     if (auto error = field.unescaped_key().get(name)) return JsonError(error);
-    if (name == "schema" || name == "payload") {
-      wrapped = true;
+    if (first) wrapped = name == "schema" || name == "payload";
+    first = false;
+    if (!wrapped) {
+      if (absl::Status status = envelope_field(name, field.value()); !status.ok()) return status;
+    } else if (name == "schema" || name == "payload") {
       if (absl::Status status = CaptureObjectOrNull(field.value(), name,
                                                     name == "schema" ? schema_text : payload_text);
           !status.ok()) {
@@ -658,49 +741,17 @@ absl::StatusOr<RowChange> RowDecoderCore::Decode(std::string_view key, std::stri
   if (absl::Status status = weir::internal::CheckDocumentEnd(document); !status.ok()) {
     return status;
   }
-  std::string_view envelope_text(buffer_.data(), length_);
   if (wrapped) {
     if (!payload_text.has_value()) return change;  // {"schema":..., "payload":null}
-    envelope_text = *payload_text;
-  }
-
-  // First pass over the envelope: op, source, ts_ms (the rows need the table).
-  std::optional<std::string_view> before_text;
-  std::optional<std::string_view> after_text;
-  std::optional<std::string> op_text;
-  if (absl::Status status = Iterate(envelope_text, document); !status.ok()) return status;
-  ondemand::object envelope;
-  if (auto error = document.get_object().get(envelope)) return JsonError(error);
-  for (auto field_result : envelope) {
-    ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return JsonError(error);
-    std::string_view name;
-    if (auto error = field.unescaped_key().get(name)) return JsonError(error);
-    ondemand::value& field_value = field.value();
-    if (name == "op") {
-      absl::StatusOr<std::string_view> text = weir::internal::ReadString(field_value);
-      if (!text.ok()) return Annotate(text.status(), "field \"op\"");
-      op_text.emplace(*text);
-    } else if (name == "before" || name == "after") {
-      if (absl::Status status =
-              CaptureObjectOrNull(field_value, name, name == "before" ? before_text : after_text);
-          !status.ok()) {
-        return status;
-      }
-    } else if (name == "source") {
-      if (absl::Status status = ReadSourceInfo(field_value, change.source); !status.ok()) {
-        return status;
-      }
-    } else if (name == "ts_ms") {
-      absl::StatusOr<bool> is_null = ReadNull(field_value);
-      if (!is_null.ok()) return is_null.status();
-      if (!*is_null) {
-        absl::StatusOr<int64_t> ts = ReadInt64(field_value);
-        if (!ts.ok()) return Annotate(ts.status(), "field \"ts_ms\"");
-        change.ts_ms = *ts;
-      }
-    } else if (absl::Status status = SkipValue(field_value, 2); !status.ok()) {
-      return status;
+    if (absl::Status status = Iterate(*payload_text, document); !status.ok()) return status;
+    ondemand::object envelope;
+    if (auto error = document.get_object().get(envelope)) return JsonError(error);
+    for (auto field_result : envelope) {
+      ondemand::field field;
+      if (auto error = std::move(field_result).get(field)) return JsonError(error);
+      std::string_view name;
+      if (auto error = field.unescaped_key().get(name)) return JsonError(error);
+      if (absl::Status status = envelope_field(name, field.value()); !status.ok()) return status;
     }
   }
   if (!op_text.has_value()) {
@@ -720,15 +771,26 @@ absl::StatusOr<RowChange> RowDecoderCore::Decode(std::string_view key, std::stri
     return absl::InvalidArgumentError(Cat("field \"op\": ", weir::internal::QuoteForError(*op_text),
                                           " is not a row change (c, u, d, r or t)"));
   }
-  const RowTable* declared = FindDeclared(change.source, topic);
-  if (!change.source.table.empty()) {
-    change.table = Cat(change.source.schema.empty() ? change.source.db : change.source.schema, ".",
-                       change.source.table);
-  } else if (declared != nullptr) {
-    change.table = declared->table;
-  } else {
-    change.table = std::string(topic);
+  // The table and its declaration, computed once per run of records of one table.
+  const std::string& namespace_name =
+      change.source.schema.empty() ? change.source.db : change.source.schema;
+  if (!last_source_valid_ || namespace_name != last_namespace_ ||
+      change.source.table != last_source_table_ || topic != last_topic_) {
+    last_declared_ = FindDeclared(change.source, topic);
+    if (!change.source.table.empty()) {
+      last_table_name_ = Cat(namespace_name, ".", change.source.table);
+    } else if (last_declared_ != nullptr) {
+      last_table_name_ = last_declared_->table;
+    } else {
+      last_table_name_ = std::string(topic);
+    }
+    last_namespace_ = namespace_name;
+    last_source_table_ = change.source.table;
+    last_topic_.assign(topic);
+    last_source_valid_ = true;
   }
+  const RowTable* declared = last_declared_;
+  change.table = last_table_name_;
   const auto table_error = [&](const absl::Status& status) {
     return Annotate(status, Cat("table ", change.table));
   };

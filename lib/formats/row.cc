@@ -125,7 +125,6 @@ std::string Int128Digits(absl::uint128 magnitude) {
 
 namespace internal {
 
-// "-12.50" for -1250 at scale 2.
 std::string ScaledInt128ToString(absl::int128 unscaled, int32_t scale) {
   const bool negative = unscaled < 0;
   const absl::uint128 magnitude = negative ? absl::uint128(0) - static_cast<absl::uint128>(unscaled)

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -253,11 +254,18 @@ class MirrorWriter final : public SinkWriter<debezium::RowChange> {
     if (change.op == debezium::Op::kTombstone || !debezium::IsRowOp(change.op)) {
       return absl::OkStatus();
     }
-    std::optional<std::string> target =
-        mirror::internal::TargetTable(change.table, options_->mirror);
-    if (!target.has_value()) return absl::OkStatus();
-    TableState& table = tables_[*target];
-    table.name = *target;
+    if (last_state_ == nullptr || change.table != last_source_) {
+      std::optional<std::string> target =
+          mirror::internal::TargetTable(change.table, options_->mirror);
+      last_source_ = change.table;
+      last_skipped_ = !target.has_value();
+      if (target.has_value()) {
+        last_state_ = &tables_[*target];
+        last_state_->name = *target;
+      }
+    }
+    if (last_skipped_) return absl::OkStatus();
+    TableState& table = *last_state_;
     if (table.failed.has_value()) return DeadLetterOrFail(change, *table.failed);
     if (change.op == debezium::Op::kTruncate) return Truncate(table);
     const Row* row = change.row();
@@ -456,7 +464,12 @@ class MirrorWriter final : public SinkWriter<debezium::RowChange> {
   std::unique_ptr<DeadLetterWriter> dead_letters_;
   std::string operator_name_;
   bool datetime64_ = false;
-  absl::flat_hash_map<std::string, TableState> tables_;
+  // std::map: `last_state_` points into it.
+  std::map<std::string, TableState> tables_;
+  // The previous change's source table and where it goes.
+  std::string last_source_;
+  TableState* last_state_ = nullptr;
+  bool last_skipped_ = false;
   absl::flat_hash_map<std::string, bool> view_checked_;
 };
 

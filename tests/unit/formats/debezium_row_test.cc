@@ -311,6 +311,20 @@ TEST(DebeziumRowTest, SchemalessRecordsUseTheDeclaredSchema) {
             "1000.00");
   EXPECT_EQ(std::get<int64_t>(change->after->value(2)), 1700000000000001);
 
+  // Decimal(8,2) holds at most 999999.99; base64 that is no Decimal bytes.
+  absl::StatusOr<RowChange> too_long = decoder->Decode(
+      R"({"id":6})",
+      absl::StrCat(R"({"after":{"id":6,"price":")", DecimalBase64(100000000),
+                   R"(","at":1},"source":{"db":"inventory","table":"items"},"op":"c"})"));
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_THAT(too_long.status().message(),
+              HasSubstr("field \"price\": decimal 1000000.00 has more than 8 digits"));
+  absl::StatusOr<RowChange> not_base64 = decoder->Decode(
+      R"({"id":7})",
+      R"({"after":{"id":7,"price":"12.5","at":1},"source":{"db":"inventory","table":"items"},"op":"c"})");
+  ASSERT_FALSE(not_base64.ok());
+  EXPECT_THAT(not_base64.status().message(), HasSubstr("field \"price\": precise decimal"));
+
   // A table nobody declared, and a declared decimal without a mode.
   absl::StatusOr<RowChange> unknown = decoder->Decode(
       "", R"({"after":{"id":1},"source":{"db":"inventory","table":"other"},"op":"c"})");
