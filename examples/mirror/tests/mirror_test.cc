@@ -30,6 +30,7 @@
 #include "tests/support/prerequisite.h"
 #include "tests/unit/connectors/clickhouse/clickhouse_server.h"
 #include "tests/unit/connectors/kafka/kafka_test_broker.h"
+#include "tests/unit/connectors/kafka/topic_reader.h"
 #include "weir/connectors/clickhouse.h"
 #ifdef WEIR_MIRROR_DUCKDB
 #include "weir/connectors/duckdb_mirror.h"
@@ -315,6 +316,120 @@ TEST_F(MirrorEndToEndTest, KilledTenTimesDuringAHistoryEndsAsTheReferenceModel) 
       "libduckdb is not installed (.ci/setup-duckdb): the DuckDB copy was not checked; the "
       "ClickHouse copy was");
 #endif
+}
+
+TEST_F(MirrorEndToEndTest, BadRecordsAndAnIncompatibleChangeAreDeadLettersAndTheOthersGoOn) {
+  weir::testing::EnvelopeTable prices{
+      .table = "prices",
+      .columns =
+          {{"id", R"("type":"int32","optional":false)"},
+           {"price",
+            R"("type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2","connect.decimal.precision":"10"})"}},
+      .key = {"id"}};
+  weir::testing::EnvelopeTable other{
+      .table = "other", .columns = {{"id", R"("type":"int32","optional":false)"}}, .key = {"id"}};
+  ASSERT_TRUE(broker_->CreateTopic(prices.Prefix(), 1).ok());
+  ASSERT_TRUE(broker_->CreateTopic(other.Prefix(), 1).ok());
+  ASSERT_TRUE(broker_->CreateTopic("mirror.dlq", 1).ok());
+  const auto price = [&](int id, const std::string& value) -> weir::kafka::testing::TestRecord {
+    return {.key = prices.Key(absl::StrCat(R"({"id":)", id, "}")),
+            .value = prices.Value("c", std::nullopt,
+                                  absl::StrCat(R"({"id":)", id, R"(,"price":)", value, "}")),
+            .partition = 0};
+  };
+  std::vector<weir::kafka::testing::TestRecord> price_records = {
+      price(1, absl::StrCat("\"", weir::testing::DecimalBase64(150), "\"")),
+      price(2, R"("not base64!")")};
+  // The source's scale goes from 2 to 3: Decimal(10,3) does not fit the copies.
+  prices.columns[1].second =
+      R"("type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"3","connect.decimal.precision":"10"})";
+  price_records.push_back(price(3, absl::StrCat("\"", weir::testing::DecimalBase64(1500), "\"")));
+  price_records.push_back(price(4, absl::StrCat("\"", weir::testing::DecimalBase64(7), "\"")));
+  ASSERT_TRUE(
+      weir::kafka::testing::Produce(broker_->bootstrap(), prices.Prefix(), price_records).ok());
+  std::vector<weir::kafka::testing::TestRecord> other_records;
+  for (int id = 1; id <= 3; ++id) {
+    other_records.push_back(
+        {.key = other.Key(absl::StrCat(R"({"id":)", id, "}")),
+         .value = other.Value("c", std::nullopt, absl::StrCat(R"({"id":)", id, "}")),
+         .partition = 0});
+  }
+  ASSERT_TRUE(
+      weir::kafka::testing::Produce(broker_->bootstrap(), other.Prefix(), other_records).ok());
+
+  std::vector<std::string> argv = {
+      WEIR_MIRROR_PATH,
+      absl::StrCat("--brokers=", broker_->bootstrap()),
+      "--topic-prefix=pg",
+      absl::StrCat("--clickhouse-url=", clickhouse_->url()),
+      absl::StrCat("--clickhouse-user=", weir::testing::ClickHouseServer::kUser),
+      absl::StrCat("--clickhouse-password=", weir::testing::ClickHouseServer::kPassword),
+      absl::StrCat("--clickhouse-database=", database_),
+      absl::StrCat("--checkpoint-uri=file://", dir_, "/checkpoints"),
+      "--dead-letter-topic=mirror.dlq",
+      "--on-incompatible=dead-letter",
+      "--http-port=0",
+      "--bounded",
+  };
+#ifdef WEIR_MIRROR_DUCKDB
+  const std::string duckdb_path = dir_ + "/mirror.duckdb";
+  argv.push_back("--duckdb=" + duckdb_path);
+#endif
+  const std::string log = dir_ + "/mirror.log";
+  auto child = weir::testing::ChildProcess::Spawn(argv, {.log_path = log});
+  ASSERT_TRUE(child.ok()) << child.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while ((*child)->Running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_FALSE((*child)->Running()) << weir::testing::ReadFileOrEmpty(log);
+  const std::string text = weir::testing::ReadFileOrEmpty(log);
+  ASSERT_EQ((*child)->exit_status(), 0) << text;
+  EXPECT_THAT(text, HasSubstr("2 topics: pg.public.other,pg.public.prices"));
+  EXPECT_THAT(text, HasSubstr("weir-mirror: dashboard at http://127.0.0.1:"));
+
+  absl::StatusOr<std::string> live = weir::clickhouse::Query(
+      connection_, "SELECT id, price FROM prices_live ORDER BY id FORMAT TSV");
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_EQ(absl::StripTrailingAsciiWhitespace(*live), "1\t1.50");
+  live = weir::clickhouse::Query(connection_, "SELECT count() FROM other_live FORMAT TSV");
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_EQ(absl::StripTrailingAsciiWhitespace(*live), "3");
+#ifdef WEIR_MIRROR_DUCKDB
+  auto rows =
+      weir::duckdb::Query(duckdb_path,
+                          "SELECT (SELECT string_agg(id || ':' || price, ',') FROM prices), "
+                          "(SELECT count(*) FROM other)");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ((*rows)[0][0], "1:1.50");
+  EXPECT_EQ((*rows)[0][1], "3");
+#endif
+
+  // The dead letters: the bad record from the source, naming the field;
+  // records 3 and 4 from each copy, naming the column.
+  auto letters = weir::kafka::testing::ReadTopic(broker_->bootstrap(), "mirror.dlq", 1,
+                                                 /*read_committed=*/false);
+  ASSERT_TRUE(letters.ok()) << letters.status();
+  std::map<std::string, std::vector<std::string>> errors_by_stage;
+  for (const weir::kafka::testing::ReadMessage& letter : *letters) {
+    std::string stage;
+    std::string error;
+    for (const auto& [name, value] : letter.headers) {
+      if (name == "weir.stage") stage = value;
+      if (name == "weir.error") error = value;
+    }
+    errors_by_stage[stage].push_back(error);
+  }
+  ASSERT_EQ(errors_by_stage["kafka-source"].size(), 1u) << text;
+  EXPECT_THAT(errors_by_stage["kafka-source"][0],
+              HasSubstr("table public.prices: after: field \"price\""));
+#ifdef WEIR_MIRROR_DUCKDB
+  const size_t copies = 2;
+#else
+  const size_t copies = 1;
+#endif
+  ASSERT_EQ(errors_by_stage["mirror"].size(), 2 * copies);
+  for (const std::string& error : errors_by_stage["mirror"]) {
+    EXPECT_THAT(error, HasSubstr("table public.prices: column \"price\" is now"));
+  }
 }
 
 }  // namespace
