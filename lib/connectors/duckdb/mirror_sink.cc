@@ -124,9 +124,14 @@ struct Database {
 absl::StatusOr<std::shared_ptr<Database>> OpenDatabase(std::string_view path) {
   static std::mutex registry_mutex;
   static std::map<std::string, std::weak_ptr<Database>> registry;
+  // A file by its absolute path, so that two spellings share one database;
+  // ":memory:" (DuckDB's in-memory database) as it is.
   std::error_code error;
-  std::filesystem::path absolute = std::filesystem::absolute(std::string(path), error);
-  const std::string key = error ? std::string(path) : absolute.lexically_normal().string();
+  std::string key(path);
+  if (path != ":memory:") {
+    std::filesystem::path absolute = std::filesystem::absolute(key, error);
+    if (!error) key = absolute.lexically_normal().string();
+  }
   std::lock_guard<std::mutex> lock(registry_mutex);
   if (std::shared_ptr<Database> open = registry[key].lock()) return open;
   auto database = std::make_shared<Database>();
