@@ -9,7 +9,6 @@
 #include "weir/formats/debezium_row.h"
 
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,7 +36,9 @@ namespace {
 
 namespace ondemand = simdjson::ondemand;
 using weir::internal::Annotate;
+using weir::internal::CaptureObjectOrNull;
 using weir::internal::Cat;
+using weir::internal::IsBlankOrNull;
 using weir::internal::JsonError;
 using weir::internal::ReadInt64;
 using weir::internal::ReadNull;
@@ -47,16 +48,6 @@ using weir::internal::Unexpected;
 constexpr std::string_view kDecimalName = "org.apache.kafka.connect.data.Decimal";
 constexpr std::string_view kVariableScaleDecimalName = "io.debezium.data.VariableScaleDecimal";
 constexpr size_t kMaxCachedSchemas = 256;
-
-bool IsBlankOrNull(std::string_view json) {
-  size_t begin = 0;
-  size_t end = json.size();
-  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-  while (begin < end && space(json[begin])) ++begin;
-  while (end > begin && space(json[end - 1])) --end;
-  const std::string_view trimmed = json.substr(begin, end - begin);
-  return trimmed.empty() || trimmed == "null";
-}
 
 TimeUnit ToTimeUnit(RowTimeUnit unit) {
   switch (unit) {
@@ -289,11 +280,9 @@ class RowDecoderCore {
                                    std::string_view topic);
 
  private:
-  void Load(std::string_view json);
-  simdjson::padded_string_view View(std::string_view inside) const;
-  absl::Status Iterate(std::string_view inside, ondemand::document& document);
-  static absl::Status CaptureObjectOrNull(ondemand::value& value, std::string_view what,
-                                          std::optional<std::string_view>& text);
+  absl::Status Iterate(std::string_view inside, ondemand::document& document) {
+    return json_.Iterate(inside, document);
+  }
 
   const RowTable* FindDeclared(const SourceInfo& source, std::string_view topic) const;
   // The key's column names: from the key's schema, else its fields.
@@ -313,9 +302,7 @@ class RowDecoderCore {
   absl::Status ConvertValue(const CompiledColumn& compiled, ondemand::value& value, RowValue& out);
 
   RowDecoderOptions options_;
-  ondemand::parser parser_;
-  std::string buffer_;
-  size_t length_ = 0;
+  weir::internal::PaddedJson json_;
   // Compiled tables by "<key names>\n<table>\n<schema text>".
   absl::flat_hash_map<std::string, std::unique_ptr<CompiledTable>> tables_;
   absl::flat_hash_map<std::string, std::vector<std::string>> key_schemas_;
@@ -336,40 +323,6 @@ class RowDecoderCore {
   std::vector<uint8_t> seen_;
 };
 
-void RowDecoderCore::Load(std::string_view json) {
-  if (buffer_.size() < json.size() + simdjson::SIMDJSON_PADDING) {
-    buffer_.resize(json.size() + simdjson::SIMDJSON_PADDING);
-  }
-  std::memcpy(buffer_.data(), json.data(), json.size());
-  std::memset(buffer_.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
-  length_ = json.size();
-}
-
-simdjson::padded_string_view RowDecoderCore::View(std::string_view inside) const {
-  const size_t offset = static_cast<size_t>(inside.data() - buffer_.data());
-  return simdjson::padded_string_view(inside.data(), inside.size(), buffer_.size() - offset);
-}
-
-absl::Status RowDecoderCore::Iterate(std::string_view inside, ondemand::document& document) {
-  if (auto error = parser_.iterate(View(inside)).get(document)) return JsonError(error);
-  return absl::OkStatus();
-}
-
-absl::Status RowDecoderCore::CaptureObjectOrNull(ondemand::value& value, std::string_view what,
-                                                 std::optional<std::string_view>& text) {
-  text.reset();
-  absl::StatusOr<bool> is_null = ReadNull(value);
-  if (!is_null.ok() || *is_null) return is_null.status();
-  ondemand::object object;
-  if (value.get_object().get(object)) {
-    return Annotate(Unexpected("object or null", value), Cat("\"", what, "\""));
-  }
-  std::string_view raw;
-  if (auto error = object.raw_json().get(raw)) return JsonError(error);
-  text = raw;
-  return absl::OkStatus();
-}
-
 const RowTable* RowDecoderCore::FindDeclared(const SourceInfo& source,
                                              std::string_view topic) const {
   const std::string qualified =
@@ -386,10 +339,9 @@ const RowTable* RowDecoderCore::FindDeclared(const SourceInfo& source,
 absl::StatusOr<std::vector<std::string>> RowDecoderCore::KeyColumns(std::string_view key) {
   std::vector<std::string> names;
   if (IsBlankOrNull(key)) return names;
-  Load(key);
+  json_.Load(key);
   ondemand::document document;
-  if (absl::Status status = Iterate(std::string_view(buffer_.data(), length_), document);
-      !status.ok()) {
+  if (absl::Status status = Iterate(json_.whole(), document); !status.ok()) {
     return Annotate(status, "key");
   }
   ondemand::object top;
@@ -670,10 +622,9 @@ absl::StatusOr<RowChange> RowDecoderCore::Decode(std::string_view key, std::stri
   absl::StatusOr<std::vector<std::string>> key_columns = KeyColumns(key);
   if (!key_columns.ok()) return key_columns.status();
 
-  Load(value);
+  json_.Load(value);
   ondemand::document document;
-  if (absl::Status status = Iterate(std::string_view(buffer_.data(), length_), document);
-      !status.ok()) {
+  if (absl::Status status = Iterate(json_.whole(), document); !status.ok()) {
     return status;
   }
   ondemand::object top;

@@ -32,6 +32,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
 #include "tests/support/debezium_envelopes.h"
+#include "weir/formats/debezium_row.h"
 
 namespace weir::testing {
 
@@ -332,6 +333,30 @@ class MirrorHistory {
     return text;
   }
 };
+
+// The changes of `history`, decoded, with the Kafka offsets one partition
+// would give them; empty (and the error in `error`) when one does not decode.
+inline std::vector<debezium::RowChange> DecodeHistory(const MirrorHistory& history,
+                                                      std::string* error = nullptr) {
+  absl::StatusOr<debezium::RowDecoder> decoder = debezium::RowDecoder::Create();
+  if (!decoder.ok()) {
+    if (error != nullptr) *error = decoder.status().ToString();
+    return {};
+  }
+  std::vector<debezium::RowChange> changes;
+  for (size_t idx = 0; idx < history.records.size(); ++idx) {
+    const HistoryRecord& record = history.records[idx];
+    absl::StatusOr<debezium::RowChange> change =
+        decoder->Decode(record.key, record.value, record.topic);
+    if (!change.ok()) {
+      if (error != nullptr) *error = absl::StrCat(change.status().ToString(), "\n", record.value);
+      return {};
+    }
+    change->offset = static_cast<int64_t>(idx);
+    changes.push_back(*std::move(change));
+  }
+  return changes;
+}
 
 }  // namespace weir::testing
 

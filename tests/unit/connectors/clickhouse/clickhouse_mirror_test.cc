@@ -74,19 +74,10 @@ class ClickHouseMirrorTest : public ::testing::Test {
     return answer.ok() ? std::string(absl::StripTrailingAsciiWhitespace(*answer)) : "";
   }
 
-  // The changes of `history`, decoded, with Kafka offsets (one partition).
   static std::vector<RowChange> Decode(const MirrorHistory& history) {
-    absl::StatusOr<RowDecoder> decoder = RowDecoder::Create();
-    EXPECT_TRUE(decoder.ok());
-    std::vector<RowChange> changes;
-    for (size_t idx = 0; idx < history.records.size(); ++idx) {
-      const testing::HistoryRecord& record = history.records[idx];
-      absl::StatusOr<RowChange> change = decoder->Decode(record.key, record.value, record.topic);
-      EXPECT_TRUE(change.ok()) << change.status() << "\n" << record.value;
-      if (!change.ok()) return {};
-      change->offset = static_cast<int64_t>(idx);
-      changes.push_back(*std::move(change));
-    }
+    std::string error;
+    std::vector<RowChange> changes = testing::DecodeHistory(history, &error);
+    EXPECT_EQ(error, "");
     return changes;
   }
 
