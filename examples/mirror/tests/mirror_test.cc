@@ -217,6 +217,9 @@ TEST_F(MirrorEndToEndTest, KilledTenTimesDuringAHistoryEndsAsTheReferenceModel) 
       "--checkpoint-interval=150ms",
       "--status-interval=50ms",
       "--dead-letter-topic=mirror.dlq",
+      // Three single-partition topics over two workers: each copy has two
+      // writers, whose checkpoints a restore commits per worker.
+      "--parallelism=2",
   };
 #ifdef WEIR_MIRROR_DUCKDB
   const std::string duckdb_path = dir_ + "/mirror.duckdb";
