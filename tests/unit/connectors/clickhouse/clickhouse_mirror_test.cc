@@ -334,6 +334,47 @@ TEST_F(ClickHouseMirrorTest, AnIncompatibleChangeDeadLettersThatTableAndTheOther
   EXPECT_EQ(letters[1].offset, 4);
 }
 
+TEST_F(ClickHouseMirrorTest, ADateClickHouseCannotHoldIsADeadLetterNotAnotherDate) {
+  EnvelopeTable days{
+      .connector = testing::Connector::kMySql,
+      .db = "shop",
+      .table = "days",
+      .columns =
+          {{"id", R"("type":"int32","optional":false)"},
+           {"d", R"("type":"int32","optional":false,"name":"io.debezium.time.Date","version":1)"}},
+      .key = {"id"}};
+  absl::StatusOr<RowDecoder> decoder = RowDecoder::Create();
+  ASSERT_TRUE(decoder.ok());
+  std::vector<RowChange> changes;
+  // 2024-03-01, then 1000-01-01 (MySQL's DATE goes back to year 1000).
+  for (const auto& [id, day] : std::vector<std::pair<int, int>>{{1, 19783}, {2, -354285}}) {
+    absl::StatusOr<RowChange> change = decoder->Decode(
+        days.Key(absl::StrCat(R"({"id":)", id, "}")),
+        days.Value("c", std::nullopt, absl::StrCat(R"({"id":)", id, R"(,"d":)", day, "}")));
+    ASSERT_TRUE(change.ok()) << change.status();
+    change->offset = id;
+    changes.push_back(*std::move(change));
+  }
+  {  // Without a dead-letter queue the job fails, naming the column.
+    std::unique_ptr<SinkWriter<RowChange>> writer = Writer({}, nullptr);
+    ASSERT_NE(writer, nullptr);
+    absl::Status status = writer->Write(changes, {});
+    EXPECT_EQ(status.code(), absl::StatusCode::kOutOfRange);
+    EXPECT_THAT(status.message(), HasSubstr("table shop.days: column \"d\": date -354285"));
+  }
+  ASSERT_TRUE(clickhouse::Query(connection_, "TRUNCATE TABLE days").ok());
+  auto dead_letters = testing::CollectingDeadLetterQueue::Create();
+  std::unique_ptr<SinkWriter<RowChange>> writer =
+      Writer({.mirror = {.dead_letters = dead_letters}}, nullptr);
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(writer->Write(changes, {}).ok());
+  ASSERT_TRUE(writer->PreCommit(1).ok());
+  EXPECT_EQ(Query("SELECT id, d FROM days_live FORMAT TSV"), "1\t2024-03-01");
+  ASSERT_EQ(dead_letters->size(), 1u);
+  EXPECT_EQ(dead_letters->Letters()[0].offset, 2);
+  EXPECT_THAT(dead_letters->Letters()[0].error, HasSubstr("outside ClickHouse's Date range"));
+}
+
 TEST_F(ClickHouseMirrorTest, RenamedTablesAndColumnsAndLeftOutColumns) {
   EnvelopeTable users{.table = "users",
                       .columns = {{"id", R"("type":"int32","optional":false)"},
