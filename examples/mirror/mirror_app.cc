@@ -528,6 +528,7 @@ absl::Status RunMirror(const MirrorConfig& config, const std::atomic<bool>& stop
     int64_t checkpoint = job->last_completed_checkpoint();
     if (checkpoint == 0) checkpoint = job->restored_checkpoint();
     std::string targets;
+    int64_t letters = stats.dead_letters + clickhouse_stats->dead_letters.load();
     if (!config.clickhouse_url.empty()) {
       absl::StrAppend(&targets, ", ClickHouse ", clickhouse_stats->rows.load(), " rows ",
                       clickhouse_stats->deletes.load(), " deletes ",
@@ -538,16 +539,15 @@ absl::Status RunMirror(const MirrorConfig& config, const std::atomic<bool>& stop
       absl::StrAppend(&targets, ", DuckDB ", duckdb_stats->checkpoints_applied.load(),
                       " checkpoints applied (", duckdb_stats->rows_upserted.load(), " upserts ",
                       duckdb_stats->rows_deleted.load(), " deletes)");
+      letters += duckdb_stats->dead_letters.load();
     }
 #endif
-    std::fprintf(
-        stderr,
-        "weir-mirror: %.0f changes/s, %lld read, lag %.0f unread, last checkpoint "
-        "%lld%s, dead letters %lld\n",
-        elapsed > 0 ? static_cast<double>(stats.records - last_records) / elapsed : 0.0,
-        static_cast<long long>(stats.records), unread, static_cast<long long>(checkpoint),
-        targets.c_str(),
-        static_cast<long long>(stats.dead_letters + clickhouse_stats->dead_letters.load()));
+    std::fprintf(stderr,
+                 "weir-mirror: %.0f changes/s, %lld read, lag %.0f unread, last checkpoint "
+                 "%lld%s, dead letters %lld\n",
+                 elapsed > 0 ? static_cast<double>(stats.records - last_records) / elapsed : 0.0,
+                 static_cast<long long>(stats.records), unread, static_cast<long long>(checkpoint),
+                 targets.c_str(), static_cast<long long>(letters));
     last_records = stats.records;
   };
   while (!job->done()) {
