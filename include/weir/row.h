@@ -79,12 +79,15 @@ enum class RowTimeUnit : uint8_t { kMillis, kMicros, kNanos };
 
 // One column of a RowSchema.
 struct RowColumn {
+  // Required.
   std::string name;
+  // Default: kString
   ColumnType type = ColumnType::kString;
   // Whether the column may hold NULL.
   // Default: false
   bool nullable = false;
   // kDecimal only: total digits (1..38) and digits after the point (0..precision).
+  // Default: 0, 0
   int32_t precision = 0;
   int32_t scale = 0;
   // kTime and kTimestamp only.

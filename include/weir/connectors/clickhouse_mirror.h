@@ -37,6 +37,10 @@
 // checkpoint barrier (and when a batch is full); a replay after a crash
 // inserts the same rows with the same versions.
 //
+// Thread-safety: the sink is shared by the workers; each worker's writer is
+// called from that worker's thread only. Writers of several workers may
+// write to one table (its versions order the rows).
+//
 // Example:
 //
 //   changes.Sink(weir::clickhouse::MirrorSink(
@@ -62,8 +66,11 @@
 namespace weir::clickhouse {
 
 struct MirrorSinkOptions {
+  // The server and the database the tables go into (which must exist).
+  // Default: see ConnectionOptions
   ConnectionOptions connection;
   // Tables, renames, and the schema change policy.
+  // Default: every table under its own name; incompatible changes fail the job
   mirror::MirrorOptions mirror;
   // The live view's name: the table's name and this suffix.
   // Default: "_live"

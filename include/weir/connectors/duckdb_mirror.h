@@ -29,6 +29,9 @@
 // job or dead-letters the table's records (mirror::OnIncompatible). Writers
 // of one process share the database; their transactions are serialized.
 //
+// Thread-safety: the sink is shared by the workers; each worker's writer is
+// called from that worker's thread only. Query() may be called from any thread.
+//
 // Example:
 //
 //   changes.Sink(weir::duckdb::MirrorSink({.path = "/var/lib/app/mirror.duckdb"}))
@@ -56,6 +59,7 @@ struct MirrorSinkOptions {
   // The database file (created when missing; required).
   std::string path;
   // Tables, renames, and the schema change policy.
+  // Default: every table under its own name; incompatible changes fail the job
   mirror::MirrorOptions mirror;
   // Where staged checkpoints wait for their checkpoint to complete.
   // Default: "<path>.weir-staging"
