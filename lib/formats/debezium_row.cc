@@ -639,6 +639,8 @@ absl::StatusOr<RowChange> RowDecoderCore::Decode(std::string_view key, std::stri
   std::optional<std::string_view> before_text;
   std::optional<std::string_view> after_text;
   std::optional<std::string> op_text;
+  bool saw_status = false;
+  bool saw_id = false;
   const auto envelope_field = [&](std::string_view name,
                                   ondemand::value& field_value) -> absl::Status {
     if (name == "op") {
@@ -661,6 +663,8 @@ absl::StatusOr<RowChange> RowDecoderCore::Decode(std::string_view key, std::stri
       }
       return absl::OkStatus();
     }
+    if (name == "status") saw_status = true;
+    if (name == "id") saw_id = true;
     return SkipValue(field_value, 2);
   };
   // JsonConverter with schemas writes {"schema": ..., "payload": ...}; without,
@@ -705,8 +709,25 @@ absl::StatusOr<RowChange> RowDecoderCore::Decode(std::string_view key, std::stri
       if (absl::Status status = envelope_field(name, field.value()); !status.ok()) return status;
     }
   }
+  // Records that are not row changes, which a topic prefix can take in
+  // (<prefix>.transaction) or a routing transform mix in: returned with
+  // their op, for the caller to skip (as the sinks and the Kafka
+  // deserializer do).
   if (!op_text.has_value()) {
+    if (saw_status && saw_id && !before_text.has_value() && !after_text.has_value()) {
+      change.op = Op::kTransaction;
+      return change;
+    }
+    if (change.ts_ms.has_value() && !before_text.has_value() && !after_text.has_value() &&
+        change.source == SourceInfo()) {
+      change.op = Op::kHeartbeat;
+      return change;
+    }
     return absl::InvalidArgumentError("not a Debezium row change: no \"op\" field");
+  }
+  if (*op_text == "m") {
+    change.op = Op::kMessage;
+    return change;
   }
   if (*op_text == "c") {
     change.op = Op::kCreate;

@@ -64,7 +64,8 @@ DeserializerFactory<debezium::Change<Row>> DebeziumDeserializer(
 // rows: weir/formats/debezium_row.h), one RowDecoder per worker. The record's
 // key gives the primary key's columns; its topic, partition and offset go into
 // the change (the offset orders one row's changes: mirror sinks use it as the
-// version). Tombstones are skipped and counted (KafkaSourceStats::skipped).
+// version). Tombstones, transaction markers, heartbeats and logical decoding
+// messages are skipped and counted (KafkaSourceStats::skipped).
 inline DeserializerFactory<debezium::RowChange> DebeziumRowDeserializer(
     debezium::RowDecoderOptions options = {}) {
   class RowAdapter final : public Deserializer<debezium::RowChange> {
@@ -80,7 +81,7 @@ inline DeserializerFactory<debezium::RowChange> DebeziumRowDeserializer(
       return change;
     }
     bool Skips(const debezium::RowChange& change) override {
-      return change.op == debezium::Op::kTombstone;
+      return change.op == debezium::Op::kTombstone || !debezium::IsRowOp(change.op);
     }
 
    private:

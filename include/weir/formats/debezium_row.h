@@ -54,7 +54,9 @@ namespace weir::debezium {
 
 // One decoded change of a table row.
 struct RowChange {
-  // kCreate, kUpdate, kRead, kDelete, kTruncate or kTombstone.
+  // kCreate, kUpdate, kRead, kDelete, kTruncate or kTombstone; or, for
+  // records that are not row changes and carry nothing else here,
+  // kTransaction (BEGIN/END markers), kHeartbeat or kMessage.
   Op op = Op::kTombstone;
   // As in Change<T>: `before` for deletes (with REPLICA IDENTITY DEFAULT only
   // the key columns are set; the others are NULL whatever their type says),
@@ -129,7 +131,9 @@ class RowDecoder {
 
   // Decodes one Kafka record: its key (the primary key; may be empty) and its
   // value (the envelope, with or without schema/payload; empty or null is a
-  // tombstone). `topic` helps to match a declared table.
+  // tombstone). `topic` helps to match a declared table. Transaction
+  // markers, heartbeats and logical decoding messages come back with only
+  // their op set (see debezium::IsRowOp).
   absl::StatusOr<RowChange> Decode(std::string_view key, std::string_view value,
                                    std::string_view topic = {});
 

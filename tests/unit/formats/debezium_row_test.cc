@@ -254,6 +254,29 @@ TEST(DebeziumRowTest, PostgresTypesKeyAndDeleteWithKeyOnlyBefore) {
   absl::StatusOr<RowChange> tombstone = decoder->Decode(table.Key(R"({"tenant":"a","id":1})"), "");
   ASSERT_TRUE(tombstone.ok());
   EXPECT_EQ(tombstone->op, Op::kTombstone);
+
+  // What a topic prefix also takes in: transaction markers, heartbeats,
+  // logical decoding messages. Anything else without "op" is an error.
+  const struct {
+    const char* value;
+    Op op;
+  } others[] = {
+      {R"({"status":"END","id":"571:53195829","ts_ms":1,"event_count":2,"data_collections":[]})",
+       Op::kTransaction},
+      {R"({"schema":{"type":"struct","fields":[{"type":"int64","optional":false,"field":"ts_ms"}]},"payload":{"ts_ms":1700000000000}})",
+       Op::kHeartbeat},
+      {R"({"op":"m","ts_ms":1,"source":{"connector":"postgresql"},"message":{"prefix":"p","content":"Zm9v"}})",
+       Op::kMessage},
+  };
+  for (const auto& other : others) {
+    absl::StatusOr<RowChange> decoded = decoder->Decode("", other.value);
+    ASSERT_TRUE(decoded.ok()) << decoded.status() << " " << other.value;
+    EXPECT_EQ(decoded->op, other.op) << other.value;
+    EXPECT_FALSE(IsRowOp(decoded->op));
+  }
+  absl::StatusOr<RowChange> no_op = decoder->Decode("", R"({"after":{"x":1}})");
+  ASSERT_FALSE(no_op.ok());
+  EXPECT_THAT(no_op.status().message(), HasSubstr("no \"op\" field"));
 }
 
 TEST(DebeziumRowTest, ValuesThatDoNotFitTheirColumnNameTableAndField) {
