@@ -1,5 +1,6 @@
-# Finds weir's dependencies, all from Debian packages (installed by .ci/setup).
-# Nothing is vendored or downloaded.
+# Finds weir's dependencies, all from Debian packages (installed by .ci/setup)
+# except the optional DuckDB (.ci/setup-duckdb). Nothing is vendored or
+# downloaded by the build.
 find_package(Threads REQUIRED)
 find_package(absl REQUIRED)
 find_package(fmt REQUIRED)
@@ -13,6 +14,9 @@ pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
 pkg_check_modules(ROCKSDB REQUIRED IMPORTED_TARGET rocksdb)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(CPP_HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)  # the metrics endpoint
+# Optional: the DuckDB mirror sink (weir_duckdb). Not a Debian package:
+# .ci/setup-duckdb installs it from npm (cmake/FindDuckDB.cmake).
+find_package(DuckDB)
 
 if(WEIR_BUILD_TESTS)
   find_package(GTest REQUIRED)

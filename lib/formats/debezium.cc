@@ -9,7 +9,6 @@
 #include "weir/formats/debezium.h"
 
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,23 +60,15 @@ namespace {
 using weir::internal::Cat;
 
 namespace ondemand = simdjson::ondemand;
+using weir::internal::CaptureObjectOrNull;
 using weir::internal::CheckDocumentEnd;
+using weir::internal::IsBlankOrNull;
 using weir::internal::JsonError;
 using weir::internal::ReadInt64;
 using weir::internal::ReadNull;
 using weir::internal::SkipValue;
 using weir::internal::TypeOf;
 using weir::internal::Unexpected;
-
-bool IsBlankOrNull(std::string_view json) {
-  size_t begin = 0;
-  size_t end = json.size();
-  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-  while (begin < end && space(json[begin])) ++begin;
-  while (end > begin && space(json[end - 1])) --end;
-  const std::string_view trimmed = json.substr(begin, end - begin);
-  return trimmed.empty() || trimmed == "null";
-}
 
 absl::Status FieldError(std::string_view context, std::string_view field,
                         const absl::Status& status) {
@@ -161,6 +152,8 @@ class DecoderCore {
   absl::Status DecodeChange(std::string_view json, void* before, void* after, ChangeHeader& header,
                             SourceInfo& source);
   absl::Status DecodeRow(std::string_view json, void* row, bool& is_null);
+  // Reads an envelope's "source" block (also for RowDecoder).
+  static absl::Status ReadSource(ondemand::value& value, SourceInfo& source);
   bool Skips(Op op) const {
     switch (op) {
       case Op::kMessage:
@@ -182,16 +175,9 @@ class DecoderCore {
     ResolvedSchema resolved;
   };
 
-  // Copies `json` into the padded buffer simdjson reads.
-  void Load(std::string_view json);
-  // A view of text inside the buffer, padded by the rest of the buffer.
-  simdjson::padded_string_view View(std::string_view inside) const;
-  absl::Status Iterate(std::string_view inside, ondemand::document& document);
-
-  // Reads {"schema": ..., "payload": ...} markers: an object (its raw text)
-  // or null.
-  static absl::Status CaptureObjectOrNull(ondemand::value& value, std::string_view what,
-                                          std::optional<std::string_view>& text);
+  absl::Status Iterate(std::string_view inside, ondemand::document& document) {
+    return json_.Iterate(inside, document);
+  }
   absl::Status Resolve(std::string_view schema_text, bool envelope, CachedSchema& cache,
                        const ResolvedSchema*& resolved);
 
@@ -203,7 +189,6 @@ class DecoderCore {
   absl::Status ReadArray(const FieldSpec& spec, const ColumnSchema* column, ondemand::value& value,
                          void* row);
   bool IsPlaceholder(ondemand::value& value) const;
-  static absl::Status ReadSource(ondemand::value& value, SourceInfo& source);
   static absl::Status ReadMessage(ondemand::value& value, std::optional<LogicalMessage>& message);
   static absl::Status ReadDataCollections(ondemand::value& value, EnvelopeState& state);
   // Classifies a record without "op" (heartbeat, transaction marker) and
@@ -213,9 +198,7 @@ class DecoderCore {
   std::vector<FieldSpec> specs_;
   absl::flat_hash_map<std::string, int> columns_;
   DecoderOptions options_;
-  ondemand::parser parser_;
-  std::string buffer_;
-  size_t length_ = 0;
+  weir::internal::PaddedJson json_;
   CachedSchema envelope_schema_;
   CachedSchema row_schema_;
   // The unavailable-value placeholder as a JSON string token, as text and
@@ -224,48 +207,6 @@ class DecoderCore {
   FieldValue scratch_;
   std::vector<uint8_t> seen_;
 };
-
-void DecoderCore::Load(std::string_view json) {
-  if (buffer_.size() < json.size() + simdjson::SIMDJSON_PADDING) {
-    buffer_.resize(json.size() + simdjson::SIMDJSON_PADDING);
-  }
-  std::memcpy(buffer_.data(), json.data(), json.size());
-  std::memset(buffer_.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
-  length_ = json.size();
-}
-
-simdjson::padded_string_view DecoderCore::View(std::string_view inside) const {
-  const size_t offset = static_cast<size_t>(inside.data() - buffer_.data());
-  return simdjson::padded_string_view(inside.data(), inside.size(), buffer_.size() - offset);
-}
-
-// This file is compiled without -mavx2, so `ondemand` is simdjson's
-// `fallback` namespace; yet the SIMD part of On Demand, finding the
-// structural characters (stage 1), runs in the implementation simdjson picks
-// for the CPU at run time (get_active_implementation(): icelake or haswell
-// on current x86): ondemand::parser::allocate creates it. Compiling this
-// code for simdjson's haswell or icelake namespace changed no measured
-// figure; only the navigation and the string and number parsing after stage
-// 1 are scalar.
-absl::Status DecoderCore::Iterate(std::string_view inside, ondemand::document& document) {
-  if (auto error = parser_.iterate(View(inside)).get(document)) return JsonError(error);
-  return absl::OkStatus();
-}
-
-absl::Status DecoderCore::CaptureObjectOrNull(ondemand::value& value, std::string_view what,
-                                              std::optional<std::string_view>& text) {
-  text.reset();
-  absl::StatusOr<bool> is_null = ReadNull(value);
-  if (!is_null.ok() || *is_null) return is_null.status();
-  ondemand::object object;
-  if (value.get_object().get(object)) {
-    return FieldError("", what, Unexpected("object or null", value));
-  }
-  std::string_view raw;
-  if (auto error = object.raw_json().get(raw)) return JsonError(error);
-  text = raw;
-  return absl::OkStatus();
-}
 
 absl::Status DecoderCore::Resolve(std::string_view schema_text, bool envelope, CachedSchema& cache,
                                   const ResolvedSchema*& resolved) {
@@ -428,6 +369,16 @@ absl::Status DecoderCore::ReadSource(ondemand::value& value, SourceInfo& source)
       number = &source.lsn;
     } else if (key == "txId") {
       number = &source.tx_id;
+    } else if (key == "file") {
+      text = &source.file;
+    } else if (key == "gtid") {
+      text = &source.gtid;
+    } else if (key == "pos") {
+      number = &source.pos;
+    } else if (key == "row") {
+      number = &source.row;
+    } else if (key == "server_id") {
+      number = &source.server_id;
     }
     absl::StatusOr<bool> field_null = ReadNull(field_value);
     if (!field_null.ok()) return field_null.status();
@@ -661,10 +612,9 @@ absl::Status DecoderCore::DecodeChange(std::string_view json, void* before, void
                                        ChangeHeader& header, SourceInfo& source) {
   header = ChangeHeader();
   if (IsBlankOrNull(json)) return absl::OkStatus();  // a tombstone
-  Load(json);
+  json_.Load(json);
   ondemand::document document;
-  if (absl::Status status = Iterate(std::string_view(buffer_.data(), length_), document);
-      !status.ok()) {
+  if (absl::Status status = Iterate(json_.whole(), document); !status.ok()) {
     return status;
   }
   ondemand::object top;
@@ -795,8 +745,8 @@ absl::Status DecoderCore::DecodeRow(std::string_view json, void* row, bool& is_n
     is_null = true;
     return absl::OkStatus();
   }
-  Load(json);
-  const std::string_view whole(buffer_.data(), length_);
+  json_.Load(json);
+  const std::string_view whole = json_.whole();
   ondemand::document document;
   if (absl::Status status = Iterate(whole, document); !status.ok()) return status;
   ondemand::object top;
@@ -857,6 +807,10 @@ absl::Status DecoderCore::DecodeRow(std::string_view json, void* row, bool& is_n
   ondemand::object object;
   if (auto error = document.get_object().get(object)) return JsonError(error);
   return ReadRow(object, schema, row, /*enforce_required=*/true, "");
+}
+
+absl::Status ReadSourceInfo(ondemand::value& value, SourceInfo& source) {
+  return DecoderCore::ReadSource(value, source);
 }
 
 void DecoderCoreDeleter::operator()(DecoderCore* core) const { delete core; }

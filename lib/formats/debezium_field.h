@@ -19,6 +19,9 @@ namespace weir::debezium::internal {
 absl::Status ConvertField(const FieldSpec& spec, const ColumnSchema* column,
                           simdjson::ondemand::value& value, FieldValue& out);
 
+// Reads an envelope's "source" block (lib/formats/debezium.cc).
+absl::Status ReadSourceInfo(simdjson::ondemand::value& value, SourceInfo& source);
+
 }  // namespace weir::debezium::internal
 
 #endif  // WEIR_LIB_FORMATS_DEBEZIUM_FIELD_H_

@@ -39,6 +39,8 @@ struct SchemaNode {
   std::string name;
   std::string field;
   std::optional<int32_t> scale;
+  std::optional<int32_t> precision;
+  bool optional = false;
   std::vector<SchemaNode> fields;
   // An array's element schema (at most one).
   std::vector<SchemaNode> items;
@@ -55,7 +57,7 @@ void NormalizeType(std::string& type) {
 }
 
 ColumnSchema ToColumn(const SchemaNode& node) {
-  ColumnSchema column{node.type, node.name, node.scale, {}};
+  ColumnSchema column{node.type, node.name, node.scale, node.precision, node.optional, {}};
   for (const SchemaNode& item : node.items) column.items.push_back(ToColumn(item));
   return column;
 }
@@ -75,7 +77,8 @@ absl::Status ReadParameters(ondemand::value& value, SchemaNode& node, int depth)
     if (auto error = std::move(field_result).get(field)) return JsonError(error);
     std::string_view key;
     if (auto error = field.unescaped_key().get(key)) return JsonError(error);
-    if (key != "scale") {
+    const bool is_precision = key == "connect.decimal.precision";
+    if (key != "scale" && !is_precision) {
       if (absl::Status status = SkipValue(field.value(), depth + 1); !status.ok()) return status;
       continue;
     }
@@ -88,7 +91,7 @@ absl::Status ReadParameters(ondemand::value& value, SchemaNode& node, int depth)
       return absl::InvalidArgumentError(
           Cat("schema: \"scale\" is not an int32: ", weir::internal::QuoteForError(*text)));
     }
-    node.scale = scale;
+    (is_precision ? node.precision : node.scale) = scale;
   }
   return absl::OkStatus();
 }
@@ -145,6 +148,13 @@ absl::Status ReadNode(ondemand::object& object, int level, int depth, SchemaNode
       absl::StatusOr<std::string_view> text = ReadString(value);
       if (!text.ok()) return SchemaError(Cat("\"", key, "\""), text.status());
       text_member->assign(*text);
+    } else if (key == "optional") {
+      absl::StatusOr<bool> is_null = ReadNull(value);
+      if (!is_null.ok()) return is_null.status();
+      if (*is_null) continue;
+      if (value.get_bool().get(node.optional)) {
+        return SchemaError("\"optional\"", Unexpected("boolean", value));
+      }
     } else if (key == "parameters") {
       if (absl::Status status = ReadParameters(value, node, depth + 1); !status.ok()) return status;
     } else if (key == "fields") {
@@ -175,7 +185,32 @@ absl::Status ReadNode(ondemand::object& object, int level, int depth, SchemaNode
   return absl::OkStatus();
 }
 
+// The row schema inside an envelope schema: "after" (or "before").
+const SchemaNode* RowNode(const SchemaNode& root, bool envelope) {
+  if (!envelope) return &root;
+  const SchemaNode* row = nullptr;
+  for (const SchemaNode& child : root.fields) {
+    if (child.field == "after") return &child;
+    if (child.field == "before") row = &child;
+  }
+  return row;
+}
+
 }  // namespace
+
+absl::Status ReadRowSchema(ondemand::object& schema, bool envelope,
+                           std::vector<NamedColumnSchema>& columns, std::string* root_name) {
+  SchemaNode root;
+  if (absl::Status status = ReadNode(schema, 0, 1, root); !status.ok()) return status;
+  if (root_name != nullptr) *root_name = root.name;
+  columns.clear();
+  const SchemaNode* row = RowNode(root, envelope);
+  if (row == nullptr) return absl::OkStatus();
+  for (const SchemaNode& column : row->fields) {
+    columns.push_back({column.field, ToColumn(column)});
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ResolveSchema(ondemand::object& schema, bool envelope,
                            const absl::flat_hash_map<std::string, int>& columns,
@@ -184,18 +219,8 @@ absl::Status ResolveSchema(ondemand::object& schema, bool envelope,
   if (absl::Status status = ReadNode(schema, 0, 1, root); !status.ok()) return status;
   if (root_name != nullptr) *root_name = root.name;
   resolved.assign(columns.size(), std::nullopt);
-  const SchemaNode* row = &root;
-  if (envelope) {
-    row = nullptr;
-    for (const SchemaNode& child : root.fields) {
-      if (child.field == "after") {
-        row = &child;
-        break;
-      }
-      if (child.field == "before") row = &child;
-    }
-    if (row == nullptr) return absl::OkStatus();
-  }
+  const SchemaNode* row = RowNode(root, envelope);
+  if (row == nullptr) return absl::OkStatus();
   for (const SchemaNode& column : row->fields) {
     auto found = columns.find(column.field);
     if (found == columns.end()) continue;

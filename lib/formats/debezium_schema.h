@@ -27,6 +27,10 @@ struct ColumnSchema {
   std::string name;
   // parameters.scale of org.apache.kafka.connect.data.Decimal.
   std::optional<int32_t> scale;
+  // parameters."connect.decimal.precision" (Debezium adds it to decimals).
+  std::optional<int32_t> precision;
+  // The schema's "optional" (the column is nullable).
+  bool optional = false;
   // For "array": the elements' schema (one entry), if the schema gives it.
   std::vector<ColumnSchema> items;
 };
@@ -44,6 +48,20 @@ using ResolvedSchema = std::vector<std::optional<ColumnSchema>>;
 absl::Status ResolveSchema(simdjson::ondemand::object& schema, bool envelope,
                            const absl::flat_hash_map<std::string, int>& columns,
                            ResolvedSchema& resolved, std::string* root_name = nullptr);
+
+// A column of a row schema with its name, in the schema's order.
+struct NamedColumnSchema {
+  std::string field;
+  ColumnSchema column;
+};
+
+// Reads every column of the row schema in `schema` (an envelope's "after"
+// or "before" when `envelope`, else the row's own schema), in order. Sets
+// `root_name` (the schema's logical name, e.g. "server.public.orders.
+// Envelope") when it is not null.
+absl::Status ReadRowSchema(simdjson::ondemand::object& schema, bool envelope,
+                           std::vector<NamedColumnSchema>& columns,
+                           std::string* root_name = nullptr);
 
 }  // namespace weir::debezium::internal
 

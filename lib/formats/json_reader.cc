@@ -1,7 +1,9 @@
 #include "lib/formats/json_reader.h"
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -10,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
+#include "lib/common/status.h"
 #include "lib/formats/str_cat.h"
 #include "simdjson.h"
 
@@ -233,6 +236,55 @@ std::string QuoteForError(std::string_view text) {
     return Cat("\"", absl::CHexEscape(ToAbsl(text.substr(0, 45))), "...\"");
   }
   return Cat("\"", absl::CHexEscape(ToAbsl(text)), "\"");
+}
+
+bool IsBlankOrNull(std::string_view json) {
+  size_t begin = 0;
+  size_t end = json.size();
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (begin < end && space(json[begin])) ++begin;
+  while (end > begin && space(json[end - 1])) --end;
+  const std::string_view trimmed = json.substr(begin, end - begin);
+  return trimmed.empty() || trimmed == "null";
+}
+
+absl::Status CaptureObjectOrNull(simdjson::ondemand::value& value, std::string_view what,
+                                 std::optional<std::string_view>& text) {
+  text.reset();
+  absl::StatusOr<bool> is_null = ReadNull(value);
+  if (!is_null.ok() || *is_null) return is_null.status();
+  simdjson::ondemand::object object;
+  if (value.get_object().get(object)) {
+    return Annotate(Unexpected("object or null", value), Cat("field \"", what, "\""));
+  }
+  std::string_view raw;
+  if (auto error = object.raw_json().get(raw)) return JsonError(error);
+  text = raw;
+  return absl::OkStatus();
+}
+
+void PaddedJson::Load(std::string_view json) {
+  if (buffer_.size() < json.size() + simdjson::SIMDJSON_PADDING) {
+    buffer_.resize(json.size() + simdjson::SIMDJSON_PADDING);
+  }
+  std::memcpy(buffer_.data(), json.data(), json.size());
+  std::memset(buffer_.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
+  length_ = json.size();
+}
+
+// This file is compiled without -mavx2, so `ondemand` is simdjson's
+// `fallback` namespace; yet the SIMD part of On Demand, finding the
+// structural characters (stage 1), runs in the implementation simdjson picks
+// for the CPU at run time (get_active_implementation(): icelake or haswell
+// on current x86): ondemand::parser::allocate creates it. Compiling this
+// code for simdjson's haswell or icelake namespace changed no measured
+// figure; only the navigation and the string and number parsing after stage
+// 1 are scalar.
+absl::Status PaddedJson::Iterate(std::string_view inside, simdjson::ondemand::document& document) {
+  const size_t offset = static_cast<size_t>(inside.data() - buffer_.data());
+  const simdjson::padded_string_view view(inside.data(), inside.size(), buffer_.size() - offset);
+  if (auto error = parser_.iterate(view).get(document)) return JsonError(error);
+  return absl::OkStatus();
 }
 
 }  // namespace weir::internal

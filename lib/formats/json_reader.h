@@ -10,6 +10,7 @@
 #define WEIR_LIB_FORMATS_JSON_READER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -64,6 +65,35 @@ absl::Status CheckDocumentEnd(simdjson::ondemand::document& document);
 
 // `text` quoted and escaped for an error message, cut after 48 bytes.
 std::string QuoteForError(std::string_view text);
+
+// Whether `json` is empty or the literal null (surrounding whitespace aside):
+// a Kafka tombstone.
+bool IsBlankOrNull(std::string_view json);
+
+// Reads an object's raw text into `text`, or leaves it empty for null (the
+// "schema" and "payload" members of JsonConverter's wrapper, an envelope's
+// rows); any other value is kInvalidArgument `field "<what>": expected object
+// or null, got ...`.
+absl::Status CaptureObjectOrNull(simdjson::ondemand::value& value, std::string_view what,
+                                 std::optional<std::string_view>& text);
+
+// A message copied into a buffer with the padding simdjson reads past the
+// end, and the parser that reads it. Views into the buffer (a nested object's
+// raw text) can be parsed again without another copy. Not thread-safe.
+class PaddedJson {
+ public:
+  // Copies `json` in; the previous message's views become invalid.
+  void Load(std::string_view json);
+  // The whole message last loaded.
+  std::string_view whole() const { return std::string_view(buffer_.data(), length_); }
+  // Starts parsing `inside` (whole() or a view into it) as a document.
+  absl::Status Iterate(std::string_view inside, simdjson::ondemand::document& document);
+
+ private:
+  simdjson::ondemand::parser parser_;
+  std::string buffer_;
+  size_t length_ = 0;
+};
 
 }  // namespace weir::internal
 

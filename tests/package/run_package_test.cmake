@@ -23,6 +23,17 @@ foreach(program package_smoke core_smoke)
     message(FATAL_ERROR "${program} failed: ${rc}")
   endif()
 endforeach()
+# weir::duckdb, when weir was built with DuckDB (and so installed it).
+if(EXISTS "${WORK_DIR}/prefix/lib/cmake/weir/weir-duckdb-targets.cmake"
+   AND NOT EXISTS "${WORK_DIR}/build/duckdb_smoke")
+  message(FATAL_ERROR "weir::duckdb is installed but find_package(weir OPTIONAL_COMPONENTS duckdb) did not find it")
+endif()
+if(EXISTS "${WORK_DIR}/build/duckdb_smoke")
+  execute_process(COMMAND "${WORK_DIR}/build/duckdb_smoke" RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "duckdb_smoke failed: ${rc}")
+  endif()
+endif()
 
 # What each program links (its link command) and loads (readelf -d: NEEDED): the core-only
 # one none of the connectors' libraries. The umbrella one links them all and, the linker

@@ -18,12 +18,14 @@
 #define WEIR_CONNECTORS_KAFKA_DEBEZIUM_H_
 
 #include <memory>
+#include <string>
 #include <string_view>
 #include <utility>
 
 #include "absl/status/statusor.h"
 #include "weir/connectors/kafka_source.h"
 #include "weir/formats/debezium.h"
+#include "weir/formats/debezium_row.h"
 
 namespace weir::kafka {
 
@@ -55,6 +57,41 @@ DeserializerFactory<debezium::Change<Row>> DebeziumDeserializer(
     if (!decoder.ok()) return decoder.status();
     return std::unique_ptr<Deserializer<debezium::Change<Row>>>(
         new DebeziumAdapter(*std::move(decoder)));
+  };
+}
+
+// Debezium JSON change events decoded into debezium::RowChange (dynamic
+// rows: weir/formats/debezium_row.h), one RowDecoder per worker. The record's
+// key gives the primary key's columns; its topic, partition and offset go into
+// the change (the offset orders one row's changes: mirror sinks use it as the
+// version). Tombstones, transaction markers, heartbeats and logical decoding
+// messages are skipped and counted (KafkaSourceStats::skipped).
+inline DeserializerFactory<debezium::RowChange> DebeziumRowDeserializer(
+    debezium::RowDecoderOptions options = {}) {
+  class RowAdapter final : public Deserializer<debezium::RowChange> {
+   public:
+    explicit RowAdapter(debezium::RowDecoder decoder) : decoder_(std::move(decoder)) {}
+    absl::StatusOr<debezium::RowChange> Deserialize(const KafkaRecord& record) override {
+      absl::StatusOr<debezium::RowChange> change = decoder_.Decode(
+          record.key, record.has_value ? record.value : std::string_view(), record.topic);
+      if (!change.ok()) return change.status();
+      change->topic = std::string(record.topic);
+      change->partition = record.partition;
+      change->offset = record.offset;
+      return change;
+    }
+    bool Skips(const debezium::RowChange& change) override {
+      return change.op == debezium::Op::kTombstone || !debezium::IsRowOp(change.op);
+    }
+
+   private:
+    debezium::RowDecoder decoder_;
+  };
+  return [options = std::move(
+              options)]() -> absl::StatusOr<std::unique_ptr<Deserializer<debezium::RowChange>>> {
+    absl::StatusOr<debezium::RowDecoder> decoder = debezium::RowDecoder::Create(options);
+    if (!decoder.ok()) return decoder.status();
+    return std::unique_ptr<Deserializer<debezium::RowChange>>(new RowAdapter(*std::move(decoder)));
   };
 }
 

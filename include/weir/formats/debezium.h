@@ -164,6 +164,13 @@ struct SourceInfo {
   // PostgreSQL: the LSN of the change and its transaction id.
   std::optional<int64_t> lsn;
   std::optional<int64_t> tx_id;
+  // MySQL: the binlog file and position of the event, the row's index in
+  // it, the GTID of its transaction (when GTIDs are on) and the server id.
+  std::string file;
+  std::optional<int64_t> pos;
+  std::optional<int64_t> row;
+  std::string gtid;
+  std::optional<int64_t> server_id;
 
   friend bool operator==(const SourceInfo&, const SourceInfo&) = default;
 };
