@@ -13,6 +13,7 @@ pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
 pkg_check_modules(ROCKSDB REQUIRED IMPORTED_TARGET rocksdb)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(CPP_HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)  # the metrics endpoint
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)  # change capture from PostgreSQL
 
 if(WEIR_BUILD_TESTS)
   find_package(GTest REQUIRED)

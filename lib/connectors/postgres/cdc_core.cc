@@ -1,0 +1,876 @@
+// The change-capture source's core (weir::postgres::internal in
+// include/weir/connectors/postgres.h): start-up checks, the slot, the
+// initial snapshot, pgoutput messages turned into rows, the position kept in
+// checkpoints and the LSN confirmed to the server.
+//
+// Position. `done_lsn_` is where a restart resumes: the end of the last
+// transaction whose rows were all emitted (or a keepalive's position when
+// no transaction was pending). A checkpoint taken in the middle of a
+// transaction also records that transaction's commit LSN and how many of
+// its rows were emitted; a restore (and a reconnect) skips every
+// transaction that commits before `done_lsn_` and that many rows of the one
+// cut through, so nothing is emitted twice.
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "lib/common/log.h"
+#include "lib/connectors/postgres/connection.h"
+#include "lib/connectors/postgres/pgoutput.h"
+#include "lib/connectors/postgres/text_value.h"
+#include "lib/connectors/postgres/wal_stream.h"
+#include "lib/formats/debezium_field.h"
+#include "weir/connectors/postgres.h"
+
+namespace weir::postgres::internal {
+namespace {
+
+using debezium::Op;
+using debezium::internal::FieldSpec;
+
+struct TableName {
+  std::string schema;
+  std::string table;
+  std::string Display() const { return absl::StrCat(schema, ".", table); }
+};
+
+TableName SplitTableName(const std::string& name) {
+  const size_t dot = name.find('.');
+  if (dot == std::string::npos) return {"public", name};
+  return {name.substr(0, dot), name.substr(dot + 1)};
+}
+
+std::string Value(const PgResult& result, int row, int column) {
+  return PQgetisnull(result.get(), row, column) ? "" : PQgetvalue(result.get(), row, column);
+}
+
+absl::Status CheckOptions(const CdcOptions& options) {
+  if (options.connection.empty()) {
+    return absl::InvalidArgumentError("postgres source: CdcOptions.connection is empty");
+  }
+  if (options.slot.empty()) return absl::InvalidArgumentError("postgres source: no slot");
+  if (options.publication.empty()) {
+    return absl::InvalidArgumentError("postgres source: no publication");
+  }
+  if (options.tables.empty()) return absl::InvalidArgumentError("postgres source: no tables");
+  if (options.max_changes_per_poll < 1) {
+    return absl::InvalidArgumentError("postgres source: max_changes_per_poll must be >= 1");
+  }
+  if (options.snapshot_chunk_rows < 1) {
+    return absl::InvalidArgumentError("postgres source: snapshot_chunk_rows must be >= 1");
+  }
+  return absl::OkStatus();
+}
+
+// What a checkpoint holds for the source's one split.
+struct Position {
+  bool snapshot_phase = false;
+  uint64_t done_lsn = 0;
+  uint64_t tx_final_lsn = 0;  // 0: no transaction cut through
+  int64_t tx_rows = 0;
+
+  std::string Encode() const {
+    return absl::StrCat("v1 lsn=", done_lsn, " tx=", tx_final_lsn, " rows=", tx_rows,
+                        " phase=", snapshot_phase ? "snapshot" : "stream");
+  }
+  static absl::StatusOr<Position> Decode(const std::string& text) {
+    Position position;
+    std::vector<std::string> parts = absl::StrSplit(text, ' ');
+    bool ok = parts.size() == 5 && parts[0] == "v1";
+    for (size_t idx = 1; ok && idx < parts.size(); ++idx) {
+      std::pair<std::string, std::string> kv = absl::StrSplit(parts[idx], '=');
+      if (kv.first == "lsn") {
+        ok = absl::SimpleAtoi(kv.second, &position.done_lsn);
+      } else if (kv.first == "tx") {
+        ok = absl::SimpleAtoi(kv.second, &position.tx_final_lsn);
+      } else if (kv.first == "rows") {
+        ok = absl::SimpleAtoi(kv.second, &position.tx_rows);
+      } else if (kv.first == "phase") {
+        position.snapshot_phase = kv.second == "snapshot";
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      return absl::DataLossError(
+          absl::StrCat("postgres source: unreadable checkpoint position \"", text, "\""));
+    }
+    return position;
+  }
+};
+
+// A relation as the latest Relation message described it.
+struct Relation {
+  TableName name;
+  bool wanted = false;
+  std::vector<RelationColumn> columns;
+  std::vector<PgType> types;
+  // For each declared field, its column index, or -1.
+  std::vector<int> field_columns;
+};
+
+}  // namespace
+
+class CdcCore {
+ public:
+  CdcCore(CdcOptions options, std::vector<FieldSpec> specs, std::shared_ptr<CdcCounters> counters)
+      : options_(std::move(options)),
+        specs_(std::move(specs)),
+        counters_(std::move(counters)),
+        types_([this](uint32_t oid) { return LookupType(oid); }) {
+    for (const std::string& table : options_.tables) {
+      wanted_.push_back(SplitTableName(table));
+    }
+  }
+
+  absl::Status Init(const SourceReaderContext& context);
+  absl::StatusOr<PollResult> Next(void* before, void* after, CdcChangeHeader& header,
+                                  debezium::SourceInfo& source);
+  std::string Snapshot(int64_t checkpoint_id);
+  absl::Status CheckpointComplete(int64_t checkpoint_id);
+  absl::Status Close() {
+    if (stream_ != nullptr) stream_->Stop();
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::StatusOr<PgTypeRow> LookupType(uint32_t oid);
+  absl::Status CreateSlot(PGconn* replication, bool export_snapshot, bool temporary,
+                          std::string& snapshot_name, uint64_t& consistent_lsn);
+  absl::Status BeginSnapshot(const std::string& snapshot_name);
+  absl::StatusOr<PollResult> NextSnapshotRow(void* after, CdcChangeHeader& header,
+                                             debezium::SourceInfo& source);
+  absl::StatusOr<bool> Apply(const WalStream::Item& item, void* before, void* after,
+                             CdcChangeHeader& header, debezium::SourceInfo& source);
+  absl::Status OnRelation(RelationMessage message);
+  // Fills `row` from `tuple` (`fallback`: the old tuple, for unchanged
+  // TOAST values). `image` names it in errors ("before"/"after").
+  absl::Status FillRow(const Relation& relation, const Tuple& tuple, const Tuple* fallback,
+                       bool key_only, const char* image, void* row);
+  absl::Status FillSnapshotRow(void* row);
+  // Counts a row change of the current transaction; false when a replay
+  // already emitted it.
+  bool CountRow();
+  void SetSource(debezium::SourceInfo& source, const Relation* relation, uint64_t lsn) const;
+  void Confirm(uint64_t lsn);
+
+  CdcOptions options_;
+  std::vector<FieldSpec> specs_;
+  std::shared_ptr<CdcCounters> counters_;
+  std::vector<TableName> wanted_;
+  TypeResolver types_;
+  std::string db_;
+  bool checkpointing_ = false;
+  int retained_ = 1;
+  bool restored_ = false;
+
+  PgConn sql_;  // metadata queries and the snapshot's transaction
+  std::unique_ptr<WalStream> stream_;
+  absl::flat_hash_map<uint32_t, Relation> relations_;
+
+  // The snapshot: tables left, the open cursor's current batch.
+  bool in_snapshot_ = false;
+  bool end_after_snapshot_ = false;
+  bool ended_ = false;
+  size_t snapshot_table_ = 0;
+  PgResult snapshot_batch_;
+  int snapshot_row_ = 0;
+  bool cursor_open_ = false;
+  std::vector<PgType> snapshot_types_;
+  std::vector<int> snapshot_field_columns_;
+  int64_t snapshot_time_ms_ = 0;
+  uint64_t consistent_lsn_ = 0;
+
+  // The stream position (see the file comment).
+  uint64_t done_lsn_ = 0;
+  bool in_tx_ = false;
+  bool skipping_tx_ = false;
+  uint64_t tx_final_lsn_ = 0;
+  uint32_t tx_xid_ = 0;
+  int64_t tx_commit_ms_ = 0;
+  int64_t tx_rows_ = 0;
+  uint64_t skip_final_lsn_ = 0;
+  int64_t skip_rows_ = 0;
+  std::deque<uint32_t> pending_truncates_;
+  uint64_t truncate_lsn_ = 0;
+
+  // Checkpoints taken (id -> LSN) and the LSNs of the completed ones, oldest first.
+  std::map<int64_t, uint64_t> taken_;
+  std::deque<uint64_t> completed_;
+};
+
+void CdcCoreDeleter::operator()(CdcCore* core) const { delete core; }
+
+absl::StatusOr<PgTypeRow> CdcCore::LookupType(uint32_t oid) {
+  absl::StatusOr<PgResult> result =
+      Exec(sql_.get(),
+           "SELECT typtype, typcategory, typbasetype, typelem, format_type(oid, NULL) "
+           "FROM pg_type WHERE oid = $1",
+           "looking up a column type", {std::to_string(oid)});
+  if (!result.ok()) return result.status();
+  if (PQntuples(result->get()) != 1) {
+    return absl::NotFoundError(absl::StrCat("no type with OID ", oid));
+  }
+  PgTypeRow row;
+  row.typtype = Value(*result, 0, 0)[0];
+  row.typcategory = Value(*result, 0, 1)[0];
+  absl::SimpleAtoi(Value(*result, 0, 2), &row.typbasetype);
+  absl::SimpleAtoi(Value(*result, 0, 3), &row.typelem);
+  row.name = Value(*result, 0, 4);
+  return row;
+}
+
+absl::Status CdcCore::CreateSlot(PGconn* replication, bool export_snapshot, bool temporary,
+                                 std::string& snapshot_name, uint64_t& consistent_lsn) {
+  const std::string sql = absl::StrCat(
+      "CREATE_REPLICATION_SLOT ", QuoteIdentifier(options_.slot), temporary ? " TEMPORARY" : "",
+      " LOGICAL pgoutput (SNAPSHOT '", export_snapshot ? "export" : "nothing", "')");
+  absl::StatusOr<PgResult> result =
+      Exec(replication, sql, absl::StrCat("creating replication slot \"", options_.slot, "\""));
+  if (!result.ok()) return result.status();
+  absl::StatusOr<uint64_t> lsn = ParseLsn(Value(*result, 0, 1));
+  if (!lsn.ok()) return lsn.status();
+  consistent_lsn = *lsn;
+  snapshot_name = Value(*result, 0, 2);
+  return absl::OkStatus();
+}
+
+absl::Status CdcCore::BeginSnapshot(const std::string& snapshot_name) {
+  for (const std::string& sql :
+       {std::string("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+        absl::StrCat("SET TRANSACTION SNAPSHOT ", QuoteLiteral(snapshot_name))}) {
+    absl::StatusOr<PgResult> result = Exec(sql_.get(), sql, "starting the initial snapshot");
+    if (!result.ok()) return result.status();
+  }
+  in_snapshot_ = true;
+  snapshot_table_ = 0;
+  snapshot_time_ms_ = absl::ToUnixMillis(absl::Now());
+  return absl::OkStatus();
+}
+
+absl::Status CdcCore::Init(const SourceReaderContext& context) {
+  checkpointing_ = context.checkpointing;
+  retained_ = std::max(1, context.checkpoints_retained);
+  std::optional<Position> restored;
+  if (!context.splits.empty() && context.splits[0].state.has_value()) {
+    absl::StatusOr<Position> position = Position::Decode(*context.splits[0].state);
+    if (!position.ok()) return position.status();
+    restored = *position;
+  }
+  absl::StatusOr<PgConn> sql = Connect(options_.connection, /*replication=*/false);
+  if (!sql.ok()) return sql.status();
+  sql_ = *std::move(sql);
+  db_ = PQdb(sql_.get());
+
+  const absl::Time busy_deadline = absl::Now() + options_.slot_busy_timeout;
+  absl::StatusOr<PgResult> slot;
+  while (true) {
+    slot = Exec(sql_.get(),
+                "SELECT active, active_pid, confirmed_flush_lsn, plugin FROM pg_replication_slots "
+                "WHERE slot_name = $1",
+                "looking up the replication slot", {options_.slot});
+    if (!slot.ok()) return slot.status();
+    if (PQntuples(slot->get()) != 1 || Value(*slot, 0, 0) != "t") break;
+    if (absl::Now() >= busy_deadline) {
+      return absl::UnavailableError(absl::StrCat(
+          "replication slot \"", options_.slot, "\" is active for process ", Value(*slot, 0, 1),
+          " (waited ", absl::FormatDuration(options_.slot_busy_timeout),
+          "); one slot feeds one source"));
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  const bool slot_exists = PQntuples(slot->get()) == 1;
+  if (slot_exists && Value(*slot, 0, 3) != "pgoutput") {
+    return absl::FailedPreconditionError(absl::StrCat("replication slot \"", options_.slot,
+                                                      "\" uses the plugin ", Value(*slot, 0, 3),
+                                                      ", not pgoutput"));
+  }
+  uint64_t slot_confirmed = 0;
+  if (slot_exists) {
+    absl::StatusOr<uint64_t> lsn = ParseLsn(Value(*slot, 0, 2));
+    if (lsn.ok()) slot_confirmed = *lsn;
+  }
+
+  absl::StatusOr<PgConn> replication = Connect(options_.connection, /*replication=*/true);
+  if (!replication.ok()) return replication.status();
+
+  if (restored.has_value() && restored->snapshot_phase) {
+    // The exported snapshot died with the run that took it: start over
+    // (the snapshot's rows are emitted again, as reads).
+    weir::internal::Log(
+        absl::StrCat("postgres source: the checkpoint was taken during the initial snapshot; "
+                     "dropping slot \"",
+                     options_.slot, "\" and taking the snapshot again"));
+    if (slot_exists) {
+      absl::StatusOr<PgResult> dropped = Exec(sql_.get(), "SELECT pg_drop_replication_slot($1)",
+                                              "dropping the slot", {options_.slot});
+      if (!dropped.ok()) return dropped.status();
+    }
+    restored.reset();
+    slot_confirmed = 0;
+  } else if (restored.has_value()) {
+    restored_ = true;
+    if (!slot_exists) {
+      return absl::DataLossError(absl::StrCat(
+          "replication slot \"", options_.slot,
+          "\" does not exist, and the checkpoint being restored resumes at LSN ",
+          LsnToString(restored->done_lsn),
+          " (confirmed LSN: none); the changes since then are gone. Take a new snapshot: start "
+          "without the checkpoint"));
+    }
+    if (slot_confirmed > restored->done_lsn) {
+      return absl::DataLossError(absl::StrCat(
+          "replication slot \"", options_.slot, "\" has confirmed LSN ",
+          LsnToString(slot_confirmed), ", beyond the checkpoint's LSN ",
+          LsnToString(restored->done_lsn),
+          ": the server no longer holds the changes in between (was the slot used by another "
+          "consumer?)"));
+    }
+    done_lsn_ = restored->done_lsn;
+    skip_final_lsn_ = restored->tx_final_lsn;
+    skip_rows_ = restored->tx_rows;
+  }
+
+  const bool fresh = !restored.has_value();
+  if (fresh && options_.snapshot == SnapshotMode::kInitialOnly) {
+    std::string snapshot_name;
+    absl::Status created =
+        CreateSlot(replication->get(), true, /*temporary=*/true, snapshot_name, consistent_lsn_);
+    if (!created.ok()) return created;
+    absl::Status begun = BeginSnapshot(snapshot_name);
+    if (!begun.ok()) return begun;
+    end_after_snapshot_ = true;
+    done_lsn_ = consistent_lsn_;
+    replication->reset();  // the snapshot is imported: the temporary slot may go
+    return absl::OkStatus();
+  }
+  if (fresh && !slot_exists) {
+    std::string snapshot_name;
+    const bool snapshot = options_.snapshot == SnapshotMode::kInitial;
+    absl::Status created = CreateSlot(replication->get(), snapshot, /*temporary=*/false,
+                                      snapshot_name, consistent_lsn_);
+    if (!created.ok()) return created;
+    done_lsn_ = consistent_lsn_;
+    if (snapshot) {
+      absl::Status begun = BeginSnapshot(snapshot_name);
+      if (!begun.ok()) return begun;
+    }
+  } else if (fresh) {
+    // A slot without a checkpoint: resume where it is (no snapshot).
+    weir::internal::Log(absl::StrCat("postgres source: resuming existing slot \"", options_.slot,
+                                     "\" at its confirmed LSN ", LsnToString(slot_confirmed),
+                                     " without a snapshot (drop the slot to take one)"));
+    done_lsn_ = slot_confirmed;
+  }
+  absl::StatusOr<std::unique_ptr<WalStream>> stream =
+      WalStream::Start({.conninfo = options_.connection,
+                        .slot = options_.slot,
+                        .publication = options_.publication,
+                        .status_interval = options_.status_interval,
+                        .max_buffered_bytes = options_.max_buffered_bytes,
+                        .reconnect_timeout = options_.reconnect_timeout},
+                       *std::move(replication), done_lsn_);
+  if (!stream.ok()) return stream.status();
+  stream_ = *std::move(stream);
+  return absl::OkStatus();
+}
+
+void CdcCore::SetSource(debezium::SourceInfo& source, const Relation* relation,
+                        uint64_t lsn) const {
+  source.version = "weir";
+  source.connector = "postgresql";
+  source.name = options_.name;
+  source.db = db_;
+  if (relation != nullptr) {
+    source.schema = relation->name.schema;
+    source.table = relation->name.table;
+  }
+  source.snapshot = "false";
+  source.ts_ms = tx_commit_ms_;
+  source.lsn = static_cast<int64_t>(lsn);
+  source.tx_id = tx_xid_;
+}
+
+absl::Status CdcCore::FillRow(const Relation& relation, const Tuple& tuple, const Tuple* fallback,
+                              bool key_only, const char* image, void* row) {
+  for (size_t field = 0; field < specs_.size(); ++field) {
+    const FieldSpec& spec = specs_[field];
+    const int column = relation.field_columns[field];
+    const bool required = spec.required && !key_only;
+    auto fail = [&](absl::string_view why) {
+      return absl::InvalidArgumentError(absl::StrCat(image, ": field \"", spec.name, "\" (table ",
+                                                     relation.name.Display(), "): ", why));
+    };
+    if (column < 0 || static_cast<size_t>(column) >= tuple.size()) {
+      if (required) return fail("the table has no such column");
+      continue;
+    }
+    const TupleColumn* value = &tuple[static_cast<size_t>(column)];
+    if (value->kind == TupleColumn::Kind::kUnchanged && fallback != nullptr &&
+        static_cast<size_t>(column) < fallback->size() &&
+        (*fallback)[static_cast<size_t>(column)].kind == TupleColumn::Kind::kText) {
+      value = &(*fallback)[static_cast<size_t>(column)];
+    }
+    switch (value->kind) {
+      case TupleColumn::Kind::kNull:
+        if (required) return fail("is NULL");
+        if (!key_only) spec.clear(row);
+        break;
+      case TupleColumn::Kind::kUnchanged:
+        if (required) {
+          return fail(
+              "an unchanged TOASTed value the change does not carry (set REPLICA IDENTITY FULL "
+              "on the table, or declare the field Optional)");
+        }
+        spec.clear(row);
+        break;
+      case TupleColumn::Kind::kBinary:
+        return fail("a value in binary format");
+      case TupleColumn::Kind::kText: {
+        absl::Status status =
+            AssignText(spec, relation.types[static_cast<size_t>(column)], value->value, row);
+        if (!status.ok()) return fail(status.message());
+        break;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CdcCore::OnRelation(RelationMessage message) {
+  Relation relation;
+  relation.name = {message.schema, message.table};
+  for (const TableName& wanted : wanted_) {
+    if (wanted.schema == message.schema && wanted.table == message.table) relation.wanted = true;
+  }
+  for (const RelationColumn& column : message.columns) {
+    absl::StatusOr<PgType> type = types_.Resolve(column.type_oid);
+    if (!type.ok()) return type.status();
+    relation.types.push_back(*type);
+  }
+  relation.columns = std::move(message.columns);
+  for (const FieldSpec& spec : specs_) {
+    int index = -1;
+    for (size_t column = 0; column < relation.columns.size(); ++column) {
+      if (relation.columns[column].name == spec.name) index = static_cast<int>(column);
+    }
+    relation.field_columns.push_back(index);
+  }
+  relations_[message.relation_id] = std::move(relation);
+  return absl::OkStatus();
+}
+
+bool CdcCore::CountRow() {
+  ++tx_rows_;
+  if (tx_final_lsn_ == skip_final_lsn_ && tx_rows_ <= skip_rows_) {
+    counters_->skipped_replayed.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+absl::StatusOr<bool> CdcCore::Apply(const WalStream::Item& item, void* before, void* after,
+                                    CdcChangeHeader& header, debezium::SourceInfo& source) {
+  absl::StatusOr<PgOutputMessage> parsed = ParsePgOutput(item.data);
+  if (!parsed.ok()) return parsed.status();
+  PgOutputMessage& message = *parsed;
+  if (auto* begin = std::get_if<BeginMessage>(&message)) {
+    in_tx_ = true;
+    tx_final_lsn_ = begin->final_lsn;
+    tx_xid_ = begin->xid;
+    tx_commit_ms_ = (begin->commit_time_us + kPostgresEpochMicros) / 1000;
+    tx_rows_ = 0;
+    skipping_tx_ = begin->final_lsn < done_lsn_;
+    if (skipping_tx_) counters_->skipped_replayed.fetch_add(0, std::memory_order_relaxed);
+    return false;
+  }
+  if (auto* commit = std::get_if<CommitMessage>(&message)) {
+    in_tx_ = false;
+    if (!skipping_tx_) {
+      done_lsn_ = std::max(done_lsn_, commit->end_lsn);
+      if (skip_final_lsn_ != 0 && tx_final_lsn_ >= skip_final_lsn_) skip_final_lsn_ = 0;
+      if (!checkpointing_) Confirm(done_lsn_);
+    }
+    skipping_tx_ = false;
+    return false;
+  }
+  if (auto* relation = std::get_if<RelationMessage>(&message)) {
+    absl::Status status = OnRelation(std::move(*relation));
+    if (!status.ok()) return status;
+    return false;
+  }
+  if (auto* type = std::get_if<TypeMessage>(&message)) {
+    types_.Forget(type->type_oid);
+    return false;
+  }
+  if (std::holds_alternative<IgnoredMessage>(message)) return false;
+  if (skipping_tx_) {
+    counters_->skipped_replayed.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+
+  auto relation_of = [&](uint32_t id) -> absl::StatusOr<const Relation*> {
+    auto it = relations_.find(id);
+    if (it == relations_.end()) {
+      return absl::DataLossError(
+          absl::StrCat("pgoutput: a change of relation ", id, " before its Relation message"));
+    }
+    return &it->second;
+  };
+  if (auto* truncate = std::get_if<TruncateMessage>(&message)) {
+    for (uint32_t id : truncate->relation_ids) pending_truncates_.push_back(id);
+    truncate_lsn_ = item.lsn;
+    return false;
+  }
+  uint32_t relation_id = 0;
+  if (auto* insert = std::get_if<InsertMessage>(&message)) relation_id = insert->relation_id;
+  if (auto* update = std::get_if<UpdateMessage>(&message)) relation_id = update->relation_id;
+  if (auto* del = std::get_if<DeleteMessage>(&message)) relation_id = del->relation_id;
+  absl::StatusOr<const Relation*> relation = relation_of(relation_id);
+  if (!relation.ok()) return relation.status();
+  if (!(*relation)->wanted) return false;
+  if (!CountRow()) return false;
+
+  absl::Status status;
+  if (auto* insert = std::get_if<InsertMessage>(&message)) {
+    header.op = Op::kCreate;
+    header.has_after = true;
+    status = FillRow(**relation, insert->new_tuple, nullptr, false, "after", after);
+  } else if (auto* update = std::get_if<UpdateMessage>(&message)) {
+    header.op = Op::kUpdate;
+    header.has_after = true;
+    const Tuple* old = update->old_kind == 'O' ? &update->old_tuple : nullptr;
+    status = FillRow(**relation, update->new_tuple, old, false, "after", after);
+    if (status.ok() && update->old_kind != 0) {
+      header.has_before = true;
+      status = FillRow(**relation, update->old_tuple, nullptr, update->old_kind == 'K', "before",
+                       before);
+    }
+  } else if (auto* del = std::get_if<DeleteMessage>(&message)) {
+    header.op = Op::kDelete;
+    header.has_before = true;
+    status = FillRow(**relation, del->old_tuple, nullptr, del->old_kind == 'K', "before", before);
+  }
+  if (!status.ok()) return status;
+  SetSource(source, *relation, item.lsn);
+  header.event_time_ms = tx_commit_ms_;
+  header.ts_ms = absl::ToUnixMillis(absl::Now());
+  counters_->changes.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+absl::Status CdcCore::FillSnapshotRow(void* row) {
+  const TableName& name = wanted_[snapshot_table_];
+  for (size_t field = 0; field < specs_.size(); ++field) {
+    const FieldSpec& spec = specs_[field];
+    const int column = snapshot_field_columns_[field];
+    auto fail = [&](absl::string_view why) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("after: field \"", spec.name, "\" (table ", name.Display(), "): ", why));
+    };
+    if (column < 0) {
+      if (spec.required) return fail("the table has no such column");
+      continue;
+    }
+    if (PQgetisnull(snapshot_batch_.get(), snapshot_row_, column)) {
+      if (spec.required) return fail("is NULL");
+      spec.clear(row);
+      continue;
+    }
+    absl::Status status =
+        AssignText(spec, snapshot_types_[static_cast<size_t>(column)],
+                   absl::string_view(PQgetvalue(snapshot_batch_.get(), snapshot_row_, column),
+                                     PQgetlength(snapshot_batch_.get(), snapshot_row_, column)),
+                   row);
+    if (!status.ok()) return fail(status.message());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PollResult> CdcCore::NextSnapshotRow(void* after, CdcChangeHeader& header,
+                                                    debezium::SourceInfo& source) {
+  while (snapshot_batch_ == nullptr || snapshot_row_ >= PQntuples(snapshot_batch_.get())) {
+    if (snapshot_table_ >= wanted_.size()) {
+      absl::StatusOr<PgResult> done = Exec(sql_.get(), "COMMIT", "ending the initial snapshot");
+      if (!done.ok()) return done.status();
+      in_snapshot_ = false;
+      snapshot_batch_.reset();
+      if (end_after_snapshot_) {
+        ended_ = true;
+        return PollResult::kEndOfInput;
+      }
+      return PollResult::kNothingAvailable;
+    }
+    const TableName& name = wanted_[snapshot_table_];
+    if (!cursor_open_) {
+      // A cursor in primary-key order (ctid order for a table without one).
+      absl::StatusOr<PgResult> key =
+          Exec(sql_.get(),
+               "SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY array_position(i.indkey, "
+               "a.attnum)) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
+               "a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND i.indisprimary",
+               "reading the primary key",
+               {absl::StrCat(QuoteIdentifier(name.schema), ".", QuoteIdentifier(name.table))});
+      if (!key.ok()) return key.status();
+      std::string order = Value(*key, 0, 0);
+      if (order.empty()) order = "ctid";
+      absl::StatusOr<PgResult> declared =
+          Exec(sql_.get(),
+               absl::StrCat("DECLARE weir_snapshot NO SCROLL CURSOR FOR SELECT * FROM ",
+                            QuoteIdentifier(name.schema), ".", QuoteIdentifier(name.table),
+                            " ORDER BY ", order),
+               absl::StrCat("reading table ", name.Display()));
+      if (!declared.ok()) return declared.status();
+      cursor_open_ = true;
+    }
+    absl::StatusOr<PgResult> batch = Exec(
+        sql_.get(), absl::StrCat("FETCH ", options_.snapshot_chunk_rows, " FROM weir_snapshot"),
+        absl::StrCat("reading table ", name.Display()));
+    if (!batch.ok()) return batch.status();
+    snapshot_row_ = 0;
+    if (PQntuples(batch->get()) == 0) {
+      absl::StatusOr<PgResult> closed = Exec(sql_.get(), "CLOSE weir_snapshot", "closing a cursor");
+      if (!closed.ok()) return closed.status();
+      cursor_open_ = false;
+      snapshot_batch_.reset();
+      ++snapshot_table_;
+      continue;
+    }
+    snapshot_types_.clear();
+    snapshot_field_columns_.clear();
+    for (int column = 0; column < PQnfields(batch->get()); ++column) {
+      absl::StatusOr<PgType> type = types_.Resolve(PQftype(batch->get(), column));
+      if (!type.ok()) return type.status();
+      snapshot_types_.push_back(*type);
+    }
+    for (const FieldSpec& spec : specs_) {
+      snapshot_field_columns_.push_back(
+          PQfnumber(batch->get(), QuoteIdentifier(spec.name).c_str()));
+    }
+    snapshot_batch_ = *std::move(batch);
+  }
+  absl::Status status = FillSnapshotRow(after);
+  if (!status.ok()) return status;
+  ++snapshot_row_;
+  header.op = Op::kRead;
+  header.has_after = true;
+  header.event_time_ms = snapshot_time_ms_;
+  header.ts_ms = absl::ToUnixMillis(absl::Now());
+  source.version = "weir";
+  source.connector = "postgresql";
+  source.name = options_.name;
+  source.db = db_;
+  source.schema = wanted_[snapshot_table_].schema;
+  source.table = wanted_[snapshot_table_].table;
+  source.snapshot = "true";
+  source.ts_ms = snapshot_time_ms_;
+  source.lsn = static_cast<int64_t>(consistent_lsn_);
+  counters_->snapshot_rows.fetch_add(1, std::memory_order_relaxed);
+  return PollResult::kMoreAvailable;
+}
+
+absl::StatusOr<PollResult> CdcCore::Next(void* before, void* after, CdcChangeHeader& header,
+                                         debezium::SourceInfo& source) {
+  if (ended_) return PollResult::kEndOfInput;
+  if (in_snapshot_) {
+    absl::StatusOr<PollResult> row = NextSnapshotRow(after, header, source);
+    if (!row.ok() || *row != PollResult::kNothingAvailable) return row;
+  }
+  counters_->reconnects.store(stream_->reconnects(), std::memory_order_relaxed);
+  while (true) {
+    if (!pending_truncates_.empty()) {
+      const uint32_t id = pending_truncates_.front();
+      pending_truncates_.pop_front();
+      auto it = relations_.find(id);
+      if (it == relations_.end() || !it->second.wanted || !CountRow()) continue;
+      header.op = Op::kTruncate;
+      header.event_time_ms = tx_commit_ms_;
+      header.ts_ms = absl::ToUnixMillis(absl::Now());
+      SetSource(source, &it->second, truncate_lsn_);
+      counters_->changes.fetch_add(1, std::memory_order_relaxed);
+      return PollResult::kMoreAvailable;
+    }
+    absl::StatusOr<std::optional<WalStream::Item>> item = stream_->Next();
+    if (!item.ok()) return item.status();
+    if (!item->has_value()) return PollResult::kNothingAvailable;
+    switch ((*item)->kind) {
+      case WalStream::Item::Kind::kKeepalive:
+        // Nothing pending before this position: an idle slot may advance.
+        if (!in_tx_ && (*item)->lsn > done_lsn_) {
+          done_lsn_ = (*item)->lsn;
+          if (!checkpointing_) Confirm(done_lsn_);
+        }
+        continue;
+      case WalStream::Item::Kind::kRestarted:
+        // The server resends from the slot's confirmed LSN: skip what was
+        // emitted, including the rows of the transaction cut off.
+        if (in_tx_ && !skipping_tx_) {
+          skip_final_lsn_ = tx_final_lsn_;
+          skip_rows_ = tx_rows_;
+        }
+        in_tx_ = false;
+        skipping_tx_ = false;
+        continue;
+      case WalStream::Item::Kind::kData: {
+        absl::StatusOr<bool> produced = Apply(**item, before, after, header, source);
+        if (!produced.ok()) return produced.status();
+        if (*produced) return PollResult::kMoreAvailable;
+        continue;
+      }
+    }
+  }
+}
+
+std::string CdcCore::Snapshot(int64_t checkpoint_id) {
+  Position position;
+  position.snapshot_phase = in_snapshot_;
+  position.done_lsn = done_lsn_;
+  if (in_tx_ && !skipping_tx_) {
+    position.tx_final_lsn = tx_final_lsn_;
+    position.tx_rows = tx_rows_;
+  } else if (skip_final_lsn_ != 0) {
+    position.tx_final_lsn = skip_final_lsn_;
+    position.tx_rows = skip_rows_;
+  }
+  taken_[checkpoint_id] = done_lsn_;
+  return position.Encode();
+}
+
+void CdcCore::Confirm(uint64_t lsn) {
+  if (stream_ == nullptr) return;
+  stream_->Confirm(lsn);
+  counters_->confirmed_lsn.store(stream_->confirmed(), std::memory_order_relaxed);
+}
+
+absl::Status CdcCore::CheckpointComplete(int64_t checkpoint_id) {
+  auto it = taken_.find(checkpoint_id);
+  if (it == taken_.end()) return absl::OkStatus();
+  completed_.push_back(it->second);
+  taken_.erase(taken_.begin(), std::next(it));
+  while (completed_.size() > static_cast<size_t>(retained_)) completed_.pop_front();
+  // The oldest checkpoint a restore may still pick: the oldest of the last
+  // `retained_` completed. After a restore, older checkpoints of the run
+  // before count too, so wait until this run completed `retained_` of its own.
+  if (!restored_ || completed_.size() == static_cast<size_t>(retained_)) {
+    Confirm(completed_.front());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<SourceSplit>> DiscoverCdcSplits(const CdcOptions& options,
+                                                           const std::vector<FieldSpec>& specs) {
+  absl::Status valid = CheckOptions(options);
+  if (!valid.ok()) return valid;
+  for (const FieldSpec& spec : specs) {
+    if (spec.name.empty())
+      return absl::InvalidArgumentError("postgres source: an empty field name");
+    if (spec.semantic == debezium::internal::Semantic::kDecimal &&
+        debezium::internal::IsIntegerTarget(spec.target) && !spec.decimal.scale.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "postgres source: field \"", spec.name, "\": Decimal() into an integer needs a scale"));
+    }
+  }
+  absl::StatusOr<PgConn> conn = Connect(options.connection, /*replication=*/false);
+  if (!conn.ok()) return conn.status();
+  absl::StatusOr<PgResult> level = Exec(conn->get(), "SHOW wal_level", "reading wal_level");
+  if (!level.ok()) return level.status();
+  if (Value(*level, 0, 0) != "logical") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "PostgreSQL's wal_level is '", Value(*level, 0, 0),
+        "', change capture needs 'logical': set wal_level = logical in postgresql.conf (or ALTER "
+        "SYSTEM SET wal_level = logical) and restart the server"));
+  }
+  std::vector<std::string> quoted;
+  for (const std::string& table : options.tables) {
+    const TableName name = SplitTableName(table);
+    const std::string qualified =
+        absl::StrCat(QuoteIdentifier(name.schema), ".", QuoteIdentifier(name.table));
+    absl::StatusOr<PgResult> exists =
+        Exec(conn->get(), "SELECT to_regclass($1)", "looking up a table", {qualified});
+    if (!exists.ok()) return exists.status();
+    if (PQgetisnull(exists->get(), 0, 0)) {
+      return absl::NotFoundError(
+          absl::StrCat("postgres source: table ", name.Display(), " does not exist"));
+    }
+    quoted.push_back(qualified);
+  }
+  absl::StatusOr<PgResult> publication =
+      Exec(conn->get(), "SELECT 1 FROM pg_publication WHERE pubname = $1",
+           "looking up the publication", {options.publication});
+  if (!publication.ok()) return publication.status();
+  if (PQntuples(publication->get()) == 0) {
+    if (!options.create_publication) {
+      return absl::NotFoundError(absl::StrCat(
+          "publication \"", options.publication, "\" does not exist: CREATE PUBLICATION ",
+          QuoteIdentifier(options.publication), " FOR TABLE ", absl::StrJoin(quoted, ", "),
+          " (or set CdcOptions.create_publication)"));
+    }
+    absl::StatusOr<PgResult> created =
+        Exec(conn->get(),
+             absl::StrCat("CREATE PUBLICATION ", QuoteIdentifier(options.publication),
+                          " FOR TABLE ", absl::StrJoin(quoted, ", ")),
+             absl::StrCat("creating publication \"", options.publication, "\""));
+    if (!created.ok()) return created.status();
+  }
+  for (const std::string& table : options.tables) {
+    const TableName name = SplitTableName(table);
+    absl::StatusOr<PgResult> covered =
+        Exec(conn->get(),
+             "SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND "
+             "tablename = $3",
+             "checking the publication", {options.publication, name.schema, name.table});
+    if (!covered.ok()) return covered.status();
+    if (PQntuples(covered->get()) == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "publication \"", options.publication, "\" does not cover table ", name.Display(),
+          ": ALTER PUBLICATION ", QuoteIdentifier(options.publication), " ADD TABLE ",
+          QuoteIdentifier(name.schema), ".", QuoteIdentifier(name.table)));
+    }
+  }
+  return std::vector<SourceSplit>{{.id = absl::StrCat("postgres:", options.slot)}};
+}
+
+absl::StatusOr<CdcCorePtr> NewCdcCore(const CdcOptions& options,
+                                      const std::vector<FieldSpec>& specs,
+                                      const SourceReaderContext& context,
+                                      std::shared_ptr<CdcCounters> counters) {
+  CdcCorePtr core(new CdcCore(options, specs, std::move(counters)));
+  absl::Status status = core->Init(context);
+  if (!status.ok()) return status;
+  return core;
+}
+
+absl::StatusOr<PollResult> NextChange(CdcCore& core, void* before, void* after,
+                                      CdcChangeHeader& header, debezium::SourceInfo& source) {
+  return core.Next(before, after, header, source);
+}
+
+std::string SnapshotCdc(CdcCore& core, int64_t checkpoint_id) {
+  return core.Snapshot(checkpoint_id);
+}
+
+absl::Status CdcCheckpointComplete(CdcCore& core, int64_t checkpoint_id) {
+  return core.CheckpointComplete(checkpoint_id);
+}
+
+absl::Status CloseCdc(CdcCore& core) { return core.Close(); }
+
+}  // namespace weir::postgres::internal
