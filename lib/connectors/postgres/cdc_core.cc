@@ -297,7 +297,7 @@ absl::Status CdcCore::Init(const SourceReaderContext& context) {
     }
     absl::SleepFor(absl::Milliseconds(100));
   }
-  const bool slot_exists = PQntuples(slot->get()) == 1;
+  bool slot_exists = PQntuples(slot->get()) == 1;
   if (slot_exists && Value(*slot, 0, 3) != "pgoutput") {
     return absl::FailedPreconditionError(absl::StrCat("replication slot \"", options_.slot,
                                                       "\" uses the plugin ", Value(*slot, 0, 3),
@@ -325,6 +325,7 @@ absl::Status CdcCore::Init(const SourceReaderContext& context) {
       if (!dropped.ok()) return dropped.status();
     }
     restored.reset();
+    slot_exists = false;
     slot_confirmed = 0;
   } else if (restored.has_value()) {
     restored_ = true;
