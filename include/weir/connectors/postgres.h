@@ -142,6 +142,11 @@ struct CdcCounters {
   std::atomic<uint64_t> confirmed_lsn{0};
 };
 
+inline CdcSourceStats StatsOf(const CdcCounters& counters) {
+  return {counters.snapshot_rows.load(), counters.changes.load(), counters.skipped_replayed.load(),
+          counters.reconnects.load(), counters.confirmed_lsn.load()};
+}
+
 // What NextChange learned besides the rows.
 struct CdcChangeHeader {
   debezium::Op op = debezium::Op::kCreate;
@@ -168,6 +173,61 @@ absl::StatusOr<PollResult> NextChange(CdcCore& core, void* before, void* after,
 std::string SnapshotCdc(CdcCore& core, int64_t checkpoint_id);
 absl::Status CdcCheckpointComplete(CdcCore& core, int64_t checkpoint_id);
 absl::Status CloseCdc(CdcCore& core);
+
+// The reader of CdcSource<T> and RowCdcSource: `Record` is
+// debezium::Change<T> or RowChange (members op, before, after, source, ts_ms).
+template <class Record>
+class CdcReader final : public SourceReader<Record> {
+ public:
+  CdcReader(CdcCorePtr core, int max_per_poll)
+      : core_(std::move(core)), max_per_poll_(max_per_poll) {}
+
+  absl::StatusOr<PollResult> Poll(SourceOutput<Record>& output) override {
+    if (core_ == nullptr) return PollResult::kNothingAvailable;
+    for (int count = 0; count < max_per_poll_; ++count) {
+      Record change;
+      change.before.emplace();
+      change.after.emplace();
+      CdcChangeHeader header;
+      absl::StatusOr<PollResult> result =
+          NextChange(*core_, &*change.before, &*change.after, header, change.source);
+      if (!result.ok()) return result.status();
+      if (*result == PollResult::kEndOfInput) {
+        output.FinishSplit(0);
+        return count > 0 ? PollResult::kMoreAvailable : PollResult::kEndOfInput;
+      }
+      if (*result == PollResult::kNothingAvailable) {
+        if (count == 0) output.MarkIdle(0);
+        return count > 0 ? PollResult::kMoreAvailable : PollResult::kNothingAvailable;
+      }
+      change.op = header.op;
+      change.ts_ms = header.ts_ms;
+      if (!header.has_before) change.before.reset();
+      if (!header.has_after) change.after.reset();
+      output.Collect(0, std::move(change), header.event_time_ms);
+    }
+    return PollResult::kMoreAvailable;
+  }
+
+  absl::StatusOr<std::vector<std::string>> SnapshotState(int64_t checkpoint_id) override {
+    if (core_ == nullptr) return std::vector<std::string>();
+    return std::vector<std::string>{SnapshotCdc(*core_, checkpoint_id)};
+  }
+
+  absl::Status NotifyCheckpointComplete(int64_t checkpoint_id) override {
+    if (core_ == nullptr) return absl::OkStatus();
+    return CdcCheckpointComplete(*core_, checkpoint_id);
+  }
+
+  absl::Status Close() override {
+    if (core_ == nullptr) return absl::OkStatus();
+    return CloseCdc(*core_);
+  }
+
+ private:
+  CdcCorePtr core_;  // null on the workers without the split
+  int max_per_poll_;
+};
 
 }  // namespace internal
 
@@ -197,76 +257,22 @@ class CdcSource final : public weir::Source<debezium::Change<T>> {
   absl::StatusOr<std::unique_ptr<SourceReader<debezium::Change<T>>>> CreateReader(
       const SourceReaderContext& context) override {
     if (context.splits.empty()) {
-      return std::unique_ptr<SourceReader<debezium::Change<T>>>(new Reader(nullptr, 0));
+      return std::unique_ptr<SourceReader<debezium::Change<T>>>(
+          new internal::CdcReader<debezium::Change<T>>(nullptr, 0));
     }
     absl::StatusOr<internal::CdcCorePtr> core =
         internal::NewCdcCore(options_, fields_.specs(), context, counters_);
     if (!core.ok()) return core.status();
     return std::unique_ptr<SourceReader<debezium::Change<T>>>(
-        new Reader(*std::move(core), options_.max_changes_per_poll));
+        new internal::CdcReader<debezium::Change<T>>(*std::move(core),
+                                                     options_.max_changes_per_poll));
   }
 
-  CdcSourceStats Stats() const {
-    return {counters_->snapshot_rows.load(), counters_->changes.load(),
-            counters_->skipped_replayed.load(), counters_->reconnects.load(),
-            counters_->confirmed_lsn.load()};
-  }
+  CdcSourceStats Stats() const { return internal::StatsOf(*counters_); }
 
  private:
   CdcSource(CdcOptions options, debezium::Fields<T> fields)
       : options_(std::move(options)), fields_(std::move(fields)) {}
-
-  class Reader final : public SourceReader<debezium::Change<T>> {
-   public:
-    Reader(internal::CdcCorePtr core, int max_per_poll)
-        : core_(std::move(core)), max_per_poll_(max_per_poll) {}
-
-    absl::StatusOr<PollResult> Poll(SourceOutput<debezium::Change<T>>& output) override {
-      if (core_ == nullptr) return PollResult::kNothingAvailable;
-      for (int count = 0; count < max_per_poll_; ++count) {
-        debezium::Change<T> change;
-        change.before.emplace();
-        change.after.emplace();
-        internal::CdcChangeHeader header;
-        absl::StatusOr<PollResult> result =
-            internal::NextChange(*core_, &*change.before, &*change.after, header, change.source);
-        if (!result.ok()) return result.status();
-        if (*result == PollResult::kEndOfInput) {
-          output.FinishSplit(0);
-          return count > 0 ? PollResult::kMoreAvailable : PollResult::kEndOfInput;
-        }
-        if (*result == PollResult::kNothingAvailable) {
-          if (count == 0) output.MarkIdle(0);
-          return count > 0 ? PollResult::kMoreAvailable : PollResult::kNothingAvailable;
-        }
-        change.op = header.op;
-        change.ts_ms = header.ts_ms;
-        if (!header.has_before) change.before.reset();
-        if (!header.has_after) change.after.reset();
-        output.Collect(0, std::move(change), header.event_time_ms);
-      }
-      return PollResult::kMoreAvailable;
-    }
-
-    absl::StatusOr<std::vector<std::string>> SnapshotState(int64_t checkpoint_id) override {
-      if (core_ == nullptr) return std::vector<std::string>();
-      return std::vector<std::string>{internal::SnapshotCdc(*core_, checkpoint_id)};
-    }
-
-    absl::Status NotifyCheckpointComplete(int64_t checkpoint_id) override {
-      if (core_ == nullptr) return absl::OkStatus();
-      return internal::CdcCheckpointComplete(*core_, checkpoint_id);
-    }
-
-    absl::Status Close() override {
-      if (core_ == nullptr) return absl::OkStatus();
-      return internal::CloseCdc(*core_);
-    }
-
-   private:
-    internal::CdcCorePtr core_;
-    int max_per_poll_;
-  };
 
   CdcOptions options_;
   debezium::Fields<T> fields_;

@@ -39,6 +39,7 @@
 #include "lib/connectors/postgres/wal_stream.h"
 #include "lib/formats/debezium_field.h"
 #include "weir/connectors/postgres.h"
+#include "weir/connectors/postgres_rows.h"
 
 namespace weir::postgres::internal {
 namespace {
@@ -127,12 +128,65 @@ struct Relation {
   std::vector<int> field_columns;
 };
 
+ColumnValue DescribeColumn(std::string name, const PgType& type) {
+  ColumnValue column;
+  column.name = std::move(name);
+  column.type = type.name;
+  column.is_array = type.is_array;
+  column.size = type.size;
+  switch (type.kind) {
+    case PgKind::kBool:
+      column.kind = ColumnKind::kBool;
+      break;
+    case PgKind::kInteger:
+      column.kind = ColumnKind::kInteger;
+      break;
+    case PgKind::kFloat:
+      column.kind = ColumnKind::kFloat;
+      break;
+    case PgKind::kNumeric:
+      column.kind = ColumnKind::kNumeric;
+      break;
+    case PgKind::kText:
+      column.kind = ColumnKind::kText;
+      break;
+    case PgKind::kUuid:
+      column.kind = ColumnKind::kUuid;
+      break;
+    case PgKind::kJson:
+      column.kind = ColumnKind::kJson;
+      break;
+    case PgKind::kTimestampTz:
+      column.kind = ColumnKind::kTimestampTz;
+      break;
+    case PgKind::kTimestamp:
+      column.kind = ColumnKind::kTimestamp;
+      break;
+    case PgKind::kDate:
+      column.kind = ColumnKind::kDate;
+      break;
+    case PgKind::kTime:
+      column.kind = ColumnKind::kTime;
+      break;
+    case PgKind::kBytea:
+      column.kind = ColumnKind::kBytea;
+      break;
+    case PgKind::kOther:
+      column.kind = ColumnKind::kOther;
+      break;
+  }
+  return column;
+}
+
 }  // namespace
 
 class CdcCore {
  public:
-  CdcCore(CdcOptions options, std::vector<FieldSpec> specs, std::shared_ptr<CdcCounters> counters)
-      : options_(std::move(options)),
+  // `raw`: rows are std::vector<ColumnValue> (RowCdcSource), not a T of `specs`.
+  CdcCore(CdcOptions options, std::vector<FieldSpec> specs, std::shared_ptr<CdcCounters> counters,
+          bool raw)
+      : raw_(raw),
+        options_(std::move(options)),
         specs_(std::move(specs)),
         counters_(std::move(counters)),
         types_([this](uint32_t oid) { return LookupType(oid); }) {
@@ -172,6 +226,7 @@ class CdcCore {
   void SetSource(debezium::SourceInfo& source, const Relation* relation, uint64_t lsn) const;
   void Confirm(uint64_t lsn);
 
+  bool raw_;
   CdcOptions options_;
   std::vector<FieldSpec> specs_;
   std::shared_ptr<CdcCounters> counters_;
@@ -196,6 +251,7 @@ class CdcCore {
   bool cursor_open_ = false;
   std::vector<PgType> snapshot_types_;
   std::vector<int> snapshot_field_columns_;
+  std::vector<std::string> snapshot_keys_;  // the primary key's columns
   int64_t snapshot_time_ms_ = 0;
   uint64_t consistent_lsn_ = 0;
 
@@ -259,6 +315,17 @@ absl::Status CdcCore::BeginSnapshot(const std::string& snapshot_name) {
         absl::StrCat("SET TRANSACTION SNAPSHOT ", QuoteLiteral(snapshot_name))}) {
     absl::StatusOr<PgResult> result = Exec(sql_.get(), sql, "starting the initial snapshot");
     if (!result.ok()) return result.status();
+  }
+  // TRUNCATE and table rewrites are not MVCC-safe: one committed after the
+  // exported snapshot would show the snapshot an empty table. ACCESS SHARE
+  // locks, held until the snapshot ends, make them wait instead.
+  for (const TableName& table : wanted_) {
+    absl::StatusOr<PgResult> locked =
+        Exec(sql_.get(),
+             absl::StrCat("LOCK TABLE ", QuoteIdentifier(table.schema), ".",
+                          QuoteIdentifier(table.table), " IN ACCESS SHARE MODE"),
+             absl::StrCat("locking table ", table.Display(), " for the initial snapshot"));
+    if (!locked.ok()) return locked.status();
   }
   in_snapshot_ = true;
   snapshot_table_ = 0;
@@ -412,6 +479,37 @@ void CdcCore::SetSource(debezium::SourceInfo& source, const Relation* relation,
 
 absl::Status CdcCore::FillRow(const Relation& relation, const Tuple& tuple, const Tuple* fallback,
                               bool key_only, const char* image, void* row) {
+  if (raw_) {
+    auto& columns = *static_cast<std::vector<ColumnValue>*>(row);
+    for (size_t column = 0; column < relation.columns.size() && column < tuple.size(); ++column) {
+      const TupleColumn* value = &tuple[column];
+      if (value->kind == TupleColumn::Kind::kUnchanged && fallback != nullptr &&
+          column < fallback->size() && (*fallback)[column].kind == TupleColumn::Kind::kText) {
+        value = &(*fallback)[column];
+      }
+      ColumnValue out = DescribeColumn(relation.columns[column].name, relation.types[column]);
+      out.key = relation.columns[column].key;
+      switch (value->kind) {
+        case TupleColumn::Kind::kNull:
+          out.state = ColumnValue::State::kNull;
+          break;
+        case TupleColumn::Kind::kUnchanged:
+          out.state = ColumnValue::State::kUnchanged;
+          break;
+        case TupleColumn::Kind::kText:
+          out.state = ColumnValue::State::kValue;
+          out.text = value->value;
+          break;
+        case TupleColumn::Kind::kBinary:
+          return absl::InvalidArgumentError(absl::StrCat(image, ": column \"", out.name,
+                                                         "\" (table ", relation.name.Display(),
+                                                         "): a value in binary format"));
+      }
+      columns.push_back(std::move(out));
+    }
+    (void)key_only;
+    return absl::OkStatus();
+  }
   for (size_t field = 0; field < specs_.size(); ++field) {
     const FieldSpec& spec = specs_[field];
     const int column = relation.field_columns[field];
@@ -580,6 +678,24 @@ absl::StatusOr<bool> CdcCore::Apply(const WalStream::Item& item, void* before, v
 
 absl::Status CdcCore::FillSnapshotRow(void* row) {
   const TableName& name = wanted_[snapshot_table_];
+  if (raw_) {
+    auto& columns = *static_cast<std::vector<ColumnValue>*>(row);
+    for (int column = 0; column < PQnfields(snapshot_batch_.get()); ++column) {
+      ColumnValue out = DescribeColumn(PQfname(snapshot_batch_.get(), column),
+                                       snapshot_types_[static_cast<size_t>(column)]);
+      out.key =
+          std::find(snapshot_keys_.begin(), snapshot_keys_.end(), out.name) != snapshot_keys_.end();
+      if (PQgetisnull(snapshot_batch_.get(), snapshot_row_, column)) {
+        out.state = ColumnValue::State::kNull;
+      } else {
+        out.state = ColumnValue::State::kValue;
+        out.text.assign(PQgetvalue(snapshot_batch_.get(), snapshot_row_, column),
+                        PQgetlength(snapshot_batch_.get(), snapshot_row_, column));
+      }
+      columns.push_back(std::move(out));
+    }
+    return absl::OkStatus();
+  }
   for (size_t field = 0; field < specs_.size(); ++field) {
     const FieldSpec& spec = specs_[field];
     const int column = snapshot_field_columns_[field];
@@ -625,13 +741,18 @@ absl::StatusOr<PollResult> CdcCore::NextSnapshotRow(void* after, CdcChangeHeader
       // A cursor in primary-key order (ctid order for a table without one).
       absl::StatusOr<PgResult> key =
           Exec(sql_.get(),
-               "SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY array_position(i.indkey, "
-               "a.attnum)) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
-               "a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND i.indisprimary",
+               "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+               "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND i.indisprimary "
+               "ORDER BY array_position(i.indkey, a.attnum)",
                "reading the primary key",
                {absl::StrCat(QuoteIdentifier(name.schema), ".", QuoteIdentifier(name.table))});
       if (!key.ok()) return key.status();
-      std::string order = Value(*key, 0, 0);
+      snapshot_keys_.clear();
+      std::string order;
+      for (int row = 0; row < PQntuples(key->get()); ++row) {
+        snapshot_keys_.push_back(Value(*key, row, 0));
+        absl::StrAppend(&order, row > 0 ? ", " : "", QuoteIdentifier(snapshot_keys_.back()));
+      }
       if (order.empty()) order = "ctid";
       absl::StatusOr<PgResult> declared =
           Exec(sql_.get(),
@@ -853,7 +974,16 @@ absl::StatusOr<CdcCorePtr> NewCdcCore(const CdcOptions& options,
                                       const std::vector<FieldSpec>& specs,
                                       const SourceReaderContext& context,
                                       std::shared_ptr<CdcCounters> counters) {
-  CdcCorePtr core(new CdcCore(options, specs, std::move(counters)));
+  CdcCorePtr core(new CdcCore(options, specs, std::move(counters), /*raw=*/false));
+  absl::Status status = core->Init(context);
+  if (!status.ok()) return status;
+  return core;
+}
+
+absl::StatusOr<CdcCorePtr> NewRowCdcCore(const CdcOptions& options,
+                                         const SourceReaderContext& context,
+                                         std::shared_ptr<CdcCounters> counters) {
+  CdcCorePtr core(new CdcCore(options, {}, std::move(counters), /*raw=*/true));
   absl::Status status = core->Init(context);
   if (!status.ok()) return status;
   return core;

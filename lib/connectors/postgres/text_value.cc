@@ -140,7 +140,7 @@ bool ParseOffset(absl::string_view& text, int64_t& seconds) {
   return true;
 }
 
-absl::StatusOr<int64_t> ParseTimeMicros(absl::string_view text) {
+absl::StatusOr<int64_t> TimeMicros(absl::string_view text) {
   absl::string_view rest = text;
   int64_t micros = 0;
   if (!ParseTimeOfDay(rest, micros) || !rest.empty()) {
@@ -149,7 +149,7 @@ absl::StatusOr<int64_t> ParseTimeMicros(absl::string_view text) {
   return micros;
 }
 
-absl::StatusOr<int64_t> ParseDateDays(absl::string_view text) {
+absl::StatusOr<int64_t> DateDays(absl::string_view text) {
   absl::string_view rest = text;
   int64_t days = 0;
   if (!ParseDate(rest, days) || !rest.empty()) {
@@ -169,13 +169,13 @@ absl::Status ConvertTime(const FieldSpec& spec, const PgType& type, absl::string
       micros = ParseTimestampMicros(text);
       break;
     case PgKind::kDate: {
-      absl::StatusOr<int64_t> days = ParseDateDays(text);
+      absl::StatusOr<int64_t> days = DateDays(text);
       if (!days.ok()) return days.status();
       micros = *days * 86400LL * 1000000;
       break;
     }
     case PgKind::kTime:
-      micros = ParseTimeMicros(text);
+      micros = TimeMicros(text);
       break;
     default:
       return absl::InvalidArgumentError(
@@ -407,7 +407,31 @@ std::optional<PgType> BuiltinType(uint32_t oid) {
       {1001, PgKind::kBytea, true, "bytea[]"},
   };
   for (const Entry& entry : kTypes) {
-    if (entry.oid == oid) return PgType{entry.kind, entry.is_array, entry.name};
+    if (entry.oid == oid) {
+      int size = 0;
+      switch (oid) {
+        case 21:
+        case 1005:
+          size = 2;
+          break;
+        case 23:
+        case 26:
+        case 700:
+        case 1007:
+        case 1021:
+          size = 4;
+          break;
+        case 20:
+        case 701:
+        case 1016:
+        case 1022:
+          size = 8;
+          break;
+        default:
+          break;
+      }
+      return PgType{entry.kind, entry.is_array, entry.name, size};
+    }
   }
   return std::nullopt;
 }
@@ -429,12 +453,14 @@ absl::StatusOr<PgType> TypeResolver::ResolveDepth(uint32_t oid, int depth) {
     if (!base.ok()) return base.status();
     type.kind = base->kind;
     type.is_array = base->is_array;
+    type.size = base->size;
   } else if (row->typcategory == 'A' && row->typelem != 0) {
     absl::StatusOr<PgType> element = ResolveDepth(row->typelem, depth + 1);
     if (!element.ok()) return element.status();
     if (element->is_array) return absl::InvalidArgumentError("arrays of arrays");
     type.kind = element->kind;
     type.is_array = true;
+    type.size = element->size;
   }
   cache_[oid] = type;
   return type;
@@ -500,6 +526,10 @@ absl::StatusOr<int64_t> ParseTimestampMicros(absl::string_view text) {
   }
   return (days * 86400 - offset) * 1000000 + time;
 }
+
+absl::StatusOr<int64_t> ParseDateDays(absl::string_view text) { return DateDays(text); }
+
+absl::StatusOr<int64_t> ParseTimeMicros(absl::string_view text) { return TimeMicros(text); }
 
 absl::Status AssignText(const FieldSpec& spec, const PgType& type, absl::string_view text,
                         void* row) {

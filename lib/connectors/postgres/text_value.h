@@ -43,6 +43,7 @@ struct PgType {
   PgKind kind = PgKind::kOther;
   bool is_array = false;  // then `kind` is the element's
   std::string name;       // for errors, e.g. "numeric[]"
+  int size = 0;           // integers and floats: bytes (2, 4, 8)
 };
 
 // A row of pg_type, for the types that are not built in.
@@ -86,6 +87,10 @@ absl::StatusOr<std::vector<std::optional<std::string>>> ParseArrayText(absl::str
 // "2024-03-01 09:30:00.123456+00" (TimeZone=UTC, DateStyle=ISO) as
 // microseconds since the epoch; without an offset the value is read as UTC.
 absl::StatusOr<int64_t> ParseTimestampMicros(absl::string_view text);
+// "2024-03-01" as days since the epoch.
+absl::StatusOr<int64_t> ParseDateDays(absl::string_view text);
+// "09:30:00.25" as microseconds past midnight.
+absl::StatusOr<int64_t> ParseTimeMicros(absl::string_view text);
 
 }  // namespace weir::postgres::internal
 

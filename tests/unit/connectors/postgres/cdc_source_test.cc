@@ -136,6 +136,15 @@ class CdcSourceTest : public ::testing::Test {
     ASSERT_GE(sink->size(), count) << "timed out; the server's log:\n" << server_->Log();
   }
 
+  // A finished run's walsender lets go of its slot shortly after.
+  void WaitSlotsInactive() {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (Sql("SELECT 1 FROM pg_replication_slots WHERE active").size() > 0 &&
+           absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+
   std::string SlotConfirmed() {
     auto rows =
         Sql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = "
@@ -375,6 +384,7 @@ TEST_F(CdcSourceTest, NanIntoAnExactMemberFailsTheJobNamingTheField) {
 TEST_F(CdcSourceTest, UnchangedToastFromOldRowOrAClearError) {
   for (const std::string identity : {"FULL", "DEFAULT"}) {
     SCOPED_TRACE(identity);
+    WaitSlotsInactive();
     Sql("DROP TABLE IF EXISTS items");
     Sql("DROP PUBLICATION IF EXISTS weir_pub");
     Sql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots");
@@ -884,6 +894,7 @@ class CdcRestoreTest : public CdcSourceTest {
     ASSERT_TRUE(job->TriggerCheckpoint().ok());
     job->Cancel();
     (void)job->Wait();
+    WaitSlotsInactive();
   }
   PipelineOptions Checkpointed() {
     PipelineOptions options;
