@@ -598,7 +598,6 @@ absl::StatusOr<bool> CdcCore::Apply(const WalStream::Item& item, void* before, v
     tx_commit_ms_ = (begin->commit_time_us + kPostgresEpochMicros) / 1000;
     tx_rows_ = 0;
     skipping_tx_ = begin->final_lsn < done_lsn_;
-    if (skipping_tx_) counters_->skipped_replayed.fetch_add(0, std::memory_order_relaxed);
     return false;
   }
   if (auto* commit = std::get_if<CommitMessage>(&message)) {

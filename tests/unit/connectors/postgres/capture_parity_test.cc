@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -266,11 +267,10 @@ TEST(WeirCaptureProgramTest, HelpDocumentsEveryFlag) {
   std::filesystem::remove_all(*dir);
 }
 
-// The program, killed (SIGKILL) three times while rows change, restarted on
-// its checkpoints each time: the last value of every key in the topic is
-// the table's final row. (The mock broker shows aborted transactions too,
-// so this compares final values per key; fencing and read_committed need a
-// real broker.)
+// The program, killed (SIGKILL) ten times at random moments (a fixed seed)
+// while rows change, restarted on its checkpoints each time: the last value of every key in the
+// topic is the table's final row. (The mock broker shows aborted transactions too, so this compares
+// final values per key; fencing and read_committed need a real broker.)
 TEST_F(CaptureProgramTest, KilledAndRestartedEndsWithTheTablesRows) {
   Sql("CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, qty int, "
       "price numeric(10,2) NOT NULL, note text, at timestamptz NOT NULL, day date NOT NULL, "
@@ -290,7 +290,7 @@ TEST_F(CaptureProgramTest, KilledAndRestartedEndsWithTheTablesRows) {
   std::atomic<bool> writing{true};
   std::thread writer([&] {
     std::unique_ptr<PGconn, ConnDeleter> conn(PQconnectdb(server_->conninfo().c_str()));
-    for (int round = 1; round <= 150; ++round) {
+    for (int round = 1; round <= 500; ++round) {
       const std::string sql =
           absl::StrCat("UPDATE items SET qty = ", round, " WHERE id = ", 1 + round % 50);
       PQclear(PQexec(conn.get(), sql.c_str()));
@@ -299,13 +299,15 @@ TEST_F(CaptureProgramTest, KilledAndRestartedEndsWithTheTablesRows) {
     writing = false;
   });
   std::unique_ptr<weir::testing::ChildProcess> child;
-  for (int run = 0; run < 4; ++run) {
+  std::mt19937 random(17);
+  std::uniform_int_distribution<int> delay_ms(300, 1200);
+  for (int run = 0; run <= 10; ++run) {
     absl::StatusOr<std::unique_ptr<weir::testing::ChildProcess>> spawned =
         weir::testing::ChildProcess::Spawn(argv, {.log_path = dir_ + "/capture.log"});
     ASSERT_TRUE(spawned.ok()) << spawned.status();
     child = *std::move(spawned);
-    if (run == 3) break;
-    absl::SleepFor(absl::Milliseconds(900 + 300 * run));
+    if (run == 10) break;
+    absl::SleepFor(absl::Milliseconds(delay_ms(random)));
     child->Kill();
   }
   writer.join();

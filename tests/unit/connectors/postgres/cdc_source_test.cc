@@ -964,5 +964,42 @@ TEST_F(CdcRestoreTest, ConfirmedLsnMovesOnlyWithCompletedCheckpoints) {
   ASSERT_TRUE(job->Wait().ok());
 }
 
+// With CheckpointOptions::retained = 2 a restore may fall back to the
+// checkpoint before the newest: the slot is confirmed for that one.
+TEST_F(CdcRestoreTest, ConfirmsTheOldestRetainedCheckpoint) {
+  CreateItems();
+  PipelineOptions options = Checkpointed();
+  options.checkpoints.retained = 2;
+  Pipeline pipeline(options);
+  auto sink = weir::testing::CollectingSink<Change<Item>>::Create();
+  pipeline.Source(CdcSource<Item>::Create(Options(), ItemFields()))
+      .Uid("items")
+      .Sink(sink)
+      .Uid("sink");
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  const std::string created = SlotConfirmed();
+  auto checkpoint_after = [&](int first) {
+    Sql(absl::StrCat("INSERT INTO items SELECT g, 'a', 1, 1, NULL FROM generate_series(", first,
+                     ", ", first + 99, ") g"));
+    WaitFor(sink, static_cast<size_t>(first + 99));
+    ASSERT_TRUE(job->TriggerCheckpoint().ok());
+    absl::SleepFor(absl::Milliseconds(800));  // several status updates
+  };
+  auto lsn = [&](const std::string& text) {
+    return Sql("SELECT '" + text + "'::pg_lsn - '0/0'::pg_lsn")[0][0];
+  };
+  checkpoint_after(1);
+  const std::string first = SlotConfirmed();
+  EXPECT_NE(first, created);  // the only (so the oldest) checkpoint
+  checkpoint_after(101);
+  EXPECT_EQ(SlotConfirmed(), first);  // checkpoint 1 is still the oldest retained
+  checkpoint_after(201);
+  const std::string third = SlotConfirmed();
+  EXPECT_GT(std::stoll(lsn(third)), std::stoll(lsn(first)));  // checkpoint 2's
+  job->Stop();
+  ASSERT_TRUE(job->Wait().ok());
+}
+
 }  // namespace
 }  // namespace weir::postgres
