@@ -574,14 +574,20 @@ absl::Status ConvertDecimal(const FieldSpec& spec, const ColumnSchema* column,
       break;
   }
   if (!number.ok()) return number.status();
+  return StoreDecimal(spec, *std::move(number), out);
+}
 
+}  // namespace
+
+absl::Status StoreDecimal(const FieldSpec& spec, weir::internal::DecimalNumber number,
+                          FieldValue& out) {
   if (IsIntegerTarget(spec.target)) {
     // Create() guarantees the scale of integer targets.
     absl::StatusOr<absl::int128> scaled =
-        weir::internal::DecimalToScaledInt(*number, spec.decimal.scale.value_or(0));
+        weir::internal::DecimalToScaledInt(number, spec.decimal.scale.value_or(0));
     if (!scaled.ok()) return scaled.status();
     if (!StoreInteger(*scaled, spec.target, out).ok()) {
-      return absl::InvalidArgumentError(Cat("decimal ", weir::internal::DecimalToString(*number),
+      return absl::InvalidArgumentError(Cat("decimal ", weir::internal::DecimalToString(number),
                                             " out of range for ", TargetName(spec.target),
                                             " at scale ", spec.decimal.scale.value_or(0)));
     }
@@ -589,20 +595,20 @@ absl::Status ConvertDecimal(const FieldSpec& spec, const ColumnSchema* column,
   }
   if (IsFloatTarget(spec.target)) {
     absl::StatusOr<double> converted =
-        weir::internal::DecimalToBinaryFloat(*number, spec.target == TargetKind::kFloat);
+        weir::internal::DecimalToBinaryFloat(number, spec.target == TargetKind::kFloat);
     if (!converted.ok()) return converted.status();
     out.double_value = *converted;
     return absl::OkStatus();
   }
   if (spec.decimal.scale.has_value()) {
-    number = weir::internal::RescaleDecimal(*number, *spec.decimal.scale);
-    if (!number.ok()) return number.status();
+    absl::StatusOr<weir::internal::DecimalNumber> rescaled =
+        weir::internal::RescaleDecimal(number, *spec.decimal.scale);
+    if (!rescaled.ok()) return rescaled.status();
+    number = *std::move(rescaled);
   }
-  out.string_value = weir::internal::DecimalToString(*number);
+  out.string_value = weir::internal::DecimalToString(number);
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::Status ConvertField(const FieldSpec& spec, const ColumnSchema* column, ondemand::value& value,
                           FieldValue& out) {

@@ -10,6 +10,7 @@
 #include "absl/numeric/int128.h"
 #include "absl/status/status.h"
 #include "lib/formats/debezium_schema.h"
+#include "lib/formats/decimal.h"
 #include "simdjson.h"
 #include "weir/formats/debezium.h"
 
@@ -28,6 +29,11 @@ bool IsFloatTarget(TargetKind kind);
 absl::Status StoreInteger(absl::int128 value, TargetKind kind, FieldValue& out);
 // Stores `value` for a float or double target (`shown` in errors).
 absl::Status StoreFloat(double value, TargetKind kind, std::string_view shown, FieldValue& out);
+// Stores an exact decimal for a Decimal() field (or a decimal column in an
+// integer, float or string member): scaled into an integer, into a float
+// only when exact, or as plain text (rescaled exactly to the field's scale).
+absl::Status StoreDecimal(const FieldSpec& spec, weir::internal::DecimalNumber number,
+                          FieldValue& out);
 // xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, either case.
 bool ParseUuid(std::string_view text, UuidBytes& bytes);
 

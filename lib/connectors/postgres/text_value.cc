@@ -213,30 +213,7 @@ absl::Status ConvertDecimal(const FieldSpec& spec, const PgType& type, absl::str
   absl::StatusOr<weir::internal::DecimalNumber> number =
       weir::internal::ParseDecimalText(std::string_view(text.data(), text.size()));
   if (!number.ok()) return number.status();
-  if (IsIntegerTarget(spec.target)) {
-    absl::StatusOr<absl::int128> scaled =
-        weir::internal::DecimalToScaledInt(*number, spec.decimal.scale.value_or(0));
-    if (!scaled.ok()) return scaled.status();
-    if (!debezium::internal::StoreInteger(*scaled, spec.target, out).ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("decimal ", weir::internal::DecimalToString(*number), " out of range for ",
-                       TargetName(spec.target), " at scale ", spec.decimal.scale.value_or(0)));
-    }
-    return absl::OkStatus();
-  }
-  if (IsFloatTarget(spec.target)) {
-    absl::StatusOr<double> converted =
-        weir::internal::DecimalToBinaryFloat(*number, spec.target == TargetKind::kFloat);
-    if (!converted.ok()) return converted.status();
-    out.double_value = *converted;
-    return absl::OkStatus();
-  }
-  if (spec.decimal.scale.has_value()) {
-    number = weir::internal::RescaleDecimal(*number, *spec.decimal.scale);
-    if (!number.ok()) return number.status();
-  }
-  out.string_value = weir::internal::DecimalToString(*number);
-  return absl::OkStatus();
+  return debezium::internal::StoreDecimal(spec, *std::move(number), out);
 }
 
 absl::Status ConvertFloatText(TargetKind target, absl::string_view text, FieldValue& out) {
