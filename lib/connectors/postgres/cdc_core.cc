@@ -1,7 +1,5 @@
-// The change-capture source's core (weir::postgres::internal in
-// include/weir/connectors/postgres.h): start-up checks, the slot, the
-// initial snapshot, pgoutput messages turned into rows, the position kept in
-// checkpoints and the LSN confirmed to the server.
+// CdcCore (cdc_core.h): the slot, pgoutput messages turned into rows, the
+// position kept in checkpoints and the LSN confirmed to the server.
 //
 // Position. `done_lsn_` is where a restart resumes: the end of the last
 // transaction whose rows were all emitted (or a keepalive's position when
@@ -10,6 +8,8 @@
 // its rows were emitted; a restore (and a reconnect) skips every
 // transaction that commits before `done_lsn_` and that many rows of the one
 // cut through, so nothing is emitted twice.
+
+#include "lib/connectors/postgres/cdc_core.h"
 
 #include <libpq-fe.h>
 
@@ -46,40 +46,6 @@ namespace {
 
 using debezium::Op;
 using debezium::internal::FieldSpec;
-
-struct TableName {
-  std::string schema;
-  std::string table;
-  std::string Display() const { return absl::StrCat(schema, ".", table); }
-};
-
-TableName SplitTableName(const std::string& name) {
-  const size_t dot = name.find('.');
-  if (dot == std::string::npos) return {"public", name};
-  return {name.substr(0, dot), name.substr(dot + 1)};
-}
-
-std::string Value(const PgResult& result, int row, int column) {
-  return PQgetisnull(result.get(), row, column) ? "" : PQgetvalue(result.get(), row, column);
-}
-
-absl::Status CheckOptions(const CdcOptions& options) {
-  if (options.connection.empty()) {
-    return absl::InvalidArgumentError("postgres source: CdcOptions.connection is empty");
-  }
-  if (options.slot.empty()) return absl::InvalidArgumentError("postgres source: no slot");
-  if (options.publication.empty()) {
-    return absl::InvalidArgumentError("postgres source: no publication");
-  }
-  if (options.tables.empty()) return absl::InvalidArgumentError("postgres source: no tables");
-  if (options.max_changes_per_poll < 1) {
-    return absl::InvalidArgumentError("postgres source: max_changes_per_poll must be >= 1");
-  }
-  if (options.snapshot_chunk_rows < 1) {
-    return absl::InvalidArgumentError("postgres source: snapshot_chunk_rows must be >= 1");
-  }
-  return absl::OkStatus();
-}
 
 // What a checkpoint holds for the source's one split.
 struct Position {
@@ -118,15 +84,7 @@ struct Position {
   }
 };
 
-// A relation as the latest Relation message described it.
-struct Relation {
-  TableName name;
-  bool wanted = false;
-  std::vector<RelationColumn> columns;
-  std::vector<PgType> types;
-  // For each declared field, its column index, or -1.
-  std::vector<int> field_columns;
-};
+}  // namespace
 
 ColumnValue DescribeColumn(std::string name, const PgType& type) {
   ColumnValue column;
@@ -178,101 +136,6 @@ ColumnValue DescribeColumn(std::string name, const PgType& type) {
   return column;
 }
 
-}  // namespace
-
-class CdcCore {
- public:
-  // `raw`: rows are std::vector<ColumnValue> (RowCdcSource), not a T of `specs`.
-  CdcCore(CdcOptions options, std::vector<FieldSpec> specs, std::shared_ptr<CdcCounters> counters,
-          bool raw)
-      : raw_(raw),
-        options_(std::move(options)),
-        specs_(std::move(specs)),
-        counters_(std::move(counters)),
-        types_([this](uint32_t oid) { return LookupType(oid); }) {
-    for (const std::string& table : options_.tables) {
-      wanted_.push_back(SplitTableName(table));
-    }
-  }
-
-  absl::Status Init(const SourceReaderContext& context);
-  absl::StatusOr<PollResult> Next(void* before, void* after, CdcChangeHeader& header,
-                                  debezium::SourceInfo& source);
-  std::string Snapshot(int64_t checkpoint_id);
-  absl::Status CheckpointComplete(int64_t checkpoint_id);
-  absl::Status Close() {
-    if (stream_ != nullptr) stream_->Stop();
-    return absl::OkStatus();
-  }
-
- private:
-  absl::StatusOr<PgTypeRow> LookupType(uint32_t oid);
-  absl::Status CreateSlot(PGconn* replication, bool export_snapshot, bool temporary,
-                          std::string& snapshot_name, uint64_t& consistent_lsn);
-  absl::Status BeginSnapshot(const std::string& snapshot_name);
-  absl::StatusOr<PollResult> NextSnapshotRow(void* after, CdcChangeHeader& header,
-                                             debezium::SourceInfo& source);
-  absl::StatusOr<bool> Apply(const WalStream::Item& item, void* before, void* after,
-                             CdcChangeHeader& header, debezium::SourceInfo& source);
-  absl::Status OnRelation(RelationMessage message);
-  // Fills `row` from `tuple` (`fallback`: the old tuple, for unchanged
-  // TOAST values). `image` names it in errors ("before"/"after").
-  absl::Status FillRow(const Relation& relation, const Tuple& tuple, const Tuple* fallback,
-                       bool key_only, const char* image, void* row);
-  absl::Status FillSnapshotRow(void* row);
-  // Counts a row change of the current transaction; false when a replay
-  // already emitted it.
-  bool CountRow();
-  void SetSource(debezium::SourceInfo& source, const Relation* relation, uint64_t lsn) const;
-  void Confirm(uint64_t lsn);
-
-  bool raw_;
-  CdcOptions options_;
-  std::vector<FieldSpec> specs_;
-  std::shared_ptr<CdcCounters> counters_;
-  std::vector<TableName> wanted_;
-  TypeResolver types_;
-  std::string db_;
-  bool checkpointing_ = false;
-  int retained_ = 1;
-  bool restored_ = false;
-
-  PgConn sql_;  // metadata queries and the snapshot's transaction
-  std::unique_ptr<WalStream> stream_;
-  absl::flat_hash_map<uint32_t, Relation> relations_;
-
-  // The snapshot: tables left, the open cursor's current batch.
-  bool in_snapshot_ = false;
-  bool end_after_snapshot_ = false;
-  bool ended_ = false;
-  size_t snapshot_table_ = 0;
-  PgResult snapshot_batch_;
-  int snapshot_row_ = 0;
-  bool cursor_open_ = false;
-  std::vector<PgType> snapshot_types_;
-  std::vector<int> snapshot_field_columns_;
-  std::vector<std::string> snapshot_keys_;  // the primary key's columns
-  int64_t snapshot_time_ms_ = 0;
-  uint64_t consistent_lsn_ = 0;
-
-  // The stream position (see the file comment).
-  uint64_t done_lsn_ = 0;
-  bool in_tx_ = false;
-  bool skipping_tx_ = false;
-  uint64_t tx_final_lsn_ = 0;
-  uint32_t tx_xid_ = 0;
-  int64_t tx_commit_ms_ = 0;
-  int64_t tx_rows_ = 0;
-  uint64_t skip_final_lsn_ = 0;
-  int64_t skip_rows_ = 0;
-  std::deque<uint32_t> pending_truncates_;
-  uint64_t truncate_lsn_ = 0;
-
-  // Checkpoints taken (id -> LSN) and the LSNs of the completed ones, oldest first.
-  std::map<int64_t, uint64_t> taken_;
-  std::deque<uint64_t> completed_;
-};
-
 void CdcCoreDeleter::operator()(CdcCore* core) const { delete core; }
 
 absl::StatusOr<PgTypeRow> CdcCore::LookupType(uint32_t oid) {
@@ -306,30 +169,6 @@ absl::Status CdcCore::CreateSlot(PGconn* replication, bool export_snapshot, bool
   if (!lsn.ok()) return lsn.status();
   consistent_lsn = *lsn;
   snapshot_name = Value(*result, 0, 2);
-  return absl::OkStatus();
-}
-
-absl::Status CdcCore::BeginSnapshot(const std::string& snapshot_name) {
-  for (const std::string& sql :
-       {std::string("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
-        absl::StrCat("SET TRANSACTION SNAPSHOT ", QuoteLiteral(snapshot_name))}) {
-    absl::StatusOr<PgResult> result = Exec(sql_.get(), sql, "starting the initial snapshot");
-    if (!result.ok()) return result.status();
-  }
-  // TRUNCATE and table rewrites are not MVCC-safe: one committed after the
-  // exported snapshot would show the snapshot an empty table. ACCESS SHARE
-  // locks, held until the snapshot ends, make them wait instead.
-  for (const TableName& table : wanted_) {
-    absl::StatusOr<PgResult> locked =
-        Exec(sql_.get(),
-             absl::StrCat("LOCK TABLE ", QuoteIdentifier(table.schema), ".",
-                          QuoteIdentifier(table.table), " IN ACCESS SHARE MODE"),
-             absl::StrCat("locking table ", table.Display(), " for the initial snapshot"));
-    if (!locked.ok()) return locked.status();
-  }
-  in_snapshot_ = true;
-  snapshot_table_ = 0;
-  snapshot_time_ms_ = absl::ToUnixMillis(absl::Now());
   return absl::OkStatus();
 }
 
@@ -675,139 +514,6 @@ absl::StatusOr<bool> CdcCore::Apply(const WalStream::Item& item, void* before, v
   return true;
 }
 
-absl::Status CdcCore::FillSnapshotRow(void* row) {
-  const TableName& name = wanted_[snapshot_table_];
-  if (raw_) {
-    auto& columns = *static_cast<std::vector<ColumnValue>*>(row);
-    for (int column = 0; column < PQnfields(snapshot_batch_.get()); ++column) {
-      ColumnValue out = DescribeColumn(PQfname(snapshot_batch_.get(), column),
-                                       snapshot_types_[static_cast<size_t>(column)]);
-      out.key =
-          std::find(snapshot_keys_.begin(), snapshot_keys_.end(), out.name) != snapshot_keys_.end();
-      if (PQgetisnull(snapshot_batch_.get(), snapshot_row_, column)) {
-        out.state = ColumnValue::State::kNull;
-      } else {
-        out.state = ColumnValue::State::kValue;
-        out.text.assign(PQgetvalue(snapshot_batch_.get(), snapshot_row_, column),
-                        PQgetlength(snapshot_batch_.get(), snapshot_row_, column));
-      }
-      columns.push_back(std::move(out));
-    }
-    return absl::OkStatus();
-  }
-  for (size_t field = 0; field < specs_.size(); ++field) {
-    const FieldSpec& spec = specs_[field];
-    const int column = snapshot_field_columns_[field];
-    auto fail = [&](absl::string_view why) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("after: field \"", spec.name, "\" (table ", name.Display(), "): ", why));
-    };
-    if (column < 0) {
-      if (spec.required) return fail("the table has no such column");
-      continue;
-    }
-    if (PQgetisnull(snapshot_batch_.get(), snapshot_row_, column)) {
-      if (spec.required) return fail("is NULL");
-      spec.clear(row);
-      continue;
-    }
-    absl::Status status =
-        AssignText(spec, snapshot_types_[static_cast<size_t>(column)],
-                   absl::string_view(PQgetvalue(snapshot_batch_.get(), snapshot_row_, column),
-                                     PQgetlength(snapshot_batch_.get(), snapshot_row_, column)),
-                   row);
-    if (!status.ok()) return fail(status.message());
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<PollResult> CdcCore::NextSnapshotRow(void* after, CdcChangeHeader& header,
-                                                    debezium::SourceInfo& source) {
-  while (snapshot_batch_ == nullptr || snapshot_row_ >= PQntuples(snapshot_batch_.get())) {
-    if (snapshot_table_ >= wanted_.size()) {
-      absl::StatusOr<PgResult> done = Exec(sql_.get(), "COMMIT", "ending the initial snapshot");
-      if (!done.ok()) return done.status();
-      in_snapshot_ = false;
-      snapshot_batch_.reset();
-      if (end_after_snapshot_) {
-        ended_ = true;
-        return PollResult::kEndOfInput;
-      }
-      return PollResult::kNothingAvailable;
-    }
-    const TableName& name = wanted_[snapshot_table_];
-    if (!cursor_open_) {
-      // A cursor in primary-key order (ctid order for a table without one).
-      absl::StatusOr<PgResult> key =
-          Exec(sql_.get(),
-               "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-               "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND i.indisprimary "
-               "ORDER BY array_position(i.indkey, a.attnum)",
-               "reading the primary key",
-               {absl::StrCat(QuoteIdentifier(name.schema), ".", QuoteIdentifier(name.table))});
-      if (!key.ok()) return key.status();
-      snapshot_keys_.clear();
-      std::string order;
-      for (int row = 0; row < PQntuples(key->get()); ++row) {
-        snapshot_keys_.push_back(Value(*key, row, 0));
-        absl::StrAppend(&order, row > 0 ? ", " : "", QuoteIdentifier(snapshot_keys_.back()));
-      }
-      if (order.empty()) order = "ctid";
-      absl::StatusOr<PgResult> declared =
-          Exec(sql_.get(),
-               absl::StrCat("DECLARE weir_snapshot NO SCROLL CURSOR FOR SELECT * FROM ",
-                            QuoteIdentifier(name.schema), ".", QuoteIdentifier(name.table),
-                            " ORDER BY ", order),
-               absl::StrCat("reading table ", name.Display()));
-      if (!declared.ok()) return declared.status();
-      cursor_open_ = true;
-    }
-    absl::StatusOr<PgResult> batch = Exec(
-        sql_.get(), absl::StrCat("FETCH ", options_.snapshot_chunk_rows, " FROM weir_snapshot"),
-        absl::StrCat("reading table ", name.Display()));
-    if (!batch.ok()) return batch.status();
-    snapshot_row_ = 0;
-    if (PQntuples(batch->get()) == 0) {
-      absl::StatusOr<PgResult> closed = Exec(sql_.get(), "CLOSE weir_snapshot", "closing a cursor");
-      if (!closed.ok()) return closed.status();
-      cursor_open_ = false;
-      snapshot_batch_.reset();
-      ++snapshot_table_;
-      continue;
-    }
-    snapshot_types_.clear();
-    snapshot_field_columns_.clear();
-    for (int column = 0; column < PQnfields(batch->get()); ++column) {
-      absl::StatusOr<PgType> type = types_.Resolve(PQftype(batch->get(), column));
-      if (!type.ok()) return type.status();
-      snapshot_types_.push_back(*type);
-    }
-    for (const FieldSpec& spec : specs_) {
-      snapshot_field_columns_.push_back(
-          PQfnumber(batch->get(), QuoteIdentifier(spec.name).c_str()));
-    }
-    snapshot_batch_ = *std::move(batch);
-  }
-  absl::Status status = FillSnapshotRow(after);
-  if (!status.ok()) return status;
-  ++snapshot_row_;
-  header.op = Op::kRead;
-  header.has_after = true;
-  header.event_time_ms = snapshot_time_ms_;
-  header.ts_ms = absl::ToUnixMillis(absl::Now());
-  source.version = "weir";
-  source.connector = "postgresql";
-  source.name = options_.name;
-  source.db = db_;
-  source.schema = wanted_[snapshot_table_].schema;
-  source.table = wanted_[snapshot_table_].table;
-  source.snapshot = "true";
-  source.ts_ms = snapshot_time_ms_;
-  source.lsn = static_cast<int64_t>(consistent_lsn_);
-  counters_->snapshot_rows.fetch_add(1, std::memory_order_relaxed);
-  return PollResult::kMoreAvailable;
-}
-
 absl::StatusOr<PollResult> CdcCore::Next(void* before, void* after, CdcChangeHeader& header,
                                          debezium::SourceInfo& source) {
   if (ended_) return PollResult::kEndOfInput;
@@ -894,79 +600,6 @@ absl::Status CdcCore::CheckpointComplete(int64_t checkpoint_id) {
     Confirm(completed_.front());
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::vector<SourceSplit>> DiscoverCdcSplits(const CdcOptions& options,
-                                                           const std::vector<FieldSpec>& specs) {
-  absl::Status valid = CheckOptions(options);
-  if (!valid.ok()) return valid;
-  for (const FieldSpec& spec : specs) {
-    if (spec.name.empty())
-      return absl::InvalidArgumentError("postgres source: an empty field name");
-    if (spec.semantic == debezium::internal::Semantic::kDecimal &&
-        debezium::internal::IsIntegerTarget(spec.target) && !spec.decimal.scale.has_value()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "postgres source: field \"", spec.name, "\": Decimal() into an integer needs a scale"));
-    }
-  }
-  absl::StatusOr<PgConn> conn = Connect(options.connection, /*replication=*/false);
-  if (!conn.ok()) return conn.status();
-  absl::StatusOr<PgResult> level = Exec(conn->get(), "SHOW wal_level", "reading wal_level");
-  if (!level.ok()) return level.status();
-  if (Value(*level, 0, 0) != "logical") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "PostgreSQL's wal_level is '", Value(*level, 0, 0),
-        "', change capture needs 'logical': set wal_level = logical in postgresql.conf (or ALTER "
-        "SYSTEM SET wal_level = logical) and restart the server"));
-  }
-  std::vector<std::string> quoted;
-  for (const std::string& table : options.tables) {
-    const TableName name = SplitTableName(table);
-    const std::string qualified =
-        absl::StrCat(QuoteIdentifier(name.schema), ".", QuoteIdentifier(name.table));
-    absl::StatusOr<PgResult> exists =
-        Exec(conn->get(), "SELECT to_regclass($1)", "looking up a table", {qualified});
-    if (!exists.ok()) return exists.status();
-    if (PQgetisnull(exists->get(), 0, 0)) {
-      return absl::NotFoundError(
-          absl::StrCat("postgres source: table ", name.Display(), " does not exist"));
-    }
-    quoted.push_back(qualified);
-  }
-  absl::StatusOr<PgResult> publication =
-      Exec(conn->get(), "SELECT 1 FROM pg_publication WHERE pubname = $1",
-           "looking up the publication", {options.publication});
-  if (!publication.ok()) return publication.status();
-  if (PQntuples(publication->get()) == 0) {
-    if (!options.create_publication) {
-      return absl::NotFoundError(absl::StrCat(
-          "publication \"", options.publication, "\" does not exist: CREATE PUBLICATION ",
-          QuoteIdentifier(options.publication), " FOR TABLE ", absl::StrJoin(quoted, ", "),
-          " (or set CdcOptions.create_publication)"));
-    }
-    absl::StatusOr<PgResult> created =
-        Exec(conn->get(),
-             absl::StrCat("CREATE PUBLICATION ", QuoteIdentifier(options.publication),
-                          " FOR TABLE ", absl::StrJoin(quoted, ", ")),
-             absl::StrCat("creating publication \"", options.publication, "\""));
-    if (!created.ok()) return created.status();
-  }
-  for (const std::string& table : options.tables) {
-    const TableName name = SplitTableName(table);
-    absl::StatusOr<PgResult> covered =
-        Exec(conn->get(),
-             "SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND "
-             "tablename = $3",
-             "checking the publication", {options.publication, name.schema, name.table});
-    if (!covered.ok()) return covered.status();
-    if (PQntuples(covered->get()) == 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "publication \"", options.publication, "\" does not cover table ", name.Display(),
-          ": ALTER PUBLICATION ", QuoteIdentifier(options.publication), " ADD TABLE ",
-          QuoteIdentifier(name.schema), ".", QuoteIdentifier(name.table)));
-    }
-  }
-  return std::vector<SourceSplit>{{.id = absl::StrCat("postgres:", options.slot)}};
 }
 
 absl::StatusOr<CdcCorePtr> NewCdcCore(const CdcOptions& options,
