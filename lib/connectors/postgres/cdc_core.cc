@@ -174,6 +174,26 @@ absl::Status CdcCore::CreateSlot(PGconn* replication, bool export_snapshot, bool
 
 absl::Status CdcCore::Init(const SourceReaderContext& context) {
   checkpointing_ = context.checkpointing;
+  if (context.metrics != nullptr) {
+    const MetricLabels labels = {{"slot", options_.slot}};
+    MetricGroup& group = *context.metrics;
+    metrics_ = std::make_unique<Metrics>();
+    metrics_->snapshot_rows = &group.AddCounter("weir_postgres_snapshot_rows_total",
+                                                "Rows read by the initial snapshot", labels);
+    metrics_->changes = &group.AddCounter("weir_postgres_changes_total",
+                                          "Changes emitted from the replication stream", labels);
+    metrics_->skipped_replayed = &group.AddCounter(
+        "weir_postgres_replayed_skipped_total",
+        "Changes received again after a restore or reconnect and skipped", labels);
+    metrics_->reconnects = &group.AddCounter("weir_postgres_reconnects_total",
+                                             "Replication connections re-established", labels);
+    metrics_->confirmed_lsn =
+        &group.AddGauge("weir_postgres_confirmed_lsn",
+                        "The LSN confirmed to the server (the slot's flush)", labels);
+    metrics_->commit_lag_ms = &group.AddGauge(
+        "weir_postgres_commit_lag_ms",
+        "Milliseconds between the commit of the last emitted change and its emission", labels);
+  }
   retained_ = std::max(1, context.checkpoints_retained);
   std::optional<Position> restored;
   if (!context.splits.empty() && context.splits[0].state.has_value()) {
@@ -522,6 +542,10 @@ absl::StatusOr<PollResult> CdcCore::Next(void* before, void* after, CdcChangeHea
     if (!row.ok() || *row != PollResult::kNothingAvailable) return row;
   }
   counters_->reconnects.store(stream_->reconnects(), std::memory_order_relaxed);
+  if (--publish_countdown_ <= 0) {
+    publish_countdown_ = 256;
+    PublishMetrics();
+  }
   while (true) {
     if (!pending_truncates_.empty()) {
       const uint32_t id = pending_truncates_.front();
@@ -537,7 +561,10 @@ absl::StatusOr<PollResult> CdcCore::Next(void* before, void* after, CdcChangeHea
     }
     absl::StatusOr<std::optional<WalStream::Item>> item = stream_->Next();
     if (!item.ok()) return item.status();
-    if (!item->has_value()) return PollResult::kNothingAvailable;
+    if (!item->has_value()) {
+      PublishMetrics();
+      return PollResult::kNothingAvailable;
+    }
     switch ((*item)->kind) {
       case WalStream::Item::Kind::kKeepalive:
         // Nothing pending before this position: an idle slot may advance.
@@ -579,6 +606,22 @@ std::string CdcCore::Snapshot(int64_t checkpoint_id) {
   }
   taken_[checkpoint_id] = done_lsn_;
   return position.Encode();
+}
+
+void CdcCore::PublishMetrics() {
+  if (metrics_ == nullptr) return;
+  const CdcSourceStats now = StatsOf(*counters_);
+  CdcSourceStats& published = metrics_->published;
+  metrics_->snapshot_rows->Increment(now.snapshot_rows - published.snapshot_rows);
+  metrics_->changes->Increment(now.changes - published.changes);
+  metrics_->skipped_replayed->Increment(now.skipped_replayed - published.skipped_replayed);
+  metrics_->reconnects->Increment(now.reconnects - published.reconnects);
+  metrics_->confirmed_lsn->Set(static_cast<double>(now.confirmed_lsn));
+  if (now.changes > published.changes && tx_commit_ms_ > 0) {
+    metrics_->commit_lag_ms->Set(
+        static_cast<double>(absl::ToUnixMillis(absl::Now()) - tx_commit_ms_));
+  }
+  published = now;
 }
 
 void CdcCore::Confirm(uint64_t lsn) {

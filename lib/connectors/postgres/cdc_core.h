@@ -27,6 +27,7 @@
 #include "lib/connectors/postgres/wal_stream.h"
 #include "weir/connectors/postgres.h"
 #include "weir/connectors/postgres_rows.h"
+#include "weir/metrics.h"
 
 namespace weir::postgres::internal {
 
@@ -106,6 +107,8 @@ class CdcCore {
   bool CountRow();
   void SetSource(debezium::SourceInfo& source, const Relation* relation, uint64_t lsn) const;
   void Confirm(uint64_t lsn);
+  // Copies the counters into the job's metrics (when it has them).
+  void PublishMetrics();
 
   bool raw_;
   CdcOptions options_;
@@ -148,6 +151,20 @@ class CdcCore {
   int64_t skip_rows_ = 0;
   std::deque<uint32_t> pending_truncates_;
   uint64_t truncate_lsn_ = 0;
+
+  // The job's metrics (SourceReaderContext::metrics), labelled with the
+  // slot; null outside a job.
+  struct Metrics {
+    Counter* snapshot_rows = nullptr;
+    Counter* changes = nullptr;
+    Counter* skipped_replayed = nullptr;
+    Counter* reconnects = nullptr;
+    Gauge* confirmed_lsn = nullptr;
+    Gauge* commit_lag_ms = nullptr;
+    CdcSourceStats published;
+  };
+  std::unique_ptr<Metrics> metrics_;
+  int publish_countdown_ = 0;
 
   // Checkpoints taken (id -> LSN) and the LSNs of the completed ones, oldest first.
   std::map<int64_t, uint64_t> taken_;
