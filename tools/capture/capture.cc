@@ -18,31 +18,30 @@ absl::StatusOr<std::shared_ptr<postgres::RowCdcSource>> AddCapture(Pipeline& pip
   }
   auto source = postgres::RowCdcSource::Create(options.source);
   const std::string prefix = options.prefix;
-  const bool with_schema = options.with_schema;
   auto records =
       pipeline.Source(source)
           .Name("postgres")
           .Uid("postgres")
-          .FlatMap<CaptureRecord>(
-              [prefix, with_schema](const postgres::RowChange& change,
-                                    Collector<CaptureRecord>& out) -> absl::Status {
-                CaptureRecord record;
-                record.topic = TopicOf(prefix, change);
-                absl::StatusOr<std::string> key = EncodeKey(change, record.topic, with_schema);
-                if (!key.ok()) return key.status();
-                absl::StatusOr<std::string> value = EncodeValue(change, record.topic, with_schema);
-                if (!value.ok()) return value.status();
-                record.key = *key;
-                record.value = *std::move(value);
-                out.Collect(record);
-                if (change.op == debezium::Op::kDelete && !record.key.empty()) {
-                  // Debezium's tombstone, so that log compaction drops the key.
-                  record.tombstone = true;
-                  record.value.clear();
-                  out.Collect(std::move(record));
-                }
-                return absl::OkStatus();
-              })
+          .FlatMap<CaptureRecord>([prefix, encoder = Encoder(options.with_schema)](
+                                      const postgres::RowChange& change,
+                                      Collector<CaptureRecord>& out) mutable -> absl::Status {
+            CaptureRecord record;
+            record.topic = TopicOf(prefix, change);
+            absl::StatusOr<std::string> key = encoder.Key(change, record.topic);
+            if (!key.ok()) return key.status();
+            absl::StatusOr<std::string> value = encoder.Value(change, record.topic);
+            if (!value.ok()) return value.status();
+            record.key = *key;
+            record.value = *std::move(value);
+            out.Collect(record);
+            if (change.op == debezium::Op::kDelete && !record.key.empty()) {
+              // Debezium's tombstone, so that log compaction drops the key.
+              record.tombstone = true;
+              record.value.clear();
+              out.Collect(std::move(record));
+            }
+            return absl::OkStatus();
+          })
           .Name("debezium-json")
           .Uid("debezium-json");
   for (const std::string& table : options.source.tables) {

@@ -265,38 +265,59 @@ std::string TopicOf(const std::string& prefix, const RowChange& change) {
   return absl::StrCat(prefix, ".", change.source.schema, ".", change.source.table);
 }
 
-absl::StatusOr<std::string> EncodeValue(const RowChange& change, const std::string& topic,
-                                        bool with_schema) {
+namespace {
+
+// The envelope's schema for rows of `columns`.
+std::string ValueSchema(const std::vector<ColumnValue>& columns, const std::string& topic) {
+  std::string text;
+  json::Writer out(text);
+  out.BeginObject().Key("type").String("struct").Key("fields").BeginArray();
+  WriteRowSchema(columns, topic + ".Value", "before", false, out);
+  WriteRowSchema(columns, topic + ".Value", "after", false, out);
+  WriteSourceSchema(out);
+  out.BeginObject()
+      .Key("type")
+      .String("string")
+      .Key("optional")
+      .Bool(false)
+      .Key("field")
+      .String("op")
+      .EndObject();
+  out.BeginObject()
+      .Key("type")
+      .String("int64")
+      .Key("optional")
+      .Bool(true)
+      .Key("field")
+      .String("ts_ms")
+      .EndObject();
+  out.EndArray().Key("optional").Bool(false).Key("name").String(topic + ".Envelope").EndObject();
+  return text;
+}
+
+std::string KeySchema(const std::vector<ColumnValue>& columns, const std::string& topic) {
+  std::string text;
+  json::Writer out(text);
+  WriteRowSchema(columns, topic + ".Key", nullptr, true, out);
+  return text;
+}
+
+bool HasKey(const std::vector<ColumnValue>* columns) {
+  if (columns == nullptr) return false;
+  for (const ColumnValue& column : *columns) {
+    if (column.key) return true;
+  }
+  return false;
+}
+
+// The value, `schema` (JSON text, or empty for none) and the payload.
+absl::StatusOr<std::string> WriteValue(const RowChange& change, const std::string& schema) {
   std::string text;
   json::Writer out(text);
   out.BeginObject();
-  if (with_schema) {
-    static const std::vector<ColumnValue> kNoColumns;
-    const std::vector<ColumnValue>* columns = ColumnsOf(change);
-    if (columns == nullptr) columns = &kNoColumns;
-    out.Key("schema").BeginObject().Key("type").String("struct").Key("fields").BeginArray();
-    WriteRowSchema(*columns, topic + ".Value", "before", false, out);
-    WriteRowSchema(*columns, topic + ".Value", "after", false, out);
-    WriteSourceSchema(out);
-    out.BeginObject()
-        .Key("type")
-        .String("string")
-        .Key("optional")
-        .Bool(false)
-        .Key("field")
-        .String("op")
-        .EndObject();
-    out.BeginObject()
-        .Key("type")
-        .String("int64")
-        .Key("optional")
-        .Bool(true)
-        .Key("field")
-        .String("ts_ms")
-        .EndObject();
-    out.EndArray().Key("optional").Bool(false).Key("name").String(topic + ".Envelope").EndObject();
-    out.Key("payload");
-    out.BeginObject();
+  if (!schema.empty()) {
+    out.Key("schema").Raw(schema);
+    out.Key("payload").BeginObject();
   }
   out.Key("before");
   absl::Status status = WriteRow(change.before, false, out);
@@ -309,29 +330,78 @@ absl::StatusOr<std::string> EncodeValue(const RowChange& change, const std::stri
   out.Key("op").String(debezium::OpName(change.op));
   out.Key("ts_ms").Optional(change.ts_ms);
   out.EndObject();
-  if (with_schema) out.EndObject();
+  if (!schema.empty()) out.EndObject();
   return text;
+}
+
+absl::StatusOr<std::string> WriteKey(const RowChange& change, const std::string& schema) {
+  const std::vector<ColumnValue>* columns = ColumnsOf(change);
+  if (!HasKey(columns)) return std::string();  // a truncate, or a table without a key
+  std::string text;
+  json::Writer out(text);
+  if (!schema.empty()) out.BeginObject().Key("schema").Raw(schema).Key("payload");
+  absl::Status status = WriteRow(*columns, true, out);
+  if (!status.ok()) return status;
+  if (!schema.empty()) out.EndObject();
+  return text;
+}
+
+bool SameShape(const std::vector<ColumnValue>& a, const std::vector<ColumnValue>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t idx = 0; idx < a.size(); ++idx) {
+    if (a[idx].name != b[idx].name || a[idx].kind != b[idx].kind || a[idx].size != b[idx].size ||
+        a[idx].is_array != b[idx].is_array || a[idx].key != b[idx].key) {
+      return false;
+    }
+  }
+  return true;
+}
+
+const std::vector<ColumnValue>& NoColumns() {
+  static const std::vector<ColumnValue>* const kNone = new std::vector<ColumnValue>();
+  return *kNone;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> EncodeValue(const RowChange& change, const std::string& topic,
+                                        bool with_schema) {
+  const std::vector<ColumnValue>* columns = ColumnsOf(change);
+  return WriteValue(change,
+                    with_schema ? ValueSchema(columns ? *columns : NoColumns(), topic) : "");
 }
 
 absl::StatusOr<std::string> EncodeKey(const RowChange& change, const std::string& topic,
                                       bool with_schema) {
   const std::vector<ColumnValue>* columns = ColumnsOf(change);
-  bool has_key = false;
-  if (columns != nullptr) {
-    for (const ColumnValue& column : *columns) has_key |= column.key;
+  if (!HasKey(columns)) return std::string();
+  return WriteKey(change, with_schema ? KeySchema(*columns, topic) : "");
+}
+
+const Encoder::Schemas& Encoder::SchemasOf(const RowChange& change, const std::string& topic) {
+  const std::vector<ColumnValue>& columns =
+      ColumnsOf(change) != nullptr ? *ColumnsOf(change) : NoColumns();
+  Schemas& schemas = cache_[topic];
+  if (schemas.value.empty() || !SameShape(schemas.shape, columns)) {
+    schemas.shape = columns;
+    for (ColumnValue& column : schemas.shape) column.text.clear();
+    schemas.value = ValueSchema(columns, topic);
+    schemas.key = KeySchema(columns, topic);
   }
-  if (!has_key) return std::string();  // a truncate, or a table without a key
-  std::string text;
-  json::Writer out(text);
-  if (with_schema) {
-    out.BeginObject().Key("schema");
-    WriteRowSchema(*columns, topic + ".Key", nullptr, true, out);
-    out.Key("payload");
-  }
-  absl::Status status = WriteRow(*columns, true, out);
-  if (!status.ok()) return status;
-  if (with_schema) out.EndObject();
-  return text;
+  return schemas;
+}
+
+absl::StatusOr<std::string> Encoder::Value(const RowChange& change, const std::string& topic) {
+  if (!with_schema_) return WriteValue(change, "");
+  // A truncate has no columns: its schema is not cached over the rows'.
+  if (ColumnsOf(change) == nullptr) return EncodeValue(change, topic, true);
+  return WriteValue(change, SchemasOf(change, topic).value);
+}
+
+absl::StatusOr<std::string> Encoder::Key(const RowChange& change, const std::string& topic) {
+  if (!HasKey(ColumnsOf(change))) return std::string();
+  if (!with_schema_) return WriteKey(change, "");
+  return WriteKey(change, SchemasOf(change, topic).key);
 }
 
 }  // namespace weir::capture

@@ -13,7 +13,9 @@
 #define WEIR_TOOLS_CAPTURE_DEBEZIUM_JSON_H_
 
 #include <string>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "weir/connectors/postgres_rows.h"
 
@@ -32,6 +34,27 @@ absl::StatusOr<std::string> EncodeValue(const postgres::RowChange& change, const
 // `before` for a delete); empty for a truncate (no key).
 absl::StatusOr<std::string> EncodeKey(const postgres::RowChange& change, const std::string& topic,
                                       bool with_schema);
+
+// EncodeValue and EncodeKey with the schemas of each topic built once and
+// reused while its columns stay the same (names, types, keys); a Relation
+// change (ALTER TABLE) builds them again. One per worker.
+class Encoder {
+ public:
+  explicit Encoder(bool with_schema) : with_schema_(with_schema) {}
+  absl::StatusOr<std::string> Value(const postgres::RowChange& change, const std::string& topic);
+  absl::StatusOr<std::string> Key(const postgres::RowChange& change, const std::string& topic);
+
+ private:
+  struct Schemas {
+    std::vector<postgres::ColumnValue> shape;  // columns without their values
+    std::string value;
+    std::string key;
+  };
+  const Schemas& SchemasOf(const postgres::RowChange& change, const std::string& topic);
+
+  bool with_schema_;
+  absl::flat_hash_map<std::string, Schemas> cache_;
+};
 
 }  // namespace weir::capture
 

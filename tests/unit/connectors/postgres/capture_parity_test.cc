@@ -170,6 +170,7 @@ TEST_P(CaptureParityTest, KafkaOutputDecodesToTheNativeSourcesChanges) {
   Sql("INSERT INTO items VALUES (2, " + values + ")");
   Sql("UPDATE items SET qty = 7, note = 'x', ratio = 0.25 WHERE id = 1");
   Sql("DELETE FROM items WHERE id = 2");
+  Sql("ALTER TABLE items ADD COLUMN extra int DEFAULT 5");  // a new schema mid-stream
   Sql("INSERT INTO items VALUES (3, " + values + ")");
   Sql("TRUNCATE items");
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
@@ -203,6 +204,9 @@ TEST_P(CaptureParityTest, KafkaOutputDecodesToTheNativeSourcesChanges) {
       ASSERT_FALSE(decoded.empty());
       EXPECT_EQ(decoded.back().op, Op::kDelete) << "a tombstone follows each delete";
       continue;
+    }
+    if (with_schema && change->op == Op::kCreate && change->after->id == 3) {
+      EXPECT_THAT(message.value, ::testing::HasSubstr(R"("optional":true,"field":"extra")"));
     }
     if (change->op != Op::kTruncate) {
       absl::StatusOr<std::optional<Row>> key = key_decoder->DecodeRow(message.key);
