@@ -231,7 +231,7 @@ TEST_F(CdcSourceTest, StreamsInsertUpdateDeleteAndTruncate) {
 
 TEST_F(CdcSourceTest, ReplicaIdentityFullGivesTheWholeOldRow) {
   CreateItems("FULL");
-  Pipeline pipeline;
+  Pipeline pipeline({.parallelism = 2});  // the slot's one split runs on worker 0
   auto sink = weir::testing::CollectingSink<Change<Item>>::Create();
   pipeline.Source(CdcSource<Item>::Create(Options(), ItemFields())).Uid("items").Sink(sink);
   absl::StatusOr<JobHandle> job = pipeline.Start();
