@@ -42,49 +42,9 @@
 #include "weir/connectors/postgres_rows.h"
 
 namespace weir::postgres::internal {
-namespace {
 
 using debezium::Op;
 using debezium::internal::FieldSpec;
-
-// What a checkpoint holds for the source's one split.
-struct Position {
-  bool snapshot_phase = false;
-  uint64_t done_lsn = 0;
-  uint64_t tx_final_lsn = 0;  // 0: no transaction cut through
-  int64_t tx_rows = 0;
-
-  std::string Encode() const {
-    return absl::StrCat("v1 lsn=", done_lsn, " tx=", tx_final_lsn, " rows=", tx_rows,
-                        " phase=", snapshot_phase ? "snapshot" : "stream");
-  }
-  static absl::StatusOr<Position> Decode(const std::string& text) {
-    Position position;
-    std::vector<std::string> parts = absl::StrSplit(text, ' ');
-    bool ok = parts.size() == 5 && parts[0] == "v1";
-    for (size_t idx = 1; ok && idx < parts.size(); ++idx) {
-      std::pair<std::string, std::string> kv = absl::StrSplit(parts[idx], '=');
-      if (kv.first == "lsn") {
-        ok = absl::SimpleAtoi(kv.second, &position.done_lsn);
-      } else if (kv.first == "tx") {
-        ok = absl::SimpleAtoi(kv.second, &position.tx_final_lsn);
-      } else if (kv.first == "rows") {
-        ok = absl::SimpleAtoi(kv.second, &position.tx_rows);
-      } else if (kv.first == "phase") {
-        position.snapshot_phase = kv.second == "snapshot";
-      } else {
-        ok = false;
-      }
-    }
-    if (!ok) {
-      return absl::DataLossError(
-          absl::StrCat("postgres source: unreadable checkpoint position \"", text, "\""));
-    }
-    return position;
-  }
-};
-
-}  // namespace
 
 ColumnValue DescribeColumn(std::string name, const PgType& type) {
   ColumnValue column;
@@ -136,6 +96,36 @@ ColumnValue DescribeColumn(std::string name, const PgType& type) {
   return column;
 }
 
+std::string Position::Encode() const {
+  return absl::StrCat("v1 lsn=", done_lsn, " tx=", tx_final_lsn, " rows=", tx_rows,
+                      " phase=", snapshot_phase ? "snapshot" : "stream");
+}
+
+absl::StatusOr<Position> Position::Decode(const std::string& text) {
+  Position position;
+  std::vector<std::string> parts = absl::StrSplit(text, ' ');
+  bool ok = parts.size() == 5 && parts[0] == "v1";
+  for (size_t idx = 1; ok && idx < parts.size(); ++idx) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(parts[idx], '=');
+    if (kv.first == "lsn") {
+      ok = absl::SimpleAtoi(kv.second, &position.done_lsn);
+    } else if (kv.first == "tx") {
+      ok = absl::SimpleAtoi(kv.second, &position.tx_final_lsn);
+    } else if (kv.first == "rows") {
+      ok = absl::SimpleAtoi(kv.second, &position.tx_rows);
+    } else if (kv.first == "phase") {
+      position.snapshot_phase = kv.second == "snapshot";
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    return absl::DataLossError(
+        absl::StrCat("postgres source: unreadable checkpoint position \"", text, "\""));
+  }
+  return position;
+}
+
 void CdcCoreDeleter::operator()(CdcCore* core) const { delete core; }
 
 absl::StatusOr<PgTypeRow> CdcCore::LookupType(uint32_t oid) {
@@ -172,29 +162,114 @@ absl::Status CdcCore::CreateSlot(PGconn* replication, bool export_snapshot, bool
   return absl::OkStatus();
 }
 
+void CdcCore::RegisterMetrics(MetricGroup& group) {
+  const MetricLabels labels = {{"slot", options_.slot}};
+  metrics_ = std::make_unique<Metrics>();
+  metrics_->snapshot_rows = &group.AddCounter("weir_postgres_snapshot_rows_total",
+                                              "Rows read by the initial snapshot", labels);
+  metrics_->changes = &group.AddCounter("weir_postgres_changes_total",
+                                        "Changes emitted from the replication stream", labels);
+  metrics_->skipped_replayed =
+      &group.AddCounter("weir_postgres_replayed_skipped_total",
+                        "Changes received again after a restore or reconnect and skipped", labels);
+  metrics_->reconnects = &group.AddCounter("weir_postgres_reconnects_total",
+                                           "Replication connections re-established", labels);
+  metrics_->confirmed_lsn = &group.AddGauge(
+      "weir_postgres_confirmed_lsn", "The LSN confirmed to the server (the slot's flush)", labels);
+  metrics_->commit_lag_ms = &group.AddGauge(
+      "weir_postgres_commit_lag_ms",
+      "Milliseconds between the commit of the last emitted change and its emission", labels);
+}
+
+absl::StatusOr<CdcCore::SlotInfo> CdcCore::LookUpSlot() {
+  // A crashed run's walsender may hold the slot until the server notices.
+  const absl::Time busy_deadline = absl::Now() + options_.slot_busy_timeout;
+  while (true) {
+    absl::StatusOr<PgResult> slot =
+        Exec(sql_.get(),
+             "SELECT active, active_pid, confirmed_flush_lsn, plugin FROM pg_replication_slots "
+             "WHERE slot_name = $1",
+             "looking up the replication slot", {options_.slot});
+    if (!slot.ok()) return slot.status();
+    SlotInfo info;
+    info.exists = PQntuples(slot->get()) == 1;
+    if (!info.exists) return info;
+    if (Value(*slot, 0, 0) == "t") {
+      if (absl::Now() < busy_deadline) {
+        absl::SleepFor(absl::Milliseconds(100));
+        continue;
+      }
+      return absl::UnavailableError(absl::StrCat(
+          "replication slot \"", options_.slot, "\" is active for process ", Value(*slot, 0, 1),
+          " (waited ", absl::FormatDuration(options_.slot_busy_timeout),
+          "); one slot feeds one source"));
+    }
+    if (Value(*slot, 0, 3) != "pgoutput") {
+      return absl::FailedPreconditionError(absl::StrCat("replication slot \"", options_.slot,
+                                                        "\" uses the plugin ", Value(*slot, 0, 3),
+                                                        ", not pgoutput"));
+    }
+    absl::StatusOr<uint64_t> lsn = ParseLsn(Value(*slot, 0, 2));
+    if (lsn.ok()) info.confirmed = *lsn;
+    return info;
+  }
+}
+
+absl::Status CdcCore::Resume(const Position& restored, const SlotInfo& slot) {
+  restored_ = true;
+  if (!slot.exists) {
+    return absl::DataLossError(absl::StrCat(
+        "replication slot \"", options_.slot,
+        "\" does not exist, and the checkpoint being restored resumes at LSN ",
+        LsnToString(restored.done_lsn),
+        " (confirmed LSN: none); the changes since then are gone. Take a new snapshot: start "
+        "without the checkpoint"));
+  }
+  if (slot.confirmed > restored.done_lsn) {
+    return absl::DataLossError(absl::StrCat(
+        "replication slot \"", options_.slot, "\" has confirmed LSN ", LsnToString(slot.confirmed),
+        ", beyond the checkpoint's LSN ", LsnToString(restored.done_lsn),
+        ": the server no longer holds the changes in between (was the slot used by another "
+        "consumer?)"));
+  }
+  done_lsn_ = restored.done_lsn;
+  skip_final_lsn_ = restored.tx_final_lsn;
+  skip_rows_ = restored.tx_rows;
+  return absl::OkStatus();
+}
+
+absl::Status CdcCore::StartFresh(PGconn* replication, const SlotInfo& slot) {
+  if (options_.snapshot == SnapshotMode::kInitialOnly) {
+    end_after_snapshot_ = true;
+    return CreateSlotAndSnapshot(replication, /*snapshot=*/true, /*temporary=*/true);
+  }
+  if (!slot.exists) {
+    return CreateSlotAndSnapshot(replication, options_.snapshot == SnapshotMode::kInitial,
+                                 /*temporary=*/false);
+  }
+  // A slot without a checkpoint: resume where it is (no snapshot).
+  weir::internal::Log(absl::StrCat("postgres source: resuming existing slot \"", options_.slot,
+                                   "\" at its confirmed LSN ", LsnToString(slot.confirmed),
+                                   " without a snapshot (drop the slot to take one)"));
+  done_lsn_ = slot.confirmed;
+  return absl::OkStatus();
+}
+
+absl::Status CdcCore::CreateSlotAndSnapshot(PGconn* replication, bool snapshot, bool temporary) {
+  std::string snapshot_name;
+  absl::Status created =
+      CreateSlot(replication, snapshot, temporary, snapshot_name, consistent_lsn_);
+  if (!created.ok()) return created;
+  done_lsn_ = consistent_lsn_;
+  // Importing the snapshot (in the SQL connection's transaction) keeps it
+  // alive once the replication connection moves on to START_REPLICATION.
+  return snapshot ? BeginSnapshot(snapshot_name) : absl::OkStatus();
+}
+
 absl::Status CdcCore::Init(const SourceReaderContext& context) {
   checkpointing_ = context.checkpointing;
-  if (context.metrics != nullptr) {
-    const MetricLabels labels = {{"slot", options_.slot}};
-    MetricGroup& group = *context.metrics;
-    metrics_ = std::make_unique<Metrics>();
-    metrics_->snapshot_rows = &group.AddCounter("weir_postgres_snapshot_rows_total",
-                                                "Rows read by the initial snapshot", labels);
-    metrics_->changes = &group.AddCounter("weir_postgres_changes_total",
-                                          "Changes emitted from the replication stream", labels);
-    metrics_->skipped_replayed = &group.AddCounter(
-        "weir_postgres_replayed_skipped_total",
-        "Changes received again after a restore or reconnect and skipped", labels);
-    metrics_->reconnects = &group.AddCounter("weir_postgres_reconnects_total",
-                                             "Replication connections re-established", labels);
-    metrics_->confirmed_lsn =
-        &group.AddGauge("weir_postgres_confirmed_lsn",
-                        "The LSN confirmed to the server (the slot's flush)", labels);
-    metrics_->commit_lag_ms = &group.AddGauge(
-        "weir_postgres_commit_lag_ms",
-        "Milliseconds between the commit of the last emitted change and its emission", labels);
-  }
   retained_ = std::max(1, context.checkpoints_retained);
+  if (context.metrics != nullptr) RegisterMetrics(*context.metrics);
   std::optional<Position> restored;
   if (!context.splits.empty() && context.splits[0].state.has_value()) {
     absl::StatusOr<Position> position = Position::Decode(*context.splits[0].state);
@@ -205,36 +280,8 @@ absl::Status CdcCore::Init(const SourceReaderContext& context) {
   if (!sql.ok()) return sql.status();
   sql_ = *std::move(sql);
   db_ = PQdb(sql_.get());
-
-  const absl::Time busy_deadline = absl::Now() + options_.slot_busy_timeout;
-  absl::StatusOr<PgResult> slot;
-  while (true) {
-    slot = Exec(sql_.get(),
-                "SELECT active, active_pid, confirmed_flush_lsn, plugin FROM pg_replication_slots "
-                "WHERE slot_name = $1",
-                "looking up the replication slot", {options_.slot});
-    if (!slot.ok()) return slot.status();
-    if (PQntuples(slot->get()) != 1 || Value(*slot, 0, 0) != "t") break;
-    if (absl::Now() >= busy_deadline) {
-      return absl::UnavailableError(absl::StrCat(
-          "replication slot \"", options_.slot, "\" is active for process ", Value(*slot, 0, 1),
-          " (waited ", absl::FormatDuration(options_.slot_busy_timeout),
-          "); one slot feeds one source"));
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  bool slot_exists = PQntuples(slot->get()) == 1;
-  if (slot_exists && Value(*slot, 0, 3) != "pgoutput") {
-    return absl::FailedPreconditionError(absl::StrCat("replication slot \"", options_.slot,
-                                                      "\" uses the plugin ", Value(*slot, 0, 3),
-                                                      ", not pgoutput"));
-  }
-  uint64_t slot_confirmed = 0;
-  if (slot_exists) {
-    absl::StatusOr<uint64_t> lsn = ParseLsn(Value(*slot, 0, 2));
-    if (lsn.ok()) slot_confirmed = *lsn;
-  }
-
+  absl::StatusOr<SlotInfo> slot = LookUpSlot();
+  if (!slot.ok()) return slot.status();
   absl::StatusOr<PgConn> replication = Connect(options_.connection, /*replication=*/true);
   if (!replication.ok()) return replication.status();
 
@@ -245,67 +292,20 @@ absl::Status CdcCore::Init(const SourceReaderContext& context) {
         absl::StrCat("postgres source: the checkpoint was taken during the initial snapshot; "
                      "dropping slot \"",
                      options_.slot, "\" and taking the snapshot again"));
-    if (slot_exists) {
+    if (slot->exists) {
       absl::StatusOr<PgResult> dropped = Exec(sql_.get(), "SELECT pg_drop_replication_slot($1)",
                                               "dropping the slot", {options_.slot});
       if (!dropped.ok()) return dropped.status();
     }
     restored.reset();
-    slot_exists = false;
-    slot_confirmed = 0;
-  } else if (restored.has_value()) {
-    restored_ = true;
-    if (!slot_exists) {
-      return absl::DataLossError(absl::StrCat(
-          "replication slot \"", options_.slot,
-          "\" does not exist, and the checkpoint being restored resumes at LSN ",
-          LsnToString(restored->done_lsn),
-          " (confirmed LSN: none); the changes since then are gone. Take a new snapshot: start "
-          "without the checkpoint"));
-    }
-    if (slot_confirmed > restored->done_lsn) {
-      return absl::DataLossError(absl::StrCat(
-          "replication slot \"", options_.slot, "\" has confirmed LSN ",
-          LsnToString(slot_confirmed), ", beyond the checkpoint's LSN ",
-          LsnToString(restored->done_lsn),
-          ": the server no longer holds the changes in between (was the slot used by another "
-          "consumer?)"));
-    }
-    done_lsn_ = restored->done_lsn;
-    skip_final_lsn_ = restored->tx_final_lsn;
-    skip_rows_ = restored->tx_rows;
+    *slot = SlotInfo();
   }
-
-  const bool fresh = !restored.has_value();
-  if (fresh && options_.snapshot == SnapshotMode::kInitialOnly) {
-    std::string snapshot_name;
-    absl::Status created =
-        CreateSlot(replication->get(), true, /*temporary=*/true, snapshot_name, consistent_lsn_);
-    if (!created.ok()) return created;
-    absl::Status begun = BeginSnapshot(snapshot_name);
-    if (!begun.ok()) return begun;
-    end_after_snapshot_ = true;
-    done_lsn_ = consistent_lsn_;
+  absl::Status positioned =
+      restored.has_value() ? Resume(*restored, *slot) : StartFresh(replication->get(), *slot);
+  if (!positioned.ok()) return positioned;
+  if (end_after_snapshot_) {
     replication->reset();  // the snapshot is imported: the temporary slot may go
     return absl::OkStatus();
-  }
-  if (fresh && !slot_exists) {
-    std::string snapshot_name;
-    const bool snapshot = options_.snapshot == SnapshotMode::kInitial;
-    absl::Status created = CreateSlot(replication->get(), snapshot, /*temporary=*/false,
-                                      snapshot_name, consistent_lsn_);
-    if (!created.ok()) return created;
-    done_lsn_ = consistent_lsn_;
-    if (snapshot) {
-      absl::Status begun = BeginSnapshot(snapshot_name);
-      if (!begun.ok()) return begun;
-    }
-  } else if (fresh) {
-    // A slot without a checkpoint: resume where it is (no snapshot).
-    weir::internal::Log(absl::StrCat("postgres source: resuming existing slot \"", options_.slot,
-                                     "\" at its confirmed LSN ", LsnToString(slot_confirmed),
-                                     " without a snapshot (drop the slot to take one)"));
-    done_lsn_ = slot_confirmed;
   }
   absl::StatusOr<std::unique_ptr<WalStream>> stream =
       WalStream::Start({.conninfo = options_.connection,

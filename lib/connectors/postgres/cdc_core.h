@@ -49,6 +49,18 @@ inline std::string Value(const PgResult& result, int row, int column) {
   return PQgetisnull(result.get(), row, column) ? "" : PQgetvalue(result.get(), row, column);
 }
 
+// What a checkpoint holds for the source's one split (cdc_core.cc has the
+// text form).
+struct Position {
+  bool snapshot_phase = false;
+  uint64_t done_lsn = 0;
+  uint64_t tx_final_lsn = 0;  // 0: no transaction cut through
+  int64_t tx_rows = 0;
+
+  std::string Encode() const;
+  static absl::StatusOr<Position> Decode(const std::string& text);
+};
+
 // A relation as the latest Relation message described it.
 struct Relation {
   TableName name;
@@ -88,6 +100,23 @@ class CdcCore {
   }
 
  private:
+  // What pg_replication_slots says about the slot.
+  struct SlotInfo {
+    bool exists = false;
+    uint64_t confirmed = 0;  // confirmed_flush_lsn
+  };
+
+  // The steps of Init.
+  void RegisterMetrics(MetricGroup& group);
+  // Waits up to slot_busy_timeout for a slot another connection holds.
+  absl::StatusOr<SlotInfo> LookUpSlot();
+  // Restores the position of a checkpoint; kDataLoss when the slot no
+  // longer holds what it needs.
+  absl::Status Resume(const Position& restored, const SlotInfo& slot);
+  // Without a checkpoint: creates the slot (and the snapshot) or resumes it.
+  absl::Status StartFresh(PGconn* replication, const SlotInfo& slot);
+  absl::Status CreateSlotAndSnapshot(PGconn* replication, bool snapshot, bool temporary);
+
   absl::StatusOr<PgTypeRow> LookupType(uint32_t oid);
   absl::Status CreateSlot(PGconn* replication, bool export_snapshot, bool temporary,
                           std::string& snapshot_name, uint64_t& consistent_lsn);
