@@ -17,6 +17,7 @@ pkg_check_modules(CPP_HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)  # the metri
 # Optional: the DuckDB mirror sink (weir_duckdb). Not a Debian package:
 # .ci/setup-duckdb installs it from npm (cmake/FindDuckDB.cmake).
 find_package(DuckDB)
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)  # change capture from PostgreSQL
 
 if(WEIR_BUILD_TESTS)
   find_package(GTest REQUIRED)

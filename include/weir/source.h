@@ -60,6 +60,13 @@ struct SourceReaderContext {
   // the job, the operator and the worker. Set by the runtime; may be null
   // when a reader is created outside a job.
   MetricGroup* metrics = nullptr;
+  // Whether the job takes checkpoints, and how many complete ones its
+  // storage keeps (CheckpointOptions::retained): a source that lets its
+  // upstream discard data once a checkpoint covers it (a PostgreSQL slot's
+  // confirmed LSN) waits until the oldest checkpoint a restore may still
+  // pick covers it, not just the newest.
+  bool checkpointing = false;
+  int checkpoints_retained = 0;
 };
 
 // What one Poll() call found.

@@ -47,6 +47,8 @@ constexpr std::string_view kVariableScaleDecimalName = "io.debezium.data.Variabl
 // Values of columns nest at most this deep below the row.
 constexpr int kColumnDepth = 3;
 
+}  // namespace
+
 const char* TargetName(TargetKind kind) {
   switch (kind) {
     case TargetKind::kInt8:
@@ -99,6 +101,8 @@ bool IsFloatTarget(TargetKind kind) {
   return kind == TargetKind::kFloat || kind == TargetKind::kDouble;
 }
 
+namespace {
+
 std::string Int128ToString(absl::int128 value) {
   if (value == 0) return "0";
   const bool negative = value < 0;
@@ -117,6 +121,8 @@ bool InRange(absl::int128 value) {
   return value >= absl::int128(std::numeric_limits<I>::min()) &&
          value <= absl::int128(std::numeric_limits<I>::max());
 }
+
+}  // namespace
 
 // Stores `value` for an integer target, checking the target's range.
 absl::Status StoreInteger(absl::int128 value, TargetKind kind, FieldValue& out) {
@@ -162,6 +168,8 @@ absl::Status StoreInteger(absl::int128 value, TargetKind kind, FieldValue& out) 
   return absl::OkStatus();
 }
 
+namespace {
+
 // The non-finite values Kafka Connect's JsonConverter writes as strings for
 // doubles, and those Debezium writes for NUMERIC NaN and infinities with
 // decimal.handling.mode=string.
@@ -176,6 +184,8 @@ std::optional<double> NonFinite(std::string_view text) {
   return std::nullopt;
 }
 
+}  // namespace
+
 absl::Status StoreFloat(double value, TargetKind kind, std::string_view shown, FieldValue& out) {
   if (kind == TargetKind::kFloat && std::isfinite(value) &&
       std::fabs(value) > static_cast<double>(std::numeric_limits<float>::max())) {
@@ -184,6 +194,8 @@ absl::Status StoreFloat(double value, TargetKind kind, std::string_view shown, F
   out.double_value = value;
   return absl::OkStatus();
 }
+
+namespace {
 
 absl::Status ConvertFloat(TargetKind kind, ondemand::value& value, FieldValue& out) {
   absl::StatusOr<ondemand::json_type> type = TypeOf(value);
@@ -232,12 +244,18 @@ absl::Status ConvertAuto(TargetKind kind, ondemand::value& value, FieldValue& ou
   return absl::OkStatus();
 }
 
+}  // namespace
+
+namespace {
+
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
+
+}  // namespace
 
 // xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, either case.
 bool ParseUuid(std::string_view text, UuidBytes& bytes) {
@@ -257,6 +275,8 @@ bool ParseUuid(std::string_view text, UuidBytes& bytes) {
   }
   return byte_idx == bytes.size();
 }
+
+namespace {
 
 absl::Status ConvertUuid(TargetKind kind, ondemand::value& value, FieldValue& out) {
   absl::StatusOr<ondemand::json_type> type = TypeOf(value);
@@ -554,14 +574,20 @@ absl::Status ConvertDecimal(const FieldSpec& spec, const ColumnSchema* column,
       break;
   }
   if (!number.ok()) return number.status();
+  return StoreDecimal(spec, *std::move(number), out);
+}
 
+}  // namespace
+
+absl::Status StoreDecimal(const FieldSpec& spec, weir::internal::DecimalNumber number,
+                          FieldValue& out) {
   if (IsIntegerTarget(spec.target)) {
     // Create() guarantees the scale of integer targets.
     absl::StatusOr<absl::int128> scaled =
-        weir::internal::DecimalToScaledInt(*number, spec.decimal.scale.value_or(0));
+        weir::internal::DecimalToScaledInt(number, spec.decimal.scale.value_or(0));
     if (!scaled.ok()) return scaled.status();
     if (!StoreInteger(*scaled, spec.target, out).ok()) {
-      return absl::InvalidArgumentError(Cat("decimal ", weir::internal::DecimalToString(*number),
+      return absl::InvalidArgumentError(Cat("decimal ", weir::internal::DecimalToString(number),
                                             " out of range for ", TargetName(spec.target),
                                             " at scale ", spec.decimal.scale.value_or(0)));
     }
@@ -569,20 +595,20 @@ absl::Status ConvertDecimal(const FieldSpec& spec, const ColumnSchema* column,
   }
   if (IsFloatTarget(spec.target)) {
     absl::StatusOr<double> converted =
-        weir::internal::DecimalToBinaryFloat(*number, spec.target == TargetKind::kFloat);
+        weir::internal::DecimalToBinaryFloat(number, spec.target == TargetKind::kFloat);
     if (!converted.ok()) return converted.status();
     out.double_value = *converted;
     return absl::OkStatus();
   }
   if (spec.decimal.scale.has_value()) {
-    number = weir::internal::RescaleDecimal(*number, *spec.decimal.scale);
-    if (!number.ok()) return number.status();
+    absl::StatusOr<weir::internal::DecimalNumber> rescaled =
+        weir::internal::RescaleDecimal(number, *spec.decimal.scale);
+    if (!rescaled.ok()) return rescaled.status();
+    number = *std::move(rescaled);
   }
-  out.string_value = weir::internal::DecimalToString(*number);
+  out.string_value = weir::internal::DecimalToString(number);
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::Status ConvertField(const FieldSpec& spec, const ColumnSchema* column, ondemand::value& value,
                           FieldValue& out) {

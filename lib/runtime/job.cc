@@ -360,6 +360,7 @@ absl::Status Job::BuildWorkers(const PipelineOptions& options, const Graph& grap
     env->checkpoint_interval = options.checkpoints.interval;
     env->checkpoint_timeout = options.checkpoints.timeout;
     env->asynchronous_sink_flush = options.checkpoints.asynchronous_sink_flush;
+    env->checkpoints_retained = options.checkpoints.retained;
     env->replay_keys_per_second = options.replay_keys_per_second;
     env->remote = task_ != nullptr ? task_->remote : nullptr;
 

@@ -1,5 +1,5 @@
 // The engagement-generator program with --postgres against a throwaway
-// PostgreSQL server (postgres_server.h): the tables of schema.sql end up
+// PostgreSQL server (tests/support/postgres_server.h): the tables of schema.sql end up
 // holding exactly the rows the ChangeGenerator produced (content created
 // and updated, deleted content absent, every event), with Kafka alongside
 // or without it; a second run into the same tables fails with a hint and
@@ -17,9 +17,9 @@
 #include "absl/strings/str_cat.h"
 #include "examples/engagement/generator.h"
 #include "examples/engagement/tests/generator_runner.h"
-#include "examples/engagement/tests/postgres_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/postgres_server.h"
 #include "tests/support/prerequisite.h"
 #include "tests/unit/connectors/kafka/kafka_test_broker.h"
 #include "tests/unit/connectors/kafka/topic_reader.h"
@@ -29,6 +29,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using weir::debezium::Op;
+using weir::testing::PostgresServer;
 
 struct ConnDeleter {
   void operator()(PGconn* conn) const { PQfinish(conn); }

@@ -206,7 +206,9 @@ int AddSourceNode(Graph* graph, std::shared_ptr<Source<T>> source, WatermarkStra
                                 .operator_uid = self.identity(),
                                 .worker_index = worker.env.worker_index,
                                 .parallelism = worker.env.parallelism,
-                                .metrics = &worker.env.metric_group(worker.label(self.id))};
+                                .metrics = &worker.env.metric_group(worker.label(self.id)),
+                                .checkpointing = worker.env.checkpointing,
+                                .checkpoints_retained = worker.env.checkpoints_retained};
     std::vector<std::string> split_ids;
     for (size_t idx = 0; idx < all_splits.size(); ++idx) {
       if (static_cast<int>(idx % static_cast<size_t>(worker.env.parallelism)) ==

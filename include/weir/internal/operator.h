@@ -75,6 +75,7 @@ struct WorkerEnv {
   bool checkpointing = false;
   absl::Duration checkpoint_interval = absl::ZeroDuration();
   absl::Duration checkpoint_timeout = absl::ZeroDuration();
+  int checkpoints_retained = 0;
 
   // Wakes worker `worker` if it sleeps (data arrived or ring space freed).
   void Notify(int worker) const;

@@ -1,4 +1,4 @@
-#include "examples/engagement/tests/postgres_server.h"
+#include "tests/support/postgres_server.h"
 
 #include <libpq-fe.h>
 #include <pwd.h>
@@ -10,12 +10,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
-namespace engagement::testing {
+namespace weir::testing {
 namespace {
 
 // $WEIR_POSTGRES_BIN, or the newest /usr/lib/postgresql/<version>/bin.
@@ -48,7 +49,7 @@ absl::Status Chown(const std::string& path, const passwd* user) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
+absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start(Options options) {
   const std::string bin = PostgresBinDir();
   if (bin.empty()) {
     return absl::FailedPreconditionError(
@@ -67,6 +68,9 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
     user_name = "postgres";
   }
   std::unique_ptr<PostgresServer> server(new PostgresServer());
+  server->options_ = std::move(options);
+  server->bin_ = bin;
+  server->user_name_ = user_name;
   absl::StatusOr<std::string> dir = weir::testing::MakeTempDir("weir-postgres");
   if (!dir.ok()) return dir.status();
   server->dir_ = *dir;
@@ -78,12 +82,22 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
   }
 
   // initdb, waiting for it to finish.
+  std::vector<std::string> initdb_argv = {
+      bin + "/initdb", "-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"};
+  if (server->options_.password.empty()) {
+    initdb_argv.push_back("--auth=trust");
+  } else {
+    const std::string pwfile = server->dir_ + "/pwfile";
+    std::ofstream(pwfile) << server->options_.password << "\n";
+    absl::Status status = Chown(pwfile, user);
+    if (!status.ok()) return status;
+    initdb_argv.push_back("--auth=scram-sha-256");
+    initdb_argv.push_back("--pwfile=" + pwfile);
+  }
   absl::StatusOr<std::unique_ptr<weir::testing::ChildProcess>> initdb =
-      weir::testing::ChildProcess::Spawn({bin + "/initdb", "-D", data, "-U", "postgres",
-                                          "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"},
-                                         {.log_path = server->dir_ + "/initdb.log",
-                                          .working_dir = server->dir_,
-                                          .user = user_name});
+      weir::testing::ChildProcess::Spawn(initdb_argv, {.log_path = server->dir_ + "/initdb.log",
+                                                       .working_dir = server->dir_,
+                                                       .user = user_name});
   if (!initdb.ok()) return initdb.status();
   const absl::Time initdb_deadline = absl::Now() + absl::Seconds(120);
   while ((*initdb)->Running() && absl::Now() < initdb_deadline) {
@@ -100,32 +114,69 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
     absl::StatusOr<int> port = weir::testing::FreeLoopbackPort();
     if (!port.ok()) return port.status();
     server->port_ = *port;
-    absl::StatusOr<std::unique_ptr<weir::testing::ChildProcess>> postgres =
-        weir::testing::ChildProcess::Spawn(
-            {bin + "/postgres", "-D", data, "-p", std::to_string(*port), "-k", server->dir_, "-c",
-             "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c",
-             "full_page_writes=off"},
-            {.log_path = server->dir_ + "/postgres.log",
-             .working_dir = server->dir_,
-             .user = user_name});
-    if (!postgres.ok()) return postgres.status();
-    server->server_ = *std::move(postgres);
-    const std::string conninfo = server->conninfo();
-    last = weir::testing::WaitUntilReady(*server->server_, absl::Seconds(30),
-                                         [&] { return PQping(conninfo.c_str()) == PQPING_OK; });
+    last = server->Launch();
     if (last.ok()) return server;
-    server->server_.reset();
   }
   return last;
 }
 
-PostgresServer::~PostgresServer() {
+absl::Status PostgresServer::Launch() {
+  std::vector<std::string> argv = {bin_ + "/postgres",
+                                   "-D",
+                                   dir_ + "/data",
+                                   "-p",
+                                   std::to_string(port_),
+                                   "-k",
+                                   dir_,
+                                   "-c",
+                                   "listen_addresses=127.0.0.1",
+                                   "-c",
+                                   "fsync=off",
+                                   "-c",
+                                   "synchronous_commit=off",
+                                   "-c",
+                                   "full_page_writes=off",
+                                   "-c",
+                                   "wal_level=logical",
+                                   "-c",
+                                   "max_wal_senders=20",
+                                   "-c",
+                                   "max_replication_slots=20"};
+  for (const std::string& setting : options_.settings) {
+    argv.push_back("-c");
+    argv.push_back(setting);
+  }
+  absl::StatusOr<std::unique_ptr<weir::testing::ChildProcess>> postgres =
+      weir::testing::ChildProcess::Spawn(
+          argv, {.log_path = absl::StrCat(dir_, "/postgres-", ++launches_, ".log"),
+                 .working_dir = dir_,
+                 .user = user_name_});
+  if (!postgres.ok()) return postgres.status();
+  server_ = *std::move(postgres);
+  // PQping answers "ok" for a server that rejects the password too.
+  const std::string conninfo = this->conninfo();
+  absl::Status ready = weir::testing::WaitUntilReady(
+      *server_, absl::Seconds(30), [&] { return PQping(conninfo.c_str()) == PQPING_OK; });
+  if (!ready.ok()) server_.reset();
+  return ready;
+}
+
+void PostgresServer::Stop() {
   if (server_ != nullptr && server_->Running()) {
     ::kill(server_->pid(), SIGINT);  // fast shutdown: disconnects clients
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     while (server_->Running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
   }
   server_.reset();  // kills it if it still runs
+}
+
+absl::Status PostgresServer::Restart() {
+  Stop();
+  return Launch();
+}
+
+PostgresServer::~PostgresServer() {
+  Stop();
   if (!dir_.empty()) {
     std::error_code error;
     std::filesystem::remove_all(dir_, error);
@@ -133,8 +184,10 @@ PostgresServer::~PostgresServer() {
 }
 
 std::string PostgresServer::conninfo() const {
-  return absl::StrCat("host=127.0.0.1 port=", port_,
-                      " user=postgres dbname=postgres connect_timeout=5");
+  std::string conninfo = absl::StrCat("host=127.0.0.1 port=", port_,
+                                      " user=postgres dbname=postgres connect_timeout=5");
+  if (!options_.password.empty()) absl::StrAppend(&conninfo, " password=", options_.password);
+  return conninfo;
 }
 
-}  // namespace engagement::testing
+}  // namespace weir::testing
