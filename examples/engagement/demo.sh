@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# The engagement pipeline demo, on loopback with no configuration: starts the
-# local Kafka broker (weir-kafka-dev), redis-server, clickhouse-server (if
-# installed; the pipeline runs without it otherwise), the pipeline and the
-# generator; after DEMO_SECONDS (default 30) prints the live top-10
+# The engagement pipeline demo, on loopback with no configuration: starts
+# PostgreSQL (initdb into a temp directory, wal_level=logical, fsync=off, as
+# the unprivileged `postgres` user when run as root), the local Kafka broker
+# (weir-kafka-dev, for the outbox and the dead letters), redis-server,
+# clickhouse-server (if installed; the pipeline runs without it otherwise),
+# the generator inserting, updating and deleting rows in PostgreSQL, and the
+# pipeline capturing them from PostgreSQL's logical replication
+# (--source=postgres); after DEMO_SECONDS (default 30) prints the live top-10
 # leaderboard from Redis and an analytics query from ClickHouse, then stops
 # everything it started.
+#
+# DEMO_SOURCE=kafka runs the Kafka-only chain instead: the generator writes
+# Debezium's envelopes straight into the broker's topics and the pipeline
+# reads them there (no PostgreSQL).
 #
 # With INSTANCES=N (N > 1) the pipeline runs in cluster mode as N processes
 # of one job (CLUSTER_TASKS tasks, default 4), and one of them is killed with
@@ -12,7 +20,8 @@
 # checkpoint, and the outputs at the end are still complete.
 #
 # Usage: examples/engagement/demo.sh BUILD_DIR   (run by .ci/demo after the build)
-# Environment: DEMO_SECONDS, GENERATION_RATE (records/minute, default 200000),
+# Environment: DEMO_SECONDS, DEMO_SOURCE (postgres or kafka; default postgres,
+# kafka with INSTANCES > 1), GENERATION_RATE (records/minute, default 200000),
 # PARALLELISM (default 2), INSTANCES (default 1), CLUSTER_TASKS (default 4),
 # and every other variable of engagement-pipeline and engagement-generator
 # (see their --help).
@@ -22,16 +31,18 @@ build=${1:?usage: demo.sh BUILD_DIR}
 seconds=${DEMO_SECONDS:-30}
 work=$(mktemp -d "${TMPDIR:-/tmp}/weir-engagement-demo-XXXXXX")
 pids=()
+pg_stop=()
 
 cleanup() {
   local status=$?
+  if [ ${#pg_stop[@]} -gt 0 ]; then "${pg_stop[@]}" >/dev/null 2>&1 || true; fi
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  rm -rf "$work"
+  rm -rf "$work" "${pg_dir:-}"
   exit "$status"
 }
 trap cleanup EXIT INT TERM
@@ -60,6 +71,12 @@ wait_for() {  # wait_for WHAT TIMEOUT_S COMMAND...
 
 prefix=engagement
 instances=${INSTANCES:-1}
+source=${DEMO_SOURCE:-postgres}
+if [ "$instances" -gt 1 ]; then source=kafka; fi  # a replication slot has one reader
+case $source in
+  postgres | kafka) ;;
+  *) echo "demo: DEMO_SOURCE=$source is neither postgres nor kafka" >&2; exit 2 ;;
+esac
 cluster_topics=()
 if [ "$instances" -gt 1 ]; then
   export CLUSTER_JOB_ID=${CLUSTER_JOB_ID:-engagement-demo} CLUSTER_TASKS=${CLUSTER_TASKS:-4}
@@ -132,26 +149,79 @@ else
   say "ClickHouse: not installed (apt-get install clickhouse-server); the pipeline runs without it"
 fi
 
+pipeline_env=()
+generator_env=("KAFKA_BROKERS=$brokers")
+generator_flags=()
+if [ "$source" = postgres ]; then
+  say "PostgreSQL: initdb into a temp directory, on loopback (wal_level=logical, fsync=off)"
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  if [ -z "$pg_bin" ]; then
+    echo "demo: PostgreSQL is not installed (apt-get install postgresql), or run with DEMO_SOURCE=kafka" >&2
+    exit 1
+  fi
+  pg_port=$(free_port)
+  # Its own directory, readable by the server's user (the work dir is private).
+  pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/weir-engagement-pg-XXXXXX")
+  as_pg=()
+  if [ "$(id -u)" = 0 ]; then  # PostgreSQL refuses to run as root
+    chown postgres: "$pg_dir"
+    as_pg=(runuser -u postgres --)
+  fi
+  "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust -E UTF8 \
+    >"$pg_dir/initdb.log" 2>&1 || { cat "$pg_dir/initdb.log" >&2; exit 1; }
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
+    -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pg_dir \
+        -c wal_level=logical -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+        -c max_replication_slots=8 -c max_wal_senders=8" start >/dev/null ||
+    { cat "$pg_dir/server.log" >&2; exit 1; }
+  pg_stop=("${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast -w stop)
+  postgres_url="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
+  echo "postgres: $postgres_url (data and log in $pg_dir)"
+  generator_env=("POSTGRES_URL=$postgres_url")
+  generator_flags=(--no-kafka --postgres-reset)
+  pipeline_env=("SOURCE=postgres" "POSTGRES_URL=$postgres_url")
+fi
+
 pipelines=()
+start_pipelines() {
 for ((i = 0; i < instances; i++)); do
   if [ "$instances" -gt 1 ]; then
     say "engagement-pipeline $i of $instances (cluster job $CLUSTER_JOB_ID, $CLUSTER_TASKS tasks)"
   else
     say "engagement-pipeline (status every 5 s; its live dashboard's address follows)"
   fi
-  KAFKA_BROKERS=$brokers REDIS_PORT=$redis_port CLICKHOUSE_URL=$clickhouse_url \
-    CHECKPOINT_URI="file://$work/checkpoints" PARALLELISM=${PARALLELISM:-2} \
-    HTTP_PORT=${HTTP_PORT:-0} \
+  env "${pipeline_env[@]}" KAFKA_BROKERS="$brokers" REDIS_PORT="$redis_port" \
+    CLICKHOUSE_URL="$clickhouse_url" CHECKPOINT_URI="file://$work/checkpoints" \
+    PARALLELISM="${PARALLELISM:-2}" HTTP_PORT="${HTTP_PORT:-0}" \
     "$build/examples/engagement/engagement-pipeline" > >(sed -u "s/^/  [pipeline $i] /") 2>&1 &
   pipelines+=($!)
   pids=("$!" "${pids[@]}")
 done
+}
 
-say "engagement-generator at ${GENERATION_RATE:-200000} records/minute for ${seconds}s"
-KAFKA_BROKERS=$brokers "$build/examples/engagement/engagement-generator" \
-  > >(sed -u 's/^/  [generator] /') 2>&1 &
-generator=$!
-pids=("$generator" "${pids[@]}")
+start_generator() {
+  if [ "$source" = postgres ]; then
+    say "engagement-generator into PostgreSQL at ${GENERATION_RATE:-200000} records/minute for ${seconds}s"
+  else
+    say "engagement-generator into Kafka at ${GENERATION_RATE:-200000} records/minute for ${seconds}s"
+  fi
+  env "${generator_env[@]}" "$build/examples/engagement/engagement-generator" \
+    "${generator_flags[@]}" > >(sed -u 's/^/  [generator] /') 2>&1 &
+  generator=$!
+  pids=("$generator" "${pids[@]}")
+}
+
+if [ "$source" = postgres ]; then
+  # The generator creates the tables; the pipeline then snapshots what is
+  # there and streams every change after it.
+  start_generator
+  wait_for "the tables in PostgreSQL" 30 "$pg_bin/psql" "$postgres_url" -tAq \
+    -c "SELECT 'public.content'::regclass, 'public.engagement_events'::regclass"
+  start_pipelines
+else
+  start_pipelines
+  start_generator
+fi
 
 if [ "$instances" -gt 1 ]; then
   sleep $((seconds / 2))

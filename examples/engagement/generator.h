@@ -6,6 +6,9 @@
 // (Zipf over the live content). Some new content gets its first events
 // before its own row (to exercise the join's buffering), some events have no
 // duration, some content no length or a length of 0 (null engagement_pct).
+// Durations are a share of the content's length, by event type (a finish
+// near the end, a click early, plays and pauses mostly early): average
+// engagement is about 45%, and above 100% only for the rare replay.
 // The engagement-generator program paces this stream and produces it to
 // Kafka and optionally PostgreSQL.
 //
@@ -24,6 +27,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -81,6 +85,10 @@ struct GeneratedRecord {
 
 class ChangeGenerator {
  public:
+  // Share of play and pause events that are replays, longer than the
+  // content (up to 1.5 times its length).
+  static constexpr double kReplayShare = 0.03;
+
   explicit ChangeGenerator(GeneratorOptions options);
 
   GeneratedRecord Next();
@@ -92,7 +100,8 @@ class ChangeGenerator {
  private:
   std::string NewUuid();
   Content NewContent();
-  GeneratedRecord Event(const std::string& content_id);
+  GeneratedRecord Event(const Content& content);
+  int32_t DurationMs(const Content& content, std::string_view event_type);
   GeneratedRecord ContentRecord(weir::debezium::Op op, const Content* before, const Content& row);
   // Index into live_ by Zipf popularity.
   size_t PickContent();

@@ -233,6 +233,10 @@ const std::vector<Flag>& Flags() {
       {"postgres-reset", nullptr, nullptr,
        "Empty both tables first (TRUNCATE ... RESTART IDENTITY). Default: false",
        Boolean(&GeneratorAppOptions::postgres_reset)},
+      {"postgres-batch", nullptr, "N",
+       "Records per PostgreSQL transaction, at most (a transaction also commits 200 ms\n"
+       "after its first record). Default: 5000",
+       Integer(&GeneratorAppOptions::postgres_batch, int64_t{1})},
       // Output
       {"dry-run", nullptr, nullptr,
        "Generate and pace, but write nowhere (no Kafka, no PostgreSQL): measures the\n"
@@ -636,7 +640,9 @@ absl::Status RunGenerator(const GeneratorAppOptions& options, const std::atomic<
   }
   if (postgres) {
     postgres_sink = std::make_shared<PostgresSink>(
-        PostgresWriterOptions{.conninfo = options.postgres, .reset = options.postgres_reset});
+        PostgresWriterOptions{.conninfo = options.postgres,
+                              .reset = options.postgres_reset,
+                              .batch_records = options.postgres_batch});
   }
   pipeline.Source(std::make_shared<PacedChangeSource>(source_options, progress))
       .Name("generator")

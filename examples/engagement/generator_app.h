@@ -96,6 +96,8 @@ struct GeneratorAppOptions {
   std::string postgres;
   // --postgres-reset: empty the two tables first. Default: false
   bool postgres_reset = false;
+  // --postgres-batch: records per transaction, at most. Default: 5000
+  int64_t postgres_batch = 5000;
 
   // --dry-run: generate and pace, but write nowhere (measures the generator).
   // Default: false

@@ -105,10 +105,87 @@ Flag PropertiesFlag(const char* name, const char* env, const char* help,
           }};
 }
 
+absl::Status ParseBool(const std::string& text, bool& out, const char* what) {
+  if (text.empty() || text == "true" || text == "1" || text == "yes" || text == "on") {
+    out = true;
+  } else if (text == "false" || text == "0" || text == "no" || text == "off") {
+    out = false;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": \"", text, "\" is not a boolean"));
+  }
+  return absl::OkStatus();
+}
+
+constexpr std::pair<const char*, weir::postgres::SnapshotMode> kSnapshotModes[] = {
+    {"initial", weir::postgres::SnapshotMode::kInitial},
+    {"never", weir::postgres::SnapshotMode::kNever},
+    {"initial_only", weir::postgres::SnapshotMode::kInitialOnly},
+};
+
 const std::vector<Flag>& Flags() {
   static const std::vector<Flag> flags = {
+      {"source", "SOURCE",
+       "where the tables' changes come from: kafka (Debezium's topics <p>.public.content and "
+       "<p>.public.engagement_events) or postgres (PostgreSQL's logical replication, see "
+       "--postgres)",
+       [](PipelineConfig& c, const std::string& v) {
+         if (v == "kafka") {
+           c.source = ChangeSource::kKafka;
+         } else if (v == "postgres") {
+           c.source = ChangeSource::kPostgres;
+         } else {
+           return absl::InvalidArgumentError(
+               absl::StrCat("source: \"", v, "\" is neither kafka nor postgres"));
+         }
+         return absl::OkStatus();
+       },
+       [](const PipelineConfig& c) {
+         return std::string(c.source == ChangeSource::kPostgres ? "postgres" : "kafka");
+       }},
+      StringFlag("postgres", "POSTGRES_URL",
+                 "--source=postgres: the application's PostgreSQL, a libpq connection string or "
+                 "postgresql:// URI (wal_level=logical; a user with REPLICATION and SELECT on "
+                 "both tables)",
+                 &PipelineConfig::postgres),
+      StringFlag("postgres-slot", "POSTGRES_SLOT",
+                 "--source=postgres: replication slots <slot>_content and <slot>_events, "
+                 "created when missing (drop them when the job is retired: a slot keeps WAL)",
+                 &PipelineConfig::postgres_slot),
+      StringFlag("postgres-publication", "POSTGRES_PUBLICATION",
+                 "--source=postgres: publications <publication>_content (FOR TABLE "
+                 "public.content) and <publication>_events (FOR TABLE public.engagement_events)",
+                 &PipelineConfig::postgres_publication),
+      {"postgres-create-publication", "POSTGRES_CREATE_PUBLICATION",
+       "--source=postgres: create the publications when missing (true/false; false: a missing "
+       "one fails the start, naming the CREATE PUBLICATION to run)",
+       [](PipelineConfig& c, const std::string& v) {
+         return ParseBool(v, c.postgres_create_publication, "postgres-create-publication");
+       },
+       [](const PipelineConfig& c) {
+         return std::string(c.postgres_create_publication ? "true" : "false");
+       }},
+      {"postgres-snapshot", "POSTGRES_SNAPSHOT",
+       "--source=postgres: initial (the tables' rows when the slots are created, then their "
+       "changes), never (only changes after that) or initial_only (only the rows, then stop)",
+       [](PipelineConfig& c, const std::string& v) {
+         for (const auto& [name, mode] : kSnapshotModes) {
+           if (v == name) {
+             c.postgres_snapshot = mode;
+             return absl::OkStatus();
+           }
+         }
+         return absl::InvalidArgumentError(absl::StrCat(
+             "postgres-snapshot: \"", v, "\" is none of initial, never, initial_only"));
+       },
+       [](const PipelineConfig& c) {
+         for (const auto& [name, mode] : kSnapshotModes) {
+           if (c.postgres_snapshot == mode) return std::string(name);
+         }
+         return std::string();
+       }},
       StringFlag("brokers", "KAFKA_BROKERS",
-                 "Kafka bootstrap servers (required; `weir-kafka-dev` starts a local one)",
+                 "Kafka bootstrap servers (required, also with --source=postgres for the outbox "
+                 "and the dead letters; `weir-kafka-dev` starts a local one)",
                  &PipelineConfig::brokers),
       StringFlag("topic-prefix", "TOPIC_PREFIX",
                  "Debezium topic prefix: reads <p>.public.content and "
@@ -478,7 +555,8 @@ std::string FormatTime(int64_t ms) {
 std::string Usage(const char* program) {
   std::string out = absl::StrCat(
       "usage: ", program, " [--flag=value ...]\n\n",
-      "Joins Debezium change events of public.engagement_events with public.content and\n"
+      "Joins the change events of public.engagement_events with public.content (from\n"
+      "Debezium's Kafka topics, or straight from PostgreSQL with --source=postgres) and\n"
       "writes Redis leaderboards and metrics, ClickHouse tables, an exactly-once Kafka\n"
       "outbox and a dead-letter topic. Each flag can also be set by its environment\n"
       "variable; a flag wins over the variable, the variable over the default.\n\n");
@@ -525,7 +603,7 @@ absl::StatusOr<PipelineConfig> ParseConfig(int argc, char** argv,
     if (found == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, " (see --help)"));
     }
-    if (eq == std::string::npos && name != "bounded") {
+    if (eq == std::string::npos && name != "bounded" && name != "postgres-create-publication") {
       return absl::InvalidArgumentError(
           absl::StrCat("--", name, " needs a value (--", name, "=...)"));
     }
@@ -537,6 +615,26 @@ absl::StatusOr<PipelineConfig> ParseConfig(int argc, char** argv,
         "--brokers (KAFKA_BROKERS) is required; for a local broker run `weir-kafka-dev "
         "engagement.public.content:4 engagement.public.engagement_events:8` and pass the "
         "address it prints");
+  }
+  if (config.source == ChangeSource::kPostgres && !*help) {
+    if (config.postgres.empty()) {
+      return absl::InvalidArgumentError(
+          "--source=postgres needs --postgres (POSTGRES_URL), e.g. --postgres='host=127.0.0.1 "
+          "dbname=app user=weir'");
+    }
+    if (config.postgres_slot.empty() || config.postgres_publication.empty()) {
+      return absl::InvalidArgumentError(
+          "--postgres-slot and --postgres-publication must not be empty");
+    }
+    if (config.bounded) {
+      return absl::InvalidArgumentError(
+          "--bounded reads Kafka topics to their end; with --source=postgres use "
+          "--postgres-snapshot=initial_only to read the tables' rows and stop");
+    }
+    if (!config.cluster_job_id.empty()) {
+      return absl::InvalidArgumentError(
+          "--cluster-job-id needs --source=kafka (a replication slot has one reader)");
+    }
   }
   if (config.parallelism < 1) return absl::InvalidArgumentError("--parallelism must be >= 1");
   if (!config.cluster_job_id.empty() && config.cluster_tasks < 1) {
@@ -556,6 +654,27 @@ std::string OutboxTopicName(const PipelineConfig& c) {
 }
 std::string DeadLetterTopicName(const PipelineConfig& c) {
   return absl::StrCat(c.topic_prefix, ".dlq");
+}
+
+namespace {
+weir::postgres::CdcOptions CdcOptionsFor(const PipelineConfig& config, const char* suffix,
+                                         const char* table) {
+  return {.connection = config.postgres,
+          .slot = absl::StrCat(config.postgres_slot, "_", suffix),
+          .publication = absl::StrCat(config.postgres_publication, "_", suffix),
+          .create_publication = config.postgres_create_publication,
+          .tables = {table},
+          .snapshot = config.postgres_snapshot,
+          // source.name, as Debezium's topic.prefix would set it.
+          .name = config.topic_prefix};
+}
+}  // namespace
+
+weir::postgres::CdcOptions ContentCdcOptions(const PipelineConfig& config) {
+  return CdcOptionsFor(config, "content", "public.content");
+}
+weir::postgres::CdcOptions EventsCdcOptions(const PipelineConfig& config) {
+  return CdcOptionsFor(config, "events", "public.engagement_events");
 }
 
 weir::clickhouse::ConnectionOptions ClickHouseConnection(const PipelineConfig& config) {
@@ -618,14 +737,34 @@ struct ChangeStreams {
 ChangeStreams ReadChanges(weir::Pipeline& pipeline, const PipelineConfig& config,
                           const weir::kafka::ClientOptions& client,
                           std::shared_ptr<weir::DeadLetterQueue> dlq, PipelineCounters& counters) {
-  auto content_source =
-      DebeziumSource(config, client, dlq, ContentTopicName(config), ContentFields());
-  auto event_source = DebeziumSource(config, client, dlq, EventsTopicName(config),
-                                     EngagementEventFields(/*with_raw_payload=*/false));
-  counters.events_read = [event_source] { return event_source->Stats().records; };
-  counters.source_dead_letters = [event_source, content_source] {
-    return event_source->Stats().dead_letters + content_source->Stats().dead_letters;
-  };
+  std::shared_ptr<weir::Source<dbz::Change<Content>>> content_source;
+  std::shared_ptr<weir::Source<dbz::Change<EngagementEvent>>> event_source;
+  if (config.source == ChangeSource::kPostgres) {
+    // The same Fields as the Kafka path: the rest of the job cannot tell
+    // the difference. The table's types are checked when the job starts
+    // (a row that does not decode fails it, naming the column).
+    auto content =
+        weir::postgres::CdcSource<Content>::Create(ContentCdcOptions(config), ContentFields());
+    auto events = weir::postgres::CdcSource<EngagementEvent>::Create(
+        EventsCdcOptions(config), EngagementEventFields(/*with_raw_payload=*/false));
+    counters.events_read = [events] {
+      const weir::postgres::CdcSourceStats stats = events->Stats();
+      return stats.snapshot_rows + stats.changes;
+    };
+    counters.source_dead_letters = [] { return int64_t{0}; };
+    content_source = std::move(content);
+    event_source = std::move(events);
+  } else {
+    auto content = DebeziumSource(config, client, dlq, ContentTopicName(config), ContentFields());
+    auto events = DebeziumSource(config, client, dlq, EventsTopicName(config),
+                                 EngagementEventFields(/*with_raw_payload=*/false));
+    counters.events_read = [events] { return events->Stats().records; };
+    counters.source_dead_letters = [events, content] {
+      return events->Stats().dead_letters + content->Stats().dead_letters;
+    };
+    content_source = std::move(content);
+    event_source = std::move(events);
+  }
 
   // Every source, sink and stateful operator has a uid: a restore finds its
   // state (offsets, keyed state, committables), the outbox its Kafka
@@ -853,12 +992,13 @@ absl::Status RunPipeline(const PipelineConfig& config, const std::atomic<bool>& 
   if (!job.ok()) return job.status();
   std::fprintf(
       stderr,
-      "engagement-pipeline: running (%s, checkpoints %s every %s, Redis %s, "
+      "engagement-pipeline: running (%s, changes from %s, checkpoints %s every %s, Redis %s, "
       "ClickHouse %s)\n",
       config.cluster_job_id.empty() ? absl::StrCat("parallelism ", config.parallelism).c_str()
                                     : absl::StrCat("cluster job ", config.cluster_job_id, " of ",
                                                    config.cluster_tasks, " tasks")
                                           .c_str(),
+      config.source == ChangeSource::kPostgres ? "PostgreSQL" : "Kafka",
       config.checkpoint_uri.empty() ? "off" : config.checkpoint_uri.c_str(),
       absl::FormatDuration(config.checkpoint_interval).c_str(),
       config.redis_host.empty() ? "off"
@@ -868,7 +1008,10 @@ absl::Status RunPipeline(const PipelineConfig& config, const std::atomic<bool>& 
     std::fprintf(stderr, "engagement-pipeline: dashboard at http://%s:%d/\n",
                  config.http_address.c_str(), job->http_port());
   }
-  LagProbe lag(config, {EventsTopicName(config), ContentTopicName(config)});
+  const bool from_kafka = config.source == ChangeSource::kKafka;
+  LagProbe lag(config, from_kafka ? std::vector<std::string>{EventsTopicName(config),
+                                                             ContentTopicName(config)}
+                                  : std::vector<std::string>{});
   auto last = std::chrono::steady_clock::now();
   int64_t last_events = 0;
   bool stopping = false;
@@ -892,12 +1035,18 @@ absl::Status RunPipeline(const PipelineConfig& config, const std::atomic<bool>& 
     int64_t checkpoint = job->last_completed_checkpoint();
     const bool restored = checkpoint == 0 && job->restored_checkpoint() > 0;
     if (restored) checkpoint = job->restored_checkpoint();
+    // From PostgreSQL the slots hold what is not yet read; the lag shown
+    // is that of the event time.
+    const std::string lag_text = from_kafka
+                                     ? absl::StrFormat("lag %.0f unread / %lld uncommitted", unread,
+                                                       static_cast<long long>(lag.Lag()))
+                                     : std::string("from PostgreSQL");
     std::fprintf(
         stderr,
-        "engagement-pipeline: %.0f events/s, lag %.0f unread / %lld uncommitted, event time %s "
+        "engagement-pipeline: %.0f events/s, %s, event time %s "
         "(%.1f s behind), last checkpoint %lld%s, dead letters %lld\n",
-        static_cast<double>(events - last_events) / elapsed, unread,
-        static_cast<long long>(lag.Lag()), FormatTime(latest).c_str(),
+        static_cast<double>(events - last_events) / elapsed, lag_text.c_str(),
+        FormatTime(latest).c_str(),
         latest > 0 ? (absl::ToUnixMillis(absl::Now()) - latest) / 1000.0 : 0.0,
         static_cast<long long>(checkpoint), restored ? " (restored)" : "",
         static_cast<long long>(counters->source_dead_letters() + counters->rejected.load()));

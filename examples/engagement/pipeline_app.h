@@ -2,7 +2,9 @@
 // the dataflow, and the run loop with its status line. Kept apart from
 // main() so tests build and run the same pipeline in-process.
 //
-// The dataflow:
+// The dataflow (with --source=postgres, both tables' changes come from
+// PostgreSQL's logical replication instead of the two topics, decoded with
+// the same Fields):
 //
 //   <prefix>.public.content ──Debezium──▶ versions ──broadcast──┐
 //   <prefix>.public.engagement_events ──Debezium──▶ events ─keyBy content─▶ ContentJoin
@@ -31,13 +33,37 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "weir/connectors/clickhouse.h"
+#include "weir/connectors/postgres.h"
 #include "weir/connectors/redis.h"
 #include "weir/pipeline.h"
 
 namespace engagement {
 
+// Where the pipeline reads the tables' changes.
+enum class ChangeSource {
+  // Debezium's topics <prefix>.public.content and
+  // <prefix>.public.engagement_events (Debezium or weir-capture writes them).
+  kKafka,
+  // PostgreSQL's logical replication, with weir::postgres::CdcSource: no
+  // Debezium, no Kafka Connect.
+  kPostgres,
+};
+
 struct PipelineConfig {
-  // Kafka.
+  ChangeSource source = ChangeSource::kKafka;
+  // PostgreSQL (--source=postgres): libpq connection string or
+  // postgresql:// URI of the application's database.
+  std::string postgres;
+  // Slots <postgres_slot>_content and <postgres_slot>_events (one per
+  // table: a slot has one reader), created when missing.
+  std::string postgres_slot = "weir_engagement";
+  // Publications <postgres_publication>_content and _events, created (FOR
+  // TABLE public.content, resp. public.engagement_events) when missing and
+  // postgres_create_publication is set.
+  std::string postgres_publication = "weir_engagement";
+  bool postgres_create_publication = true;
+  weir::postgres::SnapshotMode postgres_snapshot = weir::postgres::SnapshotMode::kInitial;
+  // Kafka (the outbox and the dead letters also with --source=postgres).
   std::string brokers;
   std::string topic_prefix = "engagement";
   std::string group_id = "engagement-pipeline";
@@ -105,6 +131,10 @@ std::string ContentTopicName(const PipelineConfig& config);
 std::string EventsTopicName(const PipelineConfig& config);
 std::string OutboxTopicName(const PipelineConfig& config);
 std::string DeadLetterTopicName(const PipelineConfig& config);
+// --source=postgres: the CdcSource options of public.content and
+// public.engagement_events.
+weir::postgres::CdcOptions ContentCdcOptions(const PipelineConfig& config);
+weir::postgres::CdcOptions EventsCdcOptions(const PipelineConfig& config);
 inline constexpr char kEnrichedTable[] = "engagement_enriched";
 inline constexpr char kHourlyTable[] = "engagement_hourly";
 inline constexpr char kLeaderboardKey[] = "top_engagement:10min";

@@ -1,8 +1,11 @@
 #include "examples/engagement/model.h"
 
+#include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "examples/engagement/envelope.h"
@@ -195,6 +198,67 @@ TEST(GeneratorTest, DeterministicSkewedAndSomeEventsPrecedeTheirContent) {
   EXPECT_GT(counts[0], 10 * counts[counts.size() / 2]);
   EXPECT_GT(events_before_row, 0);
   EXPECT_GT(null_durations, 0);
+}
+
+// Engagement (duration over the length of the content version the event
+// happened on, as the pipeline computes it) looks like a real audience's:
+// on average well under 100%, per content too, with few replays above it.
+TEST(GeneratorTest, DurationsAreRealisticForTheContentsLength) {
+  GeneratorOptions options;
+  options.seed = 11;
+  options.initial_contents = 300;
+  options.content_change_share = 0.01;
+  ChangeGenerator generator(options);
+  std::map<std::string, std::optional<int32_t>> length;       // content id -> current length
+  std::map<std::string, std::pair<double, int>> per_content;  // sum of pct, events
+  std::map<std::string, std::pair<double, int>> per_type;
+  int timed = 0;
+  int over_100 = 0;
+  double max_pct = 0;
+  for (int i = 0; i < 100'000; ++i) {
+    const GeneratedRecord record = generator.Next();
+    if (record.is_content()) {
+      const Content& row = std::get<Content>(record.row);
+      if (record.op != weir::debezium::Op::kTombstone) length[row.id] = row.length_seconds;
+      continue;
+    }
+    const auto& event = std::get<EngagementEvent>(record.row);
+    // Early events precede their row: the row's length applies to them too
+    // once it is written, but they are left out here.
+    auto found = length.find(event.content_id);
+    if (!event.duration_ms || found == length.end() || !found->second || *found->second <= 0) {
+      continue;
+    }
+    const double pct = *event.duration_ms / 10.0 / *found->second;
+    ++timed;
+    if (pct > 100.0) ++over_100;
+    max_pct = std::max(max_pct, pct);
+    per_content[event.content_id].first += pct;
+    ++per_content[event.content_id].second;
+    per_type[event.event_type].first += pct;
+    ++per_type[event.event_type].second;
+  }
+  ASSERT_GT(timed, 50'000);
+  double sum = 0;
+  for (const auto& [type, totals] : per_type) sum += totals.first;
+  const double average = sum / timed;
+  EXPECT_GT(average, 25.0);
+  EXPECT_LT(average, 65.0);
+  // Replays exist, rarely, and never much more than the content.
+  EXPECT_GT(over_100, 0);
+  EXPECT_LT(over_100, timed * 3 / 100);
+  EXPECT_LE(max_pct, 150.0 + 1e-9);
+  // A finish is near the end, a click early.
+  EXPECT_GT(per_type["finish"].first / per_type["finish"].second, 85.0);
+  EXPECT_LT(per_type["click"].first / per_type["click"].second, 5.0);
+  // Every content with enough events averages well under 100%.
+  int checked = 0;
+  for (const auto& [id, totals] : per_content) {
+    if (totals.second < 100) continue;
+    ++checked;
+    EXPECT_LT(totals.first / totals.second, 80.0) << id;
+  }
+  EXPECT_GT(checked, 10);
 }
 
 }  // namespace

@@ -123,6 +123,49 @@ TEST(PipelineConfigTest, SinkFlushIsAsyncOrSync) {
   EXPECT_THAT(bad.status().message(), HasSubstr("sink-flush: \"later\""));
 }
 
+// --source=postgres: the connection string is required, the slots and
+// publications are one per table, the snapshot mode is one of three.
+TEST(PipelineConfigTest, PostgresSource) {
+  absl::StatusOr<PipelineConfig> config = Parse({"--brokers=k:1"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->source, ChangeSource::kKafka);
+
+  config = Parse({"--brokers=k:1", "--source=postgres", "--postgres-snapshot=never"},
+                 {{"POSTGRES_URL", "host=db dbname=app"}, {"POSTGRES_SLOT", "job7"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->source, ChangeSource::kPostgres);
+  const weir::postgres::CdcOptions content = ContentCdcOptions(*config);
+  const weir::postgres::CdcOptions events = EventsCdcOptions(*config);
+  EXPECT_EQ(content.connection, "host=db dbname=app");
+  EXPECT_EQ(content.slot, "job7_content");
+  EXPECT_EQ(events.slot, "job7_events");
+  EXPECT_EQ(content.publication, "weir_engagement_content");
+  EXPECT_EQ(events.publication, "weir_engagement_events");
+  EXPECT_EQ(content.tables, std::vector<std::string>{"public.content"});
+  EXPECT_EQ(events.tables, std::vector<std::string>{"public.engagement_events"});
+  EXPECT_TRUE(content.create_publication);
+  EXPECT_EQ(events.snapshot, weir::postgres::SnapshotMode::kNever);
+
+  config = Parse({"--brokers=k:1", "--source=postgres", "--postgres=host=db",
+                  "--postgres-create-publication=false", "--postgres-snapshot=initial_only"},
+                 {{"SOURCE", "kafka"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(ContentCdcOptions(*config).create_publication);
+  EXPECT_EQ(ContentCdcOptions(*config).snapshot, weir::postgres::SnapshotMode::kInitialOnly);
+
+  absl::StatusOr<PipelineConfig> bad = Parse({"--brokers=k:1", "--source=postgres"});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("POSTGRES_URL"));
+  bad = Parse({"--brokers=k:1", "--source=mysql"});
+  EXPECT_THAT(bad.status().message(), HasSubstr("neither kafka nor postgres"));
+  bad = Parse({"--brokers=k:1", "--source=postgres", "--postgres=h", "--postgres-snapshot=all"});
+  EXPECT_THAT(bad.status().message(), HasSubstr("postgres-snapshot"));
+  bad = Parse({"--brokers=k:1", "--source=postgres", "--postgres=h", "--bounded"});
+  EXPECT_THAT(bad.status().message(), HasSubstr("initial_only"));
+  bad = Parse({"--brokers=k:1", "--source=postgres", "--postgres=h", "--cluster-job-id=j"});
+  EXPECT_THAT(bad.status().message(), HasSubstr("--source=kafka"));
+}
+
 TEST(PipelineConfigTest, HelpListsEveryFlagAndVariable) {
   bool help = false;
   ASSERT_TRUE(Parse({"--help"}, {}, &help).ok());  // no brokers needed
@@ -164,7 +207,20 @@ TEST(PipelineConfigTest, HelpListsEveryFlagAndVariable) {
                            "HTTP_ADDRESS",
                            "--status-interval",
                            "--out-of-orderness",
-                           "--join-max-wait"}) {
+                           "--join-max-wait",
+                           "--source",
+                           "SOURCE",
+                           "--postgres",
+                           "POSTGRES_URL",
+                           "--postgres-slot",
+                           "POSTGRES_SLOT",
+                           "--postgres-publication",
+                           "POSTGRES_PUBLICATION",
+                           "--postgres-create-publication",
+                           "POSTGRES_CREATE_PUBLICATION",
+                           "--postgres-snapshot",
+                           "POSTGRES_SNAPSHOT",
+                           "initial_only"}) {
     EXPECT_THAT(usage, HasSubstr(text));
   }
 }

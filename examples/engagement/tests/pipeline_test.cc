@@ -13,9 +13,14 @@
 // checks the outbox for "nothing lost". WEIR_TEST_KAFKA_BROKERS runs the
 // test against a real broker (docs/testing.md).
 //
+// With --source=postgres: a throwaway PostgreSQL server, engagement-generator
+// writing into it while the pipeline captures both tables' changes from it;
+// the same reference, computed from the generator's records.
+//
 // Label: integration (starts servers).
 
 #include <httplib.h>
+#include <libpq-fe.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,12 +46,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "engagement_schema_sql.h"
 #include "examples/engagement/content_metrics.h"
 #include "examples/engagement/generator.h"
 #include "examples/engagement/pipeline_app.h"
+#include "examples/engagement/tests/generator_runner.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/child_process.h"
+#include "tests/support/postgres_server.h"
+#include "tests/support/prerequisite.h"
 #include "tests/support/wait_for.h"
 #include "tests/unit/connectors/clickhouse/clickhouse_server.h"
 #include "tests/unit/connectors/kafka/kafka_test_broker.h"
@@ -899,6 +908,189 @@ TEST_F(PipelineEndToEndTest, OutputsEqualTheReferenceWithRocksDbState) {
   absl::Status status = RunPipeline(config_, stop);
   ASSERT_TRUE(status.ok()) << status;
   ASSERT_FALSE(std::filesystem::is_empty(config_.state_dir)) << "no RocksDB state was written";
+  ExpectOutputs(data, ref, /*exact_outbox=*/true);
+}
+
+// Straight from PostgreSQL: the generator inserts, updates and deletes rows
+// in a real server while the pipeline (--source=postgres) streams both
+// tables' changes from their replication slots. Content versions carry the
+// server's commit times, later than every event time the generator chose
+// (its --start-time is fixed in the past), so each event joins the first
+// version of its content; changes of a row within one commit millisecond
+// are one version, the last. The reference is Compute() over the
+// generator's records with each content change given its commit's time,
+// read from a third slot (test_decoding) that saw the same transactions.
+TEST_F(PipelineEndToEndTest, FromPostgresOutputsEqualTheReference) {
+  absl::StatusOr<std::unique_ptr<weir::testing::PostgresServer>> server =
+      weir::testing::PostgresServer::Start();
+  if (absl::IsFailedPrecondition(server.status())) {
+    WEIR_MISSING_PREREQUISITE(server.status().message());
+  }
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string conninfo = (*server)->conninfo();
+  // The first column of every row (empty on an error, which fails the test).
+  auto rows = [&conninfo](const std::string& sql) {
+    std::vector<std::string> values;
+    PGconn* conn = PQconnectdb(conninfo.c_str());
+    PGresult* result = PQexec(conn, sql.c_str());
+    EXPECT_EQ(PQresultStatus(result), PGRES_TUPLES_OK) << sql << ": " << PQerrorMessage(conn);
+    for (int row = 0; row < PQntuples(result); ++row) values.push_back(PQgetvalue(result, row, 0));
+    PQclear(result);
+    PQfinish(conn);
+    return values;
+  };
+  auto exec = [&conninfo](const std::string& sql) {
+    PGconn* conn = PQconnectdb(conninfo.c_str());
+    std::string error;
+    if (PQstatus(conn) != CONNECTION_OK) {
+      error = PQerrorMessage(conn);
+    } else {
+      PGresult* result = PQexec(conn, sql.c_str());
+      if (PQresultStatus(result) != PGRES_COMMAND_OK && PQresultStatus(result) != PGRES_TUPLES_OK)
+        error = PQresultErrorMessage(result);
+      else if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) > 0)
+        error = absl::StrCat("=", PQgetvalue(result, 0, 0));
+      PQclear(result);
+    }
+    PQfinish(conn);
+    return error;
+  };
+  ASSERT_EQ(exec(kEngagementSchemaSql), "");
+
+  config_.source = ChangeSource::kPostgres;
+  config_.postgres = conninfo;
+  config_.bounded = false;
+  std::atomic<bool> stop{false};
+  absl::Status status;
+  std::thread run([&] { status = RunPipeline(config_, stop); });
+  // Stops the pipeline also when an assertion returns early.
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& run;
+    ~Joiner() {
+      stop = true;
+      if (run.joinable()) run.join();
+    }
+  } joiner{stop, run};
+  // The generator writes once both slots exist (then every change is streamed).
+  const absl::Time slots_deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < slots_deadline &&
+         exec("SELECT count(*) FROM pg_replication_slots") != "=2") {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_EQ(exec("SELECT count(*) FROM pg_replication_slots"), "=2");
+  ASSERT_THAT(exec("SELECT pg_create_logical_replication_slot('observer', 'test_decoding')"),
+              ::testing::StartsWith("="));
+
+  const std::vector<std::string> args = {"--no-kafka", absl::StrCat("--postgres=", conninfo),
+                                         // A transaction per record, so that two
+                                         // changes of a row share a commit
+                                         // millisecond only by rare chance.
+                                         "--postgres-batch=1", "--rate=4000/s", "--total=8000",
+                                         "--seed=20261207", "--start-time=2026-11-25T00:00:00Z",
+                                         "--initial-contents=100", "--zipf-exponent=0.7",
+                                         "--content-change-share=0.02"};
+  const testing::GeneratorRun generated = testing::RunGeneratorProgram(args);
+  ASSERT_EQ(generated.exit_code, 0) << generated.log;
+
+  Dataset data;
+  data.records = testing::ExpectedRecords(args, {});
+  ASSERT_EQ(data.records.size(), 8000u);
+  // The commit (to the millisecond, as the source's ts_ms) of each content
+  // change, in commit order: "COMMIT (at 2026-12-07 02:50:01.123456+00)".
+  std::vector<std::string> commit_of_change;
+  int in_transaction = 0;
+  // Decoding reads flushed WAL only, and the server commits asynchronously
+  // (synchronous_commit=off): read until every change is there.
+  size_t content_changes = 0;
+  for (const GeneratedRecord& r : data.records) content_changes += r.is_content() && r.value;
+  std::vector<std::string> observed;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    for (std::string& line :
+         rows("SELECT data FROM pg_logical_slot_get_changes('observer', NULL, NULL, "
+              "'include-timestamp', 'on', 'include-xids', 'off')")) {
+      observed.push_back(std::move(line));
+    }
+    const size_t seen = std::count_if(observed.begin(), observed.end(), [](const std::string& l) {
+      return l.starts_with("table public.content:");
+    });
+    if (seen >= content_changes) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  for (const std::string& line : observed) {
+    if (line.starts_with("table public.content:")) ++in_transaction;
+    if (!line.starts_with("COMMIT")) continue;
+    const size_t at = line.find("(at ");
+    ASSERT_NE(at, std::string::npos) << line;
+    const std::string seconds = line.substr(at + 4, 19);
+    std::string fraction;
+    for (size_t i = at + 4 + 19 + 1; line[at + 4 + 19] == '.' && i < line.size(); ++i) {
+      if (!absl::ascii_isdigit(static_cast<unsigned char>(line[i]))) break;
+      fraction += line[i];
+    }
+    fraction = (fraction + "000").substr(0, 3);
+    for (; in_transaction > 0; --in_transaction) commit_of_change.push_back(seconds + fraction);
+  }
+  int64_t last_ts = 0;
+  for (const GeneratedRecord& r : data.records) last_ts = std::max(last_ts, r.ts_ms);
+  std::map<std::string, int64_t> commit_ts;  // commit millisecond -> a time after every event
+  size_t change = 0;
+  std::map<std::pair<std::string, int64_t>, GeneratedRecord*> last_of_commit;
+  std::map<std::string, int64_t> first_commit;  // content id -> its first commit
+  int deletes = 0;
+  int updates = 0;
+  for (GeneratedRecord& r : data.records) {
+    if (!r.is_content() || !r.value) continue;
+    ASSERT_LT(change, commit_of_change.size()) << "a content change was not captured";
+    const std::string& commit = commit_of_change[change++];
+    auto [it, added] =
+        commit_ts.emplace(commit, last_ts + kHourMs + static_cast<int64_t>(commit_ts.size()));
+    r.ts_ms = it->second;
+    // An earlier change of the row in the same commit millisecond is not a version.
+    const std::string& id = std::get<Content>(r.row).id;
+    GeneratedRecord*& last = last_of_commit[{id, r.ts_ms}];
+    if (last != nullptr) {
+      last->value.reset();
+      // The row's first version replaced within its commit millisecond: an
+      // event the join took before the replacement arrived joined the
+      // replaced version, which the reference cannot tell.
+      ASSERT_NE(first_commit[id], r.ts_ms) << "content " << id << " changed twice in its first "
+                                           << "commit millisecond: run the test again";
+    }
+    first_commit.emplace(id, r.ts_ms);
+    last = &r;
+    deletes += r.op == weir::debezium::Op::kDelete;
+    updates += r.op == weir::debezium::Op::kUpdate;
+  }
+  ASSERT_EQ(change, commit_of_change.size());
+  std::map<std::string, int> versions;
+  for (const GeneratedRecord& r : data.records) {
+    if (r.is_content() && r.value) ++versions[std::get<Content>(r.row).id];
+  }
+  ASSERT_GT(deletes, 0) << "the data should delete content";
+  ASSERT_GT(updates, 0) << "the data should update content";
+  for (const auto& [id, count] : versions) {
+    // The join keeps a row's last 8 versions: the first must still be there.
+    ASSERT_LE(count, 8) << id;
+  }
+  const Reference ref = Compute(data);
+  ASSERT_GT(ref.enriched.size(), 7000u);
+
+  const std::string count_sql =
+      absl::StrCat("SELECT count() FROM ", kEnrichedTable, " FINAL FORMAT TSV");
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  std::string count;
+  while (absl::Now() < deadline) {
+    absl::StatusOr<std::string> answer = weir::clickhouse::Query(Connection(), count_sql);
+    if (answer.ok()) count = std::string(absl::StripAsciiWhitespace(*answer));
+    if (count == std::to_string(ref.enriched.size()) && RedisHoldsEveryContent(ref)) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  absl::SleepFor(absl::Seconds(1));
+  stop = true;
+  run.join();
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ(count, std::to_string(ref.enriched.size())) << "the pipeline never caught up";
   ExpectOutputs(data, ref, /*exact_outbox=*/true);
 }
 
