@@ -417,5 +417,119 @@ TEST_F(PostgresMirrorTest, ARandomHistoryEndsAsPostgresHasIt) {
   ASSERT_TRUE(job->Wait().ok());
 }
 
+// Each type as the mirror's row holds it, from a snapshot row and from the
+// stream (whose columns come from the Relation message), and the errors.
+TEST_F(PostgresMirrorTest, TypesComeFromTheRelationMessageExactly) {
+  Sql("CREATE TABLE typed (id integer PRIMARY KEY, s smallint, b bigint, o oid, r real, "
+      "d double precision, n numeric(10,3), v numeric, w numeric(50,2), t text, "
+      "u uuid, j json, jb jsonb, by bytea, da date, ti time, ts timestamp, tz timestamptz, "
+      "ok boolean, arr text[], nums integer[])");
+  const std::string values =
+      "-32768, 9223372036854775807, 4000000000, 1.5, 0.1, 1234567.891, 3.14159265358979323846, "
+      "123456789012345678901234567890123456789012345678.99, 'tab\there', "
+      "'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{\"a\":  [1, 2]}', '{\"a\":  [1, 2]}', "
+      "'\\x00ff', '2024-02-29', '23:59:59.999999', '2024-02-29 12:00:00.5', "
+      "'2024-02-29 12:00:00.25+02', true, '{\"x y\",NULL,z}', '{1,NULL,-3}'";
+  Sql("INSERT INTO typed VALUES (1, " + values + ")");
+  Sql("INSERT INTO typed (id) VALUES (3)");
+  auto sink = weir::testing::CollectingSink<debezium::RowChange>::Create();
+  Pipeline pipeline;
+  pipeline.Source(postgres::RowCdcSource::Create(Options({"public.typed"})))
+      .Uid("capture")
+      .Map(postgres::ToMirrorChange)
+      .Sink(sink);
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  Sql("INSERT INTO typed VALUES (2, " + values + ")");
+  Sql("DELETE FROM typed WHERE id = 3");
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (sink->size() < 4 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  job->Stop();
+  ASSERT_TRUE(job->Wait().ok());
+  std::vector<debezium::RowChange> changes = sink->Values();
+  ASSERT_EQ(changes.size(), 4u);
+  EXPECT_EQ(changes[0].op, debezium::Op::kRead);
+  EXPECT_EQ(changes[2].op, debezium::Op::kCreate);
+  EXPECT_EQ(changes[2].table, "public.typed");
+  EXPECT_EQ(changes[2].offset, -1);
+  // The first streamed change may start at the snapshot's LSN (the sinks
+  // order snapshot rows below it).
+  EXPECT_GE(*changes[2].source.lsn, *changes[0].source.lsn);
+  for (const debezium::RowChange* change : {&changes[0], &changes[2]}) {
+    ASSERT_TRUE(change->after.has_value());
+    const Row& row = *change->after;
+    // The snapshot's columns and the Relation message's give the same schema.
+    EXPECT_EQ(row.schema(), changes[2].after->schema());
+    const RowSchema& schema = row.schema();
+    EXPECT_EQ(schema.table(), "public.typed");
+    ASSERT_EQ(schema.key(), std::vector<int>{0});
+    EXPECT_FALSE(schema.columns()[0].nullable);
+    EXPECT_TRUE(schema.columns()[1].nullable);
+    auto type_of = [&](const char* name) { return schema.columns()[schema.Find(name)].type; };
+    auto text_of = [&](const char* name) {
+      return RowValueToString(*row.Find(name), schema.columns()[schema.Find(name)]);
+    };
+    EXPECT_EQ(type_of("id"), ColumnType::kInt32);
+    EXPECT_EQ(type_of("s"), ColumnType::kInt16);
+    EXPECT_EQ(text_of("s"), "-32768");
+    EXPECT_EQ(type_of("b"), ColumnType::kInt64);
+    EXPECT_EQ(text_of("b"), "9223372036854775807");
+    EXPECT_EQ(type_of("o"), ColumnType::kInt64);
+    EXPECT_EQ(text_of("o"), "4000000000");
+    EXPECT_EQ(type_of("r"), ColumnType::kFloat32);
+    EXPECT_EQ(std::get<double>(*row.Find("r")), 1.5);
+    EXPECT_EQ(type_of("d"), ColumnType::kFloat64);
+    EXPECT_EQ(std::get<double>(*row.Find("d")), 0.1);
+    const RowColumn& n = schema.columns()[schema.Find("n")];
+    EXPECT_EQ(n.type, ColumnType::kDecimal);
+    EXPECT_EQ(n.precision, 10);
+    EXPECT_EQ(n.scale, 3);
+    EXPECT_EQ(std::get<absl::int128>(*row.Find("n")), absl::int128(1234567891));
+    EXPECT_EQ(type_of("v"), ColumnType::kDecimalText);
+    EXPECT_EQ(text_of("v"), "3.14159265358979323846");
+    EXPECT_EQ(type_of("w"), ColumnType::kDecimalText);  // more than 38 digits
+    EXPECT_EQ(text_of("w"), "123456789012345678901234567890123456789012345678.99");
+    EXPECT_EQ(std::get<std::string>(*row.Find("t")), "tab\there");
+    EXPECT_EQ(std::get<std::string>(*row.Find("u")), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+    EXPECT_EQ(type_of("j"), ColumnType::kJson);
+    EXPECT_EQ(std::get<std::string>(*row.Find("j")), "{\"a\":  [1, 2]}");
+    EXPECT_EQ(std::get<std::string>(*row.Find("jb")), "{\"a\": [1, 2]}");
+    EXPECT_EQ(type_of("by"), ColumnType::kBytes);
+    EXPECT_EQ(std::get<std::string>(*row.Find("by")), std::string("\0\xff", 2));
+    EXPECT_EQ(type_of("da"), ColumnType::kDate);
+    EXPECT_EQ(std::get<int64_t>(*row.Find("da")), 19782);
+    EXPECT_EQ(type_of("ti"), ColumnType::kTime);
+    EXPECT_EQ(std::get<int64_t>(*row.Find("ti")), 86399999999);
+    EXPECT_EQ(type_of("ts"), ColumnType::kTimestamp);
+    EXPECT_EQ(std::get<int64_t>(*row.Find("ts")), 1709208000500000);
+    EXPECT_EQ(std::get<int64_t>(*row.Find("tz")), 1709200800250000);
+    EXPECT_EQ(std::get<bool>(*row.Find("ok")), true);
+    EXPECT_EQ(type_of("arr"), ColumnType::kJson);
+    EXPECT_EQ(std::get<std::string>(*row.Find("arr")), "[\"x y\",null,\"z\"]");
+    EXPECT_EQ(std::get<std::string>(*row.Find("nums")), "[1,null,-3]");
+  }
+  // NULLs, and a delete's key-only before image.
+  EXPECT_TRUE(changes[1].after->is_null(1));
+  EXPECT_EQ(changes[3].op, debezium::Op::kDelete);
+  ASSERT_TRUE(changes[3].before.has_value());
+  EXPECT_EQ(changes[3].before->ToString().substr(0, 12), "{id=3, s=NUL");
+}
+
+// A value that does not fit its column fails the job naming the column.
+TEST_F(PostgresMirrorTest, AValueThatDoesNotFitNamesTheColumn) {
+  Sql("CREATE TABLE bad (id integer PRIMARY KEY, price numeric(8,2))");
+  Sql("INSERT INTO bad VALUES (1, 'NaN')");
+  Pipeline pipeline;
+  pipeline.Source(postgres::RowCdcSource::Create(Options({"public.bad"})))
+      .Uid("capture")
+      .Map(postgres::ToMirrorChange)
+      .Sink(weir::testing::CollectingSink<debezium::RowChange>::Create());
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  const absl::Status status = job->Wait();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr("table public.bad: after: column \"price\" (numeric)"));
+}
+
 }  // namespace
 }  // namespace weir
