@@ -1,4 +1,4 @@
-// Mirroring PostgreSQL tables without Debezium or Kafka: ToMirrorChange turns
+// Mirroring PostgreSQL tables without Debezium or Kafka: ToMirrorChange(s) turns
 // a change of RowCdcSource (postgres_rows.h) into the debezium::RowChange that
 // the mirror sinks take (clickhouse_mirror.h, duckdb_mirror.h), its
 // weir::Row typed from the columns of PostgreSQL's Relation message (or, for
@@ -12,7 +12,8 @@
 //        .publication = "weir_mirror",
 //        .create_publication = true,
 //        .tables = {"public.orders", "public.customers"}});
-//   auto changes = pipeline.Source(source).Uid("capture").Map(weir::postgres::ToMirrorChange);
+//   auto changes = pipeline.Source(source).Uid("capture").FlatMap<weir::debezium::RowChange>(
+//       weir::postgres::ToMirrorChanges);
 //   changes.Sink(weir::clickhouse::MirrorSink({.connection = {.url = "http://127.0.0.1:8123"}}))
 //       .Uid("clickhouse-mirror");
 //
@@ -35,9 +36,11 @@
 #ifndef WEIR_CONNECTORS_POSTGRES_MIRROR_H_
 #define WEIR_CONNECTORS_POSTGRES_MIRROR_H_
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "weir/connectors/postgres_rows.h"
 #include "weir/formats/debezium_row.h"
+#include "weir/functions.h"
 
 namespace weir::postgres {
 
@@ -54,6 +57,16 @@ namespace weir::postgres {
 //
 // Thread-safety: thread-safe.
 absl::StatusOr<debezium::RowChange> ToMirrorChange(const RowChange& change);
+
+// ToMirrorChange for FlatMap, which also splits an update that changed the
+// row's key into a delete of the old key and a create of the new one, as
+// Debezium does (the sinks apply an update to its new key only). Prefer it:
+//
+//   pipeline.Source(source).FlatMap<weir::debezium::RowChange>(
+//       weir::postgres::ToMirrorChanges);
+//
+// Errors and thread-safety: as ToMirrorChange.
+absl::Status ToMirrorChanges(const RowChange& change, Collector<debezium::RowChange>& out);
 
 }  // namespace weir::postgres
 

@@ -334,4 +334,30 @@ absl::StatusOr<debezium::RowChange> ToMirrorChange(const RowChange& change) {
   return out;
 }
 
+absl::Status ToMirrorChanges(const RowChange& change, Collector<debezium::RowChange>& out) {
+  absl::StatusOr<debezium::RowChange> mapped = ToMirrorChange(change);
+  if (!mapped.ok()) return mapped.status();
+  bool key_changed = false;
+  if (mapped->op == debezium::Op::kUpdate && mapped->before.has_value() &&
+      mapped->after.has_value()) {
+    for (const int key_idx : mapped->after->schema().key()) {
+      const size_t column_idx = static_cast<size_t>(key_idx);
+      key_changed = key_changed || column_idx >= mapped->before->size() ||
+                    mapped->before->value(column_idx) != mapped->after->value(column_idx);
+    }
+  }
+  if (!key_changed) {
+    out.Collect(*std::move(mapped));
+    return absl::OkStatus();
+  }
+  debezium::RowChange removed = *mapped;
+  removed.op = debezium::Op::kDelete;
+  removed.after.reset();
+  out.Collect(std::move(removed));
+  mapped->op = debezium::Op::kCreate;
+  mapped->before.reset();
+  out.Collect(*std::move(mapped));
+  return absl::OkStatus();
+}
+
 }  // namespace weir::postgres
