@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -23,6 +22,7 @@
 #include "lib/connectors/postgres/text_value.h"
 #include "lib/formats/decimal.h"
 #include "weir/connectors/postgres_mirror.h"
+#include "weir/formats/json.h"
 
 namespace weir::postgres {
 
@@ -95,74 +95,32 @@ RowColumn DescribeRowColumn(const ColumnValue& value) {
   return column;
 }
 
-void AppendJsonString(absl::string_view text, std::string& out) {
-  out.push_back('"');
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof(escaped), "\\u%04x", static_cast<unsigned char>(c));
-          out += escaped;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 // "{1,2,NULL}" as the JSON array [1,2,null]: numbers (finite ones) and
 // booleans bare, JSON elements as they are, everything else a string.
 absl::StatusOr<std::string> ArrayToJson(const ColumnValue& value) {
   absl::StatusOr<std::vector<std::optional<std::string>>> elements =
       internal::ParseArrayText(value.text);
   if (!elements.ok()) return elements.status();
-  std::string json = "[";
-  for (size_t element_idx = 0; element_idx < elements->size(); ++element_idx) {
-    if (element_idx > 0) json.push_back(',');
-    const std::optional<std::string>& element = (*elements)[element_idx];
-    if (!element.has_value()) {
-      json += "null";
-      continue;
-    }
+  std::string json;
+  json::Writer writer(json);
+  writer.BeginArray();
+  for (const std::optional<std::string>& element : *elements) {
     double number = 0;
-    switch (value.kind) {
-      case ColumnKind::kBool:
-        json += *element == "t" ? "true" : "false";
-        break;
-      case ColumnKind::kInteger:
-      case ColumnKind::kFloat:
-      case ColumnKind::kNumeric:
-        if (absl::SimpleAtod(*element, &number) && std::isfinite(number)) {
-          json += *element;
-        } else {
-          AppendJsonString(*element, json);
-        }
-        break;
-      case ColumnKind::kJson:
-        json += *element;
-        break;
-      default:
-        AppendJsonString(*element, json);
+    if (!element.has_value()) {
+      writer.Null();
+    } else if (value.kind == ColumnKind::kBool) {
+      writer.Bool(*element == "t");
+    } else if (value.kind == ColumnKind::kJson) {
+      writer.Raw(*element);
+    } else if ((value.kind == ColumnKind::kInteger || value.kind == ColumnKind::kFloat ||
+                value.kind == ColumnKind::kNumeric) &&
+               absl::SimpleAtod(*element, &number) && std::isfinite(number)) {
+      writer.Raw(*element);  // the exact digits, not the double
+    } else {
+      writer.String(*element);
     }
   }
-  json.push_back(']');
+  writer.EndArray();
   return json;
 }
 
