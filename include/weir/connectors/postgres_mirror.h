@@ -31,7 +31,9 @@
 // not say which columns are NOT NULL, so every other column is nullable.
 //
 // The version that orders a row's changes in the sinks is source.lsn: the
-// LSN of the change's WAL record (snapshot rows: the slot's consistent LSN).
+// LSN of the change's WAL record (snapshot rows: the slot's consistent LSN,
+// which the sinks count as one less); docs/mirror.md says why that orders
+// them.
 
 #ifndef WEIR_CONNECTORS_POSTGRES_MIRROR_H_
 #define WEIR_CONNECTORS_POSTGRES_MIRROR_H_
