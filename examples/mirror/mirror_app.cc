@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,6 +19,8 @@
 #include "weir/connectors/clickhouse_mirror.h"
 #include "weir/connectors/kafka.h"
 #include "weir/connectors/kafka_debezium.h"
+#include "weir/connectors/postgres_mirror.h"
+#include "weir/connectors/postgres_rows.h"
 #include "weir/pipeline.h"
 #ifdef WEIR_MIRROR_DUCKDB
 #include "weir/connectors/duckdb_mirror.h"
@@ -127,6 +130,34 @@ const std::vector<Flag>& Flags() {
          return absl::OkStatus();
        },
        "false"},
+      {"postgres", "WEIR_MIRROR_POSTGRES",
+       "capture straight from PostgreSQL instead of Kafka (a libpq connection string; the user "
+       "needs REPLICATION and wal_level=logical): no Debezium, no Kafka",
+       [](MirrorConfig& c, const std::string& v) {
+         c.postgres = v;
+         return absl::OkStatus();
+       }},
+      {"postgres-tables", "WEIR_MIRROR_POSTGRES_TABLES",
+       "with --postgres: the tables, schema.table, comma-separated (read whole first, then "
+       "their changes)",
+       [](MirrorConfig& c, const std::string& v) {
+         c.postgres_tables = List(v);
+         return absl::OkStatus();
+       }},
+      {"postgres-slot", "WEIR_MIRROR_POSTGRES_SLOT",
+       "with --postgres: the replication slot (created when missing)",
+       [](MirrorConfig& c, const std::string& v) {
+         c.postgres_slot = v;
+         return absl::OkStatus();
+       },
+       "weir_mirror"},
+      {"postgres-publication", "WEIR_MIRROR_POSTGRES_PUBLICATION",
+       "with --postgres: the publication (created for the tables when missing)",
+       [](MirrorConfig& c, const std::string& v) {
+         c.postgres_publication = v;
+         return absl::OkStatus();
+       },
+       "weir_mirror"},
       {"dead-letter-topic", "WEIR_MIRROR_DEAD_LETTER_TOPIC",
        "Kafka topic for records that cannot be mirrored (bad envelopes, values a copy cannot "
        "hold, tables that changed incompatibly); without it they fail the run",
@@ -342,10 +373,11 @@ absl::StatusOr<std::vector<std::string>> TopicsWithPrefix(const MirrorConfig& co
 std::string Usage(const char* program) {
   std::string out = absl::StrCat(
       "usage: ", program,
-      " --brokers=HOST:PORT (--topics=T1,T2 | --topic-prefix=P) [--clickhouse-url=URL] "
-      "[--duckdb=FILE] [flags]\n\n"
+      " (--brokers=HOST:PORT (--topics=T1,T2 | --topic-prefix=P) | --postgres=CONNINFO "
+      "--postgres-tables=S.T1,S.T2) [--clickhouse-url=URL] [--duckdb=FILE] [flags]\n\n"
       "Mirrors whole tables from Debezium change topics (JsonConverter, with or without\n"
-      "schemas) into ClickHouse (ReplacingMergeTree + a <table>_live view) and/or a DuckDB\n"
+      "schemas), or straight from PostgreSQL's logical replication, into ClickHouse "
+      "(ReplacingMergeTree + a <table>_live view) and/or a DuckDB\n"
       "file, exactly once, with checkpoints. Flags (environment variable, default):\n");
   for (const Flag& flag : Flags()) {
     absl::StrAppend(
@@ -403,10 +435,19 @@ absl::StatusOr<MirrorConfig> ParseConfig(int argc, char** argv,
     }
     return config;
   }
-  if (config.brokers.empty()) {
+  if (!config.postgres.empty()) {
+    if (config.postgres_tables.empty()) {
+      return absl::InvalidArgumentError("--postgres needs --postgres-tables");
+    }
+    if (!config.topics.empty() || !config.topic_prefix.empty()) {
+      return absl::InvalidArgumentError("give --postgres or --topics/--topic-prefix, not both");
+    }
+    if (!config.dead_letter_topic.empty() && config.brokers.empty()) {
+      return absl::InvalidArgumentError("--dead-letter-topic needs --brokers");
+    }
+  } else if (config.brokers.empty()) {
     return absl::InvalidArgumentError("--brokers (KAFKA_BROKERS) is required");
-  }
-  if (config.topics.empty() == config.topic_prefix.empty()) {
+  } else if (config.topics.empty() == config.topic_prefix.empty()) {
     return absl::InvalidArgumentError("give either --topics or --topic-prefix");
   }
   if (config.clickhouse_url.empty() && config.duckdb_path.empty()) {
@@ -446,6 +487,7 @@ absl::Status QueryDuckDb(const MirrorConfig& config, std::FILE* out) {
 
 absl::Status RunMirror(const MirrorConfig& config, const std::atomic<bool>& stop) {
   std::vector<std::string> topics = config.topics;
+  if (!config.postgres.empty()) topics = config.postgres_tables;
   if (!config.topic_prefix.empty()) {
     absl::StatusOr<std::vector<std::string>> found = TopicsWithPrefix(config);
     if (!found.ok()) return found.status();
@@ -472,14 +514,39 @@ absl::Status RunMirror(const MirrorConfig& config, const std::atomic<bool>& stop
     dead_letters =
         weir::kafka::DeadLetterTopic({.client = client, .topic = config.dead_letter_topic});
   }
-  auto source = weir::kafka::Source<weir::debezium::RowChange>(
-      {.client = client,
-       .topics = topics,
-       .group_id = config.group_id,
-       .deserializer = weir::kafka::DebeziumRowDeserializer(config.decoder),
-       .bounded = config.bounded,
-       .dead_letters = dead_letters});
-  auto changes = pipeline.Source(source).Uid("debezium-changes").Name("debezium changes");
+  // The changes, and how many were read and dead-lettered (for the status line).
+  std::function<int64_t()> records_read;
+  std::function<int64_t()> source_letters = [] { return int64_t{0}; };
+  auto changes = [&]() -> weir::Stream<weir::debezium::RowChange> {
+    if (!config.postgres.empty()) {
+      auto source =
+          weir::postgres::RowCdcSource::Create({.connection = config.postgres,
+                                                .slot = config.postgres_slot,
+                                                .publication = config.postgres_publication,
+                                                .create_publication = true,
+                                                .tables = config.postgres_tables});
+      records_read = [source] {
+        const weir::postgres::CdcSourceStats stats = source->Stats();
+        return stats.snapshot_rows + stats.changes;
+      };
+      return pipeline.Source(source)
+          .Uid("postgres-changes")
+          .Name("postgres changes")
+          .FlatMap<weir::debezium::RowChange>(weir::postgres::ToMirrorChanges)
+          .Uid("postgres-rows")
+          .Name("postgres rows");
+    }
+    auto source = weir::kafka::Source<weir::debezium::RowChange>(
+        {.client = client,
+         .topics = topics,
+         .group_id = config.group_id,
+         .deserializer = weir::kafka::DebeziumRowDeserializer(config.decoder),
+         .bounded = config.bounded,
+         .dead_letters = dead_letters});
+    records_read = [source] { return source->Stats().records; };
+    source_letters = [source] { return source->Stats().dead_letters; };
+    return pipeline.Source(source).Uid("debezium-changes").Name("debezium changes");
+  }();
   weir::mirror::MirrorOptions mirror = config.mirror;
   mirror.dead_letters = dead_letters;
   auto clickhouse_stats = std::make_shared<weir::clickhouse::MirrorStats>();
@@ -507,9 +574,10 @@ absl::Status RunMirror(const MirrorConfig& config, const std::atomic<bool>& stop
   absl::StatusOr<weir::JobHandle> job = pipeline.Start();
   if (!job.ok()) return job.status();
   std::fprintf(stderr,
-               "weir-mirror: running (%zu topics: %s; ClickHouse %s; DuckDB %s; checkpoints %s "
+               "weir-mirror: running (%zu %s: %s; ClickHouse %s; DuckDB %s; checkpoints %s "
                "every %s, from checkpoint %lld)\n",
-               topics.size(), absl::StrJoin(topics, ",").c_str(),
+               topics.size(), config.postgres.empty() ? "topics" : "PostgreSQL tables",
+               absl::StrJoin(topics, ",").c_str(),
                config.clickhouse_url.empty() ? "off" : config.clickhouse_url.c_str(),
                config.duckdb_path.empty() ? "off" : config.duckdb_path.c_str(),
                config.checkpoint_uri.empty() ? "off" : config.checkpoint_uri.c_str(),
@@ -523,12 +591,12 @@ absl::Status RunMirror(const MirrorConfig& config, const std::atomic<bool>& stop
   int64_t last_records = 0;
   bool stopping = false;
   const auto status_line = [&](double elapsed) {
-    const weir::kafka::KafkaSourceStats stats = source->Stats();
+    const int64_t records = records_read();
     const double unread = job->Metrics().Sum("weir_kafka_consumer_lag_records");
     int64_t checkpoint = job->last_completed_checkpoint();
     if (checkpoint == 0) checkpoint = job->restored_checkpoint();
     std::string targets;
-    int64_t letters = stats.dead_letters + clickhouse_stats->dead_letters.load();
+    int64_t letters = source_letters() + clickhouse_stats->dead_letters.load();
     if (!config.clickhouse_url.empty()) {
       absl::StrAppend(&targets, ", ClickHouse ", clickhouse_stats->rows.load(), " rows ",
                       clickhouse_stats->deletes.load(), " deletes ",
@@ -545,10 +613,10 @@ absl::Status RunMirror(const MirrorConfig& config, const std::atomic<bool>& stop
     std::fprintf(stderr,
                  "weir-mirror: %.0f changes/s, %lld read, lag %.0f unread, last checkpoint "
                  "%lld%s, dead letters %lld\n",
-                 elapsed > 0 ? static_cast<double>(stats.records - last_records) / elapsed : 0.0,
-                 static_cast<long long>(stats.records), unread, static_cast<long long>(checkpoint),
+                 elapsed > 0 ? static_cast<double>(records - last_records) / elapsed : 0.0,
+                 static_cast<long long>(records), unread, static_cast<long long>(checkpoint),
                  targets.c_str(), static_cast<long long>(letters));
-    last_records = stats.records;
+    last_records = records;
   };
   while (!job->done()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

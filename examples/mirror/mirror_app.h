@@ -1,13 +1,14 @@
-// weir-mirror: mirrors whole tables from Debezium topics into ClickHouse
-// and/or a DuckDB file. Configuration (flags and environment) and the run
-// loop with its status line, apart from main() so tests can parse flags the
-// same way.
+// weir-mirror: mirrors whole tables from Debezium topics (or straight from
+// PostgreSQL) into ClickHouse and/or a DuckDB file. Configuration (flags and environment) and the
+// run loop with its status line, apart from main() so tests can parse flags the same way.
 //
 // The dataflow:
 //
 //   Debezium topics (--topics, or every topic under --topic-prefix)
 //     ──RowDecoder──▶ RowChange ─┬▶ clickhouse::MirrorSink (--clickhouse-url)
 //                                └▶ duckdb::MirrorSink (--duckdb)
+//   or PostgreSQL (--postgres, --postgres-tables)
+//     ──RowCdcSource, ToMirrorChanges──▶ RowChange ─▶ the same sinks
 //   records that do not decode, values a copy cannot hold, records of a
 //   table that changed incompatibly (--on-incompatible=dead-letter)
 //     ──▶ Kafka --dead-letter-topic
@@ -39,6 +40,12 @@ struct MirrorConfig {
   std::map<std::string, std::string> kafka_properties;
   bool bounded = false;
   std::string dead_letter_topic;
+  // PostgreSQL instead of Kafka (RowCdcSource and postgres::ToMirrorChanges):
+  // the libpq connection string, the tables, the slot and the publication.
+  std::string postgres;
+  std::vector<std::string> postgres_tables;
+  std::string postgres_slot = "weir_mirror";
+  std::string postgres_publication = "weir_mirror";
   // Targets (at least one).
   std::string clickhouse_url;
   std::string clickhouse_user = "default";

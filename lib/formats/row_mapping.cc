@@ -79,7 +79,13 @@ absl::StatusOr<MappedTable> MapSchema(const RowSchema& schema, std::string_view 
 
 uint64_t ChangeVersion(const debezium::RowChange& change) {
   if (change.offset >= 0) return static_cast<uint64_t>(change.offset);
-  if (change.source.lsn.has_value()) return static_cast<uint64_t>(*change.source.lsn);
+  if (change.source.lsn.has_value()) {
+    // A snapshot row carries the slot's consistent LSN, where the first
+    // streamed change may start: one less keeps it below that change.
+    const uint64_t lsn = static_cast<uint64_t>(*change.source.lsn);
+    const bool snapshot = change.op == debezium::Op::kRead && lsn > 0;
+    return snapshot ? lsn - 1 : lsn;
+  }
   if (change.source.pos.has_value()) {
     // mysql-bin.000042 -> 42: 20 bits of file number, 32 of position, 12 of row.
     uint64_t file_number = 0;

@@ -45,8 +45,9 @@ absl::StatusOr<MappedTable> MapSchema(const RowSchema& schema, std::string_view 
 
 // The version of a change: the Kafka offset when the change came from Kafka
 // (Debezium keys records by primary key, so one row's changes are in one
-// partition, in commit order); else PostgreSQL's LSN; else MySQL's binlog
-// position (file number, position, row); else 0.
+// partition, in commit order); else PostgreSQL's LSN (a snapshot row's
+// minus one: the stream's first change may start at the snapshot's LSN);
+// else MySQL's binlog position (file number, position, row); else 0.
 uint64_t ChangeVersion(const debezium::RowChange& change);
 
 // The DeadLetter for a change a mirror sink rejects.

@@ -5,15 +5,18 @@
 // ClickHouse's live views and the DuckDB tables equal the reference model,
 // value by value. Also: --help names every flag, and bad flags are refused.
 
+#include <libpq-fe.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -27,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "tests/support/child_process.h"
 #include "tests/support/mirror_history.h"
+#include "tests/support/postgres_server.h"
 #include "tests/support/prerequisite.h"
 #include "tests/unit/connectors/clickhouse/clickhouse_server.h"
 #include "tests/unit/connectors/kafka/kafka_test_broker.h"
@@ -102,12 +106,29 @@ std::vector<std::string> ModelRows(const ModelTable& table, bool clickhouse) {
 
 TEST(MirrorFlagsTest, HelpNamesEveryFlagAndBadFlagsAreRefused) {
   const std::string usage = Usage("weir-mirror");
-  for (const char* flag :
-       {"--brokers", "--topics", "--topic-prefix", "--clickhouse-url", "--duckdb",
-        "--dead-letter-topic", "--on-incompatible", "--table", "--rename-column",
-        "--exclude-column", "--decimal-column", "--checkpoint-uri", "--checkpoint-interval",
-        "--parallelism", "--http-port", "--status-interval", "--bounded", "--only-listed",
-        "--duckdb-query"}) {
+  for (const char* flag : {"--brokers",
+                           "--topics",
+                           "--topic-prefix",
+                           "--clickhouse-url",
+                           "--duckdb",
+                           "--dead-letter-topic",
+                           "--on-incompatible",
+                           "--table",
+                           "--rename-column",
+                           "--exclude-column",
+                           "--decimal-column",
+                           "--checkpoint-uri",
+                           "--checkpoint-interval",
+                           "--parallelism",
+                           "--http-port",
+                           "--status-interval",
+                           "--bounded",
+                           "--only-listed",
+                           "--duckdb-query",
+                           "--postgres",
+                           "--postgres-tables",
+                           "--postgres-slot",
+                           "--postgres-publication"}) {
     EXPECT_THAT(usage, HasSubstr(flag));
   }
   const auto parse = [](std::vector<std::string> args) {
@@ -125,6 +146,15 @@ TEST(MirrorFlagsTest, HelpNamesEveryFlagAndBadFlagsAreRefused) {
                       "--on-incompatible=dead-letter"})
                    .ok());
   EXPECT_FALSE(parse({"m", "--brokers=b", "--topics=a", "--clickhouse-url=u", "--nope=1"}).ok());
+  EXPECT_FALSE(parse({"m", "--postgres=host=db", "--clickhouse-url=u"}).ok());  // no tables
+  EXPECT_FALSE(
+      parse({"m", "--postgres=host=db", "--postgres-tables=t", "--topics=a", "--clickhouse-url=u"})
+          .ok());
+  absl::StatusOr<MirrorConfig> postgres = parse(
+      {"m", "--postgres=host=db", "--postgres-tables=public.a,public.b", "--clickhouse-url=u"});
+  ASSERT_TRUE(postgres.ok()) << postgres.status();
+  EXPECT_EQ(postgres->postgres_tables, (std::vector<std::string>{"public.a", "public.b"}));
+  EXPECT_EQ(postgres->postgres_slot, "weir_mirror");
   absl::StatusOr<MirrorConfig> config =
       parse({"m", "--brokers=b", "--topics=a,b", "--clickhouse-url=u",
              "--table=public.orders=orders_copy", "--rename-column=public.orders.total=amount",
@@ -436,4 +466,64 @@ TEST_F(MirrorEndToEndTest, BadRecordsAndAnIncompatibleChangeAreDeadLettersAndThe
 }
 
 }  // namespace
+// --postgres: a table read whole, then its changes, straight from PostgreSQL
+// into ClickHouse, with no broker.
+TEST(MirrorPostgresTest, ATableIsMirroredWithoutKafka) {
+  absl::StatusOr<std::unique_ptr<weir::testing::PostgresServer>> postgres =
+      weir::testing::PostgresServer::Start();
+  if (absl::IsFailedPrecondition(postgres.status())) {
+    WEIR_MISSING_PREREQUISITE(postgres.status().message());
+  }
+  ASSERT_TRUE(postgres.ok()) << postgres.status();
+  PGconn* conn = PQconnectdb((*postgres)->conninfo().c_str());
+  ASSERT_EQ(PQstatus(conn), CONNECTION_OK);
+  const auto sql = [conn](const char* text) {
+    PGresult* result = PQexec(conn, text);
+    EXPECT_NE(PQresultStatus(result), PGRES_FATAL_ERROR) << PQresultErrorMessage(result);
+    PQclear(result);
+  };
+  sql("CREATE TABLE prices (id integer PRIMARY KEY, price numeric(10,2))");
+  sql("INSERT INTO prices VALUES (1, 1.50), (2, 2.25)");
+  absl::StatusOr<std::unique_ptr<weir::testing::ClickHouseServer>> clickhouse =
+      weir::testing::ClickHouseServer::Shared();
+  ASSERT_TRUE(clickhouse.ok()) << clickhouse.status();
+  weir::clickhouse::ConnectionOptions connection = (*clickhouse)->Connection();
+  const std::string database = absl::StrCat("mirror_pg_", getpid());
+  ASSERT_TRUE(weir::clickhouse::Query(connection, "CREATE DATABASE " + database).ok());
+  connection.database = database;
+  absl::StatusOr<std::string> dir = weir::testing::MakeTempDir("weir-mirror-pg");
+  ASSERT_TRUE(dir.ok());
+  MirrorConfig config;
+  config.postgres = (*postgres)->conninfo();
+  config.postgres_tables = {"public.prices"};
+  config.clickhouse_url = connection.url;
+  config.clickhouse_user = connection.user;
+  config.clickhouse_password = connection.password;
+  config.clickhouse_database = database;
+  config.checkpoint_uri = "file://" + *dir + "/checkpoints";
+  config.checkpoint_interval = absl::Milliseconds(200);
+  std::atomic<bool> stop{false};
+  absl::Status run;
+  std::thread runner([&] { run = RunMirror(config, stop); });
+  sql("UPDATE prices SET price = 9.99 WHERE id = 2");
+  sql("DELETE FROM prices WHERE id = 1");
+  sql("INSERT INTO prices VALUES (3, 0.01)");
+  std::string live;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    absl::StatusOr<std::string> answer =
+        weir::clickhouse::Query(connection, "SELECT id, price FROM prices_live ORDER BY id");
+    live = answer.ok() ? std::string(absl::StripTrailingAsciiWhitespace(*answer)) : "";
+    if (live == "2\t9.99\n3\t0.01") break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  stop = true;
+  runner.join();
+  EXPECT_TRUE(run.ok()) << run;
+  EXPECT_EQ(live, "2\t9.99\n3\t0.01");
+  PQfinish(conn);
+  (void)weir::clickhouse::Query((*clickhouse)->Connection(), "DROP DATABASE " + database);
+  std::filesystem::remove_all(*dir);
+}
+
 }  // namespace mirror_app

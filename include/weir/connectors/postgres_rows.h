@@ -2,8 +2,9 @@
 // change with its columns as PostgreSQL describes them (name, type, whether
 // the column is part of the key) and their values in PostgreSQL's text
 // format. For programs that do not know the tables at compile time, such as
-// weir-capture (tables to Kafka as Debezium would), and table mirrors. It
-// reads exactly as CdcSource<T> (postgres.h) does: same options, snapshot,
+// weir-capture (tables to Kafka as Debezium would), and table mirrors
+// (ToMirrorChange in postgres_mirror.h turns a change into the mirror sinks'
+// row change). It reads exactly as CdcSource<T> (postgres.h) does: same options, snapshot,
 // positions in checkpoints and slot confirmation.
 //
 // Example:
@@ -59,6 +60,10 @@ struct ColumnValue {
   // Smallint, integer or bigint: its size in bytes (2, 4, 8); real: 4,
   // double precision: 8; else 0.
   int size = 0;
+  // The type modifier (atttypmod) as the Relation message (or, for snapshot
+  // rows, the query's result) gives it: numeric(P,S) is ((P << 16) | S) + 4,
+  // varchar(n) is n + 4; -1 when the type has none.
+  int32_t type_modifier = -1;
   // Part of the table's primary key (replica identity).
   bool key = false;
   enum class State : uint8_t {

@@ -348,6 +348,7 @@ absl::Status CdcCore::FillRow(const Relation& relation, const Tuple& tuple, cons
       }
       ColumnValue out = DescribeColumn(relation.columns[column].name, relation.types[column]);
       out.key = relation.columns[column].key;
+      out.type_modifier = relation.columns[column].type_modifier;
       switch (value->kind) {
         case TupleColumn::Kind::kNull:
           out.state = ColumnValue::State::kNull;

@@ -51,6 +51,7 @@ absl::Status CdcCore::FillSnapshotRow(void* row) {
                                        snapshot_types_[static_cast<size_t>(column)]);
       out.key =
           std::find(snapshot_keys_.begin(), snapshot_keys_.end(), out.name) != snapshot_keys_.end();
+      out.type_modifier = PQfmod(snapshot_batch_.get(), column);
       if (PQgetisnull(snapshot_batch_.get(), snapshot_row_, column)) {
         out.state = ColumnValue::State::kNull;
       } else {
