@@ -612,17 +612,11 @@ absl::Status DecoderCore::DecodeChange(std::string_view json, void* before, void
                                        ChangeHeader& header, SourceInfo& source) {
   header = ChangeHeader();
   if (IsBlankOrNull(json)) return absl::OkStatus();  // a tombstone
-  json_.Load(json);
   ondemand::document document;
-  if (absl::Status status = Iterate(json_.whole(), document); !status.ok()) {
-    return status;
-  }
   ondemand::object top;
-  if (auto error = document.get_object().get(top)) {
-    if (error == simdjson::INCORRECT_TYPE) {
-      return absl::InvalidArgumentError("not a Debezium change event: expected a JSON object");
-    }
-    return JsonError(error);
+  if (absl::Status status = json_.LoadObject(json, "not a Debezium change event", document, top);
+      !status.ok()) {
+    return status;
   }
 
   EnvelopeState state;

@@ -622,17 +622,11 @@ absl::StatusOr<RowChange> RowDecoderCore::Decode(std::string_view key, std::stri
   absl::StatusOr<std::vector<std::string>> key_columns = KeyColumns(key);
   if (!key_columns.ok()) return key_columns.status();
 
-  json_.Load(value);
   ondemand::document document;
-  if (absl::Status status = Iterate(json_.whole(), document); !status.ok()) {
-    return status;
-  }
   ondemand::object top;
-  if (auto error = document.get_object().get(top)) {
-    if (error == simdjson::INCORRECT_TYPE) {
-      return absl::InvalidArgumentError("not a Debezium change event: expected a JSON object");
-    }
-    return JsonError(error);
+  if (absl::Status status = json_.LoadObject(value, "not a Debezium change event", document, top);
+      !status.ok()) {
+    return status;
   }
   // The envelope's fields: op, the rows (their text: decoding them needs the
   // table), source and ts_ms.

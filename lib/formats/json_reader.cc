@@ -287,4 +287,18 @@ absl::Status PaddedJson::Iterate(std::string_view inside, simdjson::ondemand::do
   return absl::OkStatus();
 }
 
+absl::Status PaddedJson::LoadObject(std::string_view json, std::string_view what,
+                                    simdjson::ondemand::document& document,
+                                    simdjson::ondemand::object& top) {
+  Load(json);
+  if (absl::Status status = Iterate(whole(), document); !status.ok()) return status;
+  if (auto error = document.get_object().get(top)) {
+    if (error == simdjson::INCORRECT_TYPE) {
+      return absl::InvalidArgumentError(Cat(what, ": expected a JSON object"));
+    }
+    return JsonError(error);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace weir::internal

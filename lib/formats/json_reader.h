@@ -88,6 +88,11 @@ class PaddedJson {
   std::string_view whole() const { return std::string_view(buffer_.data(), length_); }
   // Starts parsing `inside` (whole() or a view into it) as a document.
   absl::Status Iterate(std::string_view inside, simdjson::ondemand::document& document);
+  // Load(json), then its top level as an object in `top` (read through
+  // `document`, which must outlive it); kInvalidArgument "<what>: expected a
+  // JSON object" when it is another value.
+  absl::Status LoadObject(std::string_view json, std::string_view what,
+                          simdjson::ondemand::document& document, simdjson::ondemand::object& top);
 
  private:
   simdjson::ondemand::parser parser_;
