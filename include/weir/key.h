@@ -23,6 +23,7 @@
 #define WEIR_KEY_H_
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -118,21 +119,65 @@ template <class K>
 inline constexpr bool
     kHasKeyTraits<K, std::void_t<decltype(KeyTraits<K>::Hash(std::declval<const K&>()))>> = true;
 
+namespace internal {
+// x > 0 is a power of two. (Not std::has_single_bit: without -mpopcnt that is
+// a call into libgcc.)
+constexpr bool IsPowerOfTwo(uint64_t x) { return (x & (x - 1)) == 0; }
+}  // namespace internal
+
 // The key group of a key hash: in [0, max_parallelism).
+//
+// Both functions run once per record on every KeyBy. With a max_parallelism
+// that is a power of two (the default, 128) they take a mask and a shift
+// instead of a 64-bit division each, with the same results.
 inline int KeyGroupForHash(uint64_t hash, int max_parallelism) {
-  return static_cast<int>(internal::Mix64(hash) % static_cast<uint64_t>(max_parallelism));
+  const uint64_t mixed = internal::Mix64(hash);
+  const auto groups = static_cast<uint64_t>(max_parallelism);
+  if (internal::IsPowerOfTwo(groups)) return static_cast<int>(mixed & (groups - 1));
+  return static_cast<int>(mixed % groups);
 }
 
 // The worker that owns a key group (Flink's assignment: contiguous ranges).
 inline int WorkerForKeyGroup(int key_group, int max_parallelism, int parallelism) {
-  return static_cast<int>(static_cast<int64_t>(key_group) * parallelism / max_parallelism);
+  const auto product = static_cast<uint64_t>(key_group) * static_cast<uint64_t>(parallelism);
+  const auto groups = static_cast<uint64_t>(max_parallelism);
+  if (internal::IsPowerOfTwo(groups)) return static_cast<int>(product >> std::countr_zero(groups));
+  return static_cast<int>(product / groups);
 }
 
 // The key group of a key.
 template <class K>
-int KeyGroupOf(const K& key, int max_parallelism) {
+inline int KeyGroupOf(const K& key, int max_parallelism) {
   return KeyGroupForHash(KeyTraits<K>::Hash(key), max_parallelism);
 }
+
+namespace internal {
+
+// WorkerForKeyGroup(KeyGroupForHash(hash, ...), ...) with what does not
+// change from record to record (the mask and the shift) worked out once: a
+// KeyBy's route runs it for every record.
+class KeyGroupRouter {
+ public:
+  KeyGroupRouter(int max_parallelism, int parallelism)
+      : groups_(static_cast<uint64_t>(max_parallelism)),
+        parallelism_(static_cast<uint64_t>(parallelism)),
+        power_of_two_(IsPowerOfTwo(groups_)),
+        shift_(power_of_two_ ? std::countr_zero(groups_) : 0) {}
+
+  int WorkerForHash(uint64_t hash) const {
+    const uint64_t mixed = Mix64(hash);
+    if (power_of_two_) return static_cast<int>(((mixed & (groups_ - 1)) * parallelism_) >> shift_);
+    return static_cast<int>((mixed % groups_) * parallelism_ / groups_);
+  }
+
+ private:
+  uint64_t groups_;
+  uint64_t parallelism_;
+  bool power_of_two_;
+  int shift_;
+};
+
+}  // namespace internal
 
 }  // namespace weir
 

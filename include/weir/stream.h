@@ -162,11 +162,9 @@ class Stream {
                   "std::array<uint8_t, N>, a pair/tuple of those, or specialize weir::KeyTraits<K> "
                   "with `static uint64_t Hash(const K&)`");
     auto make_route = [key_fn](const internal::WorkerEnv& env) {
-      return [key_fn, max_parallelism = env.max_parallelism,
-              parallelism = env.parallelism](const T& value) {
-        return WorkerForKeyGroup(KeyGroupOf(key_fn(value), max_parallelism), max_parallelism,
-                                 parallelism);
-      };
+      return
+          [key_fn, router = internal::KeyGroupRouter(env.max_parallelism, env.parallelism)](
+              const T& value) { return router.WorkerForHash(KeyTraits<K>::Hash(key_fn(value))); };
     };
     const int exchange = internal::AddExchangeNode<T>(graph_, node_, "KeyBy", make_route, false);
     return KeyedStream<K, T, KeyFn>(graph_, exchange, key_fn);

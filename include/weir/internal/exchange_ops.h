@@ -90,9 +90,10 @@ class ExchangeSender final : public Input<T>, public SenderBase {
       return;
     }
     try {
+      Batch<T>* const staging = staging_.data();
       for (size_t idx = 0; idx < batch.size(); ++idx) {
-        const int dest = route_(batch.values[idx]);
-        staging_[dest].Push(std::move(batch.values[idx]), batch.timestamps[idx]);
+        staging[route_(batch.values[idx])].Push(std::move(batch.values[idx]),
+                                                batch.timestamps[idx]);
       }
     } catch (...) {
       // The key function is user code: blame this exchange, not the upstream

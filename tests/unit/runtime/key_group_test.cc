@@ -152,6 +152,42 @@ TEST(KeyGroupTest, KeyGroupIsWithinRange) {
   }
 }
 
+// A power-of-two max_parallelism takes a mask and a shift instead of the
+// divisions, and a KeyBy routes with KeyGroupRouter: the key groups and owners
+// must be exactly those of the division formula, or state checkpointed before
+// would land in other key groups.
+TEST(KeyGroupTest, MaskAndShiftEqualTheDivisionFormula) {
+  uint64_t hash = 0x9e3779b97f4a7c15ULL;
+  for (int max_parallelism : {1, 2, 4, 64, 128, 1024, 32768, 3, 1000}) {
+    for (int idx = 0; idx < 20000; ++idx) {
+      hash = internal::Mix64(hash + static_cast<uint64_t>(idx));
+      const int expected =
+          static_cast<int>(internal::Mix64(hash) % static_cast<uint64_t>(max_parallelism));
+      ASSERT_EQ(KeyGroupForHash(hash, max_parallelism), expected)
+          << "hash " << hash << ", max_parallelism " << max_parallelism;
+    }
+    for (int parallelism : {1, 2, 3, 5, 7, 100}) {
+      if (parallelism > max_parallelism) continue;
+      const internal::KeyGroupRouter router(max_parallelism, parallelism);
+      for (int idx = 0; idx < 2000; ++idx) {
+        hash = internal::Mix64(hash + static_cast<uint64_t>(idx));
+        const auto group =
+            static_cast<int64_t>(internal::Mix64(hash) % static_cast<uint64_t>(max_parallelism));
+        ASSERT_EQ(router.WorkerForHash(hash),
+                  static_cast<int>(group * parallelism / max_parallelism))
+            << "hash " << hash << ", max_parallelism " << max_parallelism << ", parallelism "
+            << parallelism;
+      }
+      for (int group = 0; group < max_parallelism; ++group) {
+        ASSERT_EQ(WorkerForKeyGroup(group, max_parallelism, parallelism),
+                  static_cast<int>(static_cast<int64_t>(group) * parallelism / max_parallelism))
+            << "group " << group << ", max_parallelism " << max_parallelism << ", parallelism "
+            << parallelism;
+      }
+    }
+  }
+}
+
 // Flink's assignment: worker w owns a contiguous range of key groups, the
 // ranges are in worker order, cover every key group, every worker gets at
 // least one and their sizes differ by at most one.
