@@ -681,9 +681,9 @@ TEST_F(CdcSourceTest, RowsThatDoNotMapBecomeDeadLettersWithTheirPosition) {
   Sql("INSERT INTO items VALUES (1, 'a', 1, 1.5, NULL)");
   Sql("INSERT INTO items VALUES (5, '" + big + "', 1, 1, NULL)");
   for (Bad& row : bad) {
-    row.lsn_before = Sql("SELECT pg_current_wal_lsn()")[0][0];
+    row.lsn_before = Sql("SELECT pg_current_wal_insert_lsn()")[0][0];
     Sql(row.sql);
-    row.lsn_after = Sql("SELECT pg_current_wal_lsn()")[0][0];
+    row.lsn_after = Sql("SELECT pg_current_wal_insert_lsn()")[0][0];
   }
   // A transaction mixing good and bad rows: the good ones still arrive.
   Sql("BEGIN; INSERT INTO items VALUES (6, 'b', NULL, 2, NULL); "
@@ -860,10 +860,15 @@ TEST_F(CdcSourceTest, CrashAndRestoreLoseAndDuplicateNoDeadLetter) {
     ASSERT_TRUE(job.ok()) << job.status();
     ASSERT_TRUE(job->TriggerCheckpoint().ok());  // the slot exists from here on
     write(0, 400);
-    absl::SleepFor(absl::Milliseconds(150));
+    // Waits until the run has read `rows` rows of the transaction.
+    auto read = [&](int64_t rows) {
+      ASSERT_TRUE(weir::testing::WaitFor(
+          [&] { return sources.back()->Stats().changes >= rows * 9 / 10; }, absl::Seconds(30)));
+    };
+    read(120);
     absl::StatusOr<int64_t> checkpoint = job->TriggerCheckpoint();  // mid-transaction
     ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
-    absl::SleepFor(absl::Milliseconds(100));
+    read(250);
     job->Cancel();  // a crash: the letters read since the checkpoint are not out
     (void)job->Wait();
   }
