@@ -1152,9 +1152,9 @@ TEST_F(PipelineEndToEndTest, FromPostgresARowThatDoesNotMapGoesToTheDeadLetterTo
   ASSERT_EQ(sql("SELECT count(*) FROM pg_replication_slots"), "2");
   // Streamed: good events around the one that does not map.
   sql(event(2, "2026-11-25T00:00:02Z"));
-  const std::string lsn_before = sql("SELECT pg_current_wal_lsn()");
+  const std::string lsn_before = sql("SELECT pg_current_wal_insert_lsn()");
   sql(event(3, "infinity"));
-  const std::string lsn_after = sql("SELECT pg_current_wal_lsn()");
+  const std::string lsn_after = sql("SELECT pg_current_wal_insert_lsn()");
   const std::string bad_txid =
       sql("SELECT xmin FROM engagement_events WHERE id = 3");  // its transaction
   sql(event(4, "2026-11-25T00:00:04Z"));
