@@ -658,7 +658,8 @@ std::string DeadLetterTopicName(const PipelineConfig& c) {
 
 namespace {
 weir::postgres::CdcOptions CdcOptionsFor(const PipelineConfig& config, const char* suffix,
-                                         const char* table) {
+                                         const char* table,
+                                         std::shared_ptr<weir::DeadLetterQueue> dlq) {
   return {.connection = config.postgres,
           .slot = absl::StrCat(config.postgres_slot, "_", suffix),
           .publication = absl::StrCat(config.postgres_publication, "_", suffix),
@@ -666,15 +667,19 @@ weir::postgres::CdcOptions CdcOptionsFor(const PipelineConfig& config, const cha
           .tables = {table},
           .snapshot = config.postgres_snapshot,
           // source.name, as Debezium's topic.prefix would set it.
-          .name = config.topic_prefix};
+          .name = config.topic_prefix,
+          // Rows that do not map go where the Kafka path's undecodable records go.
+          .dead_letters = std::move(dlq)};
 }
 }  // namespace
 
-weir::postgres::CdcOptions ContentCdcOptions(const PipelineConfig& config) {
-  return CdcOptionsFor(config, "content", "public.content");
+weir::postgres::CdcOptions ContentCdcOptions(const PipelineConfig& config,
+                                             std::shared_ptr<weir::DeadLetterQueue> dlq) {
+  return CdcOptionsFor(config, "content", "public.content", std::move(dlq));
 }
-weir::postgres::CdcOptions EventsCdcOptions(const PipelineConfig& config) {
-  return CdcOptionsFor(config, "events", "public.engagement_events");
+weir::postgres::CdcOptions EventsCdcOptions(const PipelineConfig& config,
+                                            std::shared_ptr<weir::DeadLetterQueue> dlq) {
+  return CdcOptionsFor(config, "events", "public.engagement_events", std::move(dlq));
 }
 
 weir::clickhouse::ConnectionOptions ClickHouseConnection(const PipelineConfig& config) {
@@ -741,17 +746,19 @@ ChangeStreams ReadChanges(weir::Pipeline& pipeline, const PipelineConfig& config
   std::shared_ptr<weir::Source<dbz::Change<EngagementEvent>>> event_source;
   if (config.source == ChangeSource::kPostgres) {
     // The same Fields as the Kafka path: the rest of the job cannot tell
-    // the difference. The table's types are checked when the job starts
-    // (a row that does not decode fails it, naming the column).
+    // the difference. A row that does not map (a NULL, a value out of
+    // range) goes to the dead-letter topic, as an undecodable record does.
     auto content =
-        weir::postgres::CdcSource<Content>::Create(ContentCdcOptions(config), ContentFields());
+        weir::postgres::CdcSource<Content>::Create(ContentCdcOptions(config, dlq), ContentFields());
     auto events = weir::postgres::CdcSource<EngagementEvent>::Create(
-        EventsCdcOptions(config), EngagementEventFields(/*with_raw_payload=*/false));
+        EventsCdcOptions(config, dlq), EngagementEventFields(/*with_raw_payload=*/false));
     counters.events_read = [events] {
       const weir::postgres::CdcSourceStats stats = events->Stats();
       return stats.snapshot_rows + stats.changes;
     };
-    counters.source_dead_letters = [] { return int64_t{0}; };
+    counters.source_dead_letters = [events, content] {
+      return events->Stats().dead_letters + content->Stats().dead_letters;
+    };
     content_source = std::move(content);
     event_source = std::move(events);
   } else {

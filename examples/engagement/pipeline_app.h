@@ -132,9 +132,12 @@ std::string EventsTopicName(const PipelineConfig& config);
 std::string OutboxTopicName(const PipelineConfig& config);
 std::string DeadLetterTopicName(const PipelineConfig& config);
 // --source=postgres: the CdcSource options of public.content and
-// public.engagement_events.
-weir::postgres::CdcOptions ContentCdcOptions(const PipelineConfig& config);
-weir::postgres::CdcOptions EventsCdcOptions(const PipelineConfig& config);
+// public.engagement_events; rows that do not map go to `dlq` (the job's
+// dead-letter topic), or fail the job without one.
+weir::postgres::CdcOptions ContentCdcOptions(const PipelineConfig& config,
+                                             std::shared_ptr<weir::DeadLetterQueue> dlq = nullptr);
+weir::postgres::CdcOptions EventsCdcOptions(const PipelineConfig& config,
+                                            std::shared_ptr<weir::DeadLetterQueue> dlq = nullptr);
 inline constexpr char kEnrichedTable[] = "engagement_enriched";
 inline constexpr char kHourlyTable[] = "engagement_hourly";
 inline constexpr char kLeaderboardKey[] = "top_engagement:10min";

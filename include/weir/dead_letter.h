@@ -12,7 +12,9 @@
 // crash: dead letters are at-least-once).
 //
 // Implementations: weir::kafka::DeadLetterTopic (connectors/kafka.h) and
-// weir::testing::CollectingDeadLetterQueue (testing.h).
+// weir::testing::CollectingDeadLetterQueue (testing.h). Connectors taking
+// one: the Kafka source, the PostgreSQL change source (connectors/
+// postgres.h) and the webhook sink.
 //
 // Records a pipeline's own functions reject (a join that found no row, a
 // value out of range) become DeadLetters in a side output, which
@@ -62,6 +64,10 @@ struct DeadLetter {
   int64_t offset = -1;
   // Event or broker timestamp in ms since the epoch, -1 if unknown.
   int64_t timestamp_ms = -1;
+  // Where in a database's change log it came from, for input not read from
+  // Kafka, as (name, value) pairs; e.g. a PostgreSQL change source gives
+  // "slot", "lsn" (as 0/16B3748), "txid" and "table" ("schema.table").
+  std::vector<std::pair<std::string, std::string>> position;
 };
 
 // What a rejected record does to the job.

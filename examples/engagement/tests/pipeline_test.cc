@@ -1094,6 +1094,132 @@ TEST_F(PipelineEndToEndTest, FromPostgresOutputsEqualTheReference) {
   ExpectOutputs(data, ref, /*exact_outbox=*/true);
 }
 
+// --source=postgres with a row that does not map (an event at 'infinity',
+// which PostgreSQL stores and no epoch time holds): it goes to <prefix>.dlq
+// with the Kafka path's headers and the row's position in the slot, and the
+// other events reach every output.
+TEST_F(PipelineEndToEndTest, FromPostgresARowThatDoesNotMapGoesToTheDeadLetterTopic) {
+  absl::StatusOr<std::unique_ptr<weir::testing::PostgresServer>> server =
+      weir::testing::PostgresServer::Start();
+  if (absl::IsFailedPrecondition(server.status())) {
+    WEIR_MISSING_PREREQUISITE(server.status().message());
+  }
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string conninfo = (*server)->conninfo();
+  // The first column of the first row ("" without one); an error fails the test.
+  auto sql = [&conninfo](const std::string& text) {
+    PGconn* conn = PQconnectdb(conninfo.c_str());
+    PGresult* result = PQexec(conn, text.c_str());
+    const ExecStatusType status = PQresultStatus(result);
+    EXPECT_TRUE(status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+        << text << ": " << PQerrorMessage(conn);
+    std::string value;
+    if (status == PGRES_TUPLES_OK && PQntuples(result) > 0) value = PQgetvalue(result, 0, 0);
+    PQclear(result);
+    PQfinish(conn);
+    return value;
+  };
+  sql(kEngagementSchemaSql);
+  const std::string content_id = "5b6f0e0e-0000-4000-8000-000000000001";
+  const std::string user_id = "5b6f0e0e-0000-4000-8000-0000000000aa";
+  auto event = [&](int64_t id, const std::string& ts) {
+    return absl::StrCat("INSERT INTO engagement_events VALUES (", id, ", '", content_id, "', '",
+                        user_id, "', 'play', '", ts, "', 2000, 'web', NULL)");
+  };
+  // Read by the initial snapshot: the content row and a first event.
+  sql(absl::StrCat("INSERT INTO content VALUES ('", content_id,
+                   "', 'a-slug', 'A title', 'podcast', 100, '2026-11-25T00:00:00Z')"));
+  sql(event(1, "2026-11-25T00:00:01Z"));
+
+  config_.source = ChangeSource::kPostgres;
+  config_.postgres = conninfo;
+  config_.bounded = false;
+  std::atomic<bool> stop{false};
+  absl::Status status;
+  std::thread run([&] { status = RunPipeline(config_, stop); });
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& run;
+    ~Joiner() {
+      stop = true;
+      if (run.joinable()) run.join();
+    }
+  } joiner{stop, run};
+  const absl::Time slots_deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < slots_deadline && sql("SELECT count(*) FROM pg_replication_slots") != "2") {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_EQ(sql("SELECT count(*) FROM pg_replication_slots"), "2");
+  // Streamed: good events around the one that does not map.
+  sql(event(2, "2026-11-25T00:00:02Z"));
+  const std::string lsn_before = sql("SELECT pg_current_wal_insert_lsn()");
+  sql(event(3, "infinity"));
+  const std::string lsn_after = sql("SELECT pg_current_wal_insert_lsn()");
+  const std::string bad_txid =
+      sql("SELECT xmin FROM engagement_events WHERE id = 3");  // its transaction
+  sql(event(4, "2026-11-25T00:00:04Z"));
+
+  const std::string count_sql =
+      absl::StrCat("SELECT count() FROM ", kEnrichedTable, " FINAL FORMAT TSV");
+  std::vector<ReadMessage> letters;
+  std::string count;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    absl::StatusOr<std::string> answer = weir::clickhouse::Query(Connection(), count_sql);
+    if (answer.ok()) count = std::string(absl::StripAsciiWhitespace(*answer));
+    auto messages = weir::kafka::testing::ReadTopic(
+        broker_->bootstrap(), DeadLetterTopicName(config_), 1, /*read_committed=*/true);
+    if (messages.ok()) letters = *messages;
+    auto events =
+        redis_->Query({"HGET", absl::StrCat("content:", content_id, ":metrics"), "events"});
+    if (count == "3" && !letters.empty() && events.ok() && events->str == "3") break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  absl::SleepFor(absl::Seconds(1));  // anything more would show up now
+  stop = true;
+  run.join();
+  ASSERT_TRUE(status.ok()) << status;
+
+  EXPECT_EQ(count, "3");
+  EXPECT_EQ(Query(absl::StrCat("SELECT groupArray(event_id) FROM (SELECT event_id FROM ",
+                               kEnrichedTable, " FINAL ORDER BY event_id) FORMAT TSV")),
+            "[1,2,4]\n");
+  auto events = redis_->Query({"HGET", absl::StrCat("content:", content_id, ":metrics"), "events"});
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(events->str, "3");
+  auto outbox = weir::kafka::testing::ReadTopic(broker_->bootstrap(), OutboxTopicName(config_),
+                                                kOutPartitions, /*read_committed=*/true);
+  ASSERT_TRUE(outbox.ok()) << outbox.status();
+  std::set<std::string> outbox_ids;
+  for (const ReadMessage& m : *outbox) outbox_ids.insert(JsonField(m.value, "event_id"));
+  EXPECT_EQ(outbox_ids, (std::set<std::string>{"1", "2", "4"}));
+  EXPECT_EQ(outbox->size(), 3u);
+
+  auto messages =
+      weir::kafka::testing::ReadTopic(broker_->bootstrap(), DeadLetterTopicName(config_), 1, true);
+  ASSERT_TRUE(messages.ok()) << messages.status();
+  ASSERT_EQ(messages->size(), 1u);
+  const ReadMessage& letter = (*messages)[0];
+  std::map<std::string, std::string> headers(letter.headers.begin(), letter.headers.end());
+  EXPECT_THAT(headers["weir.error"], ::testing::HasSubstr("\"event_ts\""));
+  EXPECT_THAT(headers["weir.error"], ::testing::HasSubstr("public.engagement_events"));
+  EXPECT_THAT(headers["weir.error"], ::testing::HasSubstr("infinity"));
+  EXPECT_EQ(headers["weir.error.code"], "INVALID_ARGUMENT");
+  EXPECT_EQ(headers["weir.stage"], "postgres-source");
+  EXPECT_EQ(headers["weir.source.topic"], EventsTopicName(config_));
+  EXPECT_FALSE(headers["weir.source.timestamp"].empty());
+  EXPECT_EQ(headers["weir.source.slot"], config_.postgres_slot + "_events");
+  EXPECT_EQ(headers["weir.source.table"], "public.engagement_events");
+  EXPECT_EQ(headers["weir.source.txid"], bad_txid);
+  EXPECT_EQ(sql(absl::StrCat("SELECT '", headers["weir.source.lsn"], "'::pg_lsn BETWEEN '",
+                             lsn_before, "'::pg_lsn AND '", lsn_after, "'::pg_lsn")),
+            "t")
+      << headers["weir.source.lsn"];
+  EXPECT_EQ(letter.key, "{\"id\":\"3\"}");
+  EXPECT_THAT(letter.value, ::testing::HasSubstr("\"event_ts\":\"infinity\""));
+  EXPECT_THAT(letter.value, ::testing::HasSubstr("\"op\":\"c\""));
+}
+
 // Killed twice, every output equals the reference; the outbox holds every
 // event at least once (the records of the transactions the kills left open
 // are aborted, and visible where the broker does not isolate transactions).

@@ -9,6 +9,9 @@
 //   weir.source.partition   its partition (decimal)           } (a letter from a
 //   weir.source.offset      its offset (decimal)              }  Kafka source
 //   weir.source.timestamp   its timestamp, ms since the epoch } has them all)
+//   weir.source.<name>      each entry of DeadLetter::position, e.g. a
+//                           PostgreSQL change's weir.source.slot, .lsn,
+//                           .txid and .table
 //
 // Each writer (one per operator and worker) has its own idempotent producer
 // (acks=all). Flush() returns once every letter written so far is

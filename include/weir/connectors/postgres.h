@@ -31,6 +31,14 @@
 // (or superuser) and SELECT on the tables, and a publication covering them
 // (created by the source when `create_publication` is set).
 // docs/connectors.md lists what each column type becomes.
+//
+// A row that does not map into T (a required column NULL, NaN into a
+// Decimal, an integer out of range, an unchanged TOAST value without an old
+// row, ...) goes to the dead-letter queue when `dead_letters` is set, as on
+// the Kafka source: the change as Debezium JSON with the columns' text
+// values, the error naming the table and column, and the slot, LSN and
+// transaction. Without a queue it fails the job with that error
+// (CdcOptions::on_error overrides this).
 
 #ifndef WEIR_CONNECTORS_POSTGRES_H_
 #define WEIR_CONNECTORS_POSTGRES_H_
@@ -45,7 +53,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "weir/dead_letter.h"
 #include "weir/formats/debezium.h"
 #include "weir/source.h"
 
@@ -113,6 +123,20 @@ struct CdcOptions {
   // before failing with kUnavailable.
   // Default: 10 s
   absl::Duration slot_busy_timeout = absl::Seconds(10);
+  // What a row that does not map into the record type does. Unset, it
+  // follows `dead_letters`: written there when a queue is set, else the job
+  // fails naming the table, column, LSN and transaction (as the Kafka
+  // source's SourceOptions::on_error). kDeadLetter without a queue is
+  // kInvalidArgument at Start().
+  // Default: unset (kDeadLetter with `dead_letters`, kFail without)
+  std::optional<ErrorPolicy> on_error;
+  // Where rows that do not map go (stage "postgres-source"). With
+  // checkpoints, a row's dead letter is written and flushed when the first
+  // checkpoint that covers the row is taken (SnapshotState), so a restore
+  // neither loses one nor writes again one its checkpoint covers; without
+  // checkpoints, at once.
+  // Default: none
+  std::shared_ptr<DeadLetterQueue> dead_letters;
 };
 
 // Counters of a running source (thread-safe to read).
@@ -124,6 +148,8 @@ struct CdcSourceStats {
   int64_t reconnects = 0;
   // The LSN last confirmed to the server (the slot's confirmed_flush_lsn).
   uint64_t confirmed_lsn = 0;
+  // Rows that did not map, written to the dead-letter queue.
+  int64_t dead_letters = 0;
 };
 
 namespace internal {
@@ -140,11 +166,19 @@ struct CdcCounters {
   std::atomic<int64_t> skipped_replayed{0};
   std::atomic<int64_t> reconnects{0};
   std::atomic<uint64_t> confirmed_lsn{0};
+  std::atomic<int64_t> dead_letters{0};
 };
 
 inline CdcSourceStats StatsOf(const CdcCounters& counters) {
-  return {counters.snapshot_rows.load(), counters.changes.load(), counters.skipped_replayed.load(),
-          counters.reconnects.load(), counters.confirmed_lsn.load()};
+  return {counters.snapshot_rows.load(),    counters.changes.load(),
+          counters.skipped_replayed.load(), counters.reconnects.load(),
+          counters.confirmed_lsn.load(),    counters.dead_letters.load()};
+}
+
+// CdcOptions::on_error, or what it defaults to.
+inline ErrorPolicy ErrorPolicyOf(const CdcOptions& options) {
+  if (options.on_error.has_value()) return *options.on_error;
+  return options.dead_letters != nullptr ? ErrorPolicy::kDeadLetter : ErrorPolicy::kFail;
 }
 
 // What NextChange learned besides the rows.
@@ -155,6 +189,12 @@ struct CdcChangeHeader {
   std::optional<int64_t> ts_ms;
   // The event time (commit time; for snapshot rows, the snapshot's time).
   int64_t event_time_ms = 0;
+  // Set when the row did not map: its dead letter (the change rendered as
+  // Debezium JSON, the error, the position); `before`/`after` are then
+  // partly filled and not to be emitted. `rejected_at` names the position
+  // for the error that fails the job under ErrorPolicy::kFail.
+  std::optional<DeadLetter> rejected;
+  std::string rejected_at;
 };
 
 // Checks the options and the server (reachable, credentials, wal_level,
@@ -174,13 +214,40 @@ std::string SnapshotCdc(CdcCore& core, int64_t checkpoint_id);
 absl::Status CdcCheckpointComplete(CdcCore& core, int64_t checkpoint_id);
 absl::Status CloseCdc(CdcCore& core);
 
+// The writer of a reader's dead letters: null under ErrorPolicy::kFail.
+inline absl::StatusOr<std::unique_ptr<DeadLetterWriter>> NewCdcDeadLetterWriter(
+    const CdcOptions& options, const SourceReaderContext& context) {
+  if (ErrorPolicyOf(options) != ErrorPolicy::kDeadLetter || options.dead_letters == nullptr) {
+    return std::unique_ptr<DeadLetterWriter>();
+  }
+  absl::StatusOr<std::unique_ptr<DeadLetterWriter>> writer =
+      options.dead_letters->CreateWriter(context.operator_name, context.worker_index);
+  if (!writer.ok()) return writer.status();
+  return CountDeadLetters(*std::move(writer), context.metrics);
+}
+
 // The reader of CdcSource<T> and RowCdcSource: `Record` is
 // debezium::Change<T> or RowChange (members op, before, after, source, ts_ms).
+//
+// Dead letters. With checkpoints, a rejected row's letter waits in
+// `pending_` until the next SnapshotState, which writes and flushes it
+// before it returns the position past the row: the letter leaves with the
+// checkpoint that covers its row. A restore resumes at a checkpoint's
+// position, so the letters it covers are not made again, and those it does
+// not cover were never written (a cancelled run drops them in Close), so
+// the replay makes them once. Without checkpoints each letter is written at
+// once.
 template <class Record>
 class CdcReader final : public SourceReader<Record> {
  public:
-  CdcReader(CdcCorePtr core, int max_per_poll)
-      : core_(std::move(core)), max_per_poll_(max_per_poll) {}
+  CdcReader(CdcCorePtr core, int max_per_poll,
+            std::unique_ptr<DeadLetterWriter> dead_letters = nullptr, bool checkpointing = false,
+            std::shared_ptr<CdcCounters> counters = nullptr)
+      : core_(std::move(core)),
+        max_per_poll_(max_per_poll),
+        dead_letters_(std::move(dead_letters)),
+        checkpointing_(checkpointing),
+        counters_(std::move(counters)) {}
 
   absl::StatusOr<PollResult> Poll(SourceOutput<Record>& output) override {
     if (core_ == nullptr) return PollResult::kNothingAvailable;
@@ -193,12 +260,20 @@ class CdcReader final : public SourceReader<Record> {
           NextChange(*core_, &*change.before, &*change.after, header, change.source);
       if (!result.ok()) return result.status();
       if (*result == PollResult::kEndOfInput) {
+        // No run reads these rows again (kInitialOnly's slot is temporary).
+        absl::Status written = WritePending();
+        if (!written.ok()) return written;
         output.FinishSplit(0);
         return count > 0 ? PollResult::kMoreAvailable : PollResult::kEndOfInput;
       }
       if (*result == PollResult::kNothingAvailable) {
         if (count == 0) output.MarkIdle(0);
         return count > 0 ? PollResult::kMoreAvailable : PollResult::kNothingAvailable;
+      }
+      if (header.rejected.has_value()) {
+        absl::Status status = Reject(header);
+        if (!status.ok()) return status;
+        continue;
       }
       change.op = header.op;
       change.ts_ms = header.ts_ms;
@@ -211,6 +286,9 @@ class CdcReader final : public SourceReader<Record> {
 
   absl::StatusOr<std::vector<std::string>> SnapshotState(int64_t checkpoint_id) override {
     if (core_ == nullptr) return std::vector<std::string>();
+    // The letters of the rows this checkpoint covers are durable first.
+    absl::Status status = WritePending();
+    if (!status.ok()) return status;
     return std::vector<std::string>{SnapshotCdc(*core_, checkpoint_id)};
   }
 
@@ -219,14 +297,46 @@ class CdcReader final : public SourceReader<Record> {
     return CdcCheckpointComplete(*core_, checkpoint_id);
   }
 
+  // Letters still pending belong to rows no checkpoint covers: the slot has
+  // not confirmed them, so the next run reads those rows again.
   absl::Status Close() override {
     if (core_ == nullptr) return absl::OkStatus();
-    return CloseCdc(*core_);
+    absl::Status status = dead_letters_ != nullptr ? dead_letters_->Flush() : absl::OkStatus();
+    absl::Status closed = CloseCdc(*core_);
+    return status.ok() ? closed : status;
   }
 
  private:
+  absl::Status Reject(CdcChangeHeader& header) {
+    if (dead_letters_ == nullptr) {
+      return absl::Status(header.rejected->code,
+                          absl::StrCat("cannot map the change at ", header.rejected_at, ": ",
+                                       header.rejected->error));
+    }
+    pending_.push_back(*std::move(header.rejected));
+    return checkpointing_ ? absl::OkStatus() : WritePending();
+  }
+
+  absl::Status WritePending() {
+    if (dead_letters_ == nullptr) return absl::OkStatus();
+    for (DeadLetter& letter : pending_) {
+      absl::Status status = dead_letters_->Write(std::move(letter));
+      if (!status.ok()) {
+        return absl::Status(status.code(),
+                            absl::StrCat("cannot write a dead letter: ", status.message()));
+      }
+      if (counters_ != nullptr) counters_->dead_letters.fetch_add(1, std::memory_order_relaxed);
+    }
+    pending_.clear();
+    return dead_letters_->Flush();
+  }
+
   CdcCorePtr core_;  // null on the workers without the split
   int max_per_poll_;
+  std::unique_ptr<DeadLetterWriter> dead_letters_;  // null under ErrorPolicy::kFail
+  bool checkpointing_;
+  std::shared_ptr<CdcCounters> counters_;
+  std::vector<DeadLetter> pending_;
 };
 
 }  // namespace internal
@@ -246,7 +356,8 @@ class CdcSource final : public weir::Source<debezium::Change<T>> {
   // cannot be reached; kFailedPrecondition when wal_level is not logical;
   // kNotFound when the publication is missing (and not to be created) or a
   // table does not exist; kFailedPrecondition when the publication does not
-  // cover a table.
+  // cover a table; kInvalidArgument for ErrorPolicy::kDeadLetter without
+  // a dead-letter queue.
   absl::StatusOr<std::vector<SourceSplit>> DiscoverSplits() override {
     return internal::DiscoverCdcSplits(options_, fields_.specs());
   }
@@ -260,12 +371,16 @@ class CdcSource final : public weir::Source<debezium::Change<T>> {
       return std::unique_ptr<SourceReader<debezium::Change<T>>>(
           new internal::CdcReader<debezium::Change<T>>(nullptr, 0));
     }
+    absl::StatusOr<std::unique_ptr<DeadLetterWriter>> dead_letters =
+        internal::NewCdcDeadLetterWriter(options_, context);
+    if (!dead_letters.ok()) return dead_letters.status();
     absl::StatusOr<internal::CdcCorePtr> core =
         internal::NewCdcCore(options_, fields_.specs(), context, counters_);
     if (!core.ok()) return core.status();
     return std::unique_ptr<SourceReader<debezium::Change<T>>>(
-        new internal::CdcReader<debezium::Change<T>>(*std::move(core),
-                                                     options_.max_changes_per_poll));
+        new internal::CdcReader<debezium::Change<T>>(
+            *std::move(core), options_.max_changes_per_poll, *std::move(dead_letters),
+            context.checkpointing, counters_));
   }
 
   CdcSourceStats Stats() const { return internal::StatsOf(*counters_); }

@@ -114,11 +114,15 @@ class RowCdcSource final : public weir::Source<RowChange> {
       return std::unique_ptr<SourceReader<RowChange>>(
           new internal::CdcReader<RowChange>(nullptr, 0));
     }
+    absl::StatusOr<std::unique_ptr<DeadLetterWriter>> dead_letters =
+        internal::NewCdcDeadLetterWriter(options_, context);
+    if (!dead_letters.ok()) return dead_letters.status();
     absl::StatusOr<internal::CdcCorePtr> core =
         internal::NewRowCdcCore(options_, context, counters_);
     if (!core.ok()) return core.status();
-    return std::unique_ptr<SourceReader<RowChange>>(
-        new internal::CdcReader<RowChange>(*std::move(core), options_.max_changes_per_poll));
+    return std::unique_ptr<SourceReader<RowChange>>(new internal::CdcReader<RowChange>(
+        *std::move(core), options_.max_changes_per_poll, *std::move(dead_letters),
+        context.checkpointing, counters_));
   }
 
   CdcSourceStats Stats() const { return internal::StatsOf(*counters_); }

@@ -25,6 +25,9 @@ std::vector<std::pair<std::string, std::string>> DeadLetterHeaders(const DeadLet
   if (letter.timestamp_ms >= 0) {
     headers.emplace_back("weir.source.timestamp", absl::StrCat(letter.timestamp_ms));
   }
+  for (const auto& [name, value] : letter.position) {
+    headers.emplace_back(absl::StrCat("weir.source.", name), value);
+  }
   return headers;
 }
 

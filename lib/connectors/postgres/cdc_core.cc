@@ -437,6 +437,51 @@ absl::Status CdcCore::OnRelation(RelationMessage message) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// `tuple` as received, with unchanged TOAST values from `fallback` (the old
+// row) where it has them.
+RawRow RawRowOf(const Relation& relation, const Tuple& tuple, const Tuple* fallback) {
+  RawRow row;
+  for (size_t column = 0; column < relation.columns.size() && column < tuple.size(); ++column) {
+    const TupleColumn* value = &tuple[column];
+    if (value->kind == TupleColumn::Kind::kUnchanged && fallback != nullptr &&
+        column < fallback->size() && (*fallback)[column].kind == TupleColumn::Kind::kText) {
+      value = &(*fallback)[column];
+    }
+    RawColumn raw{.name = relation.columns[column].name, .key = relation.columns[column].key};
+    switch (value->kind) {
+      case TupleColumn::Kind::kNull:
+        break;
+      case TupleColumn::Kind::kUnchanged:
+        raw.text = kUnavailableValue;
+        break;
+      case TupleColumn::Kind::kText:
+      case TupleColumn::Kind::kBinary:
+        raw.text = value->value;
+        break;
+    }
+    row.push_back(std::move(raw));
+  }
+  return row;
+}
+
+}  // namespace
+
+void CdcCore::Reject(absl::Status error, Op op, const RawRow* before, const RawRow* after,
+                     const debezium::SourceInfo& source, CdcChangeHeader& header) const {
+  const RejectedChange change{.op = op,
+                              .before = before,
+                              .after = after,
+                              .source = &source,
+                              .ts_ms = absl::ToUnixMillis(absl::Now()),
+                              .slot = options_.slot,
+                              .error = std::move(error)};
+  header.op = op;
+  header.rejected = RejectedLetter(change);
+  header.rejected_at = RejectedAt(change);
+}
+
 bool CdcCore::CountRow() {
   ++tx_rows_;
   if (tx_final_lsn_ == skip_final_lsn_ && tx_rows_ <= skip_rows_) {
@@ -527,8 +572,26 @@ absl::StatusOr<bool> CdcCore::Apply(const WalStream::Item& item, void* before, v
     header.has_before = true;
     status = FillRow(**relation, del->old_tuple, nullptr, del->old_kind == 'K', "before", before);
   }
-  if (!status.ok()) return status;
   SetSource(source, *relation, item.lsn);
+  if (!status.ok()) {
+    // The row (counted above, so a replay skips it like an emitted one)
+    // becomes a dead letter with everything the message carried.
+    std::optional<RawRow> old_row;
+    std::optional<RawRow> new_row;
+    if (auto* insert = std::get_if<InsertMessage>(&message)) {
+      new_row = RawRowOf(**relation, insert->new_tuple, nullptr);
+    } else if (auto* update = std::get_if<UpdateMessage>(&message)) {
+      const Tuple* old = update->old_kind == 'O' ? &update->old_tuple : nullptr;
+      new_row = RawRowOf(**relation, update->new_tuple, old);
+      if (update->old_kind != 0) old_row = RawRowOf(**relation, update->old_tuple, nullptr);
+    } else if (auto* del = std::get_if<DeleteMessage>(&message)) {
+      old_row = RawRowOf(**relation, del->old_tuple, nullptr);
+    }
+    Reject(std::move(status), header.op, old_row ? &*old_row : nullptr,
+           new_row ? &*new_row : nullptr, source, header);
+    header.event_time_ms = tx_commit_ms_;
+    return true;
+  }
   header.event_time_ms = tx_commit_ms_;
   header.ts_ms = absl::ToUnixMillis(absl::Now());
   counters_->changes.fetch_add(1, std::memory_order_relaxed);

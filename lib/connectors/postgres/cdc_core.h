@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/connectors/postgres/connection.h"
 #include "lib/connectors/postgres/pgoutput.h"
+#include "lib/connectors/postgres/rejected_row.h"
 #include "lib/connectors/postgres/text_value.h"
 #include "lib/connectors/postgres/wal_stream.h"
 #include "weir/connectors/postgres.h"
@@ -131,6 +132,13 @@ class CdcCore {
   absl::Status FillRow(const Relation& relation, const Tuple& tuple, const Tuple* fallback,
                        bool key_only, const char* image, void* row);
   absl::Status FillSnapshotRow(void* row);
+  void SetSnapshotSource(debezium::SourceInfo& source) const;
+  // The current snapshot row as received, for its dead letter.
+  RawRow RawSnapshotRow() const;
+  // Sets `header` to reject the change described (its dead letter, where it
+  // was): the row did not map for `error`.
+  void Reject(absl::Status error, debezium::Op op, const RawRow* before, const RawRow* after,
+              const debezium::SourceInfo& source, CdcChangeHeader& header) const;
   // Counts a row change of the current transaction; false when a replay
   // already emitted it.
   bool CountRow();

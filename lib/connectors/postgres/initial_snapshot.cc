@@ -157,12 +157,25 @@ absl::StatusOr<PollResult> CdcCore::NextSnapshotRow(void* after, CdcChangeHeader
     snapshot_batch_ = *std::move(batch);
   }
   absl::Status status = FillSnapshotRow(after);
-  if (!status.ok()) return status;
+  if (!status.ok()) {
+    const RawRow row = RawSnapshotRow();
+    ++snapshot_row_;
+    SetSnapshotSource(source);
+    Reject(std::move(status), Op::kRead, nullptr, &row, source, header);
+    header.event_time_ms = snapshot_time_ms_;
+    return PollResult::kMoreAvailable;
+  }
   ++snapshot_row_;
   header.op = Op::kRead;
   header.has_after = true;
   header.event_time_ms = snapshot_time_ms_;
   header.ts_ms = absl::ToUnixMillis(absl::Now());
+  SetSnapshotSource(source);
+  counters_->snapshot_rows.fetch_add(1, std::memory_order_relaxed);
+  return PollResult::kMoreAvailable;
+}
+
+void CdcCore::SetSnapshotSource(debezium::SourceInfo& source) const {
   source.version = "weir";
   source.connector = "postgresql";
   source.name = options_.name;
@@ -172,8 +185,22 @@ absl::StatusOr<PollResult> CdcCore::NextSnapshotRow(void* after, CdcChangeHeader
   source.snapshot = "true";
   source.ts_ms = snapshot_time_ms_;
   source.lsn = static_cast<int64_t>(consistent_lsn_);
-  counters_->snapshot_rows.fetch_add(1, std::memory_order_relaxed);
-  return PollResult::kMoreAvailable;
+}
+
+RawRow CdcCore::RawSnapshotRow() const {
+  RawRow row;
+  const PGresult* batch = snapshot_batch_.get();
+  for (int column = 0; column < PQnfields(batch); ++column) {
+    RawColumn raw{.name = PQfname(batch, column)};
+    raw.key =
+        std::find(snapshot_keys_.begin(), snapshot_keys_.end(), raw.name) != snapshot_keys_.end();
+    if (!PQgetisnull(batch, snapshot_row_, column)) {
+      raw.text.emplace(PQgetvalue(batch, snapshot_row_, column),
+                       PQgetlength(batch, snapshot_row_, column));
+    }
+    row.push_back(std::move(raw));
+  }
+  return row;
 }
 
 }  // namespace weir::postgres::internal

@@ -42,6 +42,11 @@ absl::StatusOr<std::vector<SourceSplit>> DiscoverCdcSplits(const CdcOptions& opt
                                                            const std::vector<FieldSpec>& specs) {
   absl::Status valid = CheckOptions(options);
   if (!valid.ok()) return valid;
+  if (ErrorPolicyOf(options) == ErrorPolicy::kDeadLetter && options.dead_letters == nullptr) {
+    return absl::InvalidArgumentError(
+        "postgres source: on_error is ErrorPolicy::kDeadLetter but no dead_letters queue is set "
+        "(set one, or choose ErrorPolicy::kFail)");
+  }
   for (const FieldSpec& spec : specs) {
     if (spec.name.empty())
       return absl::InvalidArgumentError("postgres source: an empty field name");

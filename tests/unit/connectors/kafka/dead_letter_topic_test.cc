@@ -58,12 +58,20 @@ TEST_F(DeadLetterTopicTest, KeepsBytesAndHeadersAndAddsWeirHeaders) {
   bare.error = "webhook answered 503";
   bare.stage = "http-sink";
   ASSERT_TRUE((*writer)->Write(bare).ok());
+
+  DeadLetter row;  // from a database's change log: its position as headers
+  row.payload = "{}";
+  row.code = absl::StatusCode::kInvalidArgument;
+  row.error = "after: field \"price\" (table public.items): is NULL";
+  row.stage = "postgres-source";
+  row.position = {{"slot", "weir_slot"}, {"lsn", "0/16B3748"}, {"table", "public.items"}};
+  ASSERT_TRUE((*writer)->Write(row).ok());
   ASSERT_TRUE((*writer)->Flush().ok());
 
   absl::StatusOr<std::vector<ReadMessage>> messages =
       ReadTopic(broker_->bootstrap(), "app.dlq", 1, /*read_committed=*/false);
   ASSERT_TRUE(messages.ok()) << messages.status();
-  ASSERT_EQ(messages->size(), 2u);
+  ASSERT_EQ(messages->size(), 3u);
   const ReadMessage& first = (*messages)[0];
   EXPECT_EQ(first.value, letter.payload);
   EXPECT_TRUE(first.has_key);
@@ -81,6 +89,11 @@ TEST_F(DeadLetterTopicTest, KeepsBytesAndHeadersAndAddsWeirHeaders) {
   EXPECT_THAT(second.headers,
               ElementsAre(Pair("weir.error", "webhook answered 503"),
                           Pair("weir.error.code", "UNAVAILABLE"), Pair("weir.stage", "http-sink")));
+  EXPECT_THAT(
+      (*messages)[2].headers,
+      ElementsAre(Pair("weir.error", row.error), Pair("weir.error.code", "INVALID_ARGUMENT"),
+                  Pair("weir.stage", "postgres-source"), Pair("weir.source.slot", "weir_slot"),
+                  Pair("weir.source.lsn", "0/16B3748"), Pair("weir.source.table", "public.items")));
 }
 
 TEST_F(DeadLetterTopicTest, UndeliverableLetterFailsFlushNamingTheTopic) {
