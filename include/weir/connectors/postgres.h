@@ -5,9 +5,10 @@
 // Debezium's topics (kafka_debezium.h). No Debezium, no Kafka Connect.
 //
 // The source owns a replication slot. With SnapshotMode::kInitial it first
-// reads the tables (op kRead) in a snapshot exported by the slot's creation,
-// then streams every change committed after it (ops kCreate, kUpdate,
-// kDelete, kTruncate), with no gap and no duplicate. Event time is the
+// reads the tables (op kRead) in a snapshot exported by the slot's creation
+// (cut into primary-key ranges read by `snapshot_workers` connections that
+// all import that snapshot), then streams every change committed after it
+// (ops kCreate, kUpdate, kDelete, kTruncate), with no gap and no duplicate. Event time is the
 // commit time (source.ts_ms). The slot's confirmed LSN moves only after the
 // oldest checkpoint a restore may pick covers it, so a restore always finds
 // its WAL, and resumes at the checkpoint's LSN, skipping the rows of a

@@ -303,17 +303,12 @@ absl::StatusOr<bool> SnapshotReaders::Claim(PGconn* conn, Work& work) {
   return true;
 }
 
-absl::StatusOr<PgResult> SnapshotReaders::TimedRead(PGconn* conn, const std::string& sql,
-                                                    const std::string& what,
-                                                    const std::vector<std::string>& params) {
+void SnapshotReaders::BeginRead() {
   const int64_t now_reading = reading_.fetch_add(1) + 1;
   int64_t peak = counters_->snapshot_max_parallel_reads.load();
   while (now_reading > peak &&
          !counters_->snapshot_max_parallel_reads.compare_exchange_weak(peak, now_reading)) {
   }
-  absl::StatusOr<PgResult> result = Exec(conn, sql, what, params);
-  reading_.fetch_sub(1);
-  return result;
 }
 
 absl::Status SnapshotReaders::ReadChunk(PGconn* conn, const Work& work) {
@@ -332,11 +327,12 @@ absl::Status SnapshotReaders::ReadChunk(PGconn* conn, const Work& work) {
   }
   if (!conditions.empty()) absl::StrAppend(&sql, " WHERE ", absl::StrJoin(conditions, " AND "));
   absl::StrAppend(&sql, " ORDER BY ", OrderBy(table));
-  absl::StatusOr<PgResult> rows =
-      TimedRead(conn, sql,
-                absl::StrCat("reading table ", table.name.Display(), ", ",
-                             DescribeRange(table, work.lower, work.upper)),
-                params);
+  BeginRead();
+  absl::StatusOr<PgResult> rows = Exec(conn, sql,
+                                       absl::StrCat("reading table ", table.name.Display(), ", ",
+                                                    DescribeRange(table, work.lower, work.upper)),
+                                       params);
+  reading_.fetch_sub(1);
   if (!rows.ok()) return rows.status();
   counters_->snapshot_chunks.fetch_add(1, std::memory_order_relaxed);
   if (PQntuples(rows->get()) > 0) Push({work.table, *std::move(rows)});
@@ -347,7 +343,7 @@ absl::Status SnapshotReaders::ReadWholeTable(PGconn* conn, const Work& work) {
   const SnapshotTable& table = plan_[work.table];
   TableCursor cursor;
   while (!stop_.load()) {
-    reading_.fetch_add(1);
+    BeginRead();
     absl::StatusOr<PgResult> rows = cursor.Fetch(conn, table, options_.chunk_rows);
     reading_.fetch_sub(1);
     if (!rows.ok()) return rows.status();

@@ -130,9 +130,9 @@ class SnapshotReaders {
   absl::StatusOr<bool> Claim(PGconn* conn, Work& work);
   absl::Status ReadChunk(PGconn* conn, const Work& work);
   absl::Status ReadWholeTable(PGconn* conn, const Work& work);
-  // A query of a chunk or a cursor fetch, counted as running meanwhile.
-  absl::StatusOr<PgResult> TimedRead(PGconn* conn, const std::string& sql, const std::string& what,
-                                     const std::vector<std::string>& params);
+  // Counts a query of rows (a chunk, a cursor fetch) as running, until
+  // reading_ is decremented; keeps the peak in the counters.
+  void BeginRead();
   // Hands a batch to the worker; false when stopping.
   bool Push(Batch batch);
 

@@ -550,8 +550,10 @@ TEST_F(CdcSourceTest, ParallelSnapshotReadsKeyRangesOnSeveralConnections) {
   // The readers are the server's backends named after the slot, all in a
   // transaction on the same snapshot (one backend_xmin).
   const auto readers =
-      Sql("SELECT count(*), count(DISTINCT backend_xmin), count(*) FILTER (WHERE xact_start IS NOT "
+      Sql("SELECT count(*), count(DISTINCT backend_xmin::text), count(*) FILTER (WHERE xact_start "
+          "IS NOT "
           "NULL) FROM pg_stat_activity WHERE application_name = 'weir-snapshot:weir_slot'");
+  ASSERT_EQ(readers.size(), 1u);
   EXPECT_EQ(readers[0][0], "4");
   EXPECT_EQ(readers[0][1], "1");
   EXPECT_EQ(readers[0][2], "4");
