@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -158,6 +159,55 @@ class CdcSourceTest : public ::testing::Test {
         Sql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = "
             "'weir_slot'");
     return rows.empty() ? "" : rows[0][0];
+  }
+
+  // Runs `source` (SnapshotMode::kInitialOnly) to its end; what it emitted.
+  template <class T>
+  std::vector<Change<T>> ReadToEnd(std::shared_ptr<CdcSource<T>> source) {
+    Pipeline pipeline;
+    auto sink = weir::testing::CollectingSink<Change<T>>::Create();
+    pipeline.Source(source).Uid("snapshot").Sink(sink);
+    weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+    EXPECT_TRUE(result.status.ok()) << result.status;
+    return sink->Values();
+  }
+
+  // The items table now, by id.
+  std::map<int64_t, Item> ItemsTable() {
+    std::map<int64_t, Item> table;
+    for (const auto& row : Sql("SELECT id, name, qty, price * 100, note FROM items")) {
+      Item item{std::stoll(row[0]), row[1], std::nullopt, 0, std::nullopt};
+      if (row[2] != "NULL") item.qty = std::stoi(row[2]);
+      item.price_cents = std::stoll(row[3].substr(0, row[3].find('.')));
+      if (row[4] != "NULL") item.note = row[4];
+      table[item.id] = item;
+    }
+    return table;
+  }
+
+  // Applies the sink's changes in order, each shown to `observe` first,
+  // until they give `table` (or a minute passes); returns what they gave.
+  template <class S>
+  std::map<int64_t, Item> ReplayUntil(const S& sink, const std::map<int64_t, Item>& table,
+                                      const std::function<void(const Change<Item>&)>& observe) {
+    std::map<int64_t, Item> replayed;
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    size_t applied = 0;
+    while (absl::Now() < deadline) {
+      auto values = sink->Values();
+      for (; applied < values.size(); ++applied) {
+        const Change<Item>& change = values[applied];
+        observe(change);
+        if (change.op == Op::kDelete) {
+          replayed.erase(change.before->id);
+        } else {
+          replayed[change.after->id] = *change.after;
+        }
+      }
+      if (replayed == table) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return replayed;
   }
 
   std::unique_ptr<PostgresServer> server_;
@@ -486,31 +536,12 @@ TEST_F(CdcSourceTest, SnapshotWithConcurrentWritesThenStreamingEqualsTheTable) {
   }
   EXPECT_LT(source->Stats().snapshot_rows, 5000) << "the writes did not overlap the snapshot";
   // The final state, then wait until every change of it has arrived.
-  std::map<int64_t, Item> table;
-  for (const auto& row : Sql("SELECT id, name, qty, price * 100 FROM items")) {
-    Item item{std::stoll(row[0]), row[1], std::nullopt, 0, std::nullopt};
-    if (row[2] != "NULL") item.qty = std::stoi(row[2]);
-    item.price_cents = std::stoll(row[3].substr(0, row[3].find('.')));
-    table[item.id] = item;
-  }
-  std::map<int64_t, Item> replayed;
+  const std::map<int64_t, Item> table = ItemsTable();
   std::map<int64_t, int> creates;
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  size_t applied = 0;
-  while (absl::Now() < deadline) {
-    auto values = sink->Values();
-    for (; applied < values.size(); ++applied) {
-      const Change<Item>& change = values[applied];
-      if (change.op == Op::kDelete) {
-        replayed.erase(change.before->id);
-      } else {
+  const std::map<int64_t, Item> replayed =
+      ReplayUntil(sink, table, [&](const Change<Item>& change) {
         if (change.op == Op::kCreate) ++creates[change.after->id];
-        replayed[change.after->id] = *change.after;
-      }
-    }
-    if (replayed == table) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+      });
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
   EXPECT_EQ(replayed.size(), table.size());
@@ -571,45 +602,25 @@ TEST_F(CdcSourceTest, ParallelSnapshotReadsKeyRangesOnSeveralConnections) {
     }
   }
   EXPECT_LT(source->Stats().snapshot_rows, kRows) << "the writes did not overlap the snapshot";
-  std::map<int64_t, Item> table;
-  for (const auto& row : Sql("SELECT id, name, qty, price * 100, note FROM items")) {
-    Item item{std::stoll(row[0]), row[1], std::nullopt, 0, std::nullopt};
-    if (row[2] != "NULL") item.qty = std::stoi(row[2]);
-    item.price_cents = std::stoll(row[3].substr(0, row[3].find('.')));
-    if (row[4] != "NULL") item.note = row[4];
-    table[item.id] = item;
-  }
-  std::map<int64_t, Item> replayed;
+  const std::map<int64_t, Item> table = ItemsTable();
   std::map<int64_t, int> reads;
   std::map<int64_t, int> creates;
   bool streamed = false;
   bool read_after_change = false;
-  const absl::Time deadline = absl::Now() + absl::Seconds(90);
-  size_t applied = 0;
-  while (absl::Now() < deadline) {
-    auto values = sink->Values();
-    for (; applied < values.size(); ++applied) {
-      const Change<Item>& change = values[applied];
-      if (change.op == Op::kRead) {
-        ++reads[change.after->id];
-        // As of the snapshot: none of the concurrent writes.
-        const int64_t id = change.after->id;
-        EXPECT_EQ(*change.after, (Item{id, absl::StrCat("item", id), static_cast<int>(id % 7), id,
-                                       std::string(100, 'n')}));
-        if (streamed) read_after_change = true;
-      } else {
-        streamed = true;
-        if (change.op == Op::kCreate) ++creates[change.after->id];
-      }
-      if (change.op == Op::kDelete) {
-        replayed.erase(change.before->id);
-      } else {
-        replayed[change.after->id] = *change.after;
-      }
-    }
-    if (replayed == table) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  const std::map<int64_t, Item> replayed =
+      ReplayUntil(sink, table, [&](const Change<Item>& change) {
+        if (change.op == Op::kRead) {
+          ++reads[change.after->id];
+          // As of the snapshot: none of the concurrent writes.
+          const int64_t id = change.after->id;
+          EXPECT_EQ(*change.after, (Item{id, absl::StrCat("item", id), static_cast<int>(id % 7), id,
+                                         std::string(100, 'n')}));
+          if (streamed) read_after_change = true;
+        } else {
+          streamed = true;
+          if (change.op == Op::kCreate) ++creates[change.after->id];
+        }
+      });
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
   EXPECT_TRUE(replayed == table) << replayed.size() << " rows replayed, " << table.size()
@@ -658,13 +669,9 @@ TEST_F(CdcSourceTest, ParallelSnapshotReadsTablesWithoutAPrimaryKeyWhole) {
   options.snapshot_workers = 3;
   options.snapshot_chunk_rows = 200;
   auto source = CdcSource<Item>::Create(options, ItemFields());
-  Pipeline pipeline;
-  auto sink = weir::testing::CollectingSink<Change<Item>>::Create();
-  pipeline.Source(source).Uid("items").Sink(sink);
-  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
-  ASSERT_TRUE(result.status.ok()) << result.status;
+  const std::vector<Change<Item>> changes = ReadToEnd(source);
   std::map<std::string, std::map<int64_t, int>> counts;
-  for (const auto& change : sink->Values()) {
+  for (const auto& change : changes) {
     EXPECT_EQ(change.op, Op::kRead);
     ++counts[change.source.table][change.after->id];
   }
@@ -676,7 +683,7 @@ TEST_F(CdcSourceTest, ParallelSnapshotReadsTablesWithoutAPrimaryKeyWhole) {
   }
   ASSERT_EQ(counts["jsonkey"].size(), 700u);
   for (const auto& [id, count] : counts["jsonkey"]) EXPECT_EQ(count, 1) << "jsonkey " << id;
-  EXPECT_EQ(sink->size(), 3000u + 2510u + 700u);
+  EXPECT_EQ(changes.size(), 3000u + 2510u + 700u);
   EXPECT_EQ(source->Stats().snapshot_readers, 3);
   EXPECT_EQ(source->Stats().snapshot_chunks, 3000 / 200 + 1);  // items only; the last is empty
 }
@@ -692,15 +699,11 @@ TEST_F(CdcSourceTest, SnapshotOfATableWithoutAPrimaryKeyNeedsNoReaders) {
   options.tables = {"nokey"};
   options.snapshot_workers = 4;
   auto source = CdcSource<Item>::Create(options, ItemFields());
-  Pipeline pipeline;
-  auto sink = weir::testing::CollectingSink<Change<Item>>::Create();
-  pipeline.Source(source).Uid("items").Sink(sink);
-  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
-  ASSERT_TRUE(result.status.ok()) << result.status;
+  const std::vector<Change<Item>> changes = ReadToEnd(source);
   std::set<int64_t> ids;
-  for (const auto& change : sink->Values()) ids.insert(change.after->id);
+  for (const auto& change : changes) ids.insert(change.after->id);
   EXPECT_EQ(ids.size(), 1500u);
-  EXPECT_EQ(sink->size(), 1500u);
+  EXPECT_EQ(changes.size(), 1500u);
   EXPECT_EQ(source->Stats().snapshot_readers, 0);
   EXPECT_EQ(source->Stats().snapshot_chunks, 0);
 }
@@ -727,13 +730,8 @@ TEST_F(CdcSourceTest, ParallelSnapshotCutsCompositeAndTextKeys) {
                                                       .Required("region", &Keyed::region)
                                                       .Required("seq", &Keyed::seq)
                                                       .Required("label", &Keyed::label));
-  Pipeline pipeline;
-  auto sink = weir::testing::CollectingSink<Change<Keyed>>::Create();
-  pipeline.Source(source).Uid("keyed").Sink(sink);
-  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
-  ASSERT_TRUE(result.status.ok()) << result.status;
   std::map<std::string, int> counts;
-  for (const auto& change : sink->Values()) {
+  for (const auto& change : ReadToEnd(source)) {
     EXPECT_EQ(change.after->label, absl::StrCat(change.after->region, "/", change.after->seq));
     ++counts[change.after->label];
   }
