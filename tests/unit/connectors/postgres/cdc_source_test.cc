@@ -741,6 +741,36 @@ TEST_F(CdcSourceTest, ParallelSnapshotCutsCompositeAndTextKeys) {
   EXPECT_EQ(source->Stats().snapshot_chunks, 3000 / 70 + 1);
 }
 
+// A reader's connection lost in the middle of the snapshot fails the job
+// with kUnavailable naming the table (and the key range it was reading);
+// nothing crashes, and no row is silently skipped.
+TEST_F(CdcSourceTest, ParallelSnapshotReaderLostFailsTheJobNamingTheTable) {
+  CreateItems();
+  Sql("INSERT INTO items SELECT g, 'a', 1, 1, NULL FROM generate_series(1, 20000) g");
+  CdcOptions options = Options(SnapshotMode::kInitial);
+  options.snapshot_workers = 2;
+  options.snapshot_chunk_rows = 100;
+  auto source = CdcSource<Item>::Create(options, ItemFields());
+  Pipeline pipeline;
+  pipeline.Source(source)
+      .Uid("items")
+      .Map([](const Change<Item>& change) {
+        absl::SleepFor(absl::Microseconds(200));  // the readers wait with work left
+        return change;
+      })
+      .Sink([](auto&) {});
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(Sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                "application_name = 'weir-snapshot:weir_slot'")[0][0],
+            "2");
+  absl::Status status = job->Wait();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr("table public.items"));
+  EXPECT_THAT(status.message(), HasSubstr("primary key (id)"));
+  EXPECT_LT(source->Stats().snapshot_rows, 20000);
+}
+
 TEST_F(CdcSourceTest, SnapshotWorkersOutOfRangeIsInvalidArgument) {
   CreateItems();
   for (int workers : {0, 65}) {
@@ -1003,6 +1033,10 @@ TEST_F(CdcSourceTest, CrashDuringTheSnapshotTakesItAgain) {
   EXPECT_EQ(counts["r:5000:1"], 1);  // read by the second snapshot
   EXPECT_EQ(counts["c:5001:1"], 1);  // streamed after it
   EXPECT_EQ(sources[1]->Stats().snapshot_rows, 3001);
+  // Both attempts read the snapshot in key ranges, over the default four readers.
+  EXPECT_EQ(sources[0]->Stats().snapshot_readers, 4);
+  EXPECT_EQ(sources[1]->Stats().snapshot_readers, 4);
+  EXPECT_GE(sources[1]->Stats().snapshot_chunks, 30);
 }
 
 // With nothing to capture (the writes go to a table outside the
