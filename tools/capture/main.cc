@@ -42,6 +42,8 @@ PostgreSQL:
   --create-publication      create the publication (FOR TABLE the tables) when missing.
   --snapshot=MODE           initial (read the tables, then stream), never, initial_only.
                             Default: initial
+  --snapshot-workers=N      connections reading the snapshot in parallel, by primary-key
+                            range (1 to 64). Default: 4
 Kafka:
   --brokers=LIST            bootstrap servers. Required.
   --kafka-property=K=V      a librdkafka property (repeatable), e.g. security.protocol=SSL.
@@ -119,6 +121,8 @@ int main(int argc, char** argv) {
       } else {
         ok = false;
       }
+    } else if (name == "--snapshot-workers") {
+      ok = absl::SimpleAtoi(value, &options.source.snapshot_workers);
     } else if (name == "--brokers") {
       options.kafka.brokers = value;
     } else if (name == "--kafka-property") {

@@ -5,9 +5,10 @@
 // Debezium's topics (kafka_debezium.h). No Debezium, no Kafka Connect.
 //
 // The source owns a replication slot. With SnapshotMode::kInitial it first
-// reads the tables (op kRead) in a snapshot exported by the slot's creation,
-// then streams every change committed after it (ops kCreate, kUpdate,
-// kDelete, kTruncate), with no gap and no duplicate. Event time is the
+// reads the tables (op kRead) in a snapshot exported by the slot's creation
+// (cut into primary-key ranges read by `snapshot_workers` connections that
+// all import that snapshot), then streams every change committed after it
+// (ops kCreate, kUpdate, kDelete, kTruncate), with no gap and no duplicate. Event time is the
 // commit time (source.ts_ms). The slot's confirmed LSN moves only after the
 // oldest checkpoint a restore may pick covers it, so a restore always finds
 // its WAL, and resumes at the checkpoint's LSN, skipping the rows of a
@@ -95,9 +96,20 @@ struct CdcOptions {
   std::vector<std::string> tables;
   // Default: SnapshotMode::kInitial
   SnapshotMode snapshot = SnapshotMode::kInitial;
-  // Rows fetched per snapshot query (a cursor in primary-key order).
+  // Rows per snapshot query: a chunk of a table cut into primary-key
+  // ranges, or a cursor fetch of a table read whole.
   // Default: 2000
   int snapshot_chunk_rows = 2000;
+  // Connections reading the snapshot in parallel, each importing the
+  // slot's exported snapshot: tables with a primary key are cut into
+  // key ranges of `snapshot_chunk_rows` rows that they share out; a table
+  // without one (or with a key type that has no exact text form) is read
+  // whole by one of them. 1 reads every table through the source's own
+  // connection, one after the other. Held only while the snapshot runs;
+  // none are opened when nothing could be read in parallel. Outside
+  // [1, 64] Start() fails with kInvalidArgument.
+  // Default: 4
+  int snapshot_workers = 4;
   // The logical server name, source.name of each change (Debezium's topic
   // prefix).
   // Default: "postgres"
@@ -142,6 +154,12 @@ struct CdcOptions {
 // Counters of a running source (thread-safe to read).
 struct CdcSourceStats {
   int64_t snapshot_rows = 0;
+  // Primary-key ranges the snapshot read (0 when it read tables whole).
+  int64_t snapshot_chunks = 0;
+  // Connections that imported the snapshot to read it in parallel.
+  int64_t snapshot_readers = 0;
+  // The most snapshot queries that ran at the same time.
+  int64_t snapshot_max_parallel_reads = 0;
   int64_t changes = 0;
   // Rows received again after a reconnect or restore and skipped.
   int64_t skipped_replayed = 0;
@@ -162,6 +180,9 @@ using CdcCorePtr = std::unique_ptr<CdcCore, CdcCoreDeleter>;
 
 struct CdcCounters {
   std::atomic<int64_t> snapshot_rows{0};
+  std::atomic<int64_t> snapshot_chunks{0};
+  std::atomic<int64_t> snapshot_readers{0};
+  std::atomic<int64_t> snapshot_max_parallel_reads{0};
   std::atomic<int64_t> changes{0};
   std::atomic<int64_t> skipped_replayed{0};
   std::atomic<int64_t> reconnects{0};
@@ -170,9 +191,15 @@ struct CdcCounters {
 };
 
 inline CdcSourceStats StatsOf(const CdcCounters& counters) {
-  return {counters.snapshot_rows.load(),    counters.changes.load(),
-          counters.skipped_replayed.load(), counters.reconnects.load(),
-          counters.confirmed_lsn.load(),    counters.dead_letters.load()};
+  return {.snapshot_rows = counters.snapshot_rows.load(),
+          .snapshot_chunks = counters.snapshot_chunks.load(),
+          .snapshot_readers = counters.snapshot_readers.load(),
+          .snapshot_max_parallel_reads = counters.snapshot_max_parallel_reads.load(),
+          .changes = counters.changes.load(),
+          .skipped_replayed = counters.skipped_replayed.load(),
+          .reconnects = counters.reconnects.load(),
+          .confirmed_lsn = counters.confirmed_lsn.load(),
+          .dead_letters = counters.dead_letters.load()};
 }
 
 // CdcOptions::on_error, or what it defaults to.

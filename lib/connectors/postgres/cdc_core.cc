@@ -167,6 +167,9 @@ void CdcCore::RegisterMetrics(MetricGroup& group) {
   metrics_ = std::make_unique<Metrics>();
   metrics_->snapshot_rows = &group.AddCounter("weir_postgres_snapshot_rows_total",
                                               "Rows read by the initial snapshot", labels);
+  metrics_->snapshot_chunks = &group.AddCounter(
+      "weir_postgres_snapshot_chunks_total",
+      "Primary-key ranges read by the initial snapshot's parallel readers", labels);
   metrics_->changes = &group.AddCounter("weir_postgres_changes_total",
                                         "Changes emitted from the replication stream", labels);
   metrics_->skipped_replayed =
@@ -261,8 +264,9 @@ absl::Status CdcCore::CreateSlotAndSnapshot(PGconn* replication, bool snapshot, 
       CreateSlot(replication, snapshot, temporary, snapshot_name, consistent_lsn_);
   if (!created.ok()) return created;
   done_lsn_ = consistent_lsn_;
-  // Importing the snapshot (in the SQL connection's transaction) keeps it
-  // alive once the replication connection moves on to START_REPLICATION.
+  // Importing the snapshot (in the SQL connection's transaction, and the
+  // parallel readers' ones) keeps it alive once the replication connection
+  // moves on to START_REPLICATION; until then it is idle, as exporting needs.
   return snapshot ? BeginSnapshot(snapshot_name) : absl::OkStatus();
 }
 
@@ -602,8 +606,10 @@ absl::StatusOr<PollResult> CdcCore::Next(void* before, void* after, CdcChangeHea
                                          debezium::SourceInfo& source) {
   if (ended_) return PollResult::kEndOfInput;
   if (in_snapshot_) {
+    // The stream waits for the snapshot's last row: its first change
+    // commits after the snapshot, and may touch a row not yet read.
     absl::StatusOr<PollResult> row = NextSnapshotRow(after, header, source);
-    if (!row.ok() || *row != PollResult::kNothingAvailable) return row;
+    if (!row.ok() || *row != PollResult::kNothingAvailable || in_snapshot_) return row;
   }
   counters_->reconnects.store(stream_->reconnects(), std::memory_order_relaxed);
   if (--publish_countdown_ <= 0) {
@@ -677,6 +683,7 @@ void CdcCore::PublishMetrics() {
   const CdcSourceStats now = StatsOf(*counters_);
   CdcSourceStats& published = metrics_->published;
   metrics_->snapshot_rows->Increment(now.snapshot_rows - published.snapshot_rows);
+  metrics_->snapshot_chunks->Increment(now.snapshot_chunks - published.snapshot_chunks);
   metrics_->changes->Increment(now.changes - published.changes);
   metrics_->skipped_replayed->Increment(now.skipped_replayed - published.skipped_replayed);
   metrics_->reconnects->Increment(now.reconnects - published.reconnects);

@@ -24,6 +24,8 @@
 #include "lib/connectors/postgres/connection.h"
 #include "lib/connectors/postgres/pgoutput.h"
 #include "lib/connectors/postgres/rejected_row.h"
+#include "lib/connectors/postgres/snapshot_readers.h"
+#include "lib/connectors/postgres/table_name.h"
 #include "lib/connectors/postgres/text_value.h"
 #include "lib/connectors/postgres/wal_stream.h"
 #include "weir/connectors/postgres.h"
@@ -31,19 +33,6 @@
 #include "weir/metrics.h"
 
 namespace weir::postgres::internal {
-
-// A table as "schema.table" names it.
-struct TableName {
-  std::string schema;
-  std::string table;
-  std::string Display() const { return absl::StrCat(schema, ".", table); }
-};
-
-inline TableName SplitTableName(const std::string& name) {
-  const size_t dot = name.find('.');
-  if (dot == std::string::npos) return {"public", name};
-  return {name.substr(0, dot), name.substr(dot + 1)};
-}
 
 // A text field of a result, "" for NULL.
 inline std::string Value(const PgResult& result, int row, int column) {
@@ -96,6 +85,7 @@ class CdcCore {
   std::string Snapshot(int64_t checkpoint_id);
   absl::Status CheckpointComplete(int64_t checkpoint_id);
   absl::Status Close() {
+    snapshot_readers_.reset();
     if (stream_ != nullptr) stream_->Stop();
     return absl::OkStatus();
   }
@@ -121,9 +111,15 @@ class CdcCore {
   absl::StatusOr<PgTypeRow> LookupType(uint32_t oid);
   absl::Status CreateSlot(PGconn* replication, bool export_snapshot, bool temporary,
                           std::string& snapshot_name, uint64_t& consistent_lsn);
+  // Imports the exported snapshot (the replication connection must still
+  // be idle), plans it and starts the parallel readers when they can help.
   absl::Status BeginSnapshot(const std::string& snapshot_name);
   absl::StatusOr<PollResult> NextSnapshotRow(void* after, CdcChangeHeader& header,
                                              debezium::SourceInfo& source);
+  // The next rows into snapshot_batch_: true when there are some, false
+  // when none are ready yet or the snapshot has ended (in_snapshot_ false).
+  absl::StatusOr<bool> NextSnapshotBatch();
+  absl::Status EndSnapshot();
   absl::StatusOr<bool> Apply(const WalStream::Item& item, void* before, void* after,
                              CdcChangeHeader& header, debezium::SourceInfo& source);
   absl::Status OnRelation(RelationMessage message);
@@ -162,17 +158,20 @@ class CdcCore {
   std::unique_ptr<WalStream> stream_;
   absl::flat_hash_map<uint32_t, Relation> relations_;
 
-  // The snapshot: tables left, the open cursor's current batch.
+  // The snapshot: how each table is read, the parallel readers (null when
+  // sql_ reads the tables one after the other through `snapshot_cursor_`),
+  // and the batch being emitted, of table snapshot_plan_[snapshot_table_].
   bool in_snapshot_ = false;
   bool end_after_snapshot_ = false;
   bool ended_ = false;
+  std::vector<SnapshotTable> snapshot_plan_;
+  std::unique_ptr<SnapshotReaders> snapshot_readers_;
+  TableCursor snapshot_cursor_;
   size_t snapshot_table_ = 0;
   PgResult snapshot_batch_;
   int snapshot_row_ = 0;
-  bool cursor_open_ = false;
   std::vector<PgType> snapshot_types_;
   std::vector<int> snapshot_field_columns_;
-  std::vector<std::string> snapshot_keys_;  // the primary key's columns
   int64_t snapshot_time_ms_ = 0;
   uint64_t consistent_lsn_ = 0;
 
@@ -193,6 +192,7 @@ class CdcCore {
   // slot; null outside a job.
   struct Metrics {
     Counter* snapshot_rows = nullptr;
+    Counter* snapshot_chunks = nullptr;
     Counter* changes = nullptr;
     Counter* skipped_replayed = nullptr;
     Counter* reconnects = nullptr;

@@ -1,16 +1,25 @@
 // CdcCore's initial snapshot: the tables read in the snapshot the slot
-// exported (REPEATABLE READ, SET TRANSACTION SNAPSHOT), through a cursor in
-// primary-key order, a chunk at a time, as op-"r" rows.
+// exported (REPEATABLE READ, SET TRANSACTION SNAPSHOT), as op-"r" rows.
+// With snapshot_workers > 1, SnapshotReaders (snapshot_readers.h) read
+// primary-key ranges on connections of their own, each importing the same
+// snapshot; this worker converts and emits what they fetched. Otherwise the
+// source's own connection reads each table through a cursor. Either way the
+// stream starts only after the last snapshot row, from the slot's
+// consistent point, so the two neither overlap nor leave a gap.
 
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lib/common/log.h"
 #include "lib/connectors/postgres/cdc_core.h"
 
 namespace weir::postgres::internal {
@@ -19,38 +28,48 @@ using debezium::Op;
 using debezium::internal::FieldSpec;
 
 absl::Status CdcCore::BeginSnapshot(const std::string& snapshot_name) {
-  for (const std::string& sql :
-       {std::string("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
-        absl::StrCat("SET TRANSACTION SNAPSHOT ", QuoteLiteral(snapshot_name))}) {
-    absl::StatusOr<PgResult> result = Exec(sql_.get(), sql, "starting the initial snapshot");
-    if (!result.ok()) return result.status();
-  }
-  // TRUNCATE and table rewrites are not MVCC-safe: one committed after the
-  // exported snapshot would show the snapshot an empty table. ACCESS SHARE
-  // locks, held until the snapshot ends, make them wait instead.
-  for (const TableName& table : wanted_) {
-    absl::StatusOr<PgResult> locked =
-        Exec(sql_.get(),
-             absl::StrCat("LOCK TABLE ", QuoteIdentifier(table.schema), ".",
-                          QuoteIdentifier(table.table), " IN ACCESS SHARE MODE"),
-             absl::StrCat("locking table ", table.Display(), " for the initial snapshot"));
-    if (!locked.ok()) return locked.status();
-  }
+  absl::Status imported = ImportSnapshot(sql_.get(), snapshot_name, wanted_, absl::ZeroDuration());
+  if (!imported.ok()) return imported;
+  absl::StatusOr<std::vector<SnapshotTable>> plan = PlanSnapshot(sql_.get(), wanted_, types_);
+  if (!plan.ok()) return plan.status();
+  snapshot_plan_ = *std::move(plan);
   in_snapshot_ = true;
   snapshot_table_ = 0;
   snapshot_time_ms_ = absl::ToUnixMillis(absl::Now());
+  if (options_.snapshot_workers <= 1) return absl::OkStatus();
+  // Readers that would find work: all of them when a table is cut into
+  // key ranges, else one per table read whole.
+  int useful = 0;
+  for (const SnapshotTable& table : snapshot_plan_) {
+    useful += table.chunked() ? options_.snapshot_workers : 1;
+    if (!table.chunked()) {
+      weir::internal::Log(absl::StrCat("postgres source: one connection reads table ",
+                                       table.name.Display(), " whole: ", table.whole_table_reason));
+    }
+  }
+  useful = std::min(useful, options_.snapshot_workers);
+  if (useful <= 1) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<SnapshotReaders>> readers =
+      SnapshotReaders::Start({.conninfo = options_.connection,
+                              .snapshot_name = snapshot_name,
+                              .application_name = absl::StrCat("weir-snapshot:", options_.slot),
+                              .workers = useful,
+                              .chunk_rows = options_.snapshot_chunk_rows},
+                             snapshot_plan_, counters_);
+  if (!readers.ok()) return readers.status();
+  snapshot_readers_ = *std::move(readers);
   return absl::OkStatus();
 }
 
 absl::Status CdcCore::FillSnapshotRow(void* row) {
-  const TableName& name = wanted_[snapshot_table_];
+  const TableName& name = snapshot_plan_[snapshot_table_].name;
   if (raw_) {
     auto& columns = *static_cast<std::vector<ColumnValue>*>(row);
     for (int column = 0; column < PQnfields(snapshot_batch_.get()); ++column) {
       ColumnValue out = DescribeColumn(PQfname(snapshot_batch_.get(), column),
                                        snapshot_types_[static_cast<size_t>(column)]);
-      out.key =
-          std::find(snapshot_keys_.begin(), snapshot_keys_.end(), out.name) != snapshot_keys_.end();
+      const std::vector<std::string>& keys = snapshot_plan_[snapshot_table_].key_columns;
+      out.key = std::find(keys.begin(), keys.end(), out.name) != keys.end();
       out.type_modifier = PQfmod(snapshot_batch_.get(), column);
       if (PQgetisnull(snapshot_batch_.get(), snapshot_row_, column)) {
         out.state = ColumnValue::State::kNull;
@@ -89,72 +108,63 @@ absl::Status CdcCore::FillSnapshotRow(void* row) {
   return absl::OkStatus();
 }
 
+absl::Status CdcCore::EndSnapshot() {
+  snapshot_readers_.reset();
+  snapshot_batch_.reset();
+  absl::StatusOr<PgResult> done = Exec(sql_.get(), "COMMIT", "ending the initial snapshot");
+  if (!done.ok()) return done.status();
+  in_snapshot_ = false;
+  if (end_after_snapshot_) ended_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> CdcCore::NextSnapshotBatch() {
+  if (snapshot_readers_ != nullptr) {
+    absl::StatusOr<std::optional<SnapshotReaders::Batch>> batch = snapshot_readers_->Next();
+    if (!batch.ok()) return batch.status();
+    if (batch->has_value()) {
+      snapshot_table_ = (*batch)->table;
+      snapshot_batch_ = std::move((*batch)->rows);
+      return true;
+    }
+    if (!snapshot_readers_->done()) return false;
+  } else {
+    while (snapshot_table_ < snapshot_plan_.size()) {
+      absl::StatusOr<PgResult> batch = snapshot_cursor_.Fetch(
+          sql_.get(), snapshot_plan_[snapshot_table_], options_.snapshot_chunk_rows);
+      if (!batch.ok()) return batch.status();
+      if (PQntuples(batch->get()) > 0) {
+        snapshot_batch_ = *std::move(batch);
+        return true;
+      }
+      ++snapshot_table_;
+    }
+  }
+  absl::Status ended = EndSnapshot();
+  if (!ended.ok()) return ended;
+  return false;
+}
+
 absl::StatusOr<PollResult> CdcCore::NextSnapshotRow(void* after, CdcChangeHeader& header,
                                                     debezium::SourceInfo& source) {
   while (snapshot_batch_ == nullptr || snapshot_row_ >= PQntuples(snapshot_batch_.get())) {
-    if (snapshot_table_ >= wanted_.size()) {
-      absl::StatusOr<PgResult> done = Exec(sql_.get(), "COMMIT", "ending the initial snapshot");
-      if (!done.ok()) return done.status();
-      in_snapshot_ = false;
-      snapshot_batch_.reset();
-      if (end_after_snapshot_) {
-        ended_ = true;
-        return PollResult::kEndOfInput;
-      }
-      return PollResult::kNothingAvailable;
-    }
-    const TableName& name = wanted_[snapshot_table_];
-    if (!cursor_open_) {
-      // A cursor in primary-key order (ctid order for a table without one).
-      absl::StatusOr<PgResult> key =
-          Exec(sql_.get(),
-               "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-               "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND i.indisprimary "
-               "ORDER BY array_position(i.indkey, a.attnum)",
-               "reading the primary key",
-               {absl::StrCat(QuoteIdentifier(name.schema), ".", QuoteIdentifier(name.table))});
-      if (!key.ok()) return key.status();
-      snapshot_keys_.clear();
-      std::string order;
-      for (int row = 0; row < PQntuples(key->get()); ++row) {
-        snapshot_keys_.push_back(Value(*key, row, 0));
-        absl::StrAppend(&order, row > 0 ? ", " : "", QuoteIdentifier(snapshot_keys_.back()));
-      }
-      if (order.empty()) order = "ctid";
-      absl::StatusOr<PgResult> declared =
-          Exec(sql_.get(),
-               absl::StrCat("DECLARE weir_snapshot NO SCROLL CURSOR FOR SELECT * FROM ",
-                            QuoteIdentifier(name.schema), ".", QuoteIdentifier(name.table),
-                            " ORDER BY ", order),
-               absl::StrCat("reading table ", name.Display()));
-      if (!declared.ok()) return declared.status();
-      cursor_open_ = true;
-    }
-    absl::StatusOr<PgResult> batch = Exec(
-        sql_.get(), absl::StrCat("FETCH ", options_.snapshot_chunk_rows, " FROM weir_snapshot"),
-        absl::StrCat("reading table ", name.Display()));
-    if (!batch.ok()) return batch.status();
+    snapshot_batch_.reset();
+    absl::StatusOr<bool> fetched = NextSnapshotBatch();
+    if (!fetched.ok()) return fetched.status();
+    if (!in_snapshot_) return ended_ ? PollResult::kEndOfInput : PollResult::kNothingAvailable;
+    if (!*fetched) return PollResult::kNothingAvailable;
     snapshot_row_ = 0;
-    if (PQntuples(batch->get()) == 0) {
-      absl::StatusOr<PgResult> closed = Exec(sql_.get(), "CLOSE weir_snapshot", "closing a cursor");
-      if (!closed.ok()) return closed.status();
-      cursor_open_ = false;
-      snapshot_batch_.reset();
-      ++snapshot_table_;
-      continue;
-    }
     snapshot_types_.clear();
     snapshot_field_columns_.clear();
-    for (int column = 0; column < PQnfields(batch->get()); ++column) {
-      absl::StatusOr<PgType> type = types_.Resolve(PQftype(batch->get(), column));
+    for (int column = 0; column < PQnfields(snapshot_batch_.get()); ++column) {
+      absl::StatusOr<PgType> type = types_.Resolve(PQftype(snapshot_batch_.get(), column));
       if (!type.ok()) return type.status();
       snapshot_types_.push_back(*type);
     }
     for (const FieldSpec& spec : specs_) {
       snapshot_field_columns_.push_back(
-          PQfnumber(batch->get(), QuoteIdentifier(spec.name).c_str()));
+          PQfnumber(snapshot_batch_.get(), QuoteIdentifier(spec.name).c_str()));
     }
-    snapshot_batch_ = *std::move(batch);
   }
   absl::Status status = FillSnapshotRow(after);
   if (!status.ok()) {
@@ -180,8 +190,8 @@ void CdcCore::SetSnapshotSource(debezium::SourceInfo& source) const {
   source.connector = "postgresql";
   source.name = options_.name;
   source.db = db_;
-  source.schema = wanted_[snapshot_table_].schema;
-  source.table = wanted_[snapshot_table_].table;
+  source.schema = snapshot_plan_[snapshot_table_].name.schema;
+  source.table = snapshot_plan_[snapshot_table_].name.table;
   source.snapshot = "true";
   source.ts_ms = snapshot_time_ms_;
   source.lsn = static_cast<int64_t>(consistent_lsn_);

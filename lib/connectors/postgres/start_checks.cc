@@ -18,6 +18,9 @@ namespace {
 
 using debezium::internal::FieldSpec;
 
+// Each is a connection to the server, held while the snapshot runs.
+constexpr int kMaxSnapshotWorkers = 64;
+
 absl::Status CheckOptions(const CdcOptions& options) {
   if (options.connection.empty()) {
     return absl::InvalidArgumentError("postgres source: CdcOptions.connection is empty");
@@ -32,6 +35,11 @@ absl::Status CheckOptions(const CdcOptions& options) {
   }
   if (options.snapshot_chunk_rows < 1) {
     return absl::InvalidArgumentError("postgres source: snapshot_chunk_rows must be >= 1");
+  }
+  if (options.snapshot_workers < 1 || options.snapshot_workers > kMaxSnapshotWorkers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("postgres source: snapshot_workers must be in [1, ", kMaxSnapshotWorkers,
+                     "], got ", options.snapshot_workers));
   }
   return absl::OkStatus();
 }

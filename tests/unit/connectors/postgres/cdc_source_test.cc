@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -63,6 +64,13 @@ debezium::Fields<Item> ItemFields() {
 struct ConnDeleter {
   void operator()(PGconn* conn) const { PQfinish(conn); }
 };
+
+absl::Status StartStatus(Pipeline& pipeline) {
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  if (!job.ok()) return job.status();
+  job->Stop();
+  return job->Wait();
+}
 
 class CdcSourceTest : public ::testing::Test {
  protected:
@@ -151,6 +159,55 @@ class CdcSourceTest : public ::testing::Test {
         Sql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = "
             "'weir_slot'");
     return rows.empty() ? "" : rows[0][0];
+  }
+
+  // Runs `source` (SnapshotMode::kInitialOnly) to its end; what it emitted.
+  template <class T>
+  std::vector<Change<T>> ReadToEnd(std::shared_ptr<CdcSource<T>> source) {
+    Pipeline pipeline;
+    auto sink = weir::testing::CollectingSink<Change<T>>::Create();
+    pipeline.Source(source).Uid("snapshot").Sink(sink);
+    weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+    EXPECT_TRUE(result.status.ok()) << result.status;
+    return sink->Values();
+  }
+
+  // The items table now, by id.
+  std::map<int64_t, Item> ItemsTable() {
+    std::map<int64_t, Item> table;
+    for (const auto& row : Sql("SELECT id, name, qty, price * 100, note FROM items")) {
+      Item item{std::stoll(row[0]), row[1], std::nullopt, 0, std::nullopt};
+      if (row[2] != "NULL") item.qty = std::stoi(row[2]);
+      item.price_cents = std::stoll(row[3].substr(0, row[3].find('.')));
+      if (row[4] != "NULL") item.note = row[4];
+      table[item.id] = item;
+    }
+    return table;
+  }
+
+  // Applies the sink's changes in order, each shown to `observe` first,
+  // until they give `table` (or a minute passes); returns what they gave.
+  template <class S>
+  std::map<int64_t, Item> ReplayUntil(const S& sink, const std::map<int64_t, Item>& table,
+                                      const std::function<void(const Change<Item>&)>& observe) {
+    std::map<int64_t, Item> replayed;
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    size_t applied = 0;
+    while (absl::Now() < deadline) {
+      auto values = sink->Values();
+      for (; applied < values.size(); ++applied) {
+        const Change<Item>& change = values[applied];
+        observe(change);
+        if (change.op == Op::kDelete) {
+          replayed.erase(change.before->id);
+        } else {
+          replayed[change.after->id] = *change.after;
+        }
+      }
+      if (replayed == table) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return replayed;
   }
 
   std::unique_ptr<PostgresServer> server_;
@@ -479,31 +536,12 @@ TEST_F(CdcSourceTest, SnapshotWithConcurrentWritesThenStreamingEqualsTheTable) {
   }
   EXPECT_LT(source->Stats().snapshot_rows, 5000) << "the writes did not overlap the snapshot";
   // The final state, then wait until every change of it has arrived.
-  std::map<int64_t, Item> table;
-  for (const auto& row : Sql("SELECT id, name, qty, price * 100 FROM items")) {
-    Item item{std::stoll(row[0]), row[1], std::nullopt, 0, std::nullopt};
-    if (row[2] != "NULL") item.qty = std::stoi(row[2]);
-    item.price_cents = std::stoll(row[3].substr(0, row[3].find('.')));
-    table[item.id] = item;
-  }
-  std::map<int64_t, Item> replayed;
+  const std::map<int64_t, Item> table = ItemsTable();
   std::map<int64_t, int> creates;
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  size_t applied = 0;
-  while (absl::Now() < deadline) {
-    auto values = sink->Values();
-    for (; applied < values.size(); ++applied) {
-      const Change<Item>& change = values[applied];
-      if (change.op == Op::kDelete) {
-        replayed.erase(change.before->id);
-      } else {
+  const std::map<int64_t, Item> replayed =
+      ReplayUntil(sink, table, [&](const Change<Item>& change) {
         if (change.op == Op::kCreate) ++creates[change.after->id];
-        replayed[change.after->id] = *change.after;
-      }
-    }
-    if (replayed == table) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+      });
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
   EXPECT_EQ(replayed.size(), table.size());
@@ -511,6 +549,239 @@ TEST_F(CdcSourceTest, SnapshotWithConcurrentWritesThenStreamingEqualsTheTable) {
   for (const auto& [id, count] : creates) EXPECT_EQ(count, 1) << "id " << id;
   EXPECT_GE(source->Stats().snapshot_rows, 4000);
   EXPECT_GT(source->Stats().changes, 0);
+}
+
+// The snapshot cut into primary-key ranges over four connections, each
+// importing the slot's snapshot, while another connection inserts, updates
+// and deletes; then the stream. Every row of the snapshot is read exactly
+// once, with its value as of the snapshot, and the stream applied after it
+// gives the table's final contents.
+TEST_F(CdcSourceTest, ParallelSnapshotReadsKeyRangesOnSeveralConnections) {
+  CreateItems();
+  constexpr int kRows = 20000;
+  Sql(
+      absl::StrCat("INSERT INTO items SELECT g, 'item' || g, g % 7, g * 0.01, repeat('n', 100) "
+                   "FROM generate_series(1, ",
+                   kRows, ") g"));
+  Pipeline pipeline({.batch_size = 64});
+  auto sink = weir::testing::CollectingSink<Change<Item>>::Create();
+  CdcOptions options = Options(SnapshotMode::kInitial);
+  options.snapshot_workers = 4;
+  options.snapshot_chunk_rows = 500;
+  auto source = CdcSource<Item>::Create(options, ItemFields());
+  pipeline.Source(source)
+      .Uid("items")
+      .Map([](const Change<Item>& change) {
+        absl::SleepFor(absl::Microseconds(100));  // the snapshot takes a couple of seconds
+        return change;
+      })
+      .Sink(sink);
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  // The readers are the server's backends named after the slot, all in a
+  // transaction on the same snapshot (one backend_xmin).
+  const auto readers =
+      Sql("SELECT count(*), count(DISTINCT backend_xmin::text), count(*) FILTER (WHERE xact_start "
+          "IS NOT "
+          "NULL) FROM pg_stat_activity WHERE application_name = 'weir-snapshot:weir_slot'");
+  ASSERT_EQ(readers.size(), 1u);
+  EXPECT_EQ(readers[0][0], "4");
+  EXPECT_EQ(readers[0][1], "1");
+  EXPECT_EQ(readers[0][2], "4");
+  {
+    std::unique_ptr<PGconn, ConnDeleter> conn(PQconnectdb(server_->conninfo().c_str()));
+    for (int round = 0; round < 300; ++round) {
+      const int id = 1 + (round * 67) % kRows;
+      std::string sql = absl::StrCat(
+          "BEGIN; UPDATE items SET qty = coalesce(qty, 0) + 100, name = 'w", round,
+          "' WHERE id = ", id, "; INSERT INTO items VALUES (", 100000 + round, ", 'new", round,
+          "', 1, 1, NULL); ",
+          round % 3 == 0 ? absl::StrCat("DELETE FROM items WHERE id = ", kRows - round, ";") : "",
+          " COMMIT");
+      PQclear(PQexec(conn.get(), sql.c_str()));
+    }
+  }
+  EXPECT_LT(source->Stats().snapshot_rows, kRows) << "the writes did not overlap the snapshot";
+  const std::map<int64_t, Item> table = ItemsTable();
+  std::map<int64_t, int> reads;
+  std::map<int64_t, int> creates;
+  bool streamed = false;
+  bool read_after_change = false;
+  const std::map<int64_t, Item> replayed =
+      ReplayUntil(sink, table, [&](const Change<Item>& change) {
+        if (change.op == Op::kRead) {
+          ++reads[change.after->id];
+          // As of the snapshot: none of the concurrent writes.
+          const int64_t id = change.after->id;
+          EXPECT_EQ(*change.after, (Item{id, absl::StrCat("item", id), static_cast<int>(id % 7), id,
+                                         std::string(100, 'n')}));
+          if (streamed) read_after_change = true;
+        } else {
+          streamed = true;
+          if (change.op == Op::kCreate) ++creates[change.after->id];
+        }
+      });
+  job->Stop();
+  ASSERT_TRUE(job->Wait().ok());
+  EXPECT_TRUE(replayed == table) << replayed.size() << " rows replayed, " << table.size()
+                                 << " in the table";
+  // Exactly the snapshot's rows, once each, all before the first streamed change.
+  EXPECT_EQ(reads.size(), static_cast<size_t>(kRows));
+  for (const auto& [id, count] : reads) {
+    ASSERT_TRUE(id >= 1 && id <= kRows) << id;
+    EXPECT_EQ(count, 1) << "id " << id;
+  }
+  EXPECT_FALSE(read_after_change);
+  EXPECT_EQ(creates.size(), 300u);
+  for (const auto& [id, count] : creates) EXPECT_EQ(count, 1) << "id " << id;
+  const CdcSourceStats stats = source->Stats();
+  EXPECT_EQ(stats.snapshot_rows, kRows);
+  EXPECT_EQ(stats.snapshot_readers, 4);
+  EXPECT_GE(stats.snapshot_chunks, kRows / 500);
+  EXPECT_GE(stats.snapshot_max_parallel_reads, 2) << "the chunks were read one at a time";
+  EXPECT_GT(stats.changes, 0);
+  // The readers' connections ended with the snapshot.
+  EXPECT_TRUE(weir::testing::WaitFor(
+      [&] {
+        return Sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                   "'weir-snapshot:weir_slot'")[0][0] == "0";
+      },
+      absl::Seconds(10)));
+}
+
+// With snapshot_workers set, a table without a primary key is read whole by
+// one reader (and one with a key that has no exact text form too), while a
+// table with one is cut into ranges; every row arrives exactly once.
+TEST_F(CdcSourceTest, ParallelSnapshotReadsTablesWithoutAPrimaryKeyWhole) {
+  CreateItems();
+  Sql("CREATE TABLE nokey (id bigint, name text NOT NULL, qty int, price numeric(10,2) NOT "
+      "NULL, note text)");
+  Sql("CREATE TABLE jsonkey (doc jsonb PRIMARY KEY, id bigint, name text NOT NULL, qty int, "
+      "price numeric(10,2) NOT NULL, note text)");
+  Sql("ALTER PUBLICATION weir_pub ADD TABLE nokey, jsonkey");
+  Sql("INSERT INTO items SELECT g, 'i', 1, 1, NULL FROM generate_series(1, 3000) g");
+  Sql("INSERT INTO nokey SELECT g, 'n', 1, 1, NULL FROM generate_series(1, 2500) g");
+  Sql("INSERT INTO nokey SELECT g, 'n', 1, 1, NULL FROM generate_series(1, 10) g");  // duplicates
+  Sql("INSERT INTO jsonkey SELECT jsonb_build_object('k', g), g, 'j', 1, 1, NULL "
+      "FROM generate_series(1, 700) g");
+  CdcOptions options = Options(SnapshotMode::kInitialOnly);
+  options.tables = {"items", "public.nokey", "jsonkey"};
+  options.snapshot_workers = 3;
+  options.snapshot_chunk_rows = 200;
+  auto source = CdcSource<Item>::Create(options, ItemFields());
+  const std::vector<Change<Item>> changes = ReadToEnd(source);
+  std::map<std::string, std::map<int64_t, int>> counts;
+  for (const auto& change : changes) {
+    EXPECT_EQ(change.op, Op::kRead);
+    ++counts[change.source.table][change.after->id];
+  }
+  ASSERT_EQ(counts["items"].size(), 3000u);
+  for (const auto& [id, count] : counts["items"]) EXPECT_EQ(count, 1) << "items " << id;
+  ASSERT_EQ(counts["nokey"].size(), 2500u);
+  for (const auto& [id, count] : counts["nokey"]) {
+    EXPECT_EQ(count, id <= 10 ? 2 : 1) << "nokey " << id;
+  }
+  ASSERT_EQ(counts["jsonkey"].size(), 700u);
+  for (const auto& [id, count] : counts["jsonkey"]) EXPECT_EQ(count, 1) << "jsonkey " << id;
+  EXPECT_EQ(changes.size(), 3000u + 2510u + 700u);
+  EXPECT_EQ(source->Stats().snapshot_readers, 3);
+  EXPECT_EQ(source->Stats().snapshot_chunks, 3000 / 200 + 1);  // items only; the last is empty
+}
+
+// Only a table without a primary key: no parallel readers are opened, the
+// source's own connection reads it, as with snapshot_workers = 1.
+TEST_F(CdcSourceTest, SnapshotOfATableWithoutAPrimaryKeyNeedsNoReaders) {
+  Sql("CREATE TABLE nokey (id bigint, name text NOT NULL, qty int, price numeric(10,2) NOT "
+      "NULL, note text)");
+  Sql("CREATE PUBLICATION weir_pub FOR TABLE nokey");
+  Sql("INSERT INTO nokey SELECT g, 'n', 1, 1, NULL FROM generate_series(1, 1500) g");
+  CdcOptions options = Options(SnapshotMode::kInitialOnly);
+  options.tables = {"nokey"};
+  options.snapshot_workers = 4;
+  auto source = CdcSource<Item>::Create(options, ItemFields());
+  const std::vector<Change<Item>> changes = ReadToEnd(source);
+  std::set<int64_t> ids;
+  for (const auto& change : changes) ids.insert(change.after->id);
+  EXPECT_EQ(ids.size(), 1500u);
+  EXPECT_EQ(changes.size(), 1500u);
+  EXPECT_EQ(source->Stats().snapshot_readers, 0);
+  EXPECT_EQ(source->Stats().snapshot_chunks, 0);
+}
+
+struct Keyed {
+  std::string region;
+  int64_t seq = 0;
+  std::string label;
+};
+
+// A composite key (text, then bigint) is cut with row comparisons; text
+// bounds with quotes, spaces and non-ASCII letters round-trip exactly.
+TEST_F(CdcSourceTest, ParallelSnapshotCutsCompositeAndTextKeys) {
+  Sql("CREATE TABLE keyed (region text, seq bigint, label text NOT NULL, "
+      "PRIMARY KEY (region, seq))");
+  Sql("CREATE PUBLICATION weir_pub FOR TABLE keyed");
+  Sql("INSERT INTO keyed SELECT r, s, r || '/' || s FROM unnest(ARRAY['a', 'B', 'it''s', 'ä b', "
+      "'z\"q', '']) r, generate_series(1, 500) s");
+  CdcOptions options = Options(SnapshotMode::kInitialOnly);
+  options.tables = {"keyed"};
+  options.snapshot_workers = 3;
+  options.snapshot_chunk_rows = 70;
+  auto source = CdcSource<Keyed>::Create(options, debezium::Fields<Keyed>()
+                                                      .Required("region", &Keyed::region)
+                                                      .Required("seq", &Keyed::seq)
+                                                      .Required("label", &Keyed::label));
+  std::map<std::string, int> counts;
+  for (const auto& change : ReadToEnd(source)) {
+    EXPECT_EQ(change.after->label, absl::StrCat(change.after->region, "/", change.after->seq));
+    ++counts[change.after->label];
+  }
+  EXPECT_EQ(counts.size(), 3000u);
+  for (const auto& [label, count] : counts) EXPECT_EQ(count, 1) << label;
+  EXPECT_EQ(source->Stats().snapshot_readers, 3);
+  EXPECT_EQ(source->Stats().snapshot_chunks, 3000 / 70 + 1);
+}
+
+// A reader's connection lost in the middle of the snapshot fails the job
+// with kUnavailable naming the table (and the key range it was reading);
+// nothing crashes, and no row is silently skipped.
+TEST_F(CdcSourceTest, ParallelSnapshotReaderLostFailsTheJobNamingTheTable) {
+  CreateItems();
+  Sql("INSERT INTO items SELECT g, 'a', 1, 1, NULL FROM generate_series(1, 20000) g");
+  CdcOptions options = Options(SnapshotMode::kInitial);
+  options.snapshot_workers = 2;
+  options.snapshot_chunk_rows = 100;
+  auto source = CdcSource<Item>::Create(options, ItemFields());
+  Pipeline pipeline;
+  pipeline.Source(source)
+      .Uid("items")
+      .Map([](const Change<Item>& change) {
+        absl::SleepFor(absl::Microseconds(200));  // the readers wait with work left
+        return change;
+      })
+      .Sink([](auto&) {});
+  absl::StatusOr<JobHandle> job = pipeline.Start();
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(Sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                "application_name = 'weir-snapshot:weir_slot'")[0][0],
+            "2");
+  absl::Status status = job->Wait();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr("table public.items"));
+  EXPECT_THAT(status.message(), HasSubstr("primary key (id)"));
+  EXPECT_LT(source->Stats().snapshot_rows, 20000);
+}
+
+TEST_F(CdcSourceTest, SnapshotWorkersOutOfRangeIsInvalidArgument) {
+  CreateItems();
+  for (int workers : {0, 65}) {
+    CdcOptions options = Options(SnapshotMode::kInitial);
+    options.snapshot_workers = workers;
+    Pipeline pipeline;
+    pipeline.Source(CdcSource<Item>::Create(options, ItemFields())).Uid("i").Sink([](auto&) {});
+    absl::Status status = StartStatus(pipeline);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_THAT(status.message(), HasSubstr("snapshot_workers must be in [1, 64]"));
+  }
 }
 
 TEST_F(CdcSourceTest, InitialOnlyReadsTheTableAndEnds) {
@@ -1046,6 +1317,10 @@ TEST_F(CdcSourceTest, CrashDuringTheSnapshotTakesItAgain) {
   EXPECT_EQ(counts["r:5000:1"], 1);  // read by the second snapshot
   EXPECT_EQ(counts["c:5001:1"], 1);  // streamed after it
   EXPECT_EQ(sources[1]->Stats().snapshot_rows, 3001);
+  // Both attempts read the snapshot in key ranges, over the default four readers.
+  EXPECT_EQ(sources[0]->Stats().snapshot_readers, 4);
+  EXPECT_EQ(sources[1]->Stats().snapshot_readers, 4);
+  EXPECT_GE(sources[1]->Stats().snapshot_chunks, 30);
 }
 
 // With nothing to capture (the writes go to a table outside the
@@ -1080,13 +1355,6 @@ TEST_F(CdcSourceTest, IdleSlotAdvancesWithCheckpoints) {
                         << wal_end;
   job->Stop();
   ASSERT_TRUE(job->Wait().ok());
-}
-
-absl::Status StartStatus(Pipeline& pipeline) {
-  absl::StatusOr<JobHandle> job = pipeline.Start();
-  if (!job.ok()) return job.status();
-  job->Stop();
-  return job->Wait();
 }
 
 TEST_F(CdcSourceTest, WalLevelNotLogicalIsFailedPrecondition) {
