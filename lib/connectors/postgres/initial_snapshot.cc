@@ -199,11 +199,11 @@ void CdcCore::SetSnapshotSource(debezium::SourceInfo& source) const {
 
 RawRow CdcCore::RawSnapshotRow() const {
   RawRow row;
+  const std::vector<std::string>& keys = snapshot_plan_[snapshot_table_].key_columns;
   const PGresult* batch = snapshot_batch_.get();
   for (int column = 0; column < PQnfields(batch); ++column) {
     RawColumn raw{.name = PQfname(batch, column)};
-    raw.key =
-        std::find(snapshot_keys_.begin(), snapshot_keys_.end(), raw.name) != snapshot_keys_.end();
+    raw.key = std::find(keys.begin(), keys.end(), raw.name) != keys.end();
     if (!PQgetisnull(batch, snapshot_row_, column)) {
       raw.text.emplace(PQgetvalue(batch, snapshot_row_, column),
                        PQgetlength(batch, snapshot_row_, column));
