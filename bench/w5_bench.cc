@@ -33,8 +33,8 @@
 //
 //   weir-bench-w5 [--phases=throughput,latency] [--rows=1000000] [--repeat=2]
 //                 [--rate=10000] [--seconds=60] [--rows-per-transaction=10]
-//                 [--contents=100] [--clickhouse=on|off] [--pipeline=PATH]
-//                 [--json=w5.json]
+//                 [--contents=100] [--clickhouse=on|off] [--timeline=on|off]
+//                 [--pipeline=PATH] [--json=w5.json]
 
 #include <libpq-fe.h>
 #include <sys/wait.h>
@@ -339,7 +339,8 @@ struct LatencyOptions {
   int rows_per_transaction = 10;
   int contents = 100;
   bool clickhouse = true;
-  std::string pipeline;  // the engagement-pipeline program
+  bool timeline = false;  // print the latency per second of the inserts
+  std::string pipeline;   // the engagement-pipeline program
 };
 
 // Content row `index`'s id, which the Redis poll (a Lua script) rebuilds.
@@ -424,6 +425,7 @@ struct Commits {
   std::vector<std::atomic<int64_t>> sent;
   std::vector<std::atomic<int64_t>> returned;
   std::atomic<bool> done{false};
+  std::atomic<int64_t> start_ns{0};
   std::string error;
   double seconds = 0;        // first transaction's start to the last commit
   double max_behind_ms = 0;  // how late a transaction started after it was due
@@ -448,6 +450,7 @@ void InsertPaced(const std::string& conninfo, const LatencyOptions& options, int
   static constexpr const char* kTypes[] = {"play", "pause", "finish", "click"};
   const int per = options.rows_per_transaction;
   const auto start = std::chrono::steady_clock::now();
+  commits.start_ns = NowNs();
   std::string sql;
   for (size_t txn = 0; txn < commits.sent.size(); ++txn) {
     const auto due =
@@ -488,6 +491,11 @@ struct LatencyResult {
   std::vector<double> samples_ms;      // sorted
   std::vector<double> transaction_ms;  // transactions' round trips, sorted
   double max_behind_ms = 0;
+  // The pipeline's CPU use while the rows went in, in cores.
+  double pipeline_cores = 0;
+  // Per second of the inserts (by when a row's transaction was sent): the
+  // count, median, p99 and maximum of its rows' latencies.
+  std::string timeline;
   std::string sinks;
   std::string load_before;
   std::string load_after;
@@ -523,6 +531,9 @@ LatencyResult MeasureLatency(LatencySetup& setup, const LatencyOptions& options)
   int64_t went_back = 0;      // a count lower than one seen before
   int64_t before_commit = 0;  // visible before its transaction was sent (impossible)
   out.samples_ms.reserve(static_cast<size_t>(rows));
+  std::vector<std::vector<double>> by_second(static_cast<size_t>(options.seconds) + 1);
+  const double cpu_start = weir::bench::ProcessCpuSeconds(setup.pipeline->pid());
+  const int64_t cpu_start_ns = NowNs();
   absl::Time settle_deadline = absl::InfiniteFuture();
   for (;;) {
     absl::StatusOr<weir::testing::RedisReply> reply =
@@ -545,12 +556,16 @@ LatencyResult MeasureLatency(LatencySetup& setup, const LatencyOptions& options)
             continue;
           }
           out.samples_ms.push_back(static_cast<double>(seen_ns - sent) / 1e6);
+          const auto second = static_cast<size_t>((sent - commits.start_ns.load()) / 1'000'000'000);
+          by_second[std::min(second, by_second.size() - 1)].push_back(out.samples_ms.back());
           ++visible;
         }
         seen[content] = std::max(seen[content], count);
       }
     }
     if (commits.done.load() && settle_deadline == absl::InfiniteFuture()) {
+      out.pipeline_cores = (weir::bench::ProcessCpuSeconds(setup.pipeline->pid()) - cpu_start) /
+                           (static_cast<double>(NowNs() - cpu_start_ns) / 1e9);
       // After the last commit: until every row is visible, or 60 s.
       settle_deadline = absl::Now() + absl::Seconds(60);
     }
@@ -577,6 +592,14 @@ LatencyResult MeasureLatency(LatencySetup& setup, const LatencyOptions& options)
     }
   }
   std::sort(out.samples_ms.begin(), out.samples_ms.end());
+  for (size_t second = 0; second < by_second.size(); ++second) {
+    std::vector<double>& values = by_second[second];
+    if (values.empty()) continue;
+    std::sort(values.begin(), values.end());
+    absl::StrAppendFormat(&out.timeline, "   %3zus: n=%zu p50=%.0f p99=%.0f max=%.0f ms\n", second,
+                          values.size(), Percentile(values, 0.5), Percentile(values, 0.99),
+                          values.back());
+  }
   std::sort(out.transaction_ms.begin(), out.transaction_ms.end());
 
   std::string problems;
@@ -655,11 +678,12 @@ void RunLatency(const std::string& server_conninfo, const std::string& dir,
       "  commit -> Redis: p50 %.0f ms, p99 %.0f ms, max %.0f ms over %zu rows (every row seen "
       "once, none twice)\n"
       "  transaction round trip (sent to COMMIT returned): p50 %.2f ms, p99 %.2f ms\n"
-      "  load average before %s, after %s\n",
+      "  pipeline CPU %.2f cores; load average before %s, after %s\n",
       sinks.c_str(), static_cast<long long>(r.rows), options.rate, r.inserted_rate,
       options.rows_per_transaction, r.max_behind_ms, p50, p99, max, r.samples_ms.size(),
-      Percentile(r.transaction_ms, 0.50), Percentile(r.transaction_ms, 0.99), r.load_before.c_str(),
-      r.load_after.c_str());
+      Percentile(r.transaction_ms, 0.50), Percentile(r.transaction_ms, 0.99), r.pipeline_cores,
+      r.load_before.c_str(), r.load_after.c_str());
+  if (options.timeline) std::printf("%s", r.timeline.c_str());
   if (r.inserted_rate < 0.95 * options.rate) {
     std::printf(
         "  NOTE: rows went in at %.0f/s, below the %d rows/s asked for (the inserting thread did "
@@ -675,6 +699,7 @@ void RunLatency(const std::string& server_conninfo, const std::string& dir,
                                 {"p99_ms", p99},
                                 {"max_ms", max},
                                 {"samples", static_cast<double>(r.samples_ms.size())},
+                                {"pipeline_cores", r.pipeline_cores},
                                 {"transaction_p99_ms", Percentile(r.transaction_ms, 0.99)}}});
 }
 
@@ -733,6 +758,11 @@ int main(int argc, char** argv) {
          latency_options.clickhouse = v == "on";
          return v == "on" || v == "off";
        }},
+      {"--timeline=",
+       [&](const std::string& v) {
+         latency_options.timeline = v == "on";
+         return v == "on" || v == "off";
+       }},
       {"--pipeline=",
        [&](const std::string& v) {
          latency_options.pipeline = v;
@@ -752,7 +782,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: %s [--phases=throughput,latency] [--rows=N] [--repeat=R] [--rate=R] "
                    "[--seconds=S] [--rows-per-transaction=N] [--contents=N] "
-                   "[--clickhouse=on|off] [--pipeline=PATH] [--json=FILE]\n",
+                   "[--clickhouse=on|off] [--timeline=on|off] [--pipeline=PATH] [--json=FILE]\n",
                    argv[0]);
       return 2;
     }
