@@ -29,7 +29,9 @@
 // EVAL reading every content's `events` in content:<id>:metrics) whose reply shows it. A content's
 // count reaching n means its n-th row is visible; rows of one content are committed in order. Every
 // row must become visible, and no count may exceed the rows inserted (nothing dropped, nothing
-// twice); ClickHouse, when on, must hold every row (engagement_enriched FINAL).
+// twice); ClickHouse, when on, must hold every row (engagement_enriched FINAL). Also printed: the
+// pipeline's CPU use while the rows went in, the load average (the host is shared), and with
+// --timeline=on the latency per second of the inserts.
 //
 //   weir-bench-w5 [--phases=throughput,latency] [--rows=1000000] [--repeat=2]
 //                 [--rate=10000] [--seconds=60] [--rows-per-transaction=10]
@@ -531,7 +533,7 @@ LatencyResult MeasureLatency(LatencySetup& setup, const LatencyOptions& options)
   int64_t went_back = 0;      // a count lower than one seen before
   int64_t before_commit = 0;  // visible before its transaction was sent (impossible)
   out.samples_ms.reserve(static_cast<size_t>(rows));
-  std::vector<std::vector<double>> by_second(static_cast<size_t>(options.seconds) + 1);
+  std::vector<std::vector<double>> by_second;
   const double cpu_start = weir::bench::ProcessCpuSeconds(setup.pipeline->pid());
   const int64_t cpu_start_ns = NowNs();
   absl::Time settle_deadline = absl::InfiniteFuture();
@@ -557,7 +559,8 @@ LatencyResult MeasureLatency(LatencySetup& setup, const LatencyOptions& options)
           }
           out.samples_ms.push_back(static_cast<double>(seen_ns - sent) / 1e6);
           const auto second = static_cast<size_t>((sent - commits.start_ns.load()) / 1'000'000'000);
-          by_second[std::min(second, by_second.size() - 1)].push_back(out.samples_ms.back());
+          if (second >= by_second.size()) by_second.resize(second + 1);
+          by_second[second].push_back(out.samples_ms.back());
           ++visible;
         }
         seen[content] = std::max(seen[content], count);
