@@ -498,7 +498,6 @@ struct LatencyResult {
   // Per second of the inserts (by when a row's transaction was sent): the
   // count, median, p99 and maximum of its rows' latencies.
   std::string timeline;
-  std::string sinks;
   std::string load_before;
   std::string load_after;
 };
