@@ -123,23 +123,6 @@ int64_t PeakRss(pid_t pid) {
   return 0;
 }
 
-// The CPU time `pid` has used so far (all its threads), in seconds; 0 if gone.
-double CpuSeconds(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  const size_t paren = text.rfind(')');
-  if (paren == std::string::npos) return 0;
-  // After the command: state is field 3; utime and stime are 14 and 15.
-  std::vector<std::string> fields = absl::StrSplit(text.substr(paren + 2), ' ');
-  int64_t utime = 0;
-  int64_t stime = 0;
-  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
-      !absl::SimpleAtoi(fields[12], &stime)) {
-    return 0;
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 // A librdkafka producer for the generated records.
 class Producer {
  public:
@@ -308,7 +291,7 @@ Throughput RunThroughput(const Servers& s, const std::string& dir, int64_t event
   if (!child.ok()) Die(child.status().ToString());
   while ((*child)->Running()) {
     out.peak_rss = std::max(out.peak_rss, PeakRss((*child)->pid()));
-    out.cpu_seconds = std::max(out.cpu_seconds, CpuSeconds((*child)->pid()));
+    out.cpu_seconds = std::max(out.cpu_seconds, ProcessCpuSeconds((*child)->pid()));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -466,7 +449,7 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
       next_rss += std::chrono::milliseconds(100);
     }
     if (cpu_at_warmup < 0 && std::chrono::steady_clock::now() > warmup) {
-      cpu_at_warmup = CpuSeconds((*child)->pid());
+      cpu_at_warmup = ProcessCpuSeconds((*child)->pid());
       warm = std::chrono::steady_clock::now();
     }
     absl::StatusOr<testing::RedisReply> top =
@@ -496,7 +479,7 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (cpu_at_warmup >= 0) {
-    out.cores = (CpuSeconds((*child)->pid()) - cpu_at_warmup) /
+    out.cores = (ProcessCpuSeconds((*child)->pid()) - cpu_at_warmup) /
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - warm).count();
   }
   produce.join();

@@ -7,6 +7,8 @@
 
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <array>
 #include <cmath>
@@ -15,9 +17,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -219,6 +224,26 @@ inline double ProcessCpuSeconds() {
     return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6;
   };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// CPU time (user + system) that process `pid` (all its threads, e.g. a
+// pipeline the bench started) has used so far, from /proc/<pid>/stat; 0 if
+// it is gone.
+inline double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  const std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return 0;
+  // After the command: state is field 3; utime and stime are 14 and 15.
+  std::istringstream fields(text.substr(paren + 2));
+  std::string field;
+  int64_t utime = 0;
+  int64_t stime = 0;
+  for (int number = 3; number <= 15 && fields >> field; ++number) {
+    if (number == 14) utime = std::strtoll(field.c_str(), nullptr, 10);
+    if (number == 15) stime = std::strtoll(field.c_str(), nullptr, 10);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it
