@@ -168,6 +168,13 @@ class SourceReader {
     (void)checkpoint_id;
     return absl::UnimplementedError("this source does not support checkpoints");
   }
+  // false while the reader is in a phase no checkpoint can cover, one a
+  // restore could not resume (e.g. a database snapshot that lives only as
+  // long as its connection): the checkpoint barrier then waits at this
+  // source, which goes on emitting records, until it is true again. Other
+  // sources and operators wait for the barrier as for a slow one, and a
+  // checkpoint waiting longer than CheckpointOptions::timeout fails.
+  virtual bool ReadyForCheckpoint() const { return true; }
   // Checkpoint `checkpoint_id` is complete (e.g. commit offsets to Kafka).
   virtual absl::Status NotifyCheckpointComplete(int64_t checkpoint_id) {
     (void)checkpoint_id;

@@ -240,6 +240,8 @@ absl::StatusOr<PollResult> NextChange(CdcCore& core, void* before, void* after,
 std::string SnapshotCdc(CdcCore& core, int64_t checkpoint_id);
 absl::Status CdcCheckpointComplete(CdcCore& core, int64_t checkpoint_id);
 absl::Status CloseCdc(CdcCore& core);
+// The source is reading its initial snapshot (which no checkpoint can cover).
+bool CdcInSnapshot(const CdcCore& core);
 
 // The writer of a reader's dead letters: null under ErrorPolicy::kFail.
 inline absl::StatusOr<std::unique_ptr<DeadLetterWriter>> NewCdcDeadLetterWriter(
@@ -318,6 +320,10 @@ class CdcReader final : public SourceReader<Record> {
     if (!status.ok()) return status;
     return std::vector<std::string>{SnapshotCdc(*core_, checkpoint_id)};
   }
+
+  // The exported snapshot dies with the connection that took it, so a
+  // restore could not resume one: checkpoints wait until it is read.
+  bool ReadyForCheckpoint() const override { return core_ == nullptr || !CdcInSnapshot(*core_); }
 
   absl::Status NotifyCheckpointComplete(int64_t checkpoint_id) override {
     if (core_ == nullptr) return absl::OkStatus();

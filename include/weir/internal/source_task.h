@@ -56,6 +56,7 @@ class SourceTask final : public OperatorWithOutput<T>, public SourceTaskBase {
     if (finished_) return false;
     const int64_t requested = this->env_.requested_checkpoint();
     if (requested <= this->last_acknowledged()) return false;
+    if (!reader_->ReadyForCheckpoint()) return false;
     // A barrier goes in between two polls: everything emitted so far is
     // before it, and the reader's positions are exactly after it.
     if (!out_.batch_.empty()) out_.FlushBatch();

@@ -250,6 +250,19 @@ absl::Status CdcCore::StartFresh(PGconn* replication, const SlotInfo& slot) {
     return CreateSlotAndSnapshot(replication, options_.snapshot == SnapshotMode::kInitial,
                                  /*temporary=*/false);
   }
+  if (checkpointing_ && options_.snapshot == SnapshotMode::kInitial) {
+    // A job with checkpoints that restores none has committed nothing of
+    // what this slot's earlier reader emitted (a run killed before its first
+    // checkpoint, whose snapshot rows went nowhere): take the snapshot again,
+    // from a new slot, as Debezium does when it finds no offsets.
+    weir::internal::Log(absl::StrCat("postgres source: slot \"", options_.slot,
+                                     "\" exists but no checkpoint was restored; dropping it and "
+                                     "taking the initial snapshot"));
+    absl::StatusOr<PgResult> dropped = Exec(sql_.get(), "SELECT pg_drop_replication_slot($1)",
+                                            "dropping the slot", {options_.slot});
+    if (!dropped.ok()) return dropped.status();
+    return CreateSlotAndSnapshot(replication, /*snapshot=*/true, /*temporary=*/false);
+  }
   // A slot without a checkpoint: resume where it is (no snapshot).
   weir::internal::Log(absl::StrCat("postgres source: resuming existing slot \"", options_.slot,
                                    "\" at its confirmed LSN ", LsnToString(slot.confirmed),
@@ -749,5 +762,7 @@ absl::Status CdcCheckpointComplete(CdcCore& core, int64_t checkpoint_id) {
 }
 
 absl::Status CloseCdc(CdcCore& core) { return core.Close(); }
+
+bool CdcInSnapshot(const CdcCore& core) { return core.in_snapshot(); }
 
 }  // namespace weir::postgres::internal

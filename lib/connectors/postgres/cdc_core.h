@@ -84,6 +84,9 @@ class CdcCore {
                                   debezium::SourceInfo& source);
   std::string Snapshot(int64_t checkpoint_id);
   absl::Status CheckpointComplete(int64_t checkpoint_id);
+  // Reading the initial snapshot: no checkpoint may be taken (see
+  // CdcReader::ReadyForCheckpoint).
+  bool in_snapshot() const { return in_snapshot_; }
   absl::Status Close() {
     snapshot_readers_.reset();
     if (stream_ != nullptr) stream_->Stop();
