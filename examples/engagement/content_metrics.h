@@ -75,8 +75,10 @@ struct HourlyRollup {
 };
 
 struct ContentMetricsOptions {
-  // Default: 250 ms
-  absl::Duration refresh = absl::Milliseconds(250);
+  // Every content that changed costs one ContentUpdate per `refresh`, and
+  // an event waits for the next one (on average half of it) before it
+  // leaves. Default: 50 ms
+  absl::Duration refresh = absl::Milliseconds(50);
   // Default: 5 s
   absl::Duration rollup_refresh = absl::Seconds(5);
   // Hours are kept (and late events counted into them) until the watermark

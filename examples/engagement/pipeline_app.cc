@@ -875,7 +875,13 @@ void WriteRedis(weir::Stream<ContentUpdate>& updates, const PipelineConfig& conf
   redis.connection.user = config.redis_user;
   redis.connection.password = config.redis_password;
   redis.connection.database = config.redis_db;
-  auto tracked = updates.Map([counters](const ContentUpdate& u) {
+  // ContentMetrics emits its updates in bursts, one per refresh tick, each
+  // handed over whole: a batch has nothing more to wait for, and the
+  // default 5 ms linger would only delay every update by that much.
+  redis.linger = absl::Milliseconds(1);
+  // By value: Map hands over its element, so the update (four strings) is
+  // moved through rather than copied.
+  auto tracked = updates.Map([counters](ContentUpdate u) {
     int64_t seen = counters->latest_event_ms.load(std::memory_order_relaxed);
     while (u.last_event_ts_ms > seen && !counters->latest_event_ms.compare_exchange_weak(
                                             seen, u.last_event_ts_ms, std::memory_order_relaxed)) {
