@@ -812,10 +812,14 @@ weir::Stream<Enriched> JoinAndDeadLetter(ChangeStreams changes, const PipelineCo
   ContentJoinOptions join_options;
   join_options.max_wait = config.join_max_wait;
   const weir::OutputTag<weir::DeadLetter> rejected = join_options.rejected;
-  auto enriched = event_changes.KeyBy([](const EngagementEvent& e) { return e.content_id; })
-                      .Connect(content_changes.Broadcast())
-                      .Process(ContentJoin(join_options))
-                      .Uid("content-join");
+  // The keys are returned by reference: routing an event then hashes its
+  // content id without copying it.
+  auto enriched =
+      event_changes
+          .KeyBy([](const EngagementEvent& e) -> const std::string& { return e.content_id; })
+          .Connect(content_changes.Broadcast())
+          .Process(ContentJoin(join_options))
+          .Uid("content-join");
 
   auto letters =
       content_changes.SideOutput(kChangeRejected)
@@ -964,7 +968,7 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   metrics_options.rollup_refresh = config.rollup_refresh;
   const weir::OutputTag<HourlyRollup> rollups = metrics_options.rollups;
   weir::Stream<ContentUpdate> updates =
-      enriched.KeyBy([](const Enriched& e) { return e.content_id; })
+      enriched.KeyBy([](const Enriched& e) -> const std::string& { return e.content_id; })
           .Process(ContentMetrics(metrics_options))
           // "-v2": its sums became integers; a checkpoint of the
           // floating-point state fails the restore, naming
