@@ -164,7 +164,10 @@ absl::Status ContentMetrics::ProcessElement(const Enriched& event, Context& ctx,
 
   if (!s.dirty) {
     s.dirty = true;
-    const int64_t step = absl::ToInt64Milliseconds(options_.refresh);
+    const bool catching_up =
+        now - event.event_ts_ms > absl::ToInt64Milliseconds(options_.catch_up_lag);
+    const int64_t step =
+        absl::ToInt64Milliseconds(catching_up ? options_.catch_up_refresh : options_.refresh);
     ctx.timer_service().RegisterProcessingTimeTimer(FloorTo(now, step) + step);
   }
   if (!s.end_timer) {

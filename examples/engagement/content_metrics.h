@@ -75,8 +75,18 @@ struct HourlyRollup {
 };
 
 struct ContentMetricsOptions {
-  // Default: 250 ms
-  absl::Duration refresh = absl::Milliseconds(250);
+  // Every content that changed costs one ContentUpdate per `refresh`, and
+  // an event waits for the next one (on average half of it) before it
+  // leaves. Default: 50 ms
+  absl::Duration refresh = absl::Milliseconds(50);
+  // While the input is behind (the event that changes a content is more
+  // than `catch_up_lag` older than the processing time: a backfill, a
+  // restart reading its backlog), that content's next update comes after
+  // `catch_up_refresh` instead: its effect is late anyway, and the updates
+  // (and Redis' work) stay as few as they were before `refresh` was short.
+  // Default: 10 s and 250 ms
+  absl::Duration catch_up_lag = absl::Seconds(10);
+  absl::Duration catch_up_refresh = absl::Milliseconds(250);
   // Default: 5 s
   absl::Duration rollup_refresh = absl::Seconds(5);
   // Hours are kept (and late events counted into them) until the watermark

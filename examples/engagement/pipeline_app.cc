@@ -819,10 +819,14 @@ weir::Stream<Enriched> JoinAndDeadLetter(ChangeStreams changes, const PipelineCo
   ContentJoinOptions join_options;
   join_options.max_wait = config.join_max_wait;
   const weir::OutputTag<weir::DeadLetter> rejected = join_options.rejected;
-  auto enriched = event_changes.KeyBy([](const EngagementEvent& e) { return e.content_id; })
-                      .Connect(content_changes.Broadcast())
-                      .Process(ContentJoin(join_options))
-                      .Uid("content-join");
+  // The keys are returned by reference: routing an event then hashes its
+  // content id without copying it.
+  auto enriched =
+      event_changes
+          .KeyBy([](const EngagementEvent& e) -> const std::string& { return e.content_id; })
+          .Connect(content_changes.Broadcast())
+          .Process(ContentJoin(join_options))
+          .Uid("content-join");
 
   auto letters =
       content_changes.SideOutput(kChangeRejected)
@@ -882,7 +886,13 @@ void WriteRedis(weir::Stream<ContentUpdate>& updates, const PipelineConfig& conf
   redis.connection.user = config.redis_user;
   redis.connection.password = config.redis_password;
   redis.connection.database = config.redis_db;
-  auto tracked = updates.Map([counters](const ContentUpdate& u) {
+  // ContentMetrics emits its updates in bursts, one per refresh tick, each
+  // handed over whole: a batch has nothing more to wait for, and the
+  // default 5 ms linger would only delay every update by that much.
+  redis.linger = absl::Milliseconds(1);
+  // By value: Map hands over its element, so the update (four strings) is
+  // moved through rather than copied.
+  auto tracked = updates.Map([counters](ContentUpdate u) {
     int64_t seen = counters->latest_event_ms.load(std::memory_order_relaxed);
     while (u.last_event_ts_ms > seen && !counters->latest_event_ms.compare_exchange_weak(
                                             seen, u.last_event_ts_ms, std::memory_order_relaxed)) {
@@ -965,7 +975,7 @@ absl::Status BuildPipeline(weir::Pipeline& pipeline, const PipelineConfig& confi
   metrics_options.rollup_refresh = config.rollup_refresh;
   const weir::OutputTag<HourlyRollup> rollups = metrics_options.rollups;
   weir::Stream<ContentUpdate> updates =
-      enriched.KeyBy([](const Enriched& e) { return e.content_id; })
+      enriched.KeyBy([](const Enriched& e) -> const std::string& { return e.content_id; })
           .Process(ContentMetrics(metrics_options))
           // "-v2": its sums became integers; a checkpoint of the
           // floating-point state fails the restore, naming

@@ -106,7 +106,9 @@ struct PipelineConfig {
   // Event time and freshness.
   absl::Duration out_of_orderness = absl::Milliseconds(200);
   absl::Duration join_max_wait = absl::Seconds(30);
-  absl::Duration refresh = absl::Milliseconds(250);
+  // How often a changed content's Redis entries are written: half of it is
+  // the mean wait it adds to an event's effect in Redis.
+  absl::Duration refresh = absl::Milliseconds(50);
   absl::Duration rollup_refresh = absl::Seconds(5);
   size_t leaderboard_size = 100;
   absl::Duration leaderboard_ttl = absl::Hours(1);

@@ -180,7 +180,7 @@ TEST_P(ContentMetricsTest, WindowAgesOutAndTotalsAndRollupsKeepEverything) {
     return a.event_ts_ms < b.event_ts_ms;
   });
   // The input waits after the events of the first 5 s until a refresh
-  // (250 ms of processing time) has listed "early" with its 50 s; its
+  // (every 50 ms of processing time) has listed "early" with its 50 s; its
   // bucket ages out later, once the watermark passes 00:50.
   const auto first_seconds = std::count_if(events.begin(), events.end(), [](const Enriched& e) {
     return e.event_ts_ms < kStart + 5000;

@@ -459,10 +459,15 @@ class KafkaSinkCore final : public SinkCore {
         vu.u.header.size = header_value == nullptr ? -1 : static_cast<ssize_t>(size);
       }
     }
-    const absl::Time deadline = absl::Now() + config_.flush_timeout;
+    // Read the clock only once the queue is full, not for every record.
+    absl::Time deadline = absl::InfiniteFuture();
     for (;;) {
       ErrorPtr error(rd_kafka_produceva(producer.rk.get(), vus_.data(), vus_.size()));
       if (error == nullptr) return absl::OkStatus();
+      if (rd_kafka_error_code(error.get()) == RD_KAFKA_RESP_ERR__QUEUE_FULL &&
+          deadline == absl::InfiniteFuture()) {
+        deadline = absl::Now() + config_.flush_timeout;
+      }
       if (rd_kafka_error_code(error.get()) == RD_KAFKA_RESP_ERR__QUEUE_FULL &&
           absl::Now() < deadline) {
         // The producer's queue is full: serve delivery reports until it drains.

@@ -607,6 +607,11 @@ TEST(DebeziumTypes, Uuids) {
               absl::StatusCode::kInvalidArgument, "is not a UUID");
   ExpectError(DecodeBare<std::string>(R"("0b6a3c0e-77d4-4d2e-8f52-2c1e0f3b9a7g")", Uuid()).status(),
               absl::StatusCode::kInvalidArgument, "is not a UUID");
+  ExpectError(DecodeBare<std::string>(R"("0b6a3c0e7-7d4-4d2e-8f52-2c1e0f3b9a77")", Uuid()).status(),
+              absl::StatusCode::kInvalidArgument, "is not a UUID");
+  ExpectError(
+      DecodeBare<std::string>(R"("0b6a3c0e-77d4-4d2e-8f52-2c1e0f3b9a\u00e9")", Uuid()).status(),
+      absl::StatusCode::kInvalidArgument, "is not a UUID");
   ExpectError(DecodeBare<std::string>("17", Uuid()).status(), absl::StatusCode::kInvalidArgument,
               "expected UUID string, got number 17");
 }
