@@ -260,35 +260,16 @@ Timing RunWeir(const std::shared_ptr<Source<Event>>& source, int parallelism, ui
   return {seconds, ProcessCpuSeconds() - cpu_start};
 }
 
-Timing RunBaseline(const std::vector<Event>& events) {
-  const double cpu_start = ProcessCpuSeconds();
-  const auto start = std::chrono::steady_clock::now();
-  absl::flat_hash_map<uint64_t, Accumulator> totals;
-  int64_t emitted = 0;
-  double checksum = 0;
-  for (const Event& e : events) {
-    const double seconds = e.duration_ms / 1000.0;
-    Accumulator& acc = totals[e.content_id];
-    ++acc.count;
-    acc.sum += seconds;
-    ++emitted;
-    checksum += acc.sum;
-  }
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (emitted != static_cast<int64_t>(events.size()) || checksum < 0) std::exit(1);
-  return {elapsed, ProcessCpuSeconds() - cpu_start};
-}
-
-// The loop over generated events: GeneratedEvent(i) for every i, into the map.
-Timing RunGeneratedBaseline(uint64_t events) {
+// The hand-written loop: event_at(i) for every i < events, into the map.
+template <class EventAt>
+Timing RunLoop(uint64_t events, EventAt event_at) {
   const double cpu_start = ProcessCpuSeconds();
   const auto start = std::chrono::steady_clock::now();
   absl::flat_hash_map<uint64_t, Accumulator> totals;
   int64_t emitted = 0;
   double checksum = 0;
   for (uint64_t i = 0; i < events; ++i) {
-    const Event e = GeneratedEvent(i);
+    const Event& e = event_at(i);
     const double seconds = e.duration_ms / 1000.0;
     Accumulator& acc = totals[e.content_id];
     ++acc.count;
@@ -300,6 +281,16 @@ Timing RunGeneratedBaseline(uint64_t events) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (emitted != static_cast<int64_t>(events) || checksum < 0) std::exit(1);
   return {elapsed, ProcessCpuSeconds() - cpu_start};
+}
+
+// Over the events vector.
+Timing RunBaseline(const std::vector<Event>& events) {
+  return RunLoop(events.size(), [&](uint64_t i) -> const Event& { return events[i]; });
+}
+
+// Over generated events: GeneratedEvent(i), computed, nothing read from memory.
+Timing RunGeneratedBaseline(uint64_t events) {
+  return RunLoop(events, [](uint64_t i) { return GeneratedEvent(i); });
 }
 
 // Streams the source's records (what weir's reader reads: the events with

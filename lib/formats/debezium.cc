@@ -30,6 +30,21 @@
 
 namespace weir::debezium {
 
+void WritePostgresSource(const SourceInfo& source, json::Writer& out) {
+  out.BeginObject()
+      .Member("version", source.version)
+      .Member("connector", source.connector)
+      .Member("name", source.name)
+      .Member("ts_ms", source.ts_ms)
+      .Member("snapshot", source.snapshot)
+      .Member("db", source.db)
+      .Member("schema", source.schema)
+      .Member("table", source.table)
+      .Member("txId", source.tx_id)
+      .Member("lsn", source.lsn)
+      .EndObject();
+}
+
 std::string_view OpName(Op op) {
   switch (op) {
     case Op::kCreate:

@@ -236,23 +236,6 @@ void WriteSourceSchema(json::Writer& out) {
       .EndObject();
 }
 
-void WriteSource(const debezium::SourceInfo& source, json::Writer& out) {
-  out.BeginObject()
-      .Member("version", source.version)
-      .Member("connector", source.connector)
-      .Member("name", source.name)
-      .Member("ts_ms", source.ts_ms)
-      .Member("snapshot", source.snapshot)
-      .Member("db", source.db)
-      .Member("schema", source.schema)
-      .Member("table", source.table)
-      .Key("txId")
-      .Optional(source.tx_id)
-      .Key("lsn")
-      .Optional(source.lsn)
-      .EndObject();
-}
-
 const std::vector<ColumnValue>* ColumnsOf(const RowChange& change) {
   if (change.after.has_value()) return &*change.after;
   if (change.before.has_value()) return &*change.before;
@@ -326,7 +309,7 @@ absl::StatusOr<std::string> WriteValue(const RowChange& change, const std::strin
   status = WriteRow(change.after, false, out);
   if (!status.ok()) return status;
   out.Key("source");
-  WriteSource(change.source, out);
+  debezium::WritePostgresSource(change.source, out);
   out.Key("op").String(debezium::OpName(change.op));
   out.Key("ts_ms").Optional(change.ts_ms);
   out.EndObject();

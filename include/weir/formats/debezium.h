@@ -87,6 +87,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "weir/formats/json.h"
 
 namespace weir::debezium {
 
@@ -174,6 +175,11 @@ struct SourceInfo {
 
   friend bool operator==(const SourceInfo&, const SourceInfo&) = default;
 };
+
+// Writes `source` as the `source` block of Debezium's PostgreSQL connector:
+// version, connector, name, ts_ms, snapshot, db, schema, table, txId and lsn
+// (null when absent). For output that Debezium's consumers read.
+void WritePostgresSource(const SourceInfo& source, json::Writer& out);
 
 // One decoded change event for a row type T.
 template <class T>

@@ -52,20 +52,9 @@ DeadLetter RejectedLetter(const RejectedChange& change) {
   WriteRow(json, change.before);
   json.Key("after");
   WriteRow(json, change.after);
-  json.Key("source")
-      .BeginObject()
-      .Member("version", source.version)
-      .Member("connector", source.connector)
-      .Member("name", source.name)
-      .Member("ts_ms", source.ts_ms)
-      .Member("snapshot", source.snapshot)
-      .Member("db", source.db)
-      .Member("schema", source.schema)
-      .Member("table", source.table)
-      .Member("txId", source.tx_id)
-      .Member("lsn", source.lsn)
-      .EndObject()
-      .Member("op", std::string(debezium::OpName(change.op)))
+  json.Key("source");
+  debezium::WritePostgresSource(source, json);
+  json.Member("op", std::string(debezium::OpName(change.op)))
       .Member("ts_ms", change.ts_ms)
       .EndObject();
   letter.key = KeyJson(change);
