@@ -814,6 +814,25 @@ std::string Describe(const Change<Item>& change) {
                       row.qty.value_or(-1));
 }
 
+// items -> a Map that sleeps `per_change` (so that barriers come between
+// the changes of a transaction) and describes each change -> a
+// transactional file sink at `out`. The source is appended to `sources`.
+void AddDescribeJob(Pipeline& pipeline, const CdcOptions& options, absl::Duration per_change,
+                    const std::string& out,
+                    std::vector<std::shared_ptr<CdcSource<Item>>>& sources) {
+  auto source = CdcSource<Item>::Create(options, ItemFields());
+  sources.push_back(source);
+  pipeline.Source(source)
+      .Uid("items")
+      .Map([per_change](const Change<Item>& change) {
+        absl::SleepFor(per_change);
+        return Describe(change);
+      })
+      .Uid("describe")
+      .Sink(std::make_shared<weir::testing::TransactionalFileSink<std::string>>(out))
+      .Uid("out");
+}
+
 TEST_F(CdcSourceTest, CrashesAndRestoresEmitEveryChangeExactlyOnce) {
   CreateItems();
   const std::string out = dir_ + "/out";
@@ -822,19 +841,9 @@ TEST_F(CdcSourceTest, CrashesAndRestoresEmitEveryChangeExactlyOnce) {
   CdcOptions source_options = Options();
   source_options.max_changes_per_poll = 7;
   int64_t skipped = 0;
+  // Slow enough that barriers come while a transaction is half read.
   auto build = [&](Pipeline& pipeline) {
-    auto source = CdcSource<Item>::Create(source_options, ItemFields());
-    sources.push_back(source);
-    pipeline.Source(source)
-        .Uid("items")
-        .Map([](const Change<Item>& change) {
-          // Slow enough that barriers come while a transaction is half read.
-          absl::SleepFor(absl::Microseconds(500));
-          return Describe(change);
-        })
-        .Uid("describe")
-        .Sink(std::make_shared<weir::testing::TransactionalFileSink<std::string>>(out))
-        .Uid("out");
+    AddDescribeJob(pipeline, source_options, absl::Microseconds(500), out, sources);
   };
   PipelineOptions options{.batch_size = 8};
   options.checkpoints = {.interval = absl::Milliseconds(100),
@@ -1083,20 +1092,10 @@ TEST_F(CdcSourceTest, CrashAndRestoreLoseAndDuplicateNoDeadLetter) {
   source_options.dead_letters = dlq;
   source_options.max_changes_per_poll = 3;
   std::vector<std::shared_ptr<CdcSource<Item>>> sources;
+  // The source and this map are one call chain: the source reads
+  // about a row a millisecond, so a checkpoint cuts a transaction.
   auto build = [&](Pipeline& pipeline) {
-    auto source = CdcSource<Item>::Create(source_options, ItemFields());
-    sources.push_back(source);
-    pipeline.Source(source)
-        .Uid("items")
-        .Map([](const Change<Item>& change) {
-          // The source and this map are one call chain: the source reads
-          // about a row a millisecond, so a checkpoint cuts a transaction.
-          absl::SleepFor(absl::Milliseconds(1));
-          return Describe(change);
-        })
-        .Uid("describe")
-        .Sink(std::make_shared<weir::testing::TransactionalFileSink<std::string>>(out))
-        .Uid("out");
+    AddDescribeJob(pipeline, source_options, absl::Milliseconds(1), out, sources);
   };
   // Checkpoints only when the test asks, so none is in flight at the crash.
   PipelineOptions options{.batch_size = 4};
@@ -1273,17 +1272,8 @@ TEST_F(CdcSourceTest, CrashDuringTheSnapshotTakesItAgainExactlyOnce) {
                          .storage_uri = "file://" + dir_ + "/checkpoints"};
   std::vector<std::shared_ptr<CdcSource<Item>>> sources;
   auto build = [&](Pipeline& pipeline) {
-    auto source = CdcSource<Item>::Create(Options(SnapshotMode::kInitial), ItemFields());
-    sources.push_back(source);
-    pipeline.Source(source)
-        .Uid("items")
-        .Map([](const Change<Item>& change) {
-          absl::SleepFor(absl::Microseconds(300));
-          return Describe(change);
-        })
-        .Uid("describe")
-        .Sink(std::make_shared<weir::testing::TransactionalFileSink<std::string>>(out))
-        .Uid("out");
+    AddDescribeJob(pipeline, Options(SnapshotMode::kInitial), absl::Microseconds(300), out,
+                   sources);
   };
   {
     Pipeline pipeline(options);
