@@ -911,6 +911,29 @@ TEST_F(PipelineEndToEndTest, OutputsEqualTheReferenceWithRocksDbState) {
   ExpectOutputs(data, ref, /*exact_outbox=*/true);
 }
 
+// RunPipeline on a thread until Stop() or the end of the scope (so that an
+// assertion returning early still stops it).
+class PipelineThread {
+ public:
+  explicit PipelineThread(PipelineConfig config)
+      : thread_([this, config = std::move(config)] { status_ = RunPipeline(config, stop_); }) {}
+  ~PipelineThread() { (void)Stop(); }
+  PipelineThread(const PipelineThread&) = delete;
+  PipelineThread& operator=(const PipelineThread&) = delete;
+
+  // Stops the pipeline and returns how it ended.
+  absl::Status Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return status_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  absl::Status status_;
+  std::thread thread_;
+};
+
 // Straight from PostgreSQL: the generator inserts, updates and deletes rows
 // in a real server while the pipeline (--source=postgres) streams both
 // tables' changes from their replication slots. Content versions carry the
@@ -960,18 +983,7 @@ TEST_F(PipelineEndToEndTest, FromPostgresOutputsEqualTheReference) {
   config_.source = ChangeSource::kPostgres;
   config_.postgres = conninfo;
   config_.bounded = false;
-  std::atomic<bool> stop{false};
-  absl::Status status;
-  std::thread run([&] { status = RunPipeline(config_, stop); });
-  // Stops the pipeline also when an assertion returns early.
-  struct Joiner {
-    std::atomic<bool>& stop;
-    std::thread& run;
-    ~Joiner() {
-      stop = true;
-      if (run.joinable()) run.join();
-    }
-  } joiner{stop, run};
+  PipelineThread pipeline(config_);
   // The generator writes once both slots exist (then every change is streamed).
   const absl::Time slots_deadline = absl::Now() + absl::Seconds(60);
   while (absl::Now() < slots_deadline &&
@@ -1087,8 +1099,7 @@ TEST_F(PipelineEndToEndTest, FromPostgresOutputsEqualTheReference) {
     absl::SleepFor(absl::Milliseconds(200));
   }
   absl::SleepFor(absl::Seconds(1));
-  stop = true;
-  run.join();
+  const absl::Status status = pipeline.Stop();
   ASSERT_TRUE(status.ok()) << status;
   ASSERT_EQ(count, std::to_string(ref.enriched.size())) << "the pipeline never caught up";
   ExpectOutputs(data, ref, /*exact_outbox=*/true);
@@ -1134,17 +1145,7 @@ TEST_F(PipelineEndToEndTest, FromPostgresARowThatDoesNotMapGoesToTheDeadLetterTo
   config_.source = ChangeSource::kPostgres;
   config_.postgres = conninfo;
   config_.bounded = false;
-  std::atomic<bool> stop{false};
-  absl::Status status;
-  std::thread run([&] { status = RunPipeline(config_, stop); });
-  struct Joiner {
-    std::atomic<bool>& stop;
-    std::thread& run;
-    ~Joiner() {
-      stop = true;
-      if (run.joinable()) run.join();
-    }
-  } joiner{stop, run};
+  PipelineThread pipeline(config_);
   const absl::Time slots_deadline = absl::Now() + absl::Seconds(60);
   while (absl::Now() < slots_deadline && sql("SELECT count(*) FROM pg_replication_slots") != "2") {
     absl::SleepFor(absl::Milliseconds(100));
@@ -1176,8 +1177,7 @@ TEST_F(PipelineEndToEndTest, FromPostgresARowThatDoesNotMapGoesToTheDeadLetterTo
     absl::SleepFor(absl::Milliseconds(200));
   }
   absl::SleepFor(absl::Seconds(1));  // anything more would show up now
-  stop = true;
-  run.join();
+  const absl::Status status = pipeline.Stop();
   ASSERT_TRUE(status.ok()) << status;
 
   EXPECT_EQ(count, "3");
