@@ -1,6 +1,7 @@
 // Google Benchmark micro benches of the runtime's building blocks: the SPSC
-// ring between workers, key -> key group -> worker routing, and a KeyBy
-// exchange through a whole pipeline.
+// ring between workers, key -> key group -> worker routing, a KeyBy
+// exchange through a whole pipeline, and the Debezium decoder on W2's
+// envelopes against the hand-written On Demand walk of W2's loop.
 //
 //   build/release/bench/weir-bench-micro [--json=FILE] [--benchmark_filter=...]
 //
@@ -10,12 +11,16 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench/w2_workload.h"
 #include "bench/workload_events.h"
 #include "benchmark/benchmark.h"
+#include "simdjson.h"
 #include "weir/internal/batch.h"
 #include "weir/internal/spsc_ring.h"
 #include "weir/key.h"
@@ -110,6 +115,151 @@ void BM_KeyByExchangePipeline(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(values.size()));
 }
 BENCHMARK(BM_KeyByExchangePipeline)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// W2's envelopes (bench/w2_workload.h), 4,096 of them, made once.
+const std::vector<std::string>& W2Envelopes() {
+  static const std::vector<std::string> envelopes = [] {
+    bench::GeneratorOptions gen;
+    gen.events = 4096;
+    std::mt19937_64 rng(7);
+    std::vector<std::string> out;
+    for (const bench::Event& e : bench::GenerateEvents(gen)) out.push_back(bench::Envelope(e, rng));
+    return out;
+  }();
+  return envelopes;
+}
+
+// weir's decoder as the Kafka source runs it: each envelope into a
+// Change<Engagement> with W2's field declaration.
+void BM_DebeziumDecodeW2(benchmark::State& state) {
+  const std::vector<std::string>& envelopes = W2Envelopes();
+  auto factory = bench::EngagementSource("unused").deserializer;
+  auto deserializer = factory();
+  if (!deserializer.ok()) {
+    state.SkipWithError(deserializer.status().ToString().c_str());
+    return;
+  }
+  kafka::KafkaRecord record;
+  record.has_value = true;
+  int64_t sum = 0;
+  size_t idx = 0;
+  for (auto _ : state) {
+    record.value = envelopes[idx];
+    idx = (idx + 1) % envelopes.size();
+    absl::StatusOr<debezium::Change<bench::Engagement>> change =
+        (*deserializer)->Deserialize(record);
+    if (!change.ok()) {
+      state.SkipWithError(change.status().ToString().c_str());
+      return;
+    }
+    sum += change->after->duration_ms;
+    benchmark::DoNotOptimize(change);
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_DebeziumDecodeW2);
+
+// W2's hand-written loop's On Demand walk: copy into a padded buffer, read
+// the seven columns of "after".
+void BM_OnDemandLoopW2(benchmark::State& state) {
+  const std::vector<std::string>& envelopes = W2Envelopes();
+  simdjson::ondemand::parser parser;
+  simdjson::padded_string buffer(4096);
+  int64_t sum = 0;
+  size_t idx = 0;
+  for (auto _ : state) {
+    const std::string& value = envelopes[idx];
+    idx = (idx + 1) % envelopes.size();
+    std::memcpy(buffer.data(), value.data(), value.size());
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::object after;
+    int64_t numbers[5] = {};
+    std::string_view event_type;
+    std::string_view device;
+    if (parser.iterate(buffer.data(), value.size(), buffer.size()).get(doc) ||
+        doc["after"].get_object().get(after) || after["event_id"].get_int64().get(numbers[0]) ||
+        after["content_id"].get_int64().get(numbers[1]) ||
+        after["user_id"].get_int64().get(numbers[2]) ||
+        after["event_type"].get_string().get(event_type) ||
+        after["event_ts"].get_int64().get(numbers[3]) ||
+        after["duration_ms"].get_int64().get(numbers[4]) ||
+        after["device"].get_string().get(device)) {
+      state.SkipWithError("bad envelope");
+      return;
+    }
+    sum += numbers[4] + static_cast<int64_t>(event_type.size() + device.size());
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_OnDemandLoopW2);
+
+// Reads every value of `value` as a strict decoder must (each number's
+// grammar, each string's escapes, each literal), keeping nothing.
+bool ValidateAll(simdjson::ondemand::value value) {
+  simdjson::ondemand::json_type type;
+  if (value.type().get(type)) return false;
+  switch (type) {
+    case simdjson::ondemand::json_type::object: {
+      simdjson::ondemand::object object;
+      if (value.get_object().get(object)) return false;
+      for (auto field : object) {
+        simdjson::ondemand::value inner;
+        if (field.value().get(inner) || !ValidateAll(inner)) return false;
+      }
+      return true;
+    }
+    case simdjson::ondemand::json_type::array: {
+      simdjson::ondemand::array array;
+      if (value.get_array().get(array)) return false;
+      for (auto element : array) {
+        simdjson::ondemand::value inner;
+        if (element.get(inner) || !ValidateAll(inner)) return false;
+      }
+      return true;
+    }
+    case simdjson::ondemand::json_type::string: {
+      std::string_view text;
+      return !value.get_string().get(text);
+    }
+    case simdjson::ondemand::json_type::number: {
+      simdjson::ondemand::number number;
+      return !value.get_number().get(number);
+    }
+    case simdjson::ondemand::json_type::boolean: {
+      bool flag = false;
+      return !value.get_bool().get(flag);
+    }
+    case simdjson::ondemand::json_type::null:
+      return value.is_null();
+  }
+  return false;
+}
+
+// The floor of a decoder that yields no wrong value: W2's loop's walk, but
+// every value of the envelope read and checked (as weir's decoder does), no
+// row built.
+void BM_OnDemandValidateAllW2(benchmark::State& state) {
+  const std::vector<std::string>& envelopes = W2Envelopes();
+  simdjson::ondemand::parser parser;
+  simdjson::padded_string buffer(4096);
+  size_t idx = 0;
+  for (auto _ : state) {
+    const std::string& value = envelopes[idx];
+    idx = (idx + 1) % envelopes.size();
+    std::memcpy(buffer.data(), value.data(), value.size());
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::value root;
+    if (parser.iterate(buffer.data(), value.size(), buffer.size()).get(doc) ||
+        doc.get_value().get(root) || !ValidateAll(root)) {
+      state.SkipWithError("bad envelope");
+      return;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_OnDemandValidateAllW2);
 
 // Prints as usual and keeps every run for --json.
 class CollectingReporter final : public benchmark::ConsoleReporter {

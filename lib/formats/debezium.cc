@@ -77,6 +77,7 @@ using weir::internal::Cat;
 namespace ondemand = simdjson::ondemand;
 using weir::internal::CaptureObjectOrNull;
 using weir::internal::CheckDocumentEnd;
+using weir::internal::FieldKey;
 using weir::internal::IsBlankOrNull;
 using weir::internal::JsonError;
 using weir::internal::ReadInt64;
@@ -204,6 +205,22 @@ class DecoderCore {
   absl::Status ReadArray(const FieldSpec& spec, const ColumnSchema* column, ondemand::value& value,
                          void* row);
   bool IsPlaceholder(ondemand::value& value) const;
+  // The declared field named `key`, the `position`-th key of a row, or -1
+  // when none is. Debezium writes a table's columns in the same order in
+  // every row, so the key is first compared with the one last seen at that
+  // position; only a new order costs a hash lookup.
+  int ColumnAt(size_t position, std::string_view key) {
+    if (position < row_order_.size() && row_order_[position].first == key) {
+      return row_order_[position].second;
+    }
+    auto found = columns_.find(weir::internal::ToAbsl(key));
+    const int idx = found == columns_.end() ? -1 : found->second;
+    if (position < kRememberedColumns) {
+      if (row_order_.size() <= position) row_order_.resize(position + 1);
+      row_order_[position] = {std::string(key), idx};
+    }
+    return idx;
+  }
   static absl::Status ReadMessage(ondemand::value& value, std::optional<LogicalMessage>& message);
   static absl::Status ReadDataCollections(ondemand::value& value, EnvelopeState& state);
   // Classifies a record without "op" (heartbeat, transaction marker) and
@@ -221,6 +238,10 @@ class DecoderCore {
   std::string placeholder_tokens_[2];
   FieldValue scratch_;
   std::vector<uint8_t> seen_;
+  // ColumnAt's memory: the key last seen at each position of a row and the
+  // field it named (-1: undeclared), for the first kRememberedColumns.
+  static constexpr size_t kRememberedColumns = 256;
+  std::vector<std::pair<std::string, int>> row_order_;
 };
 
 absl::Status DecoderCore::Resolve(std::string_view schema_text, bool envelope, CachedSchema& cache,
@@ -257,8 +278,8 @@ absl::Status DecoderCore::ReadArray(const FieldSpec& spec, const ColumnSchema* c
   spec.begin_array(row);
   size_t element_idx = 0;
   for (auto element_result : array) {
-    ondemand::value element;
-    if (auto error = std::move(element_result).get(element)) return JsonError(error);
+    if (auto error = element_result.error()) return JsonError(error);
+    ondemand::value& element = element_result.value_unsafe();
     const auto element_error = [element_idx](const absl::Status& status) {
       return weir::internal::Annotate(status, Cat("element [", element_idx, "]"));
     };
@@ -296,19 +317,20 @@ bool DecoderCore::IsPlaceholder(ondemand::value& value) const {
 absl::Status DecoderCore::ReadRow(ondemand::object& object, const ResolvedSchema* schema, void* row,
                                   bool enforce_required, std::string_view context) {
   seen_.assign(specs_.size(), 0);
+  size_t position = 0;
   for (auto field_result : object) {
-    ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    if (auto error = field_result.error()) return JsonError(error);
+    ondemand::field& field = field_result.value_unsafe();
     std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    if (auto error = FieldKey(field, key)) return JsonError(error);
     ondemand::value& value = field.value();
-    auto found = columns_.find(weir::internal::ToAbsl(key));
-    if (found == columns_.end()) {
+    const int column_idx = ColumnAt(position++, key);
+    if (column_idx < 0) {
       // Not declared (e.g. a column added after the job was written).
       if (absl::Status status = SkipValue(value, 2); !status.ok()) return status;
       continue;
     }
-    const size_t idx = static_cast<size_t>(found->second);
+    const size_t idx = static_cast<size_t>(column_idx);
     const FieldSpec& spec = specs_[idx];
     seen_[idx] = 1;
     absl::StatusOr<bool> is_null = ReadNull(value);
@@ -359,10 +381,10 @@ absl::Status DecoderCore::ReadSource(ondemand::value& value, SourceInfo& source)
     return FieldError("", "source", Unexpected("object or null", value));
   }
   for (auto field_result : object) {
-    ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    if (auto error = field_result.error()) return JsonError(error);
+    ondemand::field& field = field_result.value_unsafe();
     std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    if (auto error = FieldKey(field, key)) return JsonError(error);
     ondemand::value& field_value = field.value();
     std::string* text = nullptr;
     std::optional<int64_t>* number = nullptr;
@@ -399,9 +421,8 @@ absl::Status DecoderCore::ReadSource(ondemand::value& value, SourceInfo& source)
     if (!field_null.ok()) return field_null.status();
     if (*field_null) continue;
     if (text != nullptr) {
-      absl::StatusOr<ondemand::json_type> type = TypeOf(field_value);
-      if (!type.ok()) return type.status();
-      if (*type == ondemand::json_type::boolean && key == "snapshot") {
+      const char first = field_value.raw_json_token().front();
+      if ((first == 't' || first == 'f') && key == "snapshot") {
         bool flag = false;
         if (auto error = field_value.get_bool().get(flag)) return JsonError(error);
         *text = flag ? "true" : "false";
@@ -435,10 +456,10 @@ absl::Status DecoderCore::ReadMessage(ondemand::value& value,
   }
   LogicalMessage read;
   for (auto field_result : object) {
-    ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    if (auto error = field_result.error()) return JsonError(error);
+    ondemand::field& field = field_result.value_unsafe();
     std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    if (auto error = FieldKey(field, key)) return JsonError(error);
     ondemand::value& field_value = field.value();
     if (key != "prefix" && key != "content") {
       if (absl::Status status = SkipValue(field_value, 3); !status.ok()) return status;
@@ -463,18 +484,18 @@ absl::Status DecoderCore::ReadDataCollections(ondemand::value& value, EnvelopeSt
     return FieldError("", "data_collections", Unexpected("array or null", value));
   }
   for (auto element_result : array) {
-    ondemand::value element;
-    if (auto error = std::move(element_result).get(element)) return JsonError(error);
+    if (auto error = element_result.error()) return JsonError(error);
+    ondemand::value& element = element_result.value_unsafe();
     ondemand::object object;
     if (element.get_object().get(object)) {
       return FieldError("", "data_collections", Unexpected("object", element));
     }
     std::pair<std::string, int64_t> entry;
     for (auto field_result : object) {
-      ondemand::field field;
-      if (auto error = std::move(field_result).get(field)) return JsonError(error);
+      if (auto error = field_result.error()) return JsonError(error);
+      ondemand::field& field = field_result.value_unsafe();
       std::string_view key;
-      if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+      if (auto error = FieldKey(field, key)) return JsonError(error);
       if (key == "data_collection") {
         absl::StatusOr<std::string_view> text = weir::internal::ReadString(field.value());
         if (!text.ok()) return FieldError("data_collections", key, text.status());
@@ -640,10 +661,10 @@ absl::Status DecoderCore::DecodeChange(std::string_view json, void* before, void
   bool saw_payload = false;
   bool saw_envelope = false;
   for (auto field_result : top) {
-    ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    if (auto error = field_result.error()) return JsonError(error);
+    ondemand::field& field = field_result.value_unsafe();
     std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    if (auto error = FieldKey(field, key)) return JsonError(error);
     ondemand::value& value = field.value();
     if (key == "schema") {
       if (absl::Status status = CaptureObjectOrNull(value, "schema", schema_text); !status.ok()) {
@@ -692,10 +713,10 @@ absl::Status DecoderCore::DecodeChange(std::string_view json, void* before, void
     ondemand::object payload;
     if (auto error = document.get_object().get(payload)) return JsonError(error);
     for (auto field_result : payload) {
-      ondemand::field field;
-      if (auto error = std::move(field_result).get(field)) return JsonError(error);
+      if (auto error = field_result.error()) return JsonError(error);
+      ondemand::field& field = field_result.value_unsafe();
       std::string_view key;
-      if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+      if (auto error = FieldKey(field, key)) return JsonError(error);
       if (absl::Status status = ReadEnvelopeField(ClassifyEnvelopeKey(key), field.value(), schema,
                                                   before, after, state, source);
           !status.ok()) {
@@ -773,10 +794,10 @@ absl::Status DecoderCore::DecodeRow(std::string_view json, void* row, bool& is_n
   bool saw_payload = false;
   bool saw_other = false;
   for (auto field_result : top) {
-    ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    if (auto error = field_result.error()) return JsonError(error);
+    ondemand::field& field = field_result.value_unsafe();
     std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    if (auto error = FieldKey(field, key)) return JsonError(error);
     ondemand::value& value = field.value();
     const bool is_schema = key == "schema" && !saw_schema;
     const bool is_payload = key == "payload" && !saw_payload;

@@ -32,6 +32,7 @@ using weir::internal::Cat;
 namespace ondemand = simdjson::ondemand;
 using weir::internal::DecimalNumber;
 using weir::internal::Describe;
+using weir::internal::FieldKey;
 using weir::internal::JsonError;
 using weir::internal::NumberText;
 using weir::internal::QuoteForError;
@@ -227,6 +228,9 @@ absl::Status ConvertFloat(TargetKind kind, ondemand::value& value, FieldValue& o
 
 absl::Status ConvertAuto(TargetKind kind, ondemand::value& value, FieldValue& out) {
   if (IsIntegerTarget(kind)) {
+    if (int64_t fast = 0; weir::internal::ReadShortInteger(value, fast)) {
+      return StoreInteger(fast, kind, out);
+    }
     absl::StatusOr<absl::int128> integer = ReadInteger(value);
     if (!integer.ok()) return integer.status();
     return StoreInteger(*integer, kind, out);
@@ -426,10 +430,10 @@ absl::StatusOr<DecimalNumber> ReadVariableScaleDecimal(ondemand::value& value) {
   std::optional<int64_t> scale;
   std::optional<std::string> base64;
   for (auto field_result : object) {
-    ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    if (auto error = field_result.error()) return JsonError(error);
+    ondemand::field& field = field_result.value_unsafe();
     std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    if (auto error = FieldKey(field, key)) return JsonError(error);
     if (key == "scale") {
       absl::StatusOr<int64_t> read = ReadInt64(field.value());
       if (!read.ok()) {

@@ -38,6 +38,7 @@ namespace ondemand = simdjson::ondemand;
 using weir::internal::Annotate;
 using weir::internal::CaptureObjectOrNull;
 using weir::internal::Cat;
+using weir::internal::FieldKey;
 using weir::internal::IsBlankOrNull;
 using weir::internal::JsonError;
 using weir::internal::ReadInt64;
@@ -350,10 +351,10 @@ absl::StatusOr<std::vector<std::string>> RowDecoderCore::KeyColumns(std::string_
   std::vector<std::string> fields;
   bool wrapped = false;
   for (auto field_result : top) {
-    ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return Annotate(JsonError(error), "key");
+    if (auto error = field_result.error()) return Annotate(JsonError(error), "key");
+    ondemand::field& field = field_result.value_unsafe();
     std::string_view name;
-    if (auto error = field.unescaped_key().get(name)) return Annotate(JsonError(error), "key");
+    if (auto error = FieldKey(field, name)) return Annotate(JsonError(error), "key");
     if (name == "schema") {
       wrapped = true;
       if (absl::Status status = CaptureObjectOrNull(field.value(), "schema", schema_text);
@@ -567,10 +568,10 @@ absl::Status RowDecoderCore::ReadRow(ondemand::object& object, const CompiledTab
   seen_.assign(table.columns.size(), 0);
   const std::string& placeholder = options_.unavailable_value_placeholder;
   for (auto field_result : object) {
-    ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    if (auto error = field_result.error()) return JsonError(error);
+    ondemand::field& field = field_result.value_unsafe();
     std::string_view name;
-    if (auto error = field.unescaped_key().get(name)) return JsonError(error);
+    if (auto error = FieldKey(field, name)) return JsonError(error);
     ondemand::value& value = field.value();
     auto found = table.index.find(weir::internal::ToAbsl(name));
     if (found == table.index.end()) {
@@ -669,10 +670,10 @@ absl::StatusOr<RowChange> RowDecoderCore::Decode(std::string_view key, std::stri
   bool wrapped = false;
   bool first = true;
   for (auto field_result : top) {
-    ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    if (auto error = field_result.error()) return JsonError(error);
+    ondemand::field& field = field_result.value_unsafe();
     std::string_view name;
-    if (auto error = field.unescaped_key().get(name)) return JsonError(error);
+    if (auto error = FieldKey(field, name)) return JsonError(error);
     if (first) wrapped = name == "schema" || name == "payload";
     first = false;
     if (!wrapped) {
@@ -696,10 +697,10 @@ absl::StatusOr<RowChange> RowDecoderCore::Decode(std::string_view key, std::stri
     ondemand::object envelope;
     if (auto error = document.get_object().get(envelope)) return JsonError(error);
     for (auto field_result : envelope) {
-      ondemand::field field;
-      if (auto error = std::move(field_result).get(field)) return JsonError(error);
+      if (auto error = field_result.error()) return JsonError(error);
+      ondemand::field& field = field_result.value_unsafe();
       std::string_view name;
-      if (auto error = field.unescaped_key().get(name)) return JsonError(error);
+      if (auto error = FieldKey(field, name)) return JsonError(error);
       if (absl::Status status = envelope_field(name, field.value()); !status.ok()) return status;
     }
   }

@@ -23,6 +23,7 @@ namespace {
 using weir::internal::Cat;
 
 namespace ondemand = simdjson::ondemand;
+using weir::internal::FieldKey;
 using weir::internal::JsonError;
 using weir::internal::ReadNull;
 using weir::internal::ReadString;
@@ -73,10 +74,10 @@ absl::Status ReadParameters(ondemand::value& value, SchemaNode& node, int depth)
   if (value.get_object().get(object))
     return SchemaError("\"parameters\"", Unexpected("object", value));
   for (auto field_result : object) {
-    ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    if (auto error = field_result.error()) return JsonError(error);
+    ondemand::field& field = field_result.value_unsafe();
     std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    if (auto error = FieldKey(field, key)) return JsonError(error);
     const bool is_precision = key == "connect.decimal.precision";
     if (key != "scale" && !is_precision) {
       if (absl::Status status = SkipValue(field.value(), depth + 1); !status.ok()) return status;
@@ -105,8 +106,8 @@ absl::Status ReadFields(ondemand::value& value, int level, int depth, SchemaNode
   ondemand::array array;
   if (value.get_array().get(array)) return SchemaError("\"fields\"", Unexpected("array", value));
   for (auto element_result : array) {
-    ondemand::value element;
-    if (auto error = std::move(element_result).get(element)) return JsonError(error);
+    if (auto error = element_result.error()) return JsonError(error);
+    ondemand::value& element = element_result.value_unsafe();
     absl::StatusOr<ondemand::json_type> element_type = TypeOf(element);
     if (!element_type.ok()) return element_type.status();
     if (*element_type != ondemand::json_type::object) {
@@ -128,10 +129,10 @@ absl::Status ReadNode(ondemand::object& object, int level, int depth, SchemaNode
     return absl::InvalidArgumentError("schema: nested too deeply");
   }
   for (auto field_result : object) {
-    ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return JsonError(error);
+    if (auto error = field_result.error()) return JsonError(error);
+    ondemand::field& field = field_result.value_unsafe();
     std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+    if (auto error = FieldKey(field, key)) return JsonError(error);
     ondemand::value& value = field.value();
     std::string* text_member = nullptr;
     if (key == "type") {

@@ -88,10 +88,10 @@ absl::Status SkipValue(ondemand::value& value, int depth) {
       ondemand::object object;
       if (auto error = value.get_object().get(object)) return JsonError(error);
       for (auto field_result : object) {
-        ondemand::field field;
-        if (auto error = std::move(field_result).get(field)) return JsonError(error);
+        if (auto error = field_result.error()) return JsonError(error);
+        ondemand::field& field = field_result.value_unsafe();
         std::string_view key;
-        if (auto error = field.unescaped_key().get(key)) return JsonError(error);
+        if (auto error = FieldKey(field, key)) return JsonError(error);
         if (absl::Status status = SkipValue(field.value(), depth + 1); !status.ok()) return status;
       }
       return absl::OkStatus();
@@ -100,17 +100,14 @@ absl::Status SkipValue(ondemand::value& value, int depth) {
       ondemand::array array;
       if (auto error = value.get_array().get(array)) return JsonError(error);
       for (auto element_result : array) {
-        ondemand::value element;
-        if (auto error = std::move(element_result).get(element)) return JsonError(error);
+        if (auto error = element_result.error()) return JsonError(error);
+        ondemand::value& element = element_result.value_unsafe();
         if (absl::Status status = SkipValue(element, depth + 1); !status.ok()) return status;
       }
       return absl::OkStatus();
     }
-    case ondemand::json_type::string: {
-      std::string_view text;
-      if (auto error = value.get_string().get(text)) return JsonError(error);
-      return absl::OkStatus();
-    }
+    case ondemand::json_type::string:
+      return ReadString(value).status();
     case ondemand::json_type::number:
       return NumberText(value).status();
     case ondemand::json_type::boolean: {
@@ -130,7 +127,7 @@ absl::StatusOr<ondemand::json_type> TypeOf(ondemand::value& value) {
   return type;
 }
 
-absl::StatusOr<bool> ReadNull(ondemand::value& value) {
+absl::StatusOr<bool> ReadNullLiteral(ondemand::value& value) {
   absl::StatusOr<ondemand::json_type> type = TypeOf(value);
   if (!type.ok()) return type.status();
   if (*type != ondemand::json_type::null) return false;
@@ -149,6 +146,7 @@ absl::StatusOr<std::string_view> NumberText(ondemand::value& value) {
 }
 
 absl::StatusOr<absl::int128> ReadInteger(ondemand::value& value) {
+  if (int64_t fast = 0; ReadShortInteger(value, fast)) return absl::int128(fast);
   absl::StatusOr<ondemand::json_type> type = TypeOf(value);
   if (!type.ok()) return type.status();
   if (*type != ondemand::json_type::number) return Unexpected("integer", value);
@@ -172,6 +170,7 @@ absl::StatusOr<absl::int128> ReadInteger(ondemand::value& value) {
 }
 
 absl::StatusOr<int64_t> ReadInt64(ondemand::value& value) {
+  if (int64_t fast = 0; ReadShortInteger(value, fast)) return fast;
   absl::StatusOr<absl::int128> integer = ReadInteger(value);
   if (!integer.ok()) return integer.status();
   if (*integer > std::numeric_limits<int64_t>::max() ||
@@ -181,7 +180,7 @@ absl::StatusOr<int64_t> ReadInt64(ondemand::value& value) {
   return static_cast<int64_t>(*integer);
 }
 
-absl::StatusOr<std::string_view> ReadString(ondemand::value& value) {
+absl::StatusOr<std::string_view> UnescapeString(ondemand::value& value) {
   absl::StatusOr<ondemand::json_type> type = TypeOf(value);
   if (!type.ok()) return type.status();
   if (*type != ondemand::json_type::string) return Unexpected("string", value);

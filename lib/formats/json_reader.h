@@ -10,6 +10,7 @@
 #define WEIR_LIB_FORMATS_JSON_READER_H_
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,12 +36,97 @@ absl::Status SkipValue(simdjson::ondemand::value& value, int depth);
 
 absl::StatusOr<simdjson::ondemand::json_type> TypeOf(simdjson::ondemand::value& value);
 
+// JSON's whitespace.
+inline bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// A field's key, unescaped. A key without a backslash (nearly every key) is
+// its raw text in the message, with nothing copied: stage 1 has already
+// checked its UTF-8 and that it holds no control character. Its closing
+// quote is found back from the value's start (`"key"` ws `:` ws value), so
+// no byte of it is scanned one at a time. A key with an escape is unescaped
+// (and its escapes checked) by simdjson.
+inline simdjson::error_code FieldKey(simdjson::ondemand::field& field, std::string_view& key) {
+  const char* const raw = field.key().raw();
+  const char* at = field.value().raw_json_token().data() - 1;
+  while (at >= raw && IsJsonSpace(*at)) --at;
+  if (at >= raw && *at == ':') {
+    --at;
+    while (at >= raw && IsJsonSpace(*at)) --at;
+    if (at >= raw && *at == '"') {
+      const auto size = static_cast<size_t>(at - raw);
+      if (std::memchr(raw, '\\', size) == nullptr) {
+        key = std::string_view(raw, size);
+        return simdjson::SUCCESS;
+      }
+    }
+  }
+  return field.unescaped_key().get(key);
+}
+
 // True (and the value read) when `value` is a valid null literal; false
 // (nothing read) for any other type.
-absl::StatusOr<bool> ReadNull(simdjson::ondemand::value& value);
+absl::StatusOr<bool> ReadNullLiteral(simdjson::ondemand::value& value);
+inline absl::StatusOr<bool> ReadNull(simdjson::ondemand::value& value) {
+  // Only a value starting with `n` can be null; anything else (malformed
+  // too) is left to the reader of its type.
+  if (value.raw_json_token().front() != 'n') return false;
+  return ReadNullLiteral(value);
+}
 
 // The text of a number value (checked against JSON's number grammar).
 absl::StatusOr<std::string_view> NumberText(simdjson::ondemand::value& value);
+
+// The common integer, done in one pass: an optional minus and 1-18 digits
+// without a leading zero, then at most whitespace up to the next structural
+// character. Such a number always fits an int64. Anything else (longer,
+// fractional, malformed, not a number) returns false and takes the general
+// path, which says what is wrong.
+// Whether the 8 bytes at `at` are all ASCII digits, and if so their value
+// (SWAR: one 64-bit load and three multiplications instead of 8 steps).
+inline bool EightDigits(const char* at, uint64_t& value) {
+  uint64_t chunk = 0;
+  std::memcpy(&chunk, at, sizeof(chunk));
+  // Every byte 0x30-0x39: its high nibble is 3, and adding 6 does not carry
+  // it out of 0x3_.
+  constexpr uint64_t kHigh = 0xF0F0F0F0F0F0F0F0;
+  if ((chunk & kHigh) != 0x3030303030303030 ||
+      ((chunk + 0x0606060606060606) & kHigh) != 0x3030303030303030) {
+    return false;
+  }
+  chunk -= 0x3030303030303030;        // byte i = digit i (first digit lowest)
+  chunk = chunk * 10 + (chunk >> 8);  // pairs: 2-digit numbers in bytes 0, 2, 4, 6
+  constexpr uint64_t kPairMask = 0x000000FF000000FF;
+  constexpr uint64_t kMul1 = 100 + (1000000ULL << 32);
+  constexpr uint64_t kMul2 = 1 + (10000ULL << 32);
+  value = (((chunk & kPairMask) * kMul1) + (((chunk >> 16) & kPairMask) * kMul2)) >> 32;
+  return true;
+}
+
+inline bool ReadShortInteger(simdjson::ondemand::value& value, int64_t& out) {
+  const std::string_view token = value.raw_json_token();
+  const char* at = token.data();
+  const char* const end = at + token.size();
+  const bool negative = at != end && *at == '-';
+  if (negative) ++at;
+  const char* const digits = at;
+  const char* const limit = end - at > 19 ? at + 19 : end;
+  uint64_t result = 0;
+  for (uint64_t eight = 0; limit - at >= 8 && EightDigits(at, eight); at += 8) {
+    result = result * 100'000'000 + eight;
+  }
+  for (; at != limit; ++at) {
+    const auto digit = static_cast<uint64_t>(static_cast<unsigned char>(*at) - '0');
+    if (digit > 9) break;
+    result = result * 10 + digit;
+  }
+  const size_t count = static_cast<size_t>(at - digits);
+  if (count == 0 || count > 18 || (count > 1 && *digits == '0')) return false;
+  for (; at != end; ++at) {
+    if (*at != ' ' && *at != '\t' && *at != '\n' && *at != '\r') return false;
+  }
+  out = negative ? -static_cast<int64_t>(result) : static_cast<int64_t>(result);
+  return true;
+}
 
 // A number without fraction or exponent; kInvalidArgument otherwise
 // ("expected integer, got number 1.5"). Values beyond int128 are out of range.
@@ -50,7 +136,24 @@ absl::StatusOr<absl::int128> ReadInteger(simdjson::ondemand::value& value);
 absl::StatusOr<int64_t> ReadInt64(simdjson::ondemand::value& value);
 
 // A string value, unescaped; valid until the parser parses the next document.
-absl::StatusOr<std::string_view> ReadString(simdjson::ondemand::value& value);
+absl::StatusOr<std::string_view> UnescapeString(simdjson::ondemand::value& value);
+inline absl::StatusOr<std::string_view> ReadString(simdjson::ondemand::value& value) {
+  // A string without a backslash is its raw text in the message: stage 1
+  // has checked its UTF-8 and that it holds no control character. Its token
+  // runs to the next structural character, so the closing quote is its last
+  // byte but whitespace. Others are unescaped (and their escapes checked) by
+  // simdjson.
+  const std::string_view token = value.raw_json_token();
+  if (token.size() >= 2 && token.front() == '"') {
+    size_t end = token.size();
+    while (end > 2 && IsJsonSpace(token[end - 1])) --end;
+    if (token[end - 1] == '"') {
+      const std::string_view text = token.substr(1, end - 2);
+      if (std::memchr(text.data(), '\\', text.size()) == nullptr) return text;
+    }
+  }
+  return UnescapeString(value);
+}
 
 // `string "abc"`, `number 1.5`, `boolean true`, `null`, `object`, `array`;
 // reads the value.

@@ -711,20 +711,26 @@ class Decoder {
   // schema/payload wrapper. Empty input, `null`, or a null payload is a
   // tombstone (op == Op::kTombstone), not an error.
   absl::StatusOr<Change<T>> Decode(std::string_view json) {
-    Change<T> change;
+    // Decoded in place: one object returned on every path, so no copy or
+    // move of the change is made on the way out.
+    absl::StatusOr<Change<T>> result(absl::in_place);
+    Change<T>& change = *result;
     change.before.emplace();
     change.after.emplace();
     internal::ChangeHeader header;
     absl::Status status = internal::DecodeChangeInto(*core_, json, &*change.before, &*change.after,
                                                      header, change.source);
-    if (!status.ok()) return status;
+    if (!status.ok()) {
+      result = std::move(status);
+      return result;
+    }
     change.op = header.op;
     change.ts_ms = header.ts_ms;
     change.message = std::move(header.message);
     change.transaction = std::move(header.transaction);
     if (!header.has_before) change.before.reset();
     if (!header.has_after) change.after.reset();
-    return change;
+    return result;
   }
 
   // Whether `change` is a record DecoderOptions says to skip (a message,

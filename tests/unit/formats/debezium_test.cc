@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -566,6 +567,70 @@ TEST(DebeziumTypes, Integers) {
               "expected integer, got array");
   ExpectError(DecodeBare<int32_t>(R"({"a":1})").status(), absl::StatusCode::kInvalidArgument,
               "expected integer, got object");
+}
+
+// Integers of up to 18 digits, strings and keys without a backslash are read
+// from the message's text in place; everything else takes the general path.
+// Both must give the same values and reject the same text.
+TEST(DebeziumTypes, TextReadInPlaceMeansWhatUnescapingMeans) {
+  // Integers at the edge of the one-pass reader.
+  EXPECT_EQ(DecodeBare<int64_t>("999999999999999999").value(), 999'999'999'999'999'999);
+  EXPECT_EQ(DecodeBare<int64_t>("-999999999999999999").value(), -999'999'999'999'999'999);
+  EXPECT_EQ(DecodeBare<int64_t>("1000000000000000000").value(), 1'000'000'000'000'000'000);
+  // Eight digits at a time, then one at a time.
+  for (const int64_t expected : {int64_t{12345678}, int64_t{987654321}, int64_t{1234567890123456},
+                                 int64_t{90817263544536271}, int64_t{10000000}, int64_t{99999999},
+                                 int64_t{1716213787987}, int64_t{7}}) {
+    EXPECT_EQ(DecodeBare<int64_t>(std::to_string(expected)).value(), expected);
+    EXPECT_EQ(DecodeBare<int64_t>(std::to_string(-expected)).value(), -expected);
+  }
+  EXPECT_EQ(DecodeBare<int64_t>("0").value(), 0);
+  EXPECT_EQ(DecodeBare<int64_t>("-0").value(), 0);
+  EXPECT_EQ(DecodeBare<int64_t>(" 42 ").value(), 42);
+  EXPECT_EQ(DecodeBare<int64_t>("42\n").value(), 42);
+  ExpectError(DecodeBare<int32_t>("999999999999999999").status(),
+              absl::StatusCode::kInvalidArgument, "999999999999999999 out of range for int32");
+  ExpectError(DecodeBare<uint8_t>("-5").status(), absl::StatusCode::kInvalidArgument,
+              "-5 out of range for uint8");
+  for (const char* bad : {"007", "-", "-01", "1-2", "12a", "1234567a", "12345678a",
+                          "123456789:", "12345678/", "1234567812345678x"}) {
+    EXPECT_EQ(DecodeBare<int64_t>(bad).status().code(), absl::StatusCode::kDataLoss) << bad;
+  }
+  ExpectError(DecodeBare<int64_t>("\"12\"").status(), absl::StatusCode::kInvalidArgument,
+              R"(expected integer, got string "12")");
+
+  // Strings: raw text and escapes give the same value.
+  EXPECT_EQ(DecodeBare<std::string>(R"("ios")").value(), "ios");
+  EXPECT_EQ(DecodeBare<std::string>(R"("\u0069os")").value(), "ios");
+  EXPECT_EQ(DecodeBare<std::string>(R"("a\"b")").value(), "a\"b");
+  EXPECT_EQ(DecodeBare<std::string>(R"("")").value(), "");
+  ExpectError(DecodeBare<std::string>("17").status(), absl::StatusCode::kInvalidArgument,
+              "expected string, got number 17");
+
+  // An escaped key names the same column, in a row and in the source block.
+  absl::StatusOr<Decoder<Holder<std::string>>> decoder = Decoder<Holder<std::string>>::Create(
+      Fields<Holder<std::string>>().Required("v", &Holder<std::string>::v));
+  ASSERT_TRUE(decoder.ok()) << decoder.status();
+  absl::StatusOr<Change<Holder<std::string>>> change = decoder->Decode(
+      R"({"before":null,"after":{"\u0076":"x"},"source":{"t\u0061ble":"t","lsn":7},"op":"c"})");
+  ASSERT_TRUE(change.ok()) << change.status();
+  EXPECT_EQ(change->after->v, "x");
+  EXPECT_EQ(change->source.table, "t");
+  EXPECT_EQ(change->source.lsn, 7);
+
+  // A control character must be escaped in JSON: raw in a value read in
+  // place, in a key, in the source block or in a value nobody reads, it is
+  // malformed JSON all the same.
+  for (const std::string& bad : {
+           std::string("{\"before\":null,\"after\":{\"v\":\"a\x01b\"},\"op\":\"c\"}"),
+           std::string("{\"before\":null,\"after\":{\"v\":\"a\nb\"},\"op\":\"c\"}"),
+           std::string("{\"before\":null,\"after\":{\"v\x02\":\"a\",\"v\":\"b\"},\"op\":\"c\"}"),
+           std::string("{\"after\":{\"v\":\"a\"},\"source\":{\"table\":\"t\x1f\"},\"op\":\"c\"}"),
+           std::string("{\"after\":{\"v\":\"a\",\"w\":\"\x7f\x03\"},\"op\":\"c\"}"),
+       }) {
+    SCOPED_TRACE(absl::CEscape(bad));
+    ExpectError(decoder->Decode(bad).status(), absl::StatusCode::kDataLoss, "unescaped characters");
+  }
 }
 
 TEST(DebeziumTypes, FloatsAndBooleans) {
