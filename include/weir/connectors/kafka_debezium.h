@@ -46,6 +46,7 @@ DeserializerFactory<debezium::Change<Row>> DebeziumDeserializer(
       return decoder_.Decode(record.value);
     }
     bool Skips(const debezium::Change<Row>& change) override { return decoder_.Skips(change); }
+    bool ReadsHeaders() const override { return false; }
 
    private:
     debezium::Decoder<Row> decoder_;
@@ -83,6 +84,7 @@ inline DeserializerFactory<debezium::RowChange> DebeziumRowDeserializer(
     bool Skips(const debezium::RowChange& change) override {
       return change.op == debezium::Op::kTombstone || !debezium::IsRowOp(change.op);
     }
+    bool ReadsHeaders() const override { return false; }
 
    private:
     debezium::RowDecoder decoder_;

@@ -83,7 +83,8 @@ struct KafkaRecord {
   // False for a null value (a tombstone).
   bool has_value = false;
   std::string_view value;
-  // The record's headers in order (a name may repeat).
+  // The record's headers in order (a name may repeat). Empty when the
+  // deserializer says it does not read them (Deserializer::ReadsHeaders).
   std::span<const std::pair<std::string_view, std::string_view>> headers;
 };
 
@@ -96,6 +97,12 @@ class Deserializer {
   // The value for `record`, or an error naming what is wrong (the record
   // then goes to the dead-letter queue or fails the job, per ErrorPolicy).
   virtual absl::StatusOr<T> Deserialize(const KafkaRecord& record) = 0;
+  // Whether Deserialize reads record.headers. When false the source leaves
+  // them unparsed (librdkafka parses a record's headers on request, with an
+  // allocation per record even when it has none) and passes an empty span;
+  // a record that goes to the dead-letter queue still carries its headers.
+  // Default: true. The built-in Debezium and string deserializers say false.
+  virtual bool ReadsHeaders() const { return true; }
   // Whether `value`, just returned by Deserialize, is dropped instead of
   // emitted; each drop is counted in KafkaSourceStats::skipped. Default: never.
   virtual bool Skips(const T& value) {
@@ -129,9 +136,16 @@ DeserializerFactory<T> DeserializeWith(
 
 // The record value as a std::string (empty for a null value).
 inline DeserializerFactory<std::string> StringDeserializer() {
-  return DeserializeWith<std::string>([](const KafkaRecord& record) -> absl::StatusOr<std::string> {
-    return std::string(record.value);
-  });
+  class StringValue final : public Deserializer<std::string> {
+   public:
+    absl::StatusOr<std::string> Deserialize(const KafkaRecord& record) override {
+      return std::string(record.value);
+    }
+    bool ReadsHeaders() const override { return false; }
+  };
+  return []() -> absl::StatusOr<std::unique_ptr<Deserializer<std::string>>> {
+    return std::unique_ptr<Deserializer<std::string>>(new StringValue());
+  };
 }
 
 // Where each partition starts when the job does not restore a checkpoint.
@@ -272,6 +286,9 @@ class RecordHandler {
   virtual ~RecordHandler() = default;
   // A record of split `split` (an index into the reader's splits).
   virtual absl::Status OnRecord(int split, const KafkaRecord& record) = 0;
+  // Whether OnRecord's records carry their headers (else CurrentRecordHeaders
+  // reads them when needed).
+  virtual bool ReadsHeaders() const = 0;
   // Split `split` has caught up with its high watermark.
   virtual void OnCaughtUp(int split) = 0;
   // Split `split` reached its end offset (bounded mode).
@@ -295,6 +312,10 @@ absl::StatusOr<ConsumerCorePtr> NewConsumerCore(const ConsumerSettings& settings
                                                 SourceCounters& counters);
 // Hands up to max_records_per_poll records to `handler`.
 absl::StatusOr<PollResult> PollConsumer(ConsumerCore& core, RecordHandler& handler);
+// The headers of the record `core` is handing to its handler; empty outside
+// RecordHandler::OnRecord. Valid until OnRecord returns.
+std::span<const std::pair<std::string_view, std::string_view>> CurrentRecordHeaders(
+    ConsumerCore& core);
 // Each split's next offset, remembered for CommitCheckpoint.
 std::vector<std::string> SnapshotPositions(ConsumerCore& core, int64_t checkpoint_id);
 // Commits the offsets snapshotted for `checkpoint_id` to the group (if any).
@@ -432,7 +453,9 @@ class KafkaSource final : public weir::Source<T> {
       DeadLetter letter;
       if (record.has_value) letter.payload.assign(record.value);
       letter.key.assign(record.key);
-      for (const auto& [name, header_value] : record.headers) {
+      for (const auto& [name, header_value] : deserializer_->ReadsHeaders()
+                                                  ? record.headers
+                                                  : internal::CurrentRecordHeaders(*core_)) {
         letter.headers.emplace_back(std::string(name), std::string(header_value));
       }
       letter.code = value.status().code();
@@ -450,6 +473,7 @@ class KafkaSource final : public weir::Source<T> {
       counters_->dead_letters.fetch_add(1, std::memory_order_relaxed);
       return absl::OkStatus();
     }
+    bool ReadsHeaders() const override { return deserializer_->ReadsHeaders(); }
     void OnCaughtUp(int split) override { output_->MarkIdle(split); }
     void OnFinished(int split) override { output_->FinishSplit(split); }
 

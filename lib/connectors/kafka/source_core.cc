@@ -97,6 +97,8 @@ class ConsumerCore {
 
   absl::Status Init(const SourceReaderContext& context);
   absl::StatusOr<PollResult> Poll(RecordHandler& handler);
+  // The headers of the record being handled (empty outside OnRecord).
+  std::span<const std::pair<std::string_view, std::string_view>> CurrentHeaders();
   std::vector<std::string> Snapshot(int64_t checkpoint_id);
   absl::Status Commit(int64_t checkpoint_id);
   absl::Status Close();
@@ -129,6 +131,9 @@ class ConsumerCore {
   int unfinished_ = 0;
   std::vector<rd_kafka_message_t*> messages_;
   std::vector<std::pair<std::string_view, std::string_view>> headers_;
+  // The record being handled, and whether headers_ holds its headers.
+  rd_kafka_message_t* current_ = nullptr;
+  bool current_headers_read_ = false;
   std::map<int64_t, std::vector<int64_t>> pending_commits_;
   // Set by OnError (served on this worker's thread while polling).
   rd_kafka_resp_err_t last_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -440,6 +445,27 @@ void ConsumerCore::MarkFinished(int split_index, RecordHandler& handler) {
   }
 }
 
+std::span<const std::pair<std::string_view, std::string_view>> ConsumerCore::CurrentHeaders() {
+  if (current_ == nullptr) return {};
+  if (current_headers_read_) return headers_;
+  current_headers_read_ = true;
+  headers_.clear();
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(current_, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    for (size_t h = 0;
+         rd_kafka_header_get_all(headers, h, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++h) {
+      headers_.emplace_back(
+          std::string_view(name),
+          std::string_view(value != nullptr ? static_cast<const char*>(value) : "", size));
+    }
+  }
+  return headers_;
+}
+
 absl::Status ConsumerCore::HandleOutOfRange(int split_index) {
   SplitPosition& split = splits_[static_cast<size_t>(split_index)];
   absl::StatusOr<std::pair<int64_t, int64_t>> marks = Watermarks(split);
@@ -474,6 +500,7 @@ absl::Status ConsumerCore::CheckOutage() {
 }
 
 absl::StatusOr<PollResult> ConsumerCore::Poll(RecordHandler& handler) {
+  const bool read_headers = handler.ReadsHeaders();
   if (!fatal_.ok()) return fatal_;
   if (settings_.bounded) {
     for (size_t idx = 0; idx < splits_.size(); ++idx) {
@@ -502,20 +529,6 @@ absl::StatusOr<PollResult> ConsumerCore::Poll(RecordHandler& handler) {
         continue;
       }
       down_since_ = absl::InfiniteFuture();
-      headers_.clear();
-      rd_kafka_headers_t* headers = nullptr;
-      if (rd_kafka_message_headers(message.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const char* name = nullptr;
-        const void* value = nullptr;
-        size_t size = 0;
-        for (size_t h = 0; rd_kafka_header_get_all(headers, h, &name, &value, &size) ==
-                           RD_KAFKA_RESP_ERR_NO_ERROR;
-             ++h) {
-          headers_.emplace_back(
-              std::string_view(name),
-              std::string_view(value != nullptr ? static_cast<const char*>(value) : "", size));
-        }
-      }
       rd_kafka_timestamp_type_t ts_type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
       const int64_t timestamp = rd_kafka_message_timestamp(message.get(), &ts_type);
       KafkaRecord record;
@@ -530,8 +543,14 @@ absl::StatusOr<PollResult> ConsumerCore::Poll(RecordHandler& handler) {
       if (record.has_value) {
         record.value = std::string_view(static_cast<const char*>(message->payload), message->len);
       }
-      record.headers = headers_;
+      // librdkafka parses a record's headers when asked, with an allocation
+      // per record even when there are none: only for handlers that read them
+      // (the others ask through CurrentHeaders, e.g. for a dead letter).
+      current_ = message.get();
+      current_headers_read_ = false;
+      if (read_headers) record.headers = CurrentHeaders();
       status = handler.OnRecord(split_index, record);
+      current_ = nullptr;
       split.next = message->offset + 1;
       if (settings_.bounded && split.next >= split.end) MarkFinished(split_index, handler);
       continue;
@@ -716,6 +735,11 @@ absl::StatusOr<ConsumerCorePtr> NewConsumerCore(const ConsumerSettings& settings
 
 absl::StatusOr<PollResult> PollConsumer(ConsumerCore& core, RecordHandler& handler) {
   return core.Poll(handler);
+}
+
+std::span<const std::pair<std::string_view, std::string_view>> CurrentRecordHeaders(
+    ConsumerCore& core) {
+  return core.CurrentHeaders();
 }
 
 std::vector<std::string> SnapshotPositions(ConsumerCore& core, int64_t checkpoint_id) {

@@ -5,8 +5,10 @@
 // Debezium dead letters.
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <utility>
@@ -269,6 +271,64 @@ TEST_F(KafkaSourceTest, KeyHeadersTimestampAndOffsetReachTheDeserializer) {
   EXPECT_EQ(records[0].value, "meta/0@0 ts=1700000000007 key=k1 value=v1 h=1 h=2");
   EXPECT_EQ(records[0].timestamp, kBaseTs + 7);  // the broker timestamp is the event time
   EXPECT_EQ(records[1].value, "meta/0@1 ts=1700000000008 key=k2 null");
+}
+
+// A deserializer that does not read headers gets none (the source leaves them
+// unparsed), yet the records it rejects reach the dead-letter queue with
+// their headers.
+TEST_F(KafkaSourceTest, HeadersAreReadOnlyForDeserializersThatReadThemAndForDeadLetters) {
+  ASSERT_TRUE(broker_->CreateTopic("plain", 1).ok());
+  std::vector<TestRecord> records;
+  for (const char* value : {"1", "bad", "3"}) {
+    TestRecord record;
+    record.value = value;
+    record.headers = {{"trace", absl::StrCat("t-", value)}, {"origin", "test"}};
+    record.partition = 0;
+    record.timestamp_ms = kBaseTs + static_cast<int64_t>(records.size());
+    records.push_back(std::move(record));
+  }
+  ASSERT_TRUE(Produce(bootstrap(), "plain", records).ok());
+
+  class NoHeaders final : public Deserializer<int64_t> {
+   public:
+    explicit NoHeaders(std::shared_ptr<std::atomic<int>> saw_headers)
+        : saw_headers_(std::move(saw_headers)) {}
+    absl::StatusOr<int64_t> Deserialize(const KafkaRecord& record) override {
+      if (!record.headers.empty()) saw_headers_->fetch_add(1);
+      int64_t value = 0;
+      if (!absl::SimpleAtoi(absl::string_view(record.value.data(), record.value.size()), &value)) {
+        return absl::InvalidArgumentError("not a number");
+      }
+      return value;
+    }
+    bool ReadsHeaders() const override { return false; }
+
+   private:
+    std::shared_ptr<std::atomic<int>> saw_headers_;
+  };
+  auto saw_headers = std::make_shared<std::atomic<int>>(0);
+  auto dead_letters = weir::testing::CollectingDeadLetterQueue::Create();
+  SourceOptions<int64_t> options;
+  options.client.brokers = bootstrap();
+  options.topics = {"plain"};
+  options.bounded = true;
+  options.dead_letters = dead_letters;
+  options.deserializer = [saw_headers]() -> absl::StatusOr<std::unique_ptr<Deserializer<int64_t>>> {
+    return std::unique_ptr<Deserializer<int64_t>>(new NoHeaders(saw_headers));
+  };
+  Pipeline pipeline;
+  auto sink = weir::testing::CollectingSink<int64_t>::Create();
+  pipeline.Source(Source(std::move(options))).Sink(sink);
+  ASSERT_TRUE(weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
+  EXPECT_THAT(sink->Values(), ElementsAreArray({int64_t{1}, int64_t{3}}));
+  EXPECT_EQ(saw_headers->load(), 0);
+  std::vector<DeadLetter> letters = dead_letters->Letters();
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_EQ(letters[0].payload, "bad");
+  EXPECT_EQ(letters[0].offset, 1);
+  EXPECT_THAT(letters[0].headers,
+              ElementsAreArray({std::pair<std::string, std::string>("trace", "t-bad"),
+                                std::pair<std::string, std::string>("origin", "test")}));
 }
 
 // Whether the broker answers a timestamp lookup (ListOffsets with a
