@@ -100,6 +100,20 @@ class SourceOutput {
     batch_.values.push_back(std::move(value));
     Stamp(split, source_timestamp);
   }
+  // Builds the next value in place, with no copy or move of it: `build`
+  // gets a default-constructed T in the batch to fill and returns whether to
+  // emit it (false: it is dropped, nothing is emitted). Returns what `build`
+  // returned.
+  template <class Build>
+  bool CollectInPlace(int split, Timestamp source_timestamp, Build&& build) {
+    T& value = batch_.values.emplace_back();
+    if (!std::forward<Build>(build)(value)) {
+      batch_.values.pop_back();
+      return false;
+    }
+    Stamp(split, source_timestamp);
+    return true;
+  }
 
   // Declares that `split` has nothing more to read for now (e.g. caught up
   // with the end of a Kafka partition): it stops holding back the watermark

@@ -45,6 +45,9 @@ DeserializerFactory<debezium::Change<Row>> DebeziumDeserializer(
       if (!record.has_value) return decoder_.Decode(std::string_view());
       return decoder_.Decode(record.value);
     }
+    absl::Status DeserializeInto(const KafkaRecord& record, debezium::Change<Row>& out) override {
+      return decoder_.DecodeInto(record.has_value ? record.value : std::string_view(), out);
+    }
     bool Skips(const debezium::Change<Row>& change) override { return decoder_.Skips(change); }
     bool ReadsHeaders() const override { return false; }
 

@@ -714,23 +714,26 @@ class Decoder {
     // Decoded in place: one object returned on every path, so no copy or
     // move of the change is made on the way out.
     absl::StatusOr<Change<T>> result(absl::in_place);
-    Change<T>& change = *result;
+    if (absl::Status status = DecodeInto(json, *result); !status.ok()) result = std::move(status);
+    return result;
+  }
+
+  // Decode into `change`, which must be default-constructed (as in a
+  // batch's new slot); on an error its contents are unspecified.
+  absl::Status DecodeInto(std::string_view json, Change<T>& change) {
     change.before.emplace();
     change.after.emplace();
     internal::ChangeHeader header;
     absl::Status status = internal::DecodeChangeInto(*core_, json, &*change.before, &*change.after,
                                                      header, change.source);
-    if (!status.ok()) {
-      result = std::move(status);
-      return result;
-    }
+    if (!status.ok()) return status;
     change.op = header.op;
     change.ts_ms = header.ts_ms;
     change.message = std::move(header.message);
     change.transaction = std::move(header.transaction);
     if (!header.has_before) change.before.reset();
     if (!header.has_after) change.after.reset();
-    return result;
+    return absl::OkStatus();
   }
 
   // Whether `change` is a record DecoderOptions says to skip (a message,

@@ -988,5 +988,68 @@ TEST_P(StreamTest, FusedOperatorsRunOnTheSourceThreadAndKeyByMovesToTheKeyOwner)
       << "97 keys should reach every worker";
 }
 
+// A source may build each record in place in its batch
+// (SourceOutput::CollectInPlace): what the builder keeps is emitted with its
+// timestamp, what it declines is dropped without a trace.
+class InPlaceSource final : public Source<std::string> {
+ public:
+  explicit InPlaceSource(int n) : n_(n) {}
+  absl::StatusOr<std::vector<SourceSplit>> DiscoverSplits() override {
+    return std::vector<SourceSplit>{{"0"}};
+  }
+  absl::StatusOr<std::unique_ptr<SourceReader<std::string>>> CreateReader(
+      const SourceReaderContext&) override {
+    return std::unique_ptr<SourceReader<std::string>>(new Reader(n_));
+  }
+
+ private:
+  class Reader final : public SourceReader<std::string> {
+   public:
+    explicit Reader(int n) : n_(n) {}
+    absl::StatusOr<PollResult> Poll(SourceOutput<std::string>& out) override {
+      for (int k = 0; k < 7 && next_ < n_; ++k, ++next_) {
+        const int value = next_;
+        const bool kept = out.CollectInPlace(0, Timestamp{1000} + value, [&](std::string& slot) {
+          EXPECT_TRUE(slot.empty()) << "a slot starts default-constructed";
+          slot = absl::StrCat("record-", value, "-with-a-name-longer-than-sso");
+          return value % 3 != 0;
+        });
+        EXPECT_EQ(kept, value % 3 != 0);
+      }
+      if (next_ < n_) return PollResult::kMoreAvailable;
+      out.FinishSplit(0);
+      return PollResult::kEndOfInput;
+    }
+
+   private:
+    int n_;
+    int next_ = 0;
+  };
+  int n_;
+};
+
+TEST(SourceOutputTest, CollectInPlaceEmitsWhatTheBuilderKeepsWithItsTimestamp) {
+  Pipeline pipeline;
+  auto sink = testing::CollectingSink<std::string>::Create();
+  pipeline.Source(std::make_shared<InPlaceSource>(100)).Sink(sink);
+  ASSERT_TRUE(testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
+  std::vector<testing::TimestampedValue<std::string>> records = sink->Records();
+  std::vector<std::string> expected;
+  std::vector<Timestamp> expected_ts;
+  for (int value = 0; value < 100; ++value) {
+    if (value % 3 == 0) continue;
+    expected.push_back(absl::StrCat("record-", value, "-with-a-name-longer-than-sso"));
+    expected_ts.push_back(Timestamp{1000} + value);
+  }
+  std::vector<std::string> values;
+  std::vector<Timestamp> timestamps;
+  for (const auto& record : records) {
+    values.push_back(record.value);
+    timestamps.push_back(record.timestamp);
+  }
+  EXPECT_EQ(values, expected);
+  EXPECT_EQ(timestamps, expected_ts);
+}
+
 }  // namespace
 }  // namespace weir

@@ -633,6 +633,38 @@ TEST(DebeziumTypes, TextReadInPlaceMeansWhatUnescapingMeans) {
   }
 }
 
+// DecodeInto (what the Kafka source uses, into a batch's new slot) gives what
+// Decode gives, for rows, deletes, tombstones and errors alike.
+TEST(DebeziumTypes, DecodeIntoGivesWhatDecodeGives) {
+  absl::StatusOr<Decoder<Holder<std::string>>> decoder = Decoder<Holder<std::string>>::Create(
+      Fields<Holder<std::string>>().Required("v", &Holder<std::string>::v));
+  ASSERT_TRUE(decoder.ok()) << decoder.status();
+  for (const std::string& json : std::vector<std::string>{
+           R"({"before":null,"after":{"v":"x"},"source":{"table":"t","lsn":7},"op":"c","ts_ms":5})",
+           R"({"before":{"v":"x"},"after":null,"source":{"table":"t"},"op":"d"})",
+           R"({"schema":null,"payload":{"before":{"v":"a"},"after":{"v":"b"},"op":"u"}})", "",
+           "null", R"({"before":null,"after":{"v":17},"op":"c"})", R"({"after":)"}) {
+    SCOPED_TRACE(json);
+    absl::StatusOr<Change<Holder<std::string>>> decoded = decoder->Decode(json);
+    Change<Holder<std::string>> in_place;
+    absl::Status status = decoder->DecodeInto(json, in_place);
+    EXPECT_EQ(status, decoded.status());
+    if (status.ok()) {
+      EXPECT_EQ(in_place.op, decoded->op);
+      EXPECT_EQ(in_place.ts_ms, decoded->ts_ms);
+      EXPECT_EQ(in_place.source, decoded->source);
+      ASSERT_EQ(in_place.before.has_value(), decoded->before.has_value());
+      if (in_place.before) {
+        EXPECT_EQ(in_place.before->v, decoded->before->v);
+      }
+      ASSERT_EQ(in_place.after.has_value(), decoded->after.has_value());
+      if (in_place.after) {
+        EXPECT_EQ(in_place.after->v, decoded->after->v);
+      }
+    }
+  }
+}
+
 TEST(DebeziumTypes, FloatsAndBooleans) {
   EXPECT_EQ(DecodeBare<double>("1.25").value(), 1.25);
   EXPECT_EQ(DecodeBare<double>("-3").value(), -3.0);
