@@ -604,6 +604,16 @@ TEST(DebeziumTypes, TextReadInPlaceMeansWhatUnescapingMeans) {
   EXPECT_EQ(DecodeBare<std::string>(R"("\u0069os")").value(), "ios");
   EXPECT_EQ(DecodeBare<std::string>(R"("a\"b")").value(), "a\"b");
   EXPECT_EQ(DecodeBare<std::string>(R"("")").value(), "");
+  // An escape anywhere in short and long strings takes the general path.
+  for (size_t size = 1; size <= 40; ++size) {
+    for (size_t at = 0; at < size; ++at) {
+      std::string text(size, 'a');
+      std::string json = "\"" + text + "\"";
+      json.replace(at + 1, 1, "\\u0062");  // 'b', escaped
+      text[at] = 'b';
+      EXPECT_EQ(DecodeBare<std::string>(json).value(), text) << json;
+    }
+  }
   ExpectError(DecodeBare<std::string>("17").status(), absl::StatusCode::kInvalidArgument,
               "expected string, got number 17");
 
