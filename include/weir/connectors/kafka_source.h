@@ -55,6 +55,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -98,14 +99,19 @@ class Deserializer {
   // then goes to the dead-letter queue or fails the job, per ErrorPolicy).
   virtual absl::StatusOr<T> Deserialize(const KafkaRecord& record) = 0;
   // Deserialize into `out`, a default-constructed T, in place. The source
-  // calls this one; the default moves Deserialize's value into `out`. A
+  // calls this one when T is default-constructible and move-assignable
+  // (else Deserialize); the default moves Deserialize's value into `out`. A
   // deserializer that can build its value in place overrides it (the
   // Debezium ones do), which saves a move of each value.
   virtual absl::Status DeserializeInto(const KafkaRecord& record, T& out) {
     absl::StatusOr<T> value = Deserialize(record);
     if (!value.ok()) return value.status();
-    out = *std::move(value);
-    return absl::OkStatus();
+    if constexpr (std::is_move_assignable_v<T>) {
+      out = *std::move(value);
+      return absl::OkStatus();
+    } else {
+      return absl::FailedPreconditionError("DeserializeInto needs a move-assignable T");
+    }
   }
   // Whether Deserialize reads record.headers. When false the source leaves
   // them unparsed (librdkafka parses a record's headers on request, with an
@@ -444,11 +450,23 @@ class KafkaSource final : public weir::Source<T> {
     absl::Status OnRecord(int split, const KafkaRecord& record) override {
       absl::Status error = absl::OkStatus();
       bool skipped = false;
-      const bool emitted = output_->CollectInPlace(split, record.timestamp_ms, [&](T& value) {
-        error = deserializer_->DeserializeInto(record, value);
-        skipped = error.ok() && deserializer_->Skips(value);
-        return error.ok() && !skipped;
-      });
+      bool emitted = false;
+      if constexpr (std::is_default_constructible_v<T> && std::is_move_assignable_v<T>) {
+        emitted = output_->CollectInPlace(split, record.timestamp_ms, [&](T& value) {
+          error = deserializer_->DeserializeInto(record, value);
+          skipped = error.ok() && deserializer_->Skips(value);
+          return error.ok() && !skipped;
+        });
+      } else {
+        // A T without a default constructor cannot be built in place.
+        absl::StatusOr<T> value = deserializer_->Deserialize(record);
+        error = value.status();
+        skipped = value.ok() && deserializer_->Skips(*value);
+        if (value.ok() && !skipped) {
+          output_->Collect(split, *std::move(value), record.timestamp_ms);
+          emitted = true;
+        }
+      }
       if (emitted) {
         ++emitted_;
         return absl::OkStatus();

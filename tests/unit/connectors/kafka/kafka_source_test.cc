@@ -11,6 +11,7 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -329,6 +330,42 @@ TEST_F(KafkaSourceTest, HeadersAreReadOnlyForDeserializersThatReadThemAndForDead
   EXPECT_THAT(letters[0].headers,
               ElementsAreArray({std::pair<std::string, std::string>("trace", "t-bad"),
                                 std::pair<std::string, std::string>("origin", "test")}));
+}
+
+// A record type without a default constructor cannot be built in place in
+// the batch: the source emits what Deserialize returns.
+struct Reading {
+  explicit Reading(int64_t v) : value(v) {}
+  int64_t value;
+};
+
+TEST_F(KafkaSourceTest, ATypeWithoutADefaultConstructorIsEmittedAsDeserialized) {
+  static_assert(!std::is_default_constructible_v<Reading>);
+  ASSERT_TRUE(broker_->CreateTopic("readings", 2).ok());
+  ASSERT_TRUE(ProduceNumbered(bootstrap(), "readings", 50, 2).ok());
+  SourceOptions<Reading> options;
+  options.client.brokers = bootstrap();
+  options.topics = {"readings"};
+  options.bounded = true;
+  options.on_error = ErrorPolicy::kFail;
+  options.deserializer =
+      DeserializeWith<Reading>([](const KafkaRecord& record) -> absl::StatusOr<Reading> {
+        int64_t value = 0;
+        if (!absl::SimpleAtoi(absl::string_view(record.value.data(), record.value.size()),
+                              &value)) {
+          return absl::InvalidArgumentError("not a number");
+        }
+        return Reading(value);
+      });
+  Pipeline pipeline;
+  auto sink = weir::testing::CollectingSink<int64_t>::Create();
+  pipeline.Source(Source(std::move(options)))
+      .Map([](const Reading& reading) { return reading.value; })
+      .Sink(sink);
+  ASSERT_TRUE(weir::testing::RunToCompletion(pipeline, absl::Seconds(20)).status.ok());
+  std::vector<int64_t> values = sink->Values();
+  std::sort(values.begin(), values.end());
+  EXPECT_THAT(values, ElementsAreArray(Range(0, 50)));
 }
 
 // Whether the broker answers a timestamp lookup (ListOffsets with a
