@@ -76,11 +76,6 @@ inline absl::StatusOr<bool> ReadNull(simdjson::ondemand::value& value) {
 // The text of a number value (checked against JSON's number grammar).
 absl::StatusOr<std::string_view> NumberText(simdjson::ondemand::value& value);
 
-// The common integer, done in one pass: an optional minus and 1-18 digits
-// without a leading zero, then at most whitespace up to the next structural
-// character. Such a number always fits an int64. Anything else (longer,
-// fractional, malformed, not a number) returns false and takes the general
-// path, which says what is wrong.
 // Whether the 8 bytes at `at` are all ASCII digits, and if so their value
 // (SWAR: one 64-bit load and three multiplications instead of 8 steps).
 inline bool EightDigits(const char* at, uint64_t& value) {
@@ -102,6 +97,11 @@ inline bool EightDigits(const char* at, uint64_t& value) {
   return true;
 }
 
+// The common integer, done in one pass: an optional minus and 1-18 digits
+// without a leading zero, then at most whitespace up to the next structural
+// character. Such a number always fits an int64. Anything else (longer,
+// fractional, malformed, not a number) returns false and takes the general
+// path, which says what is wrong.
 inline bool ReadShortInteger(simdjson::ondemand::value& value, int64_t& out) {
   const std::string_view token = value.raw_json_token();
   const char* at = token.data();
@@ -122,7 +122,7 @@ inline bool ReadShortInteger(simdjson::ondemand::value& value, int64_t& out) {
   const size_t count = static_cast<size_t>(at - digits);
   if (count == 0 || count > 18 || (count > 1 && *digits == '0')) return false;
   for (; at != end; ++at) {
-    if (*at != ' ' && *at != '\t' && *at != '\n' && *at != '\r') return false;
+    if (!IsJsonSpace(*at)) return false;
   }
   out = negative ? -static_cast<int64_t>(result) : static_cast<int64_t>(result);
   return true;

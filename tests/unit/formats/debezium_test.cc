@@ -675,6 +675,47 @@ TEST(DebeziumTypes, DecodeIntoGivesWhatDecodeGives) {
   }
 }
 
+// Columns are matched by their position in the previous row first: rows
+// whose columns come in another order, with undeclared columns in between
+// or with fewer columns, must still give each field its own value.
+struct Three {
+  int64_t a = 0;
+  std::string b;
+  std::optional<int64_t> c;
+};
+
+TEST(DebeziumTypes, ColumnsInAnyOrderGiveTheirOwnValues) {
+  absl::StatusOr<Decoder<Three>> decoder = Decoder<Three>::Create(
+      Fields<Three>().Required("a", &Three::a).Required("b", &Three::b).Optional("c", &Three::c));
+  ASSERT_TRUE(decoder.ok()) << decoder.status();
+  struct Case {
+    std::string after;
+    int64_t a;
+    std::string b;
+    std::optional<int64_t> c;
+  };
+  const std::vector<Case> cases = {
+      {R"({"a":1,"b":"x","c":3})", 1, "x", 3},
+      {R"({"c":6,"a":4,"b":"y"})", 4, "y", 6},
+      {R"({"a":7,"b":"z","c":9})", 7, "z", 9},
+      {R"({"x":0,"a":10,"b":"w"})", 10, "w", std::nullopt},
+      {R"({"b":"v","a":13})", 13, "v", std::nullopt},
+      {R"({"b":"u","x":"a","a":16,"c":18})", 16, "u", 18},
+      {R"({"a":19,"b":"t","c":21})", 19, "t", 21},
+  };
+  for (int round = 0; round < 2; ++round) {
+    for (const Case& c : cases) {
+      SCOPED_TRACE(c.after);
+      absl::StatusOr<Change<Three>> change =
+          decoder->Decode(absl::StrCat(R"({"before":null,"after":)", c.after, R"(,"op":"c"})"));
+      ASSERT_TRUE(change.ok()) << change.status();
+      EXPECT_EQ(change->after->a, c.a);
+      EXPECT_EQ(change->after->b, c.b);
+      EXPECT_EQ(change->after->c, c.c);
+    }
+  }
+}
+
 TEST(DebeziumTypes, FloatsAndBooleans) {
   EXPECT_EQ(DecodeBare<double>("1.25").value(), 1.25);
   EXPECT_EQ(DecodeBare<double>("-3").value(), -3.0);
