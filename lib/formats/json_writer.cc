@@ -1,3 +1,4 @@
+#include <bit>
 #include <cassert>
 #include <charconv>
 #include <cmath>
@@ -6,6 +7,10 @@
 
 #include "weir/formats/json.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace weir::json {
 
 namespace {
@@ -13,67 +18,161 @@ namespace {
 constexpr uint64_t kOnes = 0x0101010101010101ULL;
 constexpr uint64_t kHighs = 0x8080808080808080ULL;
 
-// True when one of the 8 bytes of `word` must be escaped: a control
-// character (< 0x20), '"' or '\\'. (SWAR: a byte b is < n when
-// (b - n) & ~b has its high bit set; equal to c when b ^ c is zero.)
-bool NeedsEscape(uint64_t word) {
+// The high bit of each of the 8 bytes of `word` that must be escaped: a
+// control character (< 0x20), '"' or '\\'. (SWAR: a byte b is < n when
+// (b - n) & ~b has its high bit set; equal to c when b ^ c is zero.) A
+// borrow can set the bit of a byte above one that must be escaped, never
+// below: the lowest bit set is exact, and the result is zero exactly when
+// no byte must be escaped.
+uint64_t EscapeBits(uint64_t word) {
   const uint64_t control = (word - kOnes * 0x20) & ~word;
   const uint64_t quote = word ^ (kOnes * '"');
   const uint64_t backslash = word ^ (kOnes * '\\');
   const uint64_t zero_quote = (quote - kOnes) & ~quote;
   const uint64_t zero_backslash = (backslash - kOnes) & ~backslash;
-  return ((control | zero_quote | zero_backslash) & kHighs) != 0;
+  return (control | zero_quote | zero_backslash) & kHighs;
+}
+
+bool MustEscape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+uint64_t Load64(const char* p) {
+  uint64_t word;
+  std::memcpy(&word, p, sizeof(word));
+  return word;
+}
+
+uint32_t Load32(const char* p) {
+  uint32_t word;
+  std::memcpy(&word, p, sizeof(word));
+  return word;
+}
+
+#if defined(__SSE2__)
+// The bytes of `v` that must be escaped, one bit each (SSE2, which every
+// x86-64 CPU has).
+uint32_t EscapeMask(__m128i v) {
+  const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+  const __m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+  const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);  // <= 0x1f
+  return static_cast<uint32_t>(
+      _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)));
+}
+
+__m128i Load128(const char* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+#endif
+
+// True when none of the `n` bytes at `p` must be escaped (the common case:
+// keys, ids, most text). Never reads past the end: the last block of a
+// value overlaps the one before it, and 8 to 15 bytes (4 to 7) are read as
+// two overlapping halves.
+bool IsClean(const char* p, size_t n) {
+#if defined(__SSE2__)
+  if (n >= 16) {
+    for (size_t pos = 0; pos + 16 <= n; pos += 16) {
+      if (EscapeMask(Load128(p + pos)) != 0) return false;
+    }
+    return EscapeMask(Load128(p + n - 16)) == 0;
+  }
+  if (n >= 8) {
+    const auto halves =
+        _mm_set_epi64x(static_cast<int64_t>(Load64(p + n - 8)), static_cast<int64_t>(Load64(p)));
+    return EscapeMask(halves) == 0;
+  }
+#else
+  if (n >= 8) {
+    for (size_t pos = 0; pos + 8 <= n; pos += 8) {
+      if (EscapeBits(Load64(p + pos)) != 0) return false;
+    }
+    return EscapeBits(Load64(p + n - 8)) == 0;
+  }
+#endif
+  if (n >= 4) {
+    return EscapeBits(Load32(p) | (uint64_t{Load32(p + n - 4)} << 32)) == 0;
+  }
+  for (size_t pos = 0; pos < n; ++pos) {
+    if (MustEscape(static_cast<unsigned char>(p[pos]))) return false;
+  }
+  return true;
+}
+
+// The number of bytes at `p` (of `n`) before the first that must be escaped.
+size_t CleanPrefix(const char* p, size_t n) {
+  size_t pos = 0;
+#if defined(__SSE2__)
+  for (; pos + 16 <= n; pos += 16) {
+    if (const uint32_t mask = EscapeMask(Load128(p + pos)); mask != 0) {
+      return pos + static_cast<size_t>(std::countr_zero(mask));
+    }
+  }
+#endif
+  for (; pos + 8 <= n; pos += 8) {
+    if (const uint64_t bits = EscapeBits(Load64(p + pos)); bits != 0) {
+      return pos + static_cast<size_t>(std::countr_zero(bits)) / 8;
+    }
+  }
+  for (; pos < n; ++pos) {
+    if (MustEscape(static_cast<unsigned char>(p[pos]))) return pos;
+  }
+  return n;
+}
+
+void AppendEscaped(unsigned char c, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  switch (c) {
+    case '"':
+      out.append("\\\"", 2);
+      break;
+    case '\\':
+      out.append("\\\\", 2);
+      break;
+    case '\n':
+      out.append("\\n", 2);
+      break;
+    case '\r':
+      out.append("\\r", 2);
+      break;
+    case '\t':
+      out.append("\\t", 2);
+      break;
+    case '\b':
+      out.append("\\b", 2);
+      break;
+    case '\f':
+      out.append("\\f", 2);
+      break;
+    default: {
+      const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+      out.append(escaped, sizeof(escaped));
+    }
+  }
+}
+
+// AppendString for a value with at least one byte to escape: each clean run
+// is copied whole, then the byte that ends it is escaped. Out of line, so
+// that the common, clean case saves no registers for it.
+[[gnu::noinline]] void AppendWithEscapes(const char* p, size_t n, std::string& out) {
+  out.push_back('"');
+  for (size_t clean = CleanPrefix(p, n); clean < n; clean = CleanPrefix(p, n)) {
+    out.append(p, clean);
+    AppendEscaped(static_cast<unsigned char>(p[clean]), out);
+    p += clean + 1;
+    n -= clean + 1;
+  }
+  out.append(p, n);
+  out.push_back('"');
 }
 
 }  // namespace
 
 void AppendString(std::string_view value, std::string& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  size_t run_start = 0;
-  for (size_t pos = 0; pos < value.size(); ++pos) {
-    // Skip 8 bytes at a time while none needs escaping (the common case).
-    while (pos + 8 <= value.size()) {
-      uint64_t word;
-      std::memcpy(&word, value.data() + pos, sizeof(word));
-      if (NeedsEscape(word)) break;
-      pos += 8;
-    }
-    if (pos >= value.size()) break;
-    const unsigned char c = static_cast<unsigned char>(value[pos]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(value.data() + run_start, pos - run_start);
-    run_start = pos + 1;
-    switch (c) {
-      case '"':
-        out.append("\\\"");
-        break;
-      case '\\':
-        out.append("\\\\");
-        break;
-      case '\n':
-        out.append("\\n");
-        break;
-      case '\r':
-        out.append("\\r");
-        break;
-      case '\t':
-        out.append("\\t");
-        break;
-      case '\b':
-        out.append("\\b");
-        break;
-      case '\f':
-        out.append("\\f");
-        break;
-      default: {
-        const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-        out.append(escaped, sizeof(escaped));
-      }
-    }
+  if (!IsClean(value.data(), value.size())) {
+    AppendWithEscapes(value.data(), value.size(), out);
+    return;
   }
-  out.append(value.data() + run_start, value.size() - run_start);
-  out.push_back('"');
+  // One append of the quotes and the room between them, then the value.
+  const size_t at = out.size();
+  out.append(value.size() + 2, '"');
+  if (!value.empty()) std::memcpy(out.data() + at + 1, value.data(), value.size());
 }
 
 void AppendDouble(double value, std::string& out) {
@@ -125,11 +224,23 @@ Writer& Writer::Close(char bracket) {
 
 Writer& Writer::Key(std::string_view name) {
   assert(!has_value_.empty() && !after_key_);
-  if (has_value_.back()) out_.push_back(',');
-  has_value_.back() = true;
-  AppendString(name, out_);
-  out_.push_back(':');
+  bool& has_value = has_value_.back();
+  const bool comma = has_value;
+  has_value = true;
   after_key_ = true;
+  if (!IsClean(name.data(), name.size())) {
+    if (comma) out_.push_back(',');
+    AppendString(name, out_);
+    out_.push_back(':');
+    return *this;
+  }
+  // The usual name: the comma, the quoted name and the colon in one append.
+  const size_t at = out_.size();
+  out_.append(name.size() + 3 + (comma ? 1 : 0), '"');
+  char* p = out_.data() + at;
+  if (comma) *p++ = ',';
+  if (!name.empty()) std::memcpy(p + 1, name.data(), name.size());
+  p[name.size() + 2] = ':';
   return *this;
 }
 

@@ -92,6 +92,30 @@ TEST(JsonWriterTest, EscapesEveryPositionOfLongStrings) {
   }
 }
 
+TEST(JsonWriterTest, EscapesAnyTwoBytesOfStringsAtTheReadWidthsEdges) {
+  // Two different bytes to escape at any two positions, in strings whose
+  // lengths straddle the widths AppendString reads at once (4, 8, 16 bytes,
+  // with overlapping halves or blocks), appended after text already there.
+  const std::string specials = std::string("\"\\\x1f", 3);
+  for (const size_t length : {3, 4, 5, 7, 8, 9, 15, 16, 17, 23, 24, 31, 32, 33}) {
+    for (size_t first = 0; first < length; ++first) {
+      for (size_t second = first + 1; second < length; ++second) {
+        for (const char a : specials) {
+          for (const char b : specials) {
+            std::string value(length, 'a');
+            value[first] = a;
+            value[second] = b;
+            std::string out = "[1,";
+            AppendString(value, out);
+            ASSERT_EQ(out, "[1," + ReferenceEscape(value))
+                << "length " << length << " at " << first << " and " << second;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(JsonWriterTest, DoublesReadBackExactlyAndNonFiniteIsNull) {
   for (double value : {0.1, 1.0 / 3.0, 1e300, -2.5e-300, 600.0}) {
     std::string out;
