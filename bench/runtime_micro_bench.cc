@@ -2,7 +2,8 @@
 // ring between workers, key -> key group -> worker routing, a KeyBy
 // exchange through a whole pipeline, and the Debezium decoder on W2's
 // envelopes against the hand-written On Demand walk of W2's loop, and
-// json::Writer on the engagement pipeline's outbox record.
+// (with the examples built) the engagement pipeline's outbox record written
+// with json::Writer.
 //
 //   build/release/bench/weir-bench-micro [--json=FILE] [--benchmark_filter=...]
 //
@@ -22,12 +23,18 @@
 #include "bench/workload_events.h"
 #include "benchmark/benchmark.h"
 #include "simdjson.h"
-#include "weir/formats/json.h"
 #include "weir/internal/batch.h"
 #include "weir/internal/spsc_ring.h"
 #include "weir/key.h"
 #include "weir/testing.h"
 #include "weir/weir.h"
+
+#ifdef WEIR_BENCH_ENGAGEMENT
+#include <variant>
+
+#include "examples/engagement/generator.h"
+#include "examples/engagement/model.h"
+#endif
 
 namespace weir {
 namespace {
@@ -269,87 +276,35 @@ void BM_OnDemandValidateAllW2(benchmark::State& state) {
 }
 BENCHMARK(BM_OnDemandValidateAllW2);
 
-// The engagement pipeline's outbox record (14 members: ids, texts, a title
-// with quotes to escape, integers and two doubles) written with
-// json::Writer, cycling over 1,024 prepared records so that the strings
-// vary as in a stream.
-struct OutboxRecord {
-  int64_t event_id = 0;
-  std::string content_id;
-  std::string user_id;
-  std::string event_type;
-  int64_t event_ts_ms = 0;
-  int64_t duration_ms = 0;
-  std::string device;
-  double engagement_seconds = 0;
-  double engagement_pct = 0;
-  std::string slug;
-  std::string title;
-  std::string content_type;
-  int64_t length_seconds = 0;
-  int64_t publish_ts_ms = 0;
-};
-
-std::vector<OutboxRecord> OutboxRecords() {
-  std::mt19937_64 rng(11);
-  const auto uuid = [&rng] {
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string id(36, '-');
-    for (size_t i = 0; i < id.size(); ++i) {
-      if (i != 8 && i != 13 && i != 18 && i != 23) id[i] = kHex[rng() % 16];
-    }
-    return id;
-  };
-  const std::string types[] = {"podcast", "newsletter", "video"};
-  const std::string events[] = {"play", "pause", "finish", "click"};
-  const std::string devices[] = {"ios", "android", "web", "tv", "desktop"};
-  std::vector<OutboxRecord> records(1024);
-  for (size_t i = 0; i < records.size(); ++i) {
-    OutboxRecord& r = records[i];
-    r.event_id = static_cast<int64_t>(1'000'000 + i);
-    r.content_id = uuid();
-    r.user_id = uuid();
-    r.event_type = events[rng() % 4];
-    r.event_ts_ms = 1'733'580'000'000 + static_cast<int64_t>(rng() % 86'400'000);
-    r.duration_ms = static_cast<int64_t>(rng() % 600'000);
-    r.device = devices[rng() % 5];
-    r.engagement_seconds = static_cast<double>(r.duration_ms) / 1000.0;
-    r.length_seconds = 60 + static_cast<int64_t>(rng() % 3600);
-    r.engagement_pct = r.engagement_seconds / static_cast<double>(r.length_seconds) * 100;
-    r.content_type = types[rng() % 3];
-    r.slug = "topic-" + r.content_type + "-" + r.content_id.substr(0, 8);
-    r.title = "On topic (\"" + r.content_type + "\" #" + r.content_id.substr(0, 4) + ")";
-    r.publish_ts_ms = r.event_ts_ms - static_cast<int64_t>(rng() % 864'000'000);
-  }
-  return records;
-}
-
+#ifdef WEIR_BENCH_ENGAGEMENT
+// The engagement pipeline's outbox record as the pipeline writes it
+// (engagement::AppendJson: 14 members written with json::Writer, among them
+// two UUIDs, a title with quotes to escape, integers and two doubles),
+// cycling over 1,024 enriched events from the example's generator so that
+// the strings vary as in a stream.
 void BM_JsonWriterOutboxRecord(benchmark::State& state) {
-  const std::vector<OutboxRecord> records = OutboxRecords();
+  engagement::GeneratorOptions options;
+  options.seed = 11;
+  engagement::ChangeGenerator generator(options);
+  std::vector<engagement::Enriched> records;
+  while (records.size() < 1024) {
+    const engagement::GeneratedRecord record = generator.Next();
+    const auto* event = std::get_if<engagement::EngagementEvent>(&record.row);
+    if (event == nullptr) continue;
+    for (const engagement::Content& content : generator.live_content()) {
+      if (content.id == event->content_id) {
+        records.push_back(engagement::Enrich(*event, content));
+        break;
+      }
+    }
+  }
   std::string out;
   size_t next = 0;
   int64_t bytes = 0;
   for (auto _ : state) {
-    const OutboxRecord& r = records[next];
-    next = (next + 1) % records.size();
     out.clear();
-    json::Writer json(out);
-    json.BeginObject()
-        .Member("event_id", r.event_id)
-        .Member("content_id", r.content_id)
-        .Member("user_id", r.user_id)
-        .Member("event_type", r.event_type)
-        .Member("event_ts_ms", r.event_ts_ms)
-        .Member("duration_ms", r.duration_ms)
-        .Member("device", r.device)
-        .Member("engagement_seconds", r.engagement_seconds)
-        .Member("engagement_pct", r.engagement_pct)
-        .Member("slug", r.slug)
-        .Member("title", r.title)
-        .Member("content_type", r.content_type)
-        .Member("length_seconds", r.length_seconds)
-        .Member("publish_ts_ms", r.publish_ts_ms)
-        .EndObject();
+    engagement::AppendJson(records[next], out);
+    next = (next + 1) % records.size();
     benchmark::DoNotOptimize(out.data());
     bytes += static_cast<int64_t>(out.size());
   }
@@ -357,6 +312,7 @@ void BM_JsonWriterOutboxRecord(benchmark::State& state) {
   state.SetBytesProcessed(bytes);
 }
 BENCHMARK(BM_JsonWriterOutboxRecord);
+#endif  // WEIR_BENCH_ENGAGEMENT
 
 // Prints as usual and keeps every run for --json.
 class CollectingReporter final : public benchmark::ConsoleReporter {
