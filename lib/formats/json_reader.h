@@ -20,6 +20,10 @@
 #include "absl/status/statusor.h"
 #include "simdjson.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace weir::internal {
 
 // Deeper JSON is rejected (Debezium events nest about five levels).
@@ -39,6 +43,26 @@ absl::StatusOr<simdjson::ondemand::json_type> TypeOf(simdjson::ondemand::value& 
 // JSON's whitespace.
 inline bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+// True when one of the `n` bytes at `p` is a backslash. `p` must point into
+// a document being parsed (PaddedJson): its buffer has SIMDJSON_PADDING
+// readable bytes after the text, so whole 16-byte blocks are read (SSE2,
+// which every x86-64 CPU has) and the bytes past the `n` are ignored.
+inline bool HasBackslash(const char* p, size_t n) {
+#if defined(__SSE2__)
+  static_assert(simdjson::SIMDJSON_PADDING >= 16);
+  const __m128i backslash = _mm_set1_epi8('\\');
+  for (size_t pos = 0; pos < n; pos += 16) {
+    const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + pos));
+    auto mask = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, backslash)));
+    if (n - pos < 16) mask &= (uint32_t{1} << (n - pos)) - 1;
+    if (mask != 0) return true;
+  }
+  return false;
+#else
+  return std::memchr(p, '\\', n) != nullptr;
+#endif
+}
+
 // A field's key, unescaped. A key without a backslash (nearly every key) is
 // its raw text in the message, with nothing copied: stage 1 has already
 // checked its UTF-8 and that it holds no control character. Its closing
@@ -54,7 +78,7 @@ inline simdjson::error_code FieldKey(simdjson::ondemand::field& field, std::stri
     while (at >= raw && IsJsonSpace(*at)) --at;
     if (at >= raw && *at == '"') {
       const auto size = static_cast<size_t>(at - raw);
-      if (std::memchr(raw, '\\', size) == nullptr) {
+      if (!HasBackslash(raw, size)) {
         key = std::string_view(raw, size);
         return simdjson::SUCCESS;
       }
@@ -149,7 +173,7 @@ inline absl::StatusOr<std::string_view> ReadString(simdjson::ondemand::value& va
     while (end > 2 && IsJsonSpace(token[end - 1])) --end;
     if (token[end - 1] == '"') {
       const std::string_view text = token.substr(1, end - 2);
-      if (std::memchr(text.data(), '\\', text.size()) == nullptr) return text;
+      if (!HasBackslash(text.data(), text.size())) return text;
     }
   }
   return UnescapeString(value);

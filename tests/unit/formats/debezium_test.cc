@@ -627,6 +627,26 @@ TEST(DebeziumTypes, TextReadInPlaceMeansWhatUnescapingMeans) {
   EXPECT_EQ(change->after->v, "x");
   EXPECT_EQ(change->source.table, "t");
   EXPECT_EQ(change->source.lsn, 7);
+  // An escape anywhere in short and long keys, and keys without one next to
+  // values with one (the check for a backslash reads whole 16-byte blocks).
+  for (size_t size = 1; size <= 40; ++size) {
+    const std::string name(size, 'k');
+    absl::StatusOr<Decoder<Holder<std::string>>> named = Decoder<Holder<std::string>>::Create(
+        Fields<Holder<std::string>>().Required(name, &Holder<std::string>::v));
+    ASSERT_TRUE(named.ok()) << named.status();
+    for (size_t at = 0; at < size; ++at) {
+      std::string key = name;
+      key.replace(at, 1, "\\u006b");  // 'k', escaped
+      const std::string json = "{\"after\":{\"" + key + "\":\"x\"},\"op\":\"c\"}";
+      absl::StatusOr<Change<Holder<std::string>>> read = named->Decode(json);
+      ASSERT_TRUE(read.ok()) << json << ": " << read.status();
+      EXPECT_EQ(read->after->v, "x") << json;
+    }
+    const std::string json = "{\"after\":{\"" + name + "\":\"\\u0078\"},\"op\":\"c\"}";
+    absl::StatusOr<Change<Holder<std::string>>> read = named->Decode(json);
+    ASSERT_TRUE(read.ok()) << json << ": " << read.status();
+    EXPECT_EQ(read->after->v, "x") << json;
+  }
 
   // A control character must be escaped in JSON: raw in a value read in
   // place, in a key, in the source block or in a value nobody reads, it is
