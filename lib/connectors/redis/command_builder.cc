@@ -3,6 +3,8 @@
 // its argument count, then its arguments, every item a RESP bulk string, so
 // sealing a batch only prepends the EVALSHA header.
 
+#include <charconv>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -14,13 +16,20 @@
 namespace weir::redis {
 
 void CommandBuilder::AppendBulk(std::string& out, std::string_view value) {
-  char length[24];
-  std::to_chars_result result = std::to_chars(length, length + sizeof(length), value.size());
-  out.push_back('$');
-  out.append(length, result.ptr);
-  out.append("\r\n", 2);
-  out.append(value.data(), value.size());
-  out.append("\r\n", 2);
+  // "$<length>\r\n<value>\r\n", grown once (the commands of a batch are
+  // many small items; separate appends cost more than the bytes).
+  char head[24];
+  head[0] = '$';
+  char* end = std::to_chars(head + 1, head + sizeof(head) - 2, value.size()).ptr;
+  *end++ = '\r';
+  *end++ = '\n';
+  const auto head_size = static_cast<size_t>(end - head);
+  const size_t at = out.size();
+  out.append(head_size + value.size() + 2, '\n');
+  char* p = out.data() + at;
+  std::memcpy(p, head, head_size);
+  if (!value.empty()) std::memcpy(p + head_size, value.data(), value.size());
+  p[head_size + value.size()] = '\r';
 }
 
 void CommandBuilder::Add(std::initializer_list<std::string_view> args) {

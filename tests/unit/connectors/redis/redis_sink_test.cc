@@ -392,6 +392,32 @@ TEST_F(RedisSinkTest, WritesWhatTheMappingsSay) {
   EXPECT_EQ(server_->HGetAll("max")["3"], "200");  // (3 + 1) s * 100 events / 2
 }
 
+TEST_F(RedisSinkTest, ArgumentsOfEveryLengthArriveByteForByte) {
+  // Each argument is sent as "$<length>\r\n<bytes>\r\n": lengths of one to
+  // six digits, empty values and bytes RESP itself uses.
+  std::vector<std::string> values;
+  for (const size_t length : {0, 1, 9, 10, 99, 100, 999, 1000, 123456}) {
+    std::string value(length, 'v');
+    for (size_t i = 0; i < length; i += 7) value[i] = static_cast<char>('a' + i % 26);
+    values.push_back(std::move(value));
+  }
+  values.push_back(std::string("\r\n$3\r\n\0*", 8));
+  Pipeline pipeline;
+  pipeline.Source(testing::VectorSource<std::string>::Create(values))
+      .Uid("values")
+      .Sink(redis::Sink<std::string>(
+          Options(), redis::CommandMapping<std::string>(
+                         [](const std::string& value, redis::CommandBuilder& out) {
+                           out.Add({"SET", absl::StrCat("len:", value.size()), value});
+                         })))
+      .Uid("sets");
+  absl::Status status = pipeline.Run();
+  ASSERT_TRUE(status.ok()) << status;
+  for (const std::string& value : values) {
+    EXPECT_EQ(server_->Get(absl::StrCat("len:", value.size())), value) << value.size();
+  }
+}
+
 TEST_F(RedisSinkTest, RestoreFromACheckpointConvergesToTheFailureFreeState) {
   constexpr int kEvents = 8000;
   constexpr size_t kTop = 10;
