@@ -326,6 +326,23 @@ struct Latency {
   std::string timeline;
 };
 
+// About how long generating `total` records with `options` takes: 5% of
+// them (at least 20,000) timed after the initial snapshot's content rows,
+// scaled up. Keeping them (RunLatency's hash map of events) costs more as
+// they grow, so this is short by a fifth or so for millions of records.
+absl::Duration EstimateGeneration(GeneratorOptions options, size_t total) {
+  options.seed = 6;
+  ChangeGenerator generator(options);
+  for (int i = 0; i < options.initial_contents; ++i) generator.Next();
+  const size_t sample = std::min(total, std::max<size_t>(total / 20, 20'000));
+  std::vector<GeneratedRecord> kept;
+  kept.reserve(sample);
+  const absl::Time start = absl::Now();
+  for (size_t i = 0; i < sample; ++i) kept.push_back(generator.Next());
+  const absl::Duration taken = absl::Now() - start;
+  return taken * (static_cast<double>(total) / static_cast<double>(sample));
+}
+
 Latency RunLatency(const Servers& s, const std::string& dir, int rate, double seconds,
                    int parallelism) {
   const std::string prefix = absl::StrCat("w3l", rate, "-", sink_flush);
@@ -360,21 +377,31 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
   absl::flat_hash_map<std::pair<std::string, int64_t>, size_t> event_index;
   // The records are generated before the clock starts, so that the
   // generator's CPU does not compete with the pipeline and the broker
-  // during the measurement (their event times are then older than their
-  // creation by the generation time, like clients that report late).
+  // during the measurement. Their event times must still be those of live
+  // events (up to 2 s before their creation, as the generator makes them):
+  // generating takes seconds (about 8 s for 2M records), and events older
+  // than their creation by that much come near what the pipeline treats as
+  // a backfill (ContentMetrics refreshes a content whose event is more than
+  // 10 s old every 250 ms instead of 50 ms), which the latency would then
+  // measure. So the generator's clock starts at a time safely after the
+  // generation will have ended (1.5 times the estimate, plus 1 s), and
+  // production waits for it.
   struct Prepared {
     GeneratedRecord record;
     bool content = false;
     bool event = false;
   };
   std::vector<Prepared> prepared;
+  absl::Time production_start;
   {
-    GeneratorOptions options;
-    options.seed = 5;
-    options.start_ms = absl::ToUnixMillis(absl::Now());
-    options.records_per_second = rate;
-    ChangeGenerator generator(options);
     const auto total = static_cast<size_t>(rate * seconds);
+    GeneratorOptions options;
+    options.records_per_second = rate;
+    const absl::Duration generation = EstimateGeneration(options, total);
+    options.seed = 5;
+    options.start_ms = absl::ToUnixMillis(absl::Now() + generation * 1.5 + absl::Seconds(1));
+    production_start = absl::FromUnixMillis(options.start_ms);
+    ChangeGenerator generator(options);
     prepared.reserve(total);
     event_index.reserve(total);
     for (size_t i = 0; i < total; ++i) {
@@ -396,6 +423,14 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
   std::fflush(stdout);
   std::thread produce([&] {
     Producer producer(s.broker->bootstrap());
+    // The generator's clock starts now (see above).
+    absl::SleepFor(production_start - absl::Now());
+    if (const absl::Duration late = absl::Now() - production_start; late > absl::Seconds(1)) {
+      std::printf(
+          "note: generating took longer than estimated; event times are %.1f s older "
+          "than their creation on top of the generator's up to 2 s\n",
+          absl::ToDoubleSeconds(late));
+    }
     const auto start = std::chrono::steady_clock::now();
     size_t sent = 0;
     // Paced in steps of 1 ms: every record due by now is sent, then the
@@ -427,8 +462,12 @@ Latency RunLatency(const Servers& s, const std::string& dir, int rate, double se
   std::vector<double> samples;
   std::map<int64_t, std::vector<double>> by_second;
   std::map<std::string, int64_t> last_seen;
-  const auto warmup = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  const int64_t start_ms = absl::ToUnixMillis(absl::Now());
+  // Both from the moment production starts (the producer waits for it).
+  const auto warmup =
+      std::chrono::steady_clock::now() +
+      absl::ToChronoNanoseconds(std::max(production_start - absl::Now(), absl::ZeroDuration())) +
+      std::chrono::seconds(3);
+  const int64_t start_ms = absl::ToUnixMillis(std::max(production_start, absl::Now()));
   // One round trip per poll: the top contents with their last_event_ts_ms.
   // (The bench shares the 2 cores with the pipeline and the mock broker, so
   // the poll must stay cheap.)
