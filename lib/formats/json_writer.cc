@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "weir/formats/json.h"
 
@@ -117,34 +118,19 @@ size_t CleanPrefix(const char* p, size_t n) {
 }
 
 void AppendEscaped(unsigned char c, std::string& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  switch (c) {
-    case '"':
-      out.append("\\\"", 2);
-      break;
-    case '\\':
-      out.append("\\\\", 2);
-      break;
-    case '\n':
-      out.append("\\n", 2);
-      break;
-    case '\r':
-      out.append("\\r", 2);
-      break;
-    case '\t':
-      out.append("\\t", 2);
-      break;
-    case '\b':
-      out.append("\\b", 2);
-      break;
-    case '\f':
-      out.append("\\f", 2);
-      break;
-    default: {
-      const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+  // JSON's two-character escapes; any other control character is \u00XX.
+  static constexpr std::pair<char, char> kShort[] = {
+      {'"', '"'}, {'\\', '\\'}, {'\n', 'n'}, {'\r', 'r'}, {'\t', 't'}, {'\b', 'b'}, {'\f', 'f'}};
+  for (const auto& [raw, letter] : kShort) {
+    if (c == static_cast<unsigned char>(raw)) {
+      const char escaped[] = {'\\', letter};
       out.append(escaped, sizeof(escaped));
+      return;
     }
   }
+  static constexpr char kHex[] = "0123456789abcdef";
+  const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+  out.append(escaped, sizeof(escaped));
 }
 
 // AppendString for a value with at least one byte to escape: each clean run
