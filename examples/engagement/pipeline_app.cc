@@ -1033,7 +1033,10 @@ absl::Status RunPipeline(const PipelineConfig& config, const std::atomic<bool>& 
   int64_t last_events = 0;
   bool stopping = false;
   while (!job->done()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // A short step: a bounded run ends as soon as its job does (a 100 ms
+    // step cost a run 50 ms on average), and the loop's work per step is a
+    // clock read.
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (stop.load() && !stopping) {
       std::fprintf(stderr, "engagement-pipeline: stopping (final checkpoint)\n");
       job->Stop();
