@@ -1,7 +1,8 @@
 // The interface connectors implement to write a pipeline's results out.
 //
 // A Sink creates one SinkWriter per worker. The writer receives batches of
-// records and flushes at the end of input; it is shaped for two-phase commit:
+// records and flushes at the end of input (with checkpoints: at the job's
+// final checkpoint); it is shaped for two-phase commit:
 // at each checkpoint barrier the runtime calls PreCommit(n), and once
 // checkpoint n is complete, Commit(n) with what PreCommit returned.
 //
@@ -110,8 +111,14 @@ class SinkWriter {
   // A stream consumed by several operators is then handed to this writer
   // as is, where otherwise each consumer but one gets a copy of each batch.
   virtual bool ReadsOnly() const { return false; }
-  // Makes everything written so far durable/visible. Called at end of input.
+  // Makes everything written so far durable/visible. Called at the end of
+  // input of a job without checkpoints; with checkpoints, the final
+  // checkpoint's PreCommit does it (so PreCommit must leave nothing behind).
   virtual absl::Status Flush() { return absl::OkStatus(); }
+  // The input has ended: nothing more is written. Then comes Flush() (no
+  // checkpoints) or the job's final checkpoint (PreCommit, and Commit once
+  // it completes). Default: nothing.
+  virtual void EndOfInput() {}
   // Phase one of a checkpoint: flush and return what Commit needs later
   // (e.g. a transaction id). Default: Flush() and nothing to commit.
   virtual absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) {

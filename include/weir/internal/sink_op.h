@@ -44,7 +44,8 @@ class SinkOp final : public OperatorBase {
             this, 0, [this](Batch<T>& batch) { Write(batch); }, writer_->ReadsOnly()),
         flush_seconds_(&metric_group().AddHistogram("weir_sink_flush_duration_seconds",
                                                     "Time a sink took to flush at a checkpoint "
-                                                    "barrier (PreCommit) or at the end of input")),
+                                                    "barrier (PreCommit), or at the end of input "
+                                                    "of a job without checkpoints")),
         event_time_lag_(&metric_group().AddHistogram(
             "weir_sink_event_time_lag_seconds",
             "Processing time minus the event time of the newest record of each batch a sink "
@@ -104,6 +105,12 @@ class SinkOp final : public OperatorBase {
   void OnInputsIdle() override {}
   void OnInputsEnded() override {
     CheckAsyncError();
+    GuardUserCode(*this, [&] { writer_->EndOfInput(); });
+    // With checkpoints the job ends with a final checkpoint once every
+    // worker's input has ended, and its PreCommit makes the rest durable:
+    // the sinks of each worker then flush at once (PreCommitAsync), where a
+    // flush here would have each worker wait for its sinks one by one.
+    if (env_.collector() != nullptr) return;
     const auto start = std::chrono::steady_clock::now();
     GuardUserCode(*this, [&] { CheckSinkStatus(writer_->Flush()); });
     ObserveFlush(start);

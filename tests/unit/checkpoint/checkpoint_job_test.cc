@@ -583,6 +583,103 @@ TEST_F(CheckpointJobTest, ACrashDuringAnAsynchronousPreCommitRestoresExactlyOnce
   EXPECT_EQ(Committed(), Expected(kRecords));
 }
 
+// Counts, over all its writers, what the runtime asks of a sink, and how
+// many written records the last Flush() or PreCommit() of each writer
+// covered (made durable).
+class DurabilityCountingSink final : public Sink<int64_t> {
+ public:
+  absl::StatusOr<std::unique_ptr<SinkWriter<int64_t>>> CreateWriter(const SinkContext&) override {
+    return std::unique_ptr<SinkWriter<int64_t>>(new Writer(this));
+  }
+
+  std::atomic<int64_t> written{0};
+  std::atomic<int64_t> durable{0};
+  std::atomic<int> ends{0};
+  std::atomic<int> flushes{0};
+  std::atomic<int> pre_commits{0};
+  // Calls out of order: a Write after EndOfInput, EndOfInput twice, or a
+  // Flush before EndOfInput.
+  std::atomic<int> out_of_order{0};
+
+ private:
+  class Writer final : public SinkWriter<int64_t> {
+   public:
+    explicit Writer(DurabilityCountingSink* sink) : sink_(sink) {}
+    absl::Status Write(std::span<int64_t> values, std::span<const Timestamp>) override {
+      if (ended_) sink_->out_of_order.fetch_add(1);
+      written_ += static_cast<int64_t>(values.size());
+      return absl::OkStatus();
+    }
+    void EndOfInput() override {
+      if (ended_) sink_->out_of_order.fetch_add(1);
+      ended_ = true;
+      sink_->ends.fetch_add(1);
+    }
+    absl::Status Flush() override {
+      if (!ended_) sink_->out_of_order.fetch_add(1);
+      sink_->flushes.fetch_add(1);
+      durable_ = written_;
+      return absl::OkStatus();
+    }
+    absl::StatusOr<std::string> PreCommit(int64_t) override {
+      sink_->pre_commits.fetch_add(1);
+      durable_ = written_;
+      return std::string();
+    }
+    absl::Status Close() override {
+      sink_->written.fetch_add(written_);
+      sink_->durable.fetch_add(durable_);
+      return absl::OkStatus();
+    }
+
+   private:
+    DurabilityCountingSink* sink_;
+    bool ended_ = false;
+    int64_t written_ = 0;
+    int64_t durable_ = 0;
+  };
+};
+
+// A job with checkpoints ends with a final checkpoint whose pre-commit makes
+// each sink's last records durable, so a sink does not also flush when its
+// input ends (each worker would wait for its sinks one by one); a job without
+// checkpoints flushes there. Either way the writer hears of the end first
+// (EndOfInput), and every record is covered.
+TEST_F(CheckpointJobTest, SinksFlushAtTheEndOfInputOnlyWithoutCheckpoints) {
+  constexpr int kRecords = 10000;
+  std::vector<int64_t> numbers(kRecords);
+  for (int i = 0; i < kRecords; ++i) numbers[static_cast<size_t>(i)] = i;
+  for (const bool checkpoints : {true, false}) {
+    SCOPED_TRACE(checkpoints ? "with checkpoints" : "without checkpoints");
+    PipelineOptions options;
+    options.parallelism = 2;
+    if (checkpoints) {
+      options.checkpoints.storage_uri = "file://" + (root_ / "flush-at-end").string();
+      options.checkpoints.interval = absl::Hours(1);  // only the final one
+    }
+    Pipeline pipeline(options);
+    testing::VectorSourceOptions source_options;
+    source_options.splits = 4;
+    auto sink = std::make_shared<DurabilityCountingSink>();
+    pipeline.Source(testing::VectorSource<int64_t>::Create(numbers, source_options))
+        .Uid("numbers")
+        .Sink(sink)
+        .Uid("counting-sink");
+    ASSERT_TRUE(pipeline.Run().ok());
+    EXPECT_EQ(sink->written.load(), kRecords);
+    EXPECT_EQ(sink->durable.load(), kRecords);
+    EXPECT_EQ(sink->ends.load(), 2);  // each worker's writer, once
+    EXPECT_EQ(sink->out_of_order.load(), 0);
+    if (checkpoints) {
+      EXPECT_EQ(sink->flushes.load(), 0);
+      EXPECT_EQ(sink->pre_commits.load(), 2);  // the final checkpoint, on each worker
+    } else {
+      EXPECT_EQ(sink->flushes.load(), 2);
+      EXPECT_EQ(sink->pre_commits.load(), 0);
+    }
+  }
+}
+
 TEST(TriggerCheckpointTest, NeedsStorage) {
   Pipeline pipeline;
   testing::VectorSourceOptions options;

@@ -140,10 +140,11 @@ class HoldFinalCommitSink final : public weir::Sink<T> {
       written_ += static_cast<int64_t>(values.size());
       return inner_->Write(values, times);
     }
-    absl::Status Flush() override {
+    void EndOfInput() override {
       ended_ = true;
-      return inner_->Flush();
+      inner_->EndOfInput();
     }
+    absl::Status Flush() override { return inner_->Flush(); }
     absl::StatusOr<std::string> PreCommit(int64_t checkpoint_id) override {
       pending_[checkpoint_id] = written_;
       written_ = 0;
