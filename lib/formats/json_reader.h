@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -121,11 +122,12 @@ inline bool EightDigits(const char* at, uint64_t& value) {
   return true;
 }
 
-// The common integer, done in one pass: an optional minus and 1-18 digits
+// The common integer, done in one pass: an optional minus and 1-19 digits
 // without a leading zero, then at most whitespace up to the next structural
-// character. Such a number always fits an int64. Anything else (longer,
-// fractional, malformed, not a number) returns false and takes the general
-// path, which says what is wrong.
+// character, whose value fits an int64 (19 digits are checked against its
+// range; 64-bit ids and hashes have 19). Anything else (longer, beyond
+// int64, fractional, malformed, not a number) returns false and takes the
+// general path, which says what is wrong.
 inline bool ReadShortInteger(simdjson::ondemand::value& value, int64_t& out) {
   const std::string_view token = value.raw_json_token();
   const char* at = token.data();
@@ -144,11 +146,16 @@ inline bool ReadShortInteger(simdjson::ondemand::value& value, int64_t& out) {
     result = result * 10 + digit;
   }
   const size_t count = static_cast<size_t>(at - digits);
-  if (count == 0 || count > 18 || (count > 1 && *digits == '0')) return false;
+  if (count == 0 || (count > 1 && *digits == '0')) return false;
+  // 19 digits stay below 10^19 < 2^64, so `result` has not wrapped; the
+  // limit is 2^63 - 1, or 2^63 with a minus.
+  constexpr uint64_t kMaxPositive = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  if (count == 19 && result > kMaxPositive + (negative ? 1 : 0)) return false;
   for (; at != end; ++at) {
     if (!IsJsonSpace(*at)) return false;
   }
-  out = negative ? -static_cast<int64_t>(result) : static_cast<int64_t>(result);
+  // Negated in unsigned arithmetic: -2^63 has no positive int64.
+  out = static_cast<int64_t>(negative ? 0 - result : result);
   return true;
 }
 

@@ -569,7 +569,7 @@ TEST(DebeziumTypes, Integers) {
               "expected integer, got object");
 }
 
-// Integers of up to 18 digits, strings and keys without a backslash are read
+// Integers that fit an int64, strings and keys without a backslash are read
 // from the message's text in place; everything else takes the general path.
 // Both must give the same values and reject the same text.
 TEST(DebeziumTypes, TextReadInPlaceMeansWhatUnescapingMeans) {
@@ -577,6 +577,26 @@ TEST(DebeziumTypes, TextReadInPlaceMeansWhatUnescapingMeans) {
   EXPECT_EQ(DecodeBare<int64_t>("999999999999999999").value(), 999'999'999'999'999'999);
   EXPECT_EQ(DecodeBare<int64_t>("-999999999999999999").value(), -999'999'999'999'999'999);
   EXPECT_EQ(DecodeBare<int64_t>("1000000000000000000").value(), 1'000'000'000'000'000'000);
+  // 19 digits: read in one pass up to int64's limits, on the general path
+  // beyond them.
+  EXPECT_EQ(DecodeBare<int64_t>("1234567890123456789").value(), 1'234'567'890'123'456'789);
+  EXPECT_EQ(DecodeBare<int64_t>("-1234567890123456789").value(), -1'234'567'890'123'456'789);
+  EXPECT_EQ(DecodeBare<int64_t>("9223372036854775806").value(),
+            std::numeric_limits<int64_t>::max() - 1);
+  EXPECT_EQ(DecodeBare<int64_t>("-9223372036854775807").value(),
+            std::numeric_limits<int64_t>::min() + 1);
+  EXPECT_EQ(DecodeBare<int64_t>("-9223372036854775808 ").value(),
+            std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(DecodeBare<uint64_t>("9223372036854775808").value(), uint64_t{1} << 63);
+  EXPECT_EQ(DecodeBare<uint64_t>("9999999999999999999").value(), 9'999'999'999'999'999'999u);
+  EXPECT_EQ(DecodeBare<uint64_t>("10000000000000000000").value(), 10'000'000'000'000'000'000u);
+  for (const char* beyond : {"9223372036854775808", "-9223372036854775809", "9999999999999999999",
+                             "-9999999999999999999", "10000000000000000000"}) {
+    ExpectError(DecodeBare<int64_t>(beyond).status(), absl::StatusCode::kInvalidArgument,
+                "out of range for int64");
+  }
+  ExpectError(DecodeBare<int32_t>("1234567890123456789").status(),
+              absl::StatusCode::kInvalidArgument, "1234567890123456789 out of range for int32");
   // Eight digits at a time, then one at a time.
   for (const int64_t expected : {int64_t{12345678}, int64_t{987654321}, int64_t{1234567890123456},
                                  int64_t{90817263544536271}, int64_t{10000000}, int64_t{99999999},
@@ -593,7 +613,8 @@ TEST(DebeziumTypes, TextReadInPlaceMeansWhatUnescapingMeans) {
   ExpectError(DecodeBare<uint8_t>("-5").status(), absl::StatusCode::kInvalidArgument,
               "-5 out of range for uint8");
   for (const char* bad : {"007", "-", "-01", "1-2", "12a", "1234567a", "12345678a",
-                          "123456789:", "12345678/", "1234567812345678x"}) {
+                          "123456789:", "12345678/", "1234567812345678x", "1234567890123456789x",
+                          "-1234567890123456789x", "0123456789012345678"}) {
     EXPECT_EQ(DecodeBare<int64_t>(bad).status().code(), absl::StatusCode::kDataLoss) << bad;
   }
   ExpectError(DecodeBare<int64_t>("\"12\"").status(), absl::StatusCode::kInvalidArgument,
