@@ -148,6 +148,107 @@ void AppendEscaped(unsigned char c, std::string& out) {
   out.push_back('"');
 }
 
+// "00" to "99": two digits per division by 100.
+constexpr char kDigitPairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+// Digits of the largest uint64.
+constexpr size_t kMaxDigits = 20;
+
+// Writes the decimal digits of `value` so that they end just before `end`;
+// returns where they begin.
+char* WriteDigits(uint64_t value, char* end) {
+  while (value >= 100) {
+    const uint64_t pair = value % 100;
+    value /= 100;
+    end -= 2;
+    std::memcpy(end, kDigitPairs + 2 * pair, 2);
+  }
+  if (value >= 10) {
+    end -= 2;
+    std::memcpy(end, kDigitPairs + 2 * value, 2);
+  } else {
+    *--end = static_cast<char>('0' + value);
+  }
+  return end;
+}
+
+// The common double of a JSON record, written without the general shortest
+// conversion: one with at most 3 digits after the decimal point (a duration
+// in milliseconds as seconds, money, a rounded ratio), at least 0.001 and
+// below 10^12. The output is what std::to_chars(value) writes, character
+// for character: the shortest digits that read back as `value`, as a fixed
+// number or in scientific notation, whichever is shorter (fixed on a tie).
+// Returns false, writing nothing, for any other value.
+//
+// Why the digits are the shortest: m = round(value * 1000) is the only
+// candidate (below 10^12 a double is within 2^-14 of any decimal that reads
+// back as it, so value * 1000 lies within 0.13 of that decimal's m), and
+// m / 1000 reads back as `value` exactly when the division, of two exact
+// doubles, gives `value` (it rounds the true quotient to the nearest double,
+// as reading the text does). Trailing zeros of m are decimals it does not
+// need. A double's spacing there is at most 2^-13, finer than 10^-3, so no
+// other decimal with as few digits reads back as `value`.
+bool AppendShortDecimal(double value, std::string& out) {
+  const double magnitude = std::fabs(value);
+  if (!(magnitude >= 1e-3 && magnitude < 1e12)) return false;
+  const double thousandths = std::nearbyint(magnitude * 1000.0);
+  if (thousandths / 1000.0 != magnitude) return false;
+  auto m = static_cast<uint64_t>(thousandths);  // < 10^15: exact
+  int decimals = 3;
+  while (decimals > 0 && m % 10 == 0) {
+    m /= 10;
+    --decimals;
+  }
+  char digits[kMaxDigits];
+  char* const digits_end = digits + sizeof(digits);
+  const char* const first = WriteDigits(m, digits_end);
+  const auto count = static_cast<int>(digits_end - first);
+  // Significant digits: m without trailing zeros (only an integer can
+  // still have them: those of the decimals were dropped above).
+  int significant = count;
+  while (significant > 1 && first[significant - 1] == '0') --significant;
+  // The exponent of the leading digit, -3 to 11: two exponent digits.
+  const int exponent = count - 1 - decimals;
+  const int scientific = significant + (significant > 1 ? 1 : 0) + 4;
+  const int fixed = decimals == 0 ? count : (count > decimals ? count + 1 : decimals + 2);
+  // Assembled here, appended at once.
+  char text[32];
+  char* at = text;
+  if (value < 0) *at++ = '-';
+  auto put = [&at](const char* from, int n) {
+    std::memcpy(at, from, static_cast<size_t>(n));
+    at += n;
+  };
+  if (fixed <= scientific) {
+    if (decimals == 0) {
+      put(first, count);
+    } else if (count > decimals) {
+      put(first, count - decimals);
+      *at++ = '.';
+      put(digits_end - decimals, decimals);
+    } else {
+      put("0.000", 2 + decimals - count);
+      put(first, count);
+    }
+  } else {
+    *at++ = first[0];
+    if (significant > 1) {
+      *at++ = '.';
+      put(first + 1, significant - 1);
+    }
+    const int magnitude_of_exponent = exponent < 0 ? -exponent : exponent;
+    *at++ = 'e';
+    *at++ = exponent < 0 ? '-' : '+';
+    *at++ = static_cast<char>('0' + magnitude_of_exponent / 10);
+    *at++ = static_cast<char>('0' + magnitude_of_exponent % 10);
+  }
+  out.append(text, static_cast<size_t>(at - text));
+  return true;
+}
+
 }  // namespace
 
 void AppendString(std::string_view value, std::string& out) {
@@ -166,21 +267,28 @@ void AppendDouble(double value, std::string& out) {
     out.append("null");
     return;
   }
+  if (AppendShortDecimal(value, out)) return;
   char buffer[32];
   const std::to_chars_result result = std::to_chars(buffer, buffer + sizeof(buffer), value);
   out.append(buffer, result.ptr);
 }
 
 void AppendInt(int64_t value, std::string& out) {
-  char buffer[24];
-  const std::to_chars_result result = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  out.append(buffer, result.ptr);
+  char buffer[kMaxDigits + 1];
+  char* const end = buffer + sizeof(buffer);
+  // The magnitude in unsigned arithmetic: INT64_MIN has no positive int64.
+  const uint64_t magnitude =
+      value < 0 ? 0 - static_cast<uint64_t>(value) : static_cast<uint64_t>(value);
+  char* begin = WriteDigits(magnitude, end);
+  if (value < 0) *--begin = '-';
+  out.append(begin, static_cast<size_t>(end - begin));
 }
 
 void AppendUint(uint64_t value, std::string& out) {
-  char buffer[24];
-  const std::to_chars_result result = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  out.append(buffer, result.ptr);
+  char buffer[kMaxDigits];
+  char* const end = buffer + sizeof(buffer);
+  const char* const begin = WriteDigits(value, end);
+  out.append(begin, static_cast<size_t>(end - begin));
 }
 
 void Writer::BeforeValue() {

@@ -1,8 +1,12 @@
+#include <charconv>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "weir/formats/debezium.h"
@@ -127,6 +131,113 @@ TEST(JsonWriterTest, DoublesReadBackExactlyAndNonFiniteIsNull) {
   out += ",";
   AppendDouble(-std::numeric_limits<double>::infinity(), out);
   EXPECT_EQ(out, "null,null");
+}
+
+std::string ToChars(double value) {
+  char buffer[32];
+  const std::to_chars_result result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return std::string(buffer, result.ptr);
+}
+
+std::string Appended(double value) {
+  std::string out = "x";  // appends, after what is there
+  AppendDouble(value, out);
+  return out.substr(1);
+}
+
+// Short decimals (up to 3 decimals, below 10^12) take a path of their own;
+// every double must still come out exactly as std::to_chars writes it: the
+// same shortest digits, fixed or scientific alike.
+TEST(JsonWriterTest, DoublesAreWrittenAsToCharsWritesThem) {
+  std::vector<double> values = {0.001,
+                                0.0015,
+                                0.01,
+                                0.1,
+                                0.5,
+                                1,
+                                9.999,
+                                10,
+                                100,
+                                1000,
+                                10000,
+                                100000,
+                                123000,
+                                1200000,
+                                1e11,
+                                1e11 + 1,
+                                999999999999.999,
+                                1e12,
+                                1e12 + 0.5,
+                                0.1 + 0.2,
+                                1.0 / 3.0,
+                                2.675,
+                                5e-324,
+                                1e300,
+                                4503599627370496.5,
+                                9007199254740993.0,
+                                0.0,
+                                -0.0};
+  std::mt19937_64 rng(19);
+  for (int round = 0; round < 400'000; ++round) {
+    // m / 10^k for m of 1 to 15 digits, k of 0 to 4.
+    const auto digits = static_cast<int>(rng() % 15) + 1;
+    const uint64_t limit = static_cast<uint64_t>(std::pow(10.0, digits));
+    const auto m = static_cast<double>(rng() % limit);
+    const auto k = static_cast<int>(rng() % 5);
+    values.push_back(m / std::pow(10.0, k));
+    // m with trailing zeros, as an integer.
+    values.push_back(static_cast<double>(rng() % 1000) *
+                     std::pow(10.0, static_cast<int>(rng() % 11)));
+    // Any bit pattern, and ratios such as a percentage.
+    double any = 0;
+    const uint64_t bits = rng();
+    std::memcpy(&any, &bits, sizeof(any));
+    if (std::isfinite(any)) values.push_back(any);
+    values.push_back(static_cast<double>(rng() % 600'000) / 1000.0 /
+                     static_cast<double>(rng() % 7200 + 1) * 100.0);
+  }
+  for (const double value : values) {
+    for (const double signed_value : {value, -value}) {
+      ASSERT_EQ(Appended(signed_value), ToChars(signed_value)) << signed_value;
+    }
+  }
+}
+
+TEST(JsonWriterTest, IntegersAreWrittenAsToCharsWritesThem) {
+  std::vector<int64_t> values = {0,
+                                 1,
+                                 9,
+                                 10,
+                                 99,
+                                 100,
+                                 101,
+                                 999,
+                                 1000,
+                                 12345678,
+                                 1234567890123,
+                                 std::numeric_limits<int64_t>::max(),
+                                 std::numeric_limits<int64_t>::min()};
+  for (int64_t power = 1; power <= 1'000'000'000'000'000'000; power *= 10) {
+    values.push_back(power - 1);
+    values.push_back(power);
+    values.push_back(power + 1);
+  }
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 100'000; ++round) {
+    values.push_back(static_cast<int64_t>(rng() >> (rng() % 64)));
+  }
+  for (const int64_t value : values) {
+    for (const int64_t signed_value :
+         {value, value == std::numeric_limits<int64_t>::min() ? value : -value}) {
+      std::string out = "x";
+      AppendInt(signed_value, out);
+      ASSERT_EQ(out, "x" + std::to_string(signed_value));
+    }
+    const auto unsigned_value = static_cast<uint64_t>(value);
+    std::string out = "x";
+    AppendUint(unsigned_value, out);
+    ASSERT_EQ(out, "x" + std::to_string(unsigned_value));
+  }
 }
 
 TEST(JsonWriterTest, IntegerExtremes) {
