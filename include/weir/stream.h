@@ -152,6 +152,9 @@ class Stream {
   // Partitions by key: records with equal keys go to the same worker, in
   // order. `K key_fn(const T&)`, where K is integral, std::string,
   // std::array<uint8_t, N>, a pair/tuple of those, or has weir::KeyTraits.
+  // A function that returns a reference to a member of the record
+  // (`[](const Event& e) -> const std::string& { return e.id; }`) saves a
+  // copy of the key per record in the exchange and the keyed operator.
   template <class KeyFn>
   auto KeyBy(KeyFn key_fn) const {
     static_assert(std::is_invocable_v<KeyFn&, const T&>,

@@ -382,7 +382,10 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
           }
         }
         const In& value = in.values[idx];
-        const K key = key_fn_(value);
+        // A key function returning a reference to a member (`-> const
+        // std::string&`) gives the key without a copy; one returning a
+        // value gives a temporary whose life this reference extends.
+        const K& key = key_fn_(value);
         current_key_ = &key;
         scope_valid_ = false;
         ContextAccess::SetKey<typename KeyedBase::Context>(ctx_, &key);

@@ -387,5 +387,60 @@ TEST(KeyByTest, CustomKeyTypeUsesItsKeyTraits) {
   }
 }
 
+// A record whose key is one of its members.
+struct Keyed {
+  std::string id;
+  int value = 0;
+};
+
+// Emits, per record, whether the key the function sees is the record's own
+// member (the same object) and whether it holds the same text.
+class KeyIdentity final : public KeyedProcessFunction<std::string, Keyed, std::pair<bool, bool>> {
+ public:
+  absl::Status ProcessElement(const Keyed& record, Context& ctx,
+                              Collector<std::pair<bool, bool>>& out) override {
+    out.Collect({&ctx.current_key() == &record.id, ctx.current_key() == record.id});
+    return absl::OkStatus();
+  }
+};
+
+std::vector<std::pair<bool, bool>> RunKeyIdentity(bool by_reference) {
+  Pipeline pipeline({.parallelism = 2, .batch_size = 16});
+  std::vector<Keyed> input;
+  for (int idx = 0; idx < 500; ++idx) {
+    input.push_back({"content-" + std::to_string(idx % 37) + "-with-a-long-id", idx});
+  }
+  auto sink = testing::CollectingSink<std::pair<bool, bool>>::Create();
+  auto source = pipeline.Source(testing::VectorSource<Keyed>::Create(input));
+  if (by_reference) {
+    source.KeyBy([](const Keyed& k) -> const std::string& { return k.id; })
+        .Process(KeyIdentity{})
+        .Sink(sink);
+  } else {
+    source.KeyBy([](const Keyed& k) { return k.id; }).Process(KeyIdentity{}).Sink(sink);
+  }
+  testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(20));
+  EXPECT_TRUE(result.status.ok()) << result.status;
+  return sink->Values();
+}
+
+// A key function that returns a reference to the record's member hands the
+// keyed function that member itself, not a copy; one that returns a value
+// hands it the value it returned.
+TEST(KeyByTest, KeyFunctionReturningAReferenceIsNotCopied) {
+  const std::vector<std::pair<bool, bool>> by_reference = RunKeyIdentity(true);
+  ASSERT_EQ(by_reference.size(), 500u);
+  for (const auto& [same_object, same_text] : by_reference) {
+    EXPECT_TRUE(same_object);
+    EXPECT_TRUE(same_text);
+  }
+  const std::vector<std::pair<bool, bool>> by_value = RunKeyIdentity(false);
+  ASSERT_EQ(by_value.size(), 500u);
+  for (const auto& [same_object, same_text] : by_value) {
+    EXPECT_FALSE(same_object);
+    EXPECT_TRUE(same_text);
+  }
+}
+
 }  // namespace
 }  // namespace weir
