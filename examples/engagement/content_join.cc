@@ -1,6 +1,7 @@
 #include "examples/engagement/content_join.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "weir/formats/json.h"
@@ -62,8 +63,8 @@ absl::Status ContentJoin::ProcessElement(const EngagementEvent& event, ReadOnlyC
                                          weir::Collector<Enriched>& out) {
   if (event.event_ts_ms <= ctx.broadcast_watermark()) {
     // Every content change committed at or before the event is here.
-    if (Join(ctx, ctx.GetBroadcastState(kRows).Get(ctx.current_key()), event, Why::kWatermark,
-             out)) {
+    if (Join(ctx, ctx.GetBroadcastState(kRows).Get(ctx.current_key()), EngagementEvent(event),
+             Why::kWatermark, out)) {
       UpdateDeadline(ctx);
     }
     return absl::OkStatus();
@@ -149,7 +150,7 @@ absl::Status ContentJoin::OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx
     size_t kept = 0;
     for (size_t i = 0; i < pending.size(); ++i) {
       if (pending[i].event_ts_ms <= content_watermark) {
-        Join(ctx, history, pending[i], Why::kWatermark, out);
+        Join(ctx, history, std::move(pending[i]), Why::kWatermark, out);
       } else {
         if (kept != i) pending[kept] = std::move(pending[i]);
         ++kept;
@@ -170,12 +171,13 @@ absl::Status ContentJoin::OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx
   return absl::OkStatus();
 }
 
-bool ContentJoin::Join(KeyedContext& ctx, const ContentHistory* history,
-                       const EngagementEvent& event, Why why, weir::Collector<Enriched>& out) {
+bool ContentJoin::Join(KeyedContext& ctx, const ContentHistory* history, EngagementEvent&& event,
+                       Why why, weir::Collector<Enriched>& out) {
   const std::optional<Content>* version =
       history == nullptr ? nullptr : VersionAt(*history, event.event_ts_ms);
   if (version != nullptr && version->has_value()) {
-    out.CollectWithTimestamp(Enrich(event, **version), event.event_ts_ms);
+    const int64_t event_ts_ms = event.event_ts_ms;
+    out.CollectWithTimestamp(Enrich(std::move(event), **version), event_ts_ms);
   } else if (version != nullptr) {
     Reject(ctx, event,
            absl::StrCat("content ", event.content_id, " was deleted before the event (event_ts_ms ",
@@ -188,7 +190,7 @@ bool ContentJoin::Join(KeyedContext& ctx, const ContentHistory* history,
            absl::StrCat("no row of content ", event.content_id, " arrived within ",
                         absl::FormatDuration(options_.max_wait)));
   } else {
-    ctx.GetState(kRowless).Add(event);
+    ctx.GetState(kRowless).Add(std::move(event));
     return true;
   }
   return false;
@@ -200,7 +202,7 @@ void ContentJoin::ReleaseRowless(KeyedContext& ctx, const ContentHistory* histor
   if (rowless.Get().empty()) return;
   std::vector<EngagementEvent> events = rowless.Get();
   rowless.Clear();
-  for (const EngagementEvent& event : events) Join(ctx, history, event, why, out);
+  for (EngagementEvent& event : events) Join(ctx, history, std::move(event), why, out);
   UpdateDeadline(ctx);
 }
 

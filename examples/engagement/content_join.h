@@ -100,8 +100,9 @@ class ContentJoin final : public weir::KeyedBroadcastProcessFunction<std::string
   enum class Why { kWatermark, kDeadline, kEnd };
   // Joins `event` (the content side's watermark has passed it) with its
   // version, rejects it, or (no row yet, time not up) keeps it with the
-  // rowless ones and returns true.
-  bool Join(KeyedContext& ctx, const ContentHistory* history, const EngagementEvent& event, Why why,
+  // rowless ones and returns true. Takes the event: its strings move into
+  // the enriched event.
+  bool Join(KeyedContext& ctx, const ContentHistory* history, EngagementEvent&& event, Why why,
             weir::Collector<Enriched>& out);
   // Tries again the current key's events that had no row.
   void ReleaseRowless(KeyedContext& ctx, const ContentHistory* history, Why why,

@@ -1,5 +1,7 @@
 #include "examples/engagement/model.h"
 
+#include <utility>
+
 #include "weir/formats/json.h"
 
 namespace engagement {
@@ -31,16 +33,21 @@ dbz::Fields<EngagementEvent> EngagementEventFields(bool with_raw_payload) {
   return fields;
 }
 
-Enriched Enrich(const EngagementEvent& event, const Content& content) {
+namespace {
+
+// `Event` is `const EngagementEvent&` (its strings copied) or
+// `EngagementEvent&&` (moved).
+template <class Event>
+Enriched EnrichFrom(Event&& event, const Content& content) {
   Enriched out;
   out.event_id = event.id;
-  out.content_id = event.content_id;
-  out.user_id = event.user_id;
-  out.event_type = event.event_type;
+  out.content_id = std::forward<Event>(event).content_id;
+  out.user_id = std::forward<Event>(event).user_id;
+  out.event_type = std::forward<Event>(event).event_type;
   out.event_ts_ms = event.event_ts_ms;
   out.duration_ms = event.duration_ms;
-  out.device = event.device;
-  if (event.duration_ms) out.engagement_seconds = *event.duration_ms / 1000.0;
+  out.device = std::forward<Event>(event).device;
+  if (out.duration_ms) out.engagement_seconds = *out.duration_ms / 1000.0;
   if (out.engagement_seconds && content.length_seconds && *content.length_seconds != 0) {
     out.engagement_pct = *out.engagement_seconds / *content.length_seconds * 100.0;
   }
@@ -50,6 +57,16 @@ Enriched Enrich(const EngagementEvent& event, const Content& content) {
   out.length_seconds = content.length_seconds;
   out.publish_ts_ms = content.publish_ts_ms;
   return out;
+}
+
+}  // namespace
+
+Enriched Enrich(const EngagementEvent& event, const Content& content) {
+  return EnrichFrom(event, content);
+}
+
+Enriched Enrich(EngagementEvent&& event, const Content& content) {
+  return EnrichFrom(std::move(event), content);
 }
 
 std::string ToJson(const Enriched& e) {

@@ -83,6 +83,8 @@ weir::debezium::Fields<EngagementEvent> EngagementEventFields(bool with_raw_payl
 
 // The enriched event; `content` is the event's content row.
 Enriched Enrich(const EngagementEvent& event, const Content& content);
+// The same, moving the event's strings instead of copying them.
+Enriched Enrich(EngagementEvent&& event, const Content& content);
 
 // Enriched as one JSON object (the outbox value and the ClickHouse row):
 // timestamps as epoch milliseconds, nulls as null.
