@@ -534,6 +534,66 @@ absl::StatusOr<V> DecodeBare(std::string_view value, Type... type) {
   return DecodeOne<V>(value, {}, type...);
 }
 
+// The `source` block: every field SourceInfo keeps, from either connector
+// (snapshot as a boolean too); other fields, including ones of the same
+// length as a known name, are checked and ignored; a known field of the
+// wrong type is an error naming it.
+TEST(DebeziumEnvelope, SourceBlockFieldsOfEachConnector) {
+  absl::StatusOr<Decoder<Holder<int64_t>>> decoder = Decoder<Holder<int64_t>>::Create(
+      Fields<Holder<int64_t>>().Required("v", &Holder<int64_t>::v));
+  ASSERT_TRUE(decoder.ok()) << decoder.status();
+  auto envelope = [](std::string_view source) {
+    return Join({R"({"before":null,"after":{"v":1},"source":)", source, R"(,"op":"c","ts_ms":5})"});
+  };
+  absl::StatusOr<Change<Holder<int64_t>>> mysql = decoder->Decode(envelope(
+      R"({"version":"2.5.0.Final","connector":"mysql","name":"shop","ts_ms":1709285400000,)"
+      R"("snapshot":true,"db":"inventory","sequence":"[\"1\",\"2\"]","table":"orders",)"
+      R"("server_id":223344,"gtid":"3e11fa47-71ca-11e1-9e33-c80aa9429562:23",)"
+      R"("file":"mysql-bin.000007","pos":4711,"row":2,"thread":7,"query":null,)"
+      R"("dbx":"no","lsm":1,"Table":"no","ts_us":1709285400000000,"serverid":1})"));
+  ASSERT_TRUE(mysql.ok()) << mysql.status();
+  SourceInfo expected;
+  expected.version = "2.5.0.Final";
+  expected.connector = "mysql";
+  expected.name = "shop";
+  expected.db = "inventory";
+  expected.table = "orders";
+  expected.snapshot = "true";
+  expected.ts_ms = 1709285400000;
+  expected.file = "mysql-bin.000007";
+  expected.pos = 4711;
+  expected.row = 2;
+  expected.gtid = "3e11fa47-71ca-11e1-9e33-c80aa9429562:23";
+  expected.server_id = 223344;
+  EXPECT_EQ(mysql->source, expected);
+
+  absl::StatusOr<Change<Holder<int64_t>>> postgres = decoder->Decode(
+      envelope(R"({"version":"2.5.0.Final","connector":"postgresql","name":"app","ts_ms":17,)"
+               R"("snapshot":"last","db":"app","schema":"public","table":"content","txId":771,)"
+               R"("lsn":24023304,"xmin":null})"));
+  ASSERT_TRUE(postgres.ok()) << postgres.status();
+  expected = SourceInfo();
+  expected.version = "2.5.0.Final";
+  expected.connector = "postgresql";
+  expected.name = "app";
+  expected.db = "app";
+  expected.schema = "public";
+  expected.table = "content";
+  expected.snapshot = "last";
+  expected.ts_ms = 17;
+  expected.tx_id = 771;
+  expected.lsn = 24023304;
+  EXPECT_EQ(postgres->source, expected);
+
+  ExpectError(decoder->Decode(envelope(R"({"pos":"4711"})")).status(),
+              absl::StatusCode::kInvalidArgument, R"(source: field "pos": expected integer)");
+  ExpectError(decoder->Decode(envelope(R"({"table":7})")).status(),
+              absl::StatusCode::kInvalidArgument, R"(source: field "table": expected string)");
+  EXPECT_EQ(decoder->Decode(envelope(R"({"lsm":"1x"})")).status().code(), absl::StatusCode::kOk);
+  EXPECT_EQ(decoder->Decode(envelope(R"({"lsm":1x})")).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
 TEST(DebeziumTypes, Integers) {
   EXPECT_EQ(DecodeBare<int64_t>("9223372036854775807").value(),
             std::numeric_limits<int64_t>::max());
