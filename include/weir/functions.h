@@ -63,8 +63,15 @@ class Collector {
   Collector(const Collector&) = delete;
   Collector& operator=(const Collector&) = delete;
 
-  void Collect(T value) { CollectWithTimestamp(std::move(value), timestamp_); }
-  void CollectWithTimestamp(T value, Timestamp timestamp) {
+  // A record passed as an rvalue (`out.Collect(std::move(r))`, or a
+  // temporary) is moved into the output batch once; an lvalue is copied.
+  void Collect(const T& value) { CollectWithTimestamp(value, timestamp_); }
+  void Collect(T&& value) { CollectWithTimestamp(std::move(value), timestamp_); }
+  void CollectWithTimestamp(const T& value, Timestamp timestamp) {
+    batch_.Push(value, timestamp);
+    if (batch_.size() >= batch_size_) Flush();
+  }
+  void CollectWithTimestamp(T&& value, Timestamp timestamp) {
     batch_.Push(std::move(value), timestamp);
     if (batch_.size() >= batch_size_) Flush();
   }

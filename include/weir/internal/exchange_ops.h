@@ -63,7 +63,13 @@ class ExchangeSender final : public Input<T>, public SenderBase {
         route_(std::move(route)),
         broadcast_(broadcast),
         staging_(env.parallelism),
-        outbox_(env.parallelism) {}
+        outbox_(env.parallelism) {
+    // Routing stages records per worker: full capacity from the first batch
+    // on, as the recycled ones have, so no growth moves the records staged.
+    if (!broadcast_ && env.parallelism > 1) {
+      for (Batch<T>& staged : staging_) staged.reserve(env.batch_size);
+    }
+  }
 
   void OnBatch(Batch<T>& batch) override {
     const int parallelism = env_.parallelism;

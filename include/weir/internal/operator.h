@@ -284,7 +284,7 @@ class SideChannel final : public SideChannelBase {
     emitter_.set_metrics(metrics);
   }
   Emitter<U>& emitter() { return emitter_; }
-  void Push(U value, Timestamp ts) {
+  void Push(U&& value, Timestamp ts) {
     batch_.Push(std::move(value), ts);
     if (batch_.size() >= batch_size_) Flush();
   }

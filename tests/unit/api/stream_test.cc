@@ -1051,5 +1051,107 @@ TEST(SourceOutputTest, CollectInPlaceEmitsWhatTheBuilderKeepsWithItsTimestamp) {
   EXPECT_EQ(timestamps, expected_ts);
 }
 
+// ---------------------------------------------------------------------------
+// How often a record is moved or copied on its way.
+
+// Counts its copies and moves (one test at a time uses it).
+struct Counted {
+  static inline std::atomic<int> copies{0};
+  static inline std::atomic<int> moves{0};
+  static void Reset() {
+    copies = 0;
+    moves = 0;
+  }
+
+  int value = 0;
+  std::string payload;
+
+  Counted() = default;
+  explicit Counted(int v) : value(v), payload("a payload longer than sixteen bytes") {}
+  Counted(const Counted& other) : value(other.value), payload(other.payload) { ++copies; }
+  Counted(Counted&& other) noexcept : value(other.value), payload(std::move(other.payload)) {
+    ++moves;
+  }
+  Counted& operator=(const Counted& other) {
+    value = other.value;
+    payload = other.payload;
+    ++copies;
+    return *this;
+  }
+  Counted& operator=(Counted&& other) noexcept {
+    value = other.value;
+    payload = std::move(other.payload);
+    ++moves;
+    return *this;
+  }
+};
+
+// A record given to a Collector as an rvalue is moved into its batch once;
+// one given as an lvalue is copied once and not moved.
+TEST(CollectorTest, AnRvalueIsMovedOnceAndAnLvalueCopiedOnce) {
+  internal::Emitter<Counted> emitter;
+  Collector<Counted> out(&emitter, 8);
+  Counted::Reset();
+  out.Collect(Counted(1));
+  EXPECT_EQ(Counted::moves, 1);
+  EXPECT_EQ(Counted::copies, 0);
+  Counted::Reset();
+  Counted kept(2);
+  out.Collect(kept);
+  EXPECT_EQ(Counted::moves, 0);
+  EXPECT_EQ(Counted::copies, 1);
+  EXPECT_EQ(kept.payload, "a payload longer than sixteen bytes");
+  Counted::Reset();
+  out.CollectWithTimestamp(std::move(kept), 7);
+  EXPECT_EQ(Counted::moves, 1);
+  EXPECT_EQ(Counted::copies, 0);
+  Counted::Reset();
+  const Counted constant(3);
+  out.CollectWithTimestamp(constant, 8);
+  EXPECT_EQ(Counted::moves, 0);
+  EXPECT_EQ(Counted::copies, 1);
+  out.Flush();
+}
+
+// Emits Counted(x) for each x.
+class MakeCounted final : public ProcessFunction<int, Counted> {
+ public:
+  absl::Status ProcessElement(const int& value, Context&, Collector<Counted>& out) override {
+    out.Collect(Counted(value));
+    return absl::OkStatus();
+  }
+};
+
+// Emits each record's value and whether its payload arrived whole.
+class ReadCounted final : public KeyedProcessFunction<int, Counted, int> {
+ public:
+  absl::Status ProcessElement(const Counted& record, Context&, Collector<int>& out) override {
+    out.Collect(record.payload == "a payload longer than sixteen bytes" ? record.value : -1);
+    return absl::OkStatus();
+  }
+};
+
+// Through a Process function and a KeyBy between two workers, a record is
+// moved twice (into the function's output batch, and into the batch of the
+// worker that owns its key) and never copied.
+TEST(CollectorTest, ARecordCrossingAnExchangeIsMovedTwiceAndNeverCopied) {
+  constexpr int kRecords = 3000;
+  Pipeline pipeline({.parallelism = 2, .batch_size = 64});
+  std::vector<int> input(kRecords);
+  for (int idx = 0; idx < kRecords; ++idx) input[idx] = idx;
+  auto sink = testing::CollectingSink<int>::Create();
+  pipeline.Source(testing::VectorSource<int>::Create(input))
+      .Process(MakeCounted{})
+      .KeyBy([](const Counted& c) { return c.value % 7; })
+      .Process(ReadCounted{})
+      .Sink(sink);
+  Counted::Reset();
+  testing::JobResult result = testing::RunToCompletion(pipeline, kDeadline);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(Sorted(sink->Values()), input);
+  EXPECT_EQ(Counted::copies, 0);
+  EXPECT_EQ(Counted::moves, 2 * kRecords);
+}
+
 }  // namespace
 }  // namespace weir
