@@ -552,38 +552,36 @@ TEST(DebeziumEnvelope, SourceBlockFieldsOfEachConnector) {
       R"("file":"mysql-bin.000007","pos":4711,"row":2,"thread":7,"query":null,)"
       R"("dbx":"no","lsm":1,"Table":"no","ts_us":1709285400000000,"serverid":1})"));
   ASSERT_TRUE(mysql.ok()) << mysql.status();
-  SourceInfo expected;
-  expected.version = "2.5.0.Final";
-  expected.connector = "mysql";
-  expected.name = "shop";
-  expected.db = "inventory";
-  expected.table = "orders";
-  expected.snapshot = "true";
-  expected.ts_ms = 1709285400000;
-  expected.file = "mysql-bin.000007";
-  expected.pos = 4711;
-  expected.row = 2;
-  expected.gtid = "3e11fa47-71ca-11e1-9e33-c80aa9429562:23";
-  expected.server_id = 223344;
-  EXPECT_EQ(mysql->source, expected);
+  const SourceInfo expected_mysql{.version = "2.5.0.Final",
+                                  .connector = "mysql",
+                                  .name = "shop",
+                                  .db = "inventory",
+                                  .table = "orders",
+                                  .snapshot = "true",
+                                  .ts_ms = 1709285400000,
+                                  .file = "mysql-bin.000007",
+                                  .pos = 4711,
+                                  .row = 2,
+                                  .gtid = "3e11fa47-71ca-11e1-9e33-c80aa9429562:23",
+                                  .server_id = 223344};
+  EXPECT_EQ(mysql->source, expected_mysql);
 
   absl::StatusOr<Change<Holder<int64_t>>> postgres = decoder->Decode(
       envelope(R"({"version":"2.5.0.Final","connector":"postgresql","name":"app","ts_ms":17,)"
                R"("snapshot":"last","db":"app","schema":"public","table":"content","txId":771,)"
                R"("lsn":24023304,"xmin":null})"));
   ASSERT_TRUE(postgres.ok()) << postgres.status();
-  expected = SourceInfo();
-  expected.version = "2.5.0.Final";
-  expected.connector = "postgresql";
-  expected.name = "app";
-  expected.db = "app";
-  expected.schema = "public";
-  expected.table = "content";
-  expected.snapshot = "last";
-  expected.ts_ms = 17;
-  expected.tx_id = 771;
-  expected.lsn = 24023304;
-  EXPECT_EQ(postgres->source, expected);
+  const SourceInfo expected_postgres{.version = "2.5.0.Final",
+                                     .connector = "postgresql",
+                                     .name = "app",
+                                     .db = "app",
+                                     .schema = "public",
+                                     .table = "content",
+                                     .snapshot = "last",
+                                     .ts_ms = 17,
+                                     .lsn = 24023304,
+                                     .tx_id = 771};
+  EXPECT_EQ(postgres->source, expected_postgres);
 
   ExpectError(decoder->Decode(envelope(R"({"pos":"4711"})")).status(),
               absl::StatusCode::kInvalidArgument, R"(source: field "pos": expected integer)");
