@@ -61,18 +61,24 @@ const std::optional<Content>* ContentJoin::VersionAt(const ContentHistory& histo
 
 absl::Status ContentJoin::ProcessElement(const EngagementEvent& event, ReadOnlyContext& ctx,
                                          weir::Collector<Enriched>& out) {
-  if (event.event_ts_ms <= ctx.broadcast_watermark()) {
+  return ProcessElement(EngagementEvent(event), ctx, out);
+}
+
+absl::Status ContentJoin::ProcessElement(EngagementEvent&& event, ReadOnlyContext& ctx,
+                                         weir::Collector<Enriched>& out) {
+  const int64_t event_ts_ms = event.event_ts_ms;
+  if (event_ts_ms <= ctx.broadcast_watermark()) {
     // Every content change committed at or before the event is here.
-    if (Join(ctx, ctx.GetBroadcastState(kRows).Get(ctx.current_key()), EngagementEvent(event),
+    if (Join(ctx, ctx.GetBroadcastState(kRows).Get(ctx.current_key()), std::move(event),
              Why::kWatermark, out)) {
       UpdateDeadline(ctx);
     }
     return absl::OkStatus();
   }
   std::vector<EngagementEvent>& pending = *ctx.GetState(kPending).Mutable();
-  if (pending.empty()) ScheduleRecheck(ctx, event.event_ts_ms);
-  pending.push_back(event);
-  HoldAtMost(ctx, event.event_ts_ms);
+  if (pending.empty()) ScheduleRecheck(ctx, event_ts_ms);
+  pending.push_back(std::move(event));
+  HoldAtMost(ctx, event_ts_ms);
   return absl::OkStatus();
 }
 

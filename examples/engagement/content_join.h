@@ -85,6 +85,10 @@ class ContentJoin final : public weir::KeyedBroadcastProcessFunction<std::string
 
   absl::Status ProcessElement(const EngagementEvent& event, ReadOnlyContext& ctx,
                               weir::Collector<Enriched>& out) override;
+  // The operator hands each event over: a waiting event moves into the
+  // pending list, a joined one into its enriched event.
+  absl::Status ProcessElement(EngagementEvent&& event, ReadOnlyContext& ctx,
+                              weir::Collector<Enriched>& out);
   absl::Status ProcessBroadcastElement(const ContentVersion& version, Context& ctx,
                                        weir::Collector<Enriched>& out) override;
   absl::Status OnTimer(weir::Timestamp timestamp, OnTimerContext& ctx,

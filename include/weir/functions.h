@@ -212,6 +212,13 @@ class ProcessFunction {
 
 // A function applied to each element of a KeyedStream, with the current key
 // and timers. (Keyed state is reached through this context too.)
+//
+// As with ProcessFunction, a subclass may also declare
+//   absl::Status ProcessElement(IN&& value, Context& ctx, Collector<OUT>& out);
+// (for a KeyedBroadcastProcessFunction, with its ReadOnlyContext) and move
+// out of the element, e.g. into a ListState or an output. The operator then
+// keeps its own copy of the key, so ctx.current_key(), the element's state
+// and its timers stay those of the element's key after its members moved.
 template <class K, class IN, class OUT>
 class KeyedProcessFunction {
  public:

@@ -11,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <queue>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -40,30 +39,38 @@
 namespace weir::internal {
 
 // Timers of one domain for a keyed operator: deduplicated per (timestamp,
-// key), fired in timestamp order, deletable.
+// key), fired in timestamp order, deletable. Lookups take the key by
+// reference (no copy of it); a fired timer's key is moved out of the heap.
 template <class K>
 class KeyedTimerQueue {
  public:
   void Register(Timestamp ts, const K& key) {
-    if (registered_.emplace(ts, key).second) heap_.push(Entry{ts, next_seq_++, key});
+    if (registered_.emplace(ts, key).second) {
+      heap_.push_back(Entry{ts, next_seq_++, key});
+      std::push_heap(heap_.begin(), heap_.end(), std::greater<Entry>());
+    }
   }
-  void Delete(Timestamp ts, const K& key) { registered_.erase(std::pair<Timestamp, K>(ts, key)); }
+  void Delete(Timestamp ts, const K& key) {
+    auto it = registered_.find(Ref{ts, &key});
+    if (it != registered_.end()) registered_.erase(it);
+  }
 
   // The earliest live timer, or kMaxTimestamp.
   Timestamp Next() {
     SkipDeleted();
-    return heap_.empty() ? kMaxTimestamp : heap_.top().ts;
+    return heap_.empty() ? kMaxTimestamp : heap_.front().ts;
   }
 
   // Pops the earliest live timer with timestamp <= limit into *ts / *key.
   bool PopUpTo(Timestamp limit, Timestamp* ts, K* key) {
     SkipDeleted();
-    if (heap_.empty() || heap_.top().ts > limit) return false;
-    Entry entry = heap_.top();
-    heap_.pop();
-    registered_.erase(std::pair<Timestamp, K>(entry.ts, entry.key));
+    if (heap_.empty() || heap_.front().ts > limit) return false;
+    std::pop_heap(heap_.begin(), heap_.end(), std::greater<Entry>());
+    Entry& entry = heap_.back();
+    registered_.erase(registered_.find(Ref{entry.ts, &entry.key}));
     *ts = entry.ts;
     *key = std::move(entry.key);
+    heap_.pop_back();
     return true;
   }
 
@@ -84,15 +91,40 @@ class KeyedTimerQueue {
       return ts != other.ts ? ts > other.ts : seq > other.seq;
     }
   };
+  // A (timestamp, key) to look up without copying the key.
+  struct Ref {
+    Timestamp ts;
+    const K* key;
+  };
+  struct RefHash {
+    using is_transparent = void;
+    size_t operator()(const std::pair<Timestamp, K>& timer) const {
+      return absl::HashOf(timer.first, timer.second);
+    }
+    size_t operator()(const Ref& timer) const { return absl::HashOf(timer.ts, *timer.key); }
+  };
+  struct RefEq {
+    using is_transparent = void;
+    static Ref AsRef(const std::pair<Timestamp, K>& timer) {
+      return Ref{timer.first, &timer.second};
+    }
+    static Ref AsRef(const Ref& timer) { return timer; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      const Ref left = AsRef(a);
+      const Ref right = AsRef(b);
+      return left.ts == right.ts && *left.key == *right.key;
+    }
+  };
   void SkipDeleted() {
-    while (!heap_.empty() &&
-           !registered_.contains(std::pair<Timestamp, K>(heap_.top().ts, heap_.top().key))) {
-      heap_.pop();
+    while (!heap_.empty() && !registered_.contains(Ref{heap_.front().ts, &heap_.front().key})) {
+      std::pop_heap(heap_.begin(), heap_.end(), std::greater<Entry>());
+      heap_.pop_back();
     }
   }
 
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_;
-  absl::flat_hash_set<std::pair<Timestamp, K>> registered_;
+  std::vector<Entry> heap_;  // a min-heap by (ts, seq)
+  absl::flat_hash_set<std::pair<Timestamp, K>, RefHash, RefEq> registered_;
   uint64_t next_seq_ = 0;
 };
 
@@ -381,17 +413,24 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
                               *this);
           }
         }
-        const In& value = in.values[idx];
-        // A key function returning a reference to a member (`-> const
-        // std::string&`) gives the key without a copy; one returning a
-        // value gives a temporary whose life this reference extends.
-        const K& key = key_fn_(value);
-        current_key_ = &key;
-        scope_valid_ = false;
-        ContextAccess::SetKey<typename KeyedBase::Context>(ctx_, &key);
+        In& value = in.values[idx];
         ContextAccess::SetTimestamp(ctx_, in.timestamps[idx]);
         collector_.SetTimestamp(in.timestamps[idx]);
-        CheckUserStatus(*this, fn_.ProcessElement(value, ctx_, collector_));
+        if constexpr (kTakesElements) {
+          // The function may move the element's members, the key's among
+          // them: the key is copied into a member of the operator, which
+          // keeps its capacity from one element to the next.
+          held_key_ = key_fn_(std::as_const(value));
+          EnterElementKey(held_key_);
+          CheckUserStatus(*this, fn_.ProcessElement(std::move(value), ctx_, collector_));
+        } else {
+          // A key function returning a reference to a member (`-> const
+          // std::string&`) gives the key without a copy; one returning a
+          // value gives a temporary whose life this reference extends.
+          const K& key = key_fn_(std::as_const(value));
+          EnterElementKey(key);
+          CheckUserStatus(*this, fn_.ProcessElement(std::as_const(value), ctx_, collector_));
+        }
       }
     });
     current_key_ = nullptr;
@@ -399,6 +438,19 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
     this->side_outputs_.FlushAll();
     if (holds_released_) ForwardWatermark();
   }
+
+  void EnterElementKey(const K& key) {
+    current_key_ = &key;
+    scope_valid_ = false;
+    ContextAccess::SetKey<typename KeyedBase::Context>(ctx_, &key);
+  }
+
+  // Whether the function declares ProcessElement(In&&, ...) (see
+  // KeyedProcessFunction).
+  static constexpr bool kTakesElements = requires {
+    static_cast<absl::Status (Fn::*)(In&&, typename Types::MainContext&, Collector<Out>&)>(
+        &Fn::ProcessElement);
+  };
 
   // Functions that know where an element's state lives (windows) can have it
   // prefetched: PrefetchState(value, key, timestamp, StateAccess&).
@@ -613,6 +665,7 @@ class KeyedProcessOp final : public OperatorWithOutput<Out>,
   const K* current_key_ = nullptr;
   K timer_key_{};
   K entered_key_{};
+  K held_key_{};  // the element's key, for functions that take elements
   mutable KeyedTimerQueue<K> event_timers_;
   mutable KeyedTimerQueue<K> processing_timers_;
   // Watermark holds (TimerService::RegisterWatermarkHold), and the

@@ -2,9 +2,11 @@
 // assignment, and keys of every supported shape routed through KeyBy.
 
 #include <array>
+#include <atomic>
 #include <compare>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <tuple>
@@ -440,6 +442,147 @@ TEST(KeyByTest, KeyFunctionReturningAReferenceIsNotCopied) {
     EXPECT_FALSE(same_object);
     EXPECT_TRUE(same_text);
   }
+}
+
+// Takes its elements (the rvalue overload) and moves the key's member out
+// first. Emits (the key it sees, the moved id, the key's running sum); its
+// timers emit (the key, "timer", the sum). Counts which overload ran.
+class KeyTaker final
+    : public KeyedProcessFunction<std::string, Keyed, std::tuple<std::string, std::string, int>> {
+ public:
+  using Out = std::tuple<std::string, std::string, int>;
+  explicit KeyTaker(std::shared_ptr<std::atomic<int>[]> calls) : calls_(std::move(calls)) {}
+  absl::Status ProcessElement(const Keyed& record, Context& ctx, Collector<Out>& out) override {
+    calls_[0].fetch_add(1);
+    return ProcessElement(Keyed(record), ctx, out);
+  }
+  absl::Status ProcessElement(Keyed&& record, Context& ctx, Collector<Out>& out) {
+    calls_[1].fetch_add(1);
+    std::string id = std::move(record.id);
+    // The state and the timer are those of the element's key, not of the
+    // emptied member.
+    ValueState<int> sum = ctx.GetState(kSum);
+    const int total = (sum.Get() != nullptr ? *sum.Get() : 0) + record.value;
+    sum.Update(total);
+    ctx.timer_service().RegisterEventTimeTimer(ctx.timestamp());
+    out.Collect(Out(ctx.current_key(), std::move(id), total));
+    return absl::OkStatus();
+  }
+  absl::Status OnTimer(Timestamp, OnTimerContext& ctx, Collector<Out>& out) override {
+    const int* sum = ctx.GetState(kSum).Get();
+    out.Collect(Out(ctx.current_key(), "timer", sum != nullptr ? *sum : -1));
+    return absl::OkStatus();
+  }
+
+ private:
+  static inline const ValueStateDescriptor<int> kSum{"sum"};
+  std::shared_ptr<std::atomic<int>[]> calls_;
+};
+
+// A keyed function that declares ProcessElement(In&&) is handed every
+// element as an rvalue; moving the key's member out of it changes neither
+// ctx.current_key() nor the state and timers the element reaches.
+TEST(KeyByTest, AFunctionTakingElementsKeepsTheKeyAfterMovingIt) {
+  Pipeline pipeline({.parallelism = 2, .batch_size = 16});
+  std::vector<Keyed> input;
+  std::map<std::string, int> sums;
+  for (int idx = 0; idx < 500; ++idx) {
+    Keyed record{"content-" + std::to_string(idx % 37) + "-with-a-long-id", idx};
+    sums[record.id] += idx;
+    input.push_back(std::move(record));
+  }
+  auto calls = std::shared_ptr<std::atomic<int>[]>(new std::atomic<int>[2] { 0, 0 });
+  auto sink = testing::CollectingSink<KeyTaker::Out>::Create();
+  pipeline.Source(testing::VectorSource<Keyed>::Create(input))
+      .KeyBy([](const Keyed& k) -> const std::string& { return k.id; })
+      .Process(KeyTaker(calls))
+      .Sink(sink);
+  testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(20));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+
+  EXPECT_EQ(calls[0].load(), 0);
+  EXPECT_EQ(calls[1].load(), 500);
+  std::map<std::string, int> last_sum;
+  int elements = 0;
+  int timers = 0;
+  for (const auto& [key, id, sum] : sink->Values()) {
+    ASSERT_TRUE(sums.contains(key)) << "key '" << key << "'";
+    if (id == "timer") {
+      ++timers;
+      EXPECT_EQ(sum, sums[key]) << key;
+      continue;
+    }
+    ++elements;
+    EXPECT_EQ(key, id);
+    EXPECT_GE(sum, last_sum[key]) << key;
+    last_sum[key] = sum;
+  }
+  EXPECT_EQ(elements, 500);
+  EXPECT_EQ(timers, 500);  // one per element: each has its own timestamp
+  EXPECT_EQ(last_sum, sums);
+}
+
+// The same with a broadcast input, whose elements (ints) are added to each
+// key's sum.
+class BroadcastKeyTaker final
+    : public KeyedBroadcastProcessFunction<std::string, Keyed, int, KeyTaker::Out> {
+ public:
+  using Out = KeyTaker::Out;
+  explicit BroadcastKeyTaker(std::shared_ptr<std::atomic<int>[]> calls)
+      : calls_(std::move(calls)) {}
+  absl::Status ProcessElement(const Keyed& record, ReadOnlyContext& ctx,
+                              Collector<Out>& out) override {
+    calls_[0].fetch_add(1);
+    return ProcessElement(Keyed(record), ctx, out);
+  }
+  absl::Status ProcessElement(Keyed&& record, ReadOnlyContext& ctx, Collector<Out>& out) {
+    calls_[1].fetch_add(1);
+    std::string id = std::move(record.id);
+    ValueState<int> sum = ctx.GetState(kSum);
+    const int total = (sum.Get() != nullptr ? *sum.Get() : 0) + record.value;
+    sum.Update(total);
+    out.Collect(Out(ctx.current_key(), std::move(id), total));
+    return absl::OkStatus();
+  }
+  absl::Status ProcessBroadcastElement(const int&, Context&, Collector<Out>&) override {
+    return absl::OkStatus();
+  }
+
+ private:
+  static inline const ValueStateDescriptor<int> kSum{"sum"};
+  std::shared_ptr<std::atomic<int>[]> calls_;
+};
+
+TEST(KeyByTest, ABroadcastFunctionTakingElementsKeepsTheKeyAfterMovingIt) {
+  Pipeline pipeline({.parallelism = 2, .batch_size = 16});
+  std::vector<Keyed> input;
+  std::map<std::string, int> sums;
+  for (int idx = 0; idx < 500; ++idx) {
+    Keyed record{"content-" + std::to_string(idx % 37) + "-with-a-long-id", idx};
+    sums[record.id] += idx;
+    input.push_back(std::move(record));
+  }
+  auto calls = std::shared_ptr<std::atomic<int>[]>(new std::atomic<int>[2] { 0, 0 });
+  auto sink = testing::CollectingSink<KeyTaker::Out>::Create();
+  auto side = pipeline.Source(testing::VectorSource<int>::Create({1, 2, 3})).Broadcast();
+  pipeline.Source(testing::VectorSource<Keyed>::Create(input))
+      .KeyBy([](const Keyed& k) -> const std::string& { return k.id; })
+      .Connect(side)
+      .Process(BroadcastKeyTaker(calls))
+      .Sink(sink);
+  testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(20));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+
+  EXPECT_EQ(calls[0].load(), 0);
+  EXPECT_EQ(calls[1].load(), 500);
+  std::map<std::string, int> last_sum;
+  ASSERT_EQ(sink->Values().size(), 500u);
+  for (const auto& [key, id, sum] : sink->Values()) {
+    EXPECT_EQ(key, id);
+    EXPECT_GE(sum, last_sum[key]) << key;
+    last_sum[key] = sum;
+  }
+  EXPECT_EQ(last_sum, sums);
 }
 
 }  // namespace
