@@ -316,7 +316,22 @@ Writer& Writer::Close(char bracket) {
   return *this;
 }
 
-Writer& Writer::Key(std::string_view name) {
+// Only ever reached in a constant evaluation, where it stops the build.
+void Name::NameNeedsEscapingUseAStringView() {}
+
+Writer& Writer::Key(const Name& name) {
+  assert(!has_value_.empty() && !after_key_);
+  std::string_view member = name.member();
+  if (member.empty()) return KeyText(name.text());  // a long name: as any other
+  bool& has_value = has_value_.back();
+  if (!has_value) member.remove_prefix(1);  // no comma
+  has_value = true;
+  after_key_ = true;
+  out_.append(member);
+  return *this;
+}
+
+Writer& Writer::KeyText(std::string_view name) {
   assert(!has_value_.empty() && !after_key_);
   bool& has_value = has_value_.back();
   const bool comma = has_value;

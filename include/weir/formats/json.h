@@ -22,6 +22,7 @@
 #ifndef WEIR_FORMATS_JSON_H_
 #define WEIR_FORMATS_JSON_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -41,6 +42,50 @@ void AppendDouble(double value, std::string& out);
 void AppendInt(int64_t value, std::string& out);
 void AppendUint(uint64_t value, std::string& out);
 
+// A member name written as a string literal, checked when the program is
+// compiled: a name that JSON needs escaped (a quote, a backslash, a control
+// character) does not compile; give such a name as a std::string_view, and
+// the writer escapes it. The writer then appends the name with its quotes,
+// colon and comma as prepared here, in one step, and checks nothing.
+class Name {
+ public:
+  template <size_t N>
+  consteval Name(const char (&name)[N]) : text_(name, N - 1) {  // NOLINT: implicit on purpose
+    for (const char c : text_) {
+      if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
+        NameNeedsEscapingUseAStringView();
+      }
+    }
+    if (text_.size() + 4 <= sizeof(member_)) {
+      member_[0] = ',';
+      member_[1] = '"';
+      for (size_t idx = 0; idx < text_.size(); ++idx) member_[2 + idx] = text_[idx];
+      member_[text_.size() + 2] = '"';
+      member_[text_.size() + 3] = ':';
+      member_size_ = static_cast<uint8_t>(text_.size() + 4);
+    }
+  }
+  constexpr std::string_view text() const { return text_; }
+  // `,"name":` (without the comma: from its second character), or empty
+  // for a name too long to be held here.
+  constexpr std::string_view member() const { return {member_, member_size_}; }
+
+ private:
+  // Not constexpr: a name that calls it fails to compile, naming it.
+  static void NameNeedsEscapingUseAStringView();
+
+  std::string_view text_;
+  char member_[40] = {};
+  uint8_t member_size_ = 0;
+};
+
+namespace internal {
+// A name given at run time (std::string, std::string_view, const char*),
+// not a literal (which converts to Name).
+template <class S>
+concept RuntimeName = std::is_convertible_v<const S&, std::string_view> && !std::is_array_v<S>;
+}  // namespace internal
+
 class Writer {
  public:
   // Appends to `out` (which is not cleared).
@@ -50,8 +95,13 @@ class Writer {
   Writer& EndObject() { return Close('}'); }
   Writer& BeginArray() { return Open('['); }
   Writer& EndArray() { return Close(']'); }
-  // The name of the next member of the current object.
-  Writer& Key(std::string_view name);
+  // The name of the next member of the current object: a string literal
+  // (see Name), or a string given at run time, escaped as needed.
+  Writer& Key(const Name& name);
+  template <internal::RuntimeName S>
+  Writer& Key(const S& name) {
+    return KeyText(std::string_view(name));
+  }
 
   Writer& String(std::string_view value);
   Writer& Int(int64_t value);
@@ -84,13 +134,23 @@ class Writer {
   }
   // Key(name) then Value(value) / Optional(value).
   template <class T>
-  Writer& Member(std::string_view name, const T& value) {
+  Writer& Member(const Name& name, const T& value) {
     Key(name);
     return Value(value);
   }
   template <class T>
-  Writer& Member(std::string_view name, const std::optional<T>& value) {
+  Writer& Member(const Name& name, const std::optional<T>& value) {
     Key(name);
+    return Optional(value);
+  }
+  template <internal::RuntimeName S, class T>
+  Writer& Member(const S& name, const T& value) {
+    KeyText(std::string_view(name));
+    return Value(value);
+  }
+  template <internal::RuntimeName S, class T>
+  Writer& Member(const S& name, const std::optional<T>& value) {
+    KeyText(std::string_view(name));
     return Optional(value);
   }
 
@@ -99,6 +159,7 @@ class Writer {
   Writer& Close(char bracket);
   // Writes the comma that separates this value from the previous one.
   void BeforeValue();
+  Writer& KeyText(std::string_view name);
 
   std::string& out_;
   // Per open container: whether it has a value yet (so the next needs a

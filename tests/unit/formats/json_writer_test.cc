@@ -38,6 +38,58 @@ TEST(JsonWriterTest, NestsContainersAndPlacesCommas) {
   EXPECT_EQ(out, R"({"id":42,"tags":["a",{},[],-1],"ok":true,"pct":null,"n":7,"raw":{"a":[1,2]}})");
 }
 
+// A name given as a literal (json::Name, prepared when compiled) and the
+// same name given at run time (checked and escaped when written) give the
+// same text: first and later members, nested objects, optionals, names up
+// to the longest a Name holds prepared and past it.
+TEST(JsonWriterTest, LiteralNamesAreWrittenAsRuntimeNames) {
+  const std::string long_name(37, 'n');
+  std::string literal;
+  Writer(literal)
+      .BeginObject()
+      .Member("id", int64_t{42})
+      .Member("", "empty name")
+      .Key("nested")
+      .BeginObject()
+      .Member("a", 1)
+      .Member("pct", std::optional<double>())
+      .EndObject()
+      .Member("thirty_six_characters_name_12345678", true)
+      .Member("nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn", std::optional<int32_t>(7))
+      .Key("x")
+      .Raw("[]")
+      .EndObject();
+  std::string runtime;
+  Writer(runtime)
+      .BeginObject()
+      .Member(std::string("id"), int64_t{42})
+      .Member(std::string_view(""), "empty name")
+      .Key(std::string("nested"))
+      .BeginObject()
+      .Member(std::string("a"), 1)
+      .Member(std::string("pct"), std::optional<double>())
+      .EndObject()
+      .Member(std::string("thirty_six_characters_name_12345678"), true)
+      .Member(long_name, std::optional<int32_t>(7))
+      .Key(std::string_view("x"))
+      .Raw("[]")
+      .EndObject();
+  EXPECT_EQ(literal, runtime);
+  EXPECT_EQ(literal, R"({"id":42,"":"empty name","nested":{"a":1,"pct":null},)"
+                     R"("thirty_six_characters_name_12345678":true,")" +
+                         long_name + R"(":7,"x":[]})");
+
+  static_assert(Name("slug").member() == ",\"slug\":");
+  static_assert(Name("slug").text() == "slug");
+  static_assert(Name("nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn").member().size() == 40);
+  static_assert(Name("nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn").member().empty());
+  // A name that needs escaping is escaped when given at run time (as a
+  // literal it does not compile: json_name_needs_escaping.cc).
+  std::string escaped;
+  Writer(escaped).BeginObject().Member(std::string_view("a\"b"), 1).EndObject();
+  EXPECT_EQ(escaped, R"({"a\"b":1})");
+}
+
 TEST(JsonWriterTest, EscapesStrings) {
   std::string out;
   AppendString(std::string("q\"b\\s/\n\r\t\b\f\x01\x1f\xc3\xa9", 15), out);
