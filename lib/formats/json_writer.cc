@@ -319,31 +319,27 @@ Writer& Writer::Close(char bracket) {
 // Only ever reached in a constant evaluation, where it stops the build.
 void Name::NameNeedsEscapingUseAStringView() {}
 
-Writer& Writer::Key(const Name& name) {
+Writer& Writer::Key(Name name) { return CleanKey(name.text()); }
+
+Writer& Writer::KeyText(std::string_view name) {
+  if (IsClean(name.data(), name.size())) return CleanKey(name);
   assert(!has_value_.empty() && !after_key_);
-  std::string_view member = name.member();
-  if (member.empty()) return KeyText(name.text());  // a long name: as any other
   bool& has_value = has_value_.back();
-  if (!has_value) member.remove_prefix(1);  // no comma
+  if (has_value) out_.push_back(',');
   has_value = true;
   after_key_ = true;
-  out_.append(member);
+  AppendString(name, out_);
+  out_.push_back(':');
   return *this;
 }
 
-Writer& Writer::KeyText(std::string_view name) {
+Writer& Writer::CleanKey(std::string_view name) {
   assert(!has_value_.empty() && !after_key_);
   bool& has_value = has_value_.back();
   const bool comma = has_value;
   has_value = true;
   after_key_ = true;
-  if (!IsClean(name.data(), name.size())) {
-    if (comma) out_.push_back(',');
-    AppendString(name, out_);
-    out_.push_back(':');
-    return *this;
-  }
-  // The usual name: the comma, the quoted name and the colon in one append.
+  // The comma, the quoted name and the colon in one append.
   const size_t at = out_.size();
   out_.append(name.size() + 3 + (comma ? 1 : 0), '"');
   char* p = out_.data() + at;

@@ -45,8 +45,10 @@ void AppendUint(uint64_t value, std::string& out);
 // A member name written as a string literal, checked when the program is
 // compiled: a name that JSON needs escaped (a quote, a backslash, a control
 // character) does not compile; give such a name as a std::string_view, and
-// the writer escapes it. The writer then appends the name with its quotes,
-// colon and comma as prepared here, in one step, and checks nothing.
+// the writer escapes it. The writer then appends the name with its quotes
+// and checks nothing. (Two words, passed in registers: a prepared copy of
+// the quoted text, built on the stack at each call, cost more than the
+// check it saved.)
 class Name {
  public:
   template <size_t N>
@@ -56,27 +58,14 @@ class Name {
         NameNeedsEscapingUseAStringView();
       }
     }
-    if (text_.size() + 4 <= sizeof(member_)) {
-      member_[0] = ',';
-      member_[1] = '"';
-      for (size_t idx = 0; idx < text_.size(); ++idx) member_[2 + idx] = text_[idx];
-      member_[text_.size() + 2] = '"';
-      member_[text_.size() + 3] = ':';
-      member_size_ = static_cast<uint8_t>(text_.size() + 4);
-    }
   }
   constexpr std::string_view text() const { return text_; }
-  // `,"name":` (without the comma: from its second character), or empty
-  // for a name too long to be held here.
-  constexpr std::string_view member() const { return {member_, member_size_}; }
 
  private:
   // Not constexpr: a name that calls it fails to compile, naming it.
   static void NameNeedsEscapingUseAStringView();
 
   std::string_view text_;
-  char member_[40] = {};
-  uint8_t member_size_ = 0;
 };
 
 namespace internal {
@@ -97,7 +86,7 @@ class Writer {
   Writer& EndArray() { return Close(']'); }
   // The name of the next member of the current object: a string literal
   // (see Name), or a string given at run time, escaped as needed.
-  Writer& Key(const Name& name);
+  Writer& Key(Name name);
   template <internal::RuntimeName S>
   Writer& Key(const S& name) {
     return KeyText(std::string_view(name));
@@ -134,12 +123,12 @@ class Writer {
   }
   // Key(name) then Value(value) / Optional(value).
   template <class T>
-  Writer& Member(const Name& name, const T& value) {
+  Writer& Member(Name name, const T& value) {
     Key(name);
     return Value(value);
   }
   template <class T>
-  Writer& Member(const Name& name, const std::optional<T>& value) {
+  Writer& Member(Name name, const std::optional<T>& value) {
     Key(name);
     return Optional(value);
   }
@@ -160,6 +149,8 @@ class Writer {
   // Writes the comma that separates this value from the previous one.
   void BeforeValue();
   Writer& KeyText(std::string_view name);
+  // `name` needs no escapes.
+  Writer& CleanKey(std::string_view name);
 
   std::string& out_;
   // Per open container: whether it has a value yet (so the next needs a
