@@ -244,6 +244,8 @@ class CommandBuilder {
   std::string once_body_;
   size_t once_items_ = 0;
   absl::flat_hash_set<std::string> once_seen_;
+  // AddOncePerBatch's encoded command, kept with its capacity.
+  std::string once_scratch_;
   std::string pending_;
   int pending_argc_ = 0;
 };

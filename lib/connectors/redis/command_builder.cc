@@ -45,7 +45,11 @@ void CommandBuilder::Add(std::span<const std::string> args) {
 }
 
 void CommandBuilder::AddOncePerBatch(std::initializer_list<std::string_view> args) {
-  std::string encoded;
+  // Most calls repeat a command the batch has (each record of a key adds
+  // its EXPIRE): encoded into a string that keeps its capacity, such a call
+  // allocates nothing.
+  std::string& encoded = once_scratch_;
+  encoded.clear();
   AppendBulk(encoded, std::to_string(args.size()));
   for (std::string_view arg : args) AppendBulk(encoded, arg);
   if (!once_seen_.insert(encoded).second) return;
