@@ -444,72 +444,117 @@ TEST(KeyByTest, KeyFunctionReturningAReferenceIsNotCopied) {
   }
 }
 
-// Takes its elements (the rvalue overload) and moves the key's member out
-// first. Emits (the key it sees, the moved id, the key's running sum); its
-// timers emit (the key, "timer", the sum). Counts which overload ran.
-class KeyTaker final
-    : public KeyedProcessFunction<std::string, Keyed, std::tuple<std::string, std::string, int>> {
+// What the functions taking their elements emit: (the key the function
+// sees, the id moved out of the element or "timer", the key's sum).
+using TakerOut = std::tuple<std::string, std::string, int>;
+const ValueStateDescriptor<int> kTakerSum{"sum"};
+
+// Moves the key's member out of `record` first, then adds its value to the
+// key's sum: the state reached is the element's key's, not the emptied
+// member's.
+template <class Ctx>
+TakerOut TakeElement(Keyed&& record, Ctx& ctx) {
+  std::string id = std::move(record.id);
+  ValueState<int> sum = ctx.GetState(kTakerSum);
+  const int total = (sum.Get() != nullptr ? *sum.Get() : 0) + record.value;
+  sum.Update(total);
+  return TakerOut(ctx.current_key(), std::move(id), total);
+}
+
+// Takes its elements (the rvalue overload); its timers emit (the key,
+// "timer", the sum). Counts which overload ran: calls[0] const&, calls[1] &&.
+class KeyTaker final : public KeyedProcessFunction<std::string, Keyed, TakerOut> {
  public:
-  using Out = std::tuple<std::string, std::string, int>;
   explicit KeyTaker(std::shared_ptr<std::atomic<int>[]> calls) : calls_(std::move(calls)) {}
-  absl::Status ProcessElement(const Keyed& record, Context& ctx, Collector<Out>& out) override {
+  absl::Status ProcessElement(const Keyed& record, Context& ctx,
+                              Collector<TakerOut>& out) override {
     calls_[0].fetch_add(1);
     return ProcessElement(Keyed(record), ctx, out);
   }
-  absl::Status ProcessElement(Keyed&& record, Context& ctx, Collector<Out>& out) {
+  absl::Status ProcessElement(Keyed&& record, Context& ctx, Collector<TakerOut>& out) {
     calls_[1].fetch_add(1);
-    std::string id = std::move(record.id);
-    // The state and the timer are those of the element's key, not of the
-    // emptied member.
-    ValueState<int> sum = ctx.GetState(kSum);
-    const int total = (sum.Get() != nullptr ? *sum.Get() : 0) + record.value;
-    sum.Update(total);
+    out.Collect(TakeElement(std::move(record), ctx));
     ctx.timer_service().RegisterEventTimeTimer(ctx.timestamp());
-    out.Collect(Out(ctx.current_key(), std::move(id), total));
     return absl::OkStatus();
   }
-  absl::Status OnTimer(Timestamp, OnTimerContext& ctx, Collector<Out>& out) override {
-    const int* sum = ctx.GetState(kSum).Get();
-    out.Collect(Out(ctx.current_key(), "timer", sum != nullptr ? *sum : -1));
+  absl::Status OnTimer(Timestamp, OnTimerContext& ctx, Collector<TakerOut>& out) override {
+    const int* sum = ctx.GetState(kTakerSum).Get();
+    out.Collect(TakerOut(ctx.current_key(), "timer", sum != nullptr ? *sum : -1));
     return absl::OkStatus();
   }
 
  private:
-  static inline const ValueStateDescriptor<int> kSum{"sum"};
   std::shared_ptr<std::atomic<int>[]> calls_;
 };
 
-// A keyed function that declares ProcessElement(In&&) is handed every
-// element as an rvalue; moving the key's member out of it changes neither
-// ctx.current_key() nor the state and timers the element reaches.
-TEST(KeyByTest, AFunctionTakingElementsKeepsTheKeyAfterMovingIt) {
+// The same with a broadcast input (ints, unused), and no timers.
+class BroadcastKeyTaker final
+    : public KeyedBroadcastProcessFunction<std::string, Keyed, int, TakerOut> {
+ public:
+  explicit BroadcastKeyTaker(std::shared_ptr<std::atomic<int>[]> calls)
+      : calls_(std::move(calls)) {}
+  absl::Status ProcessElement(const Keyed& record, ReadOnlyContext& ctx,
+                              Collector<TakerOut>& out) override {
+    calls_[0].fetch_add(1);
+    return ProcessElement(Keyed(record), ctx, out);
+  }
+  absl::Status ProcessElement(Keyed&& record, ReadOnlyContext& ctx, Collector<TakerOut>& out) {
+    calls_[1].fetch_add(1);
+    out.Collect(TakeElement(std::move(record), ctx));
+    return absl::OkStatus();
+  }
+  absl::Status ProcessBroadcastElement(const int&, Context&, Collector<TakerOut>&) override {
+    return absl::OkStatus();
+  }
+
+ private:
+  std::shared_ptr<std::atomic<int>[]> calls_;
+};
+
+// 500 elements over 37 long keys, a KeyBy by reference to the key's member,
+// `process` applied to the keyed stream, and what a run must give.
+struct TakerRun {
+  std::vector<TakerOut> values;
+  std::map<std::string, int> sums;  // expected, per key
+  int const_calls = 0;
+  int rvalue_calls = 0;
+};
+template <class Apply>
+TakerRun RunTaker(Apply process) {
   Pipeline pipeline({.parallelism = 2, .batch_size = 16});
+  TakerRun run;
   std::vector<Keyed> input;
-  std::map<std::string, int> sums;
   for (int idx = 0; idx < 500; ++idx) {
     Keyed record{"content-" + std::to_string(idx % 37) + "-with-a-long-id", idx};
-    sums[record.id] += idx;
+    run.sums[record.id] += idx;
     input.push_back(std::move(record));
   }
   auto calls = std::shared_ptr<std::atomic<int>[]>(new std::atomic<int>[2] { 0, 0 });
-  auto sink = testing::CollectingSink<KeyTaker::Out>::Create();
-  pipeline.Source(testing::VectorSource<Keyed>::Create(input))
-      .KeyBy([](const Keyed& k) -> const std::string& { return k.id; })
-      .Process(KeyTaker(calls))
-      .Sink(sink);
+  auto sink = testing::CollectingSink<TakerOut>::Create();
+  auto keyed = pipeline.Source(testing::VectorSource<Keyed>::Create(input))
+                   .KeyBy([](const Keyed& k) -> const std::string& { return k.id; });
+  process(pipeline, keyed, calls).Sink(sink);
   testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(20));
-  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_TRUE(result.status.ok()) << result.status;
+  run.values = sink->Values();
+  run.const_calls = calls[0].load();
+  run.rvalue_calls = calls[1].load();
+  return run;
+}
 
-  EXPECT_EQ(calls[0].load(), 0);
-  EXPECT_EQ(calls[1].load(), 500);
+// Every element was handed over as an rvalue, and each saw its own key (the
+// id it moved out) and its key's running sum. Returns the timers' outputs.
+std::vector<TakerOut> ExpectElementsKeptTheirKeys(const TakerRun& run) {
+  EXPECT_EQ(run.const_calls, 0);
+  EXPECT_EQ(run.rvalue_calls, 500);
   std::map<std::string, int> last_sum;
+  std::vector<TakerOut> timers;
   int elements = 0;
-  int timers = 0;
-  for (const auto& [key, id, sum] : sink->Values()) {
-    ASSERT_TRUE(sums.contains(key)) << "key '" << key << "'";
+  for (const TakerOut& value : run.values) {
+    const auto& [key, id, sum] = value;
+    EXPECT_TRUE(run.sums.contains(key)) << "key '" << key << "'";
     if (id == "timer") {
-      ++timers;
-      EXPECT_EQ(sum, sums[key]) << key;
+      timers.push_back(value);
       continue;
     }
     ++elements;
@@ -518,71 +563,30 @@ TEST(KeyByTest, AFunctionTakingElementsKeepsTheKeyAfterMovingIt) {
     last_sum[key] = sum;
   }
   EXPECT_EQ(elements, 500);
-  EXPECT_EQ(timers, 500);  // one per element: each has its own timestamp
-  EXPECT_EQ(last_sum, sums);
+  EXPECT_EQ(last_sum, run.sums);
+  return timers;
 }
 
-// The same with a broadcast input, whose elements (ints) are added to each
-// key's sum.
-class BroadcastKeyTaker final
-    : public KeyedBroadcastProcessFunction<std::string, Keyed, int, KeyTaker::Out> {
- public:
-  using Out = KeyTaker::Out;
-  explicit BroadcastKeyTaker(std::shared_ptr<std::atomic<int>[]> calls)
-      : calls_(std::move(calls)) {}
-  absl::Status ProcessElement(const Keyed& record, ReadOnlyContext& ctx,
-                              Collector<Out>& out) override {
-    calls_[0].fetch_add(1);
-    return ProcessElement(Keyed(record), ctx, out);
+// A keyed function that declares ProcessElement(In&&) is handed every
+// element as an rvalue; moving the key's member out of it changes neither
+// ctx.current_key() nor the state and timers the element reaches.
+TEST(KeyByTest, AFunctionTakingElementsKeepsTheKeyAfterMovingIt) {
+  const TakerRun run = RunTaker(
+      [](Pipeline&, auto& keyed, auto calls) { return keyed.Process(KeyTaker(std::move(calls))); });
+  const std::vector<TakerOut> timers = ExpectElementsKeptTheirKeys(run);
+  EXPECT_EQ(timers.size(), 500u);  // one per element: each has its own timestamp
+  for (const auto& [key, id, sum] : timers) {
+    EXPECT_EQ(sum, run.sums.at(key)) << key;
   }
-  absl::Status ProcessElement(Keyed&& record, ReadOnlyContext& ctx, Collector<Out>& out) {
-    calls_[1].fetch_add(1);
-    std::string id = std::move(record.id);
-    ValueState<int> sum = ctx.GetState(kSum);
-    const int total = (sum.Get() != nullptr ? *sum.Get() : 0) + record.value;
-    sum.Update(total);
-    out.Collect(Out(ctx.current_key(), std::move(id), total));
-    return absl::OkStatus();
-  }
-  absl::Status ProcessBroadcastElement(const int&, Context&, Collector<Out>&) override {
-    return absl::OkStatus();
-  }
+}
 
- private:
-  static inline const ValueStateDescriptor<int> kSum{"sum"};
-  std::shared_ptr<std::atomic<int>[]> calls_;
-};
-
+// The same for a keyed broadcast function.
 TEST(KeyByTest, ABroadcastFunctionTakingElementsKeepsTheKeyAfterMovingIt) {
-  Pipeline pipeline({.parallelism = 2, .batch_size = 16});
-  std::vector<Keyed> input;
-  std::map<std::string, int> sums;
-  for (int idx = 0; idx < 500; ++idx) {
-    Keyed record{"content-" + std::to_string(idx % 37) + "-with-a-long-id", idx};
-    sums[record.id] += idx;
-    input.push_back(std::move(record));
-  }
-  auto calls = std::shared_ptr<std::atomic<int>[]>(new std::atomic<int>[2] { 0, 0 });
-  auto sink = testing::CollectingSink<KeyTaker::Out>::Create();
-  auto side = pipeline.Source(testing::VectorSource<int>::Create({1, 2, 3})).Broadcast();
-  pipeline.Source(testing::VectorSource<Keyed>::Create(input))
-      .KeyBy([](const Keyed& k) -> const std::string& { return k.id; })
-      .Connect(side)
-      .Process(BroadcastKeyTaker(calls))
-      .Sink(sink);
-  testing::JobResult result = testing::RunToCompletion(pipeline, absl::Seconds(20));
-  ASSERT_TRUE(result.status.ok()) << result.status;
-
-  EXPECT_EQ(calls[0].load(), 0);
-  EXPECT_EQ(calls[1].load(), 500);
-  std::map<std::string, int> last_sum;
-  ASSERT_EQ(sink->Values().size(), 500u);
-  for (const auto& [key, id, sum] : sink->Values()) {
-    EXPECT_EQ(key, id);
-    EXPECT_GE(sum, last_sum[key]) << key;
-    last_sum[key] = sum;
-  }
-  EXPECT_EQ(last_sum, sums);
+  const TakerRun run = RunTaker([](Pipeline& pipeline, auto& keyed, auto calls) {
+    auto side = pipeline.Source(testing::VectorSource<int>::Create({1, 2, 3})).Broadcast();
+    return keyed.Connect(side).Process(BroadcastKeyTaker(std::move(calls)));
+  });
+  EXPECT_TRUE(ExpectElementsKeptTheirKeys(run).empty());
 }
 
 }  // namespace
