@@ -137,7 +137,7 @@ absl::Status ContentJoin::ProcessBroadcastElement(const ContentVersion& version,
     history.erase(history.begin(),
                   history.begin() + static_cast<ptrdiff_t>(history.size() - options_.max_versions));
   }
-  rows.Put(version.content_id, history);
+  rows.Put(version.content_id, std::move(history));
   const ContentHistory* stored = rows.Get(version.content_id);
   // Events of this content that waited for its first row.
   ctx.ApplyToKey(version.content_id,

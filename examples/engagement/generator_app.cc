@@ -421,7 +421,7 @@ weir::kafka::SinkOptions<GeneratedRecord> KafkaOptions(const GeneratorAppOptions
     value = *record.value;
     return absl::OkStatus();
   };
-  sink.key = [](const GeneratedRecord& record) { return record.key; };
+  sink.key = [](const GeneratedRecord& record) -> const std::string& { return record.key; };
   sink.tombstone = [](const GeneratedRecord& record) { return !record.value.has_value(); };
   sink.flush_timeout = absl::Seconds(60);
   return sink;

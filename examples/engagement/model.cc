@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "weir/connectors/clickhouse.h"
 #include "weir/formats/json.h"
 
 namespace engagement {
@@ -93,6 +94,25 @@ void AppendJson(const Enriched& e, std::string& out) {
       .Member("length_seconds", e.length_seconds)
       .Member("publish_ts_ms", e.publish_ts_ms)
       .EndObject();
+}
+
+weir::clickhouse::Columns<Enriched> EnrichedColumns() {
+  return weir::clickhouse::Columns<Enriched>()
+      .Add("event_id", &Enriched::event_id)
+      .Add("content_id", &Enriched::content_id)
+      .Add("user_id", &Enriched::user_id)
+      .Add("event_type", &Enriched::event_type)
+      .AddDateTime("event_ts", &Enriched::event_ts_ms)
+      .Add("event_ts_ms", &Enriched::event_ts_ms)
+      .Add("duration_ms", &Enriched::duration_ms)
+      .Add("device", &Enriched::device)
+      .Add("engagement_seconds", &Enriched::engagement_seconds)
+      .Add("engagement_pct", &Enriched::engagement_pct)
+      .Add("slug", &Enriched::slug)
+      .Add("title", &Enriched::title)
+      .Add("content_type", &Enriched::content_type)
+      .Add("length_seconds", &Enriched::length_seconds)
+      .AddDateTime("publish_ts", &Enriched::publish_ts_ms);
 }
 
 }  // namespace engagement

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "weir/connectors/clickhouse.h"
 #include "weir/formats/debezium.h"
 
 namespace engagement {
@@ -91,6 +92,10 @@ Enriched Enrich(EngagementEvent&& event, const Content& content);
 std::string ToJson(const Enriched& enriched);
 // The same, appended to `out` (a reused buffer: no allocation per record).
 void AppendJson(const Enriched& enriched, std::string& out);
+
+// Enriched's ClickHouse columns (the enriched-events table): the event, its
+// event time as a DateTime and in milliseconds, and the content's fields.
+weir::clickhouse::Columns<Enriched> EnrichedColumns();
 
 }  // namespace engagement
 

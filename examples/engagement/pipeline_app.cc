@@ -429,25 +429,6 @@ auto DebeziumSource(const PipelineConfig& config, const weir::kafka::ClientOptio
 
 std::string FormatDouble(double value) { return absl::StrFormat("%.3f", value); }
 
-weir::clickhouse::Columns<Enriched> EnrichedColumns() {
-  return weir::clickhouse::Columns<Enriched>()
-      .Add("event_id", &Enriched::event_id)
-      .Add("content_id", &Enriched::content_id)
-      .Add("user_id", &Enriched::user_id)
-      .Add("event_type", &Enriched::event_type)
-      .AddDateTime("event_ts", &Enriched::event_ts_ms)
-      .Add("event_ts_ms", &Enriched::event_ts_ms)
-      .Add("duration_ms", &Enriched::duration_ms)
-      .Add("device", &Enriched::device)
-      .Add("engagement_seconds", &Enriched::engagement_seconds)
-      .Add("engagement_pct", &Enriched::engagement_pct)
-      .Add("slug", &Enriched::slug)
-      .Add("title", &Enriched::title)
-      .Add("content_type", &Enriched::content_type)
-      .Add("length_seconds", &Enriched::length_seconds)
-      .AddDateTime("publish_ts", &Enriched::publish_ts_ms);
-}
-
 weir::clickhouse::Columns<HourlyRollup> HourlyColumns() {
   using R = HourlyRollup;
   return weir::clickhouse::Columns<R>()
@@ -852,7 +833,7 @@ void WriteOutbox(weir::Stream<Enriched>& enriched, const PipelineConfig& config,
     AppendJson(e, value);  // the sink hands over an empty, reused buffer
     return absl::OkStatus();
   };
-  outbox.key = [](const Enriched& e) { return e.content_id; };
+  outbox.key = [](const Enriched& e) -> const std::string& { return e.content_id; };
   outbox.event_time_as_timestamp = true;
   enriched.Sink(weir::kafka::Sink(std::move(outbox))).Uid("kafka-outbox");
 }

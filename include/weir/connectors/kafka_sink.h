@@ -44,6 +44,7 @@
 #ifndef WEIR_CONNECTORS_KAFKA_SINK_H_
 #define WEIR_CONNECTORS_KAFKA_SINK_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -80,6 +81,56 @@ enum class DeliveryGuarantee {
 template <class T>
 using Serializer = std::function<absl::Status(const T& record, std::string& value)>;
 
+// A record's message key (SinkOptions::key): any callable taking `const T&`
+// that returns the key as a std::string, or as text the record (or
+// something else outliving the call) holds: a `const std::string&`, a
+// std::string_view. The sink reads such a key where it is, with no copy; a
+// std::string is made per record, as the callable says.
+template <class T>
+class KeyFunction {
+ public:
+  KeyFunction() = default;
+  KeyFunction(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): no key, as `= nullptr`
+  template <class F>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, KeyFunction> &&
+           std::is_invocable_v<F&, const T&> &&
+           std::is_convertible_v<std::invoke_result_t<F&, const T&>, std::string_view>)
+      KeyFunction(F key) {  // NOLINT(google-explicit-constructor): assigned from a lambda
+    using Result = std::invoke_result_t<F&, const T&>;
+    if constexpr (std::is_lvalue_reference_v<Result> ||
+                  std::is_same_v<std::remove_cv_t<Result>, std::string_view> ||
+                  std::is_pointer_v<Result>) {
+      // Text that outlives the call: read where it is.
+      call_ = [key = std::move(key)](const T& record, std::string&) -> std::string_view {
+        return std::string_view(key(record));
+      };
+    } else if constexpr (std::is_same_v<std::remove_cvref_t<Result>, std::string>) {
+      // A key made per record lives in the caller's string until the next.
+      call_ = [key = std::move(key)](const T& record, std::string& made) -> std::string_view {
+        made = key(record);
+        return made;
+      };
+    } else {
+      // Another type that owns its text: copied out before it goes.
+      call_ = [key = std::move(key)](const T& record, std::string& made) -> std::string_view {
+        const std::remove_cvref_t<Result> held = key(record);
+        made.assign(std::string_view(held));
+        return made;
+      };
+    }
+  }
+
+  explicit operator bool() const { return static_cast<bool>(call_); }
+  // The key of `record`: a view of the record's text, or of `made`, which
+  // holds a key the callable returned by value.
+  std::string_view operator()(const T& record, std::string& made) const {
+    return call_(record, made);
+  }
+
+ private:
+  std::function<std::string_view(const T&, std::string&)> call_;
+};
+
 template <class T>
 struct SinkOptions {
   // Brokers and librdkafka producer properties (they win over weir's
@@ -92,9 +143,12 @@ struct SinkOptions {
   // record is the value).
   // Default: none
   Serializer<T> serializer;
-  // The message key; an empty string means no key (null).
+  // The message key; an empty string means no key (null). A key the record
+  // holds is best returned by reference or as a view (see KeyFunction):
+  // `[](const Enriched& e) -> const std::string& { return e.content_id; }`
+  // writes it without copying it.
   // Default: no key
-  std::function<std::string(const T&)> key;
+  KeyFunction<T> key;
   // Records for which this returns true are written with a null value (a
   // tombstone: on a compacted topic it deletes the key, as Debezium writes
   // after a delete); the serializer is not called for them. Key, headers,
@@ -237,10 +291,7 @@ class KafkaSink final : public weir::Sink<T> {
         const T& value = values[idx];
         internal::SinkRecord record;
         // The key first: a serializer error names the record by it.
-        if (options_->key) {
-          key_ = options_->key(value);
-          record.key = key_;
-        }
+        if (options_->key) record.key = options_->key(value, key_);
         if (options_->tombstone && options_->tombstone(value)) {
           record.null_value = true;
         } else if (options_->serializer) {
@@ -259,6 +310,9 @@ class KafkaSink final : public weir::Sink<T> {
           record.headers = &headers_;
         }
         if (options_->partitioner) {
+          // The partitioner takes a std::string: a key read in place is copied
+          // into one kept from record to record.
+          if (record.key.data() != key_.data()) key_.assign(record.key);
           record.partition = options_->partitioner(value, key_, core_->partitions());
         }
         if (options_->event_time_as_timestamp) record.timestamp_ms = timestamps[idx];

@@ -45,6 +45,9 @@ template <class K>
 class KeyedTimerQueue {
  public:
   void Register(Timestamp ts, const K& key) {
+    // Looked up by reference first: a function registering the same timer
+    // for each of a key's elements copies the key only the first time.
+    if (registered_.contains(Ref{ts, &key})) return;
     if (registered_.emplace(ts, key).second) {
       heap_.push_back(Entry{ts, next_seq_++, key});
       std::push_heap(heap_.begin(), heap_.end(), std::greater<Entry>());

@@ -5,10 +5,12 @@
 #include <httplib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -433,6 +435,71 @@ TEST(ClickHouseTableTest, BatchVersionColumnIsAddedAsTheVersion) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// RowBinary's bytes, worked out here one by one: numbers little-endian, a
+// string as its LEB128 length and its bytes, Nullable as a flag byte first,
+// DateTime as UInt32 seconds. The strings' lengths go from empty to past the
+// writer's 512-byte block, and across its end at different offsets, with
+// lengths needing one, two and three LEB128 bytes.
+TEST(ClickHouseRowBinaryTest, RowsAreTheBytesOfEachColumnInOrder) {
+  auto little_endian = [](uint64_t value, size_t bytes, std::string& out) {
+    for (size_t idx = 0; idx < bytes; ++idx) out.push_back(static_cast<char>(value >> (8 * idx)));
+  };
+  auto leb128 = [](uint64_t value, std::string& out) {
+    do {
+      const auto low = static_cast<uint8_t>(value & 0x7F);
+      value >>= 7;
+      out.push_back(static_cast<char>(value != 0 ? (low | 0x80) : low));
+    } while (value != 0);
+  };
+  const clickhouse::Columns<Row> columns =
+      RowColumns().Add("again", &Row::text).Add("small", [](const Row& row) {
+        return static_cast<int16_t>(-static_cast<int64_t>(row.id));
+      });
+  std::string actual;
+  std::string expected;
+  int rows = 0;
+  for (size_t length : {0, 1, 127, 128, 300, 505, 511, 512, 513, 700, 16383, 16384, 40000}) {
+    for (uint64_t id : {uint64_t{1}, uint64_t{0x0102030405060708}}) {
+      Row row;
+      row.id = id + length;
+      row.ts_ms = kBaseMs + static_cast<int64_t>(length) * 1500;
+      for (size_t idx = 0; idx < length; ++idx) {
+        row.text.push_back(static_cast<char>('a' + (idx + id) % 26));
+      }
+      row.value = static_cast<double>(length) / 3;
+      row.flag = id == 1;
+      if (length % 2 == 0) row.maybe = -static_cast<int32_t>(length);
+      row.version = length * 7;
+      columns.AppendRowBinary(row, actual);
+      ++rows;
+
+      little_endian(row.id, 8, expected);
+      little_endian(static_cast<uint64_t>(row.ts_ms / 1000), 4, expected);
+      leb128(row.text.size(), expected);
+      expected += row.text;
+      uint64_t value_bits = 0;
+      std::memcpy(&value_bits, &row.value, sizeof(value_bits));
+      little_endian(value_bits, 8, expected);
+      expected.push_back(row.flag ? 1 : 0);
+      if (row.maybe.has_value()) {
+        expected.push_back(0);
+        little_endian(static_cast<uint32_t>(*row.maybe), 4, expected);
+      } else {
+        expected.push_back(1);
+      }
+      little_endian(row.version, 8, expected);
+      leb128(row.text.size(), expected);
+      expected += row.text;
+      little_endian(static_cast<uint16_t>(-static_cast<int64_t>(row.id)), 2, expected);
+      ASSERT_EQ(actual.size(), expected.size()) << "after row " << rows << ", length " << length;
+    }
+  }
+  EXPECT_EQ(rows, 26);
+  EXPECT_TRUE(actual == expected)
+      << "the bytes differ at offset "
+      << std::mismatch(actual.begin(), actual.end(), expected.begin()).first - actual.begin();
 }
 
 TEST(ClickHouseSinkConfigTest, BadOptionsFailWhenThePipelineStarts) {

@@ -231,6 +231,82 @@ TEST_F(KafkaSinkTest, TheWriterOnlyReadsItsInput) {
   EXPECT_TRUE((*writer)->ReadsOnly());
 }
 
+// SinkOptions::key: a key the record holds is read where it is; one made
+// per record lives in the writer's string.
+TEST(KafkaSinkKeyTest, KeysHeldByTheRecordAreReadInPlace) {
+  struct Record {
+    std::string id;
+    int number = 0;
+  };
+  const Record record{.id = "a-key-longer-than-the-small-string-buffer", .number = 7};
+  std::string made;
+
+  KeyFunction<Record> by_reference = [](const Record& r) -> const std::string& { return r.id; };
+  std::string_view key = by_reference(record, made);
+  EXPECT_EQ(key, record.id);
+  EXPECT_EQ(key.data(), record.id.data());  // not a copy
+  EXPECT_TRUE(made.empty());
+
+  KeyFunction<Record> as_view = [](const Record& r) { return std::string_view(r.id).substr(0, 5); };
+  key = as_view(record, made);
+  EXPECT_EQ(key, "a-key");
+  EXPECT_EQ(key.data(), record.id.data());
+
+  KeyFunction<Record> literal = [](const Record&) { return "fixed"; };
+  EXPECT_EQ(literal(record, made), "fixed");
+
+  KeyFunction<Record> by_value = [](const Record& r) { return absl::StrCat("n", r.number); };
+  key = by_value(record, made);
+  EXPECT_EQ(key, "n7");
+  EXPECT_EQ(key.data(), made.data());
+
+  KeyFunction<Record> by_const_value = [](const Record& r) -> const std::string { return r.id; };
+  key = by_const_value(record, made);
+  EXPECT_EQ(key, record.id);
+  EXPECT_EQ(key.data(), made.data());
+
+  KeyFunction<Record> none;
+  EXPECT_FALSE(none);
+  EXPECT_TRUE(by_value);
+  none = nullptr;
+  EXPECT_FALSE(none);
+}
+
+// Keys read in place reach the broker and the partitioner as they are.
+TEST_F(KafkaSinkTest, KeysReadInPlaceAreWrittenAndPartitioned) {
+  weir::Pipeline pipeline(JobOptions(1, false));
+  std::vector<std::string> records;
+  for (int i = 0; i < 200; ++i) records.push_back(absl::StrCat(std::string(i % 23, 'k'), ":", i));
+  SinkOptions<std::string> options;
+  options.client = {.brokers = bootstrap_};
+  options.topic = topic_;
+  options.key = [](const std::string& value) {
+    return std::string_view(value).substr(0, value.find(':'));
+  };
+  options.partitioner = [](const std::string&, const std::string& key, int32_t partitions) {
+    return static_cast<int32_t>(key.size() % static_cast<size_t>(partitions));
+  };
+  pipeline.Source(weir::testing::VectorSource<std::string>::Create(records))
+      .Uid("strings")
+      .Sink(Sink<std::string>(options))
+      .Uid("kafka-out");
+  weir::testing::JobResult result = weir::testing::RunToCompletion(pipeline);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  absl::StatusOr<std::vector<ReadMessage>> messages =
+      ReadTopic(bootstrap_, topic_, kPartitions, false);
+  ASSERT_TRUE(messages.ok()) << messages.status();
+  ASSERT_EQ(messages->size(), records.size());
+  for (const ReadMessage& message : *messages) {
+    const size_t colon = message.value.find(':');
+    ASSERT_NE(colon, std::string::npos) << message.value;
+    const int i = std::stoi(message.value.substr(colon + 1));
+    // An empty key is no key.
+    EXPECT_EQ(message.has_key, i % 23 != 0) << message.value;
+    EXPECT_EQ(message.key, std::string(static_cast<size_t>(i % 23), 'k'));
+    EXPECT_EQ(message.partition, (i % 23) % kPartitions) << message.value;
+  }
+}
+
 TEST_F(KafkaSinkTest, CustomPartitionerEventTimestampsAndStringRecords) {
   weir::Pipeline pipeline(JobOptions(1, false));
   std::vector<weir::testing::TimestampedValue<std::string>> records;
