@@ -1,5 +1,9 @@
 #include "examples/engagement/model.h"
 
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <string>
 #include <utility>
 
 #include "weir/connectors/clickhouse.h"
@@ -94,6 +98,39 @@ void AppendJson(const Enriched& e, std::string& out) {
       .Member("length_seconds", e.length_seconds)
       .Member("publish_ts_ms", e.publish_ts_ms)
       .EndObject();
+}
+
+std::string FormatDouble(double value) {
+  // Below 10^12 the thousandths fit a double's integers: the value times
+  // 1000 is rounded to an integer as printf rounds the exact value (to
+  // nearest, the exact product being the rounded one plus fma's error),
+  // unless it lies within 10^-9 of a tie, which std::to_chars settles.
+  const double magnitude = std::fabs(value);
+  if (magnitude < 1e12) {
+    const double scaled = magnitude * 1000.0;
+    const double error = std::fma(magnitude, 1000.0, -scaled);
+    const double whole = std::floor(scaled);
+    const double fraction = (scaled - whole) + error;
+    if (std::fabs(fraction - 0.5) > 1e-9) {
+      const auto thousandths = static_cast<uint64_t>(whole) + (fraction > 0.5 ? 1 : 0);
+      char buffer[32];
+      char* at = buffer;
+      if (std::signbit(value)) *at++ = '-';
+      at = std::to_chars(at, buffer + sizeof(buffer), thousandths / 1000).ptr;
+      const auto decimals = static_cast<unsigned>(thousandths % 1000);
+      at[0] = '.';
+      at[1] = static_cast<char>('0' + decimals / 100);
+      at[2] = static_cast<char>('0' + decimals / 10 % 10);
+      at[3] = static_cast<char>('0' + decimals % 10);
+      return std::string(buffer, static_cast<size_t>(at + 4 - buffer));
+    }
+  }
+  // Fixed notation of the largest double: 309 digits, the point and 3
+  // decimals (and a sign).
+  char buffer[320];
+  const std::to_chars_result result =
+      std::to_chars(buffer, buffer + sizeof(buffer), value, std::chars_format::fixed, 3);
+  return std::string(buffer, static_cast<size_t>(result.ptr - buffer));
 }
 
 weir::clickhouse::Columns<Enriched> EnrichedColumns() {

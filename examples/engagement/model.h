@@ -93,6 +93,10 @@ std::string ToJson(const Enriched& enriched);
 // The same, appended to `out` (a reused buffer: no allocation per record).
 void AppendJson(const Enriched& enriched, std::string& out);
 
+// `value` with three decimals, character for character as printf's "%.3f"
+// writes it (the numbers of the Redis hashes), without printf's cost.
+std::string FormatDouble(double value);
+
 // Enriched's ClickHouse columns (the enriched-events table): the event, its
 // event time as a DateTime and in milliseconds, and the content's fields.
 weir::clickhouse::Columns<Enriched> EnrichedColumns();

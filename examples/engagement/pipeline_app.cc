@@ -427,8 +427,6 @@ auto DebeziumSource(const PipelineConfig& config, const weir::kafka::ClientOptio
   return weir::kafka::Source(std::move(options));
 }
 
-std::string FormatDouble(double value) { return absl::StrFormat("%.3f", value); }
-
 weir::clickhouse::Columns<HourlyRollup> HourlyColumns() {
   using R = HourlyRollup;
   return weir::clickhouse::Columns<R>()

@@ -1,13 +1,19 @@
 #include "examples/engagement/model.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "examples/engagement/envelope.h"
 #include "examples/engagement/generator.h"
 #include "gtest/gtest.h"
@@ -259,6 +265,52 @@ TEST(GeneratorTest, DurationsAreRealisticForTheContentsLength) {
     EXPECT_LT(totals.first / totals.second, 80.0) << id;
   }
   EXPECT_GT(checked, 10);
+}
+
+// FormatDouble writes what printf's "%.3f" does: exact and near ties at the
+// third decimal, values from 1e-5 to the largest double, negatives, zeros,
+// the non-finite.
+TEST(FormatDoubleTest, WritesWhatPrintfWritesWithThreeDecimals) {
+  std::vector<double> values = {0.0,
+                                -0.0,
+                                0.0005,
+                                0.0015,
+                                0.0025,
+                                1.0005,
+                                2.5,
+                                -1.2345,
+                                999.9995,
+                                123456789.0625,
+                                1e15 + 0.5,
+                                std::numeric_limits<double>::max(),
+                                -std::numeric_limits<double>::max(),
+                                std::numeric_limits<double>::denorm_min(),
+                                std::numeric_limits<double>::infinity(),
+                                -std::numeric_limits<double>::infinity(),
+                                std::numeric_limits<double>::quiet_NaN()};
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> exponent(-5, 18);
+  std::uniform_real_distribution<double> mantissa(1, 10);
+  for (int i = 0; i < 300000; ++i) {
+    const double value = mantissa(rng) * std::pow(10.0, std::floor(exponent(rng)));
+    values.push_back(i % 2 == 0 ? value : -value);
+    // Thousandths and halves of them: ties and their neighbours.
+    values.push_back(static_cast<double>(rng() % 10'000'000) / 2000.0);
+  }
+  // Exact ties: odd sixteenths are halves of a thousandth.
+  for (int k = 0; k < 20000; ++k) {
+    values.push_back(k / 16.0);
+    values.push_back(-k / 32.0);
+  }
+  for (uint64_t bits = 0x3FF0000000000000; bits < 0x3FF0000000000000 + 100000; ++bits) {
+    double value = 0;
+    std::memcpy(&value, &bits, sizeof(value));
+    values.push_back(value);
+  }
+  for (const double value : values) {
+    ASSERT_EQ(FormatDouble(value), absl::StrFormat("%.3f", value))
+        << absl::StrFormat("%.17g", value);
+  }
 }
 
 }  // namespace
